@@ -1,0 +1,405 @@
+//! The frames, in both directions, and their payload encodings.
+//!
+//! Every frame's payload starts with a one-byte opcode. Client frames use
+//! `0x01..=0x7f`, hub frames `0x81..=0xff`; `PING` and `PONG` travel both ways.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::wire::{Reader, put_nick, put_nicks, put_text};
+use crate::{Code, ProtocolError};
+
+/// The protocol version this crate speaks, sent in `HELLO` and `WELCOME`.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Opcodes, the first byte of every payload.
+pub mod opcode {
+    /// Client: register a nickname.
+    pub const HELLO: u8 = 0x01;
+    /// Client: send a message.
+    pub const SEND: u8 = 0x02;
+    /// Client: ask who is online.
+    pub const WHO: u8 = 0x03;
+    /// Client: leave cleanly.
+    pub const QUIT: u8 = 0x04;
+    /// Either side: are you there?
+    pub const PING: u8 = 0x05;
+    /// Either side: answer to a ping.
+    pub const PONG: u8 = 0x06;
+    /// Hub: registration accepted.
+    pub const WELCOME: u8 = 0x81;
+    /// Hub: a message for you.
+    pub const MESSAGE: u8 = 0x82;
+    /// Hub: what became of a message you sent.
+    pub const ACK: u8 = 0x83;
+    /// Hub: someone came online or went offline.
+    pub const PRESENCE: u8 = 0x84;
+    /// Hub: who is online.
+    pub const ROSTER: u8 = 0x85;
+    /// Hub: something went wrong.
+    pub const ERROR: u8 = 0x86;
+}
+
+/// Target kinds inside a `recipients` field.
+mod target {
+    pub(super) const USERS: u8 = 0x00;
+    pub(super) const EVERYONE: u8 = 0x01;
+}
+
+/// Who a message is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipients {
+    /// The named users (at least one when sent by a client).
+    Users(Vec<String>),
+    /// Every online user but the sender.
+    Everyone,
+}
+
+impl Recipients {
+    fn decode(r: &mut Reader) -> Result<Self, ProtocolError> {
+        match r.u8("truncated recipients kind")? {
+            target::USERS => Ok(Self::Users(r.nicks()?)),
+            target::EVERYONE => Ok(Self::Everyone),
+            _ => Err(ProtocolError::Malformed("unknown recipients kind")),
+        }
+    }
+
+    fn encode(&self, dst: &mut BytesMut) -> Result<(), ProtocolError> {
+        match self {
+            Self::Users(nicks) => {
+                dst.put_u8(target::USERS);
+                put_nicks(dst, nicks)
+            }
+            Self::Everyone => {
+                dst.put_u8(target::EVERYONE);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// `HELLO`: the first frame a client sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hello {
+    /// The protocol version the client speaks.
+    pub version: u16,
+    /// The nickname as sent, not yet validated: the hub checks it with
+    /// [`Nick::parse`](crate::Nick::parse) so that each kind of bad name,
+    /// invalid UTF-8 included, gets its own error code.
+    pub nick: Bytes,
+}
+
+/// `SEND`: a message from a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendFrame {
+    /// Chosen by the client; echoed in the [`Ack`] and in errors about this message.
+    pub id: u64,
+    /// Who it is for.
+    pub to: Recipients,
+    /// The message text.
+    pub text: String,
+}
+
+/// `WELCOME`: registration accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Welcome {
+    /// The protocol version the hub will speak on this connection.
+    pub version: u16,
+    /// The largest frame payload the hub accepts from this client, in bytes.
+    pub max_frame: u32,
+    /// The nickname as registered.
+    pub nick: String,
+    /// Who is online, this client included.
+    pub roster: Vec<String>,
+}
+
+/// `MESSAGE`: a message delivered to a recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The hub's id for this message, increasing in routing order.
+    pub id: u64,
+    /// When the hub routed it: milliseconds since the Unix epoch.
+    pub ts_ms: u64,
+    /// The sender's nickname.
+    pub from: String,
+    /// Who it was sent to: the named users, or everyone.
+    pub to: Recipients,
+    /// The message text.
+    pub text: String,
+}
+
+/// One recipient's outcome inside an [`Ack`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientStatus {
+    /// The recipient.
+    pub nick: String,
+    /// [`Code::DELIVERED`], [`Code::NO_SUCH_USER`] or [`Code::UNABLE_TO_DELIVER`].
+    pub status: Code,
+}
+
+/// `ACK`: what became of a message, per recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ack {
+    /// The client's id for the message ([`SendFrame::id`]).
+    pub client_id: u64,
+    /// The hub's id for the message ([`Message::id`]).
+    pub message_id: u64,
+    /// How many recipients it was queued for.
+    pub delivered: u32,
+    /// For a message to named users: every distinct recipient, in the order
+    /// first named. For a broadcast: only the recipients it could not be
+    /// delivered to.
+    pub statuses: Vec<RecipientStatus>,
+}
+
+/// `PRESENCE`: someone came online or went offline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presence {
+    /// True when the user came online, false when it left.
+    pub online: bool,
+    /// When: milliseconds since the Unix epoch.
+    pub ts_ms: u64,
+    /// Who.
+    pub nick: String,
+}
+
+/// `ERROR`: a request failed, or the connection is about to be closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorFrame {
+    /// What went wrong; [`Code::is_fatal`] says whether the hub closes next.
+    pub code: Code,
+    /// The [`SendFrame::id`] this error is about, or 0.
+    pub reference: u64,
+    /// A human-readable explanation.
+    pub message: String,
+}
+
+impl ErrorFrame {
+    /// An error with the code's own description as its message.
+    pub fn new(code: Code, reference: u64) -> Self {
+        Self {
+            code,
+            reference,
+            message: code.to_string(),
+        }
+    }
+}
+
+/// A frame a client sends to the hub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientFrame {
+    /// Register a nickname.
+    Hello(Hello),
+    /// Send a message.
+    Send(SendFrame),
+    /// Ask who is online; answered with [`ServerFrame::Roster`].
+    Who,
+    /// Leave cleanly.
+    Quit,
+    /// Ask the hub to answer with `PONG` carrying the same token.
+    Ping(u64),
+    /// Answer a hub's `PING`.
+    Pong(u64),
+}
+
+/// A frame the hub sends to a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerFrame {
+    /// Registration accepted.
+    Welcome(Welcome),
+    /// A message for this client.
+    Message(Message),
+    /// The outcome of a message this client sent.
+    Ack(Ack),
+    /// Someone came online or went offline.
+    Presence(Presence),
+    /// Who is online.
+    Roster(Vec<String>),
+    /// Something went wrong.
+    Error(ErrorFrame),
+    /// Ask the client to answer with `PONG` carrying the same token.
+    Ping(u64),
+    /// Answer a client's `PING`.
+    Pong(u64),
+}
+
+/// A frame type that can be carried by [`FrameCodec`](crate::FrameCodec).
+pub trait WireFrame: Sized {
+    /// Parses one payload (the bytes after the length prefix).
+    fn decode(payload: Bytes) -> Result<Self, ProtocolError>;
+    /// Appends this frame's payload (without the length prefix) to `dst`.
+    fn encode_payload(&self, dst: &mut BytesMut) -> Result<(), ProtocolError>;
+}
+
+impl WireFrame for ClientFrame {
+    fn decode(payload: Bytes) -> Result<Self, ProtocolError> {
+        let mut r = Reader::new(payload);
+        let frame = match r.u8("empty frame")? {
+            opcode::HELLO => Self::Hello(Hello {
+                version: r.u16("truncated version")?,
+                nick: r.nick_bytes()?,
+            }),
+            opcode::SEND => Self::Send(SendFrame {
+                id: r.u64("truncated message id")?,
+                to: Recipients::decode(&mut r)?,
+                text: r.text()?,
+            }),
+            opcode::WHO => Self::Who,
+            opcode::QUIT => Self::Quit,
+            opcode::PING => Self::Ping(r.u64("truncated ping token")?),
+            opcode::PONG => Self::Pong(r.u64("truncated pong token")?),
+            other => return Err(ProtocolError::UnknownOpcode(other)),
+        };
+        r.finish()?;
+        Ok(frame)
+    }
+
+    fn encode_payload(&self, dst: &mut BytesMut) -> Result<(), ProtocolError> {
+        match self {
+            Self::Hello(hello) => {
+                dst.put_u8(opcode::HELLO);
+                dst.put_u16(hello.version);
+                put_nick(dst, &hello.nick)?;
+            }
+            Self::Send(send) => {
+                dst.put_u8(opcode::SEND);
+                dst.put_u64(send.id);
+                send.to.encode(dst)?;
+                put_text(dst, &send.text)?;
+            }
+            Self::Who => dst.put_u8(opcode::WHO),
+            Self::Quit => dst.put_u8(opcode::QUIT),
+            Self::Ping(token) => {
+                dst.put_u8(opcode::PING);
+                dst.put_u64(*token);
+            }
+            Self::Pong(token) => {
+                dst.put_u8(opcode::PONG);
+                dst.put_u64(*token);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl WireFrame for ServerFrame {
+    fn decode(payload: Bytes) -> Result<Self, ProtocolError> {
+        let mut r = Reader::new(payload);
+        let frame = match r.u8("empty frame")? {
+            opcode::WELCOME => Self::Welcome(Welcome {
+                version: r.u16("truncated version")?,
+                max_frame: r.u32("truncated max frame")?,
+                nick: r.nick()?,
+                roster: r.nicks()?,
+            }),
+            opcode::MESSAGE => Self::Message(Message {
+                id: r.u64("truncated message id")?,
+                ts_ms: r.u64("truncated timestamp")?,
+                from: r.nick()?,
+                to: Recipients::decode(&mut r)?,
+                text: r.text()?,
+            }),
+            opcode::ACK => {
+                let client_id = r.u64("truncated client id")?;
+                let message_id = r.u64("truncated message id")?;
+                let delivered = r.u32("truncated delivered count")?;
+                let count = r.u32("truncated status count")? as usize;
+                // Each status takes at least three bytes.
+                if count > r.remaining() / 3 {
+                    return Err(ProtocolError::Malformed("status count exceeds the frame"));
+                }
+                let mut statuses = Vec::with_capacity(count);
+                for _ in 0..count {
+                    statuses.push(RecipientStatus {
+                        nick: r.nick()?,
+                        status: Code(r.u16("truncated status")?),
+                    });
+                }
+                Self::Ack(Ack {
+                    client_id,
+                    message_id,
+                    delivered,
+                    statuses,
+                })
+            }
+            opcode::PRESENCE => {
+                let online = match r.u8("truncated presence state")? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(ProtocolError::Malformed("unknown presence state")),
+                };
+                Self::Presence(Presence {
+                    online,
+                    ts_ms: r.u64("truncated timestamp")?,
+                    nick: r.nick()?,
+                })
+            }
+            opcode::ROSTER => Self::Roster(r.nicks()?),
+            opcode::ERROR => Self::Error(ErrorFrame {
+                code: Code(r.u16("truncated error code")?),
+                reference: r.u64("truncated error reference")?,
+                message: r.text()?,
+            }),
+            opcode::PING => Self::Ping(r.u64("truncated ping token")?),
+            opcode::PONG => Self::Pong(r.u64("truncated pong token")?),
+            other => return Err(ProtocolError::UnknownOpcode(other)),
+        };
+        r.finish()?;
+        Ok(frame)
+    }
+
+    fn encode_payload(&self, dst: &mut BytesMut) -> Result<(), ProtocolError> {
+        match self {
+            Self::Welcome(w) => {
+                dst.put_u8(opcode::WELCOME);
+                dst.put_u16(w.version);
+                dst.put_u32(w.max_frame);
+                put_nick(dst, w.nick.as_bytes())?;
+                put_nicks(dst, &w.roster)?;
+            }
+            Self::Message(m) => {
+                dst.put_u8(opcode::MESSAGE);
+                dst.put_u64(m.id);
+                dst.put_u64(m.ts_ms);
+                put_nick(dst, m.from.as_bytes())?;
+                m.to.encode(dst)?;
+                put_text(dst, &m.text)?;
+            }
+            Self::Ack(a) => {
+                dst.put_u8(opcode::ACK);
+                dst.put_u64(a.client_id);
+                dst.put_u64(a.message_id);
+                dst.put_u32(a.delivered);
+                crate::wire::put_count(dst, a.statuses.len())?;
+                for s in &a.statuses {
+                    put_nick(dst, s.nick.as_bytes())?;
+                    dst.put_u16(s.status.0);
+                }
+            }
+            Self::Presence(p) => {
+                dst.put_u8(opcode::PRESENCE);
+                dst.put_u8(u8::from(p.online));
+                dst.put_u64(p.ts_ms);
+                put_nick(dst, p.nick.as_bytes())?;
+            }
+            Self::Roster(nicks) => {
+                dst.put_u8(opcode::ROSTER);
+                put_nicks(dst, nicks)?;
+            }
+            Self::Error(e) => {
+                dst.put_u8(opcode::ERROR);
+                dst.put_u16(e.code.0);
+                dst.put_u64(e.reference);
+                put_text(dst, &e.message)?;
+            }
+            Self::Ping(token) => {
+                dst.put_u8(opcode::PING);
+                dst.put_u64(*token);
+            }
+            Self::Pong(token) => {
+                dst.put_u8(opcode::PONG);
+                dst.put_u64(*token);
+            }
+        }
+        Ok(())
+    }
+}

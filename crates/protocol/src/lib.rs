@@ -1,0 +1,30 @@
+//! chinwag's wire protocol: frames, nicknames and a length-delimited codec.
+//!
+//! This crate knows bytes and frames, not sockets or runtimes: nothing here
+//! does I/O, and its tests need no Tokio runtime. `docs/protocol.md` at the
+//! root of the repository is the byte-exact specification, with test vectors
+//! that the tests of this crate check.
+//!
+//! - [`ClientFrame`] and [`ServerFrame`]: what each side sends.
+//! - [`Nick`]: a validated nickname, equal to another case-insensitively.
+//! - [`Code`]: the numeric codes of errors and per-recipient statuses.
+//! - [`FrameCodec`] ([`HubCodec`], [`ClientCodec`]): a `u32` big-endian length
+//!   prefix, then the payload; built on `tokio_util`'s `LengthDelimitedCodec`.
+
+mod code;
+mod codec;
+mod error;
+mod frame;
+mod nick;
+mod wire;
+
+pub use code::Code;
+pub use codec::{
+    ClientCodec, DEFAULT_MAX_FRAME, FrameCodec, HubCodec, PREFIX_LEN, encode_frame, encode_into,
+};
+pub use error::ProtocolError;
+pub use frame::{
+    Ack, ClientFrame, ErrorFrame, Hello, Message, PROTOCOL_VERSION, Presence, RecipientStatus,
+    Recipients, SendFrame, ServerFrame, Welcome, WireFrame, opcode,
+};
+pub use nick::{MAX_NICK_LEN, Nick, NickError, RESERVED_NICKS};

@@ -1,0 +1,137 @@
+//! The field encodings every frame is built from (see `docs/protocol.md`).
+//!
+//! | type     | bytes                                                 |
+//! |----------|-------------------------------------------------------|
+//! | `u8`..`u64` | big-endian                                         |
+//! | `nick`   | `u8` length, then that many bytes                     |
+//! | `text`   | `u32` length, then that many bytes of UTF-8           |
+//! | `nicks`  | `u32` count, then that many `nick`s                   |
+
+use bytes::{BufMut, Bytes};
+
+use crate::ProtocolError;
+
+/// A cursor over one frame's payload. Every read checks the remaining length,
+/// so a truncated or lying payload is a [`ProtocolError::Malformed`], never a panic.
+pub(crate) struct Reader {
+    buf: Bytes,
+}
+
+impl Reader {
+    pub(crate) fn new(buf: Bytes) -> Self {
+        Self { buf }
+    }
+
+    fn take(&mut self, n: usize, what: &'static str) -> Result<Bytes, ProtocolError> {
+        if self.buf.len() < n {
+            return Err(ProtocolError::Malformed(what));
+        }
+        Ok(self.buf.split_to(n))
+    }
+
+    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], ProtocolError> {
+        let bytes = self.take(N, what)?;
+        let mut out = [0; N];
+        out.copy_from_slice(&bytes);
+        Ok(out)
+    }
+
+    pub(crate) fn u8(&mut self, what: &'static str) -> Result<u8, ProtocolError> {
+        Ok(self.array::<1>(what)?[0])
+    }
+
+    pub(crate) fn u16(&mut self, what: &'static str) -> Result<u16, ProtocolError> {
+        self.array(what).map(u16::from_be_bytes)
+    }
+
+    pub(crate) fn u32(&mut self, what: &'static str) -> Result<u32, ProtocolError> {
+        self.array(what).map(u32::from_be_bytes)
+    }
+
+    pub(crate) fn u64(&mut self, what: &'static str) -> Result<u64, ProtocolError> {
+        self.array(what).map(u64::from_be_bytes)
+    }
+
+    /// A `nick` field as raw bytes (used for `HELLO`, whose nickname is
+    /// validated by the hub so that bad UTF-8 gets its own error code).
+    pub(crate) fn nick_bytes(&mut self) -> Result<Bytes, ProtocolError> {
+        let len = self.u8("truncated nickname length")?;
+        self.take(usize::from(len), "truncated nickname")
+    }
+
+    /// A `nick` field that must be UTF-8.
+    pub(crate) fn nick(&mut self) -> Result<String, ProtocolError> {
+        let raw = self.nick_bytes()?;
+        utf8(raw, "nickname is not valid utf-8")
+    }
+
+    pub(crate) fn text(&mut self) -> Result<String, ProtocolError> {
+        let len = self.u32("truncated text length")?;
+        let raw = self.take(len as usize, "truncated text")?;
+        utf8(raw, "text is not valid utf-8")
+    }
+
+    pub(crate) fn nicks(&mut self) -> Result<Vec<String>, ProtocolError> {
+        let count = self.u32("truncated list count")? as usize;
+        // Each entry takes at least one byte: refuse a count the payload
+        // cannot hold before allocating for it.
+        if count > self.buf.len() {
+            return Err(ProtocolError::Malformed("list count exceeds the frame"));
+        }
+        let mut out = Vec::with_capacity(count);
+        for _ in 0..count {
+            out.push(self.nick()?);
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn remaining(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Every frame must be consumed exactly.
+    pub(crate) fn finish(self) -> Result<(), ProtocolError> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(ProtocolError::Malformed(
+                "trailing bytes after the last field",
+            ))
+        }
+    }
+}
+
+fn utf8(raw: Bytes, what: &'static str) -> Result<String, ProtocolError> {
+    String::from_utf8(raw.into()).map_err(|_| ProtocolError::Malformed(what))
+}
+
+pub(crate) fn put_nick(dst: &mut impl BufMut, nick: &[u8]) -> Result<(), ProtocolError> {
+    let len = u8::try_from(nick.len()).map_err(|_| ProtocolError::TooLong("nickname"))?;
+    dst.put_u8(len);
+    dst.put_slice(nick);
+    Ok(())
+}
+
+pub(crate) fn put_text(dst: &mut impl BufMut, text: &str) -> Result<(), ProtocolError> {
+    let len = u32::try_from(text.len()).map_err(|_| ProtocolError::TooLong("text"))?;
+    dst.put_u32(len);
+    dst.put_slice(text.as_bytes());
+    Ok(())
+}
+
+pub(crate) fn put_count(dst: &mut impl BufMut, count: usize) -> Result<(), ProtocolError> {
+    let count = u32::try_from(count).map_err(|_| ProtocolError::TooLong("list"))?;
+    dst.put_u32(count);
+    Ok(())
+}
+
+pub(crate) fn put_nicks<S: AsRef<str>>(
+    dst: &mut impl BufMut,
+    nicks: &[S],
+) -> Result<(), ProtocolError> {
+    put_count(dst, nicks.len())?;
+    for nick in nicks {
+        put_nick(dst, nick.as_ref().as_bytes())?;
+    }
+    Ok(())
+}
