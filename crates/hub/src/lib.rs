@@ -1,1 +1,42 @@
-//! placeholder
+//! chinwag's hub: the actor that owns the nickname registry and routes every
+//! message, the handle other tasks hold, the TCP front end, and in-process
+//! sessions.
+//!
+//! - [`Hub::start`] spawns the actor and returns a cloneable [`Hub`] handle.
+//! - [`Hub::serve`] accepts TCP connections, each served by its own task.
+//! - [`Hub::attach`] gives an in-process [`Session`] (no socket).
+//! - [`Hub::shutdown`] stops accepting, flushes every queue and waits.
+//!
+//! Layout: `hub.rs` (the actor and the handle), `registry.rs` (who is
+//! online), `outbox.rs` (each connection's byte-bounded outbound queue, where
+//! flow control happens), `connection.rs` (one TCP connection's task),
+//! `server.rs` (the accept loop), `session.rs` (in-process users),
+//! `config.rs` (limits). `docs/architecture.md` tells the story of one
+//! message through them.
+//!
+//! ```no_run
+//! use chinwag_hub::{Hub, HubConfig};
+//!
+//! # async fn demo() -> std::io::Result<()> {
+//! let hub = Hub::start(HubConfig::default());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:2446").await?;
+//! hub.serve(listener).await
+//! # }
+//! ```
+
+mod config;
+mod connection;
+mod error;
+mod hub;
+mod outbox;
+mod registry;
+mod server;
+mod session;
+
+pub use config::HubConfig;
+pub use error::HubError;
+pub use hub::Hub;
+pub use session::Session;
+
+/// The protocol crate, re-exported for embedders.
+pub use chinwag_protocol as protocol;

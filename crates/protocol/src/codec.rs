@@ -104,14 +104,23 @@ impl<In: WireFrame> Decoder for FrameCodec<In> {
     type Error = ProtocolError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<In>, ProtocolError> {
-        if let Some(prefix) = src.first_chunk::<PREFIX_LEN>() {
-            let len = u32::from_be_bytes(*prefix) as usize;
-            if len > self.max_frame {
-                return Err(ProtocolError::FrameTooLarge {
-                    len,
-                    max: self.max_frame,
-                });
-            }
+        let Some(prefix) = src.first_chunk::<PREFIX_LEN>() else {
+            return Ok(None);
+        };
+        let len = u32::from_be_bytes(*prefix) as usize;
+        if len > self.max_frame {
+            return Err(ProtocolError::FrameTooLarge {
+                len,
+                max: self.max_frame,
+            });
+        }
+        // Hand the bytes to `LengthDelimitedCodec` only once the whole frame
+        // is buffered. Given a partial frame it would consume the prefix and
+        // remember the length, and on the next call the check above would
+        // read the payload's first bytes as a length.
+        if src.len() - PREFIX_LEN < len {
+            src.reserve(len - (src.len() - PREFIX_LEN));
+            return Ok(None);
         }
         match self.length.decode(src)? {
             Some(payload) => In::decode(payload.freeze()).map(Some),

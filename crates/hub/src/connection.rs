@@ -1,0 +1,354 @@
+//! One TCP connection: its own spawned task, reading frames and forwarding
+//! them to the actor, while writing what the actor queued on its outbox.
+//!
+//! Reading and writing are two futures polled by the same task, so a reader
+//! paused by flow control never stops its own writer.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use chinwag_protocol::{
+    ClientFrame, Code, ErrorFrame, HubCodec, Nick, PROTOCOL_VERSION, ProtocolError, ServerFrame,
+    encode_frame,
+};
+use futures::StreamExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::ReadHalf;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_util::codec::FramedRead;
+use tracing::{Instrument, debug, field, info, info_span, warn};
+
+use crate::hub::Command;
+use crate::outbox::Outbox;
+use crate::registry::ConnId;
+use crate::{Hub, HubError};
+
+/// Frames up to this size are copied into one buffer and written together;
+/// larger ones are written from their own buffer.
+const COALESCE_MAX: usize = 16 * 1024;
+
+/// How long a connection closed for bad input keeps reading (and discarding)
+/// so that its error frame is not lost to a TCP reset.
+const LINGER: Duration = Duration::from_millis(500);
+
+/// Serves one accepted connection until it ends. `slot` is its place under
+/// the hub's connection limit, released when this returns.
+pub(crate) async fn serve(
+    hub: Hub,
+    stream: TcpStream,
+    peer: SocketAddr,
+    slot: OwnedSemaphorePermit,
+) {
+    let id = hub.next_conn_id();
+    let span = info_span!("conn", %peer, id = id.0, nick = field::Empty);
+    let connection = Connection {
+        permits: Arc::new(Semaphore::new(hub.shared.config.max_in_flight.max(1))),
+        outbox: hub.new_outbox(),
+        hub,
+        id,
+        nick: None,
+    };
+    async move {
+        debug!("accepted");
+        let outcome = connection.run(stream).await;
+        debug!(?outcome, "closed");
+        drop(slot);
+    }
+    .instrument(span)
+    .await;
+}
+
+/// Tells a connection over the limit that the server is full, and closes it.
+pub(crate) async fn refuse(mut stream: TcpStream, code: Code) {
+    let Ok(frame) = encode_frame(&ServerFrame::Error(ErrorFrame::new(code, 0)), usize::MAX) else {
+        return;
+    };
+    if timeout(LINGER, stream.write_all(&frame)).await.is_ok() {
+        let _ = stream.shutdown().await;
+        linger(&mut stream).await;
+    }
+}
+
+/// Why a connection ended.
+#[derive(Debug)]
+enum Outcome {
+    /// The peer closed its side.
+    Eof,
+    /// The peer said `QUIT`.
+    Quit,
+    /// The hub is shutting down.
+    Shutdown,
+    /// The peer broke the protocol; it gets this code and is closed.
+    Fatal(Code),
+    /// The socket failed.
+    Io(io::Error),
+    /// The writer stopped first: the hub closed the outbox (slow consumer),
+    /// or writing failed.
+    WriterDone(io::Result<()>),
+}
+
+struct Connection {
+    hub: Hub,
+    id: ConnId,
+    outbox: Arc<Outbox>,
+    /// In-flight slots of this connection's messages (see `HubConfig::max_in_flight`).
+    permits: Arc<Semaphore>,
+    nick: Option<Nick>,
+}
+
+impl Connection {
+    async fn run(mut self, mut stream: TcpStream) -> Outcome {
+        // We coalesce frames ourselves; Nagle would only add latency.
+        let _ = stream.set_nodelay(true);
+        let config = &self.hub.shared.config;
+        let write_deadline = config.slow_consumer_deadline;
+        let (read_half, write_half) = stream.split();
+        let mut reader = FramedRead::new(read_half, HubCodec::new(config.max_frame_unregistered));
+        let outbox = self.outbox.clone();
+        let writer = write_frames(&outbox, write_half, write_deadline);
+        tokio::pin!(writer);
+
+        let outcome = tokio::select! {
+            outcome = self.read_frames(&mut reader) => outcome,
+            result = &mut writer => Outcome::WriterDone(result),
+        };
+        if let Outcome::Io(error) = &outcome {
+            debug!(%error, "read failed");
+        }
+        if let Outcome::WriterDone(result) = &outcome {
+            if let Err(error) = result {
+                debug!(%error, "write failed");
+            }
+            if outbox.reason() == Some(Code::SLOW_CONSUMER) {
+                warn!("disconnected as a slow consumer");
+            }
+        }
+
+        // Say goodbye first, so that nothing more is routed here.
+        if self.nick.is_some() {
+            if let Outcome::Shutdown = outcome {
+                // The actor drains its queue and closes our outbox itself.
+                self.hub.shared.actor_done.cancelled().await;
+            } else {
+                let _ = self.hub.command(Command::Leave { id: self.id }).await;
+            }
+        }
+        if !matches!(outcome, Outcome::WriterDone(_)) {
+            match &outcome {
+                Outcome::Eof | Outcome::Quit => outbox.close(None, true),
+                Outcome::Shutdown => outbox.close(Some(Code::SHUTTING_DOWN), true),
+                Outcome::Fatal(code) => outbox.close(Some(*code), true),
+                Outcome::Io(_) | Outcome::WriterDone(_) => outbox.close(None, false),
+            }
+            if let Err(error) = writer.await {
+                debug!(%error, "final write failed");
+            }
+        }
+        if matches!(outcome, Outcome::Fatal(_)) {
+            linger(reader.get_mut()).await;
+        }
+        outcome
+    }
+
+    async fn read_frames(&mut self, reader: &mut FramedRead<ReadHalf<'_>, HubCodec>) -> Outcome {
+        let shutdown = self.hub.shared.shutdown.clone();
+        let registration_deadline = Instant::now() + self.hub.shared.config.registration_timeout;
+        loop {
+            let next = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => return Outcome::Shutdown,
+                () = sleep_until(registration_deadline), if self.nick.is_none() => {
+                    info!("no HELLO before the registration deadline");
+                    return Outcome::Fatal(Code::REGISTRATION_TIMEOUT);
+                }
+                next = reader.next() => next,
+            };
+            let frame = match next {
+                None => return Outcome::Eof,
+                Some(Ok(frame)) => frame,
+                Some(Err(ProtocolError::Io(error))) => return Outcome::Io(error),
+                Some(Err(error)) => {
+                    info!(%error, "bad frame; closing");
+                    return Outcome::Fatal(error.code());
+                }
+            };
+            if let Some(outcome) = self.handle(frame, reader).await {
+                return outcome;
+            }
+        }
+    }
+
+    /// Acts on one frame; `Some` ends the connection.
+    async fn handle(
+        &mut self,
+        frame: ClientFrame,
+        reader: &mut FramedRead<ReadHalf<'_>, HubCodec>,
+    ) -> Option<Outcome> {
+        match frame {
+            ClientFrame::Hello(hello) => {
+                if self.nick.is_some() {
+                    self.reply(ErrorFrame::new(Code::ALREADY_REGISTERED, 0));
+                    return None;
+                }
+                if hello.version != PROTOCOL_VERSION {
+                    info!(version = hello.version, "unsupported protocol version");
+                    return Some(Outcome::Fatal(Code::UNSUPPORTED_VERSION));
+                }
+                let nick = match Nick::parse(&hello.nick) {
+                    Ok(nick) => nick,
+                    Err(error) => {
+                        debug!(%error, "nickname refused");
+                        self.reply(ErrorFrame {
+                            code: error.code(),
+                            reference: 0,
+                            message: error.to_string(),
+                        });
+                        return None;
+                    }
+                };
+                match self
+                    .hub
+                    .join(self.id, nick.clone(), self.outbox.clone())
+                    .await
+                {
+                    Ok(()) => {
+                        tracing::Span::current().record("nick", nick.as_str());
+                        info!("registered");
+                        self.nick = Some(nick);
+                        reader
+                            .decoder_mut()
+                            .set_max_frame(self.hub.shared.config.max_frame);
+                    }
+                    Err(HubError::Refused(code)) => self.reply(ErrorFrame::new(code, 0)),
+                    Err(HubError::Closed) => return Some(Outcome::Shutdown),
+                }
+            }
+            ClientFrame::Send(send) => {
+                if self.nick.is_none() {
+                    self.reply(ErrorFrame::new(Code::NOT_REGISTERED, send.id));
+                    return None;
+                }
+                // Flow control: this waits while earlier messages of ours sit
+                // parked on congested recipients' queues.
+                let permit = tokio::select! {
+                    biased;
+                    () = self.hub.shared.shutdown.cancelled() => return Some(Outcome::Shutdown),
+                    permit = self.permits.clone().acquire_owned() => permit.ok()?,
+                };
+                let command = Command::Send {
+                    id: self.id,
+                    frame: send,
+                    permit,
+                };
+                if self.hub.command(command).await.is_err() {
+                    return Some(Outcome::Shutdown);
+                }
+            }
+            ClientFrame::Who => {
+                if self.nick.is_none() {
+                    self.reply(ErrorFrame::new(Code::NOT_REGISTERED, 0));
+                } else if self
+                    .hub
+                    .command(Command::Who { id: self.id })
+                    .await
+                    .is_err()
+                {
+                    return Some(Outcome::Shutdown);
+                }
+            }
+            ClientFrame::Quit => return Some(Outcome::Quit),
+            ClientFrame::Ping(token) => self.reply_frame(&ServerFrame::Pong(token)),
+            ClientFrame::Pong(_) => {}
+        }
+        None
+    }
+
+    fn reply(&self, error: ErrorFrame) {
+        self.reply_frame(&ServerFrame::Error(error));
+    }
+
+    /// Queues a frame for this connection only. A reply that does not fit is
+    /// the same as any other frame that does not: this connection is cut.
+    fn reply_frame(&self, frame: &ServerFrame) {
+        if let Ok(bytes) = encode_frame(frame, usize::MAX) {
+            let _ = self.outbox.push(bytes);
+        }
+    }
+}
+
+/// Writes everything the outbox hands over, coalescing small frames so that a
+/// busy connection makes one write for many frames. Returns once the outbox
+/// is closed and drained (after shutting down the write side), or on a write
+/// error or a write that made no progress within `deadline`.
+async fn write_frames<W>(outbox: &Outbox, mut io: W, deadline: Duration) -> io::Result<()>
+where
+    W: AsyncWrite + Unpin,
+{
+    let mut batch: Vec<Bytes> = Vec::new();
+    let mut buf = BytesMut::new();
+    while outbox.take_all(&mut batch).await {
+        let mut taken = 0;
+        for frame in batch.drain(..) {
+            taken += frame.len();
+            if frame.len() > COALESCE_MAX {
+                write_deadline(&mut io, &buf, deadline, outbox).await?;
+                buf.clear();
+                write_deadline(&mut io, &frame, deadline, outbox).await?;
+            } else {
+                buf.extend_from_slice(&frame);
+                if buf.len() >= COALESCE_MAX * 4 {
+                    write_deadline(&mut io, &buf, deadline, outbox).await?;
+                    buf.clear();
+                }
+            }
+        }
+        write_deadline(&mut io, &buf, deadline, outbox).await?;
+        buf.clear();
+        outbox.written(taken);
+        // An idle connection keeps no large buffer.
+        if buf.capacity() > COALESCE_MAX * 8 {
+            buf = BytesMut::new();
+        }
+    }
+    io.shutdown().await
+}
+
+async fn write_deadline<W>(
+    io: &mut W,
+    bytes: &[u8],
+    deadline: Duration,
+    outbox: &Outbox,
+) -> io::Result<()>
+where
+    W: AsyncWrite + Unpin,
+{
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    if let Ok(result) = timeout(deadline, io.write_all(bytes)).await {
+        result
+    } else {
+        outbox.close(Some(Code::SLOW_CONSUMER), false);
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "write made no progress before the deadline",
+        ))
+    }
+}
+
+/// Reads and discards for a moment, so that the peer reads our last frame
+/// before the close instead of a reset caused by its unread bytes.
+async fn linger<R: AsyncRead + Unpin>(io: &mut R) {
+    let mut scratch = [0u8; 4096];
+    let until = Instant::now() + LINGER;
+    while let Ok(Ok(n)) = tokio::time::timeout_at(until, io.read(&mut scratch)).await {
+        if n == 0 {
+            break;
+        }
+    }
+}

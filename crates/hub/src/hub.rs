@@ -1,0 +1,509 @@
+//! The hub actor and the handle everyone else holds.
+//!
+//! One task owns the [`Registry`] and does all routing. Connections and
+//! sessions talk to it through a bounded command queue; it answers with
+//! `oneshot`s where an answer is needed, and otherwise pushes encoded frames
+//! into the recipients' [`Outbox`]es, which never makes it wait.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use chinwag_protocol::{
+    Ack, Code, ErrorFrame, Message, Nick, PROTOCOL_VERSION, Presence, RecipientStatus, Recipients,
+    SendFrame, ServerFrame, Welcome, encode_frame,
+};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use crate::outbox::{Outbox, Pressure};
+use crate::registry::{ConnId, Lookup, Member, Registry};
+use crate::{HubConfig, HubError};
+
+/// What connections and sessions ask of the actor.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Register `nick` for connection `id`, whose frames go to `outbox`.
+    Join {
+        id: ConnId,
+        nick: Nick,
+        outbox: Arc<Outbox>,
+        reply: oneshot::Sender<Result<(), Code>>,
+    },
+    /// Route a message. The permit is the sender's in-flight slot: dropped
+    /// once routed, or parked on a congested recipient's outbox.
+    Send {
+        id: ConnId,
+        frame: SendFrame,
+        permit: OwnedSemaphorePermit,
+    },
+    /// Queue a `ROSTER` frame for connection `id`.
+    Who { id: ConnId },
+    /// Connection `id` is gone.
+    Leave { id: ConnId },
+    /// Answer with the roster (for embedders).
+    Roster { reply: oneshot::Sender<Vec<String>> },
+}
+
+/// A handle to a running hub. Cheap to clone; every clone talks to the same
+/// actor.
+///
+/// ```no_run
+/// use chinwag_hub::{Hub, HubConfig};
+/// use tokio::net::TcpListener;
+///
+/// # async fn demo() -> std::io::Result<()> {
+/// let hub = Hub::start(HubConfig::default());
+/// let listener = TcpListener::bind("127.0.0.1:2446").await?;
+/// let server = tokio::spawn({
+///     let hub = hub.clone();
+///     async move { hub.serve(listener).await }
+/// });
+/// // ... later:
+/// hub.shutdown().await;
+/// server.await??;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Hub {
+    pub(crate) shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) commands: mpsc::Sender<Command>,
+    pub(crate) config: HubConfig,
+    /// Cancelled when shutdown begins: stop accepting and reading.
+    pub(crate) shutdown: CancellationToken,
+    /// Cancelled when the actor has routed everything it was sent and exited.
+    pub(crate) actor_done: CancellationToken,
+    /// Every task of this hub: the actor and each connection.
+    pub(crate) tracker: TaskTracker,
+    /// One permit per connection or session being served.
+    pub(crate) connections: Arc<Semaphore>,
+    next_conn: AtomicU64,
+}
+
+impl fmt::Debug for Hub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hub")
+            .field("config", &self.shared.config)
+            .field("shutting_down", &self.shared.shutdown.is_cancelled())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    /// Spawns the hub's actor on the current Tokio runtime and returns a
+    /// handle to it.
+    ///
+    /// # Panics
+    /// If called outside a Tokio runtime.
+    pub fn start(config: HubConfig) -> Self {
+        let (commands, rx) = mpsc::channel(config.command_queue.max(1));
+        let shared = Arc::new(Shared {
+            commands,
+            connections: Arc::new(Semaphore::new(config.max_connections)),
+            shutdown: CancellationToken::new(),
+            actor_done: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            next_conn: AtomicU64::new(1),
+            config,
+        });
+        let actor = Actor {
+            registry: Registry::default(),
+            next_message: 0,
+            congested: HashSet::new(),
+            max_frame: shared.config.max_frame,
+            deadline: shared.config.slow_consumer_deadline,
+        };
+        shared
+            .tracker
+            .spawn(actor.run(rx, shared.shutdown.clone(), shared.actor_done.clone()));
+        Self { shared }
+    }
+
+    /// The configuration this hub runs with.
+    pub fn config(&self) -> &HubConfig {
+        &self.shared.config
+    }
+
+    /// Who is online, sorted case-insensitively.
+    ///
+    /// # Errors
+    /// [`HubError::Closed`] once the hub has shut down.
+    pub async fn roster(&self) -> Result<Vec<String>, HubError> {
+        let (reply, answer) = oneshot::channel();
+        self.command(Command::Roster { reply }).await?;
+        answer.await.map_err(|_| HubError::Closed)
+    }
+
+    /// Begins shutdown without waiting for it: stop accepting, stop reading,
+    /// route what was already sent, flush every queue, and tell each client
+    /// with a `SHUTTING_DOWN` error.
+    pub fn begin_shutdown(&self) {
+        self.shared.shutdown.cancel();
+        self.shared.tracker.close();
+    }
+
+    /// Shuts down and waits until every connection has been flushed and
+    /// closed and the actor has exited. A peer that stops reading can delay
+    /// this by up to [`HubConfig::slow_consumer_deadline`]; callers that need
+    /// a harder bound wrap this in a timeout.
+    pub async fn shutdown(&self) {
+        self.begin_shutdown();
+        self.shared.tracker.wait().await;
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shared.shutdown.is_cancelled()
+    }
+
+    /// Connections and sessions being served right now (registered or not).
+    pub fn connection_count(&self) -> usize {
+        self.shared.config.max_connections - self.shared.connections.available_permits()
+    }
+
+    pub(crate) fn next_conn_id(&self) -> ConnId {
+        ConnId(self.shared.next_conn.fetch_add(1, Ordering::Relaxed))
+    }
+
+    pub(crate) async fn command(&self, command: Command) -> Result<(), HubError> {
+        self.shared
+            .commands
+            .send(command)
+            .await
+            .map_err(|_| HubError::Closed)
+    }
+
+    /// Registers `nick` for connection `id`. On success the actor has already
+    /// queued `WELCOME` on `outbox` and told everyone else.
+    pub(crate) async fn join(
+        &self,
+        id: ConnId,
+        nick: Nick,
+        outbox: Arc<Outbox>,
+    ) -> Result<(), HubError> {
+        let (reply, answer) = oneshot::channel();
+        self.command(Command::Join {
+            id,
+            nick,
+            outbox,
+            reply,
+        })
+        .await?;
+        match answer.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(code)) => Err(HubError::Refused(code)),
+            Err(_) => Err(HubError::Closed),
+        }
+    }
+
+    pub(crate) fn new_outbox(&self) -> Arc<Outbox> {
+        let config = &self.shared.config;
+        Arc::new(Outbox::new(config.outbox_high_water, config.outbox_limit))
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Encodes a frame the hub builds itself; these are bounded by the hub's own
+/// data, so a failure is a bug worth logging, not a reason to stop.
+fn encode(frame: &ServerFrame) -> Option<Bytes> {
+    match encode_frame(frame, usize::MAX) {
+        Ok(bytes) => Some(bytes),
+        Err(error) => {
+            warn!(%error, "could not encode a hub frame");
+            None
+        }
+    }
+}
+
+struct Actor {
+    registry: Registry,
+    next_message: u64,
+    /// Connections whose outbox went above its high-water mark; checked by
+    /// the sweep so that one that stays there past the deadline is cut even
+    /// if nothing more is sent to it.
+    congested: HashSet<ConnId>,
+    max_frame: usize,
+    deadline: Duration,
+}
+
+impl Actor {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        shutdown: CancellationToken,
+        done: CancellationToken,
+    ) {
+        let period = (self.deadline / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let mut sweep = tokio::time::interval(period);
+        sweep.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                command = commands.recv() => match command {
+                    Some(command) => self.handle(command),
+                    None => break,
+                },
+                () = shutdown.cancelled() => break,
+                _ = sweep.tick() => self.sweep(),
+            }
+        }
+        // Route whatever was sent before shutdown, then tell everyone.
+        commands.close();
+        while let Some(command) = commands.recv().await {
+            self.handle(command);
+        }
+        for (_, member) in self.registry.online() {
+            member.outbox.close(Some(Code::SHUTTING_DOWN), true);
+        }
+        info!(online = self.registry.len(), "hub actor stopped");
+        done.cancel();
+    }
+
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Join {
+                id,
+                nick,
+                outbox,
+                reply,
+            } => self.join(id, nick, outbox, reply),
+            Command::Send { id, frame, permit } => self.route(id, frame, permit),
+            Command::Who { id } => {
+                if let Some(member) = self.registry.member(id) {
+                    let roster = ServerFrame::Roster(self.registry.roster());
+                    if let Some(frame) = encode(&roster) {
+                        let _ = member.outbox.push(frame);
+                    }
+                }
+            }
+            Command::Leave { id } => self.leave(id),
+            Command::Roster { reply } => {
+                let _ = reply.send(self.registry.roster());
+            }
+        }
+    }
+
+    fn join(
+        &mut self,
+        id: ConnId,
+        nick: Nick,
+        outbox: Arc<Outbox>,
+        reply: oneshot::Sender<Result<(), Code>>,
+    ) {
+        if self.registry.join(id, Member { nick, outbox }).is_err() {
+            let _ = reply.send(Err(Code::NICK_TAKEN));
+            return;
+        }
+        let Some(member) = self.registry.member(id) else {
+            return;
+        };
+        let welcome = ServerFrame::Welcome(Welcome {
+            version: PROTOCOL_VERSION,
+            max_frame: u32::try_from(self.max_frame).unwrap_or(u32::MAX),
+            nick: member.nick.to_string(),
+            roster: self.registry.roster(),
+        });
+        if let Some(frame) = encode(&welcome) {
+            let _ = member.outbox.push(frame);
+        }
+        let nick = member.nick.to_string();
+        debug!(%nick, "joined");
+        self.presence(id, nick, true);
+        if reply.send(Ok(())).is_err() {
+            // The connection went away while waiting: it will never say
+            // goodbye, so do it for it.
+            self.leave(id);
+        }
+    }
+
+    fn leave(&mut self, id: ConnId) {
+        self.congested.remove(&id);
+        if let Some(member) = self.registry.leave(id) {
+            debug!(nick = %member.nick, "left");
+            self.presence(id, member.nick.to_string(), false);
+        }
+    }
+
+    /// Tells everyone but `subject` that `nick` came or went.
+    fn presence(&mut self, subject: ConnId, nick: String, online: bool) {
+        let frame = ServerFrame::Presence(Presence {
+            online,
+            ts_ms: now_ms(),
+            nick,
+        });
+        let Some(frame) = encode(&frame) else { return };
+        for (id, member) in self.registry.online() {
+            if id != subject && member.outbox.push(frame.clone()) == Ok(Pressure::Congested) {
+                self.congested.insert(id);
+            }
+        }
+    }
+
+    fn route(&mut self, from: ConnId, send: SendFrame, permit: OwnedSemaphorePermit) {
+        let Some(sender) = self.registry.member(from) else {
+            return;
+        };
+        let reply_error = |code: Code, message: &str| {
+            let error = ServerFrame::Error(ErrorFrame {
+                code,
+                reference: send.id,
+                message: message.to_owned(),
+            });
+            if let Some(frame) = encode(&error) {
+                let _ = sender.outbox.push(frame);
+            }
+        };
+
+        // Deduplicate named recipients case-insensitively, keeping the first
+        // spelling and order.
+        let named = match &send.to {
+            Recipients::Users(names) if names.is_empty() => {
+                reply_error(Code::BAD_REQUEST, "a message needs at least one recipient");
+                return;
+            }
+            Recipients::Users(names) => {
+                let mut seen = HashSet::with_capacity(names.len());
+                let mut distinct = Vec::with_capacity(names.len());
+                for name in names {
+                    let folded = name.to_ascii_lowercase();
+                    if seen.insert(folded.clone()) {
+                        distinct.push((name.clone(), folded));
+                    }
+                }
+                Some(distinct)
+            }
+            Recipients::Everyone => None,
+        };
+
+        self.next_message += 1;
+        let message = ServerFrame::Message(Message {
+            id: self.next_message,
+            ts_ms: now_ms(),
+            from: sender.nick.to_string(),
+            to: match &named {
+                Some(named) => Recipients::Users(named.iter().map(|(n, _)| n.clone()).collect()),
+                None => Recipients::Everyone,
+            },
+            text: send.text,
+        });
+        // Encoded once; every recipient's queue gets a clone of the same bytes.
+        let Ok(frame) = encode_frame(&message, self.max_frame) else {
+            reply_error(
+                Code::BAD_REQUEST,
+                "the message is too large once addressed; send a shorter text or fewer recipients",
+            );
+            return;
+        };
+
+        let mut delivery = Delivery {
+            permit: Some(permit),
+            congested: &mut self.congested,
+            delivered: 0,
+            statuses: Vec::new(),
+        };
+        match named {
+            Some(named) => {
+                for (name, folded) in named {
+                    let status = match self.registry.lookup(&folded) {
+                        Lookup::Online(id, member) => delivery.push(id, member, &frame),
+                        Lookup::Unknown => Code::NO_SUCH_USER,
+                    };
+                    delivery
+                        .statuses
+                        .push(RecipientStatus { nick: name, status });
+                }
+            }
+            None => {
+                for (id, member) in self.registry.online() {
+                    if id == from {
+                        continue;
+                    }
+                    let status = delivery.push(id, member, &frame);
+                    if status != Code::DELIVERED {
+                        delivery.statuses.push(RecipientStatus {
+                            nick: member.nick.to_string(),
+                            status,
+                        });
+                    }
+                }
+            }
+        }
+
+        let ack = ServerFrame::Ack(Ack {
+            client_id: send.id,
+            message_id: self.next_message,
+            delivered: delivery.delivered,
+            statuses: delivery.statuses,
+        });
+        if let Some(frame) = encode(&ack) {
+            if sender.outbox.push(frame) == Ok(Pressure::Congested) {
+                self.congested.insert(from);
+            }
+        }
+    }
+
+    /// Cuts connections that have stayed above their high-water mark for
+    /// longer than the slow-consumer deadline.
+    fn sweep(&mut self) {
+        let deadline = self.deadline;
+        let registry = &self.registry;
+        self.congested.retain(|&id| {
+            let Some(member) = registry.member(id) else {
+                return false;
+            };
+            match member.outbox.congested_since() {
+                None => false,
+                Some(since) if since.elapsed() >= deadline => {
+                    warn!(nick = %member.nick, "slow consumer: queue above high-water mark past the deadline");
+                    member.outbox.close(Some(Code::SLOW_CONSUMER), false);
+                    false
+                }
+                Some(_) => true,
+            }
+        });
+    }
+}
+
+/// The bookkeeping of one message's fan-out.
+struct Delivery<'a> {
+    /// The sender's in-flight permit, parked on the first congested recipient.
+    permit: Option<OwnedSemaphorePermit>,
+    congested: &'a mut HashSet<ConnId>,
+    delivered: u32,
+    statuses: Vec<RecipientStatus>,
+}
+
+impl Delivery<'_> {
+    fn push(&mut self, id: ConnId, member: &Member, frame: &Bytes) -> Code {
+        match member.outbox.push(frame.clone()) {
+            Ok(pressure) => {
+                self.delivered += 1;
+                if pressure == Pressure::Congested {
+                    self.congested.insert(id);
+                    if let Some(permit) = self.permit.take() {
+                        member.outbox.hold(permit);
+                    }
+                }
+                Code::DELIVERED
+            }
+            // Closing, or just cut for overflowing its queue.
+            Err(_) => Code::UNABLE_TO_DELIVER,
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! A connection's outbound queue: encoded frames waiting to be written.
+//!
+//! The actor pushes into it without ever waiting; the connection's writer (or
+//! an in-process [`Session`](crate::Session)) takes from it. It is bounded in
+//! bytes, and it is where fast publishers are paused: the actor parks a
+//! publisher's in-flight permit here while the queue is above its high-water
+//! mark, and the permit is released once the queue has drained to half of it.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use bytes::Bytes;
+use chinwag_protocol::{Code, ErrorFrame, ServerFrame, encode_frame};
+use tokio::sync::{Notify, OwnedSemaphorePermit};
+use tokio::time::Instant;
+
+/// Why a frame could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PushError {
+    /// The connection is closing or closed.
+    Closed,
+    /// The frame would have taken the queue past its byte limit: the
+    /// connection has just been cut as a slow consumer.
+    Overflow,
+}
+
+/// How full the queue is after a push.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pressure {
+    Normal,
+    /// Above the high-water mark: the publisher should be paused.
+    Congested,
+}
+
+#[derive(Debug)]
+pub(crate) struct Outbox {
+    state: Mutex<State>,
+    /// Wakes the consumer when frames arrive or the queue closes.
+    ready: Notify,
+    high_water: usize,
+    limit: usize,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    frames: VecDeque<Bytes>,
+    /// Bytes pushed and not yet written: those in `frames` plus those the
+    /// writer has taken and is still writing.
+    bytes: usize,
+    /// Since when `bytes` has been above the high-water mark.
+    congested_since: Option<Instant>,
+    /// Permits of publishers paused on this queue.
+    held: Vec<OwnedSemaphorePermit>,
+    /// Set once: no more pushes; the consumer drains what is left and stops.
+    closing: bool,
+    /// Why the hub closed it, if it did.
+    reason: Option<Code>,
+}
+
+impl Outbox {
+    pub(crate) fn new(high_water: usize, limit: usize) -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            ready: Notify::new(),
+            high_water,
+            limit: limit.max(high_water),
+        }
+    }
+
+    // A poisoned lock means a panic mid-update of plain counters; the queue is
+    // still usable, so carry on rather than spread the panic.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues one encoded frame. Never waits.
+    pub(crate) fn push(&self, frame: Bytes) -> Result<Pressure, PushError> {
+        let mut state = self.lock();
+        if state.closing {
+            return Err(PushError::Closed);
+        }
+        if state.bytes + frame.len() > self.limit {
+            drop(state);
+            self.close(Some(Code::SLOW_CONSUMER), false);
+            return Err(PushError::Overflow);
+        }
+        state.bytes += frame.len();
+        state.frames.push_back(frame);
+        let pressure = if state.bytes > self.high_water {
+            state.congested_since.get_or_insert_with(Instant::now);
+            Pressure::Congested
+        } else {
+            Pressure::Normal
+        };
+        drop(state);
+        self.ready.notify_one();
+        Ok(pressure)
+    }
+
+    /// Keeps a paused publisher's permit until the queue drains (or closes).
+    pub(crate) fn hold(&self, permit: OwnedSemaphorePermit) {
+        let mut state = self.lock();
+        if !state.closing && state.bytes > self.high_water / 2 {
+            state.held.push(permit);
+        }
+    }
+
+    /// How long the queue has been above its high-water mark, if it is.
+    pub(crate) fn congested_since(&self) -> Option<Instant> {
+        self.lock().congested_since
+    }
+
+    /// Stops the queue. `reason` is sent to the peer as a final `ERROR` frame;
+    /// `flush` says whether what is queued is still written first (shutdown)
+    /// or dropped (slow consumer). Only the first call has any effect.
+    pub(crate) fn close(&self, reason: Option<Code>, flush: bool) {
+        let mut state = self.lock();
+        if state.closing {
+            return;
+        }
+        state.closing = true;
+        state.reason = reason;
+        state.held.clear();
+        if !flush {
+            let dropped: usize = state.frames.drain(..).map(|f| f.len()).sum();
+            state.bytes -= dropped;
+        }
+        if let Some(code) = reason {
+            let error = ServerFrame::Error(ErrorFrame::new(code, 0));
+            // Encoding a short error frame cannot fail; if it somehow did, the
+            // peer still sees the connection close.
+            if let Ok(frame) = encode_frame(&error, usize::MAX) {
+                state.bytes += frame.len();
+                state.frames.push_back(frame);
+            }
+        }
+        drop(state);
+        self.ready.notify_one();
+    }
+
+    /// Why the queue was closed, if the hub closed it with an error.
+    pub(crate) fn reason(&self) -> Option<Code> {
+        self.lock().reason
+    }
+
+    /// Waits for frames and moves all of them into `batch`. Returns false once
+    /// the queue is closed and nothing is left to take.
+    pub(crate) async fn take_all(&self, batch: &mut Vec<Bytes>) -> bool {
+        loop {
+            {
+                let mut state = self.lock();
+                if !state.frames.is_empty() {
+                    batch.extend(state.frames.drain(..));
+                    return true;
+                }
+                if state.closing {
+                    return false;
+                }
+            }
+            // `notify_one` stores a permit when nobody waits, so a push between
+            // the check above and this await is not missed.
+            self.ready.notified().await;
+        }
+    }
+
+    /// Waits for the next frame; `None` once closed and drained.
+    pub(crate) async fn take_one(&self) -> Option<Bytes> {
+        loop {
+            {
+                let mut state = self.lock();
+                if let Some(frame) = state.frames.pop_front() {
+                    return Some(frame);
+                }
+                if state.closing {
+                    return None;
+                }
+            }
+            self.ready.notified().await;
+        }
+    }
+
+    /// Records that `bytes` taken from the queue have been written, releasing
+    /// paused publishers once the queue is at or below half its high-water mark.
+    pub(crate) fn written(&self, bytes: usize) {
+        let mut state = self.lock();
+        state.bytes = state.bytes.saturating_sub(bytes);
+        if state.bytes <= self.high_water / 2 {
+            state.congested_since = None;
+            state.held.clear();
+        } else if state.bytes <= self.high_water {
+            state.congested_since = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use tokio::sync::Semaphore;
+
+    fn frame(n: usize) -> Bytes {
+        Bytes::from(vec![0; n])
+    }
+
+    #[tokio::test]
+    async fn congestion_holds_permits_until_drained() {
+        let outbox = Outbox::new(100, 1000);
+        let permits = Arc::new(Semaphore::new(1));
+        assert_eq!(outbox.push(frame(60)), Ok(Pressure::Normal));
+        assert_eq!(outbox.push(frame(60)), Ok(Pressure::Congested));
+        assert!(outbox.congested_since().is_some());
+        outbox.hold(permits.clone().acquire_owned().await.unwrap());
+        assert_eq!(permits.available_permits(), 0);
+
+        let mut batch = Vec::new();
+        assert!(outbox.take_all(&mut batch).await);
+        assert_eq!(batch.len(), 2);
+        outbox.written(60);
+        assert_eq!(
+            permits.available_permits(),
+            0,
+            "70 bytes left is above half"
+        );
+        outbox.written(60);
+        assert_eq!(permits.available_permits(), 1);
+        assert!(outbox.congested_since().is_none());
+    }
+
+    #[tokio::test]
+    async fn overflow_cuts_the_consumer_and_drops_its_queue() {
+        let outbox = Outbox::new(100, 200);
+        outbox.push(frame(150)).unwrap();
+        assert_eq!(outbox.push(frame(100)), Err(PushError::Overflow));
+        assert_eq!(outbox.push(frame(1)), Err(PushError::Closed));
+        assert_eq!(outbox.reason(), Some(Code::SLOW_CONSUMER));
+        // Only the error frame is left.
+        let last = outbox.take_one().await.unwrap();
+        assert_eq!(last[4], chinwag_protocol::opcode::ERROR);
+        assert_eq!(outbox.take_one().await, None);
+    }
+
+    #[tokio::test]
+    async fn flushing_close_keeps_queued_frames_before_the_error() {
+        let outbox = Outbox::new(100, 200);
+        outbox.push(frame(10)).unwrap();
+        outbox.close(Some(Code::SHUTTING_DOWN), true);
+        outbox.close(Some(Code::SLOW_CONSUMER), false);
+        assert_eq!(outbox.take_one().await.unwrap().len(), 10);
+        assert!(outbox.take_one().await.is_some());
+        assert_eq!(outbox.reason(), Some(Code::SHUTTING_DOWN));
+        assert!(outbox.take_one().await.is_none());
+    }
+}

@@ -1,0 +1,182 @@
+//! In-process sessions: a user of the hub without a socket.
+
+use std::fmt;
+use std::sync::Arc;
+
+use chinwag_protocol::{Nick, PREFIX_LEN, Recipients, SendFrame, ServerFrame, WireFrame};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::error;
+
+use crate::hub::Command;
+use crate::outbox::Outbox;
+use crate::registry::ConnId;
+use crate::{Hub, HubError};
+
+/// A registered user attached to the hub in-process: it sends and receives
+/// the same frames a TCP client does, without a socket.
+///
+/// Its queue is bounded like a connection's: a session that stops calling
+/// [`recv`](Self::recv) while others send to it is cut as a slow consumer.
+/// Dropping the session leaves the hub (the others see it go offline).
+///
+/// ```no_run
+/// use chinwag_hub::{Hub, HubConfig};
+/// use chinwag_protocol::{Recipients, ServerFrame};
+///
+/// # async fn demo() -> Result<(), chinwag_hub::HubError> {
+/// let hub = Hub::start(HubConfig::default());
+/// let mut alice = hub.attach("alice").await?;
+/// let mut bob = hub.attach("bob").await?;
+/// alice.send(Recipients::Users(vec!["bob".into()]), "hi").await?;
+/// while let Some(frame) = bob.recv().await {
+///     if let ServerFrame::Message(message) = frame {
+///         assert_eq!(message.text, "hi");
+///         break;
+///     }
+/// }
+/// # Ok(())
+/// # }
+/// ```
+pub struct Session {
+    hub: Hub,
+    id: ConnId,
+    nick: Nick,
+    outbox: Arc<Outbox>,
+    permits: Arc<Semaphore>,
+    next_id: u64,
+    left: bool,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("nick", &self.nick)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    /// Registers `nick` and returns a session attached to this hub. Its first
+    /// frame is the `WELCOME`.
+    ///
+    /// # Errors
+    /// [`HubError::Refused`] with a nickname code or `NICK_TAKEN`, or
+    /// `SERVER_FULL` at the connection limit; [`HubError::Closed`] once the
+    /// hub has shut down.
+    pub async fn attach(&self, nick: &str) -> Result<Session, HubError> {
+        let nick = Nick::parse(nick.as_bytes()).map_err(|e| HubError::Refused(e.code()))?;
+        if self.is_shutting_down() {
+            return Err(HubError::Closed);
+        }
+        let slot = self
+            .shared
+            .connections
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| HubError::Refused(chinwag_protocol::Code::SERVER_FULL))?;
+        let id = self.next_conn_id();
+        let outbox = self.new_outbox();
+        self.join(id, nick.clone(), outbox.clone()).await?;
+        Ok(Session {
+            hub: self.clone(),
+            id,
+            nick,
+            outbox,
+            permits: Arc::new(Semaphore::new(self.shared.config.max_in_flight.max(1))),
+            next_id: 0,
+            left: false,
+            _slot: slot,
+        })
+    }
+}
+
+impl Session {
+    /// The nickname as registered.
+    pub fn nick(&self) -> &str {
+        self.nick.as_str()
+    }
+
+    /// Sends a message and returns the id its `ACK` will carry. Waits while
+    /// earlier messages of this session are parked on congested recipients.
+    ///
+    /// # Errors
+    /// [`HubError::Closed`] once the hub has shut down.
+    pub async fn send(&mut self, to: Recipients, text: impl Into<String>) -> Result<u64, HubError> {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| HubError::Closed)?;
+        self.next_id += 1;
+        let frame = SendFrame {
+            id: self.next_id,
+            to,
+            text: text.into(),
+        };
+        self.hub
+            .command(Command::Send {
+                id: self.id,
+                frame,
+                permit,
+            })
+            .await?;
+        Ok(self.next_id)
+    }
+
+    /// Asks for the roster; it arrives as a [`ServerFrame::Roster`].
+    ///
+    /// # Errors
+    /// [`HubError::Closed`] once the hub has shut down.
+    pub async fn who(&self) -> Result<(), HubError> {
+        self.hub.command(Command::Who { id: self.id }).await
+    }
+
+    /// The next frame for this session, in the order the hub queued them;
+    /// `None` once the session has been closed (after a final
+    /// [`ServerFrame::Error`] saying why, if the hub closed it).
+    ///
+    /// Cancel-safe: a frame is taken only when this returns it.
+    pub async fn recv(&mut self) -> Option<ServerFrame> {
+        loop {
+            let frame = self.outbox.take_one().await?;
+            self.outbox.written(frame.len());
+            match ServerFrame::decode(frame.slice(PREFIX_LEN.min(frame.len())..)) {
+                Ok(frame) => return Some(frame),
+                // The hub encoded this frame itself; failing to decode it is
+                // a bug, logged rather than passed on.
+                Err(err) => error!(%err, "session could not decode a hub frame"),
+            }
+        }
+    }
+
+    /// Leaves the hub cleanly; the others see this user go offline.
+    pub async fn quit(mut self) {
+        self.left = true;
+        let _ = self.hub.command(Command::Leave { id: self.id }).await;
+        self.outbox.close(None, false);
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if self.left {
+            return;
+        }
+        self.outbox.close(None, false);
+        let leave = Command::Leave { id: self.id };
+        if let Err(tokio::sync::mpsc::error::TrySendError::Full(leave)) =
+            self.hub.shared.commands.try_send(leave)
+        {
+            // The queue is full right now; say goodbye from a task instead.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                let hub = self.hub.clone();
+                runtime.spawn(async move {
+                    let _ = hub.command(leave).await;
+                });
+            }
+        }
+    }
+}
