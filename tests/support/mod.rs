@@ -118,11 +118,13 @@ impl RawClient {
     /// The next frame; panics if none arrives in time. `None` means the hub
     /// closed the connection.
     pub async fn recv(&mut self) -> Option<ServerFrame> {
-        match tokio::time::timeout(PATIENCE, self.framed.next()).await {
-            Ok(Some(Ok(frame))) => Some(frame),
-            Ok(Some(Err(e))) => panic!("decode error from hub: {e}"),
-            Ok(None) => None,
-            Err(_) => panic!("no frame from the hub within {PATIENCE:?}"),
+        let Ok(next) = tokio::time::timeout(PATIENCE, self.framed.next()).await else {
+            panic!("no frame from the hub within {PATIENCE:?}");
+        };
+        match next {
+            Some(Ok(frame)) => Some(frame),
+            Some(Err(e)) => panic!("decode error from hub: {e}"),
+            None => None,
         }
     }
 
@@ -182,10 +184,11 @@ impl RawClient {
     /// Asserts the hub closes the connection (after any frames still queued).
     pub async fn expect_closed(&mut self) {
         loop {
-            match tokio::time::timeout(PATIENCE, self.framed.next()).await {
-                Ok(None) | Ok(Some(Err(_))) => return,
-                Ok(Some(Ok(_))) => continue,
-                Err(_) => panic!("connection still open after {PATIENCE:?}"),
+            let Ok(next) = tokio::time::timeout(PATIENCE, self.framed.next()).await else {
+                panic!("connection still open after {PATIENCE:?}");
+            };
+            if !matches!(next, Some(Ok(_))) {
+                return;
             }
         }
     }
