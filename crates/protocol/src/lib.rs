@@ -10,12 +10,14 @@
 //! - [`Code`]: the numeric codes of errors and per-recipient statuses.
 //! - [`FrameCodec`] ([`HubCodec`], [`ClientCodec`]): a `u32` big-endian length
 //!   prefix, then the payload; built on `tokio_util`'s `LengthDelimitedCodec`.
+//! - [`text`]: the `@bob hello` syntax people type and the lines they read.
 
 mod code;
 mod codec;
 mod error;
 mod frame;
 mod nick;
+pub mod text;
 mod wire;
 
 pub use code::Code;

@@ -1,0 +1,263 @@
+//! The plain-text syntax people type and read: what the `chinwag chat`
+//! program and the daemon's plain-text port share.
+//!
+//! Input, one line at a time:
+//!
+//! | line | meaning |
+//! |---|---|
+//! | `@bob hello` | to bob |
+//! | `@bob @carol: hello` or `@bob @carol hello` | to bob and carol |
+//! | `hello` (no leading `@`) | to everyone |
+//! | `/who`, `/quit`, `/help` | commands |
+//! | `//text` | to everyone, the text being `/text` |
+//!
+//! Output lines: `[12:01:33] <alice> hello`, with `(to bob, carol)` before the
+//! text when it was not a broadcast; `* bob is online`; `* bob went offline`;
+//! `! not delivered to dave: no such user`.
+//!
+//! ```
+//! use chinwag_protocol::text::{Input, parse_line};
+//! use chinwag_protocol::Recipients;
+//!
+//! assert_eq!(
+//!     parse_line("@bob @carol: hi there"),
+//!     Ok(Input::Send {
+//!         to: Recipients::Users(vec!["bob".into(), "carol".into()]),
+//!         text: "hi there".into(),
+//!     })
+//! );
+//! assert_eq!(parse_line("/who"), Ok(Input::Who));
+//! ```
+
+use std::fmt::Write as _;
+
+use crate::{Ack, Code, Message, Presence, Recipients};
+
+/// What a typed line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Send `text` to `to`.
+    Send {
+        /// Who it is for.
+        to: Recipients,
+        /// What to say.
+        text: String,
+    },
+    /// `/who`: list who is online.
+    Who,
+    /// `/quit`: leave.
+    Quit,
+    /// `/help`: show the syntax.
+    Help,
+    /// A blank line: nothing to do.
+    Nothing,
+}
+
+/// Why a typed line could not be understood.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    /// Recipients but no text, as in `@bob`.
+    #[error("nothing to send: write the message after the names, as in @bob hello")]
+    EmptyMessage,
+    /// An `@` with no name after it.
+    #[error("an @ needs a nickname right after it, as in @bob")]
+    EmptyName,
+    /// A `/command` that does not exist.
+    #[error("unknown command /{0}; try /help")]
+    UnknownCommand(String),
+}
+
+/// One line of help for people, listing the syntax.
+pub const HELP: &str = "@nick text: to one user; @a @b: text: to several; \
+text with no @: to everyone; /who: who is online; /quit: leave; /help: this";
+
+/// Parses one typed line (without its line ending).
+pub fn parse_line(line: &str) -> Result<Input, InputError> {
+    let line = line.trim_end_matches(['\r', '\n']);
+    if line.trim().is_empty() {
+        return Ok(Input::Nothing);
+    }
+    if let Some(rest) = line.strip_prefix('/') {
+        if rest.starts_with('/') {
+            return Ok(Input::Send {
+                to: Recipients::Everyone,
+                text: rest.to_owned(),
+            });
+        }
+        let command = rest.split_whitespace().next().unwrap_or("");
+        return match command.to_ascii_lowercase().as_str() {
+            "who" => Ok(Input::Who),
+            "quit" | "exit" => Ok(Input::Quit),
+            "help" | "?" => Ok(Input::Help),
+            _ => Err(InputError::UnknownCommand(command.to_owned())),
+        };
+    }
+    if !line.trim_start().starts_with('@') {
+        return Ok(Input::Send {
+            to: Recipients::Everyone,
+            text: line.to_owned(),
+        });
+    }
+    let mut names = Vec::new();
+    let mut rest = line.trim_start();
+    while let Some(after) = rest.strip_prefix('@') {
+        let end = after
+            .find(|c: char| c.is_whitespace() || c == ':' || c == ',')
+            .unwrap_or(after.len());
+        let (name, tail) = after.split_at(end);
+        if name.is_empty() {
+            return Err(InputError::EmptyName);
+        }
+        names.push(name.to_owned());
+        let tail = tail.strip_prefix([':', ',']).unwrap_or(tail);
+        rest = tail.trim_start();
+    }
+    if rest.is_empty() {
+        return Err(InputError::EmptyMessage);
+    }
+    Ok(Input::Send {
+        to: Recipients::Users(names),
+        text: rest.to_owned(),
+    })
+}
+
+/// `[12:01:33] <alice> hello`, or `[12:01:33] <alice> (to bob, carol) hello`.
+/// `clock` is the time of day already formatted (`HH:MM:SS`), so that the
+/// caller chooses the time zone.
+pub fn format_message(clock: &str, message: &Message) -> String {
+    let mut line = format!("[{clock}] <{}> ", message.from);
+    if let Recipients::Users(to) = &message.to {
+        let _ = write!(line, "(to {}) ", to.join(", "));
+    }
+    line.push_str(&message.text);
+    line
+}
+
+/// `* bob is online` or `* bob went offline`.
+pub fn format_presence(presence: &Presence) -> String {
+    if presence.online {
+        format!("* {} is online", presence.nick)
+    } else {
+        format!("* {} went offline", presence.nick)
+    }
+}
+
+/// One `! not delivered to dave: no such user` line per recipient that did
+/// not get the message; nothing when everyone did.
+pub fn format_ack_failures(ack: &Ack) -> Vec<String> {
+    ack.statuses
+        .iter()
+        .filter(|s| s.status != Code::DELIVERED)
+        .map(|s| format!("! not delivered to {}: {}", s.nick, s.status))
+        .collect()
+}
+
+/// `* online: alice, bob`.
+pub fn format_roster(roster: &[String]) -> String {
+    format!("* online: {}", roster.join(", "))
+}
+
+/// `HH:MM:SS` in UTC for a time in milliseconds since the Unix epoch.
+pub fn utc_clock(ts_ms: u64) -> String {
+    let secs = ts_ms / 1000;
+    format!(
+        "{:02}:{:02}:{:02}",
+        secs / 3600 % 24,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RecipientStatus;
+
+    fn users(names: &[&str]) -> Recipients {
+        Recipients::Users(names.iter().map(|s| (*s).to_owned()).collect())
+    }
+
+    #[test]
+    fn parses_the_ways_people_address_messages() {
+        let send = |to, text: &str| {
+            Ok(Input::Send {
+                to,
+                text: text.to_owned(),
+            })
+        };
+        assert_eq!(parse_line("@bob hello"), send(users(&["bob"]), "hello"));
+        assert_eq!(parse_line("@bob: hello"), send(users(&["bob"]), "hello"));
+        assert_eq!(
+            parse_line("@bob @carol: hi  there"),
+            send(users(&["bob", "carol"]), "hi  there")
+        );
+        assert_eq!(
+            parse_line("@bob, @carol hi"),
+            send(users(&["bob", "carol"]), "hi")
+        );
+        assert_eq!(
+            parse_line("hello all\n"),
+            send(Recipients::Everyone, "hello all")
+        );
+        assert_eq!(parse_line("//etc"), send(Recipients::Everyone, "/etc"));
+        assert_eq!(
+            parse_line("mail me @bob"),
+            send(Recipients::Everyone, "mail me @bob")
+        );
+    }
+
+    #[test]
+    fn parses_commands_and_refuses_nonsense() {
+        assert_eq!(parse_line("/WHO"), Ok(Input::Who));
+        assert_eq!(parse_line("/quit"), Ok(Input::Quit));
+        assert_eq!(parse_line("/help"), Ok(Input::Help));
+        assert_eq!(parse_line("   "), Ok(Input::Nothing));
+        assert_eq!(parse_line("@bob"), Err(InputError::EmptyMessage));
+        assert_eq!(parse_line("@bob @carol:"), Err(InputError::EmptyMessage));
+        assert_eq!(parse_line("@ hi"), Err(InputError::EmptyName));
+        assert_eq!(
+            parse_line("/nope x"),
+            Err(InputError::UnknownCommand("nope".into()))
+        );
+    }
+
+    #[test]
+    fn formats_lines_as_people_read_them() {
+        let mut message = Message {
+            id: 1,
+            ts_ms: 0,
+            from: "alice".into(),
+            to: users(&["bob", "carol"]),
+            text: "hello".into(),
+        };
+        assert_eq!(
+            format_message("12:01:33", &message),
+            "[12:01:33] <alice> (to bob, carol) hello"
+        );
+        message.to = Recipients::Everyone;
+        assert_eq!(
+            format_message("12:01:33", &message),
+            "[12:01:33] <alice> hello"
+        );
+        let ack = Ack {
+            client_id: 1,
+            message_id: 1,
+            delivered: 1,
+            statuses: vec![
+                RecipientStatus {
+                    nick: "bob".into(),
+                    status: Code::DELIVERED,
+                },
+                RecipientStatus {
+                    nick: "dave".into(),
+                    status: Code::NO_SUCH_USER,
+                },
+            ],
+        };
+        assert_eq!(
+            format_ack_failures(&ack),
+            ["! not delivered to dave: no such user"]
+        );
+        assert_eq!(utc_clock(43_293_000 + 86_400_000), "12:01:33");
+    }
+}
