@@ -1,0 +1,302 @@
+//! Property tests of the codec: arbitrary frames round-trip, a stream cut
+//! anywhere decodes to the same frames, arbitrary bytes never panic, and any
+//! payload the decoder accepts re-encodes to exactly the same bytes.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use chinwag_protocol::{
+    Ack, ClientCodec, ClientFrame, Code, ErrorFrame, Hello, HubCodec, MAX_NICK_LEN, Message, Nick,
+    NickError, Presence, ProtocolError, RESERVED_NICKS, RecipientStatus, Recipients, SendFrame,
+    ServerFrame, Welcome,
+};
+use proptest::collection::vec;
+use proptest::prelude::*;
+use tokio_util::codec::{Decoder, Encoder};
+
+/// Strings that fit a `nick` field: valid nicknames, printable ASCII up to
+/// the field's 255 bytes, and arbitrary Unicode (at most 63 characters of at
+/// most 4 bytes each, so at most 252 bytes).
+fn nick_field() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[A-Za-z][A-Za-z0-9_.-]{0,31}",
+        "[ -~]{0,255}",
+        vec(any::<char>(), 0..64).prop_map(String::from_iter),
+    ]
+}
+
+fn text() -> impl Strategy<Value = String> {
+    vec(any::<char>(), 0..300).prop_map(String::from_iter)
+}
+
+fn nicks() -> impl Strategy<Value = Vec<String>> {
+    vec(nick_field(), 0..8)
+}
+
+fn recipients() -> impl Strategy<Value = Recipients> {
+    prop_oneof![
+        nicks().prop_map(Recipients::Users),
+        Just(Recipients::Everyone),
+    ]
+}
+
+fn client_frame() -> impl Strategy<Value = ClientFrame> {
+    prop_oneof![
+        (any::<u16>(), vec(any::<u8>(), 0..=255)).prop_map(|(version, nick)| {
+            ClientFrame::Hello(Hello {
+                version,
+                nick: Bytes::from(nick),
+            })
+        }),
+        (any::<u64>(), recipients(), text())
+            .prop_map(|(id, to, text)| ClientFrame::Send(SendFrame { id, to, text })),
+        Just(ClientFrame::Who),
+        Just(ClientFrame::Quit),
+        any::<u64>().prop_map(ClientFrame::Ping),
+        any::<u64>().prop_map(ClientFrame::Pong),
+    ]
+}
+
+fn server_frame() -> impl Strategy<Value = ServerFrame> {
+    let status = (nick_field(), any::<u16>()).prop_map(|(nick, code)| RecipientStatus {
+        nick,
+        status: Code(code),
+    });
+    prop_oneof![
+        (any::<u16>(), any::<u32>(), nick_field(), nicks()).prop_map(
+            |(version, max_frame, nick, roster)| {
+                ServerFrame::Welcome(Welcome {
+                    version,
+                    max_frame,
+                    nick,
+                    roster,
+                })
+            }
+        ),
+        (
+            any::<u64>(),
+            any::<u64>(),
+            nick_field(),
+            recipients(),
+            text()
+        )
+            .prop_map(|(id, ts_ms, from, to, text)| {
+                ServerFrame::Message(Message {
+                    id,
+                    ts_ms,
+                    from,
+                    to,
+                    text,
+                })
+            }),
+        (any::<u64>(), any::<u64>(), any::<u32>(), vec(status, 0..8)).prop_map(
+            |(client_id, message_id, delivered, statuses)| {
+                ServerFrame::Ack(Ack {
+                    client_id,
+                    message_id,
+                    delivered,
+                    statuses,
+                })
+            }
+        ),
+        (any::<bool>(), any::<u64>(), nick_field()).prop_map(|(online, ts_ms, nick)| {
+            ServerFrame::Presence(Presence {
+                online,
+                ts_ms,
+                nick,
+            })
+        }),
+        nicks().prop_map(ServerFrame::Roster),
+        (any::<u16>(), any::<u64>(), text()).prop_map(|(code, reference, message)| {
+            ServerFrame::Error(ErrorFrame {
+                code: Code(code),
+                reference,
+                message,
+            })
+        }),
+        any::<u64>().prop_map(ServerFrame::Ping),
+        any::<u64>().prop_map(ServerFrame::Pong),
+    ]
+}
+
+fn encode_clients(frames: &[ClientFrame]) -> BytesMut {
+    let mut codec = ClientCodec::default();
+    let mut out = BytesMut::new();
+    for frame in frames {
+        codec.encode(frame, &mut out).unwrap();
+    }
+    out
+}
+
+fn encode_servers(frames: &[ServerFrame]) -> BytesMut {
+    let mut codec = HubCodec::default();
+    let mut out = BytesMut::new();
+    for frame in frames {
+        codec.encode(frame, &mut out).unwrap();
+    }
+    out
+}
+
+/// Feeds `wire` to `codec` in chunks ending at `cuts` (as fractions of the
+/// length), decoding everything available after each chunk.
+fn decode_in_chunks<C>(codec: &mut C, wire: &[u8], cuts: &[prop::sample::Index]) -> Vec<C::Item>
+where
+    C: Decoder<Error = ProtocolError>,
+{
+    let mut ends: Vec<usize> = cuts.iter().map(|i| i.index(wire.len() + 1)).collect();
+    ends.push(wire.len());
+    ends.sort_unstable();
+    let mut buf = BytesMut::new();
+    let mut got = Vec::new();
+    let mut start = 0;
+    for end in ends {
+        buf.extend_from_slice(&wire[start..end]);
+        start = end;
+        while let Some(frame) = codec.decode(&mut buf).unwrap() {
+            got.push(frame);
+        }
+    }
+    assert!(buf.is_empty(), "{} bytes left over", buf.len());
+    got
+}
+
+/// Decodes until the codec wants more bytes or fails; must not panic.
+fn drain<C: Decoder<Error = ProtocolError>>(codec: &mut C, mut buf: BytesMut) {
+    while let Ok(Some(_)) = codec.decode(&mut buf) {}
+}
+
+/// A payload behind a correct length prefix.
+fn framed(payload: &[u8]) -> BytesMut {
+    let mut out = BytesMut::new();
+    out.put_u32(u32::try_from(payload.len()).unwrap());
+    out.put_slice(payload);
+    out
+}
+
+/// A payload starting with a known opcode most of the time, so that the
+/// field decoders are exercised rather than the opcode check.
+fn payload() -> impl Strategy<Value = Vec<u8>> {
+    let op = prop_oneof![
+        prop::sample::select(vec![
+            0x01u8, 0x02, 0x03, 0x04, 0x05, 0x06, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86
+        ]),
+        any::<u8>(),
+    ];
+    (op, vec(any::<u8>(), 0..64)).prop_map(|(op, rest)| {
+        let mut payload = vec![op];
+        payload.extend(rest);
+        payload
+    })
+}
+
+/// The rules of `docs/protocol.md` section 6, written out independently of
+/// `Nick::parse`, in the documented order.
+fn documented_nick_check(raw: &[u8]) -> Result<(), NickError> {
+    if raw.is_empty() {
+        return Err(NickError::Empty);
+    }
+    let Ok(text) = std::str::from_utf8(raw) else {
+        return Err(NickError::NotUtf8);
+    };
+    if !raw[0].is_ascii_alphabetic() {
+        return Err(NickError::BadStart);
+    }
+    let allowed = |b: &u8| b.is_ascii_alphanumeric() || b"_-.".contains(b);
+    if !raw.iter().all(allowed) {
+        return Err(NickError::BadChar);
+    }
+    if raw.len() > MAX_NICK_LEN {
+        return Err(NickError::TooLong);
+    }
+    if RESERVED_NICKS.iter().any(|r| r.eq_ignore_ascii_case(text)) {
+        return Err(NickError::Reserved);
+    }
+    Ok(())
+}
+
+proptest! {
+    #[test]
+    fn client_frames_round_trip(frame in client_frame()) {
+        let mut buf = encode_clients(std::slice::from_ref(&frame));
+        prop_assert_eq!(HubCodec::default().decode(&mut buf).unwrap(), Some(frame));
+        prop_assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn server_frames_round_trip(frame in server_frame()) {
+        let mut buf = encode_servers(std::slice::from_ref(&frame));
+        prop_assert_eq!(ClientCodec::default().decode(&mut buf).unwrap(), Some(frame));
+        prop_assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn a_client_stream_cut_anywhere_decodes_the_same(
+        frames in vec(client_frame(), 1..8),
+        cuts in vec(any::<prop::sample::Index>(), 0..12),
+    ) {
+        let wire = encode_clients(&frames);
+        let got = decode_in_chunks(&mut HubCodec::default(), &wire, &cuts);
+        prop_assert_eq!(got, frames);
+    }
+
+    #[test]
+    fn a_server_stream_cut_anywhere_decodes_the_same(
+        frames in vec(server_frame(), 1..8),
+        cuts in vec(any::<prop::sample::Index>(), 0..12),
+    ) {
+        let wire = encode_servers(&frames);
+        let got = decode_in_chunks(&mut ClientCodec::default(), &wire, &cuts);
+        prop_assert_eq!(got, frames);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in vec(any::<u8>(), 0..512), max in 0usize..4096) {
+        drain(&mut HubCodec::new(max), BytesMut::from(&bytes[..]));
+        drain(&mut ClientCodec::new(max), BytesMut::from(&bytes[..]));
+    }
+
+    /// Decoding is canonical: a complete frame is either refused, or decodes to
+    /// a frame that encodes back to exactly the same bytes.
+    #[test]
+    fn an_accepted_client_payload_reencodes_identically(payload in payload()) {
+        let wire = framed(&payload);
+        let mut buf = wire.clone();
+        match HubCodec::default().decode(&mut buf) {
+            Ok(Some(frame)) => {
+                prop_assert!(buf.is_empty());
+                prop_assert_eq!(encode_clients(&[frame]), wire);
+            }
+            Ok(None) => prop_assert!(false, "a complete frame was not decoded"),
+            Err(e) => prop_assert_eq!(e.code(), Code::MALFORMED_FRAME),
+        }
+    }
+
+    #[test]
+    fn an_accepted_server_payload_reencodes_identically(payload in payload()) {
+        let wire = framed(&payload);
+        let mut buf = wire.clone();
+        match ClientCodec::default().decode(&mut buf) {
+            Ok(Some(frame)) => {
+                prop_assert!(buf.is_empty());
+                prop_assert_eq!(encode_servers(&[frame]), wire);
+            }
+            Ok(None) => prop_assert!(false, "a complete frame was not decoded"),
+            Err(e) => prop_assert_eq!(e.code(), Code::MALFORMED_FRAME),
+        }
+    }
+
+    #[test]
+    fn nick_parse_follows_the_documented_rules(
+        raw in prop_oneof![
+            vec(any::<u8>(), 0..40),
+            "[A-Za-z0-9_.\\- ]{0,40}".prop_map(String::into_bytes),
+            prop::sample::select(RESERVED_NICKS.to_vec())
+                .prop_map(|r| r.to_ascii_uppercase().into_bytes()),
+        ]
+    ) {
+        let got = Nick::parse(&raw);
+        prop_assert_eq!(got.as_ref().map(|_| ()).map_err(|e| *e), documented_nick_check(&raw));
+        if let Ok(nick) = got {
+            prop_assert_eq!(nick.as_str().as_bytes(), &raw[..]);
+            prop_assert_eq!(nick.folded(), nick.as_str().to_ascii_lowercase());
+        }
+    }
+}
