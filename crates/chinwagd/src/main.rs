@@ -18,6 +18,10 @@ struct Args {
     /// Address to listen on for the binary protocol.
     #[arg(long, default_value = "127.0.0.1:2446", env = "CHINWAG_LISTEN")]
     listen: SocketAddr,
+    /// Also accept plain-text (netcat/telnet) users on this address. Off
+    /// unless given.
+    #[arg(long, value_name = "ADDR")]
+    text_listen: Option<SocketAddr>,
     /// Connections served at once; the next one gets a "server full" error.
     #[arg(long, default_value_t = HubConfig::default().max_connections)]
     max_connections: usize,
@@ -58,10 +62,25 @@ async fn main() -> anyhow::Result<()> {
     // A plain line on stdout, for scripts and tests that listen on port 0.
     println!("chinwagd listening on {addr}");
 
+    let text_listener = match args.text_listen {
+        Some(text_addr) => {
+            let listener = TcpListener::bind(text_addr)
+                .await
+                .with_context(|| format!("cannot listen on {text_addr} for text"))?;
+            println!("chinwagd text port on {}", listener.local_addr()?);
+            Some(listener)
+        }
+        None => None,
+    };
+
     let hub = Hub::start(config);
     let server = tokio::spawn({
         let hub = hub.clone();
         async move { hub.serve(listener).await }
+    });
+    let text_server = text_listener.map(|listener| {
+        let hub = hub.clone();
+        tokio::spawn(async move { hub.serve_text(listener).await })
     });
 
     shutdown_signal().await?;
@@ -73,10 +92,12 @@ async fn main() -> anyhow::Result<()> {
             "some connections did not flush in time; exiting anyway"
         );
     }
-    match server.await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => warn!(%error, "listener failed"),
-        Err(error) => warn!(%error, "listener task failed"),
+    for server in std::iter::once(server).chain(text_server) {
+        match server.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => warn!(%error, "listener failed"),
+            Err(error) => warn!(%error, "listener task failed"),
+        }
     }
     info!("bye");
     Ok(())

@@ -44,15 +44,8 @@ pub(crate) async fn serve(
     peer: SocketAddr,
     slot: OwnedSemaphorePermit,
 ) {
-    let id = hub.next_conn_id();
-    let span = info_span!("conn", %peer, id = id.0, nick = field::Empty);
-    let connection = Connection {
-        permits: Arc::new(Semaphore::new(hub.shared.config.max_in_flight.max(1))),
-        outbox: hub.new_outbox(),
-        hub,
-        id,
-        nick: None,
-    };
+    let connection = Connection::new(hub);
+    let span = info_span!("conn", %peer, id = connection.id.0, nick = field::Empty);
     async move {
         debug!("accepted");
         let outcome = connection.run(stream).await;
@@ -64,11 +57,16 @@ pub(crate) async fn serve(
 }
 
 /// Tells a connection over the limit that the server is full, and closes it.
-pub(crate) async fn refuse(mut stream: TcpStream, code: Code) {
+pub(crate) async fn refuse(stream: TcpStream, code: Code) {
     let Ok(frame) = encode_frame(&ServerFrame::Error(ErrorFrame::new(code, 0)), usize::MAX) else {
         return;
     };
-    if timeout(LINGER, stream.write_all(&frame)).await.is_ok() {
+    refuse_with(stream, &frame).await;
+}
+
+/// Writes `last_words` and closes, reading briefly so they are not lost to a reset.
+pub(crate) async fn refuse_with(mut stream: TcpStream, last_words: &[u8]) {
+    if timeout(LINGER, stream.write_all(last_words)).await.is_ok() {
         let _ = stream.shutdown().await;
         linger(&mut stream).await;
     }
@@ -76,7 +74,7 @@ pub(crate) async fn refuse(mut stream: TcpStream, code: Code) {
 
 /// Why a connection ended.
 #[derive(Debug)]
-enum Outcome {
+pub(crate) enum Outcome {
     /// The peer closed its side.
     Eof,
     /// The peer said `QUIT`.
@@ -92,16 +90,28 @@ enum Outcome {
     WriterDone(io::Result<()>),
 }
 
-struct Connection {
-    hub: Hub,
-    id: ConnId,
-    outbox: Arc<Outbox>,
+/// What every front end (binary or text) keeps about one peer, and the
+/// handling of its requests, which is the same whatever they arrived as.
+pub(crate) struct Connection {
+    pub(crate) hub: Hub,
+    pub(crate) id: ConnId,
+    pub(crate) outbox: Arc<Outbox>,
     /// In-flight slots of this connection's messages (see `HubConfig::max_in_flight`).
     permits: Arc<Semaphore>,
-    nick: Option<Nick>,
+    pub(crate) nick: Option<Nick>,
 }
 
 impl Connection {
+    pub(crate) fn new(hub: Hub) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(hub.shared.config.max_in_flight.max(1))),
+            outbox: hub.new_outbox(),
+            id: hub.next_conn_id(),
+            hub,
+            nick: None,
+        }
+    }
+
     async fn run(mut self, mut stream: TcpStream) -> Outcome {
         // We coalesce frames ourselves; Nagle would only add latency.
         let _ = stream.set_nodelay(true);
@@ -117,6 +127,20 @@ impl Connection {
             outcome = self.read_frames(&mut reader) => outcome,
             result = &mut writer => Outcome::WriterDone(result),
         };
+        self.finish(&outcome, writer).await;
+        if matches!(outcome, Outcome::Fatal(_)) {
+            linger(reader.get_mut()).await;
+        }
+        outcome
+    }
+
+    /// Ends a connection whose reader or writer has stopped: says goodbye to
+    /// the actor, closes the outbox the way `outcome` calls for, and lets the
+    /// writer flush what is left.
+    pub(crate) async fn finish<F>(&mut self, outcome: &Outcome, writer: std::pin::Pin<&mut F>)
+    where
+        F: Future<Output = io::Result<()>>,
+    {
         if let Outcome::Io(error) = &outcome {
             debug!(%error, "read failed");
         }
@@ -124,7 +148,7 @@ impl Connection {
             if let Err(error) = result {
                 debug!(%error, "write failed");
             }
-            if outbox.reason() == Some(Code::SLOW_CONSUMER) {
+            if self.outbox.reason() == Some(Code::SLOW_CONSUMER) {
                 warn!("disconnected as a slow consumer");
             }
         }
@@ -139,34 +163,46 @@ impl Connection {
             }
         }
         if !matches!(outcome, Outcome::WriterDone(_)) {
-            match &outcome {
-                Outcome::Eof | Outcome::Quit => outbox.close(None, true),
-                Outcome::Shutdown => outbox.close(Some(Code::SHUTTING_DOWN), true),
-                Outcome::Fatal(code) => outbox.close(Some(*code), true),
-                Outcome::Io(_) | Outcome::WriterDone(_) => outbox.close(None, false),
+            match outcome {
+                Outcome::Eof | Outcome::Quit => self.outbox.close(None, true),
+                Outcome::Shutdown => self.outbox.close(Some(Code::SHUTTING_DOWN), true),
+                Outcome::Fatal(code) => self.outbox.close(Some(*code), true),
+                Outcome::Io(_) | Outcome::WriterDone(_) => self.outbox.close(None, false),
             }
             if let Err(error) = writer.await {
                 debug!(%error, "final write failed");
             }
         }
-        if matches!(outcome, Outcome::Fatal(_)) {
-            linger(reader.get_mut()).await;
+    }
+
+    /// The next item from `input`, unless shutdown begins or (before
+    /// registration) the registration deadline passes first.
+    pub(crate) async fn next_input<S: futures::Stream + Unpin>(
+        &self,
+        input: &mut S,
+        registration_deadline: Instant,
+    ) -> Result<Option<S::Item>, Outcome> {
+        tokio::select! {
+            biased;
+            () = self.hub.shared.shutdown.cancelled() => Err(Outcome::Shutdown),
+            () = sleep_until(registration_deadline), if self.nick.is_none() => {
+                info!("no HELLO before the registration deadline");
+                Err(Outcome::Fatal(Code::REGISTRATION_TIMEOUT))
+            }
+            next = input.next() => Ok(next),
         }
-        outcome
+    }
+
+    pub(crate) fn registration_deadline(&self) -> Instant {
+        Instant::now() + self.hub.shared.config.registration_timeout
     }
 
     async fn read_frames(&mut self, reader: &mut FramedRead<ReadHalf<'_>, HubCodec>) -> Outcome {
-        let shutdown = self.hub.shared.shutdown.clone();
-        let registration_deadline = Instant::now() + self.hub.shared.config.registration_timeout;
+        let registration_deadline = self.registration_deadline();
         loop {
-            let next = tokio::select! {
-                biased;
-                () = shutdown.cancelled() => return Outcome::Shutdown,
-                () = sleep_until(registration_deadline), if self.nick.is_none() => {
-                    info!("no HELLO before the registration deadline");
-                    return Outcome::Fatal(Code::REGISTRATION_TIMEOUT);
-                }
-                next = reader.next() => next,
+            let next = match self.next_input(reader, registration_deadline).await {
+                Ok(next) => next,
+                Err(outcome) => return outcome,
             };
             let frame = match next {
                 None => return Outcome::Eof,
@@ -177,18 +213,19 @@ impl Connection {
                     return Outcome::Fatal(error.code());
                 }
             };
-            if let Some(outcome) = self.handle(frame, reader).await {
+            let was_registered = self.nick.is_some();
+            if let Some(outcome) = self.handle(frame).await {
                 return outcome;
+            }
+            if !was_registered && self.nick.is_some() {
+                let max_frame = self.hub.shared.config.max_frame;
+                reader.decoder_mut().set_max_frame(max_frame);
             }
         }
     }
 
     /// Acts on one frame; `Some` ends the connection.
-    async fn handle(
-        &mut self,
-        frame: ClientFrame,
-        reader: &mut FramedRead<ReadHalf<'_>, HubCodec>,
-    ) -> Option<Outcome> {
+    pub(crate) async fn handle(&mut self, frame: ClientFrame) -> Option<Outcome> {
         match frame {
             ClientFrame::Hello(hello) => {
                 if self.nick.is_some() {
@@ -220,9 +257,6 @@ impl Connection {
                         tracing::Span::current().record("nick", nick.as_str());
                         info!("registered");
                         self.nick = Some(nick);
-                        reader
-                            .decoder_mut()
-                            .set_max_frame(self.hub.shared.config.max_frame);
                     }
                     Err(HubError::Refused(code)) => self.reply(ErrorFrame::new(code, 0)),
                     Err(HubError::Closed) => return Some(Outcome::Shutdown),
@@ -268,7 +302,7 @@ impl Connection {
         None
     }
 
-    fn reply(&self, error: ErrorFrame) {
+    pub(crate) fn reply(&self, error: ErrorFrame) {
         self.reply_frame(&ServerFrame::Error(error));
     }
 
@@ -318,7 +352,7 @@ where
     io.shutdown().await
 }
 
-async fn write_deadline<W>(
+pub(crate) async fn write_deadline<W>(
     io: &mut W,
     bytes: &[u8],
     deadline: Duration,
@@ -343,7 +377,7 @@ where
 
 /// Reads and discards for a moment, so that the peer reads our last frame
 /// before the close instead of a reset caused by its unread bytes.
-async fn linger<R: AsyncRead + Unpin>(io: &mut R) {
+pub(crate) async fn linger<R: AsyncRead + Unpin>(io: &mut R) {
     let mut scratch = [0u8; 4096];
     let until = Instant::now() + LINGER;
     while let Ok(Ok(n)) = tokio::time::timeout_at(until, io.read(&mut scratch)).await {

@@ -3,14 +3,15 @@
 //! sessions.
 //!
 //! - [`Hub::start`] spawns the actor and returns a cloneable [`Hub`] handle.
-//! - [`Hub::serve`] accepts TCP connections, each served by its own task.
+//! - [`Hub::serve`] accepts TCP connections, each served by its own task;
+//!   [`Hub::serve_text`] does the same for plain-text (netcat) users.
 //! - [`Hub::attach`] gives an in-process [`Session`] (no socket).
 //! - [`Hub::shutdown`] stops accepting, flushes every queue and waits.
 //!
 //! Layout: `hub.rs` (the actor and the handle), `registry.rs` (who is
 //! online), `outbox.rs` (each connection's byte-bounded outbound queue, where
 //! flow control happens), `connection.rs` (one TCP connection's task),
-//! `server.rs` (the accept loop), `session.rs` (in-process users),
+//! `server.rs` (the accept loop), `text.rs` (the plain-text front end), `session.rs` (in-process users),
 //! `config.rs` (limits). `docs/architecture.md` tells the story of one
 //! message through them.
 //!
@@ -32,6 +33,7 @@ mod outbox;
 mod registry;
 mod server;
 mod session;
+mod text;
 
 pub use config::HubConfig;
 pub use error::HubError;

@@ -7,7 +7,14 @@ use chinwag_protocol::Code;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
-use crate::{Hub, connection};
+use crate::{Hub, connection, text};
+
+/// Which protocol a listener speaks.
+#[derive(Debug, Clone, Copy)]
+enum Front {
+    Binary,
+    Text,
+}
 
 impl Hub {
     /// Accepts connections on `listener` until shutdown begins, serving each
@@ -23,8 +30,23 @@ impl Hub {
     /// Only if the listener's local address cannot be read; accept errors are
     /// retried.
     pub async fn serve(&self, listener: TcpListener) -> io::Result<()> {
+        self.accept_loop(listener, Front::Binary).await
+    }
+
+    /// Accepts plain-text connections on `listener` until shutdown begins:
+    /// newline-delimited UTF-8 whose first line is the nickname and whose
+    /// other lines use the `@nick text` syntax, so that `nc` or `telnet` is a
+    /// working client. Text users share the registry with everyone else.
+    ///
+    /// # Errors
+    /// As [`serve`](Self::serve).
+    pub async fn serve_text(&self, listener: TcpListener) -> io::Result<()> {
+        self.accept_loop(listener, Front::Text).await
+    }
+
+    async fn accept_loop(&self, listener: TcpListener, front: Front) -> io::Result<()> {
         let shared = &self.shared;
-        info!(addr = %listener.local_addr()?, "listening");
+        info!(addr = %listener.local_addr()?, ?front, "listening");
         let mut backoff = Duration::from_millis(10);
         loop {
             let accepted = tokio::select! {
@@ -45,13 +67,23 @@ impl Hub {
                 }
             };
             if let Ok(slot) = shared.connections.clone().try_acquire_owned() {
-                let connection = connection::serve(self.clone(), stream, peer, slot);
-                shared.tracker.spawn(connection);
+                let hub = self.clone();
+                match front {
+                    Front::Binary => shared
+                        .tracker
+                        .spawn(connection::serve(hub, stream, peer, slot)),
+                    Front::Text => shared.tracker.spawn(text::serve(hub, stream, peer, slot)),
+                };
             } else {
                 warn!(%peer, "server full; refusing connection");
-                shared
-                    .tracker
-                    .spawn(connection::refuse(stream, Code::SERVER_FULL));
+                match front {
+                    Front::Binary => shared
+                        .tracker
+                        .spawn(connection::refuse(stream, Code::SERVER_FULL)),
+                    Front::Text => shared
+                        .tracker
+                        .spawn(connection::refuse_with(stream, b"! error: server full\n")),
+                };
             }
         }
     }
