@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use chinwag_hub::{Hub, HubConfig};
+use chinwag_hub::{Hub, HubConfig, RateLimit};
 use clap::Parser;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
@@ -22,12 +22,49 @@ struct Args {
     /// unless given.
     #[arg(long, value_name = "ADDR")]
     text_listen: Option<SocketAddr>,
-    /// Connections served at once; the next one gets a "server full" error.
+    /// Registered users at once; a connection beyond gets a "server full" error.
     #[arg(long, default_value_t = HubConfig::default().max_connections)]
     max_connections: usize,
+    /// Connections still waiting to register, capped apart from registered ones.
+    #[arg(long, default_value_t = HubConfig::default().max_unregistered)]
+    max_unregistered: usize,
     /// Largest frame payload accepted from a registered client, in bytes.
     #[arg(long, default_value_t = HubConfig::default().max_frame)]
     max_frame_bytes: usize,
+    /// Largest frame payload accepted before registration, in bytes.
+    #[arg(long, default_value_t = HubConfig::default().max_frame_unregistered)]
+    max_hello_bytes: usize,
+    /// Time allowed to complete HELLO after connecting.
+    #[arg(long, value_parser = humantime_secs, default_value = "5")]
+    registration_timeout: Duration,
+    /// Time a frame's bytes may stop arriving midway before the connection is closed.
+    #[arg(long, value_parser = humantime_secs, default_value = "10")]
+    frame_timeout: Duration,
+    /// Silence after which a registered client is pinged.
+    #[arg(long, value_parser = humantime_secs, default_value = "30")]
+    ping_interval: Duration,
+    /// Consecutive unanswered pings after which a client is closed.
+    #[arg(long, default_value_t = HubConfig::default().max_missed_pings)]
+    max_missed_pings: u32,
+    /// Bytes queued for one client above which its publishers are paused.
+    #[arg(long, default_value_t = HubConfig::default().outbox_high_water)]
+    outbox_high_water: usize,
+    /// Bytes queued for one client at which it is cut as a slow consumer.
+    #[arg(long, default_value_t = HubConfig::default().outbox_limit)]
+    outbox_limit: usize,
+    /// Time a client's queue may stay above the high-water mark, or a write
+    /// may make no progress, before it is cut as a slow consumer.
+    #[arg(long, value_parser = humantime_secs, default_value = "10")]
+    slow_consumer_deadline: Duration,
+    /// Flood control: messages per second per connection, e.g. `10/s`. Off unless given.
+    #[arg(long, value_parser = rate)]
+    rate_limit: Option<f64>,
+    /// Flood control: messages that may be sent at once (with --rate-limit).
+    #[arg(long, default_value_t = 20)]
+    rate_burst: u32,
+    /// Flood control: how long a client may keep flooding before it is disconnected.
+    #[arg(long, value_parser = humantime_secs, default_value = "10")]
+    flood_grace: Duration,
     /// Log filter, in `tracing_subscriber`'s `EnvFilter` syntax
     /// (e.g. `info`, `chinwag_hub=debug`). `RUST_LOG` is used when unset.
     #[arg(long)]
@@ -53,7 +90,21 @@ async fn main() -> anyhow::Result<()> {
 
     let mut config = HubConfig::default();
     config.max_connections = args.max_connections;
+    config.max_unregistered = args.max_unregistered;
     config.max_frame = args.max_frame_bytes;
+    config.max_frame_unregistered = args.max_hello_bytes;
+    config.registration_timeout = args.registration_timeout;
+    config.frame_timeout = args.frame_timeout;
+    config.ping_interval = args.ping_interval;
+    config.max_missed_pings = args.max_missed_pings;
+    config.outbox_high_water = args.outbox_high_water;
+    config.outbox_limit = args.outbox_limit;
+    config.slow_consumer_deadline = args.slow_consumer_deadline;
+    config.rate_limit = args.rate_limit.map(|per_second| RateLimit {
+        per_second,
+        burst: args.rate_burst.max(1),
+        grace: args.flood_grace,
+    });
 
     let listener = TcpListener::bind(args.listen)
         .await
@@ -118,4 +169,38 @@ async fn shutdown_signal() -> anyhow::Result<()> {
     #[cfg(not(unix))]
     ctrl_c.await.context("cannot listen for Ctrl+C")?;
     Ok(())
+}
+
+/// Seconds, as a whole or decimal number (`5`, `0.5`), or with an `s` or
+/// `ms` suffix (`5s`, `500ms`).
+fn humantime_secs(text: &str) -> Result<Duration, String> {
+    let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
+        (ms, 0.001)
+    } else {
+        (text.strip_suffix('s').unwrap_or(text), 1.0)
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 5, 5s or 500ms"))?;
+    Duration::try_from_secs_f64(value * scale).map_err(|e| format!("{text:?}: {e}"))
+}
+
+/// A rate such as `10`, `10/s` or `600/min`, in messages per second.
+fn rate(text: &str) -> Result<f64, String> {
+    let (number, per) = match text.split_once('/') {
+        Some((n, "s" | "sec")) => (n, 1.0),
+        Some((n, "m" | "min")) => (n, 60.0),
+        Some(_) => return Err(format!("{text:?}: use a rate like 10/s or 600/min")),
+        None => (text, 1.0),
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a rate like 10/s"))?;
+    if value > 0.0 && value.is_finite() {
+        Ok(value / per)
+    } else {
+        Err(format!("{text:?}: the rate must be above zero"))
+    }
 }

@@ -12,9 +12,13 @@ use chinwag_protocol::DEFAULT_MAX_FRAME;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct HubConfig {
-    /// Connections served at once (TCP and in-process). The one over the cap
-    /// gets a `SERVER_FULL` error and is closed.
+    /// Registered users at once (TCP, text and in-process). A connection
+    /// arriving when all are taken gets a `SERVER_FULL` error and is closed.
     pub max_connections: usize,
+    /// Connections that have not completed `HELLO` yet, capped apart from
+    /// registered ones so that a crowd of idle or dribbling sockets cannot
+    /// lock real users out.
+    pub max_unregistered: usize,
     /// Largest frame payload accepted from a registered client, in bytes. The
     /// hub also sends no frame larger than this.
     pub max_frame: usize,
@@ -23,6 +27,17 @@ pub struct HubConfig {
     pub max_frame_unregistered: usize,
     /// How long a connection may take to complete `HELLO`.
     pub registration_timeout: Duration,
+    /// How long the bytes of a frame that has started arriving may stop
+    /// coming before the connection is closed (`FRAME_TIMEOUT`).
+    pub frame_timeout: Duration,
+    /// A registered binary client that has sent nothing for this long is
+    /// sent a `PING`.
+    pub ping_interval: Duration,
+    /// Consecutive unanswered `PING`s after which the client is closed
+    /// (`PING_TIMEOUT`).
+    pub max_missed_pings: u32,
+    /// Per-connection flood control on `SEND`; off (`None`) by default.
+    pub rate_limit: Option<RateLimit>,
     /// Bytes queued for one connection above which the hub stops reading from
     /// the publishers that keep filling it, until it drains to half of this.
     pub outbox_high_water: usize,
@@ -45,9 +60,14 @@ impl Default for HubConfig {
     fn default() -> Self {
         Self {
             max_connections: 10_000,
+            max_unregistered: 1_000,
             max_frame: DEFAULT_MAX_FRAME,
             max_frame_unregistered: 16 * 1024,
             registration_timeout: Duration::from_secs(5),
+            frame_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(30),
+            max_missed_pings: 2,
+            rate_limit: None,
             outbox_high_water: 256 * 1024,
             outbox_limit: 16 * 1024 * 1024,
             slow_consumer_deadline: Duration::from_secs(10),
@@ -55,4 +75,18 @@ impl Default for HubConfig {
             command_queue: 1024,
         }
     }
+}
+
+/// A token bucket on the messages one connection sends: `burst` messages at
+/// once, refilled at `per_second`. A message over the limit is refused with
+/// `RATE_LIMITED`; a sender that has had more than `per_second × grace`
+/// messages refused within one `grace` period is disconnected (`FLOODING`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    /// Messages per second, sustained.
+    pub per_second: f64,
+    /// Messages that may be sent at once after a quiet spell.
+    pub burst: u32,
+    /// How long a sender may keep flooding before it is disconnected.
+    pub grace: std::time::Duration,
 }

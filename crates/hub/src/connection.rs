@@ -18,14 +18,16 @@ use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::ReadHalf;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::codec::FramedRead;
 use tracing::{Instrument, debug, field, info, info_span, warn};
 
+use crate::config::RateLimit;
 use crate::hub::Command;
 use crate::outbox::Outbox;
 use crate::registry::ConnId;
+use crate::stall::{self, StallCodec, StallGuard};
 use crate::{Hub, HubError};
 
 /// Frames up to this size are copied into one buffer and written together;
@@ -37,20 +39,19 @@ const COALESCE_MAX: usize = 16 * 1024;
 const LINGER: Duration = Duration::from_millis(500);
 
 /// Serves one accepted connection until it ends. `slot` is its place under
-/// the hub's connection limit, released when this returns.
+/// the hub's limit of unregistered connections.
 pub(crate) async fn serve(
     hub: Hub,
     stream: TcpStream,
     peer: SocketAddr,
     slot: OwnedSemaphorePermit,
 ) {
-    let connection = Connection::new(hub);
+    let connection = Connection::new(hub, slot);
     let span = info_span!("conn", %peer, id = connection.id.0, nick = field::Empty);
     async move {
         debug!("accepted");
         let outcome = connection.run(stream).await;
         debug!(?outcome, "closed");
-        drop(slot);
     }
     .instrument(span)
     .await;
@@ -71,6 +72,9 @@ pub(crate) async fn refuse_with(mut stream: TcpStream, last_words: &[u8]) {
         linger(&mut stream).await;
     }
 }
+
+/// A binary connection's frame reader, with stalled frames timing out.
+type FrameReader<'a> = FramedRead<StallGuard<ReadHalf<'a>>, StallCodec<HubCodec>>;
 
 /// Why a connection ended.
 #[derive(Debug)]
@@ -99,16 +103,27 @@ pub(crate) struct Connection {
     /// In-flight slots of this connection's messages (see `HubConfig::max_in_flight`).
     permits: Arc<Semaphore>,
     pub(crate) nick: Option<Nick>,
+    /// Its place under the limit of unregistered connections, then, once
+    /// registered, under the limit of registered ones.
+    slot: OwnedSemaphorePermit,
+    /// Flood control, when the hub has it turned on.
+    bucket: Option<TokenBucket>,
+    /// Pings sent and not answered since the client was last heard from.
+    missed_pings: u32,
 }
 
 impl Connection {
-    pub(crate) fn new(hub: Hub) -> Self {
+    pub(crate) fn new(hub: Hub, slot: OwnedSemaphorePermit) -> Self {
+        let config = &hub.shared.config;
         Self {
-            permits: Arc::new(Semaphore::new(hub.shared.config.max_in_flight.max(1))),
+            permits: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+            bucket: config.rate_limit.map(TokenBucket::new),
             outbox: hub.new_outbox(),
             id: hub.next_conn_id(),
-            hub,
             nick: None,
+            slot,
+            missed_pings: 0,
+            hub,
         }
     }
 
@@ -118,7 +133,9 @@ impl Connection {
         let config = &self.hub.shared.config;
         let write_deadline = config.slow_consumer_deadline;
         let (read_half, write_half) = stream.split();
-        let mut reader = FramedRead::new(read_half, HubCodec::new(config.max_frame_unregistered));
+        let codec = HubCodec::new(config.max_frame_unregistered);
+        let (read_half, codec) = stall::guard(read_half, codec, config.frame_timeout);
+        let mut reader = FramedRead::new(read_half, codec);
         let outbox = self.outbox.clone();
         let writer = write_frames(&outbox, write_half, write_deadline);
         tokio::pin!(writer);
@@ -141,16 +158,23 @@ impl Connection {
     where
         F: Future<Output = io::Result<()>>,
     {
-        if let Outcome::Io(error) = &outcome {
-            debug!(%error, "read failed");
+        let counters = &self.hub.shared.counters;
+        match outcome {
+            Outcome::Io(error) => debug!(%error, "read failed"),
+            Outcome::Fatal(code) => {
+                warn!(%code, "closing the connection");
+                counters.record(*code);
+            }
+            Outcome::WriterDone(result) => {
+                if let Err(error) = result {
+                    debug!(%error, "write failed");
+                }
+            }
+            Outcome::Eof | Outcome::Quit | Outcome::Shutdown => {}
         }
-        if let Outcome::WriterDone(result) = &outcome {
-            if let Err(error) = result {
-                debug!(%error, "write failed");
-            }
-            if self.outbox.reason() == Some(Code::SLOW_CONSUMER) {
-                warn!("disconnected as a slow consumer");
-            }
+        if self.outbox.reason() == Some(Code::SLOW_CONSUMER) {
+            warn!("disconnected as a slow consumer");
+            counters.record_slow_consumer(self.nick.as_ref().map(Nick::as_str));
         }
 
         // Say goodbye first, so that nothing more is routed here.
@@ -159,7 +183,14 @@ impl Connection {
                 // The actor drains its queue and closes our outbox itself.
                 self.hub.shared.actor_done.cancelled().await;
             } else {
-                let _ = self.hub.command(Command::Leave { id: self.id }).await;
+                let (done, routed) = oneshot::channel();
+                let leave = Command::Leave {
+                    id: self.id,
+                    done: Some(done),
+                };
+                if self.hub.command(leave).await.is_ok() {
+                    let _ = routed.await;
+                }
             }
         }
         if !matches!(outcome, Outcome::WriterDone(_)) {
@@ -177,19 +208,44 @@ impl Connection {
 
     /// The next item from `input`, unless shutdown begins or (before
     /// registration) the registration deadline passes first.
+    ///
+    /// With `pings` (binary clients), a registered client that stays silent
+    /// is sent `PING`s every `ping_interval`, and closed once
+    /// `max_missed_pings` of them in a row went unanswered. Anything the
+    /// client sends counts as an answer.
     pub(crate) async fn next_input<S: futures::Stream + Unpin>(
-        &self,
+        &mut self,
         input: &mut S,
         registration_deadline: Instant,
+        pings: bool,
     ) -> Result<Option<S::Item>, Outcome> {
-        tokio::select! {
-            biased;
-            () = self.hub.shared.shutdown.cancelled() => Err(Outcome::Shutdown),
-            () = sleep_until(registration_deadline), if self.nick.is_none() => {
-                info!("no HELLO before the registration deadline");
-                Err(Outcome::Fatal(Code::REGISTRATION_TIMEOUT))
+        let config = &self.hub.shared.config;
+        let interval = config.ping_interval;
+        let max_missed = config.max_missed_pings;
+        let mut ping_at = Instant::now() + interval;
+        loop {
+            let live = pings && self.nick.is_some();
+            tokio::select! {
+                biased;
+                () = self.hub.shared.shutdown.cancelled() => return Err(Outcome::Shutdown),
+                () = sleep_until(registration_deadline), if self.nick.is_none() => {
+                    info!("no HELLO before the registration deadline");
+                    return Err(Outcome::Fatal(Code::REGISTRATION_TIMEOUT));
+                }
+                next = input.next() => {
+                    self.missed_pings = 0;
+                    return Ok(next);
+                }
+                () = sleep_until(ping_at), if live => {
+                    if self.missed_pings >= max_missed {
+                        info!(missed = self.missed_pings, "peer stopped answering pings");
+                        return Err(Outcome::Fatal(Code::PING_TIMEOUT));
+                    }
+                    self.missed_pings += 1;
+                    self.reply_frame(&ServerFrame::Ping(u64::from(self.missed_pings)));
+                    ping_at = Instant::now() + interval;
+                }
             }
-            next = input.next() => Ok(next),
         }
     }
 
@@ -197,16 +253,20 @@ impl Connection {
         Instant::now() + self.hub.shared.config.registration_timeout
     }
 
-    async fn read_frames(&mut self, reader: &mut FramedRead<ReadHalf<'_>, HubCodec>) -> Outcome {
+    async fn read_frames(&mut self, reader: &mut FrameReader<'_>) -> Outcome {
         let registration_deadline = self.registration_deadline();
         loop {
-            let next = match self.next_input(reader, registration_deadline).await {
+            let next = match self.next_input(reader, registration_deadline, true).await {
                 Ok(next) => next,
                 Err(outcome) => return outcome,
             };
             let frame = match next {
                 None => return Outcome::Eof,
                 Some(Ok(frame)) => frame,
+                Some(Err(ProtocolError::Io(error))) if error.kind() == io::ErrorKind::TimedOut => {
+                    info!("frame stalled midway; closing");
+                    return Outcome::Fatal(Code::FRAME_TIMEOUT);
+                }
                 Some(Err(ProtocolError::Io(error))) => return Outcome::Io(error),
                 Some(Err(error)) => {
                     info!(%error, "bad frame; closing");
@@ -219,7 +279,7 @@ impl Connection {
             }
             if !was_registered && self.nick.is_some() {
                 let max_frame = self.hub.shared.config.max_frame;
-                reader.decoder_mut().set_max_frame(max_frame);
+                reader.decoder_mut().inner.set_max_frame(max_frame);
             }
         }
     }
@@ -248,6 +308,10 @@ impl Connection {
                         return None;
                     }
                 };
+                // Move from the unregistered pool to the registered one.
+                let Ok(slot) = self.hub.shared.connections.clone().try_acquire_owned() else {
+                    return Some(Outcome::Fatal(Code::SERVER_FULL));
+                };
                 match self
                     .hub
                     .join(self.id, nick.clone(), self.outbox.clone())
@@ -257,6 +321,7 @@ impl Connection {
                         tracing::Span::current().record("nick", nick.as_str());
                         info!("registered");
                         self.nick = Some(nick);
+                        self.slot = slot;
                     }
                     Err(HubError::Refused(code)) => self.reply(ErrorFrame::new(code, 0)),
                     Err(HubError::Closed) => return Some(Outcome::Shutdown),
@@ -266,6 +331,18 @@ impl Connection {
                 if self.nick.is_none() {
                     self.reply(ErrorFrame::new(Code::NOT_REGISTERED, send.id));
                     return None;
+                }
+                if let Some(bucket) = &mut self.bucket {
+                    match bucket.take(Instant::now()) {
+                        Verdict::Pass => {}
+                        Verdict::Refuse => {
+                            self.hub.shared.counters.record(Code::RATE_LIMITED);
+                            debug!(id = send.id, "rate limited");
+                            self.reply(ErrorFrame::new(Code::RATE_LIMITED, send.id));
+                            return None;
+                        }
+                        Verdict::Disconnect => return Some(Outcome::Fatal(Code::FLOODING)),
+                    }
                 }
                 // Flow control: this waits while earlier messages of ours sit
                 // parked on congested recipients' queues.
@@ -384,5 +461,90 @@ pub(crate) async fn linger<R: AsyncRead + Unpin>(io: &mut R) {
         if n == 0 {
             break;
         }
+    }
+}
+
+/// Flood control: a token bucket on messages, and a count of refusals per
+/// grace period to tell a burst from a flood.
+#[derive(Debug)]
+struct TokenBucket {
+    limit: RateLimit,
+    tokens: f64,
+    refilled: Instant,
+    /// Start of the current grace period of refusals, and refusals in it.
+    flood: Option<(Instant, f64)>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    Pass,
+    Refuse,
+    Disconnect,
+}
+
+impl TokenBucket {
+    fn new(limit: RateLimit) -> Self {
+        Self {
+            limit,
+            tokens: f64::from(limit.burst),
+            refilled: Instant::now(),
+            flood: None,
+        }
+    }
+
+    fn take(&mut self, now: Instant) -> Verdict {
+        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.refilled = now;
+        self.tokens =
+            (self.tokens + elapsed * self.limit.per_second).min(f64::from(self.limit.burst));
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return Verdict::Pass;
+        }
+        let grace = self.limit.grace;
+        let (since, refused) = match self.flood {
+            Some((since, refused)) if now.saturating_duration_since(since) <= grace => {
+                (since, refused + 1.0)
+            }
+            _ => (now, 1.0),
+        };
+        self.flood = Some((since, refused));
+        if refused > self.limit.per_second * grace.as_secs_f64() {
+            Verdict::Disconnect
+        } else {
+            Verdict::Refuse
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bucket_allows_a_burst_then_the_rate_then_cuts_a_flood() {
+        let limit = RateLimit {
+            per_second: 2.0,
+            burst: 3,
+            grace: Duration::from_secs(5),
+        };
+        let mut bucket = TokenBucket::new(limit);
+        let start = Instant::now();
+        for _ in 0..3 {
+            assert_eq!(bucket.take(start), Verdict::Pass);
+        }
+        assert_eq!(bucket.take(start), Verdict::Refuse);
+        // Half a second later one token has come back.
+        let later = start + Duration::from_millis(500);
+        assert_eq!(bucket.take(later), Verdict::Pass);
+        assert_eq!(bucket.take(later), Verdict::Refuse);
+        // Flooding: 10 refusals (2/s x 5 s) in one grace period are
+        // tolerated, the 11th is not. Two have happened already.
+        let mut verdicts = Vec::new();
+        for _ in 0..8 {
+            verdicts.push(bucket.take(later));
+        }
+        assert!(verdicts.iter().all(|v| *v == Verdict::Refuse));
+        assert_eq!(bucket.take(later), Verdict::Disconnect);
     }
 }

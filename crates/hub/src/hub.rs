@@ -24,7 +24,8 @@ use tracing::{debug, info, warn};
 
 use crate::outbox::{Outbox, Pressure};
 use crate::registry::{ConnId, Lookup, Member, Registry};
-use crate::{HubConfig, HubError};
+use crate::stats::Counters;
+use crate::{HubConfig, HubError, HubStats};
 
 /// What connections and sessions ask of the actor.
 #[derive(Debug)]
@@ -45,8 +46,13 @@ pub(crate) enum Command {
     },
     /// Queue a `ROSTER` frame for connection `id`.
     Who { id: ConnId },
-    /// Connection `id` is gone.
-    Leave { id: ConnId },
+    /// Connection `id` is gone. `done` is answered once the actor has handled
+    /// everything the connection sent before, so that the acks of its last
+    /// messages are queued before its outbox closes.
+    Leave {
+        id: ConnId,
+        done: Option<oneshot::Sender<()>>,
+    },
     /// Answer with the roster (for embedders).
     Roster { reply: oneshot::Sender<Vec<String>> },
 }
@@ -85,8 +91,12 @@ pub(crate) struct Shared {
     pub(crate) actor_done: CancellationToken,
     /// Every task of this hub: the actor and each connection.
     pub(crate) tracker: TaskTracker,
-    /// One permit per connection or session being served.
+    /// One permit per registered user (connection or session).
     pub(crate) connections: Arc<Semaphore>,
+    /// One permit per connection that has not registered yet.
+    pub(crate) unregistered: Arc<Semaphore>,
+    /// Limits breached, for logs and stats.
+    pub(crate) counters: Counters,
     next_conn: AtomicU64,
 }
 
@@ -110,6 +120,8 @@ impl Hub {
         let shared = Arc::new(Shared {
             commands,
             connections: Arc::new(Semaphore::new(config.max_connections)),
+            unregistered: Arc::new(Semaphore::new(config.max_unregistered)),
+            counters: Counters::default(),
             shutdown: CancellationToken::new(),
             actor_done: CancellationToken::new(),
             tracker: TaskTracker::new(),
@@ -166,9 +178,16 @@ impl Hub {
         self.shared.shutdown.is_cancelled()
     }
 
-    /// Connections and sessions being served right now (registered or not).
+    /// Connections and sessions being served right now, registered or not.
     pub fn connection_count(&self) -> usize {
-        self.shared.config.max_connections - self.shared.connections.available_permits()
+        let config = &self.shared.config;
+        (config.max_connections - self.shared.connections.available_permits())
+            + (config.max_unregistered - self.shared.unregistered.available_permits())
+    }
+
+    /// How often each limit has been hit since the hub started.
+    pub fn stats(&self) -> HubStats {
+        self.shared.counters.snapshot()
     }
 
     pub(crate) fn next_conn_id(&self) -> ConnId {
@@ -292,7 +311,12 @@ impl Actor {
                     }
                 }
             }
-            Command::Leave { id } => self.leave(id),
+            Command::Leave { id, done } => {
+                self.leave(id);
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
+            }
             Command::Roster { reply } => {
                 let _ = reply.send(self.registry.roster());
             }

@@ -33,12 +33,15 @@ mod outbox;
 mod registry;
 mod server;
 mod session;
+mod stall;
+mod stats;
 mod text;
 
-pub use config::HubConfig;
+pub use config::{HubConfig, RateLimit};
 pub use error::HubError;
 pub use hub::Hub;
 pub use session::Session;
+pub use stats::HubStats;
 
 /// The protocol crate, re-exported for embedders.
 pub use chinwag_protocol as protocol;

@@ -66,7 +66,14 @@ impl Hub {
                     continue;
                 }
             };
-            if let Ok(slot) = shared.connections.clone().try_acquire_owned() {
+            // New connections wait for HELLO in a pool of their own; they
+            // are refused at once when that pool, or the registered one, is full.
+            let slot = if shared.connections.available_permits() > 0 {
+                shared.unregistered.clone().try_acquire_owned().ok()
+            } else {
+                None
+            };
+            if let Some(slot) = slot {
                 let hub = self.clone();
                 match front {
                     Front::Binary => shared
@@ -76,6 +83,7 @@ impl Hub {
                 };
             } else {
                 warn!(%peer, "server full; refusing connection");
+                shared.counters.record(Code::SERVER_FULL);
                 match front {
                     Front::Binary => shared
                         .tracker

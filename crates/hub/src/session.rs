@@ -155,7 +155,13 @@ impl Session {
     /// Leaves the hub cleanly; the others see this user go offline.
     pub async fn quit(mut self) {
         self.left = true;
-        let _ = self.hub.command(Command::Leave { id: self.id }).await;
+        let _ = self
+            .hub
+            .command(Command::Leave {
+                id: self.id,
+                done: None,
+            })
+            .await;
         self.outbox.close(None, false);
     }
 }
@@ -166,7 +172,10 @@ impl Drop for Session {
             return;
         }
         self.outbox.close(None, false);
-        let leave = Command::Leave { id: self.id };
+        let leave = Command::Leave {
+            id: self.id,
+            done: None,
+        };
         if let Err(tokio::sync::mpsc::error::TrySendError::Full(leave)) =
             self.hub.shared.commands.try_send(leave)
         {

@@ -42,13 +42,12 @@ pub(crate) async fn serve(
     peer: SocketAddr,
     slot: OwnedSemaphorePermit,
 ) {
-    let mut connection = Connection::new(hub);
+    let mut connection = Connection::new(hub, slot);
     let span = info_span!("text", %peer, id = connection.id.0, nick = field::Empty);
     async move {
         debug!("accepted");
         let outcome = run(&mut connection, stream).await;
         debug!(?outcome, "closed");
-        drop(slot);
     }
     .instrument(span)
     .await;
@@ -84,7 +83,11 @@ async fn read_lines(
     let registration_deadline = connection.registration_deadline();
     let mut next_id = 0;
     loop {
-        let line = match connection.next_input(lines, registration_deadline).await {
+        // Text users cannot answer pings; TCP tells the hub when they vanish.
+        let line = match connection
+            .next_input(lines, registration_deadline, false)
+            .await
+        {
             Err(outcome) => return outcome,
             Ok(None) => return Outcome::Eof,
             Ok(Some(Err(error))) => return Outcome::Io(error),

@@ -41,6 +41,10 @@ impl Code {
     pub const PING_TIMEOUT: Self = Self(11);
     /// The sender exceeded its message rate; this message was dropped.
     pub const RATE_LIMITED: Self = Self(12);
+    /// A frame started arriving and then stopped midway for too long. Fatal.
+    pub const FRAME_TIMEOUT: Self = Self(13);
+    /// The sender kept exceeding its message rate for too long. Fatal.
+    pub const FLOODING: Self = Self(14);
 
     /// Nickname refused: empty.
     pub const NICK_EMPTY: Self = Self(20);
@@ -65,7 +69,7 @@ impl Code {
 
     /// Whether the hub closes the connection after sending an error with this code.
     pub fn is_fatal(self) -> bool {
-        matches!(self.0, 1..=3 | 6..=8 | 10 | 11)
+        matches!(self.0, 1..=3 | 6..=8 | 10 | 11 | 13 | 14)
     }
 
     /// Whether this code refuses a nickname (codes 20 to 29).
@@ -89,6 +93,8 @@ impl Code {
             Self::REGISTRATION_TIMEOUT => "registration timeout",
             Self::PING_TIMEOUT => "ping timeout",
             Self::RATE_LIMITED => "rate limited",
+            Self::FRAME_TIMEOUT => "frame stalled midway",
+            Self::FLOODING => "disconnected for flooding",
             Self::NICK_EMPTY => "nickname is empty",
             Self::NICK_TOO_LONG => "nickname is too long",
             Self::NICK_NOT_UTF8 => "nickname is not valid utf-8",
@@ -125,7 +131,7 @@ mod tests {
     #[test]
     fn fatal_codes_are_the_documented_ones() {
         let fatal: Vec<u16> = (0..64).filter(|&c| Code(c).is_fatal()).collect();
-        assert_eq!(fatal, [1, 2, 3, 6, 7, 8, 10, 11]);
+        assert_eq!(fatal, [1, 2, 3, 6, 7, 8, 10, 11, 13, 14]);
     }
 
     #[test]

@@ -1,0 +1,296 @@
+//! Limits and deadlines, over real sockets with shrunken limits: silent
+//! peers, stalled frames, floods, and crowds that never register.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chinwag_hub::protocol::{
+    ClientCodec, ClientFrame, Code, Hello, PROTOCOL_VERSION, Recipients, SendFrame, ServerFrame,
+};
+use chinwag_hub::{Hub, HubConfig, RateLimit};
+use futures::{SinkExt, StreamExt};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::timeout;
+use tokio_util::codec::Framed;
+
+const PATIENCE: Duration = Duration::from_secs(10);
+
+type Client = Framed<TcpStream, ClientCodec>;
+
+async fn start(config: HubConfig) -> (Hub, SocketAddr) {
+    let hub = Hub::start(config);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let h = hub.clone();
+    tokio::spawn(async move { h.serve(listener).await });
+    (hub, addr)
+}
+
+async fn register(addr: SocketAddr, nick: &str) -> Client {
+    let mut client = Framed::new(
+        TcpStream::connect(addr).await.unwrap(),
+        ClientCodec::default(),
+    );
+    client
+        .send(ClientFrame::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            nick: nick.as_bytes().to_vec().into(),
+        }))
+        .await
+        .unwrap();
+    let frame = next(&mut client).await;
+    assert!(matches!(frame, Some(ServerFrame::Welcome(_))), "{frame:?}");
+    client
+}
+
+async fn next(client: &mut Client) -> Option<ServerFrame> {
+    match timeout(PATIENCE, client.next())
+        .await
+        .expect("no frame in time")
+    {
+        Some(Ok(frame)) => Some(frame),
+        Some(Err(_)) | None => None,
+    }
+}
+
+/// Reads until the connection closes; returns the error codes seen on the way.
+async fn codes_until_closed(client: &mut Client) -> Vec<Code> {
+    let mut codes = Vec::new();
+    while let Some(frame) = next(client).await {
+        if let ServerFrame::Error(e) = frame {
+            codes.push(e.code);
+        }
+    }
+    codes
+}
+
+async fn send_to(client: &mut Client, id: u64, to: &str, text: &str) {
+    client
+        .send(ClientFrame::Send(SendFrame {
+            id,
+            to: Recipients::Users(vec![to.into()]),
+            text: text.into(),
+        }))
+        .await
+        .unwrap();
+}
+
+/// Asserts `client` can still message `peer` (who reads it).
+async fn still_talking(client: &mut Client, peer: &mut Client, text: &str, to: &str) {
+    send_to(client, 999, to, text).await;
+    loop {
+        match next(peer).await {
+            Some(ServerFrame::Message(m)) if m.text == text => return,
+            Some(_) => {}
+            None => panic!("{to} was disconnected"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_silent_peer_is_closed_after_two_unanswered_pings_and_a_live_one_is_not() {
+    let mut config = HubConfig::default();
+    config.ping_interval = Duration::from_millis(100);
+    config.max_missed_pings = 2;
+    let (hub, addr) = start(config).await;
+
+    let mut silent = register(addr, "silent").await;
+    let mut lively = register(addr, "lively").await;
+
+    // The lively one answers every ping for a while; the silent one never does.
+    let answer = tokio::spawn(async move {
+        let mut pings = 0;
+        while pings < 6 {
+            match next(&mut lively).await {
+                Some(ServerFrame::Ping(token)) => {
+                    pings += 1;
+                    lively.send(ClientFrame::Pong(token)).await.unwrap();
+                }
+                Some(_) => {}
+                None => panic!("a client that answers pings was closed"),
+            }
+        }
+        lively
+    });
+
+    let mut pings = 0;
+    let mut codes = Vec::new();
+    while let Some(frame) = next(&mut silent).await {
+        match frame {
+            ServerFrame::Ping(_) => pings += 1,
+            ServerFrame::Error(e) => codes.push(e.code),
+            _ => {}
+        }
+    }
+    assert_eq!(pings, 2);
+    assert_eq!(codes, [Code::PING_TIMEOUT]);
+
+    let mut lively = answer.await.unwrap();
+    lively.send(ClientFrame::Who).await.unwrap();
+    loop {
+        if let Some(ServerFrame::Roster(roster)) = next(&mut lively).await {
+            assert_eq!(roster, ["lively"]);
+            break;
+        }
+    }
+    assert_eq!(hub.stats().ping_timeouts, 1);
+}
+
+#[tokio::test]
+async fn a_frame_that_stops_midway_is_closed_at_the_deadline() {
+    let mut config = HubConfig::default();
+    config.frame_timeout = Duration::from_millis(200);
+    let (hub, addr) = start(config).await;
+    let mut watcher = register(addr, "watcher").await;
+    let mut staller = register(addr, "staller").await;
+
+    // A SEND announcing 100 bytes, of which 10 arrive.
+    let stream = staller.get_mut();
+    stream
+        .write_all(&[0, 0, 0, 100, 0x02, 0, 0, 0, 0, 0, 0, 0, 1, 0])
+        .await
+        .unwrap();
+    assert_eq!(
+        codes_until_closed(&mut staller).await,
+        [Code::FRAME_TIMEOUT]
+    );
+
+    loop {
+        if let Some(ServerFrame::Presence(p)) = next(&mut watcher).await {
+            if !p.online {
+                assert_eq!(p.nick, "staller");
+                break;
+            }
+        }
+    }
+    assert_eq!(hub.stats().stalled_frames, 1);
+}
+
+#[tokio::test]
+async fn eof_in_the_middle_of_a_frame_frees_the_nickname_at_once() {
+    let (_hub, addr) = start(HubConfig::default()).await;
+    let mut watcher = register(addr, "watcher").await;
+    let mut leaver = register(addr, "leaver").await;
+    let stream = leaver.get_mut();
+    stream.write_all(&[0, 0, 0, 100, 0x02, 0, 0]).await.unwrap();
+    stream.shutdown().await.unwrap();
+
+    loop {
+        if let Some(ServerFrame::Presence(p)) = next(&mut watcher).await {
+            if !p.online {
+                assert_eq!(p.nick, "leaver");
+                break;
+            }
+        }
+    }
+    // Well before any deadline, the name can be taken again.
+    let _again = register(addr, "leaver").await;
+}
+
+#[tokio::test]
+async fn a_flooder_is_rate_limited_then_disconnected_and_others_are_unaffected() {
+    let mut config = HubConfig::default();
+    config.rate_limit = Some(RateLimit {
+        per_second: 5.0,
+        burst: 3,
+        grace: Duration::from_secs(2),
+    });
+    let (hub, addr) = start(config).await;
+    let mut flooder = register(addr, "flooder").await;
+    let mut alice = register(addr, "alice").await;
+    let mut bob = register(addr, "bob").await;
+
+    for id in 1..=40 {
+        send_to(&mut flooder, id, "bob", "spam").await;
+    }
+    let mut delivered = 0;
+    let mut limited = Vec::new();
+    let mut last = None;
+    while let Some(frame) = next(&mut flooder).await {
+        match frame {
+            ServerFrame::Ack(_) => delivered += 1,
+            ServerFrame::Error(e) if e.code == Code::RATE_LIMITED => limited.push(e.reference),
+            ServerFrame::Error(e) => last = Some(e.code),
+            _ => {}
+        }
+    }
+    assert!(delivered >= 3, "the burst goes through: {delivered}");
+    // 5/s for a 2 s grace period: 10 refusals are tolerated, the 11th cuts.
+    assert_eq!(limited.len(), 10, "refused ids: {limited:?}");
+    assert_eq!(last, Some(Code::FLOODING));
+    assert!(limited.iter().all(|id| (1..=40).contains(id)));
+
+    still_talking(&mut alice, &mut bob, "alice is fine", "bob").await;
+    let stats = hub.stats();
+    assert_eq!((stats.rate_limited, stats.flooders), (10, 1));
+}
+
+#[tokio::test]
+async fn a_slowloris_crowd_is_closed_at_the_deadline_while_real_users_carry_on() {
+    let mut config = HubConfig::default();
+    config.registration_timeout = Duration::from_millis(500);
+    config.max_unregistered = 1_000;
+    let (hub, addr) = start(config).await;
+    let mut alice = register(addr, "alice").await;
+
+    // 300 connections that dribble one byte of a HELLO and never finish it.
+    let mut crowd = Vec::new();
+    for _ in 0..300 {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(&[0]).await.unwrap();
+        crowd.push(Framed::new(stream, ClientCodec::default()));
+    }
+    // Meanwhile real users register and talk.
+    let mut bob = register(addr, "bob").await;
+    still_talking(&mut alice, &mut bob, "still here", "bob").await;
+    still_talking(&mut bob, &mut alice, "me too", "alice").await;
+
+    for client in &mut crowd {
+        assert_eq!(
+            codes_until_closed(client).await,
+            [Code::REGISTRATION_TIMEOUT]
+        );
+    }
+    // Only the two real users are left.
+    let settle = async {
+        while hub.connection_count() != 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    timeout(PATIENCE, settle)
+        .await
+        .expect("connections not released");
+    assert_eq!(hub.stats().registration_timeouts, 300);
+}
+
+#[tokio::test]
+async fn unregistered_connections_are_capped_apart_from_registered_ones() {
+    let mut config = HubConfig::default();
+    config.max_unregistered = 5;
+    config.max_connections = 10;
+    let (hub, addr) = start(config).await;
+
+    let mut idle = Vec::new();
+    for _ in 0..5 {
+        idle.push(TcpStream::connect(addr).await.unwrap());
+    }
+    // The sixth anonymous connection is refused at once...
+    let mut sixth = Framed::new(
+        TcpStream::connect(addr).await.unwrap(),
+        ClientCodec::default(),
+    );
+    assert_eq!(codes_until_closed(&mut sixth).await, [Code::SERVER_FULL]);
+    // ...but once one anonymous connection registers, its place is free again.
+    drop(idle.pop());
+    let settle = async {
+        while hub.connection_count() != 4 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    timeout(PATIENCE, settle).await.expect("slot not released");
+    let _alice = register(addr, "alice").await;
+    let _bob = register(addr, "bob").await;
+    assert_eq!(hub.connection_count(), 6);
+    assert!(hub.stats().server_full >= 1);
+}
