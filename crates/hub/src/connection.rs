@@ -177,8 +177,11 @@ impl Connection {
             counters.record_slow_consumer(self.nick.as_ref().map(Nick::as_str));
         }
 
-        // Say goodbye first, so that nothing more is routed here.
-        if self.nick.is_some() {
+        // Say goodbye first, so that nothing more is routed here. Always,
+        // even when `nick` is unset: if the reader was dropped while its
+        // `Join` was in flight, the actor may have registered us anyway, and
+        // a `Leave` for an id it does not know is a no-op.
+        {
             if let Outcome::Shutdown = outcome {
                 // The actor drains its queue and closes our outbox itself.
                 self.hub.shared.actor_done.cancelled().await;

@@ -78,7 +78,14 @@ impl Hub {
             .map_err(|_| HubError::Refused(chinwag_protocol::Code::SERVER_FULL))?;
         let id = self.next_conn_id();
         let outbox = self.new_outbox();
+        // If this future is dropped while the join is in flight, the actor
+        // may register the nickname anyway; the guard takes it back.
+        let guard = LeaveOnDrop {
+            hub: self,
+            id: Some(id),
+        };
         self.join(id, nick.clone(), outbox.clone()).await?;
+        let _ = guard.disarm();
         Ok(Session {
             hub: self.clone(),
             id,
@@ -172,20 +179,42 @@ impl Drop for Session {
             return;
         }
         self.outbox.close(None, false);
-        let leave = Command::Leave {
-            id: self.id,
-            done: None,
-        };
-        if let Err(tokio::sync::mpsc::error::TrySendError::Full(leave)) =
-            self.hub.shared.commands.try_send(leave)
-        {
-            // The queue is full right now; say goodbye from a task instead.
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                let hub = self.hub.clone();
-                runtime.spawn(async move {
-                    let _ = hub.command(leave).await;
-                });
-            }
+        leave_from_drop(&self.hub, self.id);
+    }
+}
+
+/// Takes a registration back if `attach` is cancelled halfway.
+struct LeaveOnDrop<'a> {
+    hub: &'a Hub,
+    id: Option<ConnId>,
+}
+
+impl LeaveOnDrop<'_> {
+    fn disarm(mut self) -> Option<ConnId> {
+        self.id.take()
+    }
+}
+
+impl Drop for LeaveOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            leave_from_drop(self.hub, id);
+        }
+    }
+}
+
+/// Tells the actor that `id` is gone, from code that cannot wait.
+fn leave_from_drop(hub: &Hub, id: ConnId) {
+    let leave = Command::Leave { id, done: None };
+    if let Err(tokio::sync::mpsc::error::TrySendError::Full(leave)) =
+        hub.shared.commands.try_send(leave)
+    {
+        // The queue is full right now; say goodbye from a task instead.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let hub = hub.clone();
+            runtime.spawn(async move {
+                let _ = hub.command(leave).await;
+            });
         }
     }
 }
