@@ -1,0 +1,602 @@
+//! The connection task: the one owner of the socket.
+//!
+//! [`Client`](crate::Client) handles send [`Request`]s on a bounded queue;
+//! the task writes frames, reads frames, routes each `ACK` to the request
+//! waiting for it by client id, answers the hub's `PING`s, hands events to the
+//! [`Events`](crate::Events) reader, and reconnects when told to.
+//!
+//! Everything happens in one `select!` loop whose branches never wait on each
+//! other: writing is a cancel-safe `write_buf` on a buffer the loop owns, so
+//! a hub that is slow to read never stops this client from reading (and the
+//! reverse), and events wait in a short backlog for room in the event queue.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use chinwag_protocol::{
+    ClientCodec, ClientFrame, Code, DEFAULT_MAX_FRAME, Hello, PROTOCOL_VERSION, ProtocolError,
+    Recipients, SendFrame, ServerFrame, Welcome, encode_into,
+};
+use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::time::{Instant, sleep};
+use tokio_util::codec::FramedRead;
+use tracing::debug;
+
+use crate::{Ack, Backoff, ClientError, ClientOptions, CloseReason, Event};
+
+/// Requests are taken from the queue only while less than this is waiting to
+/// be written, so a hub that reads slowly slows the senders down instead of
+/// growing this buffer (which can still hold one more message beyond it).
+const WRITE_HIGH_WATER: usize = 64 * 1024;
+
+/// The hub's limit on frames before registration (`docs/protocol.md`, section 1).
+const MAX_FRAME_UNREGISTERED: usize = 16 * 1024;
+
+/// What [`Client`](crate::Client) handles ask of the connection task.
+#[derive(Debug)]
+pub(crate) enum Request {
+    /// Send a message; answer with its ack. `permit` is its slot under
+    /// [`ClientOptions::max_pending`], released when the ack arrives.
+    Send {
+        to: Recipients,
+        text: String,
+        permit: OwnedSemaphorePermit,
+        reply: oneshot::Sender<Result<Ack, ClientError>>,
+    },
+    /// Ask who is online.
+    Who {
+        reply: oneshot::Sender<Result<Vec<String>, ClientError>>,
+    },
+    /// Leave; answer once the connection is closed.
+    Quit { reply: oneshot::Sender<()> },
+}
+
+impl Request {
+    /// Answers the request with `error` (a quit is simply acknowledged).
+    fn fail(self, error: ClientError) {
+        match self {
+            Self::Send { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            Self::Who { reply } => {
+                let _ = reply.send(Err(error));
+            }
+            Self::Quit { reply } => {
+                let _ = reply.send(());
+            }
+        }
+    }
+}
+
+/// A registered connection: the socket's two halves.
+pub(crate) struct Link {
+    reader: FramedRead<OwnedReadHalf, ClientCodec>,
+    writer: OwnedWriteHalf,
+    /// The largest payload the hub accepts from us, from its `WELCOME`.
+    max_frame: usize,
+}
+
+/// Opens a connection to the first of `addrs` that answers and registers
+/// `nick`, all within `timeout`.
+pub(crate) async fn open(
+    addrs: &[SocketAddr],
+    nick: &str,
+    timeout: Duration,
+) -> Result<(Link, Welcome), ClientError> {
+    tokio::time::timeout(timeout, handshake(addrs, nick))
+        .await
+        .map_err(|_| ClientError::Timeout)?
+}
+
+async fn handshake(addrs: &[SocketAddr], nick: &str) -> Result<(Link, Welcome), ClientError> {
+    let stream = connect_any(addrs).await?;
+    // Frames are written whole and at once; Nagle would only add latency.
+    let _ = stream.set_nodelay(true);
+    let (read_half, mut writer) = stream.into_split();
+    let mut reader = FramedRead::new(read_half, ClientCodec::default());
+
+    let mut out = BytesMut::new();
+    let hello = ClientFrame::Hello(Hello {
+        version: PROTOCOL_VERSION,
+        nick: nick.as_bytes().to_vec().into(),
+    });
+    encode_into(&hello, MAX_FRAME_UNREGISTERED, &mut out)?;
+    writer.write_all(&out).await?;
+
+    loop {
+        let frame = match reader.next().await {
+            Some(frame) => frame?,
+            None => {
+                return Err(ClientError::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the hub closed the connection before registering this client",
+                )));
+            }
+        };
+        match frame {
+            ServerFrame::Welcome(welcome) => {
+                let max_frame = welcome.max_frame as usize;
+                // The hub's ACK and ROSTER frames are not held to `max_frame`
+                // (an ACK can be 5/3 of the SEND it answers): accept more
+                // than we may send.
+                reader
+                    .decoder_mut()
+                    .set_max_frame(max_frame.saturating_mul(2).max(DEFAULT_MAX_FRAME));
+                let link = Link {
+                    reader,
+                    writer,
+                    max_frame,
+                };
+                return Ok((link, welcome));
+            }
+            ServerFrame::Error(error) if error.code == Code::NICK_TAKEN => {
+                return Err(ClientError::NickTaken {
+                    nick: nick.to_owned(),
+                });
+            }
+            ServerFrame::Error(error) => {
+                return Err(ClientError::Refused {
+                    code: error.code,
+                    message: error.message,
+                });
+            }
+            ServerFrame::Ping(token) => {
+                out.clear();
+                encode_into(&ClientFrame::Pong(token), MAX_FRAME_UNREGISTERED, &mut out)?;
+                writer.write_all(&out).await?;
+            }
+            other => debug!(?other, "ignoring a frame before WELCOME"),
+        }
+    }
+}
+
+async fn connect_any(addrs: &[SocketAddr]) -> Result<TcpStream, ClientError> {
+    let mut last = None;
+    for &addr in addrs {
+        match TcpStream::connect(addr).await {
+            Ok(stream) => return Ok(stream),
+            Err(source) => last = Some(ClientError::Connect { addr, source }),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        ClientError::Resolve(io::Error::new(
+            io::ErrorKind::NotFound,
+            "the address resolved to nothing",
+        ))
+    }))
+}
+
+/// Events on their way to the [`Events`](crate::Events) reader.
+struct Outlet {
+    tx: mpsc::Sender<Event>,
+    /// Events waiting for room in the queue. The task reads no frame while
+    /// this is non-empty, so it holds at most a few control events beyond
+    /// the one frame just read.
+    backlog: VecDeque<Event>,
+    /// The reader dropped [`Events`](crate::Events): discard from now on.
+    gone: bool,
+}
+
+impl Outlet {
+    fn push(&mut self, event: Event) {
+        if !self.gone {
+            self.backlog.push_back(event);
+        }
+    }
+
+    fn waiting(&self) -> bool {
+        !self.backlog.is_empty()
+    }
+
+    /// Waits for room in the queue and moves one event into it. Cancel-safe:
+    /// the event leaves the backlog only once it is in the queue.
+    async fn flush_one(&mut self) {
+        if let Ok(permit) = self.tx.reserve().await {
+            if let Some(event) = self.backlog.pop_front() {
+                permit.send(event);
+            }
+        } else {
+            self.gone = true;
+            self.backlog.clear();
+        }
+    }
+
+    /// Hands over everything left, for as long as the reader is there.
+    async fn drain(&mut self) {
+        while let Some(event) = self.backlog.pop_front() {
+            if self.tx.send(event).await.is_err() {
+                break;
+            }
+        }
+    }
+}
+
+/// A message on the wire, waiting for its ack.
+struct Pending {
+    reply: oneshot::Sender<Result<Ack, ClientError>>,
+    broadcast: bool,
+    /// Released when the ack arrives or the connection is lost.
+    _permit: OwnedSemaphorePermit,
+}
+
+/// How one connection ended.
+enum Ended {
+    /// We quit; answer the quitter (none when every handle was dropped).
+    Quit(Option<oneshot::Sender<()>>),
+    /// The connection was lost.
+    Lost(CloseReason),
+}
+
+/// How a reconnection ended.
+enum Reconnect {
+    Done {
+        link: Link,
+        welcome: Welcome,
+        attempts: u32,
+    },
+    Quit(Option<oneshot::Sender<()>>),
+    GaveUp {
+        attempts: u32,
+        last: ClientError,
+    },
+}
+
+/// The state of one live connection, apart from the socket.
+struct Conn {
+    /// Bytes encoded and not yet written.
+    out: BytesMut,
+    max_frame: usize,
+    /// Messages sent, by client id.
+    pending: HashMap<u64, Pending>,
+    /// `WHO`s sent, in order: the hub answers them in order.
+    whos: VecDeque<oneshot::Sender<Result<Vec<String>, ClientError>>>,
+}
+
+impl Conn {
+    fn queue(&mut self, frame: &ClientFrame) -> Result<(), ProtocolError> {
+        encode_into(frame, self.max_frame, &mut self.out)
+    }
+
+    /// Fails every request still waiting for an answer.
+    fn abandon(&mut self) {
+        for (_, pending) in self.pending.drain() {
+            let _ = pending.reply.send(Err(ClientError::Disconnected));
+        }
+        for who in self.whos.drain(..) {
+            let _ = who.send(Err(ClientError::Disconnected));
+        }
+    }
+}
+
+/// The task that owns the connection. Created by
+/// [`Client::connect_with`](crate::Client::connect_with) after the first
+/// successful registration.
+pub(crate) struct Task {
+    pub(crate) addrs: Vec<SocketAddr>,
+    /// The nickname as registered, reused to register again.
+    pub(crate) nick: String,
+    pub(crate) options: ClientOptions,
+    pub(crate) requests: mpsc::Receiver<Request>,
+    outlet: Outlet,
+    /// The next client id for a `SEND`; never reused, even across
+    /// reconnections, so a late ack cannot be mistaken for another's.
+    next_id: u64,
+    /// The next token for a keepalive `PING`.
+    next_ping: u64,
+}
+
+impl Task {
+    pub(crate) fn new(
+        addrs: Vec<SocketAddr>,
+        nick: String,
+        options: ClientOptions,
+        requests: mpsc::Receiver<Request>,
+        events: mpsc::Sender<Event>,
+    ) -> Self {
+        Self {
+            addrs,
+            nick,
+            options,
+            requests,
+            outlet: Outlet {
+                tx: events,
+                backlog: VecDeque::new(),
+                gone: false,
+            },
+            next_id: 1,
+            next_ping: 1,
+        }
+    }
+
+    /// Serves `link`, and the ones that replace it, until the client closes.
+    pub(crate) async fn run(mut self, mut link: Link) {
+        let (reason, quitter) = loop {
+            let reason = match self.serve(&mut link).await {
+                Ended::Quit(quitter) => break (CloseReason::Quit, quitter),
+                Ended::Lost(reason) => reason,
+            };
+            debug!(%reason, "connection lost");
+            let Some(backoff) = self.options.reconnect.clone() else {
+                break (reason, None);
+            };
+            let lost_at = Instant::now();
+            self.outlet.push(Event::Disconnected { reason });
+            match self.reconnect(&backoff).await {
+                Reconnect::Done {
+                    link: new_link,
+                    welcome,
+                    attempts,
+                } => {
+                    link = new_link;
+                    debug!(attempts, "reconnected");
+                    self.outlet.push(Event::Reconnected {
+                        after: lost_at.elapsed(),
+                        attempts,
+                        welcome,
+                    });
+                }
+                Reconnect::Quit(quitter) => break (CloseReason::Quit, quitter),
+                Reconnect::GaveUp { attempts, last } => {
+                    break (CloseReason::GaveUp { attempts, last }, None);
+                }
+            }
+        };
+        drop(link);
+        self.outlet.push(Event::Closed { reason });
+        // No more requests; those already queued fail now rather than when
+        // the task ends (which waits for the events reader below).
+        self.requests.close();
+        while let Ok(request) = self.requests.try_recv() {
+            request.fail(ClientError::Closed);
+        }
+        if let Some(quitter) = quitter {
+            let _ = quitter.send(());
+        }
+        self.outlet.drain().await;
+    }
+
+    /// Serves one registered connection until it ends.
+    async fn serve(&mut self, link: &mut Link) -> Ended {
+        let mut conn = Conn {
+            out: BytesMut::new(),
+            max_frame: link.max_frame,
+            pending: HashMap::new(),
+            whos: VecDeque::new(),
+        };
+        let keepalive = self.options.keepalive;
+        // Fires one keepalive period after the last frame heard (checked
+        // when it fires, so that traffic does not reset a timer per frame).
+        let far = Duration::from_secs(86_400 * 365);
+        let mut last_heard = Instant::now();
+        let mut ping_outstanding = false;
+        let ping_timer = sleep(keepalive.unwrap_or(far));
+        tokio::pin!(ping_timer);
+        let mut quitting: Option<Option<oneshot::Sender<()>>> = None;
+        let quit_timer = sleep(far);
+        tokio::pin!(quit_timer);
+
+        let ended = loop {
+            tokio::select! {
+                () = self.outlet.flush_one(), if self.outlet.waiting() => {}
+                written = link.writer.write_buf(&mut conn.out), if !conn.out.is_empty() => {
+                    match written {
+                        Ok(0) => {
+                            let error = io::Error::from(io::ErrorKind::WriteZero);
+                            break Ended::Lost(CloseReason::Io(error));
+                        }
+                        Ok(_) => {}
+                        Err(error) => break Ended::Lost(CloseReason::Io(error)),
+                    }
+                }
+                // Read only when the events reader has kept up.
+                next = link.reader.next(), if !self.outlet.waiting() => {
+                    last_heard = Instant::now();
+                    ping_outstanding = false;
+                    let frame = match next {
+                        Some(Ok(frame)) => frame,
+                        _ if quitting.is_some() => break Ended::Quit(quitting.take().flatten()),
+                        None => break Ended::Lost(CloseReason::HubClosed),
+                        Some(Err(ProtocolError::Io(error))) => break Ended::Lost(CloseReason::Io(error)),
+                        Some(Err(error)) => break Ended::Lost(CloseReason::Protocol(error)),
+                    };
+                    if let Some(reason) = self.on_frame(frame, &mut conn) {
+                        break Ended::Lost(reason);
+                    }
+                }
+                request = self.requests.recv(),
+                    if quitting.is_none() && conn.out.len() < WRITE_HIGH_WATER =>
+                {
+                    let quitter = match request {
+                        Some(Request::Quit { reply }) => Some(reply),
+                        Some(request) => {
+                            self.on_request(request, &mut conn);
+                            continue;
+                        }
+                        // Every handle is gone: nobody can send any more.
+                        None => None,
+                    };
+                    // QUIT, then wait for the hub to close the connection.
+                    let _ = conn.queue(&ClientFrame::Quit);
+                    quitting = Some(quitter);
+                    quit_timer.as_mut().reset(Instant::now() + self.options.quit_timeout);
+                }
+                () = &mut quit_timer, if quitting.is_some() => {
+                    debug!("the hub did not close the connection after QUIT; closing it");
+                    break Ended::Quit(quitting.take().flatten());
+                }
+                () = &mut ping_timer, if keepalive.is_some() && quitting.is_none() => {
+                    let period = keepalive.unwrap_or(far);
+                    if self.outlet.waiting() {
+                        // We are not reading, because our own events reader
+                        // is behind: the silence is ours, not the hub's.
+                        last_heard = Instant::now();
+                        ping_outstanding = false;
+                    }
+                    if last_heard.elapsed() < period {
+                        ping_timer.as_mut().reset(last_heard + period);
+                    } else if ping_outstanding {
+                        break Ended::Lost(CloseReason::PingTimeout);
+                    } else {
+                        let _ = conn.queue(&ClientFrame::Ping(self.next_ping));
+                        self.next_ping += 1;
+                        ping_outstanding = true;
+                        last_heard = Instant::now();
+                        ping_timer.as_mut().reset(last_heard + period);
+                    }
+                }
+            }
+        };
+        conn.abandon();
+        ended
+    }
+
+    fn on_request(&mut self, request: Request, conn: &mut Conn) {
+        match request {
+            Request::Send {
+                to,
+                text,
+                permit,
+                reply,
+            } => {
+                let id = self.next_id;
+                self.next_id += 1;
+                let broadcast = matches!(to, Recipients::Everyone);
+                let frame = ClientFrame::Send(SendFrame { id, to, text });
+                match conn.queue(&frame) {
+                    Ok(()) => {
+                        conn.pending.insert(
+                            id,
+                            Pending {
+                                reply,
+                                broadcast,
+                                _permit: permit,
+                            },
+                        );
+                    }
+                    Err(error) => {
+                        let _ = reply.send(Err(error.into()));
+                    }
+                }
+            }
+            Request::Who { reply } => match conn.queue(&ClientFrame::Who) {
+                Ok(()) => conn.whos.push_back(reply),
+                Err(error) => {
+                    let _ = reply.send(Err(error.into()));
+                }
+            },
+            Request::Quit { reply } => {
+                // Handled by the loop; kept total for safety.
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    /// Acts on one frame from the hub; `Some` ends the connection.
+    fn on_frame(&mut self, frame: ServerFrame, conn: &mut Conn) -> Option<CloseReason> {
+        match frame {
+            ServerFrame::Message(message) => self.outlet.push(Event::Message(message)),
+            ServerFrame::Presence(presence) => self.outlet.push(Event::Presence(presence)),
+            ServerFrame::Ack(ack) => {
+                if let Some(pending) = conn.pending.remove(&ack.client_id) {
+                    let _ = pending.reply.send(Ok(Ack::new(ack, pending.broadcast)));
+                } else {
+                    debug!(client_id = ack.client_id, "ack for no pending message");
+                }
+            }
+            ServerFrame::Roster(roster) => {
+                let unclaimed = match conn.whos.pop_front() {
+                    Some(who) => who.send(Ok(roster)).err().and_then(Result::ok),
+                    None => Some(roster),
+                };
+                if let Some(roster) = unclaimed {
+                    self.outlet.push(Event::Roster(roster));
+                }
+            }
+            ServerFrame::Error(error) if error.code.is_fatal() => {
+                return Some(CloseReason::Hub(error));
+            }
+            ServerFrame::Error(error) => {
+                let pending = if error.reference == 0 {
+                    None
+                } else {
+                    conn.pending.remove(&error.reference)
+                };
+                match pending {
+                    Some(pending) => {
+                        let _ = pending.reply.send(Err(ClientError::Rejected {
+                            code: error.code,
+                            message: error.message,
+                        }));
+                    }
+                    None => self.outlet.push(Event::Error(error)),
+                }
+            }
+            ServerFrame::Ping(token) => {
+                let _ = conn.queue(&ClientFrame::Pong(token));
+            }
+            ServerFrame::Pong(_) => {}
+            ServerFrame::Welcome(_) => debug!("ignoring a second WELCOME"),
+        }
+        None
+    }
+
+    /// Connects and registers again, with backoff, while failing requests
+    /// (the client is disconnected) and passing events on.
+    async fn reconnect(&mut self, backoff: &Backoff) -> Reconnect {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            if let Err(quit) = self.idle(sleep(backoff.delay(attempts))).await {
+                return quit;
+            }
+            // `idle` needs `self`; an attempt is rare enough to clone for.
+            let (addrs, nick) = (self.addrs.clone(), self.nick.clone());
+            let timeout = self.options.connect_timeout;
+            match self
+                .idle(async move { open(&addrs, &nick, timeout).await })
+                .await
+            {
+                Err(quit) => return quit,
+                Ok(Ok((link, welcome))) => {
+                    return Reconnect::Done {
+                        link,
+                        welcome,
+                        attempts,
+                    };
+                }
+                Ok(Err(last)) => {
+                    debug!(error = %last, attempts, "reconnection attempt failed");
+                    let exhausted = backoff.max_attempts.is_some_and(|max| attempts >= max);
+                    if exhausted || !last.is_transient() {
+                        return Reconnect::GaveUp { attempts, last };
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs `work` while no connection is up: requests fail at once with
+    /// [`ClientError::Disconnected`], and a quit interrupts the work.
+    async fn idle<F: Future>(&mut self, work: F) -> Result<F::Output, Reconnect> {
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                output = &mut work => return Ok(output),
+                () = self.outlet.flush_one(), if self.outlet.waiting() => {}
+                request = self.requests.recv() => match request {
+                    Some(Request::Quit { reply }) => return Err(Reconnect::Quit(Some(reply))),
+                    Some(request) => request.fail(ClientError::Disconnected),
+                    None => return Err(Reconnect::Quit(None)),
+                },
+            }
+        }
+    }
+}

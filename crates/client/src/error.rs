@@ -1,0 +1,103 @@
+//! The client crate's error type.
+
+use std::io;
+use std::net::SocketAddr;
+
+use chinwag_protocol::{Code, NickError, ProtocolError};
+
+/// Why connecting, or a request on a connection, failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The nickname breaks the nickname rules; nothing was sent.
+    #[error("invalid nickname")]
+    InvalidNick(#[from] NickError),
+    /// The hub's address did not resolve to any socket address.
+    #[error("cannot resolve the hub's address")]
+    Resolve(#[source] io::Error),
+    /// No connection could be opened to the hub (refused, unreachable).
+    #[error("cannot connect to {addr}")]
+    Connect {
+        /// The last address tried.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Connecting and registering took longer than
+    /// [`ClientOptions::connect_timeout`](crate::ClientOptions::connect_timeout).
+    #[error("timed out connecting to the hub")]
+    Timeout,
+    /// Someone online already uses this nickname (compared case-insensitively).
+    #[error("nickname {nick} is taken")]
+    NickTaken {
+        /// The nickname that was asked for.
+        nick: String,
+    },
+    /// The hub refused to register this client for another reason: its
+    /// nickname rules, `SERVER_FULL`, `SHUTTING_DOWN`, an unsupported version.
+    #[error("the hub refused the connection: {message}")]
+    Refused {
+        /// The hub's code.
+        code: Code,
+        /// The hub's explanation.
+        message: String,
+    },
+    /// The hub refused one request (for example `BAD_REQUEST` or
+    /// `RATE_LIMITED` for a message); the connection stays open.
+    #[error("the hub refused the request: {message}")]
+    Rejected {
+        /// The hub's code.
+        code: Code,
+        /// The hub's explanation.
+        message: String,
+    },
+    /// The connection was lost while the request was pending, or was down
+    /// (reconnecting) when it was made. A message pending when the
+    /// connection dropped may or may not have been delivered; it is not sent
+    /// again.
+    #[error("disconnected from the hub")]
+    Disconnected,
+    /// The client has closed for good: it quit, gave up reconnecting, or
+    /// the hub ended the session. See [`Event::Closed`](crate::Event::Closed)
+    /// for why.
+    #[error("the client is closed")]
+    Closed,
+    /// A frame could not be encoded (for example a message larger than the
+    /// hub accepts) or the hub sent bytes that are not a valid frame.
+    #[error(transparent)]
+    Protocol(ProtocolError),
+    /// The socket failed.
+    #[error("connection failed")]
+    Io(#[source] io::Error),
+}
+
+impl From<ProtocolError> for ClientError {
+    fn from(error: ProtocolError) -> Self {
+        match error {
+            ProtocolError::Io(error) => Self::Io(error),
+            other => Self::Protocol(other),
+        }
+    }
+}
+
+impl From<io::Error> for ClientError {
+    fn from(error: io::Error) -> Self {
+        Self::Io(error)
+    }
+}
+
+impl ClientError {
+    /// Whether trying the same connection again later could succeed: true for
+    /// network failures, timeouts, a taken nickname (its owner may leave) and
+    /// a full or restarting hub; false for a nickname the rules refuse.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::InvalidNick(_) => false,
+            Self::Refused { code, .. } => {
+                !(code.is_nick_error() || *code == Code::UNSUPPORTED_VERSION)
+            }
+            _ => true,
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! chinwag's client library: connect to a hub, register a nickname, send
+//! messages and get per-recipient acks, and read what the hub sends as a
+//! stream of events. The `chinwag` command-line program in this crate is
+//! built on it.
+//!
+//! - [`Client::connect`] registers and returns a cloneable [`Client`] handle
+//!   and the client's [`Events`].
+//! - [`Client::send`] (and [`send_to`](Client::send_to),
+//!   [`broadcast`](Client::broadcast), [`submit`](Client::submit)) resolve to
+//!   the message's [`Ack`]; [`Client::who`] to the roster; [`Client::quit`]
+//!   leaves.
+//! - [`ClientOptions`] turns on automatic reconnection with a [`Backoff`].
+//!
+//! Layout: `client.rs` (the handle and [`Ack`]), `connection.rs` (the task
+//! that owns the socket: it writes requests, routes acks to the requests
+//! waiting for them, answers the hub's pings and reconnects), `event.rs`
+//! ([`Event`], [`Events`], [`CloseReason`]), `options.rs`, `error.rs`.
+//!
+//! ```no_run
+//! use chinwag_client::{Client, Event};
+//!
+//! # async fn demo() -> Result<(), chinwag_client::ClientError> {
+//! let (client, mut events) = Client::connect("127.0.0.1:2446", "alice").await?;
+//! client.broadcast("hello, everyone").await?;
+//! while let Some(event) = events.recv().await {
+//!     match event {
+//!         Event::Message(m) => println!("<{}> {}", m.from, m.text),
+//!         Event::Presence(p) => println!("* {} online: {}", p.nick, p.online),
+//!         Event::Closed { reason } => println!("closed: {reason}"),
+//!         _ => {}
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Back-pressure: requests go through a bounded queue, at most
+//! [`ClientOptions::max_pending`] messages wait for acks, and events through
+//! a queue of [`ClientOptions::event_capacity`]; while that is full the
+//! client stops reading from its socket.
+
+mod client;
+mod connection;
+mod error;
+mod event;
+mod options;
+
+pub use client::{Ack, Client, Pending, PendingAck};
+pub use error::ClientError;
+pub use event::{CloseReason, Event, Events};
+pub use options::{Backoff, ClientOptions};
+
+pub use chinwag_protocol::{
+    Code, ErrorFrame, Message, Presence, RecipientStatus, Recipients, Welcome,
+};
+
+/// The protocol crate, re-exported for its [`text`](chinwag_protocol::text)
+/// helpers and frame types.
+pub use chinwag_protocol as protocol;

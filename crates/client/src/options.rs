@@ -1,0 +1,153 @@
+//! How a [`Client`](crate::Client) connects, queues and reconnects.
+
+use std::time::Duration;
+
+/// Settings for [`Client::connect_with`](crate::Client::connect_with).
+/// `ClientOptions::default()` is what [`Client::connect`](crate::Client::connect) uses.
+///
+/// ```
+/// use std::time::Duration;
+/// use chinwag_client::{Backoff, ClientOptions};
+///
+/// let options = ClientOptions::default()
+///     .reconnect(Backoff::new(Duration::from_millis(100), Duration::from_secs(10)))
+///     .keepalive(Some(Duration::from_secs(15)));
+/// assert!(options.reconnect.is_some());
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ClientOptions {
+    /// Reconnect with this backoff when the connection is lost; `None` (the
+    /// default) ends the client instead.
+    pub reconnect: Option<Backoff>,
+    /// How long opening the TCP connection and registering may take, per attempt.
+    pub connect_timeout: Duration,
+    /// How long [`Client::quit`](crate::Client::quit) waits for the hub to
+    /// close the connection after `QUIT` before closing it itself.
+    pub quit_timeout: Duration,
+    /// Send the hub a `PING` after this long without hearing from it, and
+    /// treat the connection as lost if another such period passes without
+    /// any frame. Catches a hub that vanished without closing the socket.
+    /// `None` turns it off.
+    pub keepalive: Option<Duration>,
+    /// Events queued for the [`Events`](crate::Events) reader. While the queue
+    /// is full the client stops reading from the socket, so a reader that
+    /// falls behind pushes back on the hub (which cuts it as a slow consumer
+    /// if that lasts) instead of growing memory.
+    pub event_capacity: usize,
+    /// Messages sent whose `ACK` has not arrived yet. Past this, sending waits
+    /// for acks; it bounds the bookkeeping a fast sender can build up.
+    pub max_pending: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            reconnect: None,
+            connect_timeout: Duration::from_secs(10),
+            quit_timeout: Duration::from_secs(5),
+            keepalive: Some(Duration::from_secs(30)),
+            event_capacity: 1024,
+            max_pending: 1024,
+        }
+    }
+}
+
+impl ClientOptions {
+    /// Turns automatic reconnection on, with this backoff.
+    #[must_use]
+    pub fn reconnect(mut self, backoff: Backoff) -> Self {
+        self.reconnect = Some(backoff);
+        self
+    }
+
+    /// Sets [`connect_timeout`](Self::connect_timeout).
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets [`quit_timeout`](Self::quit_timeout).
+    #[must_use]
+    pub fn quit_timeout(mut self, timeout: Duration) -> Self {
+        self.quit_timeout = timeout;
+        self
+    }
+
+    /// Sets [`keepalive`](Self::keepalive).
+    #[must_use]
+    pub fn keepalive(mut self, interval: Option<Duration>) -> Self {
+        self.keepalive = interval;
+        self
+    }
+
+    /// Sets [`event_capacity`](Self::event_capacity) (at least 1).
+    #[must_use]
+    pub fn event_capacity(mut self, capacity: usize) -> Self {
+        self.event_capacity = capacity.max(1);
+        self
+    }
+
+    /// Sets [`max_pending`](Self::max_pending) (at least 1).
+    #[must_use]
+    pub fn max_pending(mut self, max: usize) -> Self {
+        self.max_pending = max.max(1);
+        self
+    }
+}
+
+/// Exponential backoff between reconnection attempts: the first attempt
+/// waits `initial`, each next one twice as long, never more than `max`.
+///
+/// ```
+/// use std::time::Duration;
+/// use chinwag_client::Backoff;
+///
+/// let backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(350));
+/// let delays: Vec<_> = (1..=4).map(|n| backoff.delay(n)).collect();
+/// assert_eq!(delays, [100, 200, 350, 350].map(Duration::from_millis));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Backoff {
+    /// The wait before the first attempt.
+    pub initial: Duration,
+    /// The longest wait between attempts.
+    pub max: Duration,
+    /// Give up after this many failed attempts in a row; `None` tries forever.
+    pub max_attempts: Option<u32>,
+}
+
+impl Default for Backoff {
+    /// 100 ms, doubling up to 30 s, forever.
+    fn default() -> Self {
+        Self::new(Duration::from_millis(100), Duration::from_secs(30))
+    }
+}
+
+impl Backoff {
+    /// Waits `initial` first, then doubles up to `max`; never gives up.
+    pub fn new(initial: Duration, max: Duration) -> Self {
+        Self {
+            initial,
+            max: max.max(initial),
+            max_attempts: None,
+        }
+    }
+
+    /// Gives up after `attempts` failed attempts in a row (at least 1).
+    #[must_use]
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = Some(attempts.max(1));
+        self
+    }
+
+    /// The wait before attempt number `attempt` (counting from 1).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let doublings = attempt.saturating_sub(1).min(31);
+        self.initial
+            .checked_mul(1 << doublings)
+            .map_or(self.max, |delay| delay.min(self.max))
+    }
+}
