@@ -7,8 +7,8 @@ use std::hint::black_box;
 
 use bytes::{Bytes, BytesMut};
 use chinwag_protocol::{
-    Ack, ClientCodec, ClientFrame, Code, HubCodec, Message, RecipientStatus, Recipients,
-    SendFrame, ServerFrame, encode_frame,
+    Ack, ClientCodec, ClientFrame, Code, HubCodec, Message, RecipientStatus, Recipients, SendFrame,
+    ServerFrame, encode_frame,
 };
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tokio_util::codec::{Decoder, Encoder};

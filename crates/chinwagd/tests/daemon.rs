@@ -1,0 +1,282 @@
+//! `chinwagd` as a black box: spawn the binary, talk to it over TCP with a
+//! tiny framed client, signal it, and check how it exits.
+//!
+//! Every wait is bounded; a daemon still running when a test ends (or
+//! panics) is killed.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use chinwag_protocol::{
+    ClientCodec, ClientFrame, Code, Hello, PROTOCOL_VERSION, Recipients, SendFrame, ServerFrame,
+};
+use futures::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+
+const BIN: &str = env!("CARGO_BIN_EXE_chinwagd");
+
+/// How long to wait for anything the daemon should do promptly.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A running `chinwagd`, killed on drop if it is still running.
+struct Daemon {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Daemon {
+    /// Starts `chinwagd --listen 127.0.0.1:0` with `args` and reads the
+    /// address it prints as its first line.
+    fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["--listen", "127.0.0.1:0", "--log", "error"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("cannot start chinwagd");
+        let stdout = child.stdout.take().unwrap();
+        let (first_line, line) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = first_line.send(lines.next());
+            // Keep draining, so that the daemon never blocks on a full pipe.
+            for _ in lines {}
+        });
+        // Owned by the guard from here on, so that a failure below kills it.
+        let mut daemon = Self {
+            child,
+            addr: "0.0.0.0:0".parse().unwrap(),
+        };
+        let line = match line.recv_timeout(PATIENCE) {
+            Ok(Some(Ok(line))) => line,
+            other => panic!("no first line from chinwagd: {other:?}"),
+        };
+        daemon.addr = line
+            .strip_prefix("chinwagd listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .parse()
+            .unwrap_or_else(|e| panic!("bad address in {line:?}: {e}"));
+        daemon
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {signal} failed");
+    }
+
+    /// Waits for the process to exit; fails the test after `limit`.
+    fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "chinwagd still running {limit:?} after being told to stop"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A minimal protocol client.
+struct Client {
+    framed: Framed<TcpStream, ClientCodec>,
+}
+
+impl Client {
+    async fn connect(addr: SocketAddr) -> Self {
+        let stream = tokio::time::timeout(PATIENCE, TcpStream::connect(addr))
+            .await
+            .expect("connect timed out")
+            .expect("cannot connect to chinwagd");
+        Self {
+            framed: Framed::new(stream, ClientCodec::default()),
+        }
+    }
+
+    async fn send(&mut self, frame: ClientFrame) {
+        self.framed.send(frame).await.unwrap();
+    }
+
+    /// The next frame, or `None` at the end of the connection (a reset
+    /// counts as an end).
+    async fn recv(&mut self) -> Option<ServerFrame> {
+        let next = tokio::time::timeout(PATIENCE, self.framed.next())
+            .await
+            .expect("no frame from chinwagd in time");
+        match next {
+            Some(Ok(frame)) => Some(frame),
+            Some(Err(chinwag_protocol::ProtocolError::Io(_))) | None => None,
+            Some(Err(e)) => panic!("bad frame from chinwagd: {e}"),
+        }
+    }
+
+    async fn register(addr: SocketAddr, nick: &str) -> Self {
+        let mut client = Self::connect(addr).await;
+        client
+            .send(ClientFrame::Hello(Hello {
+                version: PROTOCOL_VERSION,
+                nick: nick.as_bytes().to_vec().into(),
+            }))
+            .await;
+        match client.recv().await {
+            Some(ServerFrame::Welcome(w)) => assert_eq!(w.nick, nick),
+            other => panic!("expected WELCOME, got {other:?}"),
+        }
+        client
+    }
+
+    /// Skips frames until an ERROR, which must carry `code` and be followed
+    /// by the end of the connection.
+    async fn expect_fatal(&mut self, code: Code) {
+        loop {
+            match self.recv().await {
+                Some(ServerFrame::Error(e)) => {
+                    assert_eq!(e.code, code);
+                    break;
+                }
+                Some(_) => {}
+                None => panic!("closed without ERROR {}", code.0),
+            }
+        }
+        assert_eq!(self.recv().await, None, "a frame after the fatal error");
+    }
+}
+
+#[tokio::test]
+async fn clients_talk_through_the_daemon_and_sigterm_closes_them_and_exits_zero() {
+    let mut daemon = Daemon::start(&[]);
+    let mut alice = Client::register(daemon.addr, "alice").await;
+    let mut bob = Client::register(daemon.addr, "bob").await;
+
+    alice
+        .send(ClientFrame::Send(SendFrame {
+            id: 1,
+            to: Recipients::Users(vec!["bob".to_owned()]),
+            text: "hello through chinwagd".to_owned(),
+        }))
+        .await;
+    let message = loop {
+        match bob.recv().await {
+            Some(ServerFrame::Message(m)) => break m,
+            Some(_) => {}
+            None => panic!("bob was disconnected"),
+        }
+    };
+    assert_eq!(message.from, "alice");
+    assert_eq!(message.text, "hello through chinwagd");
+    let ack = loop {
+        match alice.recv().await {
+            Some(ServerFrame::Ack(a)) => break a,
+            Some(_) => {}
+            None => panic!("alice was disconnected"),
+        }
+    };
+    assert_eq!((ack.client_id, ack.delivered), (1, 1));
+
+    daemon.signal("-TERM");
+    alice.expect_fatal(Code::SHUTTING_DOWN).await;
+    bob.expect_fatal(Code::SHUTTING_DOWN).await;
+    let status = daemon.wait_exit(PATIENCE);
+    assert_eq!(status.code(), Some(0), "{status}");
+}
+
+#[tokio::test]
+async fn sigint_also_shuts_down_cleanly() {
+    let mut daemon = Daemon::start(&[]);
+    let mut alice = Client::register(daemon.addr, "alice").await;
+    daemon.signal("-INT");
+    alice.expect_fatal(Code::SHUTTING_DOWN).await;
+    let status = daemon.wait_exit(PATIENCE);
+    assert_eq!(status.code(), Some(0), "{status}");
+}
+
+#[tokio::test]
+async fn max_connections_flag_makes_the_next_connection_server_full() {
+    let mut daemon = Daemon::start(&["--max-connections", "1"]);
+    let mut alice = Client::register(daemon.addr, "alice").await;
+    let mut second = Client::connect(daemon.addr).await;
+    second.expect_fatal(Code::SERVER_FULL).await;
+
+    // The one inside is unaffected.
+    alice.send(ClientFrame::Ping(9)).await;
+    assert_eq!(alice.recv().await, Some(ServerFrame::Pong(9)));
+    daemon.signal("-TERM");
+    alice.expect_fatal(Code::SHUTTING_DOWN).await;
+    assert_eq!(daemon.wait_exit(PATIENCE).code(), Some(0));
+}
+
+/// Runs `chinwagd` with `args` to completion (bounded), returning its
+/// status and what it printed on stdout and stderr.
+fn run_to_exit(args: &[&str]) -> (ExitStatus, String, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
+    let err = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let mut daemon = Daemon {
+        child,
+        addr: "0.0.0.0:0".parse().unwrap(),
+    };
+    let status = daemon.wait_exit(PATIENCE);
+    (status, out.join().unwrap(), err.join().unwrap())
+}
+
+#[test]
+fn help_exits_zero_and_documents_listen() {
+    let (status, stdout, _) = run_to_exit(&["--help"]);
+    assert!(status.success(), "{status}");
+    assert!(stdout.contains("--listen"), "{stdout}");
+    assert!(stdout.contains("--max-connections"), "{stdout}");
+}
+
+#[test]
+fn an_unknown_flag_is_refused_with_a_nonzero_exit() {
+    let (status, _, stderr) = run_to_exit(&["--no-such-flag"]);
+    assert!(!status.success(), "{status}");
+    assert!(stderr.contains("--no-such-flag"), "{stderr}");
+}
+
+#[test]
+fn an_address_in_use_is_reported_with_a_nonzero_exit() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (status, stdout, stderr) = run_to_exit(&["--listen", &addr, "--log", "off"]);
+    assert!(!status.success(), "{status}");
+    assert!(!stdout.contains("listening"), "{stdout}");
+    assert!(stderr.contains(&addr), "{stderr}");
+}
