@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use crate::outbox::{Outbox, Pressure};
+use crate::outbox::{Outbox, Pressure, PushError};
 use crate::registry::{ConnId, Lookup, Member, Registry};
 use crate::stats::Counters;
 use crate::{HubConfig, HubError, HubStats};
@@ -372,10 +372,21 @@ impl Actor {
             nick,
         });
         let Some(frame) = encode(&frame) else { return };
+        let mut cut = Vec::new();
         for (id, member) in self.registry.online() {
-            if id != subject && member.outbox.push(frame.clone()) == Ok(Pressure::Congested) {
-                self.congested.insert(id);
+            if id == subject {
+                continue;
             }
+            match member.outbox.push(frame.clone()) {
+                Ok(Pressure::Congested) => {
+                    self.congested.insert(id);
+                }
+                Err(PushError::Overflow) => cut.push(id),
+                Ok(Pressure::Normal) | Err(PushError::Closed) => {}
+            }
+        }
+        for id in cut {
+            self.leave(id);
         }
     }
 
@@ -394,36 +405,33 @@ impl Actor {
             }
         };
 
-        // Deduplicate named recipients case-insensitively, keeping the first
-        // spelling and order.
         let named = match &send.to {
             Recipients::Users(names) if names.is_empty() => {
                 reply_error(Code::BAD_REQUEST, "a message needs at least one recipient");
                 return;
             }
-            Recipients::Users(names) => {
-                let mut seen = HashSet::with_capacity(names.len());
-                let mut distinct = Vec::with_capacity(names.len());
-                for name in names {
-                    let folded = name.to_ascii_lowercase();
-                    if seen.insert(folded.clone()) {
-                        distinct.push((name.clone(), folded));
-                    }
-                }
-                Some(distinct)
-            }
+            Recipients::Users(names) => Some(self.resolve(names)),
             Recipients::Everyone => None,
         };
 
         self.next_message += 1;
+        // Recipients see who else it went to: the users that exist, as they
+        // registered, never the sender's typos or guesses.
+        let to = match &named {
+            Some(named) => Recipients::Users(
+                named
+                    .iter()
+                    .filter_map(|(_, id)| self.registry.member((*id)?))
+                    .map(|member| member.nick.to_string())
+                    .collect(),
+            ),
+            None => Recipients::Everyone,
+        };
         let message = ServerFrame::Message(Message {
             id: self.next_message,
             ts_ms: now_ms(),
             from: sender.nick.to_string(),
-            to: match &named {
-                Some(named) => Recipients::Users(named.iter().map(|(n, _)| n.clone()).collect()),
-                None => Recipients::Everyone,
-            },
+            to,
             text: send.text,
         });
         // Encoded once; every recipient's queue gets a clone of the same bytes.
@@ -436,17 +444,18 @@ impl Actor {
         };
 
         let mut delivery = Delivery {
-            permit: Some(permit),
+            permit: Arc::new(permit),
             congested: &mut self.congested,
+            cut: Vec::new(),
             delivered: 0,
             statuses: Vec::new(),
         };
         match named {
             Some(named) => {
-                for (name, folded) in named {
-                    let status = match self.registry.lookup(&folded) {
-                        Lookup::Online(id, member) => delivery.push(id, member, &frame),
-                        Lookup::Unknown => Code::NO_SUCH_USER,
+                for (name, id) in named {
+                    let status = match id.and_then(|id| Some((id, self.registry.member(id)?))) {
+                        Some((id, member)) => delivery.push(id, member, &frame),
+                        None => Code::NO_SUCH_USER,
                     };
                     delivery
                         .statuses
@@ -475,11 +484,38 @@ impl Actor {
             delivered: delivery.delivered,
             statuses: delivery.statuses,
         });
+        let mut cut = delivery.cut;
         if let Some(frame) = encode(&ack) {
-            if sender.outbox.push(frame) == Ok(Pressure::Congested) {
-                self.congested.insert(from);
+            match sender.outbox.push(frame) {
+                Ok(Pressure::Congested) => {
+                    self.congested.insert(from);
+                }
+                Err(PushError::Overflow) => cut.push(from),
+                Ok(Pressure::Normal) | Err(PushError::Closed) => {}
             }
         }
+        // Whoever this message cut is gone for everyone at once.
+        for id in cut {
+            self.leave(id);
+        }
+    }
+
+    /// Resolves named recipients once, case-insensitively, in the order first
+    /// named; a name repeated in any case counts once.
+    fn resolve(&self, names: &[String]) -> Vec<(String, Option<ConnId>)> {
+        let mut seen = HashSet::with_capacity(names.len());
+        let mut resolved = Vec::with_capacity(names.len());
+        for name in names {
+            let folded = name.to_ascii_lowercase();
+            if seen.insert(folded.clone()) {
+                let id = match self.registry.lookup(&folded) {
+                    Lookup::Online(id) => Some(id),
+                    Lookup::Unknown => None,
+                };
+                resolved.push((name.clone(), id));
+            }
+        }
+        resolved
     }
 
     /// Cuts connections that have stayed above their high-water mark for
@@ -487,6 +523,7 @@ impl Actor {
     fn sweep(&mut self) {
         let deadline = self.deadline;
         let registry = &self.registry;
+        let mut cut = Vec::new();
         self.congested.retain(|&id| {
             let Some(member) = registry.member(id) else {
                 return false;
@@ -496,19 +533,26 @@ impl Actor {
                 Some(since) if since.elapsed() >= deadline => {
                     warn!(nick = %member.nick, "slow consumer: queue above high-water mark past the deadline");
                     member.outbox.close(Some(Code::SLOW_CONSUMER), false);
+                    cut.push(id);
                     false
                 }
                 Some(_) => true,
             }
         });
+        for id in cut {
+            self.leave(id);
+        }
     }
 }
 
 /// The bookkeeping of one message's fan-out.
 struct Delivery<'a> {
-    /// The sender's in-flight permit, parked on the first congested recipient.
-    permit: Option<OwnedSemaphorePermit>,
+    /// The sender's in-flight permit, parked on every congested recipient:
+    /// it is released when the last of them has drained.
+    permit: Arc<OwnedSemaphorePermit>,
     congested: &'a mut HashSet<ConnId>,
+    /// Recipients this message overflowed, to be removed once it is routed.
+    cut: Vec<ConnId>,
     delivered: u32,
     statuses: Vec<RecipientStatus>,
 }
@@ -520,14 +564,16 @@ impl Delivery<'_> {
                 self.delivered += 1;
                 if pressure == Pressure::Congested {
                     self.congested.insert(id);
-                    if let Some(permit) = self.permit.take() {
-                        member.outbox.hold(permit);
-                    }
+                    member.outbox.hold(self.permit.clone());
                 }
                 Code::DELIVERED
             }
-            // Closing, or just cut for overflowing its queue.
-            Err(_) => Code::UNABLE_TO_DELIVER,
+            Err(error) => {
+                if error == PushError::Overflow {
+                    self.cut.push(id);
+                }
+                Code::UNABLE_TO_DELIVER
+            }
         }
     }
 }

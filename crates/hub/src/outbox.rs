@@ -7,7 +7,7 @@
 //! mark, and the permit is released once the queue has drained to half of it.
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 use chinwag_protocol::{Code, ErrorFrame, ServerFrame, encode_frame};
@@ -49,8 +49,9 @@ struct State {
     bytes: usize,
     /// Since when `bytes` has been above the high-water mark.
     congested_since: Option<Instant>,
-    /// Permits of publishers paused on this queue.
-    held: Vec<OwnedSemaphorePermit>,
+    /// Permits of publishers paused on this queue. A permit is shared by
+    /// every queue its message congested, and released when all have let go.
+    held: Vec<Arc<OwnedSemaphorePermit>>,
     /// Set once: no more pushes; the consumer drains what is left and stops.
     closing: bool,
     /// Why the hub closed it, if it did.
@@ -98,7 +99,7 @@ impl Outbox {
     }
 
     /// Keeps a paused publisher's permit until the queue drains (or closes).
-    pub(crate) fn hold(&self, permit: OwnedSemaphorePermit) {
+    pub(crate) fn hold(&self, permit: Arc<OwnedSemaphorePermit>) {
         let mut state = self.lock();
         if !state.closing && state.bytes > self.high_water / 2 {
             state.held.push(permit);
@@ -196,7 +197,6 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
     use tokio::sync::Semaphore;
 
     fn frame(n: usize) -> Bytes {
@@ -210,7 +210,7 @@ mod tests {
         assert_eq!(outbox.push(frame(60)), Ok(Pressure::Normal));
         assert_eq!(outbox.push(frame(60)), Ok(Pressure::Congested));
         assert!(outbox.congested_since().is_some());
-        outbox.hold(permits.clone().acquire_owned().await.unwrap());
+        outbox.hold(Arc::new(permits.clone().acquire_owned().await.unwrap()));
         assert_eq!(permits.available_permits(), 0);
 
         let mut batch = Vec::new();

@@ -28,8 +28,8 @@ pub(crate) struct Member {
 
 /// What a recipient name resolves to.
 #[derive(Debug)]
-pub(crate) enum Lookup<'a> {
-    Online(ConnId, &'a Member),
+pub(crate) enum Lookup {
+    Online(ConnId),
     /// Nobody by that name.
     Unknown,
 }
@@ -65,13 +65,10 @@ impl Registry {
     }
 
     /// Resolves a case-folded name.
-    pub(crate) fn lookup(&self, folded: &str) -> Lookup<'_> {
+    pub(crate) fn lookup(&self, folded: &str) -> Lookup {
         match self.by_nick.get(folded) {
-            Some(&id) => match self.members.get(&id) {
-                Some(member) => Lookup::Online(id, member),
-                None => Lookup::Unknown,
-            },
-            None => Lookup::Unknown,
+            Some(&id) if self.members.contains_key(&id) => Lookup::Online(id),
+            _ => Lookup::Unknown,
         }
     }
 

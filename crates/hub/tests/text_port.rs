@@ -132,7 +132,7 @@ async fn text_and_binary_users_exchange_direct_and_broadcast_messages() {
         .unwrap();
     }
     let direct = tom.expect("<bob>").await;
-    assert!(direct.ends_with("<bob> (to TOM) hi tom"), "{direct}");
+    assert!(direct.ends_with("<bob> (to tom) hi tom"), "{direct}");
     let broadcast = tom.expect("<bob>").await;
     assert!(broadcast.ends_with("<bob> hello from bob"), "{broadcast}");
 
