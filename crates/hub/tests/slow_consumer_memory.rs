@@ -60,7 +60,7 @@ async fn a_stuck_reader_is_cut_and_the_hub_memory_stays_bounded() {
     // Never polled after registering: its socket buffers fill, then its queue.
     let _stuck = register(addr, "stuck").await;
     let reader = register(addr, "reader").await;
-    let mut publisher = register(addr, "publisher").await;
+    let publisher = register(addr, "publisher").await;
     let baseline = dhat::HeapStats::get().curr_bytes;
 
     // The reader keeps up and counts what it gets, in order.
