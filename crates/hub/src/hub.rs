@@ -130,6 +130,7 @@ impl Hub {
         });
         let actor = Actor {
             registry: Registry::default(),
+            wakes: Vec::new(),
             next_message: 0,
             congested: HashSet::new(),
             max_frame: shared.config.max_frame,
@@ -250,8 +251,15 @@ fn encode(frame: &ServerFrame) -> Option<Bytes> {
     }
 }
 
+/// Commands the actor takes from its queue at once. Consumers woken by a
+/// batch are woken once, after it.
+const BATCH: usize = 128;
+
 struct Actor {
     registry: Registry,
+    /// Outboxes that went from empty to non-empty during the current batch:
+    /// their consumers are woken when the batch is done.
+    wakes: Vec<Arc<Outbox>>,
     next_message: u64,
     /// Connections whose outbox went above its high-water mark; checked by
     /// the sweep so that one that stays there past the deadline is cut even
@@ -271,13 +279,19 @@ impl Actor {
         let period = (self.deadline / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
         let mut sweep = tokio::time::interval(period);
         sweep.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut batch = Vec::with_capacity(BATCH);
         loop {
             tokio::select! {
                 biased;
-                command = commands.recv() => match command {
-                    Some(command) => self.handle(command),
-                    None => break,
-                },
+                received = commands.recv_many(&mut batch, BATCH) => {
+                    if received == 0 {
+                        break;
+                    }
+                    for command in batch.drain(..) {
+                        self.handle(command);
+                    }
+                    self.wake_all();
+                }
                 () = shutdown.cancelled() => break,
                 _ = sweep.tick() => self.sweep(),
             }
@@ -287,11 +301,18 @@ impl Actor {
         while let Some(command) = commands.recv().await {
             self.handle(command);
         }
+        self.wake_all();
         for (_, member) in self.registry.online() {
             member.outbox.close(Some(Code::SHUTTING_DOWN), true);
         }
         info!(online = self.registry.len(), "hub actor stopped");
         done.cancel();
+    }
+
+    fn wake_all(&mut self) {
+        for outbox in self.wakes.drain(..) {
+            outbox.wake();
+        }
     }
 
     fn handle(&mut self, command: Command) {
@@ -377,12 +398,15 @@ impl Actor {
             if id == subject {
                 continue;
             }
-            match member.outbox.push(frame.clone()) {
-                Ok(Pressure::Congested) => {
-                    self.congested.insert(id);
-                }
-                Err(PushError::Overflow) => cut.push(id),
-                Ok(Pressure::Normal) | Err(PushError::Closed) => {}
+            let queued = enqueue(
+                id,
+                &member.outbox,
+                frame.clone(),
+                &mut self.wakes,
+                &mut self.congested,
+            );
+            if queued == Err(PushError::Overflow) {
+                cut.push(id);
             }
         }
         for id in cut {
@@ -415,23 +439,11 @@ impl Actor {
         };
 
         self.next_message += 1;
-        // Recipients see who else it went to: the users that exist, as they
-        // registered, never the sender's typos or guesses.
-        let to = match &named {
-            Some(named) => Recipients::Users(
-                named
-                    .iter()
-                    .filter_map(|(_, id)| self.registry.member((*id)?))
-                    .map(|member| member.nick.to_string())
-                    .collect(),
-            ),
-            None => Recipients::Everyone,
-        };
         let message = ServerFrame::Message(Message {
             id: self.next_message,
             ts_ms: now_ms(),
             from: sender.nick.to_string(),
-            to,
+            to: self.addressed(named.as_deref()),
             text: send.text,
         });
         // Encoded once; every recipient's queue gets a clone of the same bytes.
@@ -446,6 +458,7 @@ impl Actor {
         let mut delivery = Delivery {
             permit: Arc::new(permit),
             congested: &mut self.congested,
+            wakes: &mut self.wakes,
             cut: Vec::new(),
             delivered: 0,
             statuses: Vec::new(),
@@ -486,17 +499,35 @@ impl Actor {
         });
         let mut cut = delivery.cut;
         if let Some(frame) = encode(&ack) {
-            match sender.outbox.push(frame) {
-                Ok(Pressure::Congested) => {
-                    self.congested.insert(from);
-                }
-                Err(PushError::Overflow) => cut.push(from),
-                Ok(Pressure::Normal) | Err(PushError::Closed) => {}
+            let queued = enqueue(
+                from,
+                &sender.outbox,
+                frame,
+                &mut self.wakes,
+                &mut self.congested,
+            );
+            if queued == Err(PushError::Overflow) {
+                cut.push(from);
             }
         }
         // Whoever this message cut is gone for everyone at once.
         for id in cut {
             self.leave(id);
+        }
+    }
+
+    /// The `to` recipients see: the named users that exist, as they
+    /// registered (never the sender's typos or guesses), or everyone.
+    fn addressed(&self, named: Option<&[(String, Option<ConnId>)]>) -> Recipients {
+        match named {
+            Some(named) => Recipients::Users(
+                named
+                    .iter()
+                    .filter_map(|(_, id)| self.registry.member((*id)?))
+                    .map(|member| member.nick.to_string())
+                    .collect(),
+            ),
+            None => Recipients::Everyone,
         }
     }
 
@@ -551,6 +582,8 @@ struct Delivery<'a> {
     /// it is released when the last of them has drained.
     permit: Arc<OwnedSemaphorePermit>,
     congested: &'a mut HashSet<ConnId>,
+    /// Consumers to wake at the end of the batch.
+    wakes: &'a mut Vec<Arc<Outbox>>,
     /// Recipients this message overflowed, to be removed once it is routed.
     cut: Vec<ConnId>,
     delivered: u32,
@@ -559,11 +592,16 @@ struct Delivery<'a> {
 
 impl Delivery<'_> {
     fn push(&mut self, id: ConnId, member: &Member, frame: &Bytes) -> Code {
-        match member.outbox.push(frame.clone()) {
+        match enqueue(
+            id,
+            &member.outbox,
+            frame.clone(),
+            self.wakes,
+            self.congested,
+        ) {
             Ok(pressure) => {
                 self.delivered += 1;
                 if pressure == Pressure::Congested {
-                    self.congested.insert(id);
                     member.outbox.hold(self.permit.clone());
                 }
                 Code::DELIVERED
@@ -576,4 +614,24 @@ impl Delivery<'_> {
             }
         }
     }
+}
+
+/// Queues `frame` on member `id`'s outbox during a batch: its consumer is
+/// woken after the batch if it may be waiting, and a queue left above its
+/// high-water mark is remembered for the slow-consumer sweep.
+fn enqueue(
+    id: ConnId,
+    outbox: &Arc<Outbox>,
+    frame: Bytes,
+    wakes: &mut Vec<Arc<Outbox>>,
+    congested: &mut HashSet<ConnId>,
+) -> Result<Pressure, PushError> {
+    let (pressure, wake) = outbox.push_quiet(frame)?;
+    if wake {
+        wakes.push(outbox.clone());
+    }
+    if pressure == Pressure::Congested {
+        congested.insert(id);
+    }
+    Ok(pressure)
 }

@@ -74,8 +74,23 @@ impl Outbox {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues one encoded frame. Never waits.
+    /// Queues one encoded frame and wakes the consumer if it may be waiting.
+    /// Never waits.
     pub(crate) fn push(&self, frame: Bytes) -> Result<Pressure, PushError> {
+        let (pressure, wake) = self.push_quiet(frame)?;
+        if wake {
+            self.wake();
+        }
+        Ok(pressure)
+    }
+
+    /// Queues one encoded frame without waking the consumer. The second
+    /// value says whether the queue was empty, in which case the consumer
+    /// may be waiting and the caller must [`wake`](Self::wake) it (the actor
+    /// does so once per batch of commands, not once per frame). A consumer
+    /// that is busy finds the frame when it next looks, so a queue that was
+    /// not empty needs no wake-up.
+    pub(crate) fn push_quiet(&self, frame: Bytes) -> Result<(Pressure, bool), PushError> {
         let mut state = self.lock();
         if state.closing {
             return Err(PushError::Closed);
@@ -85,6 +100,7 @@ impl Outbox {
             self.close(Some(Code::SLOW_CONSUMER), false);
             return Err(PushError::Overflow);
         }
+        let was_empty = state.frames.is_empty();
         state.bytes += frame.len();
         state.frames.push_back(frame);
         let pressure = if state.bytes > self.high_water {
@@ -93,9 +109,12 @@ impl Outbox {
         } else {
             Pressure::Normal
         };
-        drop(state);
+        Ok((pressure, was_empty))
+    }
+
+    /// Wakes the consumer.
+    pub(crate) fn wake(&self) {
         self.ready.notify_one();
-        Ok(pressure)
     }
 
     /// Keeps a paused publisher's permit until the queue drains (or closes).
