@@ -4,41 +4,27 @@
 //!
 //! This file holds one test because dhat's heap profiler is one per process.
 
+mod support;
+
 use std::time::Duration;
 
-use chinwag_hub::protocol::{ClientCodec, Code, ServerFrame};
-use chinwag_hub::{Hub, HubConfig};
-use futures::StreamExt;
+use chinwag_hub::HubConfig;
+use chinwag_hub::protocol::{ClientCodec, Code};
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::time::timeout;
+use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
+
+use support::{codes_until_closed, start};
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
-
-/// Reads until the connection closes; returns the error codes it carried.
-async fn codes_until_closed(stream: TcpStream) -> Vec<Code> {
-    let mut framed = Framed::new(stream, ClientCodec::default());
-    let mut codes = Vec::new();
-    while let Ok(Some(Ok(frame))) = timeout(Duration::from_secs(10), framed.next()).await {
-        if let ServerFrame::Error(e) = frame {
-            codes.push(e.code);
-        }
-    }
-    codes
-}
 
 #[tokio::test]
 async fn lying_length_prefixes_allocate_nothing_near_the_declared_length() {
     let _profiler = dhat::Profiler::builder().testing().build();
     let config = HubConfig::default();
     let max = config.max_frame;
-    let hub = Hub::start(config);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let h = hub.clone();
-    tokio::spawn(async move { h.serve(listener).await });
+    let (hub, addr) = start(config).await;
 
     // Warm up: one ordinary connection, so that the runtime's and the
     // hub's one-off allocations are behind us.
@@ -58,8 +44,9 @@ async fn lying_length_prefixes_allocate_nothing_near_the_declared_length() {
         let mut bytes = prefix.to_be_bytes().to_vec();
         bytes.extend_from_slice(&[0x01; 64]);
         stream.write_all(&bytes).await.unwrap();
+        let mut client = Framed::new(stream, ClientCodec::default());
         assert_eq!(
-            codes_until_closed(stream).await,
+            codes_until_closed(&mut client).await,
             [Code::FRAME_TOO_LARGE],
             "prefix {prefix:#x}"
         );

@@ -1,69 +1,19 @@
 //! Limits and deadlines, over real sockets with shrunken limits: silent
 //! peers, stalled frames, floods, and crowds that never register.
 
-use std::net::SocketAddr;
+mod support;
+
 use std::time::Duration;
 
-use chinwag_hub::protocol::{
-    ClientCodec, ClientFrame, Code, Hello, PROTOCOL_VERSION, Recipients, SendFrame, ServerFrame,
-};
-use chinwag_hub::{Hub, HubConfig, RateLimit};
-use futures::{SinkExt, StreamExt};
+use chinwag_hub::protocol::{ClientCodec, ClientFrame, Code, Recipients, SendFrame, ServerFrame};
+use chinwag_hub::{HubConfig, RateLimit};
+use futures::SinkExt;
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_util::codec::Framed;
 
-const PATIENCE: Duration = Duration::from_secs(10);
-
-type Client = Framed<TcpStream, ClientCodec>;
-
-async fn start(config: HubConfig) -> (Hub, SocketAddr) {
-    let hub = Hub::start(config);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let h = hub.clone();
-    tokio::spawn(async move { h.serve(listener).await });
-    (hub, addr)
-}
-
-async fn register(addr: SocketAddr, nick: &str) -> Client {
-    let mut client = Framed::new(
-        TcpStream::connect(addr).await.unwrap(),
-        ClientCodec::default(),
-    );
-    client
-        .send(ClientFrame::Hello(Hello {
-            version: PROTOCOL_VERSION,
-            nick: nick.as_bytes().to_vec().into(),
-        }))
-        .await
-        .unwrap();
-    let frame = next(&mut client).await;
-    assert!(matches!(frame, Some(ServerFrame::Welcome(_))), "{frame:?}");
-    client
-}
-
-async fn next(client: &mut Client) -> Option<ServerFrame> {
-    match timeout(PATIENCE, client.next())
-        .await
-        .expect("no frame in time")
-    {
-        Some(Ok(frame)) => Some(frame),
-        Some(Err(_)) | None => None,
-    }
-}
-
-/// Reads until the connection closes; returns the error codes seen on the way.
-async fn codes_until_closed(client: &mut Client) -> Vec<Code> {
-    let mut codes = Vec::new();
-    while let Some(frame) = next(client).await {
-        if let ServerFrame::Error(e) = frame {
-            codes.push(e.code);
-        }
-    }
-    codes
-}
+use support::{Client, PATIENCE, codes_until_closed, next, register, start};
 
 async fn send_to(client: &mut Client, id: u64, to: &str, text: &str) {
     client

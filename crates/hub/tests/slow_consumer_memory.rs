@@ -4,44 +4,22 @@
 //!
 //! This file holds one test because dhat's heap profiler is one per process.
 
+mod support;
+
 use std::time::Duration;
 
-use chinwag_hub::protocol::{
-    ClientCodec, ClientFrame, Hello, PROTOCOL_VERSION, Recipients, SendFrame, ServerFrame,
-};
-use chinwag_hub::{Hub, HubConfig};
+use chinwag_hub::HubConfig;
+use chinwag_hub::protocol::{ClientFrame, Recipients, SendFrame, ServerFrame};
 use futures::{SinkExt, StreamExt};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
-use tokio_util::codec::Framed;
+
+use support::{PATIENCE, register, start};
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
 
-const PATIENCE: Duration = Duration::from_secs(20);
 const TEXT: usize = 16 * 1024;
 const MESSAGES: usize = 2_000; // 32 MiB in all
-
-type Client = Framed<TcpStream, ClientCodec>;
-
-async fn register(addr: std::net::SocketAddr, nick: &str) -> Client {
-    let mut client = Framed::new(
-        TcpStream::connect(addr).await.unwrap(),
-        ClientCodec::default(),
-    );
-    client
-        .send(ClientFrame::Hello(Hello {
-            version: PROTOCOL_VERSION,
-            nick: nick.as_bytes().to_vec().into(),
-        }))
-        .await
-        .unwrap();
-    assert!(matches!(
-        client.next().await,
-        Some(Ok(ServerFrame::Welcome(_)))
-    ));
-    client
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stuck_reader_is_cut_and_the_hub_memory_stays_bounded() {
@@ -51,11 +29,7 @@ async fn a_stuck_reader_is_cut_and_the_hub_memory_stays_bounded() {
     config.outbox_limit = 2 * 1024 * 1024;
     config.slow_consumer_deadline = Duration::from_millis(500);
     let limit = config.outbox_limit;
-    let hub = Hub::start(config);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let h = hub.clone();
-    tokio::spawn(async move { h.serve(listener).await });
+    let (hub, addr) = start(config).await;
 
     // Never polled after registering: its socket buffers fill, then its queue.
     let _stuck = register(addr, "stuck").await;

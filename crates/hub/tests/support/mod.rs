@@ -1,0 +1,74 @@
+//! Shared helpers for the hub crate's end-to-end tests: a hub on an
+//! ephemeral port and a raw binary-protocol client.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chinwag_hub::protocol::{ClientCodec, ClientFrame, Code, Hello, PROTOCOL_VERSION, ServerFrame};
+use chinwag_hub::{Hub, HubConfig};
+use futures::{SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::timeout;
+use tokio_util::codec::Framed;
+
+/// How long a test waits for something it expects before failing.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+pub type Client = Framed<TcpStream, ClientCodec>;
+
+/// Starts a hub serving the binary protocol on `127.0.0.1:0`.
+pub async fn start(config: HubConfig) -> (Hub, SocketAddr) {
+    let hub = Hub::start(config);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let h = hub.clone();
+    tokio::spawn(async move { h.serve(listener).await });
+    (hub, addr)
+}
+
+pub fn hello(nick: &str) -> ClientFrame {
+    ClientFrame::Hello(Hello {
+        version: PROTOCOL_VERSION,
+        nick: nick.as_bytes().to_vec().into(),
+    })
+}
+
+pub async fn connect(addr: SocketAddr) -> Client {
+    Framed::new(
+        TcpStream::connect(addr).await.unwrap(),
+        ClientCodec::default(),
+    )
+}
+
+/// Connects and registers; the WELCOME is consumed.
+pub async fn register(addr: SocketAddr, nick: &str) -> Client {
+    let mut client = connect(addr).await;
+    client.send(hello(nick)).await.unwrap();
+    let frame = next(&mut client).await;
+    assert!(matches!(frame, Some(ServerFrame::Welcome(_))), "{frame:?}");
+    client
+}
+
+/// The next frame; `None` once the hub closed the connection.
+pub async fn next(client: &mut Client) -> Option<ServerFrame> {
+    match timeout(PATIENCE, client.next())
+        .await
+        .expect("no frame in time")
+    {
+        Some(Ok(frame)) => Some(frame),
+        Some(Err(_)) | None => None,
+    }
+}
+
+/// Reads until the connection closes; returns the error codes seen on the way.
+pub async fn codes_until_closed(client: &mut Client) -> Vec<Code> {
+    let mut codes = Vec::new();
+    while let Some(frame) = next(client).await {
+        if let ServerFrame::Error(e) = frame {
+            codes.push(e.code);
+        }
+    }
+    codes
+}
