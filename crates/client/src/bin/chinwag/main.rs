@@ -5,13 +5,16 @@
 //! chinwag send --nick alice --to bob hello      # send one message, print the ack
 //! chinwag listen --nick bob --count 1           # print what arrives
 //! chinwag who                                   # who is online
+//! chinwag bench fanout --subscribers 100        # load the hub and measure it
 //! ```
 //!
 //! Every subcommand takes `--server HOST:PORT` (default `127.0.0.1:2446`) and
 //! `--json` (one JSON object per line; see `output.rs`). Exit status: 0 on
 //! success, 1 when a message did not reach every recipient or the hub ended
-//! the session, 2 for usage and connection errors.
+//! the session (for `bench`: when a check failed), 2 for usage and
+//! connection errors.
 
+mod bench;
 mod chat;
 mod commands;
 mod output;
@@ -103,14 +106,26 @@ enum Command {
         #[arg(long)]
         nick: Option<String>,
     },
+    /// Load the hub and measure it (as hubload measures other hubs),
+    /// checking every delivery; exit 1 if anything was lost, duplicated,
+    /// out of order, or cut. With --json, one JSON object at the end.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = if matches!(cli.command, Command::Bench(_)) {
+        // The load generator needs both cores' worth of workers.
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(bench::WORKER_THREADS)
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    };
+    let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("chinwag: cannot start the async runtime: {error}");
@@ -161,6 +176,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             drop(events);
             commands::who(&client, format).await
         }
+        Command::Bench(args) => bench::run(server, format.json, args).await,
     }
 }
 

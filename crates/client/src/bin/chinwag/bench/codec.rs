@@ -1,0 +1,277 @@
+//! The bench's decoder: `ClientCodec`'s framing, with `MESSAGE` and
+//! `PRESENCE` frames, nearly everything the bench reads, checked where they
+//! lie in the read buffer.
+//!
+//! Decoding every delivery into a [`ServerFrame`] costs two `String`s and a
+//! few reference counts per message: it made the bench spend about 350 ns of
+//! CPU per delivery in `fanout`, several times what hubload spends per NATS
+//! delivery, and the bench shares the two cores with the hub. So a `MESSAGE`
+//! whose fields are well formed and whose text is a bench payload is read
+//! in place, yielding only its [`Header`]. A well-formed `PRESENCE` (the
+//! `conns` workload gets one per arrival per connection: 50 million for
+//! 10,000 connections) is skipped the same way. Everything else (other frames, a
+//! text that is not a bench payload, anything malformed) is split off and
+//! decoded by `chinwag_protocol`, whose verdict is the one that counts.
+//!
+//! Framing is `ClientCodec`'s: a `u32` big-endian length prefix, refused
+//! before anything is buffered for it when over the limit.
+
+use bytes::{Buf, BytesMut};
+use chinwag_protocol::{PREFIX_LEN, ProtocolError, ServerFrame, WireFrame, opcode};
+use tokio_util::codec::Decoder;
+
+use super::payload::{self, Header};
+
+/// What the bench reads from the hub.
+#[derive(Debug)]
+pub(crate) enum Inbound {
+    /// A well-formed `MESSAGE` carrying a bench payload of the expected size.
+    Delivery(Header),
+    /// A well-formed `PRESENCE` notice, not otherwise read.
+    Presence,
+    /// Any other frame (including a `MESSAGE` whose text is not a bench
+    /// payload), decoded in full.
+    Frame(ServerFrame),
+}
+
+/// Decodes [`Inbound`]s.
+#[derive(Debug, Clone)]
+pub(crate) struct BenchCodec {
+    /// The `--size` every payload should have.
+    size: usize,
+    max_frame: usize,
+    /// Room made in the read buffer whenever it holds no whole frame, so
+    /// that each read takes what the socket has rather than the few bytes
+    /// left at the end of the buffer.
+    read_chunk: usize,
+}
+
+impl BenchCodec {
+    pub(crate) fn new(size: usize, max_frame: usize, read_chunk: usize) -> Self {
+        Self {
+            size,
+            max_frame,
+            read_chunk,
+        }
+    }
+}
+
+impl Decoder for BenchCodec {
+    type Item = Inbound;
+    type Error = ProtocolError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Inbound>, ProtocolError> {
+        let Some(prefix) = src.first_chunk::<PREFIX_LEN>() else {
+            src.reserve(self.read_chunk);
+            return Ok(None);
+        };
+        let len = u32::from_be_bytes(*prefix) as usize;
+        if len > self.max_frame {
+            return Err(ProtocolError::FrameTooLarge {
+                len,
+                max: self.max_frame,
+            });
+        }
+        let frame_len = PREFIX_LEN + len;
+        if src.len() < frame_len {
+            src.reserve((frame_len - src.len()).max(self.read_chunk));
+            return Ok(None);
+        }
+        let payload = &src[PREFIX_LEN..frame_len];
+        if let Some(header) = message_text(payload).and_then(|text| payload::parse(text, self.size))
+        {
+            src.advance(frame_len);
+            return Ok(Some(Inbound::Delivery(header)));
+        }
+        if is_presence(payload) {
+            src.advance(frame_len);
+            return Ok(Some(Inbound::Presence));
+        }
+        let payload = src.split_to(frame_len).freeze().slice(PREFIX_LEN..);
+        ServerFrame::decode(payload).map(|frame| Some(Inbound::Frame(frame)))
+    }
+}
+
+/// The text of a well-formed `MESSAGE` payload (section 5.2 of
+/// `docs/protocol.md`); `None` for any other frame, or a malformed one.
+fn message_text(payload: &[u8]) -> Option<&[u8]> {
+    let (&op, rest) = payload.split_first()?;
+    if op != opcode::MESSAGE {
+        return None;
+    }
+    // id (u64), ts_ms (u64)
+    let mut rest = rest.get(16..)?;
+    nick(&mut rest)?;
+    let (&kind, after) = rest.split_first()?;
+    rest = after;
+    match kind {
+        // Named users: a u32 count, then that many nicks.
+        0x00 => {
+            let count = u32::from_be_bytes(*rest.first_chunk::<4>()?);
+            rest = &rest[4..];
+            for _ in 0..count {
+                nick(&mut rest)?;
+            }
+        }
+        // Everyone: nothing follows.
+        0x01 => {}
+        _ => return None,
+    }
+    let len = u32::from_be_bytes(*rest.first_chunk::<4>()?) as usize;
+    let text = &rest[4..];
+    // Exactly the text is left: no truncation, no trailing bytes. (The bench
+    // payload's ASCII is valid UTF-8; `payload::parse` checks every byte.)
+    (text.len() == len).then_some(text)
+}
+
+/// Whether `payload` is a well-formed `PRESENCE` (section 5.2 of
+/// `docs/protocol.md`): the opcode, an online flag of 0 or 1, a `u64`
+/// timestamp, and a nickname, with nothing after it.
+fn is_presence(payload: &[u8]) -> bool {
+    let Some((&op, rest)) = payload.split_first() else {
+        return false;
+    };
+    let Some((&online, rest)) = rest.split_first() else {
+        return false;
+    };
+    let Some(mut rest) = rest.get(8..) else {
+        return false;
+    };
+    op == opcode::PRESENCE && online <= 1 && nick(&mut rest).is_some() && rest.is_empty()
+}
+
+/// Skips a `nick` field that must be UTF-8.
+fn nick(rest: &mut &[u8]) -> Option<()> {
+    let (&len, after) = rest.split_first()?;
+    let name = after.get(..usize::from(len))?;
+    std::str::from_utf8(name).ok()?;
+    *rest = &after[usize::from(len)..];
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use chinwag_protocol::{DEFAULT_MAX_FRAME, Message, Presence, Recipients, encode_frame};
+
+    use super::*;
+    use crate::bench::payload::{Kind, Stamper, blank};
+
+    fn message(to: Recipients, text: String) -> BytesMut {
+        let frame = ServerFrame::Message(Message {
+            id: 9,
+            ts_ms: 1_700_000_000_000,
+            from: "pub".to_owned(),
+            to,
+            text,
+        });
+        BytesMut::from(&encode_frame(&frame, DEFAULT_MAX_FRAME).unwrap()[..])
+    }
+
+    fn bench_text(seq: u64) -> (Header, String) {
+        let header = Header {
+            kind: Kind::Data,
+            sender: 3,
+            seq,
+            sent_ns: 42,
+        };
+        let mut text = blank(64);
+        Stamper::default().stamp(header, &mut text);
+        (header, text)
+    }
+
+    #[test]
+    fn bench_messages_are_read_in_place_whatever_their_recipients() {
+        let mut codec = BenchCodec::new(64, DEFAULT_MAX_FRAME, 1024);
+        let (first, text) = bench_text(1);
+        let mut buf = message(Recipients::Everyone, text);
+        let (second, text) = bench_text(2);
+        buf.extend_from_slice(&message(
+            Recipients::Users(vec!["b0".into(), "é".into()]),
+            text,
+        ));
+        let Some(Inbound::Delivery(header)) = codec.decode(&mut buf).unwrap() else {
+            panic!("not a delivery");
+        };
+        assert_eq!(header, first);
+        let Some(Inbound::Delivery(header)) = codec.decode(&mut buf).unwrap() else {
+            panic!("not a delivery");
+        };
+        assert_eq!(header, second);
+        assert!(buf.is_empty());
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_partial_frame_waits_for_the_rest() {
+        let mut codec = BenchCodec::new(64, DEFAULT_MAX_FRAME, 1024);
+        let (_, text) = bench_text(0);
+        let whole = message(Recipients::Everyone, text);
+        let mut buf = BytesMut::from(&whole[..whole.len() - 1]);
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        buf.extend_from_slice(&whole[whole.len() - 1..]);
+        assert!(matches!(
+            codec.decode(&mut buf).unwrap(),
+            Some(Inbound::Delivery(_))
+        ));
+    }
+
+    #[test]
+    fn other_texts_and_frames_are_decoded_in_full() {
+        let mut codec = BenchCodec::new(64, DEFAULT_MAX_FRAME, 1024);
+        let mut buf = message(Recipients::Everyone, "hello".to_owned());
+        let Some(Inbound::Frame(ServerFrame::Message(message))) = codec.decode(&mut buf).unwrap()
+        else {
+            panic!("not a message frame");
+        };
+        assert_eq!(message.text, "hello");
+        let mut buf =
+            BytesMut::from(&encode_frame(&ServerFrame::Ping(7), DEFAULT_MAX_FRAME).unwrap()[..]);
+        assert!(matches!(
+            codec.decode(&mut buf).unwrap(),
+            Some(Inbound::Frame(ServerFrame::Ping(7)))
+        ));
+    }
+
+    #[test]
+    fn presence_notices_are_skipped_in_place() {
+        let mut codec = BenchCodec::new(64, DEFAULT_MAX_FRAME, 1024);
+        let presence = ServerFrame::Presence(Presence {
+            online: true,
+            ts_ms: 5,
+            nick: "c42".to_owned(),
+        });
+        let encoded = encode_frame(&presence, DEFAULT_MAX_FRAME).unwrap();
+        let mut buf = BytesMut::from(&encoded[..]);
+        assert!(matches!(
+            codec.decode(&mut buf).unwrap(),
+            Some(Inbound::Presence)
+        ));
+        assert!(buf.is_empty());
+        // A bad online flag is left to the full decoder, which refuses it.
+        let mut buf = BytesMut::from(&encoded[..]);
+        buf[PREFIX_LEN + 1] = 2;
+        assert!(codec.decode(&mut buf).is_err());
+    }
+
+    #[test]
+    fn malformed_and_oversized_frames_are_errors() {
+        let mut codec = BenchCodec::new(64, DEFAULT_MAX_FRAME, 1024);
+        let (_, text) = bench_text(0);
+        // One trailing byte after the text, the length prefix counting it.
+        let mut buf = message(Recipients::Everyone, text);
+        buf.extend_from_slice(b"x");
+        let len = u32::try_from(buf.len() - PREFIX_LEN).unwrap();
+        buf[..PREFIX_LEN].copy_from_slice(&len.to_be_bytes());
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(ProtocolError::Malformed(_))
+        ));
+
+        let mut small = BenchCodec::new(64, 16, 1024);
+        let mut buf = BytesMut::from(&b"\x00\x00\x00\x11"[..]);
+        assert!(matches!(
+            small.decode(&mut buf),
+            Err(ProtocolError::FrameTooLarge { len: 17, max: 16 })
+        ));
+    }
+}

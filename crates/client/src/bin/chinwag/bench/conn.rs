@@ -1,0 +1,277 @@
+//! Connecting and registering the bench's connections, many at a time.
+//!
+//! Each connection is split once registered: its read half goes to a
+//! [`receiver`](super::receiver) task that checks everything the hub sends;
+//! its write half is shared (behind an async mutex) between whoever sends on
+//! it and that task, which answers the hub's `PING`s.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use chinwag_protocol::{
+    ClientFrame, Code, DEFAULT_MAX_FRAME, Hello, PROTOCOL_VERSION, ProtocolError, ServerFrame,
+    encode_into,
+};
+use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::{Mutex, Semaphore};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_util::codec::FramedRead;
+
+use super::codec::{BenchCodec, Inbound};
+use super::receiver::{self, Expect, Progress, Tally};
+use super::report::Bar;
+use super::{Ctx, SetupError};
+
+/// Registrations in flight at once (hubload's default). Well below the hub's
+/// 1,000 unregistered connections, and enough to keep both cores busy.
+const CONNECT_CONCURRENCY: usize = 64;
+
+/// Times a taken nickname is asked for again, and how long apart: within
+/// the hub's 5 s registration deadline.
+const NICK_RETRIES: u32 = 20;
+const NICK_RETRY_AFTER: Duration = Duration::from_millis(150);
+
+/// How long one connection may take to be welcomed.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Frames the bench accepts from the hub: twice the default limit, as
+/// `docs/protocol.md` advises (an `ACK` or a `WELCOME` may exceed the
+/// post-registration limit).
+const MAX_INBOUND_FRAME: usize = 2 * DEFAULT_MAX_FRAME;
+
+/// A connection's write half, shared by its sender and its receiver task.
+pub(crate) type SharedWrite = Arc<Mutex<OwnedWriteHalf>>;
+
+/// What one connection should be: its nickname, what it should receive, and
+/// the local address to connect from.
+#[derive(Debug, Clone)]
+pub(crate) struct Spec {
+    pub(crate) nick: String,
+    pub(crate) expect: Expect,
+    /// `None`: let the system pick.
+    pub(crate) source: Option<IpAddr>,
+    /// Initial read buffer: large for connections that receive a stream of
+    /// messages, small for the thousands of idle ones of `conns`.
+    pub(crate) read_buffer: usize,
+}
+
+/// One registered connection, with the task reading it.
+#[derive(Debug)]
+pub(crate) struct Peer {
+    pub(crate) nick: String,
+    pub(crate) progress: Arc<Progress>,
+    pub(crate) write: SharedWrite,
+    /// The largest payload the hub accepts from this connection.
+    pub(crate) max_frame: usize,
+    reader: Option<JoinHandle<Tally>>,
+}
+
+impl Peer {
+    /// Whether the receiver task has ended (the hub closed the connection,
+    /// or reading failed) before being told to stop.
+    pub(crate) fn ended(&self) -> bool {
+        self.reader.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// Waits for the receiver task (which the caller has told to stop) and
+    /// returns what it counted.
+    pub(crate) async fn tally(&mut self) -> Tally {
+        let Some(mut reader) = self.reader.take() else {
+            return Tally::problem("receiver already collected");
+        };
+        match tokio::time::timeout(Duration::from_secs(5), &mut reader).await {
+            Ok(Ok(tally)) => tally,
+            Ok(Err(error)) => Tally::problem(format!("receiver task failed: {error}")),
+            Err(_) => {
+                reader.abort();
+                Tally::problem("receiver did not stop")
+            }
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        // Dropping the task drops the read half; the write half goes with the
+        // last clone of `write`.
+        if let Some(reader) = &self.reader {
+            reader.abort();
+        }
+    }
+}
+
+/// Connects and registers every spec, at most [`CONNECT_CONCURRENCY`] at a
+/// time, starting each one's receiver as soon as it is welcomed (so that it
+/// reads the presence notices of those that come after it). The result is in
+/// the order of `specs`. The first failure stops the rest.
+pub(crate) async fn connect_many(
+    ctx: &Ctx,
+    specs: Vec<Spec>,
+    bar: &mut Bar,
+) -> Result<Vec<Peer>, SetupError> {
+    let admission = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
+    let mut tasks = JoinSet::new();
+    let count = specs.len();
+    for (index, spec) in specs.into_iter().enumerate() {
+        let admission = Arc::clone(&admission);
+        let ctx = ctx.clone();
+        tasks.spawn(async move {
+            // The semaphore is never closed.
+            let _permit = admission.acquire_owned().await.ok();
+            let peer = connect(&ctx, spec).await?;
+            Ok::<_, SetupError>((index, peer))
+        });
+    }
+    let mut slots: Vec<Option<Peer>> = (0..count).map(|_| None).collect();
+    let mut done = 0;
+    while let Some(joined) = tasks.join_next().await {
+        let (index, peer) = joined.map_err(|error| SetupError::Task(error.to_string()))??;
+        slots[index] = Some(peer);
+        done += 1;
+        bar.set(done);
+    }
+    Ok(slots.into_iter().flatten().collect())
+}
+
+/// Connects one spec and registers it.
+pub(crate) async fn connect(ctx: &Ctx, spec: Spec) -> Result<Peer, SetupError> {
+    let Spec {
+        nick,
+        expect,
+        source,
+        read_buffer,
+    } = spec;
+    let stream = open(ctx.addr, source)
+        .await
+        .map_err(|source| SetupError::Connect {
+            addr: ctx.addr,
+            nick: nick.clone(),
+            source,
+        })?;
+    let (read, write) = stream.into_split();
+    let codec = BenchCodec::new(expect.size, MAX_INBOUND_FRAME, read_buffer);
+    let mut frames = FramedRead::with_capacity(read, codec, read_buffer);
+    let write = Arc::new(Mutex::new(write));
+    let welcome = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&nick, &mut frames, &write))
+        .await
+        .map_err(|_| SetupError::Handshake {
+            nick: nick.clone(),
+            reason: format!("not welcomed within {} s", HANDSHAKE_TIMEOUT.as_secs()),
+        })??;
+    // The `WELCOME` lists everyone online, so with thousands of connections
+    // it grew the read buffer to tens of KiB, and what is left of the buffer
+    // still shares that allocation: start again from the size asked for.
+    let buffer = frames.read_buffer_mut();
+    let mut fresh = BytesMut::with_capacity(read_buffer.max(buffer.len()));
+    fresh.extend_from_slice(buffer);
+    *buffer = fresh;
+    let progress = Arc::new(Progress::default());
+    let reader = tokio::spawn(receiver::run(receiver::Receiver {
+        nick: nick.clone(),
+        frames,
+        write: Arc::clone(&write),
+        expect,
+        progress: Arc::clone(&progress),
+        clock: ctx.clock,
+        latencies: Arc::clone(&ctx.latencies),
+        stop: ctx.stop.clone(),
+    }));
+    Ok(Peer {
+        nick,
+        progress,
+        write,
+        max_frame: welcome,
+        reader: Some(reader),
+    })
+}
+
+/// A TCP connection to `addr`, from `source` if given. Binding each source
+/// address before connecting is what lets `conns` hold more connections than
+/// one address has ephemeral ports.
+async fn open(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
+    let stream = match source {
+        None => TcpStream::connect(addr).await?,
+        Some(ip) => {
+            let socket = if ip.is_ipv4() {
+                TcpSocket::new_v4()?
+            } else {
+                TcpSocket::new_v6()?
+            };
+            socket.bind(SocketAddr::new(ip, 0))?;
+            socket.connect(addr).await?
+        }
+    };
+    // Frames are written in large batches; small ones (pongs) should not wait.
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// Sends `HELLO` and waits for `WELCOME`; returns the hub's frame limit.
+/// A nickname still taken (by the connection of a run that just ended, which
+/// the hub has not seen go yet) is asked for again a few times.
+async fn handshake(
+    nick: &str,
+    frames: &mut FramedRead<OwnedReadHalf, BenchCodec>,
+    write: &SharedWrite,
+) -> Result<usize, SetupError> {
+    let fail = |reason: String| SetupError::Handshake {
+        nick: nick.to_owned(),
+        reason,
+    };
+    let hello = ClientFrame::Hello(Hello {
+        version: PROTOCOL_VERSION,
+        nick: Bytes::copy_from_slice(nick.as_bytes()),
+    });
+    let mut retries = 0;
+    send_frame(write, &hello)
+        .await
+        .map_err(|error| fail(error.to_string()))?;
+    loop {
+        match frames.next().await {
+            Some(Ok(Inbound::Frame(ServerFrame::Welcome(welcome)))) => {
+                return Ok(usize::try_from(welcome.max_frame).unwrap_or(usize::MAX));
+            }
+            Some(Ok(Inbound::Frame(ServerFrame::Error(error))))
+                if error.code == Code::NICK_TAKEN && retries < NICK_RETRIES =>
+            {
+                retries += 1;
+                tokio::time::sleep(NICK_RETRY_AFTER).await;
+                send_frame(write, &hello)
+                    .await
+                    .map_err(|error| fail(error.to_string()))?;
+            }
+            Some(Ok(Inbound::Frame(ServerFrame::Error(error)))) => {
+                return Err(SetupError::Refused {
+                    nick: nick.to_owned(),
+                    code: error.code.0,
+                    message: error.message,
+                });
+            }
+            Some(Ok(Inbound::Frame(ServerFrame::Ping(token)))) => {
+                send_frame(write, &ClientFrame::Pong(token))
+                    .await
+                    .map_err(|error| fail(error.to_string()))?;
+            }
+            Some(Ok(_)) => {}
+            Some(Err(error)) => return Err(fail(error.to_string())),
+            None => return Err(fail("the hub closed the connection".to_owned())),
+        }
+    }
+}
+
+/// Writes one frame on its own (registration, pongs).
+pub(crate) async fn send_frame(
+    write: &SharedWrite,
+    frame: &ClientFrame,
+) -> Result<(), ProtocolError> {
+    let mut buf = BytesMut::with_capacity(64);
+    encode_into(frame, DEFAULT_MAX_FRAME, &mut buf)?;
+    write.lock().await.write_all(&buf).await?;
+    Ok(())
+}

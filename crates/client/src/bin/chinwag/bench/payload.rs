@@ -1,0 +1,243 @@
+//! The text of every benchmark message: a fixed ASCII header, then `x`s up
+//! to the requested size.
+//!
+//! ```text
+//! +------+----------------+--------------------+--------------------+---------+
+//! | kind | sender: 8 hex  | sequence: 12 hex   | sent at: 12 hex    | x x x … |
+//! +------+----------------+--------------------+--------------------+---------+
+//!   0     1                9                    21                   33
+//! ```
+//!
+//! `kind` is `W` for a warm-up message and `D` for a measured one; `sent at`
+//! is nanoseconds since the bench's [`Clock`] started, taken when the frame
+//! is encoded. The header is 33 bytes, like hubload's (kind, sequence,
+//! timestamp), so the smallest message has the same size against every hub;
+//! the sender index fits because 48 bits are plenty for a sequence number or
+//! for 78 hours of nanoseconds.
+
+use std::time::Instant;
+
+/// Bytes before the padding.
+pub(crate) const HEADER_LEN: usize = 33;
+
+/// Mask of a 12-hex-digit field.
+const FIELD_MASK: u64 = (1 << 48) - 1;
+
+/// Whether a message counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Sent until every receiver has seen one; not counted.
+    Warmup,
+    /// Measured and checked.
+    Data,
+}
+
+impl Kind {
+    fn byte(self) -> u8 {
+        match self {
+            Self::Warmup => b'W',
+            Self::Data => b'D',
+        }
+    }
+}
+
+/// What a message's header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub(crate) kind: Kind,
+    /// Index of the sending connection within the workload.
+    pub(crate) sender: u32,
+    /// Per sender, counting data messages from 0 (warm-ups carry 0).
+    pub(crate) seq: u64,
+    /// [`Clock::now_ns`] when the message was encoded.
+    pub(crate) sent_ns: u64,
+}
+
+/// Nanoseconds since one instant shared by every task of the bench, so that
+/// a receiver can subtract a sender's timestamp from its own.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clock {
+    base: Instant,
+}
+
+impl Clock {
+    pub(crate) fn start() -> Self {
+        Self {
+            base: Instant::now(),
+        }
+    }
+
+    pub(crate) fn now_ns(self) -> u64 {
+        u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+/// The size of every message's text: the requested size, but never less
+/// than the header.
+pub(crate) fn text_len(size: usize) -> usize {
+    size.max(HEADER_LEN)
+}
+
+/// A padded text of `size` bytes (at least the header's), ready to be
+/// stamped.
+pub(crate) fn blank(size: usize) -> String {
+    "x".repeat(text_len(size))
+}
+
+/// Writes headers over the start of message texts. The scratch buffer is
+/// kept so that stamping a message allocates nothing.
+#[derive(Debug, Default)]
+pub(crate) struct Stamper {
+    scratch: String,
+}
+
+impl Stamper {
+    /// Writes `header` over the first [`HEADER_LEN`] bytes of `text`, which
+    /// must come from [`blank`].
+    pub(crate) fn stamp(&mut self, header: Header, text: &mut String) {
+        self.scratch.clear();
+        self.scratch.push(char::from(header.kind.byte()));
+        push_hex(&mut self.scratch, u64::from(header.sender), 8);
+        push_hex(&mut self.scratch, header.seq & FIELD_MASK, 12);
+        push_hex(&mut self.scratch, header.sent_ns & FIELD_MASK, 12);
+        // Same length in and out: `replace_range` moves nothing and
+        // allocates nothing.
+        text.replace_range(..HEADER_LEN, &self.scratch);
+    }
+}
+
+fn push_hex(out: &mut String, value: u64, digits: u32) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for i in (0..digits).rev() {
+        let nibble = (value >> (i * 4)) & 0xf;
+        out.push(char::from(HEX[nibble as usize]));
+    }
+}
+
+/// The value of each hex digit byte, or [`NOT_HEX`].
+const HEX_VALUE: [u8; 256] = {
+    let mut table = [NOT_HEX; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
+const NOT_HEX: u8 = 0xff;
+
+/// Lowercase hex digits to a number. Every delivery goes through this, so
+/// it is a table lookup per digit with no branch.
+fn parse_hex(digits: &[u8]) -> Option<u64> {
+    let mut value = 0u64;
+    let mut seen = 0u8;
+    for &c in digits {
+        let digit = HEX_VALUE[usize::from(c)];
+        seen |= digit;
+        value = (value << 4) | u64::from(digit & 0xf);
+    }
+    (seen & 0xf0 == 0).then_some(value)
+}
+
+/// Reads the header of `text`, and checks that the rest is `size` worth of
+/// padding. `None` for anything that is not a message this bench wrote.
+pub(crate) fn parse(bytes: &[u8], size: usize) -> Option<Header> {
+    if bytes.len() != text_len(size) {
+        return None;
+    }
+    let (head, padding) = bytes.split_at(HEADER_LEN);
+    // No early exit, so that the loop is vectorised: every delivery is
+    // checked.
+    if padding.iter().fold(0, |odd, &b| odd | (b ^ b'x')) != 0 {
+        return None;
+    }
+    let kind = match head[0] {
+        b'W' => Kind::Warmup,
+        b'D' => Kind::Data,
+        _ => return None,
+    };
+    Some(Header {
+        kind,
+        sender: u32::try_from(parse_hex(&head[1..9])?).ok()?,
+        seq: parse_hex(&head[9..21])?,
+        sent_ns: parse_hex(&head[21..33])?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trips_and_keeps_the_size() {
+        let mut stamper = Stamper::default();
+        let mut text = blank(64);
+        let header = Header {
+            kind: Kind::Data,
+            sender: 7,
+            seq: 123_456,
+            sent_ns: 9_876_543_210,
+        };
+        stamper.stamp(header, &mut text);
+        assert_eq!(text.len(), 64);
+        assert_eq!(&text[..HEADER_LEN], "D0000000700000001e24000024cb016ea");
+        assert_eq!(parse(text.as_bytes(), 64), Some(header));
+        // Rewriting keeps the capacity and the padding.
+        let capacity = text.capacity();
+        stamper.stamp(
+            Header {
+                kind: Kind::Warmup,
+                ..header
+            },
+            &mut text,
+        );
+        assert_eq!(text.capacity(), capacity);
+        assert_eq!(
+            parse(text.as_bytes(), 64).map(|h| h.kind),
+            Some(Kind::Warmup)
+        );
+    }
+
+    #[test]
+    fn small_sizes_are_the_header_alone() {
+        let mut stamper = Stamper::default();
+        let mut text = blank(1);
+        let header = Header {
+            kind: Kind::Data,
+            sender: 0,
+            seq: 0,
+            sent_ns: 0,
+        };
+        stamper.stamp(header, &mut text);
+        assert_eq!(text.len(), HEADER_LEN);
+        assert_eq!(parse(text.as_bytes(), 1), Some(header));
+    }
+
+    #[test]
+    fn damaged_text_is_refused() {
+        let mut stamper = Stamper::default();
+        let mut text = blank(40);
+        let header = Header {
+            kind: Kind::Data,
+            sender: 1,
+            seq: 2,
+            sent_ns: 3,
+        };
+        stamper.stamp(header, &mut text);
+        assert!(parse(text.as_bytes(), 41).is_none(), "wrong size");
+        let mut padded = text.clone();
+        padded.replace_range(39.., "y");
+        assert!(parse(padded.as_bytes(), 40).is_none(), "bad padding");
+        let mut kind = text.clone();
+        kind.replace_range(..1, "Q");
+        assert!(parse(kind.as_bytes(), 40).is_none(), "bad kind");
+        let mut digit = text;
+        digit.replace_range(5..6, "G");
+        assert!(parse(digit.as_bytes(), 40).is_none(), "bad digit");
+    }
+}

@@ -1,0 +1,371 @@
+//! The task that reads one connection and checks every frame on it.
+//!
+//! Every data message is checked against what this connection should get:
+//! which sender, which sequence numbers (a bitmap per connection tells a
+//! duplicate from a late arrival), and the exact text. Every `ACK` for a
+//! data message must report the expected number of recipients, all
+//! delivered, in the order sent. Any `ERROR` frame, and the hub closing the
+//! connection, are recorded. Progress that the coordinator watches while the
+//! run is going lives in atomics; everything else stays in the task and is
+//! returned as a [`Tally`] when it is told to stop.
+//!
+//! The receive path allocates nothing per delivery: bench messages are read
+//! in place by the [`BenchCodec`], and latencies are recorded in a fixed
+//! buffer and merged into the shared histogram a batch at a time.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use chinwag_protocol::{Ack, ClientFrame, Code, ErrorFrame, Message, ServerFrame};
+use futures::StreamExt;
+use hdrhistogram::Histogram;
+use tokio::net::tcp::OwnedReadHalf;
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+
+use super::codec::{BenchCodec, Inbound};
+use super::conn::SharedWrite;
+use super::payload::{self, Clock, Header, Kind};
+use super::sender::WARMUP_ID;
+
+/// Latencies buffered before taking the histogram's lock.
+const LATENCY_BATCH: usize = 256;
+
+/// What one connection should receive.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Expect {
+    /// The sender index whose data messages should arrive here; `None` for
+    /// a connection that should get no messages.
+    pub(crate) from: Option<u32>,
+    /// Data messages that sender sends (sequence numbers `0..messages`).
+    pub(crate) messages: u64,
+    /// The `--size` of every message.
+    pub(crate) size: usize,
+    /// Latencies are recorded from this sequence number on (the warm-up
+    /// seconds of `latency` are not).
+    pub(crate) record_from: u64,
+    /// Recipients the `ACK` of each data message this connection sends must
+    /// report; `None` for a connection that sends no data.
+    pub(crate) ack_recipients: Option<u32>,
+}
+
+/// What the coordinator watches while a run goes on.
+#[derive(Debug, Default)]
+pub(crate) struct Progress {
+    /// Distinct data messages received.
+    pub(crate) delivered: AtomicU64,
+    /// [`Clock::now_ns`] of the latest data message.
+    pub(crate) last_ns: AtomicU64,
+    /// A warm-up message from the expected sender has arrived.
+    pub(crate) ready: AtomicBool,
+    /// `ACK`s received for data messages.
+    pub(crate) acks: AtomicU64,
+}
+
+/// What one connection saw, counted when its task stopped.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Tally {
+    /// Distinct data messages from the expected sender.
+    pub(crate) delivered: u64,
+    /// Data messages whose sequence number had already arrived.
+    pub(crate) duplicated: u64,
+    /// Data messages that arrived after a later one from the same sender.
+    pub(crate) out_of_order: u64,
+    /// Messages that this bench did not write this way: wrong size or
+    /// padding, an unparsable header, an unexpected sender, or a sequence
+    /// number out of range.
+    pub(crate) corrupt: u64,
+    /// `ACK`s of data messages.
+    pub(crate) acks: u64,
+    /// Of those, acks with the wrong recipient count, a failed status, or
+    /// out of order.
+    pub(crate) bad_acks: u64,
+    /// `ERROR` frames received.
+    pub(crate) hub_errors: u64,
+    /// How the connection ended, if not because the bench stopped it.
+    pub(crate) cut: Option<String>,
+    /// The first thing that went wrong, described.
+    pub(crate) first_problem: Option<String>,
+}
+
+impl Tally {
+    /// A tally that only reports a problem with the task itself.
+    pub(crate) fn problem(what: impl Into<String>) -> Self {
+        Self {
+            cut: Some(what.into()),
+            ..Self::default()
+        }
+    }
+
+    fn note(&mut self, problem: impl FnOnce() -> String) {
+        if self.first_problem.is_none() {
+            self.first_problem = Some(problem());
+        }
+    }
+}
+
+/// Everything the task needs.
+#[derive(Debug)]
+pub(crate) struct Receiver {
+    pub(crate) nick: String,
+    pub(crate) frames: FramedRead<OwnedReadHalf, BenchCodec>,
+    pub(crate) write: SharedWrite,
+    pub(crate) expect: Expect,
+    pub(crate) progress: Arc<Progress>,
+    pub(crate) clock: Clock,
+    pub(crate) latencies: Arc<Mutex<Histogram<u64>>>,
+    pub(crate) stop: CancellationToken,
+}
+
+/// Which sequence numbers have arrived, one bit each.
+#[derive(Debug)]
+struct Seen {
+    bits: Vec<u64>,
+    /// One past the highest sequence number seen.
+    next: u64,
+}
+
+impl Seen {
+    fn new(messages: u64) -> Self {
+        let words = usize::try_from(messages.div_ceil(64)).unwrap_or(0);
+        Self {
+            bits: vec![0; words],
+            next: 0,
+        }
+    }
+
+    /// Marks `seq`; false if it was already marked.
+    fn mark(&mut self, seq: u64) -> bool {
+        let (word, bit) = ((seq / 64) as usize, seq % 64);
+        let mask = 1 << bit;
+        let fresh = self.bits[word] & mask == 0;
+        self.bits[word] |= mask;
+        fresh
+    }
+}
+
+/// Reads until told to stop or until the connection ends; returns the tally.
+pub(crate) async fn run(mut r: Receiver) -> Tally {
+    let mut tally = Tally::default();
+    let mut seen = Seen::new(r.expect.from.map_or(0, |_| r.expect.messages));
+    // Allocated on the first latency: `conns` holds thousands of receivers
+    // that never record one.
+    let mut batch: Vec<u64> = Vec::new();
+    let mut last_ack = 0u64;
+    let mut last_error: Option<ErrorFrame> = None;
+    let stop = r.stop.clone();
+    let stopped = stop.cancelled();
+    tokio::pin!(stopped);
+    loop {
+        // Frames first: the stop signal only matters once the socket is
+        // quiet, and checking it costs nothing while frames keep coming.
+        let frame = tokio::select! {
+            biased;
+            frame = r.frames.next() => frame,
+            () = &mut stopped => break,
+        };
+        match frame {
+            Some(Ok(Inbound::Delivery(header))) => {
+                on_delivery(&r, header, &mut seen, &mut tally, &mut batch);
+            }
+            Some(Ok(Inbound::Frame(ServerFrame::Message(message)))) => {
+                on_message(&r, &message, &mut seen, &mut tally, &mut batch);
+            }
+            Some(Ok(Inbound::Frame(ServerFrame::Ack(ack)))) => {
+                on_ack(&r, &ack, &mut last_ack, &mut tally);
+            }
+            Some(Ok(Inbound::Frame(ServerFrame::Error(error)))) => {
+                tally.hub_errors += 1;
+                tally.note(|| {
+                    format!(
+                        "{}: the hub sent error {}: {}",
+                        r.nick, error.code.0, error.message
+                    )
+                });
+                last_error = Some(error);
+            }
+            Some(Ok(Inbound::Frame(ServerFrame::Ping(token)))) => pong(&r.write, token),
+            // Presence notices of the other connections, and anything else
+            // the hub may add, are not the bench's business.
+            Some(Ok(_)) => {}
+            Some(Err(error)) => {
+                tally.cut = Some(format!("{}: reading failed: {error}", r.nick));
+                break;
+            }
+            None => {
+                tally.cut = Some(match &last_error {
+                    Some(error) if error.code.is_fatal() || error.code == Code::SLOW_CONSUMER => {
+                        format!(
+                            "{}: cut by the hub: {} (code {})",
+                            r.nick, error.message, error.code.0
+                        )
+                    }
+                    _ => format!("{}: the hub closed the connection", r.nick),
+                });
+                break;
+            }
+        }
+    }
+    flush_latencies(&r.latencies, &mut batch);
+    tally
+}
+
+/// A `MESSAGE` the codec did not read in place: it is not a bench payload
+/// of the expected size (the codec hands over every one that is).
+fn on_message(
+    r: &Receiver,
+    message: &Message,
+    seen: &mut Seen,
+    tally: &mut Tally,
+    batch: &mut Vec<u64>,
+) {
+    if let Some(header) = payload::parse(message.text.as_bytes(), r.expect.size) {
+        on_delivery(r, header, seen, tally, batch);
+        return;
+    }
+    tally.corrupt += 1;
+    tally.note(|| {
+        format!(
+            "{}: a message from {} is not a bench payload of {} bytes",
+            r.nick, message.from, r.expect.size
+        )
+    });
+}
+
+fn on_delivery(
+    r: &Receiver,
+    header: Header,
+    seen: &mut Seen,
+    tally: &mut Tally,
+    batch: &mut Vec<u64>,
+) {
+    if r.expect.from != Some(header.sender) {
+        tally.corrupt += 1;
+        tally.note(|| {
+            format!(
+                "{}: a message from sender {}, expected {}",
+                r.nick,
+                header.sender,
+                r.expect
+                    .from
+                    .map_or_else(|| "none".to_owned(), |from| from.to_string())
+            )
+        });
+        return;
+    }
+    match header.kind {
+        Kind::Warmup => {
+            if !r.progress.ready.load(Relaxed) {
+                r.progress.ready.store(true, Relaxed);
+            }
+        }
+        Kind::Data => {
+            let now = r.clock.now_ns();
+            if header.seq >= r.expect.messages {
+                tally.corrupt += 1;
+                tally.note(|| {
+                    format!(
+                        "{}: sequence number {} beyond the {} sent",
+                        r.nick, header.seq, r.expect.messages
+                    )
+                });
+                return;
+            }
+            if !seen.mark(header.seq) {
+                tally.duplicated += 1;
+                tally.note(|| format!("{}: message {} arrived twice", r.nick, header.seq));
+                return;
+            }
+            if header.seq < seen.next {
+                tally.out_of_order += 1;
+                tally.note(|| {
+                    format!(
+                        "{}: message {} arrived after {}",
+                        r.nick,
+                        header.seq,
+                        seen.next - 1
+                    )
+                });
+            }
+            seen.next = seen.next.max(header.seq + 1);
+            tally.delivered += 1;
+            r.progress.delivered.store(tally.delivered, Relaxed);
+            r.progress.last_ns.store(now, Relaxed);
+            if header.seq >= r.expect.record_from {
+                if batch.capacity() == 0 {
+                    batch.reserve_exact(LATENCY_BATCH);
+                }
+                batch.push(now.saturating_sub(header.sent_ns).max(1));
+                if batch.len() == LATENCY_BATCH {
+                    flush_latencies(&r.latencies, batch);
+                }
+            }
+        }
+    }
+}
+
+fn on_ack(r: &Receiver, ack: &Ack, last_ack: &mut u64, tally: &mut Tally) {
+    if ack.client_id & WARMUP_ID != 0 {
+        return;
+    }
+    tally.acks += 1;
+    r.progress.acks.store(tally.acks, Relaxed);
+    let in_order = ack.client_id == *last_ack + 1;
+    *last_ack = ack.client_id;
+    let all_delivered = ack.statuses.iter().all(|s| s.status == Code::DELIVERED);
+    if r.expect.ack_recipients == Some(ack.delivered) && all_delivered && in_order {
+        return;
+    }
+    tally.bad_acks += 1;
+    tally.note(|| {
+        let failed: Vec<String> = ack
+            .statuses
+            .iter()
+            .filter(|s| s.status != Code::DELIVERED)
+            .map(|s| format!("{} {}", s.nick, s.status))
+            .collect();
+        format!(
+            "{}: ack of message {} says delivered to {} (expected {}){}{}",
+            r.nick,
+            ack.client_id,
+            ack.delivered,
+            r.expect
+                .ack_recipients
+                .map_or_else(|| "no ack".to_owned(), |n| n.to_string()),
+            if in_order { "" } else { ", out of order" },
+            if failed.is_empty() {
+                String::new()
+            } else {
+                format!(", failed: {}", failed.join(", "))
+            },
+        )
+    });
+}
+
+fn flush_latencies(histogram: &Mutex<Histogram<u64>>, batch: &mut Vec<u64>) {
+    if batch.is_empty() {
+        return;
+    }
+    // A panic elsewhere while holding the lock leaves counts that are still
+    // counts: keep recording.
+    let mut histogram = histogram.lock().unwrap_or_else(PoisonError::into_inner);
+    for latency in batch.drain(..) {
+        histogram.saturating_record(latency);
+    }
+}
+
+/// Answers a hub's `PING` if the write half is free. When it is not, the
+/// sender is writing, and any frame counts as an answer to the hub.
+fn pong(write: &SharedWrite, token: u64) {
+    let Ok(guard) = Arc::clone(write).try_lock_owned() else {
+        return;
+    };
+    tokio::spawn(async move {
+        let mut guard = guard;
+        let mut buf = bytes::BytesMut::with_capacity(16);
+        if chinwag_protocol::encode_into(&ClientFrame::Pong(token), 64, &mut buf).is_ok() {
+            // A failed write shows up as the connection ending, on the read side.
+            let _ = tokio::io::AsyncWriteExt::write_all(&mut *guard, &buf).await;
+        }
+    });
+}

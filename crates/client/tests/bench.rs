@@ -1,0 +1,190 @@
+//! `chinwag bench` as a black box: each workload, small, against a hub
+//! started in the test, with every delivery checked by the bench itself and
+//! its JSON report checked here. Nothing here asserts speed.
+
+mod support;
+
+use std::process::{Output, Stdio};
+
+use serde_json::Value;
+use support::{TestHub, within};
+use tokio::process::Command;
+
+/// Runs `chinwag --server ADDR bench ARGS... --json` to completion.
+async fn bench(hub: &TestHub, args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chinwag"));
+    command
+        .arg("--server")
+        .arg(hub.addr.to_string())
+        .arg("bench")
+        .args(args)
+        .arg("--json")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    within("chinwag bench to finish", command.output())
+        .await
+        .unwrap()
+}
+
+/// The one JSON object a successful run prints.
+fn report(output: &Output) -> Value {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "one JSON object: {stdout}");
+    serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+/// Nothing lost, duplicated, out of order or otherwise wrong.
+fn assert_clean(report: &Value, expected: u64) {
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["failures"], serde_json::json!([]), "{report}");
+    assert_eq!(report["expected"], expected, "{report}");
+    assert_eq!(report["delivered"], expected, "{report}");
+    for zero in [
+        "lost",
+        "duplicated",
+        "out_of_order",
+        "corrupt",
+        "bad_acks",
+        "hub_errors",
+        "connections_cut",
+    ] {
+        assert_eq!(report[zero], 0, "{zero}: {report}");
+    }
+    assert!(
+        report["cpu"]["wall_s"].as_f64().is_some_and(|s| s > 0.0),
+        "{report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_delivers_every_message_to_every_subscriber() {
+    let hub = TestHub::start().await;
+    // The hub runs in this process, so this process is the server to read.
+    let pid = std::process::id().to_string();
+    let args = [
+        "fanout",
+        "--subscribers",
+        "5",
+        "--messages",
+        "2000",
+        "--size",
+        "64",
+        "--server-pid",
+        &pid,
+    ];
+    let report = report(&bench(&hub, &args).await);
+    assert_eq!(report["workload"], "fanout");
+    assert_clean(&report, 5 * 2000);
+    assert_eq!(report["sent"], 2000);
+    assert_eq!(report["acks"], 2000);
+    assert_eq!(report["all_ready"], true);
+    assert!(
+        report["deliveries_per_s"].as_f64().is_some_and(|r| r > 0.0),
+        "{report}"
+    );
+    assert_eq!(report["latency"]["samples"], 5 * 2000, "{report}");
+    assert!(
+        report["server_rss_kb"].as_u64().is_some_and(|kb| kb > 0),
+        "{report}"
+    );
+    assert!(report["cpu"]["server_cpu_s"].as_f64().is_some(), "{report}");
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_pairs_each_get_all_their_partners_messages() {
+    let hub = TestHub::start().await;
+    let report = report(&bench(&hub, &["direct", "--pairs", "3", "--messages", "1000"]).await);
+    assert_eq!(report["workload"], "direct");
+    assert_clean(&report, 2 * 3 * 1000);
+    assert_eq!(report["sent"], 2 * 3 * 1000);
+    assert_eq!(report["acks"], 2 * 3 * 1000);
+    assert!(
+        report["messages_per_s"].as_f64().is_some_and(|r| r > 0.0),
+        "{report}"
+    );
+    // Without --server-pid there is nothing to say about the server.
+    assert_eq!(report["server_rss_kb"], Value::Null);
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_records_all_but_the_warm_up_second() {
+    let hub = TestHub::start().await;
+    let args = [
+        "latency",
+        "--subscribers",
+        "3",
+        "--rate",
+        "500",
+        "--duration",
+        "2",
+    ];
+    let report = report(&bench(&hub, &args).await);
+    assert_eq!(report["workload"], "latency");
+    assert_clean(&report, 3 * 1000);
+    assert_eq!(report["sent"], 1000);
+    // Messages 500.. (the second second) are recorded at each subscriber.
+    assert_eq!(report["latency"]["samples"], 3 * 500, "{report}");
+    let latency = &report["latency"];
+    let p50 = latency["p50_us"].as_f64().unwrap();
+    let p99 = latency["p99_us"].as_f64().unwrap();
+    let max = latency["max_us"].as_f64().unwrap();
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{report}");
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conns_holds_idle_connections() {
+    let hub = TestHub::start().await;
+    let report = report(&bench(&hub, &["conns", "--count", "50", "--source-ips", "2"]).await);
+    assert_eq!(report["workload"], "conns");
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["held"], 50);
+    assert_eq!(report["connections_cut"], 0);
+    assert_eq!(report["hub_errors"], 0);
+    assert_eq!(report["settle"], "no-server-pid");
+    assert_eq!(report["server_bytes_per_conn"], Value::Null);
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_nickname_is_a_setup_error() {
+    let hub = TestHub::start().await;
+    // Someone already holds the publisher's nickname.
+    let _squatter = hub.hub.attach("pub").await.unwrap();
+    let output = bench(&hub, &["fanout", "--subscribers", "2", "--messages", "10"]).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("refused pub"), "{stderr}");
+    assert!(output.stdout.is_empty());
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extra_user_online_fails_the_ack_check() {
+    let hub = TestHub::start().await;
+    // A broadcast reaches this extra user too, so every ack counts one
+    // recipient more than the bench expects.
+    let mut extra = hub.hub.attach("lurker").await.unwrap();
+    let drain = tokio::spawn(async move { while extra.recv().await.is_some() {} });
+    let output = bench(&hub, &["fanout", "--subscribers", "2", "--messages", "100"]).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("acks wrong"), "{stderr}");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["bad_acks"], 100);
+    assert_eq!(report["lost"], 0);
+    drain.abort();
+    hub.stop().await;
+}
