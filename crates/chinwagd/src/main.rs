@@ -69,14 +69,28 @@ struct Args {
     /// (e.g. `info`, `chinwag_hub=debug`). `RUST_LOG` is used when unset.
     #[arg(long)]
     log: Option<String>,
+    /// Worker threads of the runtime (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
     /// Seconds to wait on shutdown for queued frames to be flushed.
     #[arg(long, default_value_t = 5)]
     shutdown_grace_secs: u64,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = args.threads {
+        runtime.worker_threads(threads.max(1));
+    }
+    let runtime = runtime
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     let filter = match &args.log {
         Some(filter) => EnvFilter::try_new(filter).context("invalid --log filter")?,
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),

@@ -34,6 +34,9 @@ use crate::{Hub, HubError};
 /// larger ones are written from their own buffer.
 const COALESCE_MAX: usize = 16 * 1024;
 
+/// The read buffer a connection starts with.
+const READ_BUFFER: usize = 1024;
+
 /// How long a connection closed for bad input keeps reading (and discarding)
 /// so that its error frame is not lost to a TCP reset.
 const LINGER: Duration = Duration::from_millis(500);
@@ -135,7 +138,9 @@ impl Connection {
         let (read_half, write_half) = stream.split();
         let codec = HubCodec::new(config.max_frame_unregistered);
         let (read_half, codec) = stall::guard(read_half, codec, config.frame_timeout);
-        let mut reader = FramedRead::new(read_half, codec);
+        // Small to begin with: an idle connection holds little, and the
+        // buffer grows for the frames that need it.
+        let mut reader = FramedRead::with_capacity(read_half, codec, READ_BUFFER);
         let outbox = self.outbox.clone();
         let writer = write_frames(&outbox, write_half, write_deadline);
         tokio::pin!(writer);
@@ -276,6 +281,10 @@ impl Connection {
                     return Outcome::Fatal(error.code());
                 }
             };
+            // Give back a buffer that a large frame grew, once it is empty.
+            if reader.read_buffer().is_empty() && reader.read_buffer().capacity() > COALESCE_MAX {
+                *reader.read_buffer_mut() = BytesMut::new();
+            }
             let was_registered = self.nick.is_some();
             if let Some(outcome) = self.handle(frame).await {
                 return outcome;
@@ -424,8 +433,9 @@ where
         write_deadline(&mut io, &buf, deadline, outbox).await?;
         buf.clear();
         outbox.written(taken);
-        // An idle connection keeps no large buffer.
-        if buf.capacity() > COALESCE_MAX * 8 {
+        // A connection between bursts keeps no large buffer: reallocating
+        // once per burst costs little next to the write itself.
+        if buf.capacity() > COALESCE_MAX {
             buf = BytesMut::new();
         }
     }

@@ -13,8 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use chinwag_protocol::{
-    Ack, Code, ErrorFrame, Message, Nick, PROTOCOL_VERSION, Presence, RecipientStatus, Recipients,
-    SendFrame, ServerFrame, Welcome, encode_frame,
+    Ack, Code, ErrorFrame, MAX_NICK_LEN, Message, Nick, PROTOCOL_VERSION, Presence,
+    RecipientStatus, Recipients, SendFrame, ServerFrame, Welcome, encode_frame,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::time::MissedTickBehavior;
@@ -456,7 +456,8 @@ impl Actor {
         };
 
         let mut delivery = Delivery {
-            permit: Arc::new(permit),
+            permit: Some(permit),
+            shared: None,
             congested: &mut self.congested,
             wakes: &mut self.wakes,
             cut: Vec::new(),
@@ -532,21 +533,40 @@ impl Actor {
     }
 
     /// Resolves named recipients once, case-insensitively, in the order first
-    /// named; a name repeated in any case counts once.
+    /// named; a name repeated in any case counts once. Allocates nothing per
+    /// name beyond the copy the ack needs: names are folded on the stack,
+    /// and repeats found by comparing with the names kept so far (a list of
+    /// recipients is short; long ones fall back to a hash set).
     fn resolve(&self, names: &[String]) -> Vec<(String, Option<ConnId>)> {
-        let mut seen = HashSet::with_capacity(names.len());
-        let mut resolved = Vec::with_capacity(names.len());
+        let mut resolved: Vec<(String, Option<ConnId>)> = Vec::with_capacity(names.len());
+        let mut seen = HashSet::new();
         for name in names {
-            let folded = name.to_ascii_lowercase();
-            if seen.insert(folded.clone()) {
-                let id = match self.registry.lookup(&folded) {
-                    Lookup::Online(id) => Some(id),
-                    Lookup::Unknown => None,
-                };
-                resolved.push((name.clone(), id));
+            let repeated = if names.len() <= 16 {
+                resolved
+                    .iter()
+                    .any(|(kept, _)| kept.eq_ignore_ascii_case(name))
+            } else {
+                !seen.insert(name.to_ascii_lowercase())
+            };
+            if !repeated {
+                resolved.push((name.clone(), self.lookup(name)));
             }
         }
         resolved
+    }
+
+    /// The online connection called `name`, in any case.
+    fn lookup(&self, name: &str) -> Option<ConnId> {
+        // No valid nickname is longer or outside ASCII, so such a name
+        // matches nobody.
+        let mut folded = [0u8; MAX_NICK_LEN];
+        let folded = folded.get_mut(..name.len())?;
+        folded.copy_from_slice(name.as_bytes());
+        folded.make_ascii_lowercase();
+        match self.registry.lookup(std::str::from_utf8(folded).ok()?) {
+            Lookup::Online(id) => Some(id),
+            Lookup::Unknown => None,
+        }
     }
 
     /// Cuts connections that have stayed above their high-water mark for
@@ -578,9 +598,11 @@ impl Actor {
 
 /// The bookkeeping of one message's fan-out.
 struct Delivery<'a> {
-    /// The sender's in-flight permit, parked on every congested recipient:
-    /// it is released when the last of them has drained.
-    permit: Arc<OwnedSemaphorePermit>,
+    /// The sender's in-flight permit, dropped once the message is routed...
+    permit: Option<OwnedSemaphorePermit>,
+    /// ...unless a recipient is congested: then it is shared by every
+    /// congested recipient, and released when the last of them has drained.
+    shared: Option<Arc<OwnedSemaphorePermit>>,
     congested: &'a mut HashSet<ConnId>,
     /// Consumers to wake at the end of the batch.
     wakes: &'a mut Vec<Arc<Outbox>>,
@@ -602,7 +624,12 @@ impl Delivery<'_> {
             Ok(pressure) => {
                 self.delivered += 1;
                 if pressure == Pressure::Congested {
-                    member.outbox.hold(self.permit.clone());
+                    if let Some(permit) = self.permit.take() {
+                        self.shared = Some(Arc::new(permit));
+                    }
+                    if let Some(shared) = &self.shared {
+                        member.outbox.hold(shared.clone());
+                    }
                 }
                 Code::DELIVERED
             }

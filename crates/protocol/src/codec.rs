@@ -166,6 +166,7 @@ pub fn encode_into<F: WireFrame>(
     dst: &mut BytesMut,
 ) -> Result<(), ProtocolError> {
     let start = dst.len();
+    dst.reserve(PREFIX_LEN + frame.payload_len());
     dst.put_u32(0);
     let result = frame.encode_payload(dst).and_then(|()| {
         let len = dst.len() - start - PREFIX_LEN;
@@ -193,7 +194,7 @@ pub fn encode_into<F: WireFrame>(
 /// # Errors
 /// As [`encode_into`].
 pub fn encode_frame<F: WireFrame>(frame: &F, max_frame: usize) -> Result<Bytes, ProtocolError> {
-    let mut dst = BytesMut::new();
+    let mut dst = BytesMut::with_capacity(PREFIX_LEN + frame.payload_len());
     encode_into(frame, max_frame, &mut dst)?;
     Ok(dst.freeze())
 }

@@ -228,9 +228,41 @@ pub trait WireFrame: Sized {
     fn decode(payload: Bytes) -> Result<Self, ProtocolError>;
     /// Appends this frame's payload (without the length prefix) to `dst`.
     fn encode_payload(&self, dst: &mut BytesMut) -> Result<(), ProtocolError>;
+    /// The exact length of the payload [`encode_payload`](Self::encode_payload)
+    /// writes, so that a frame is encoded into one allocation of the right size.
+    fn payload_len(&self) -> usize;
+}
+
+/// Encoded lengths of the field types (`docs/protocol.md`, section 2).
+fn nick_len(nick: &[u8]) -> usize {
+    1 + nick.len()
+}
+
+fn text_len(text: &str) -> usize {
+    4 + text.len()
+}
+
+fn nicks_len<S: AsRef<str>>(nicks: &[S]) -> usize {
+    4 + nicks
+        .iter()
+        .map(|n| nick_len(n.as_ref().as_bytes()))
+        .sum::<usize>()
+}
+
+impl Recipients {
+    fn encoded_len(&self) -> usize {
+        match self {
+            Self::Users(nicks) => 1 + nicks_len(nicks),
+            Self::Everyone => 1,
+        }
+    }
 }
 
 impl WireFrame for ClientFrame {
+    fn payload_len(&self) -> usize {
+        self.payload_len_()
+    }
+
     fn decode(payload: Bytes) -> Result<Self, ProtocolError> {
         let mut r = Reader::new(payload);
         let frame = match r.u8("empty frame")? {
@@ -281,7 +313,46 @@ impl WireFrame for ClientFrame {
     }
 }
 
+impl ClientFrame {
+    fn payload_len_(&self) -> usize {
+        1 + match self {
+            Self::Hello(hello) => 2 + nick_len(&hello.nick),
+            Self::Send(send) => 8 + send.to.encoded_len() + text_len(&send.text),
+            Self::Who | Self::Quit => 0,
+            Self::Ping(_) | Self::Pong(_) => 8,
+        }
+    }
+}
+
+impl ServerFrame {
+    fn payload_len_(&self) -> usize {
+        1 + match self {
+            Self::Welcome(w) => 2 + 4 + nick_len(w.nick.as_bytes()) + nicks_len(&w.roster),
+            Self::Message(m) => {
+                8 + 8 + nick_len(m.from.as_bytes()) + m.to.encoded_len() + text_len(&m.text)
+            }
+            Self::Ack(a) => {
+                8 + 8
+                    + 4
+                    + 4
+                    + a.statuses
+                        .iter()
+                        .map(|s| nick_len(s.nick.as_bytes()) + 2)
+                        .sum::<usize>()
+            }
+            Self::Presence(p) => 1 + 8 + nick_len(p.nick.as_bytes()),
+            Self::Roster(nicks) => nicks_len(nicks),
+            Self::Error(e) => 2 + 8 + text_len(&e.message),
+            Self::Ping(_) | Self::Pong(_) => 8,
+        }
+    }
+}
+
 impl WireFrame for ServerFrame {
+    fn payload_len(&self) -> usize {
+        self.payload_len_()
+    }
+
     fn decode(payload: Bytes) -> Result<Self, ProtocolError> {
         let mut r = Reader::new(payload);
         let frame = match r.u8("empty frame")? {

@@ -5,8 +5,8 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use chinwag_protocol::{
     Ack, ClientCodec, ClientFrame, Code, ErrorFrame, Hello, HubCodec, MAX_NICK_LEN, Message, Nick,
-    NickError, Presence, ProtocolError, RESERVED_NICKS, RecipientStatus, Recipients, SendFrame,
-    ServerFrame, Welcome,
+    NickError, PREFIX_LEN, Presence, ProtocolError, RESERVED_NICKS, RecipientStatus, Recipients,
+    SendFrame, ServerFrame, Welcome, WireFrame, encode_frame,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -213,6 +213,14 @@ fn documented_nick_check(raw: &[u8]) -> Result<(), NickError> {
 }
 
 proptest! {
+    #[test]
+    fn payload_len_is_exact(client in client_frame(), server in server_frame()) {
+        let client_bytes = encode_frame(&client, usize::MAX).unwrap();
+        prop_assert_eq!(client.payload_len() + PREFIX_LEN, client_bytes.len());
+        let server_bytes = encode_frame(&server, usize::MAX).unwrap();
+        prop_assert_eq!(server.payload_len() + PREFIX_LEN, server_bytes.len());
+    }
+
     #[test]
     fn client_frames_round_trip(frame in client_frame()) {
         let mut buf = encode_clients(std::slice::from_ref(&frame));
