@@ -6,6 +6,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,8 +20,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::ReadHalf;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
-use tokio::time::{Instant, sleep_until, timeout};
+use tokio::time::{Instant, Sleep, timeout};
 use tokio_util::codec::FramedRead;
+use tokio_util::sync::WaitForCancellationFutureOwned;
 use tracing::{Instrument, debug, field, info, info_span, warn};
 
 use crate::config::RateLimit;
@@ -33,6 +35,9 @@ use crate::{Hub, HubError};
 /// Frames up to this size are copied into one buffer and written together;
 /// larger ones are written from their own buffer.
 const COALESCE_MAX: usize = 16 * 1024;
+
+/// A deadline that does not come (about 30 years).
+const NEVER: Duration = Duration::from_secs(86_400 * 365 * 30);
 
 /// The read buffer a connection starts with.
 const READ_BUFFER: usize = 1024;
@@ -113,6 +118,12 @@ pub(crate) struct Connection {
     bucket: Option<TokenBucket>,
     /// Pings sent and not answered since the client was last heard from.
     missed_pings: u32,
+    /// When the client last sent anything.
+    heard: Instant,
+    /// The registration deadline, then the next liveness check.
+    timer: Pin<Box<Sleep>>,
+    /// Resolves when the hub begins to shut down.
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
 }
 
 impl Connection {
@@ -126,6 +137,9 @@ impl Connection {
             nick: None,
             slot,
             missed_pings: 0,
+            heard: Instant::now(),
+            timer: Box::pin(tokio::time::sleep(config.registration_timeout)),
+            shutdown: Box::pin(hub.shared.shutdown.clone().cancelled_owned()),
             hub,
         }
     }
@@ -221,50 +235,57 @@ impl Connection {
     /// is sent `PING`s every `ping_interval`, and closed once
     /// `max_missed_pings` of them in a row went unanswered. Anything the
     /// client sends counts as an answer.
+    ///
+    /// One timer serves both deadlines and is not touched per frame: when it
+    /// fires, it checks when the peer was last heard from and re-arms.
     pub(crate) async fn next_input<S: futures::Stream + Unpin>(
         &mut self,
         input: &mut S,
-        registration_deadline: Instant,
         pings: bool,
     ) -> Result<Option<S::Item>, Outcome> {
         let config = &self.hub.shared.config;
         let interval = config.ping_interval;
         let max_missed = config.max_missed_pings;
-        let mut ping_at = Instant::now() + interval;
         loop {
-            let live = pings && self.nick.is_some();
             tokio::select! {
                 biased;
-                () = self.hub.shared.shutdown.cancelled() => return Err(Outcome::Shutdown),
-                () = sleep_until(registration_deadline), if self.nick.is_none() => {
-                    info!("no HELLO before the registration deadline");
-                    return Err(Outcome::Fatal(Code::REGISTRATION_TIMEOUT));
-                }
+                () = self.shutdown.as_mut() => return Err(Outcome::Shutdown),
                 next = input.next() => {
+                    self.heard = Instant::now();
                     self.missed_pings = 0;
                     return Ok(next);
                 }
-                () = sleep_until(ping_at), if live => {
+                () = self.timer.as_mut() => {
+                    if self.nick.is_none() {
+                        info!("no HELLO before the registration deadline");
+                        return Err(Outcome::Fatal(Code::REGISTRATION_TIMEOUT));
+                    }
+                    let now = Instant::now();
+                    if !pings {
+                        self.timer.as_mut().reset(now + NEVER);
+                        continue;
+                    }
+                    let due = self.heard + interval;
+                    if due > now {
+                        self.timer.as_mut().reset(due);
+                        continue;
+                    }
                     if self.missed_pings >= max_missed {
                         info!(missed = self.missed_pings, "peer stopped answering pings");
                         return Err(Outcome::Fatal(Code::PING_TIMEOUT));
                     }
                     self.missed_pings += 1;
                     self.reply_frame(&ServerFrame::Ping(u64::from(self.missed_pings)));
-                    ping_at = Instant::now() + interval;
+                    self.heard = now;
+                    self.timer.as_mut().reset(now + interval);
                 }
             }
         }
     }
 
-    pub(crate) fn registration_deadline(&self) -> Instant {
-        Instant::now() + self.hub.shared.config.registration_timeout
-    }
-
     async fn read_frames(&mut self, reader: &mut FrameReader<'_>) -> Outcome {
-        let registration_deadline = self.registration_deadline();
         loop {
-            let next = match self.next_input(reader, registration_deadline, true).await {
+            let next = match self.next_input(reader, true).await {
                 Ok(next) => next,
                 Err(outcome) => return outcome,
             };

@@ -80,14 +80,10 @@ async fn read_lines(
     notes: &mpsc::Sender<String>,
     max_line: usize,
 ) -> Outcome {
-    let registration_deadline = connection.registration_deadline();
     let mut next_id = 0;
     loop {
         // Text users cannot answer pings; TCP tells the hub when they vanish.
-        let line = match connection
-            .next_input(lines, registration_deadline, false)
-            .await
-        {
+        let line = match connection.next_input(lines, false).await {
             Err(outcome) => return outcome,
             Ok(None) => return Outcome::Eof,
             Ok(Some(Err(error))) => return Outcome::Io(error),
