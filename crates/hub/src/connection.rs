@@ -378,18 +378,23 @@ impl Connection {
                     }
                 }
                 // Flow control: this waits while earlier messages of ours sit
-                // parked on congested recipients' queues.
-                let permit = tokio::select! {
-                    biased;
-                    () = self.hub.shared.shutdown.cancelled() => return Some(Outcome::Shutdown),
-                    permit = self.permits.clone().acquire_owned() => permit.ok()?,
+                // parked on congested recipients' queues. Usually a permit is
+                // free and the actor's queue has room: no waiting, no timer.
+                let permit = if let Ok(permit) = self.permits.clone().try_acquire_owned() {
+                    permit
+                } else {
+                    tokio::select! {
+                        biased;
+                        () = self.shutdown.as_mut() => return Some(Outcome::Shutdown),
+                        permit = self.permits.clone().acquire_owned() => permit.ok()?,
+                    }
                 };
                 let command = Command::Send {
                     id: self.id,
                     frame: send,
                     permit,
                 };
-                if self.hub.command(command).await.is_err() {
+                if self.hub.try_command(command).await.is_err() {
                     return Some(Outcome::Shutdown);
                 }
             }

@@ -195,6 +195,15 @@ impl Hub {
         ConnId(self.shared.next_conn.fetch_add(1, Ordering::Relaxed))
     }
 
+    /// As [`command`](Self::command), without an `.await` when the queue has room.
+    pub(crate) async fn try_command(&self, command: Command) -> Result<(), HubError> {
+        match self.shared.commands.try_send(command) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(command)) => self.command(command).await,
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(HubError::Closed),
+        }
+    }
+
     pub(crate) async fn command(&self, command: Command) -> Result<(), HubError> {
         self.shared
             .commands
