@@ -441,6 +441,11 @@ where
     let mut batch: Vec<Bytes> = Vec::new();
     let mut buf = BytesMut::new();
     while outbox.take_all(&mut batch).await {
+        // Let the tasks that were woken with us run first: they often have
+        // more frames for this connection, and one write then carries them
+        // all instead of a write each.
+        tokio::task::yield_now().await;
+        outbox.take_ready(&mut batch);
         let mut taken = 0;
         for frame in batch.drain(..) {
             taken += frame.len();

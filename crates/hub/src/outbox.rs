@@ -183,6 +183,11 @@ impl Outbox {
         }
     }
 
+    /// Moves whatever frames are queued into `batch`, without waiting.
+    pub(crate) fn take_ready(&self, batch: &mut Vec<Bytes>) {
+        batch.extend(self.lock().frames.drain(..));
+    }
+
     /// Waits for the next frame; `None` once closed and drained.
     pub(crate) async fn take_one(&self) -> Option<Bytes> {
         loop {
