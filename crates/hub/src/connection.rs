@@ -27,7 +27,7 @@ use tracing::{Instrument, debug, field, info, info_span, warn};
 
 use crate::config::RateLimit;
 use crate::hub::Command;
-use crate::outbox::Outbox;
+use crate::outbox::{KEEP_SLOTS, Outbox};
 use crate::registry::ConnId;
 use crate::stall::{self, StallCodec, StallGuard};
 use crate::{Hub, HubError};
@@ -40,7 +40,7 @@ const COALESCE_MAX: usize = 16 * 1024;
 const NEVER: Duration = Duration::from_secs(86_400 * 365 * 30);
 
 /// The read buffer a connection starts with.
-const READ_BUFFER: usize = 1024;
+const READ_BUFFER: usize = 256;
 
 /// How long a connection closed for bad input keeps reading (and discarding)
 /// so that its error frame is not lost to a TCP reset.
@@ -468,6 +468,9 @@ where
         // once per burst costs little next to the write itself.
         if buf.capacity() > COALESCE_MAX {
             buf = BytesMut::new();
+        }
+        if batch.capacity() > 4 * KEEP_SLOTS {
+            batch = Vec::new();
         }
     }
     io.shutdown().await

@@ -58,6 +58,19 @@ struct State {
     reason: Option<Code>,
 }
 
+/// Queue slots an outbox keeps between bursts. A queue never shrinks by
+/// itself, so without this every connection would keep room for the largest
+/// burst it ever saw (a presence storm leaves thousands of slots behind).
+pub(crate) const KEEP_SLOTS: usize = 16;
+
+impl State {
+    fn shrink(&mut self) {
+        if self.frames.capacity() > 4 * KEEP_SLOTS {
+            self.frames.shrink_to(KEEP_SLOTS);
+        }
+    }
+}
+
 impl Outbox {
     pub(crate) fn new(high_water: usize, limit: usize) -> Self {
         Self {
@@ -171,6 +184,7 @@ impl Outbox {
                 let mut state = self.lock();
                 if !state.frames.is_empty() {
                     batch.extend(state.frames.drain(..));
+                    state.shrink();
                     return true;
                 }
                 if state.closing {
@@ -185,7 +199,9 @@ impl Outbox {
 
     /// Moves whatever frames are queued into `batch`, without waiting.
     pub(crate) fn take_ready(&self, batch: &mut Vec<Bytes>) {
-        batch.extend(self.lock().frames.drain(..));
+        let mut state = self.lock();
+        batch.extend(state.frames.drain(..));
+        state.shrink();
     }
 
     /// Waits for the next frame; `None` once closed and drained.

@@ -29,7 +29,7 @@ use tracing::{Instrument, debug, field, info_span};
 
 use crate::Hub;
 use crate::connection::{Connection, Outcome, write_deadline};
-use crate::outbox::Outbox;
+use crate::outbox::{KEEP_SLOTS, Outbox};
 
 /// Lines the connection itself says (prompts, help, input errors), waiting
 /// for the writer; a few at most, since each answers one input line.
@@ -176,6 +176,9 @@ where
                 }
                 write_deadline(&mut io, out.as_bytes(), deadline, outbox).await?;
                 outbox.written(taken);
+                if batch.capacity() > 4 * KEEP_SLOTS {
+                    batch = Vec::new();
+                }
             }
             note = notes.recv(), if notes_open => match note {
                 Some(note) => {
