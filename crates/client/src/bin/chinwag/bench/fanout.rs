@@ -17,7 +17,7 @@ use chinwag_protocol::Recipients;
 use clap::Args;
 use serde::Serialize;
 
-use super::conn::{self, Spec};
+use super::conn::{self, Peer, Spec};
 use super::procstat::CpuWindow;
 use super::receiver::Expect;
 use super::report::{self, Checks, Figures, Report};
@@ -104,17 +104,25 @@ impl Figures for Fanout {
     }
 }
 
-pub(crate) async fn run(ctx: &Ctx, args: &FanoutArgs) -> Result<Report<Fanout>, SetupError> {
-    let subscribers = args.subscribers;
-    let started = Instant::now();
+/// Connects `subscribers` receivers (`s0`, `s1`, ...) of one publisher's
+/// broadcasts, then the publisher (`pub`), which is the last peer returned:
+/// the audience of `fanout` and `latency`. Receivers expect `messages` data
+/// messages and record latencies from sequence number `record_from` on.
+pub(crate) async fn connect_audience(
+    ctx: &Ctx,
+    subscribers: u32,
+    messages: u64,
+    size: usize,
+    record_from: u64,
+) -> Result<Vec<Peer>, SetupError> {
     let specs = (0..subscribers)
         .map(|i| Spec {
             nick: format!("s{i}"),
             expect: Expect {
                 from: Some(0),
-                messages: args.messages,
-                size: args.size,
-                record_from: 0,
+                messages,
+                size,
+                record_from,
                 ack_recipients: None,
             },
             source: None,
@@ -130,7 +138,7 @@ pub(crate) async fn run(ctx: &Ctx, args: &FanoutArgs) -> Result<Report<Fanout>, 
             expect: Expect {
                 from: None,
                 messages: 0,
-                size: args.size,
+                size,
                 record_from: 0,
                 ack_recipients: Some(subscribers),
             },
@@ -139,9 +147,19 @@ pub(crate) async fn run(ctx: &Ctx, args: &FanoutArgs) -> Result<Report<Fanout>, 
         },
     )
     .await?;
-    let connect_s = started.elapsed().as_secs_f64();
-    let mut sender = Sender::new(&publisher, 0, Recipients::Everyone, args.size, ctx.clock)?;
     peers.push(publisher);
+    Ok(peers)
+}
+
+pub(crate) async fn run(ctx: &Ctx, args: &FanoutArgs) -> Result<Report<Fanout>, SetupError> {
+    let subscribers = args.subscribers;
+    let started = Instant::now();
+    let mut peers = connect_audience(ctx, subscribers, args.messages, args.size, 0).await?;
+    let connect_s = started.elapsed().as_secs_f64();
+    let publisher = peers
+        .last()
+        .ok_or(SetupError::Task("no publisher".to_owned()))?;
+    let mut sender = Sender::new(publisher, 0, Recipients::Everyone, args.size, ctx.clock)?;
     let receivers = &peers[..peers.len() - 1];
 
     let mut failures = Vec::new();

@@ -18,11 +18,9 @@ use clap::Args;
 use serde::Serialize;
 use tokio::time::MissedTickBehavior;
 
-use super::conn::{self, Spec};
-use super::fanout::STREAM_READ_BUFFER;
+use super::fanout::connect_audience;
 use super::payload::Kind;
 use super::procstat::CpuWindow;
-use super::receiver::Expect;
 use super::report::{self, Checks, Figures, Report};
 use super::sender::Sender;
 use super::{Ctx, SetupError, collect, count_ready, float, not_ready, wait_for, whole};
@@ -106,40 +104,11 @@ pub(crate) async fn run(ctx: &Ctx, args: &LatencyArgs) -> Result<Report<Latency>
     let subscribers = args.subscribers;
     let total = args.rate * args.duration;
     let record_from = whole(args.warmup * float(args.rate));
-    let specs = (0..subscribers)
-        .map(|i| Spec {
-            nick: format!("s{i}"),
-            expect: Expect {
-                from: Some(0),
-                messages: total,
-                size: args.size,
-                record_from,
-                ack_recipients: None,
-            },
-            source: None,
-            read_buffer: STREAM_READ_BUFFER,
-        })
-        .collect();
-    let mut peers =
-        conn::connect_many(ctx, specs, &mut ctx.bar(subscribers.into(), "connecting")).await?;
-    let publisher = conn::connect(
-        ctx,
-        Spec {
-            nick: "pub".to_owned(),
-            expect: Expect {
-                from: None,
-                messages: 0,
-                size: args.size,
-                record_from: 0,
-                ack_recipients: Some(subscribers),
-            },
-            source: None,
-            read_buffer: STREAM_READ_BUFFER,
-        },
-    )
-    .await?;
-    let mut sender = Sender::new(&publisher, 0, Recipients::Everyone, args.size, ctx.clock)?;
-    peers.push(publisher);
+    let mut peers = connect_audience(ctx, subscribers, total, args.size, record_from).await?;
+    let publisher = peers
+        .last()
+        .ok_or(SetupError::Task("no publisher".to_owned()))?;
+    let mut sender = Sender::new(publisher, 0, Recipients::Everyone, args.size, ctx.clock)?;
     let receivers = &peers[..peers.len() - 1];
 
     let mut failures = Vec::new();
