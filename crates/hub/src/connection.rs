@@ -200,31 +200,29 @@ impl Connection {
         // even when `nick` is unset: if the reader was dropped while its
         // `Join` was in flight, the actor may have registered us anyway, and
         // a `Leave` for an id it does not know is a no-op.
-        {
-            if let Outcome::Shutdown = outcome {
-                // The actor drains its queue and closes our outbox itself.
-                self.hub.shared.actor_done.cancelled().await;
-            } else {
-                let (done, routed) = oneshot::channel();
-                let leave = Command::Leave {
-                    id: self.id,
-                    done: Some(done),
-                };
-                if self.hub.command(leave).await.is_ok() {
-                    let _ = routed.await;
-                }
+        if let Outcome::Shutdown = outcome {
+            // The actor drains its queue and closes our outbox itself.
+            self.hub.shared.actor_done.cancelled().await;
+        } else {
+            let (done, routed) = oneshot::channel();
+            let leave = Command::Leave {
+                id: self.id,
+                done: Some(done),
+            };
+            if self.hub.command(leave).await.is_ok() {
+                let _ = routed.await;
             }
         }
-        if !matches!(outcome, Outcome::WriterDone(_)) {
-            match outcome {
-                Outcome::Eof | Outcome::Quit => self.outbox.close(None, true),
-                Outcome::Shutdown => self.outbox.close(Some(Code::SHUTTING_DOWN), true),
-                Outcome::Fatal(code) => self.outbox.close(Some(*code), true),
-                Outcome::Io(_) | Outcome::WriterDone(_) => self.outbox.close(None, false),
-            }
-            if let Err(error) = writer.await {
-                debug!(%error, "final write failed");
-            }
+        match outcome {
+            // The writer has stopped: nothing more can be written.
+            Outcome::WriterDone(_) => return,
+            Outcome::Eof | Outcome::Quit => self.outbox.close(None, true),
+            Outcome::Shutdown => self.outbox.close(Some(Code::SHUTTING_DOWN), true),
+            Outcome::Fatal(code) => self.outbox.close(Some(*code), true),
+            Outcome::Io(_) => self.outbox.close(None, false),
+        }
+        if let Err(error) = writer.await {
+            debug!(%error, "final write failed");
         }
     }
 
