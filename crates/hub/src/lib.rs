@@ -11,9 +11,11 @@
 //! Layout: `hub.rs` (the actor and the handle), `registry.rs` (who is
 //! online), `outbox.rs` (each connection's byte-bounded outbound queue, where
 //! flow control happens), `connection.rs` (one TCP connection's task),
-//! `server.rs` (the accept loop), `text.rs` (the plain-text front end), `session.rs` (in-process users),
-//! `config.rs` (limits). `docs/architecture.md` tells the story of one
-//! message through them.
+//! `stall.rs` (closing frames that stop arriving midway), `server.rs` (the
+//! accept loop), `text.rs` (the plain-text front end), `session.rs`
+//! (in-process users), `config.rs` (limits), `stats.rs` (counters of limits
+//! hit). `docs/architecture.md` tells the story of one message through them,
+//! and `docs/limits.md` lists every limit.
 //!
 //! ```no_run
 //! use chinwag_hub::{Hub, HubConfig};
