@@ -151,17 +151,18 @@ pub(crate) async fn connect_audience(
     Ok(peers)
 }
 
-pub(crate) async fn run(ctx: &Ctx, args: &FanoutArgs) -> Result<Report<Fanout>, SetupError> {
-    let subscribers = args.subscribers;
-    let started = Instant::now();
-    let mut peers = connect_audience(ctx, subscribers, args.messages, args.size, 0).await?;
-    let connect_s = started.elapsed().as_secs_f64();
-    let publisher = peers
-        .last()
+/// Builds the publisher's sender (the last of `peers`) and sends warm-up
+/// messages until every receiver has seen one. Returns the sender, whether
+/// all were ready, and the failures found on the way.
+pub(crate) async fn warm_up_audience(
+    ctx: &Ctx,
+    peers: &[Peer],
+    size: usize,
+) -> Result<(Sender, bool, Vec<String>), SetupError> {
+    let (publisher, receivers) = peers
+        .split_last()
         .ok_or(SetupError::Task("no publisher".to_owned()))?;
-    let mut sender = Sender::new(publisher, 0, Recipients::Everyone, args.size, ctx.clock)?;
-    let receivers = &peers[..peers.len() - 1];
-
+    let mut sender = Sender::new(publisher, 0, Recipients::Everyone, size, ctx.clock)?;
     let mut failures = Vec::new();
     let all_ready = match sender
         .warm_up(ctx.ready_until(), || {
@@ -176,6 +177,15 @@ pub(crate) async fn run(ctx: &Ctx, args: &FanoutArgs) -> Result<Report<Fanout>, 
         }
     };
     failures.extend(not_ready(count_ready(receivers), receivers.len()));
+    Ok((sender, all_ready, failures))
+}
+
+pub(crate) async fn run(ctx: &Ctx, args: &FanoutArgs) -> Result<Report<Fanout>, SetupError> {
+    let subscribers = args.subscribers;
+    let started = Instant::now();
+    let mut peers = connect_audience(ctx, subscribers, args.messages, args.size, 0).await?;
+    let connect_s = started.elapsed().as_secs_f64();
+    let (sender, all_ready, mut failures) = warm_up_audience(ctx, &peers, args.size).await?;
 
     let cpu = CpuWindow::start(ctx.server_pid);
     let t0 = ctx.clock.now_ns();

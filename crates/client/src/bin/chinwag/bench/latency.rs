@@ -13,17 +13,16 @@
 
 use std::time::{Duration, Instant};
 
-use chinwag_protocol::Recipients;
 use clap::Args;
 use serde::Serialize;
 use tokio::time::MissedTickBehavior;
 
-use super::fanout::connect_audience;
+use super::fanout::{connect_audience, warm_up_audience};
 use super::payload::Kind;
 use super::procstat::CpuWindow;
 use super::report::{self, Checks, Figures, Report};
 use super::sender::Sender;
-use super::{Ctx, SetupError, collect, count_ready, float, not_ready, wait_for, whole};
+use super::{Ctx, SetupError, collect, float, wait_for, whole};
 
 /// `chinwag bench latency`.
 #[derive(Debug, Args)]
@@ -105,26 +104,7 @@ pub(crate) async fn run(ctx: &Ctx, args: &LatencyArgs) -> Result<Report<Latency>
     let total = args.rate * args.duration;
     let record_from = whole(args.warmup * float(args.rate));
     let mut peers = connect_audience(ctx, subscribers, total, args.size, record_from).await?;
-    let publisher = peers
-        .last()
-        .ok_or(SetupError::Task("no publisher".to_owned()))?;
-    let mut sender = Sender::new(publisher, 0, Recipients::Everyone, args.size, ctx.clock)?;
-    let receivers = &peers[..peers.len() - 1];
-
-    let mut failures = Vec::new();
-    let all_ready = match sender
-        .warm_up(ctx.ready_until(), || {
-            count_ready(receivers) == receivers.len()
-        })
-        .await
-    {
-        Ok(all) => all,
-        Err(error) => {
-            failures.push(format!("pub: warm-up failed: {error}"));
-            false
-        }
-    };
-    failures.extend(not_ready(count_ready(receivers), receivers.len()));
+    let (sender, all_ready, mut failures) = warm_up_audience(ctx, &peers, args.size).await?;
 
     let cpu = CpuWindow::start(ctx.server_pid);
     let publishing = tokio::spawn(paced(sender, args.rate, total, ctx.deadline));
