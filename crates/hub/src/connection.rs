@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use chinwag_protocol::{
-    ClientFrame, Code, ErrorFrame, HubCodec, Nick, PROTOCOL_VERSION, ProtocolError, ServerFrame,
-    encode_frame,
+    ClientFrame, Code, ErrorFrame, Hello, HubCodec, Nick, PROTOCOL_VERSION, ProtocolError,
+    ServerFrame, encode_frame,
 };
 use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -27,9 +27,9 @@ use tracing::{Instrument, debug, field, info, info_span, warn};
 
 use crate::config::RateLimit;
 use crate::hub::Command;
-use crate::outbox::{KEEP_SLOTS, Outbox};
+use crate::outbox::Outbox;
+use crate::reader::{self, StallCodec, StallGuard};
 use crate::registry::ConnId;
-use crate::stall::{self, StallCodec, StallGuard};
 use crate::{Hub, HubError};
 
 /// Frames up to this size are copied into one buffer and written together;
@@ -39,30 +39,24 @@ const COALESCE_MAX: usize = 16 * 1024;
 /// A deadline that does not come (about 30 years).
 const NEVER: Duration = Duration::from_secs(86_400 * 365 * 30);
 
-/// The read buffer a connection starts with.
-const READ_BUFFER: usize = 256;
-
 /// How long a connection closed for bad input keeps reading (and discarding)
 /// so that its error frame is not lost to a TCP reset.
 const LINGER: Duration = Duration::from_millis(500);
 
 /// Serves one accepted connection until it ends. `slot` is its place under
 /// the hub's limit of unregistered connections.
-pub(crate) async fn serve(
+pub(crate) fn serve(
     hub: Hub,
     stream: TcpStream,
     peer: SocketAddr,
     slot: OwnedSemaphorePermit,
-) {
+) -> impl Future<Output = ()> {
+    // A plain function rather than an `async` wrapper: a future that awaits
+    // another it was handed holds room for both, and this one lives as long
+    // as the connection.
     let connection = Connection::new(hub, slot);
     let span = info_span!("conn", %peer, id = connection.id.0, nick = field::Empty);
-    async move {
-        debug!("accepted");
-        let outcome = connection.run(stream).await;
-        debug!(?outcome, "closed");
-    }
-    .instrument(span)
-    .await;
+    connection.run(stream).instrument(span)
 }
 
 /// Tells a connection over the limit that the server is full, and closes it.
@@ -83,6 +77,20 @@ pub(crate) async fn refuse_with(mut stream: TcpStream, last_words: &[u8]) {
 
 /// A binary connection's frame reader, with stalled frames timing out.
 type FrameReader<'a> = FramedRead<StallGuard<ReadHalf<'a>>, StallCodec<HubCodec>>;
+
+/// Input that can give back memory once its peer has gone quiet.
+pub(crate) trait Quiet {
+    /// The peer has sent nothing for a ping interval.
+    fn quiet(&mut self) {}
+}
+
+impl Quiet for FrameReader<'_> {
+    fn quiet(&mut self) {
+        let mut buffer = std::mem::take(self.read_buffer_mut());
+        self.decoder_mut().release(&mut buffer);
+        *self.read_buffer_mut() = buffer;
+    }
+}
 
 /// Why a connection ended.
 #[derive(Debug)]
@@ -144,17 +152,18 @@ impl Connection {
         }
     }
 
-    async fn run(mut self, mut stream: TcpStream) -> Outcome {
+    async fn run(mut self, mut stream: TcpStream) {
+        debug!("accepted");
         // We coalesce frames ourselves; Nagle would only add latency.
         let _ = stream.set_nodelay(true);
         let config = &self.hub.shared.config;
         let write_deadline = config.slow_consumer_deadline;
         let (read_half, write_half) = stream.split();
         let codec = HubCodec::new(config.max_frame_unregistered);
-        let (read_half, codec) = stall::guard(read_half, codec, config.frame_timeout);
+        let (read_half, codec) = reader::guard(read_half, codec, config.frame_timeout);
         // Small to begin with: an idle connection holds little, and the
-        // buffer grows for the frames that need it.
-        let mut reader = FramedRead::with_capacity(read_half, codec, READ_BUFFER);
+        // buffer grows with the traffic (see `reader`).
+        let mut reader = FramedRead::with_capacity(read_half, codec, reader::MIN_READ);
         let outbox = self.outbox.clone();
         let writer = write_frames(&outbox, write_half, write_deadline);
         tokio::pin!(writer);
@@ -167,7 +176,7 @@ impl Connection {
         if matches!(outcome, Outcome::Fatal(_)) {
             linger(reader.get_mut()).await;
         }
-        outcome
+        debug!(?outcome, "closed");
     }
 
     /// Ends a connection whose reader or writer has stopped: says goodbye to
@@ -236,7 +245,7 @@ impl Connection {
     ///
     /// One timer serves both deadlines and is not touched per frame: when it
     /// fires, it checks when the peer was last heard from and re-arms.
-    pub(crate) async fn next_input<S: futures::Stream + Unpin>(
+    pub(crate) async fn next_input<S: futures::Stream + Quiet + Unpin>(
         &mut self,
         input: &mut S,
         pings: bool,
@@ -268,6 +277,7 @@ impl Connection {
                         self.timer.as_mut().reset(due);
                         continue;
                     }
+                    input.quiet();
                     if self.missed_pings >= max_missed {
                         info!(missed = self.missed_pings, "peer stopped answering pings");
                         return Err(Outcome::Fatal(Code::PING_TIMEOUT));
@@ -300,10 +310,6 @@ impl Connection {
                     return Outcome::Fatal(error.code());
                 }
             };
-            // Give back a buffer that a large frame grew, once it is empty.
-            if reader.read_buffer().is_empty() && reader.read_buffer().capacity() > COALESCE_MAX {
-                *reader.read_buffer_mut() = BytesMut::new();
-            }
             let was_registered = self.nick.is_some();
             if let Some(outcome) = self.handle(frame).await {
                 return outcome;
@@ -318,46 +324,10 @@ impl Connection {
     /// Acts on one frame; `Some` ends the connection.
     pub(crate) async fn handle(&mut self, frame: ClientFrame) -> Option<Outcome> {
         match frame {
-            ClientFrame::Hello(hello) => {
-                if self.nick.is_some() {
-                    self.reply(ErrorFrame::new(Code::ALREADY_REGISTERED, 0));
-                    return None;
-                }
-                if hello.version != PROTOCOL_VERSION {
-                    info!(version = hello.version, "unsupported protocol version");
-                    return Some(Outcome::Fatal(Code::UNSUPPORTED_VERSION));
-                }
-                let nick = match Nick::parse(&hello.nick) {
-                    Ok(nick) => nick,
-                    Err(error) => {
-                        debug!(%error, "nickname refused");
-                        self.reply(ErrorFrame {
-                            code: error.code(),
-                            reference: 0,
-                            message: error.to_string(),
-                        });
-                        return None;
-                    }
-                };
-                // Move from the unregistered pool to the registered one.
-                let Ok(slot) = self.hub.shared.connections.clone().try_acquire_owned() else {
-                    return Some(Outcome::Fatal(Code::SERVER_FULL));
-                };
-                match self
-                    .hub
-                    .join(self.id, nick.clone(), self.outbox.clone())
-                    .await
-                {
-                    Ok(()) => {
-                        tracing::Span::current().record("nick", nick.as_str());
-                        info!("registered");
-                        self.nick = Some(nick);
-                        self.slot = slot;
-                    }
-                    Err(HubError::Refused(code)) => self.reply(ErrorFrame::new(code, 0)),
-                    Err(HubError::Closed) => return Some(Outcome::Shutdown),
-                }
-            }
+            // Boxed, as is everything rare that awaits: a future's state
+            // is as large as its largest await, and this one lives in every
+            // connection's task for the connection's whole life.
+            ClientFrame::Hello(hello) => return Box::pin(self.register(hello)).await,
             ClientFrame::Send(send) => {
                 if self.nick.is_none() {
                     self.reply(ErrorFrame::new(Code::NOT_REGISTERED, send.id));
@@ -399,9 +369,7 @@ impl Connection {
             ClientFrame::Who => {
                 if self.nick.is_none() {
                     self.reply(ErrorFrame::new(Code::NOT_REGISTERED, 0));
-                } else if self
-                    .hub
-                    .command(Command::Who { id: self.id })
+                } else if Box::pin(self.hub.command(Command::Who { id: self.id }))
                     .await
                     .is_err()
                 {
@@ -411,6 +379,49 @@ impl Connection {
             ClientFrame::Quit => return Some(Outcome::Quit),
             ClientFrame::Ping(token) => self.reply_frame(&ServerFrame::Pong(token)),
             ClientFrame::Pong(_) => {}
+        }
+        None
+    }
+
+    /// Registers the nickname a `HELLO` asks for; `Some` ends the connection.
+    async fn register(&mut self, hello: Hello) -> Option<Outcome> {
+        if self.nick.is_some() {
+            self.reply(ErrorFrame::new(Code::ALREADY_REGISTERED, 0));
+            return None;
+        }
+        if hello.version != PROTOCOL_VERSION {
+            info!(version = hello.version, "unsupported protocol version");
+            return Some(Outcome::Fatal(Code::UNSUPPORTED_VERSION));
+        }
+        let nick = match Nick::parse(&hello.nick) {
+            Ok(nick) => nick,
+            Err(error) => {
+                debug!(%error, "nickname refused");
+                self.reply(ErrorFrame {
+                    code: error.code(),
+                    reference: 0,
+                    message: error.to_string(),
+                });
+                return None;
+            }
+        };
+        // Move from the unregistered pool to the registered one.
+        let Ok(slot) = self.hub.shared.connections.clone().try_acquire_owned() else {
+            return Some(Outcome::Fatal(Code::SERVER_FULL));
+        };
+        match self
+            .hub
+            .join(self.id, nick.clone(), self.outbox.clone())
+            .await
+        {
+            Ok(()) => {
+                tracing::Span::current().record("nick", nick.as_str());
+                info!("registered");
+                self.nick = Some(nick);
+                self.slot = slot;
+            }
+            Err(HubError::Refused(code)) => self.reply(ErrorFrame::new(code, 0)),
+            Err(HubError::Closed) => return Some(Outcome::Shutdown),
         }
         None
     }
@@ -462,12 +473,11 @@ where
         write_deadline(&mut io, &buf, deadline, outbox).await?;
         buf.clear();
         outbox.written(taken);
-        // A connection between bursts keeps no large buffer: reallocating
-        // once per burst costs little next to the write itself.
-        if buf.capacity() > COALESCE_MAX {
+        // A connection between bursts keeps no buffer at all: allocating
+        // once per burst costs little next to the write itself, and an idle
+        // connection is then only its task and its socket.
+        if outbox.is_empty() {
             buf = BytesMut::new();
-        }
-        if batch.capacity() > 4 * KEEP_SLOTS {
             batch = Vec::new();
         }
     }
@@ -500,7 +510,9 @@ where
 /// Reads and discards for a moment, so that the peer reads our last frame
 /// before the close instead of a reset caused by its unread bytes.
 pub(crate) async fn linger<R: AsyncRead + Unpin>(io: &mut R) {
-    let mut scratch = [0u8; 4096];
+    // On the heap: an array here would make every connection's task, which
+    // holds this future's state for its whole life, 4 KiB larger.
+    let mut scratch = vec![0u8; 4096];
     let until = Instant::now() + LINGER;
     while let Ok(Ok(n)) = tokio::time::timeout_at(until, io.read(&mut scratch)).await {
         if n == 0 {

@@ -199,7 +199,9 @@ impl Hub {
     pub(crate) async fn try_command(&self, command: Command) -> Result<(), HubError> {
         match self.shared.commands.try_send(command) {
             Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(command)) => self.command(command).await,
+            // Boxed: the slow path's state would otherwise sit in every
+            // connection's task for its whole life.
+            Err(mpsc::error::TrySendError::Full(command)) => Box::pin(self.command(command)).await,
             Err(mpsc::error::TrySendError::Closed(_)) => Err(HubError::Closed),
         }
     }

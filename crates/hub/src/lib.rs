@@ -11,7 +11,8 @@
 //! Layout: `hub.rs` (the actor and the handle), `registry.rs` (who is
 //! online), `outbox.rs` (each connection's byte-bounded outbound queue, where
 //! flow control happens), `connection.rs` (one TCP connection's task),
-//! `stall.rs` (closing frames that stop arriving midway), `server.rs` (the
+//! `reader.rs` (closing frames that stop arriving midway, sizing the read
+//! buffer to the traffic), `server.rs` (the
 //! accept loop), `text.rs` (the plain-text front end), `session.rs`
 //! (in-process users), `config.rs` (limits), `stats.rs` (counters of limits
 //! hit). `docs/architecture.md` tells the story of one message through them,
@@ -32,10 +33,10 @@ mod connection;
 mod error;
 mod hub;
 mod outbox;
+mod reader;
 mod registry;
 mod server;
 mod session;
-mod stall;
 mod stats;
 mod text;
 

@@ -61,11 +61,13 @@ struct State {
 /// Queue slots an outbox keeps between bursts. A queue never shrinks by
 /// itself, so without this every connection would keep room for the largest
 /// burst it ever saw (a presence storm leaves thousands of slots behind).
-pub(crate) const KEEP_SLOTS: usize = 16;
+/// Shrinking costs a busy connection one reallocation per burst, next to at
+/// least one write; keeping 64 slots cost every idle one 2 KiB.
+pub(crate) const KEEP_SLOTS: usize = 8;
 
 impl State {
     fn shrink(&mut self) {
-        if self.frames.capacity() > 4 * KEEP_SLOTS {
+        if self.frames.capacity() > KEEP_SLOTS {
             self.frames.shrink_to(KEEP_SLOTS);
         }
     }
@@ -195,6 +197,11 @@ impl Outbox {
             // the check above and this await is not missed.
             self.ready.notified().await;
         }
+    }
+
+    /// Whether no frame is waiting to be taken.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.lock().frames.is_empty()
     }
 
     /// Moves whatever frames are queued into `batch`, without waiting.

@@ -74,6 +74,9 @@ async fn run(connection: &mut Connection, mut stream: TcpStream) -> Outcome {
     outcome
 }
 
+/// A text user's line buffer stays as it is: people type little.
+impl crate::connection::Quiet for FramedRead<ReadHalf<'_>, LineCodec> {}
+
 async fn read_lines(
     connection: &mut Connection,
     lines: &mut FramedRead<ReadHalf<'_>, LineCodec>,
