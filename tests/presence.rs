@@ -170,3 +170,77 @@ async fn client_that_answers_pings_stays_connected() {
     }
     assert_eq!(alice.who().await, ["alice"]);
 }
+
+/// Reads presence notices until `known` is `until`, checking each against it:
+/// an arrival must be new, a departure must be someone known, and nobody
+/// hears of themselves.
+async fn follow_presence(
+    client: &mut support::RawClient,
+    me: &str,
+    known: &mut std::collections::BTreeSet<String>,
+    until: &std::collections::BTreeSet<String>,
+) {
+    while known != until {
+        match client.recv().await.expect("connection closed") {
+            ServerFrame::Presence(p) => {
+                assert_ne!(p.nick, me, "{me} heard of itself");
+                if p.online {
+                    assert!(
+                        known.insert(p.nick.clone()),
+                        "{me}: {} arrived twice",
+                        p.nick
+                    );
+                } else {
+                    assert!(known.remove(&p.nick), "{me}: {} left unknown", p.nick);
+                }
+            }
+            other => panic!("{me}: expected PRESENCE, got {other:?}"),
+        }
+    }
+}
+
+/// Many users arriving and leaving at once (the hub queues one batch's
+/// notices together): each newcomer's roster plus the notices after it add
+/// up to exactly who is online, with nothing twice and nothing missed.
+#[tokio::test]
+async fn a_storm_of_joins_and_leaves_leaves_everyone_with_the_exact_roster() {
+    const N: usize = 48;
+    let hub = TestHub::start().await;
+    let names: Vec<String> = (0..N).map(|i| format!("user{i:02}")).collect();
+    let everyone: std::collections::BTreeSet<String> = names.iter().cloned().collect();
+    let mut clients = Vec::new();
+    for _ in 0..N {
+        clients.push(hub.connect().await);
+    }
+    // Every HELLO at once.
+    let joining: Vec<_> = clients
+        .into_iter()
+        .zip(names.clone())
+        .map(|(mut client, me)| {
+            let everyone = everyone.clone();
+            tokio::spawn(async move {
+                client.hello(&me).await;
+                let welcome = client.expect_welcome().await;
+                let mut known = welcome.roster.into_iter().collect();
+                follow_presence(&mut client, &me, &mut known, &everyone).await;
+                (client, me)
+            })
+        })
+        .collect();
+    let mut joined = Vec::new();
+    for task in joining {
+        joined.push(guard(PATIENCE, "the storm of joins", task).await.unwrap());
+    }
+
+    // The first half leaves at once; the others hear of each departure once.
+    let mut stay = joined.split_off(N / 2);
+    let remaining: std::collections::BTreeSet<String> =
+        stay.iter().map(|(_, me)| me.clone()).collect();
+    drop(joined);
+    for (client, me) in &mut stay {
+        let mut known = everyone.clone();
+        follow_presence(client, me, &mut known, &remaining).await;
+        assert_eq!(client.sync().await, [], "{me}: anything more");
+    }
+    hub.shutdown().await;
+}

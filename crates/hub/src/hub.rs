@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use chinwag_protocol::{
     Ack, Code, ErrorFrame, MAX_NICK_LEN, Message, Nick, PROTOCOL_VERSION, Presence,
     RecipientStatus, Recipients, SendFrame, ServerFrame, Welcome, encode_frame,
@@ -133,6 +133,7 @@ impl Hub {
             wakes: Vec::new(),
             next_message: 0,
             congested: HashSet::new(),
+            presence: PendingPresence::default(),
             max_frame: shared.config.max_frame,
             deadline: shared.config.slow_consumer_deadline,
         };
@@ -276,8 +277,28 @@ struct Actor {
     /// the sweep so that one that stays there past the deadline is cut even
     /// if nothing more is sent to it.
     congested: HashSet<ConnId>,
+    /// Comings and goings of the current batch, not yet queued.
+    presence: PendingPresence,
     max_frame: usize,
     deadline: Duration,
+}
+
+/// `PRESENCE` notices waiting to be queued. A storm of connections (a
+/// restart, a load balancer failing over) is n joins each announced to
+/// everyone: n^2 notices. The joins and leaves of one batch of commands go
+/// out together instead, as one buffer per recipient holding all of their
+/// frames, so each recipient costs one queue slot and one wake-up per batch
+/// rather than per notice. The wire is the same; only the queueing changes.
+///
+/// Order is kept: the actor queues these before it handles any other
+/// command, and before waking anyone.
+#[derive(Debug, Default)]
+struct PendingPresence {
+    /// The encoded frames, one after another.
+    frames: BytesMut,
+    /// Who joined during the batch, and where in `frames` the notices that
+    /// came after their own begin: they see only those.
+    joined: Vec<(ConnId, usize)>,
 }
 
 impl Actor {
@@ -301,10 +322,15 @@ impl Actor {
                     for command in batch.drain(..) {
                         self.handle(command);
                     }
+                    self.flush_presence();
                     self.wake_all();
                 }
                 () = shutdown.cancelled() => break,
-                _ = sweep.tick() => self.sweep(),
+                _ = sweep.tick() => {
+                    self.sweep();
+                    self.flush_presence();
+                    self.wake_all();
+                }
             }
         }
         // Route whatever was sent before shutdown, then tell everyone.
@@ -312,6 +338,7 @@ impl Actor {
         while let Some(command) = commands.recv().await {
             self.handle(command);
         }
+        self.flush_presence();
         self.wake_all();
         for (_, member) in self.registry.online() {
             member.outbox.close(Some(Code::SHUTTING_DOWN), true);
@@ -327,6 +354,9 @@ impl Actor {
     }
 
     fn handle(&mut self, command: Command) {
+        if !matches!(command, Command::Join { .. } | Command::Leave { .. }) {
+            self.flush_presence();
+        }
         match command {
             Command::Join {
                 id,
@@ -396,7 +426,8 @@ impl Actor {
         }
     }
 
-    /// Tells everyone but `subject` that `nick` came or went.
+    /// Tells everyone but `subject` that `nick` came or went, once the
+    /// batch's notices are flushed.
     fn presence(&mut self, subject: ConnId, nick: String, online: bool) {
         let frame = ServerFrame::Presence(Presence {
             online,
@@ -404,24 +435,46 @@ impl Actor {
             nick,
         });
         let Some(frame) = encode(&frame) else { return };
-        let mut cut = Vec::new();
-        for (id, member) in self.registry.online() {
-            if id == subject {
-                continue;
-            }
-            let queued = enqueue(
-                id,
-                &member.outbox,
-                frame.clone(),
-                &mut self.wakes,
-                &mut self.congested,
-            );
-            if queued == Err(PushError::Overflow) {
-                cut.push(id);
-            }
+        let pending = &mut self.presence;
+        pending.frames.extend_from_slice(&frame);
+        if online {
+            pending.joined.push((subject, pending.frames.len()));
         }
-        for id in cut {
-            self.leave(id);
+    }
+
+    /// Queues the batch's presence notices: all of them for those who were
+    /// online before it, and for those who joined during it the ones after
+    /// their own.
+    fn flush_presence(&mut self) {
+        while !self.presence.frames.is_empty() {
+            let all = self.presence.frames.split().freeze();
+            let mut joined = std::mem::take(&mut self.presence.joined);
+            joined.sort_unstable();
+            let mut cut = Vec::new();
+            for (id, member) in self.registry.online() {
+                let from = joined
+                    .binary_search_by_key(&id, |&(joiner, _)| joiner)
+                    .map_or(0, |at| joined[at].1);
+                if from == all.len() {
+                    continue;
+                }
+                let queued = enqueue(
+                    id,
+                    &member.outbox,
+                    all.slice(from..),
+                    &mut self.wakes,
+                    &mut self.congested,
+                );
+                if queued == Err(PushError::Overflow) {
+                    cut.push(id);
+                }
+            }
+            // Their departures are announced in turn, hence the loop.
+            for id in cut {
+                self.leave(id);
+            }
+            joined.clear();
+            self.presence.joined = joined;
         }
     }
 

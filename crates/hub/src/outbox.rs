@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
-use chinwag_protocol::{Code, ErrorFrame, ServerFrame, encode_frame};
+use chinwag_protocol::{Code, ErrorFrame, PREFIX_LEN, ServerFrame, encode_frame};
 use tokio::sync::{Notify, OwnedSemaphorePermit};
 use tokio::time::Instant;
 
@@ -216,8 +216,13 @@ impl Outbox {
         loop {
             {
                 let mut state = self.lock();
-                if let Some(frame) = state.frames.pop_front() {
-                    return Some(frame);
+                if let Some(front) = state.frames.front_mut() {
+                    // The actor may queue several frames as one buffer.
+                    let len = frame_len(front);
+                    if len < front.len() {
+                        return Some(front.split_to(len));
+                    }
+                    return state.frames.pop_front();
                 }
                 if state.closing {
                     return None;
@@ -241,13 +246,66 @@ impl Outbox {
     }
 }
 
+/// The length, prefix included, of the first frame in `chunk`, which holds
+/// one or more whole frames the hub encoded.
+pub(crate) fn frame_len(chunk: &[u8]) -> usize {
+    match chunk.first_chunk::<PREFIX_LEN>() {
+        Some(prefix) => {
+            let payload = usize::try_from(u32::from_be_bytes(*prefix)).unwrap_or(usize::MAX);
+            PREFIX_LEN.saturating_add(payload).min(chunk.len())
+        }
+        None => chunk.len(),
+    }
+}
+
+/// The frames in a chunk the hub queued, one by one.
+pub(crate) fn frames(mut chunk: Bytes) -> impl Iterator<Item = Bytes> {
+    std::iter::from_fn(move || {
+        if chunk.is_empty() {
+            return None;
+        }
+        let len = frame_len(&chunk);
+        Some(chunk.split_to(len))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use tokio::sync::Semaphore;
 
+    /// A well-formed frame of `n` bytes, prefix included.
     fn frame(n: usize) -> Bytes {
-        Bytes::from(vec![0; n])
+        let mut bytes = vec![0; n];
+        let payload = u32::try_from(n - PREFIX_LEN).unwrap();
+        bytes[..PREFIX_LEN].copy_from_slice(&payload.to_be_bytes());
+        Bytes::from(bytes)
+    }
+
+    #[tokio::test]
+    async fn take_one_splits_a_chunk_of_frames() {
+        let outbox = Outbox::new(1000, 2000);
+        let chunk = [frame(10), frame(7), frame(12)].concat();
+        outbox.push(Bytes::from(chunk)).unwrap();
+        outbox.push(frame(5)).unwrap();
+        let mut lens = Vec::new();
+        outbox.close(None, true);
+        while let Some(one) = outbox.take_one().await {
+            lens.push(one.len());
+        }
+        assert_eq!(lens, [10, 7, 12, 5]);
+    }
+
+    #[test]
+    fn frames_walks_a_chunk_and_survives_a_lying_prefix() {
+        let chunk = Bytes::from([frame(6), frame(9)].concat());
+        let lens: Vec<usize> = frames(chunk).map(|f| f.len()).collect();
+        assert_eq!(lens, [6, 9]);
+        // A prefix claiming more than there is yields the rest, once.
+        let mut bad = frame(8).to_vec();
+        bad[3] = 200;
+        let lens: Vec<usize> = frames(Bytes::from(bad)).map(|f| f.len()).collect();
+        assert_eq!(lens, [8]);
     }
 
     #[tokio::test]
@@ -279,7 +337,7 @@ mod tests {
         let outbox = Outbox::new(100, 200);
         outbox.push(frame(150)).unwrap();
         assert_eq!(outbox.push(frame(100)), Err(PushError::Overflow));
-        assert_eq!(outbox.push(frame(1)), Err(PushError::Closed));
+        assert_eq!(outbox.push(frame(4)), Err(PushError::Closed));
         assert_eq!(outbox.reason(), Some(Code::SLOW_CONSUMER));
         // Only the error frame is left.
         let last = outbox.take_one().await.unwrap();

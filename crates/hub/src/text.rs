@@ -29,7 +29,7 @@ use tracing::{Instrument, debug, field, info_span};
 
 use crate::Hub;
 use crate::connection::{Connection, Outcome, write_deadline};
-use crate::outbox::{KEEP_SLOTS, Outbox};
+use crate::outbox::{KEEP_SLOTS, Outbox, frames};
 
 /// Lines the connection itself says (prompts, help, input errors), waiting
 /// for the writer; a few at most, since each answers one input line.
@@ -173,9 +173,11 @@ where
                     break;
                 }
                 let mut taken = 0;
-                for frame in batch.drain(..) {
-                    taken += frame.len();
-                    render(&frame, &mut out);
+                for chunk in batch.drain(..) {
+                    taken += chunk.len();
+                    for frame in frames(chunk) {
+                        render(&frame, &mut out);
+                    }
                 }
                 write_deadline(&mut io, out.as_bytes(), deadline, outbox).await?;
                 outbox.written(taken);
