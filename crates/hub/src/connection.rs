@@ -455,9 +455,16 @@ where
         // all instead of a write each.
         tokio::task::yield_now().await;
         outbox.take_ready(&mut batch);
-        let mut taken = 0;
+        let taken: usize = batch.iter().map(Bytes::len).sum();
+        if let [frame] = batch.as_slice() {
+            // Nothing to coalesce: write it from where it is.
+            write_deadline(&mut io, frame, deadline, outbox).await?;
+            batch.clear();
+        } else if buf.capacity() == 0 {
+            // One allocation of the right size rather than a doubling chain.
+            buf.reserve(taken.min(COALESCE_MAX * 4));
+        }
         for frame in batch.drain(..) {
-            taken += frame.len();
             if frame.len() > COALESCE_MAX {
                 write_deadline(&mut io, &buf, deadline, outbox).await?;
                 buf.clear();
