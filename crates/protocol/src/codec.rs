@@ -33,7 +33,7 @@ use std::marker::PhantomData;
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
-use crate::{ClientFrame, ProtocolError, ServerFrame, WireFrame};
+use crate::{ClientFrame, Encode, ProtocolError, ServerFrame, WireFrame};
 
 /// Bytes in the length prefix.
 pub const PREFIX_LEN: usize = 4;
@@ -160,7 +160,7 @@ encoder_for!(ClientCodec, ClientFrame);
 /// [`ProtocolError::FrameTooLarge`] if the payload would exceed `max_frame`
 /// (nothing is left in `dst` then), or [`ProtocolError::TooLong`] if a field
 /// does not fit its length field.
-pub fn encode_into<F: WireFrame>(
+pub fn encode_into<F: Encode + ?Sized>(
     frame: &F,
     max_frame: usize,
     dst: &mut BytesMut,
@@ -193,7 +193,10 @@ pub fn encode_into<F: WireFrame>(
 ///
 /// # Errors
 /// As [`encode_into`].
-pub fn encode_frame<F: WireFrame>(frame: &F, max_frame: usize) -> Result<Bytes, ProtocolError> {
+pub fn encode_frame<F: Encode + ?Sized>(
+    frame: &F,
+    max_frame: usize,
+) -> Result<Bytes, ProtocolError> {
     let mut dst = BytesMut::with_capacity(PREFIX_LEN + frame.payload_len());
     encode_into(frame, max_frame, &mut dst)?;
     Ok(dst.freeze())

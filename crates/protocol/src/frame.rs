@@ -5,7 +5,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::wire::{Reader, put_nick, put_nicks, put_text};
+use crate::wire::{Reader, put_count, put_nick, put_nicks, put_text};
 use crate::{Code, ProtocolError};
 
 /// The protocol version this crate speaks, sent in `HELLO` and `WELCOME`.
@@ -222,15 +222,28 @@ pub enum ServerFrame {
     Pong(u64),
 }
 
-/// A frame type that can be carried by [`FrameCodec`](crate::FrameCodec).
-pub trait WireFrame: Sized {
-    /// Parses one payload (the bytes after the length prefix).
-    fn decode(payload: Bytes) -> Result<Self, ProtocolError>;
+/// Anything that can be written as one frame's payload: the frames
+/// themselves, and [`MessageView`] and [`AckView`], which write a hub's
+/// frames from borrowed parts.
+pub trait Encode {
     /// Appends this frame's payload (without the length prefix) to `dst`.
+    ///
+    /// # Errors
+    /// [`ProtocolError::TooLong`] if a field does not fit its length field.
     fn encode_payload(&self, dst: &mut BytesMut) -> Result<(), ProtocolError>;
     /// The exact length of the payload [`encode_payload`](Self::encode_payload)
     /// writes, so that a frame is encoded into one allocation of the right size.
     fn payload_len(&self) -> usize;
+}
+
+/// A frame type that can be carried by [`FrameCodec`](crate::FrameCodec).
+pub trait WireFrame: Encode + Sized {
+    /// Parses one payload (the bytes after the length prefix).
+    ///
+    /// # Errors
+    /// [`ProtocolError::Malformed`] (or another decoding error) for a
+    /// payload that is not a valid frame of this type.
+    fn decode(payload: Bytes) -> Result<Self, ProtocolError>;
 }
 
 /// Encoded lengths of the field types (`docs/protocol.md`, section 2).
@@ -258,31 +271,9 @@ impl Recipients {
     }
 }
 
-impl WireFrame for ClientFrame {
+impl Encode for ClientFrame {
     fn payload_len(&self) -> usize {
         self.payload_len_()
-    }
-
-    fn decode(payload: Bytes) -> Result<Self, ProtocolError> {
-        let mut r = Reader::new(payload);
-        let frame = match r.u8("empty frame")? {
-            opcode::HELLO => Self::Hello(Hello {
-                version: r.u16("truncated version")?,
-                nick: r.nick_bytes()?,
-            }),
-            opcode::SEND => Self::Send(SendFrame {
-                id: r.u64("truncated message id")?,
-                to: Recipients::decode(&mut r)?,
-                text: r.text()?,
-            }),
-            opcode::WHO => Self::Who,
-            opcode::QUIT => Self::Quit,
-            opcode::PING => Self::Ping(r.u64("truncated ping token")?),
-            opcode::PONG => Self::Pong(r.u64("truncated pong token")?),
-            other => return Err(ProtocolError::UnknownOpcode(other)),
-        };
-        r.finish()?;
-        Ok(frame)
     }
 
     fn encode_payload(&self, dst: &mut BytesMut) -> Result<(), ProtocolError> {
@@ -313,6 +304,30 @@ impl WireFrame for ClientFrame {
     }
 }
 
+impl WireFrame for ClientFrame {
+    fn decode(payload: Bytes) -> Result<Self, ProtocolError> {
+        let mut r = Reader::new(payload);
+        let frame = match r.u8("empty frame")? {
+            opcode::HELLO => Self::Hello(Hello {
+                version: r.u16("truncated version")?,
+                nick: r.nick_bytes()?,
+            }),
+            opcode::SEND => Self::Send(SendFrame {
+                id: r.u64("truncated message id")?,
+                to: Recipients::decode(&mut r)?,
+                text: r.text()?,
+            }),
+            opcode::WHO => Self::Who,
+            opcode::QUIT => Self::Quit,
+            opcode::PING => Self::Ping(r.u64("truncated ping token")?),
+            opcode::PONG => Self::Pong(r.u64("truncated pong token")?),
+            other => return Err(ProtocolError::UnknownOpcode(other)),
+        };
+        r.finish()?;
+        Ok(frame)
+    }
+}
+
 impl ClientFrame {
     fn payload_len_(&self) -> usize {
         1 + match self {
@@ -328,18 +343,9 @@ impl ServerFrame {
     fn payload_len_(&self) -> usize {
         1 + match self {
             Self::Welcome(w) => 2 + 4 + nick_len(w.nick.as_bytes()) + nicks_len(&w.roster),
-            Self::Message(m) => {
-                8 + 8 + nick_len(m.from.as_bytes()) + m.to.encoded_len() + text_len(&m.text)
-            }
-            Self::Ack(a) => {
-                8 + 8
-                    + 4
-                    + 4
-                    + a.statuses
-                        .iter()
-                        .map(|s| nick_len(s.nick.as_bytes()) + 2)
-                        .sum::<usize>()
-            }
+            // The views count their opcode themselves.
+            Self::Message(m) => return m.view().payload_len(),
+            Self::Ack(a) => return a.view().payload_len(),
             Self::Presence(p) => 1 + 8 + nick_len(p.nick.as_bytes()),
             Self::Roster(nicks) => nicks_len(nicks),
             Self::Error(e) => 2 + 8 + text_len(&e.message),
@@ -348,11 +354,52 @@ impl ServerFrame {
     }
 }
 
-impl WireFrame for ServerFrame {
+impl Encode for ServerFrame {
     fn payload_len(&self) -> usize {
         self.payload_len_()
     }
 
+    fn encode_payload(&self, dst: &mut BytesMut) -> Result<(), ProtocolError> {
+        match self {
+            Self::Welcome(w) => {
+                dst.put_u8(opcode::WELCOME);
+                dst.put_u16(w.version);
+                dst.put_u32(w.max_frame);
+                put_nick(dst, w.nick.as_bytes())?;
+                put_nicks(dst, &w.roster)?;
+            }
+            Self::Message(m) => m.view().encode_payload(dst)?,
+            Self::Ack(a) => a.view().encode_payload(dst)?,
+            Self::Presence(p) => {
+                dst.put_u8(opcode::PRESENCE);
+                dst.put_u8(u8::from(p.online));
+                dst.put_u64(p.ts_ms);
+                put_nick(dst, p.nick.as_bytes())?;
+            }
+            Self::Roster(nicks) => {
+                dst.put_u8(opcode::ROSTER);
+                put_nicks(dst, nicks)?;
+            }
+            Self::Error(e) => {
+                dst.put_u8(opcode::ERROR);
+                dst.put_u16(e.code.0);
+                dst.put_u64(e.reference);
+                put_text(dst, &e.message)?;
+            }
+            Self::Ping(token) => {
+                dst.put_u8(opcode::PING);
+                dst.put_u64(*token);
+            }
+            Self::Pong(token) => {
+                dst.put_u8(opcode::PONG);
+                dst.put_u64(*token);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl WireFrame for ServerFrame {
     fn decode(payload: Bytes) -> Result<Self, ProtocolError> {
         let mut r = Reader::new(payload);
         let frame = match r.u8("empty frame")? {
@@ -417,59 +464,124 @@ impl WireFrame for ServerFrame {
         r.finish()?;
         Ok(frame)
     }
+}
+
+/// A `MESSAGE` written from borrowed parts: the same bytes as
+/// [`ServerFrame::Message`], without first copying the sender's name, the
+/// recipients and the text into a [`Message`]. `to` is `None` for everyone.
+#[derive(Debug, Clone)]
+pub struct MessageView<'a, To> {
+    /// As [`Message::id`].
+    pub id: u64,
+    /// As [`Message::ts_ms`].
+    pub ts_ms: u64,
+    /// As [`Message::from`].
+    pub from: &'a str,
+    /// The named recipients, or `None` for everyone.
+    pub to: Option<To>,
+    /// As [`Message::text`].
+    pub text: &'a str,
+}
+
+/// An `ACK` written from borrowed parts: the same bytes as
+/// [`ServerFrame::Ack`]; `statuses` yields each recipient and its outcome.
+#[derive(Debug, Clone)]
+pub struct AckView<Statuses> {
+    /// As [`Ack::client_id`].
+    pub client_id: u64,
+    /// As [`Ack::message_id`].
+    pub message_id: u64,
+    /// As [`Ack::delivered`].
+    pub delivered: u32,
+    /// Each recipient's nickname and outcome, as [`Ack::statuses`].
+    pub statuses: Statuses,
+}
+
+impl Message {
+    /// This message as a [`MessageView`].
+    #[must_use]
+    pub fn view(&self) -> MessageView<'_, impl Iterator<Item = &str> + Clone> {
+        MessageView {
+            id: self.id,
+            ts_ms: self.ts_ms,
+            from: &self.from,
+            to: match &self.to {
+                Recipients::Users(nicks) => Some(nicks.iter().map(String::as_str)),
+                Recipients::Everyone => None,
+            },
+            text: &self.text,
+        }
+    }
+}
+
+impl Ack {
+    /// This acknowledgement as an [`AckView`].
+    #[must_use]
+    pub fn view(&self) -> AckView<impl Iterator<Item = (&str, Code)> + Clone> {
+        AckView {
+            client_id: self.client_id,
+            message_id: self.message_id,
+            delivered: self.delivered,
+            statuses: self.statuses.iter().map(|s| (s.nick.as_str(), s.status)),
+        }
+    }
+}
+
+impl<'a, To> Encode for MessageView<'a, To>
+where
+    To: Iterator<Item = &'a str> + Clone,
+{
+    fn payload_len(&self) -> usize {
+        let to = match &self.to {
+            Some(nicks) => 1 + 4 + nicks.clone().map(|n| nick_len(n.as_bytes())).sum::<usize>(),
+            None => 1,
+        };
+        1 + 8 + 8 + nick_len(self.from.as_bytes()) + to + text_len(self.text)
+    }
 
     fn encode_payload(&self, dst: &mut BytesMut) -> Result<(), ProtocolError> {
-        match self {
-            Self::Welcome(w) => {
-                dst.put_u8(opcode::WELCOME);
-                dst.put_u16(w.version);
-                dst.put_u32(w.max_frame);
-                put_nick(dst, w.nick.as_bytes())?;
-                put_nicks(dst, &w.roster)?;
-            }
-            Self::Message(m) => {
-                dst.put_u8(opcode::MESSAGE);
-                dst.put_u64(m.id);
-                dst.put_u64(m.ts_ms);
-                put_nick(dst, m.from.as_bytes())?;
-                m.to.encode(dst)?;
-                put_text(dst, &m.text)?;
-            }
-            Self::Ack(a) => {
-                dst.put_u8(opcode::ACK);
-                dst.put_u64(a.client_id);
-                dst.put_u64(a.message_id);
-                dst.put_u32(a.delivered);
-                crate::wire::put_count(dst, a.statuses.len())?;
-                for s in &a.statuses {
-                    put_nick(dst, s.nick.as_bytes())?;
-                    dst.put_u16(s.status.0);
+        dst.put_u8(opcode::MESSAGE);
+        dst.put_u64(self.id);
+        dst.put_u64(self.ts_ms);
+        put_nick(dst, self.from.as_bytes())?;
+        match &self.to {
+            Some(nicks) => {
+                dst.put_u8(target::USERS);
+                put_count(dst, nicks.clone().count())?;
+                for nick in nicks.clone() {
+                    put_nick(dst, nick.as_bytes())?;
                 }
             }
-            Self::Presence(p) => {
-                dst.put_u8(opcode::PRESENCE);
-                dst.put_u8(u8::from(p.online));
-                dst.put_u64(p.ts_ms);
-                put_nick(dst, p.nick.as_bytes())?;
-            }
-            Self::Roster(nicks) => {
-                dst.put_u8(opcode::ROSTER);
-                put_nicks(dst, nicks)?;
-            }
-            Self::Error(e) => {
-                dst.put_u8(opcode::ERROR);
-                dst.put_u16(e.code.0);
-                dst.put_u64(e.reference);
-                put_text(dst, &e.message)?;
-            }
-            Self::Ping(token) => {
-                dst.put_u8(opcode::PING);
-                dst.put_u64(*token);
-            }
-            Self::Pong(token) => {
-                dst.put_u8(opcode::PONG);
-                dst.put_u64(*token);
-            }
+            None => dst.put_u8(target::EVERYONE),
+        }
+        put_text(dst, self.text)
+    }
+}
+
+impl<'a, Statuses> Encode for AckView<Statuses>
+where
+    Statuses: Iterator<Item = (&'a str, Code)> + Clone,
+{
+    fn payload_len(&self) -> usize {
+        let statuses = self.statuses.clone();
+        1 + 8
+            + 8
+            + 4
+            + 4
+            + statuses
+                .map(|(nick, _)| nick_len(nick.as_bytes()) + 2)
+                .sum::<usize>()
+    }
+
+    fn encode_payload(&self, dst: &mut BytesMut) -> Result<(), ProtocolError> {
+        dst.put_u8(opcode::ACK);
+        dst.put_u64(self.client_id);
+        dst.put_u64(self.message_id);
+        dst.put_u32(self.delivered);
+        put_count(dst, self.statuses.clone().count())?;
+        for (nick, status) in self.statuses.clone() {
+            put_nick(dst, nick.as_bytes())?;
+            dst.put_u16(status.0);
         }
         Ok(())
     }

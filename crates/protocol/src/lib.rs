@@ -26,7 +26,7 @@ pub use codec::{
 };
 pub use error::ProtocolError;
 pub use frame::{
-    Ack, ClientFrame, ErrorFrame, Hello, Message, PROTOCOL_VERSION, Presence, RecipientStatus,
-    Recipients, SendFrame, ServerFrame, Welcome, WireFrame, opcode,
+    Ack, AckView, ClientFrame, Encode, ErrorFrame, Hello, Message, MessageView, PROTOCOL_VERSION,
+    Presence, RecipientStatus, Recipients, SendFrame, ServerFrame, Welcome, WireFrame, opcode,
 };
 pub use nick::{MAX_NICK_LEN, Nick, NickError, RESERVED_NICKS};

@@ -3,9 +3,10 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use chinwag_protocol::{
-    Ack, ClientCodec, ClientFrame, Code, DEFAULT_MAX_FRAME, ErrorFrame, FrameCodec, Hello,
-    HubCodec, Message, Nick, NickError, PREFIX_LEN, Presence, ProtocolError, RecipientStatus,
-    Recipients, SendFrame, ServerFrame, Welcome, WireFrame, encode_frame, encode_into,
+    Ack, AckView, ClientCodec, ClientFrame, Code, DEFAULT_MAX_FRAME, Encode, ErrorFrame,
+    FrameCodec, Hello, HubCodec, Message, MessageView, Nick, NickError, PREFIX_LEN, Presence,
+    ProtocolError, RecipientStatus, Recipients, SendFrame, ServerFrame, Welcome, WireFrame,
+    encode_frame, encode_into,
 };
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -604,4 +605,69 @@ fn codecs_are_generic_over_the_frame_they_decode() {
     assert_eq!(codec.max_frame(), 100);
     assert_eq!(format!("{codec:?}"), "FrameCodec { max_frame: 100, .. }");
     assert_eq!(HubCodec::default().max_frame(), DEFAULT_MAX_FRAME);
+}
+
+#[test]
+fn views_encode_the_same_bytes_as_the_frames_they_stand_for() {
+    let message = Message {
+        id: 7,
+        ts_ms: 1_700_000_000_000,
+        from: "alice".into(),
+        to: Recipients::Users(vec!["Bob".into(), "carol".into()]),
+        text: "hi both".into(),
+    };
+    let names = ["Bob", "carol"];
+    let view = MessageView {
+        id: 7,
+        ts_ms: 1_700_000_000_000,
+        from: "alice",
+        to: Some(names.iter().copied()),
+        text: "hi both",
+    };
+    let owned = encode_frame(&ServerFrame::Message(message), usize::MAX).unwrap();
+    assert_eq!(encode_frame(&view, usize::MAX).unwrap(), owned);
+    assert_eq!(view.payload_len() + PREFIX_LEN, owned.len());
+
+    let broadcast = MessageView::<std::iter::Empty<&str>> {
+        id: 7,
+        ts_ms: 1_700_000_000_000,
+        from: "alice",
+        to: None,
+        text: "hi both",
+    };
+    let owned_broadcast = ServerFrame::Message(Message {
+        id: 7,
+        ts_ms: 1_700_000_000_000,
+        from: "alice".into(),
+        to: Recipients::Everyone,
+        text: "hi both".into(),
+    });
+    assert_eq!(
+        encode_frame(&broadcast, usize::MAX).unwrap(),
+        encode_frame(&owned_broadcast, usize::MAX).unwrap()
+    );
+
+    let statuses = [("Bob", Code::DELIVERED), ("dave", Code::NO_SUCH_USER)];
+    let ack = AckView {
+        client_id: 3,
+        message_id: 7,
+        delivered: 1,
+        statuses: statuses.iter().copied(),
+    };
+    let owned_ack = ServerFrame::Ack(Ack {
+        client_id: 3,
+        message_id: 7,
+        delivered: 1,
+        statuses: statuses
+            .iter()
+            .map(|&(nick, status)| RecipientStatus {
+                nick: nick.into(),
+                status,
+            })
+            .collect(),
+    });
+    assert_eq!(
+        encode_frame(&ack, usize::MAX).unwrap(),
+        encode_frame(&owned_ack, usize::MAX).unwrap()
+    );
 }

@@ -4,9 +4,9 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use chinwag_protocol::{
-    Ack, ClientCodec, ClientFrame, Code, ErrorFrame, Hello, HubCodec, MAX_NICK_LEN, Message, Nick,
-    NickError, PREFIX_LEN, Presence, ProtocolError, RESERVED_NICKS, RecipientStatus, Recipients,
-    SendFrame, ServerFrame, Welcome, WireFrame, encode_frame,
+    Ack, ClientCodec, ClientFrame, Code, Encode, ErrorFrame, Hello, HubCodec, MAX_NICK_LEN,
+    Message, Nick, NickError, PREFIX_LEN, Presence, ProtocolError, RESERVED_NICKS, RecipientStatus,
+    Recipients, SendFrame, ServerFrame, Welcome, encode_frame,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
