@@ -13,8 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use chinwag_protocol::{
-    Ack, Code, ErrorFrame, MAX_NICK_LEN, Message, Nick, PROTOCOL_VERSION, Presence,
-    RecipientStatus, Recipients, SendFrame, ServerFrame, Welcome, encode_frame,
+    AckView, Code, Encode, ErrorFrame, MAX_NICK_LEN, MessageView, Nick, PROTOCOL_VERSION, Presence,
+    Recipients, SendFrame, ServerFrame, Welcome, encode_frame,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::time::MissedTickBehavior;
@@ -23,7 +23,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use crate::outbox::{Outbox, Pressure, PushError};
-use crate::registry::{ConnId, Lookup, Member, Registry};
+use crate::registry::{ConnId, IdSet, Lookup, Member, Registry};
 use crate::stats::Counters;
 use crate::{HubConfig, HubError, HubStats};
 
@@ -132,7 +132,7 @@ impl Hub {
             registry: Registry::default(),
             wakes: Vec::new(),
             next_message: 0,
-            congested: HashSet::new(),
+            congested: IdSet::default(),
             presence: PendingPresence::default(),
             max_frame: shared.config.max_frame,
             deadline: shared.config.slow_consumer_deadline,
@@ -253,7 +253,7 @@ fn now_ms() -> u64 {
 
 /// Encodes a frame the hub builds itself; these are bounded by the hub's own
 /// data, so a failure is a bug worth logging, not a reason to stop.
-fn encode(frame: &ServerFrame) -> Option<Bytes> {
+fn encode<F: Encode + ?Sized>(frame: &F) -> Option<Bytes> {
     match encode_frame(frame, usize::MAX) {
         Ok(bytes) => Some(bytes),
         Err(error) => {
@@ -276,7 +276,7 @@ struct Actor {
     /// Connections whose outbox went above its high-water mark; checked by
     /// the sweep so that one that stays there past the deadline is cut even
     /// if nothing more is sent to it.
-    congested: HashSet<ConnId>,
+    congested: IdSet,
     /// Comings and goings of the current batch, not yet queued.
     presence: PendingPresence,
     max_frame: usize,
@@ -364,7 +364,7 @@ impl Actor {
                 outbox,
                 reply,
             } => self.join(id, nick, outbox, reply),
-            Command::Send { id, frame, permit } => self.route(id, frame, permit),
+            Command::Send { id, frame, permit } => self.route(id, &frame, permit),
             Command::Who { id } => {
                 if let Some(member) = self.registry.member(id) {
                     let roster = ServerFrame::Roster(self.registry.roster());
@@ -478,7 +478,7 @@ impl Actor {
         }
     }
 
-    fn route(&mut self, from: ConnId, send: SendFrame, permit: OwnedSemaphorePermit) {
+    fn route(&mut self, from: ConnId, send: &SendFrame, permit: OwnedSemaphorePermit) {
         let Some(sender) = self.registry.member(from) else {
             return;
         };
@@ -498,18 +498,26 @@ impl Actor {
                 reply_error(Code::BAD_REQUEST, "a message needs at least one recipient");
                 return;
             }
-            Recipients::Users(names) => Some(self.resolve(names)),
+            Recipients::Users(names) => Some(resolve(&self.registry, names)),
             Recipients::Everyone => None,
         };
 
         self.next_message += 1;
-        let message = ServerFrame::Message(Message {
+        let registry = &self.registry;
+        // Written straight from the parts, nothing copied first. The
+        // recipients are shown as they registered (never the sender's typos
+        // or guesses), or as everyone.
+        let message = MessageView {
             id: self.next_message,
             ts_ms: now_ms(),
-            from: sender.nick.to_string(),
-            to: self.addressed(named.as_deref()),
-            text: send.text,
-        });
+            from: sender.nick.as_str(),
+            to: named.as_deref().map(|named| {
+                named
+                    .iter()
+                    .filter_map(|&(_, found)| Some(found?.1.nick.as_str()))
+            }),
+            text: &send.text,
+        };
         // Encoded once; every recipient's queue gets a clone of the same bytes.
         let Ok(frame) = encode_frame(&message, self.max_frame) else {
             reply_error(
@@ -530,38 +538,33 @@ impl Actor {
         };
         match named {
             Some(named) => {
-                for (name, id) in named {
-                    let status = match id.and_then(|id| Some((id, self.registry.member(id)?))) {
+                for (name, found) in named {
+                    let status = match found {
                         Some((id, member)) => delivery.push(id, member, &frame),
                         None => Code::NO_SUCH_USER,
                     };
-                    delivery
-                        .statuses
-                        .push(RecipientStatus { nick: name, status });
+                    delivery.statuses.push((name, status));
                 }
             }
             None => {
-                for (id, member) in self.registry.online() {
+                for (id, member) in registry.online() {
                     if id == from {
                         continue;
                     }
                     let status = delivery.push(id, member, &frame);
                     if status != Code::DELIVERED {
-                        delivery.statuses.push(RecipientStatus {
-                            nick: member.nick.to_string(),
-                            status,
-                        });
+                        delivery.statuses.push((member.nick.as_str(), status));
                     }
                 }
             }
         }
 
-        let ack = ServerFrame::Ack(Ack {
+        let ack = AckView {
             client_id: send.id,
             message_id: self.next_message,
             delivered: delivery.delivered,
-            statuses: delivery.statuses,
-        });
+            statuses: delivery.statuses.iter().copied(),
+        };
         let mut cut = delivery.cut;
         if let Some(frame) = encode(&ack) {
             let queued = enqueue(
@@ -578,58 +581,6 @@ impl Actor {
         // Whoever this message cut is gone for everyone at once.
         for id in cut {
             self.leave(id);
-        }
-    }
-
-    /// The `to` recipients see: the named users that exist, as they
-    /// registered (never the sender's typos or guesses), or everyone.
-    fn addressed(&self, named: Option<&[(String, Option<ConnId>)]>) -> Recipients {
-        match named {
-            Some(named) => Recipients::Users(
-                named
-                    .iter()
-                    .filter_map(|(_, id)| self.registry.member((*id)?))
-                    .map(|member| member.nick.to_string())
-                    .collect(),
-            ),
-            None => Recipients::Everyone,
-        }
-    }
-
-    /// Resolves named recipients once, case-insensitively, in the order first
-    /// named; a name repeated in any case counts once. Allocates nothing per
-    /// name beyond the copy the ack needs: names are folded on the stack,
-    /// and repeats found by comparing with the names kept so far (a list of
-    /// recipients is short; long ones fall back to a hash set).
-    fn resolve(&self, names: &[String]) -> Vec<(String, Option<ConnId>)> {
-        let mut resolved: Vec<(String, Option<ConnId>)> = Vec::with_capacity(names.len());
-        let mut seen = HashSet::new();
-        for name in names {
-            let repeated = if names.len() <= 16 {
-                resolved
-                    .iter()
-                    .any(|(kept, _)| kept.eq_ignore_ascii_case(name))
-            } else {
-                !seen.insert(name.to_ascii_lowercase())
-            };
-            if !repeated {
-                resolved.push((name.clone(), self.lookup(name)));
-            }
-        }
-        resolved
-    }
-
-    /// The online connection called `name`, in any case.
-    fn lookup(&self, name: &str) -> Option<ConnId> {
-        // No valid nickname is longer or outside ASCII, so such a name
-        // matches nobody.
-        let mut folded = [0u8; MAX_NICK_LEN];
-        let folded = folded.get_mut(..name.len())?;
-        folded.copy_from_slice(name.as_bytes());
-        folded.make_ascii_lowercase();
-        match self.registry.lookup(std::str::from_utf8(folded).ok()?) {
-            Lookup::Online(id) => Some(id),
-            Lookup::Unknown => None,
         }
     }
 
@@ -660,23 +611,64 @@ impl Actor {
     }
 }
 
+/// Resolves named recipients once, case-insensitively, in the order first
+/// named; a name repeated in any case counts once. Allocates nothing per
+/// name beyond the copy the ack needs: names are folded on the stack,
+/// and repeats found by comparing with the names kept so far (a list of
+/// recipients is short; long ones fall back to a hash set).
+fn resolve<'a, 'r>(
+    registry: &'r Registry,
+    names: &'a [String],
+) -> Vec<(&'a str, Option<(ConnId, &'r Member)>)> {
+    let mut resolved: Vec<(&str, Option<(ConnId, &Member)>)> = Vec::with_capacity(names.len());
+    let mut seen = HashSet::new();
+    for name in names {
+        let repeated = if names.len() <= 16 {
+            resolved
+                .iter()
+                .any(|(kept, _)| kept.eq_ignore_ascii_case(name))
+        } else {
+            !seen.insert(name.to_ascii_lowercase())
+        };
+        if !repeated {
+            resolved.push((name, lookup(registry, name)));
+        }
+    }
+    resolved
+}
+
+/// The online user called `name`, in any case.
+fn lookup<'r>(registry: &'r Registry, name: &str) -> Option<(ConnId, &'r Member)> {
+    // No valid nickname is longer or outside ASCII, so such a name
+    // matches nobody.
+    let mut folded = [0u8; MAX_NICK_LEN];
+    let folded = folded.get_mut(..name.len())?;
+    folded.copy_from_slice(name.as_bytes());
+    folded.make_ascii_lowercase();
+    match registry.lookup(std::str::from_utf8(folded).ok()?) {
+        Lookup::Online(id, member) => Some((id, member)),
+        Lookup::Unknown => None,
+    }
+}
+
 /// The bookkeeping of one message's fan-out.
-struct Delivery<'a> {
+struct Delivery<'a, 'n> {
     /// The sender's in-flight permit, dropped once the message is routed...
     permit: Option<OwnedSemaphorePermit>,
     /// ...unless a recipient is congested: then it is shared by every
     /// congested recipient, and released when the last of them has drained.
     shared: Option<Arc<OwnedSemaphorePermit>>,
-    congested: &'a mut HashSet<ConnId>,
+    congested: &'a mut IdSet,
     /// Consumers to wake at the end of the batch.
     wakes: &'a mut Vec<Arc<Outbox>>,
     /// Recipients this message overflowed, to be removed once it is routed.
     cut: Vec<ConnId>,
     delivered: u32,
-    statuses: Vec<RecipientStatus>,
+    /// What the `ACK` reports, by nickname.
+    statuses: Vec<(&'n str, Code)>,
 }
 
-impl Delivery<'_> {
+impl Delivery<'_, '_> {
     fn push(&mut self, id: ConnId, member: &Member, frame: &Bytes) -> Code {
         match enqueue(
             id,
@@ -715,7 +707,7 @@ fn enqueue(
     outbox: &Arc<Outbox>,
     frame: Bytes,
     wakes: &mut Vec<Arc<Outbox>>,
-    congested: &mut HashSet<ConnId>,
+    congested: &mut IdSet,
 ) -> Result<Pressure, PushError> {
     let (pressure, wake) = outbox.push_quiet(frame)?;
     if wake {
