@@ -493,7 +493,7 @@ impl Actor {
             }
         };
 
-        let named = match &send.to {
+        let mut named = match &send.to {
             Recipients::Users(names) if names.is_empty() => {
                 reply_error(Code::BAD_REQUEST, "a message needs at least one recipient");
                 return;
@@ -514,7 +514,7 @@ impl Actor {
             to: named.as_deref().map(|named| {
                 named
                     .iter()
-                    .filter_map(|&(_, found)| Some(found?.1.nick.as_str()))
+                    .filter_map(|named| Some(named.found?.1.nick.as_str()))
             }),
             text: &send.text,
         };
@@ -534,16 +534,14 @@ impl Actor {
             wakes: &mut self.wakes,
             cut: Vec::new(),
             delivered: 0,
-            statuses: Vec::new(),
+            failures: Vec::new(),
         };
-        match named {
+        match &mut named {
             Some(named) => {
-                for (name, found) in named {
-                    let status = match found {
-                        Some((id, member)) => delivery.push(id, member, &frame),
-                        None => Code::NO_SUCH_USER,
-                    };
-                    delivery.statuses.push((name, status));
+                for recipient in named {
+                    if let Some((id, member)) = recipient.found {
+                        recipient.status = delivery.push(id, member, &frame);
+                    }
                 }
             }
             None => {
@@ -553,7 +551,7 @@ impl Actor {
                     }
                     let status = delivery.push(id, member, &frame);
                     if status != Code::DELIVERED {
-                        delivery.statuses.push((member.nick.as_str(), status));
+                        delivery.failures.push((member.nick.as_str(), status));
                     }
                 }
             }
@@ -563,7 +561,10 @@ impl Actor {
             client_id: send.id,
             message_id: self.next_message,
             delivered: delivery.delivered,
-            statuses: delivery.statuses.iter().copied(),
+            // Every named recipient, or the broadcast's failures.
+            statuses: (named.iter().flatten())
+                .map(|named| (named.name, named.status))
+                .chain(delivery.failures.iter().copied()),
         };
         let mut cut = delivery.cut;
         if let Some(frame) = encode(&ack) {
@@ -611,27 +612,37 @@ impl Actor {
     }
 }
 
+/// A recipient as the sender named it, who that is if anyone, and what
+/// became of the message for them.
+struct Named<'a, 'r> {
+    name: &'a str,
+    found: Option<(ConnId, &'r Member)>,
+    status: Code,
+}
+
 /// Resolves named recipients once, case-insensitively, in the order first
 /// named; a name repeated in any case counts once. Allocates nothing per
 /// name beyond the copy the ack needs: names are folded on the stack,
 /// and repeats found by comparing with the names kept so far (a list of
 /// recipients is short; long ones fall back to a hash set).
-fn resolve<'a, 'r>(
-    registry: &'r Registry,
-    names: &'a [String],
-) -> Vec<(&'a str, Option<(ConnId, &'r Member)>)> {
-    let mut resolved: Vec<(&str, Option<(ConnId, &Member)>)> = Vec::with_capacity(names.len());
+fn resolve<'a, 'r>(registry: &'r Registry, names: &'a [String]) -> Vec<Named<'a, 'r>> {
+    let mut resolved: Vec<Named<'_, '_>> = Vec::with_capacity(names.len());
     let mut seen = HashSet::new();
     for name in names {
         let repeated = if names.len() <= 16 {
             resolved
                 .iter()
-                .any(|(kept, _)| kept.eq_ignore_ascii_case(name))
+                .any(|kept| kept.name.eq_ignore_ascii_case(name))
         } else {
             !seen.insert(name.to_ascii_lowercase())
         };
         if !repeated {
-            resolved.push((name, lookup(registry, name)));
+            let found = lookup(registry, name);
+            resolved.push(Named {
+                name,
+                found,
+                status: Code::NO_SUCH_USER,
+            });
         }
     }
     resolved
@@ -664,8 +675,8 @@ struct Delivery<'a, 'n> {
     /// Recipients this message overflowed, to be removed once it is routed.
     cut: Vec<ConnId>,
     delivered: u32,
-    /// What the `ACK` reports, by nickname.
-    statuses: Vec<(&'n str, Code)>,
+    /// The recipients of a broadcast it could not be queued for.
+    failures: Vec<(&'n str, Code)>,
 }
 
 impl Delivery<'_, '_> {
