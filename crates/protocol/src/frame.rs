@@ -5,7 +5,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::wire::{Reader, put_count, put_nick, put_nicks, put_text};
+use crate::wire::{Reader, SliceWriter, put_nick, put_nicks, put_text};
 use crate::{Code, ProtocolError};
 
 /// The protocol version this crate speaks, sent in `HELLO` and `WELCOME`.
@@ -540,21 +540,23 @@ where
     }
 
     fn encode_payload(&self, dst: &mut BytesMut) -> Result<(), ProtocolError> {
-        dst.put_u8(opcode::MESSAGE);
-        dst.put_u64(self.id);
-        dst.put_u64(self.ts_ms);
-        put_nick(dst, self.from.as_bytes())?;
+        let mut w = SliceWriter::append(dst, self.payload_len());
+        w.u8(opcode::MESSAGE)?;
+        w.u64(self.id)?;
+        w.u64(self.ts_ms)?;
+        w.nick(self.from.as_bytes())?;
         match &self.to {
             Some(nicks) => {
-                dst.put_u8(target::USERS);
-                put_count(dst, nicks.clone().count())?;
+                w.u8(target::USERS)?;
+                w.count(nicks.clone().count())?;
                 for nick in nicks.clone() {
-                    put_nick(dst, nick.as_bytes())?;
+                    w.nick(nick.as_bytes())?;
                 }
             }
-            None => dst.put_u8(target::EVERYONE),
+            None => w.u8(target::EVERYONE)?,
         }
-        put_text(dst, self.text)
+        w.text(self.text)?;
+        w.finish()
     }
 }
 
@@ -574,15 +576,16 @@ where
     }
 
     fn encode_payload(&self, dst: &mut BytesMut) -> Result<(), ProtocolError> {
-        dst.put_u8(opcode::ACK);
-        dst.put_u64(self.client_id);
-        dst.put_u64(self.message_id);
-        dst.put_u32(self.delivered);
-        put_count(dst, self.statuses.clone().count())?;
+        let mut w = SliceWriter::append(dst, self.payload_len());
+        w.u8(opcode::ACK)?;
+        w.u64(self.client_id)?;
+        w.u64(self.message_id)?;
+        w.u32(self.delivered)?;
+        w.count(self.statuses.clone().count())?;
         for (nick, status) in self.statuses.clone() {
-            put_nick(dst, nick.as_bytes())?;
-            dst.put_u16(status.0);
+            w.nick(nick.as_bytes())?;
+            w.u16(status.0)?;
         }
-        Ok(())
+        w.finish()
     }
 }

@@ -135,3 +135,79 @@ pub(crate) fn put_nicks<S: AsRef<str>>(
     }
     Ok(())
 }
+
+/// Writes fields into room made beforehand for the whole payload: plain
+/// stores, where [`BufMut`] makes a call and a capacity check per field.
+/// The hub writes a `MESSAGE` and an `ACK` per message with it.
+///
+/// Writing past the room (a payload longer than its `payload_len` said) is
+/// a [`ProtocolError::TooLong`], never a panic.
+pub(crate) struct SliceWriter<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+}
+
+impl<'a> SliceWriter<'a> {
+    /// Makes room for `len` bytes at the end of `dst` and writes into it.
+    pub(crate) fn append(dst: &'a mut bytes::BytesMut, len: usize) -> Self {
+        let start = dst.len();
+        dst.resize(start + len, 0);
+        Self {
+            buf: &mut dst[start..],
+            pos: 0,
+        }
+    }
+
+    pub(crate) fn bytes(&mut self, bytes: &[u8]) -> Result<(), ProtocolError> {
+        let end = self.pos + bytes.len();
+        let room = self
+            .buf
+            .get_mut(self.pos..end)
+            .ok_or(ProtocolError::TooLong("payload"))?;
+        room.copy_from_slice(bytes);
+        self.pos = end;
+        Ok(())
+    }
+
+    pub(crate) fn u8(&mut self, n: u8) -> Result<(), ProtocolError> {
+        self.bytes(&[n])
+    }
+
+    pub(crate) fn u16(&mut self, n: u16) -> Result<(), ProtocolError> {
+        self.bytes(&n.to_be_bytes())
+    }
+
+    pub(crate) fn u32(&mut self, n: u32) -> Result<(), ProtocolError> {
+        self.bytes(&n.to_be_bytes())
+    }
+
+    pub(crate) fn u64(&mut self, n: u64) -> Result<(), ProtocolError> {
+        self.bytes(&n.to_be_bytes())
+    }
+
+    pub(crate) fn nick(&mut self, nick: &[u8]) -> Result<(), ProtocolError> {
+        let len = u8::try_from(nick.len()).map_err(|_| ProtocolError::TooLong("nickname"))?;
+        self.u8(len)?;
+        self.bytes(nick)
+    }
+
+    pub(crate) fn count(&mut self, count: usize) -> Result<(), ProtocolError> {
+        let count = u32::try_from(count).map_err(|_| ProtocolError::TooLong("list"))?;
+        self.u32(count)
+    }
+
+    pub(crate) fn text(&mut self, text: &str) -> Result<(), ProtocolError> {
+        let len = u32::try_from(text.len()).map_err(|_| ProtocolError::TooLong("text"))?;
+        self.u32(len)?;
+        self.bytes(text.as_bytes())
+    }
+
+    /// Checks that the payload filled exactly the room made for it.
+    pub(crate) fn finish(self) -> Result<(), ProtocolError> {
+        if self.pos == self.buf.len() {
+            Ok(())
+        } else {
+            Err(ProtocolError::Malformed("payload shorter than its length"))
+        }
+    }
+}
