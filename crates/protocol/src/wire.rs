@@ -13,26 +13,35 @@ use crate::ProtocolError;
 
 /// A cursor over one frame's payload. Every read checks the remaining length,
 /// so a truncated or lying payload is a [`ProtocolError::Malformed`], never a panic.
+///
+/// Fields are read from the payload in place: only a `HELLO`'s nickname is
+/// handed out as [`Bytes`] (one reference count), and strings are copied
+/// once, into the `String` they become.
 pub(crate) struct Reader {
     buf: Bytes,
+    pos: usize,
 }
 
 impl Reader {
     pub(crate) fn new(buf: Bytes) -> Self {
-        Self { buf }
+        Self { buf, pos: 0 }
     }
 
-    fn take(&mut self, n: usize, what: &'static str) -> Result<Bytes, ProtocolError> {
-        if self.buf.len() < n {
-            return Err(ProtocolError::Malformed(what));
-        }
-        Ok(self.buf.split_to(n))
+    fn take(&mut self, n: usize, what: &'static str) -> Result<&[u8], ProtocolError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&end| end <= self.buf.len())
+            .ok_or(ProtocolError::Malformed(what))?;
+        let bytes = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(bytes)
     }
 
     fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], ProtocolError> {
         let bytes = self.take(N, what)?;
         let mut out = [0; N];
-        out.copy_from_slice(&bytes);
+        out.copy_from_slice(bytes);
         Ok(out)
     }
 
@@ -55,19 +64,22 @@ impl Reader {
     /// A `nick` field as raw bytes (used for `HELLO`, whose nickname is
     /// validated by the hub so that bad UTF-8 gets its own error code).
     pub(crate) fn nick_bytes(&mut self) -> Result<Bytes, ProtocolError> {
-        let len = self.u8("truncated nickname length")?;
-        self.take(usize::from(len), "truncated nickname")
+        let len = usize::from(self.u8("truncated nickname length")?);
+        let start = self.pos;
+        self.take(len, "truncated nickname")?;
+        Ok(self.buf.slice(start..start + len))
     }
 
     /// A `nick` field that must be UTF-8.
     pub(crate) fn nick(&mut self) -> Result<String, ProtocolError> {
-        let raw = self.nick_bytes()?;
+        let len = usize::from(self.u8("truncated nickname length")?);
+        let raw = self.take(len, "truncated nickname")?;
         utf8(raw, "nickname is not valid utf-8")
     }
 
     pub(crate) fn text(&mut self) -> Result<String, ProtocolError> {
-        let len = self.u32("truncated text length")?;
-        let raw = self.take(len as usize, "truncated text")?;
+        let len = self.u32("truncated text length")? as usize;
+        let raw = self.take(len, "truncated text")?;
         utf8(raw, "text is not valid utf-8")
     }
 
@@ -75,7 +87,7 @@ impl Reader {
         let count = self.u32("truncated list count")? as usize;
         // Each entry takes at least one byte: refuse a count the payload
         // cannot hold before allocating for it.
-        if count > self.buf.len() {
+        if count > self.remaining() {
             return Err(ProtocolError::Malformed("list count exceeds the frame"));
         }
         let mut out = Vec::with_capacity(count);
@@ -86,12 +98,12 @@ impl Reader {
     }
 
     pub(crate) fn remaining(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.pos
     }
 
     /// Every frame must be consumed exactly.
     pub(crate) fn finish(self) -> Result<(), ProtocolError> {
-        if self.buf.is_empty() {
+        if self.remaining() == 0 {
             Ok(())
         } else {
             Err(ProtocolError::Malformed(
@@ -101,8 +113,10 @@ impl Reader {
     }
 }
 
-fn utf8(raw: Bytes, what: &'static str) -> Result<String, ProtocolError> {
-    String::from_utf8(raw.into()).map_err(|_| ProtocolError::Malformed(what))
+fn utf8(raw: &[u8], what: &'static str) -> Result<String, ProtocolError> {
+    std::str::from_utf8(raw)
+        .map(str::to_owned)
+        .map_err(|_| ProtocolError::Malformed(what))
 }
 
 pub(crate) fn put_nick(dst: &mut impl BufMut, nick: &[u8]) -> Result<(), ProtocolError> {
