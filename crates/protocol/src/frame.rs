@@ -540,7 +540,9 @@ where
     }
 
     fn encode_payload(&self, dst: &mut BytesMut) -> Result<(), ProtocolError> {
-        let mut w = SliceWriter::append(dst, self.payload_len());
+        // Everything but the text's bytes, which are appended as they are
+        // (making room for them first would write a long text twice).
+        let mut w = SliceWriter::append(dst, self.payload_len() - self.text.len());
         w.u8(opcode::MESSAGE)?;
         w.u64(self.id)?;
         w.u64(self.ts_ms)?;
@@ -555,8 +557,11 @@ where
             }
             None => w.u8(target::EVERYONE)?,
         }
-        w.text(self.text)?;
-        w.finish()
+        let len = u32::try_from(self.text.len()).map_err(|_| ProtocolError::TooLong("text"))?;
+        w.u32(len)?;
+        w.finish()?;
+        dst.extend_from_slice(self.text.as_bytes());
+        Ok(())
     }
 }
 

@@ -210,12 +210,6 @@ impl<'a> SliceWriter<'a> {
         self.u32(count)
     }
 
-    pub(crate) fn text(&mut self, text: &str) -> Result<(), ProtocolError> {
-        let len = u32::try_from(text.len()).map_err(|_| ProtocolError::TooLong("text"))?;
-        self.u32(len)?;
-        self.bytes(text.as_bytes())
-    }
-
     /// Checks that the payload filled exactly the room made for it.
     pub(crate) fn finish(self) -> Result<(), ProtocolError> {
         if self.pos == self.buf.len() {
