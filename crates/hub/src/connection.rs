@@ -36,6 +36,16 @@ use crate::{Hub, HubError};
 /// larger ones are written from their own buffer.
 const COALESCE_MAX: usize = 16 * 1024;
 
+/// Scheduler turns a writer waits at most for more frames before writing.
+const MAX_TURNS: usize = 64;
+
+/// How long a writer holds frames at most, waiting for more: on a busy
+/// runtime a turn can be long.
+const MAX_HOLD: Duration = Duration::from_millis(1);
+
+/// Bytes after which a writer stops waiting for more and writes.
+const WRITE_TARGET: usize = 64 * 1024;
+
 /// A deadline that does not come (about 30 years).
 const NEVER: Duration = Duration::from_secs(86_400 * 365 * 30);
 
@@ -452,10 +462,21 @@ where
     while outbox.take_all(&mut batch).await {
         // Let the tasks that were woken with us run first: they often have
         // more frames for this connection, and one write then carries them
-        // all instead of a write each.
-        tokio::task::yield_now().await;
-        outbox.take_ready(&mut batch);
-        let taken: usize = batch.iter().map(Bytes::len).sum();
+        // all instead of a write each. Go on doing so while each turn brings
+        // more, up to a point: under a flood the writes grow (fewer system
+        // calls here and in every reader), and a lone burst is written after
+        // a single turn.
+        let mut taken: usize = batch.iter().map(Bytes::len).sum();
+        let first = std::time::Instant::now();
+        for _ in 0..MAX_TURNS {
+            tokio::task::yield_now().await;
+            let before = batch.len();
+            outbox.take_ready(&mut batch);
+            taken += batch[before..].iter().map(Bytes::len).sum::<usize>();
+            if batch.len() == before || taken >= WRITE_TARGET || first.elapsed() >= MAX_HOLD {
+                break;
+            }
+        }
         if let [frame] = batch.as_slice() {
             // Nothing to coalesce: write it from where it is.
             write_deadline(&mut io, frame, deadline, outbox).await?;
