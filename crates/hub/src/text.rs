@@ -59,7 +59,11 @@ async fn run(connection: &mut Connection, mut stream: TcpStream) -> Outcome {
     let deadline = config.slow_consumer_deadline;
     let max_line = config.max_frame;
     let (read_half, write_half) = stream.split();
-    let mut lines = FramedRead::new(read_half, LineCodec::new(max_line));
+    // Small, as a binary connection's: people type little, and an idle text
+    // user should not hold tokio-util's default 8 KiB. It grows for a long
+    // line (up to `max_line`) like any `FramedRead` buffer.
+    let mut lines =
+        FramedRead::with_capacity(read_half, LineCodec::new(max_line), crate::reader::MIN_READ);
     let (notes, notes_rx) = mpsc::channel(NOTES);
     let outbox = connection.outbox.clone();
     let writer = write_lines(&outbox, notes_rx, write_half, deadline);
