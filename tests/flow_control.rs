@@ -44,7 +44,7 @@ fn send_frame(id: u64, to: Recipients, text: String) -> ClientFrame {
 /// and the 1 MiB queue limit together) to a reader that keeps reading, more
 /// slowly than the publisher sends: the hub must pause the publisher (stop
 /// reading its socket) instead of letting the reader's queue overflow. With
-/// pausing disabled (`max_in_flight` huge) this test fails.
+/// pausing disabled (`max_in_flight_bytes` huge) this test fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fast_publisher_is_paused_and_its_reader_gets_everything_in_order() {
     const COUNT: usize = 5_000;
@@ -261,12 +261,19 @@ async fn stuck_reader_is_disconnected_while_normal_readers_get_every_message() {
     let _newcomer = hub.register("stuck").await;
 }
 
+/// A 1 KiB message. The in-flight budget is counted in bytes, so "paused"
+/// means that no message of the size that filled it fits any more; the
+/// probes below send the same size.
+fn filler() -> String {
+    "x".repeat(1024)
+}
+
 /// Broadcasts 1 KiB messages from `publisher`, waiting for each ACK (by
 /// then the hub has either dropped or parked the message's in-flight
 /// permit), until a send finds no permit left: the publisher is paused.
 /// Returns how many messages were sent.
 async fn fill_until_paused(publisher: &mut Session) -> usize {
-    let text = "x".repeat(1024);
+    let text = filler();
     let mut sent = 0;
     loop {
         let Some(sending) = publisher
@@ -320,7 +327,7 @@ async fn publisher_stays_paused_until_every_congested_recipient_has_drained() {
     drain(&mut a, sent).await;
     assert!(
         publisher
-            .send(Recipients::Everyone, "x")
+            .send(Recipients::Everyone, filler())
             .now_or_never()
             .is_none(),
         "round 1: the publisher resumed while b was still congested"
@@ -328,7 +335,7 @@ async fn publisher_stays_paused_until_every_congested_recipient_has_drained() {
     drain(&mut b, sent).await;
     assert!(
         publisher
-            .send(Recipients::Everyone, "x")
+            .send(Recipients::Everyone, filler())
             .now_or_never()
             .is_some()
     );
@@ -341,7 +348,7 @@ async fn publisher_stays_paused_until_every_congested_recipient_has_drained() {
     drain(&mut b, sent).await;
     assert!(
         publisher
-            .send(Recipients::Everyone, "x")
+            .send(Recipients::Everyone, filler())
             .now_or_never()
             .is_none(),
         "round 2: the publisher resumed while a was still congested"

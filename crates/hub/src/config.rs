@@ -48,10 +48,14 @@ pub struct HubConfig {
     /// single socket write may make no progress, before it is cut as a slow
     /// consumer.
     pub slow_consumer_deadline: Duration,
-    /// Messages one connection may have on their way through the hub at once.
-    /// Together with the high-water mark this bounds how far a fast publisher
-    /// can overshoot before it is paused.
-    pub max_in_flight: usize,
+    /// Bytes of one connection's messages that may be on their way through
+    /// the hub at once (a message larger than this goes alone). Together with
+    /// the high-water mark this bounds how far a fast publisher can overshoot
+    /// before it is paused. Counted in bytes rather than messages so that a
+    /// publisher of small messages keeps the actor fed (16 messages, as this
+    /// once was, starved a fan-out to 1,000 down to 5 KiB writes) while one
+    /// of 1 MiB messages still cannot overshoot by more than one.
+    pub max_in_flight_bytes: usize,
     /// Capacity of the actor's command queue, shared by all connections.
     pub command_queue: usize,
 }
@@ -71,7 +75,7 @@ impl Default for HubConfig {
             outbox_high_water: 256 * 1024,
             outbox_limit: 16 * 1024 * 1024,
             slow_consumer_deadline: Duration::from_secs(10),
-            max_in_flight: 16,
+            max_in_flight_bytes: 256 * 1024,
             command_queue: 1024,
         }
     }

@@ -26,7 +26,7 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 use tracing::{Instrument, debug, field, info, info_span, warn};
 
 use crate::config::RateLimit;
-use crate::hub::Command;
+use crate::hub::{Command, in_flight_cost};
 use crate::outbox::Outbox;
 use crate::reader::{self, StallCodec, StallGuard};
 use crate::registry::ConnId;
@@ -126,7 +126,7 @@ pub(crate) struct Connection {
     pub(crate) hub: Hub,
     pub(crate) id: ConnId,
     pub(crate) outbox: Arc<Outbox>,
-    /// In-flight slots of this connection's messages (see `HubConfig::max_in_flight`).
+    /// In-flight bytes of this connection's messages (see `HubConfig::max_in_flight_bytes`).
     permits: Arc<Semaphore>,
     pub(crate) nick: Option<Nick>,
     /// Its place under the limit of unregistered connections, then, once
@@ -148,7 +148,7 @@ impl Connection {
     pub(crate) fn new(hub: Hub, slot: OwnedSemaphorePermit) -> Self {
         let config = &hub.shared.config;
         Self {
-            permits: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+            permits: hub.new_in_flight(),
             bucket: config.rate_limit.map(TokenBucket::new),
             outbox: hub.new_outbox(),
             id: hub.next_conn_id(),
@@ -358,13 +358,14 @@ impl Connection {
                 // Flow control: this waits while earlier messages of ours sit
                 // parked on congested recipients' queues. Usually a permit is
                 // free and the actor's queue has room: no waiting, no timer.
-                let permit = if let Ok(permit) = self.permits.clone().try_acquire_owned() {
+                let cost = in_flight_cost(&send, self.hub.shared.config.max_in_flight_bytes);
+                let permit = if let Ok(permit) = self.permits.clone().try_acquire_many_owned(cost) {
                     permit
                 } else {
                     tokio::select! {
                         biased;
                         () = self.shutdown.as_mut() => return Some(Outcome::Shutdown),
-                        permit = self.permits.clone().acquire_owned() => permit.ok()?,
+                        permit = self.permits.clone().acquire_many_owned(cost) => permit.ok()?,
                     }
                 };
                 let command = Command::Send {

@@ -7,7 +7,7 @@ use chinwag_protocol::{Nick, PREFIX_LEN, Recipients, SendFrame, ServerFrame, Wir
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::error;
 
-use crate::hub::Command;
+use crate::hub::{Command, in_flight_cost};
 use crate::outbox::Outbox;
 use crate::registry::ConnId;
 use crate::{Hub, HubError};
@@ -91,7 +91,7 @@ impl Hub {
             id,
             nick,
             outbox,
-            permits: Arc::new(Semaphore::new(self.shared.config.max_in_flight.max(1))),
+            permits: self.new_in_flight(),
             next_id: 0,
             left: false,
             _slot: slot,
@@ -111,18 +111,19 @@ impl Session {
     /// # Errors
     /// [`HubError::Closed`] once the hub has shut down.
     pub async fn send(&mut self, to: Recipients, text: impl Into<String>) -> Result<u64, HubError> {
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| HubError::Closed)?;
-        self.next_id += 1;
         let frame = SendFrame {
-            id: self.next_id,
+            id: self.next_id + 1,
             to,
             text: text.into(),
         };
+        let cost = in_flight_cost(&frame, self.hub.shared.config.max_in_flight_bytes);
+        let permit = self
+            .permits
+            .clone()
+            .acquire_many_owned(cost)
+            .await
+            .map_err(|_| HubError::Closed)?;
+        self.next_id += 1;
         self.hub
             .command(Command::Send {
                 id: self.id,
