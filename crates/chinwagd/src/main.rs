@@ -46,6 +46,10 @@ struct Args {
     /// Consecutive unanswered pings after which a client is closed.
     #[arg(long, default_value_t = HubConfig::default().max_missed_pings)]
     max_missed_pings: u32,
+    /// Bytes of one connection's messages on their way through the hub at
+    /// once; past them its socket is not read until some are routed.
+    #[arg(long, default_value_t = HubConfig::default().max_in_flight_bytes)]
+    max_in_flight_bytes: usize,
     /// Bytes queued for one client above which its publishers are paused.
     #[arg(long, default_value_t = HubConfig::default().outbox_high_water)]
     outbox_high_water: usize,
@@ -111,6 +115,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     config.frame_timeout = args.frame_timeout;
     config.ping_interval = args.ping_interval;
     config.max_missed_pings = args.max_missed_pings;
+    config.max_in_flight_bytes = args.max_in_flight_bytes;
     config.outbox_high_water = args.outbox_high_water;
     config.outbox_limit = args.outbox_limit;
     config.slow_consumer_deadline = args.slow_consumer_deadline;
