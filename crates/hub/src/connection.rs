@@ -26,7 +26,7 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 use tracing::{Instrument, debug, field, info, info_span, warn};
 
 use crate::config::RateLimit;
-use crate::hub::{Command, in_flight_cost};
+use crate::hub::Command;
 use crate::outbox::Outbox;
 use crate::reader::{self, StallCodec, StallGuard};
 use crate::registry::ConnId;
@@ -43,7 +43,8 @@ const MAX_TURNS: usize = 64;
 /// runtime a turn can be long.
 const MAX_HOLD: Duration = Duration::from_millis(1);
 
-/// Bytes after which a writer stops waiting for more and writes.
+/// Bytes after which a writer stops waiting for more and writes, and the
+/// most one coalesced write carries.
 const WRITE_TARGET: usize = 64 * 1024;
 
 /// A deadline that does not come (about 30 years).
@@ -358,7 +359,7 @@ impl Connection {
                 // Flow control: this waits while earlier messages of ours sit
                 // parked on congested recipients' queues. Usually a permit is
                 // free and the actor's queue has room: no waiting, no timer.
-                let cost = in_flight_cost(&send, self.hub.shared.config.max_in_flight_bytes);
+                let cost = self.hub.in_flight_cost(&send);
                 let permit = if let Ok(permit) = self.permits.clone().try_acquire_many_owned(cost) {
                     permit
                 } else {
@@ -481,26 +482,28 @@ where
         if let [frame] = batch.as_slice() {
             // Nothing to coalesce: write it from where it is.
             write_deadline(&mut io, frame, deadline, outbox).await?;
-            batch.clear();
-        } else if buf.capacity() == 0 {
-            // One allocation of the right size rather than a doubling chain.
-            buf.reserve(taken.min(COALESCE_MAX * 4));
-        }
-        for frame in batch.drain(..) {
-            if frame.len() > COALESCE_MAX {
-                write_deadline(&mut io, &buf, deadline, outbox).await?;
-                buf.clear();
-                write_deadline(&mut io, &frame, deadline, outbox).await?;
-            } else {
-                buf.extend_from_slice(&frame);
-                if buf.len() >= COALESCE_MAX * 4 {
+        } else {
+            if buf.capacity() == 0 {
+                // One allocation of the right size rather than a doubling chain.
+                buf.reserve(taken.min(WRITE_TARGET));
+            }
+            for frame in &batch {
+                if frame.len() > COALESCE_MAX {
                     write_deadline(&mut io, &buf, deadline, outbox).await?;
                     buf.clear();
+                    write_deadline(&mut io, frame, deadline, outbox).await?;
+                } else {
+                    buf.extend_from_slice(frame);
+                    if buf.len() >= WRITE_TARGET {
+                        write_deadline(&mut io, &buf, deadline, outbox).await?;
+                        buf.clear();
+                    }
                 }
             }
+            write_deadline(&mut io, &buf, deadline, outbox).await?;
+            buf.clear();
         }
-        write_deadline(&mut io, &buf, deadline, outbox).await?;
-        buf.clear();
+        batch.clear();
         outbox.written(taken);
         // A connection between bursts keeps no buffer at all: allocating
         // once per burst costs little next to the write itself, and an idle

@@ -240,8 +240,27 @@ impl Hub {
 
     /// A semaphore of in-flight bytes for one connection or session.
     pub(crate) fn new_in_flight(&self) -> Arc<Semaphore> {
+        Arc::new(Semaphore::new(self.in_flight_budget() as usize))
+    }
+
+    /// The in-flight budget as permits: at least one, at most what one
+    /// acquisition can take.
+    fn in_flight_budget(&self) -> u32 {
         let budget = self.shared.config.max_in_flight_bytes;
-        Arc::new(Semaphore::new(in_flight_budget(budget) as usize))
+        u32::try_from(budget).unwrap_or(u32::MAX).max(1)
+    }
+
+    /// What sending `send` takes from its sender's in-flight budget: about
+    /// the bytes it will occupy, and never more than the whole budget, so
+    /// that a message larger than the budget waits for the others and then
+    /// goes alone.
+    pub(crate) fn in_flight_cost(&self, send: &SendFrame) -> u32 {
+        let names = match &send.to {
+            Recipients::Users(names) => names.iter().map(|name| name.len() + 1).sum(),
+            Recipients::Everyone => 0,
+        };
+        let bytes = u32::try_from(send.text.len() + names + 32).unwrap_or(u32::MAX);
+        bytes.clamp(1, self.in_flight_budget())
     }
 
     pub(crate) fn new_outbox(&self) -> Arc<Outbox> {
@@ -267,24 +286,6 @@ fn encode<F: Encode + ?Sized>(frame: &F) -> Option<Bytes> {
             None
         }
     }
-}
-
-/// The in-flight budget as permits: at least one, at most what one
-/// acquisition can take.
-fn in_flight_budget(budget: usize) -> u32 {
-    u32::try_from(budget).unwrap_or(u32::MAX).max(1)
-}
-
-/// What sending `send` takes from its connection's in-flight budget: about
-/// the bytes it will occupy, and never more than the whole budget, so that a
-/// message larger than the budget waits for the others and then goes alone.
-pub(crate) fn in_flight_cost(send: &SendFrame, budget: usize) -> u32 {
-    let names = match &send.to {
-        Recipients::Users(names) => names.iter().map(|name| name.len() + 1).sum(),
-        Recipients::Everyone => 0,
-    };
-    let bytes = u32::try_from(send.text.len() + names + 32).unwrap_or(u32::MAX);
-    bytes.clamp(1, in_flight_budget(budget))
 }
 
 /// Commands the actor takes from its queue at once. Consumers woken by a

@@ -7,7 +7,7 @@ use chinwag_protocol::{Nick, PREFIX_LEN, Recipients, SendFrame, ServerFrame, Wir
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::error;
 
-use crate::hub::{Command, in_flight_cost};
+use crate::hub::Command;
 use crate::outbox::Outbox;
 use crate::registry::ConnId;
 use crate::{Hub, HubError};
@@ -116,7 +116,7 @@ impl Session {
             to,
             text: text.into(),
         };
-        let cost = in_flight_cost(&frame, self.hub.shared.config.max_in_flight_bytes);
+        let cost = self.hub.in_flight_cost(&frame);
         let permit = self
             .permits
             .clone()
