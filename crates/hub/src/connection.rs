@@ -93,6 +93,12 @@ type FrameReader<'a> = FramedRead<StallGuard<ReadHalf<'a>>, StallCodec<HubCodec>
 pub(crate) trait Quiet {
     /// The peer has sent nothing for a ping interval.
     fn quiet(&mut self) {}
+
+    /// When the peer's bytes last arrived, for an input that keeps track:
+    /// then the connection need not read the clock for every frame.
+    fn last_heard(&self) -> Option<Instant> {
+        None
+    }
 }
 
 impl Quiet for FrameReader<'_> {
@@ -100,6 +106,10 @@ impl Quiet for FrameReader<'_> {
         let mut buffer = std::mem::take(self.read_buffer_mut());
         self.decoder_mut().release(&mut buffer);
         *self.read_buffer_mut() = buffer;
+    }
+
+    fn last_heard(&self) -> Option<Instant> {
+        Some(self.get_ref().last_read())
     }
 }
 
@@ -137,7 +147,8 @@ pub(crate) struct Connection {
     bucket: Option<TokenBucket>,
     /// Pings sent and not answered since the client was last heard from.
     missed_pings: u32,
-    /// When the client last sent anything.
+    /// When the client last sent a frame (unless its input keeps that
+    /// itself: see [`Quiet::last_heard`]), or was last pinged.
     heard: Instant,
     /// The registration deadline, then the next liveness check.
     timer: Pin<Box<Sleep>>,
@@ -269,7 +280,9 @@ impl Connection {
                 biased;
                 () = self.shutdown.as_mut() => return Err(Outcome::Shutdown),
                 next = input.next() => {
-                    self.heard = Instant::now();
+                    if input.last_heard().is_none() {
+                        self.heard = Instant::now();
+                    }
                     self.missed_pings = 0;
                     return Ok(next);
                 }
@@ -283,7 +296,9 @@ impl Connection {
                         self.timer.as_mut().reset(now + NEVER);
                         continue;
                     }
-                    let due = self.heard + interval;
+                    // Since the last frame or ping, whichever is later.
+                    let heard = input.last_heard().map_or(self.heard, |read| read.max(self.heard));
+                    let due = heard + interval;
                     if due > now {
                         self.timer.as_mut().reset(due);
                         continue;

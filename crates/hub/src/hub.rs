@@ -134,6 +134,7 @@ impl Hub {
             next_message: 0,
             congested: IdSet::default(),
             presence: PendingPresence::default(),
+            now_ms: now_ms(),
             max_frame: shared.config.max_frame,
             deadline: shared.config.slow_consumer_deadline,
         };
@@ -304,6 +305,10 @@ struct Actor {
     congested: IdSet,
     /// Comings and goings of the current batch, not yet queued.
     presence: PendingPresence,
+    /// The time stamped on what the current batch routes, read once per
+    /// batch: a clock read per message was 3% of the hub's time, and a batch
+    /// takes well under a millisecond.
+    now_ms: u64,
     max_frame: usize,
     deadline: Duration,
 }
@@ -344,6 +349,7 @@ impl Actor {
                     if received == 0 {
                         break;
                     }
+                    self.now_ms = now_ms();
                     for command in batch.drain(..) {
                         self.handle(command);
                     }
@@ -352,6 +358,7 @@ impl Actor {
                 }
                 () = shutdown.cancelled() => break,
                 _ = sweep.tick() => {
+                    self.now_ms = now_ms();
                     self.sweep();
                     self.flush_presence();
                     self.wake_all();
@@ -361,6 +368,7 @@ impl Actor {
         // Route whatever was sent before shutdown, then tell everyone.
         commands.close();
         while let Some(command) = commands.recv().await {
+            self.now_ms = now_ms();
             self.handle(command);
         }
         self.flush_presence();
@@ -456,7 +464,7 @@ impl Actor {
     fn presence(&mut self, subject: ConnId, nick: String, online: bool) {
         let frame = ServerFrame::Presence(Presence {
             online,
-            ts_ms: now_ms(),
+            ts_ms: self.now_ms,
             nick,
         });
         let Some(frame) = encode(&frame) else { return };
@@ -534,7 +542,7 @@ impl Actor {
         // or guesses), or as everyone.
         let message = MessageView {
             id: self.next_message,
-            ts_ms: now_ms(),
+            ts_ms: self.now_ms,
             from: sender.nick.as_str(),
             to: named.as_deref().map(|named| {
                 named

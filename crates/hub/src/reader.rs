@@ -64,6 +64,10 @@ pub(crate) struct StallGuard<R> {
     inner: R,
     state: Arc<ReadState>,
     timeout: Duration,
+    /// When the last bytes arrived.
+    last_read: Instant,
+    /// Armed only when a read finds nothing while part of a frame is
+    /// buffered, rather than pushed back on every read.
     deadline: Pin<Box<Sleep>>,
 }
 
@@ -79,6 +83,7 @@ pub(crate) fn guard<R, D>(
         inner: reader,
         state: state.clone(),
         timeout,
+        last_read: Instant::now(),
         deadline: Box::pin(tokio::time::sleep(timeout)),
     };
     (
@@ -90,6 +95,13 @@ pub(crate) fn guard<R, D>(
             small_reads: 0,
         },
     )
+}
+
+impl<R> StallGuard<R> {
+    /// When bytes last arrived (or when reading began).
+    pub(crate) fn last_read(&self) -> Instant {
+        self.last_read
+    }
 }
 
 impl<D> StallCodec<D> {
@@ -158,21 +170,24 @@ impl<R: AsyncRead + Unpin> AsyncRead for StallGuard<R> {
             Poll::Ready(Ok(())) => {
                 let read = buf.filled().len() - before;
                 if read > 0 {
-                    let next = Instant::now() + this.timeout;
-                    this.deadline.as_mut().reset(next);
+                    this.last_read = Instant::now();
                 }
                 this.state.read.store(read, Ordering::Relaxed);
                 this.state.room.store(room, Ordering::Relaxed);
                 Poll::Ready(Ok(()))
             }
             Poll::Pending => {
-                if this.state.partial.load(Ordering::Relaxed)
-                    && this.deadline.as_mut().poll(cx).is_ready()
-                {
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "frame stalled midway",
-                    )));
+                if this.state.partial.load(Ordering::Relaxed) {
+                    let due = this.last_read + this.timeout;
+                    if this.deadline.deadline() != due {
+                        this.deadline.as_mut().reset(due);
+                    }
+                    if this.deadline.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "frame stalled midway",
+                        )));
+                    }
                 }
                 Poll::Pending
             }
