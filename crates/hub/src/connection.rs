@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use chinwag_protocol::{
-    ClientFrame, Code, ErrorFrame, Hello, HubCodec, Nick, PROTOCOL_VERSION, ProtocolError,
-    ServerFrame, encode_frame,
+    ClientFrameOf, Code, ErrorFrame, FrameCodec, Hello, Nick, PROTOCOL_VERSION, ProtocolError,
+    SendPayload, ServerFrame, encode_frame,
 };
 use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -86,8 +86,11 @@ pub(crate) async fn refuse_with(mut stream: TcpStream, last_words: &[u8]) {
     }
 }
 
+/// A client's frame as the hub handles it: a `SEND` is read in place.
+pub(crate) type Request = ClientFrameOf<SendPayload>;
+
 /// A binary connection's frame reader, with stalled frames timing out.
-type FrameReader<'a> = FramedRead<StallGuard<ReadHalf<'a>>, StallCodec<HubCodec>>;
+type FrameReader<'a> = FramedRead<StallGuard<ReadHalf<'a>>, StallCodec<FrameCodec<Request>>>;
 
 /// Input that can give back memory once its peer has gone quiet.
 pub(crate) trait Quiet {
@@ -181,7 +184,7 @@ impl Connection {
         let config = &self.hub.shared.config;
         let write_deadline = config.slow_consumer_deadline;
         let (read_half, write_half) = stream.split();
-        let codec = HubCodec::new(config.max_frame_unregistered);
+        let codec = FrameCodec::new(config.max_frame_unregistered);
         let (read_half, codec) = reader::guard(read_half, codec, config.frame_timeout);
         // Small to begin with: an idle connection holds little, and the
         // buffer grows with the traffic (see `reader`).
@@ -348,15 +351,15 @@ impl Connection {
     }
 
     /// Acts on one frame; `Some` ends the connection.
-    pub(crate) async fn handle(&mut self, frame: ClientFrame) -> Option<Outcome> {
+    pub(crate) async fn handle(&mut self, frame: Request) -> Option<Outcome> {
         match frame {
             // Boxed, as is everything rare that awaits: a future's state
             // is as large as its largest await, and this one lives in every
             // connection's task for the connection's whole life.
-            ClientFrame::Hello(hello) => return Box::pin(self.register(hello)).await,
-            ClientFrame::Send(send) => {
+            Request::Hello(hello) => return Box::pin(self.register(hello)).await,
+            Request::Send(send) => {
                 if self.nick.is_none() {
-                    self.reply(ErrorFrame::new(Code::NOT_REGISTERED, send.id));
+                    self.reply(ErrorFrame::new(Code::NOT_REGISTERED, send.id()));
                     return None;
                 }
                 if let Some(bucket) = &mut self.bucket {
@@ -364,8 +367,8 @@ impl Connection {
                         Verdict::Pass => {}
                         Verdict::Refuse => {
                             self.hub.shared.counters.record(Code::RATE_LIMITED);
-                            debug!(id = send.id, "rate limited");
-                            self.reply(ErrorFrame::new(Code::RATE_LIMITED, send.id));
+                            debug!(id = send.id(), "rate limited");
+                            self.reply(ErrorFrame::new(Code::RATE_LIMITED, send.id()));
                             return None;
                         }
                         Verdict::Disconnect => return Some(Outcome::Fatal(Code::FLOODING)),
@@ -386,14 +389,14 @@ impl Connection {
                 };
                 let command = Command::Send {
                     id: self.id,
-                    frame: send,
+                    send,
                     permit,
                 };
                 if self.hub.try_command(command).await.is_err() {
                     return Some(Outcome::Shutdown);
                 }
             }
-            ClientFrame::Who => {
+            Request::Who => {
                 if self.nick.is_none() {
                     self.reply(ErrorFrame::new(Code::NOT_REGISTERED, 0));
                 } else if Box::pin(self.hub.command(Command::Who { id: self.id }))
@@ -403,9 +406,9 @@ impl Connection {
                     return Some(Outcome::Shutdown);
                 }
             }
-            ClientFrame::Quit => return Some(Outcome::Quit),
-            ClientFrame::Ping(token) => self.reply_frame(&ServerFrame::Pong(token)),
-            ClientFrame::Pong(_) => {}
+            Request::Quit => return Some(Outcome::Quit),
+            Request::Ping(token) => self.reply_frame(&ServerFrame::Pong(token)),
+            Request::Pong(_) => {}
         }
         None
     }

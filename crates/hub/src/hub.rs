@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::{Bytes, BytesMut};
 use chinwag_protocol::{
     AckView, Code, Encode, ErrorFrame, MAX_NICK_LEN, MessageView, Nick, PROTOCOL_VERSION, Presence,
-    Recipients, SendFrame, ServerFrame, Welcome, encode_frame,
+    SendPayload, ServerFrame, Welcome, encode_frame,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::time::MissedTickBehavior;
@@ -41,7 +41,7 @@ pub(crate) enum Command {
     /// once routed, or parked on a congested recipient's outbox.
     Send {
         id: ConnId,
-        frame: SendFrame,
+        send: SendPayload,
         permit: OwnedSemaphorePermit,
     },
     /// Queue a `ROSTER` frame for connection `id`.
@@ -255,12 +255,8 @@ impl Hub {
     /// the bytes it will occupy, and never more than the whole budget, so
     /// that a message larger than the budget waits for the others and then
     /// goes alone.
-    pub(crate) fn in_flight_cost(&self, send: &SendFrame) -> u32 {
-        let names = match &send.to {
-            Recipients::Users(names) => names.iter().map(|name| name.len() + 1).sum(),
-            Recipients::Everyone => 0,
-        };
-        let bytes = u32::try_from(send.text.len() + names + 32).unwrap_or(u32::MAX);
+    pub(crate) fn in_flight_cost(&self, send: &SendPayload) -> u32 {
+        let bytes = u32::try_from(send.len() + 32).unwrap_or(u32::MAX);
         bytes.clamp(1, self.in_flight_budget())
     }
 
@@ -397,7 +393,7 @@ impl Actor {
                 outbox,
                 reply,
             } => self.join(id, nick, outbox, reply),
-            Command::Send { id, frame, permit } => self.route(id, &frame, permit),
+            Command::Send { id, send, permit } => self.route(id, &send, permit),
             Command::Who { id } => {
                 if let Some(member) = self.registry.member(id) {
                     let roster = ServerFrame::Roster(self.registry.roster());
@@ -511,14 +507,14 @@ impl Actor {
         }
     }
 
-    fn route(&mut self, from: ConnId, send: &SendFrame, permit: OwnedSemaphorePermit) {
+    fn route(&mut self, from: ConnId, send: &SendPayload, permit: OwnedSemaphorePermit) {
         let Some(sender) = self.registry.member(from) else {
             return;
         };
         let reply_error = |code: Code, message: &str| {
             let error = ServerFrame::Error(ErrorFrame {
                 code,
-                reference: send.id,
+                reference: send.id(),
                 message: message.to_owned(),
             });
             if let Some(frame) = encode(&error) {
@@ -526,13 +522,13 @@ impl Actor {
             }
         };
 
-        let mut named = match &send.to {
-            Recipients::Users(names) if names.is_empty() => {
+        let mut named = match send.recipients() {
+            Some(_) if send.recipient_count() == 0 => {
                 reply_error(Code::BAD_REQUEST, "a message needs at least one recipient");
                 return;
             }
-            Recipients::Users(names) => Some(resolve(&self.registry, names)),
-            Recipients::Everyone => None,
+            Some(names) => Some(resolve(&self.registry, names, send.recipient_count())),
+            None => None,
         };
 
         self.next_message += 1;
@@ -549,7 +545,7 @@ impl Actor {
                     .iter()
                     .filter_map(|named| Some(named.found?.1.nick.as_str()))
             }),
-            text: &send.text,
+            text: send.text(),
         };
         // Encoded once; every recipient's queue gets a clone of the same bytes.
         let Ok(frame) = encode_frame(&message, self.max_frame) else {
@@ -591,7 +587,7 @@ impl Actor {
         }
 
         let ack = AckView {
-            client_id: send.id,
+            client_id: send.id(),
             message_id: self.next_message,
             delivered: delivery.delivered,
             // Every named recipient, or the broadcast's failures.
@@ -658,11 +654,15 @@ struct Named<'a, 'r> {
 /// name beyond the copy the ack needs: names are folded on the stack,
 /// and repeats found by comparing with the names kept so far (a list of
 /// recipients is short; long ones fall back to a hash set).
-fn resolve<'a, 'r>(registry: &'r Registry, names: &'a [String]) -> Vec<Named<'a, 'r>> {
-    let mut resolved: Vec<Named<'_, '_>> = Vec::with_capacity(names.len());
+fn resolve<'a, 'r>(
+    registry: &'r Registry,
+    names: impl Iterator<Item = &'a str>,
+    count: usize,
+) -> Vec<Named<'a, 'r>> {
+    let mut resolved: Vec<Named<'_, '_>> = Vec::with_capacity(count);
     let mut seen = HashSet::new();
     for name in names {
-        let repeated = if names.len() <= 16 {
+        let repeated = if count <= 16 {
             resolved
                 .iter()
                 .any(|kept| kept.name.eq_ignore_ascii_case(name))

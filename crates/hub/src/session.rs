@@ -3,7 +3,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-use chinwag_protocol::{Nick, PREFIX_LEN, Recipients, SendFrame, ServerFrame, WireFrame};
+use chinwag_protocol::{
+    Code, Nick, PREFIX_LEN, Recipients, SendFrame, SendPayload, ServerFrame, WireFrame,
+};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::error;
 
@@ -109,6 +111,8 @@ impl Session {
     /// earlier messages of this session are parked on congested recipients.
     ///
     /// # Errors
+    /// [`HubError::Refused`] with `BAD_REQUEST` for a message the protocol
+    /// cannot carry (a recipient's name over 255 bytes, say);
     /// [`HubError::Closed`] once the hub has shut down.
     pub async fn send(&mut self, to: Recipients, text: impl Into<String>) -> Result<u64, HubError> {
         let frame = SendFrame {
@@ -116,7 +120,9 @@ impl Session {
             to,
             text: text.into(),
         };
-        let cost = self.hub.in_flight_cost(&frame);
+        let send =
+            SendPayload::try_from(&frame).map_err(|_| HubError::Refused(Code::BAD_REQUEST))?;
+        let cost = self.hub.in_flight_cost(&send);
         let permit = self
             .permits
             .clone()
@@ -127,7 +133,7 @@ impl Session {
         self.hub
             .command(Command::Send {
                 id: self.id,
-                frame,
+                send,
                 permit,
             })
             .await?;

@@ -18,7 +18,7 @@ use chinwag_protocol::text::{
     utc_clock,
 };
 use chinwag_protocol::{
-    ClientFrame, Hello, PREFIX_LEN, PROTOCOL_VERSION, SendFrame, ServerFrame, WireFrame,
+    Hello, PREFIX_LEN, PROTOCOL_VERSION, SendFrame, SendPayload, ServerFrame, WireFrame,
 };
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -28,7 +28,7 @@ use tokio_util::codec::{Decoder, FramedRead};
 use tracing::{Instrument, debug, field, info_span};
 
 use crate::Hub;
-use crate::connection::{Connection, Outcome, write_deadline};
+use crate::connection::{Connection, Outcome, Request, write_deadline};
 use crate::outbox::{KEEP_SLOTS, Outbox, frames};
 
 /// Lines the connection itself says (prompts, help, input errors), waiting
@@ -118,7 +118,7 @@ async fn read_lines(
             if nick.is_empty() {
                 continue;
             }
-            ClientFrame::Hello(Hello {
+            Request::Hello(Hello {
                 version: PROTOCOL_VERSION,
                 nick: Bytes::copy_from_slice(nick.as_bytes()),
             })
@@ -126,14 +126,21 @@ async fn read_lines(
             match parse_line(&text) {
                 Ok(Input::Send { to, text }) => {
                     next_id += 1;
-                    ClientFrame::Send(SendFrame {
+                    let frame = SendFrame {
                         id: next_id,
                         to,
                         text,
-                    })
+                    };
+                    match SendPayload::try_from(&frame) {
+                        Ok(send) => Request::Send(send),
+                        Err(error) => {
+                            note(format!("! error: {error}")).await;
+                            continue;
+                        }
+                    }
                 }
-                Ok(Input::Who) => ClientFrame::Who,
-                Ok(Input::Quit) => ClientFrame::Quit,
+                Ok(Input::Who) => Request::Who,
+                Ok(Input::Quit) => Request::Quit,
                 Ok(Input::Help) => {
                     note(format!("* {HELP}")).await;
                     continue;

@@ -40,9 +40,9 @@ pub mod opcode {
 }
 
 /// Target kinds inside a `recipients` field.
-mod target {
-    pub(super) const USERS: u8 = 0x00;
-    pub(super) const EVERYONE: u8 = 0x01;
+pub(crate) mod target {
+    pub(crate) const USERS: u8 = 0x00;
+    pub(crate) const EVERYONE: u8 = 0x01;
 }
 
 /// Who a message is for.
@@ -184,13 +184,19 @@ impl ErrorFrame {
     }
 }
 
-/// A frame a client sends to the hub.
+/// A frame a client sends to the hub, with its `SEND` held as an owned
+/// [`SendFrame`]: what clients build.
+pub type ClientFrame = ClientFrameOf<SendFrame>;
+
+/// A frame a client sends to the hub, with its `SEND` held as `S`: an owned
+/// [`SendFrame`] ([`ClientFrame`]), or a [`SendPayload`](crate::SendPayload),
+/// as the hub reads them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClientFrame {
+pub enum ClientFrameOf<S> {
     /// Register a nickname.
     Hello(Hello),
     /// Send a message.
-    Send(SendFrame),
+    Send(S),
     /// Ask who is online; answered with [`ServerFrame::Roster`].
     Who,
     /// Leave cleanly.
@@ -271,7 +277,44 @@ impl Recipients {
     }
 }
 
-impl Encode for ClientFrame {
+/// What a [`ClientFrameOf::Send`] can hold: a `SEND` payload, opcode
+/// included, that can be parsed and written back.
+pub trait SendBody: Encode + Sized {
+    /// Parses a `SEND` payload, its opcode included.
+    ///
+    /// # Errors
+    /// As [`WireFrame::decode`].
+    fn decode_send(payload: Bytes) -> Result<Self, ProtocolError>;
+}
+
+impl Encode for SendFrame {
+    fn payload_len(&self) -> usize {
+        1 + 8 + self.to.encoded_len() + text_len(&self.text)
+    }
+
+    fn encode_payload(&self, dst: &mut BytesMut) -> Result<(), ProtocolError> {
+        dst.put_u8(opcode::SEND);
+        dst.put_u64(self.id);
+        self.to.encode(dst)?;
+        put_text(dst, &self.text)
+    }
+}
+
+impl SendBody for SendFrame {
+    fn decode_send(payload: Bytes) -> Result<Self, ProtocolError> {
+        let mut r = Reader::new(payload);
+        r.u8("empty frame")?;
+        let send = Self {
+            id: r.u64("truncated message id")?,
+            to: Recipients::decode(&mut r)?,
+            text: r.text()?,
+        };
+        r.finish()?;
+        Ok(send)
+    }
+}
+
+impl<S: SendBody> Encode for ClientFrameOf<S> {
     fn payload_len(&self) -> usize {
         self.payload_len_()
     }
@@ -283,12 +326,7 @@ impl Encode for ClientFrame {
                 dst.put_u16(hello.version);
                 put_nick(dst, &hello.nick)?;
             }
-            Self::Send(send) => {
-                dst.put_u8(opcode::SEND);
-                dst.put_u64(send.id);
-                send.to.encode(dst)?;
-                put_text(dst, &send.text)?;
-            }
+            Self::Send(send) => send.encode_payload(dst)?,
             Self::Who => dst.put_u8(opcode::WHO),
             Self::Quit => dst.put_u8(opcode::QUIT),
             Self::Ping(token) => {
@@ -304,18 +342,16 @@ impl Encode for ClientFrame {
     }
 }
 
-impl WireFrame for ClientFrame {
+impl<S: SendBody> WireFrame for ClientFrameOf<S> {
     fn decode(payload: Bytes) -> Result<Self, ProtocolError> {
+        if payload.first() == Some(&opcode::SEND) {
+            return S::decode_send(payload).map(Self::Send);
+        }
         let mut r = Reader::new(payload);
         let frame = match r.u8("empty frame")? {
             opcode::HELLO => Self::Hello(Hello {
                 version: r.u16("truncated version")?,
                 nick: r.nick_bytes()?,
-            }),
-            opcode::SEND => Self::Send(SendFrame {
-                id: r.u64("truncated message id")?,
-                to: Recipients::decode(&mut r)?,
-                text: r.text()?,
             }),
             opcode::WHO => Self::Who,
             opcode::QUIT => Self::Quit,
@@ -328,11 +364,12 @@ impl WireFrame for ClientFrame {
     }
 }
 
-impl ClientFrame {
+impl<S: SendBody> ClientFrameOf<S> {
     fn payload_len_(&self) -> usize {
         1 + match self {
             Self::Hello(hello) => 2 + nick_len(&hello.nick),
-            Self::Send(send) => 8 + send.to.encoded_len() + text_len(&send.text),
+            // The body counts its opcode itself.
+            Self::Send(send) => return send.payload_len(),
             Self::Who | Self::Quit => 0,
             Self::Ping(_) | Self::Pong(_) => 8,
         }

@@ -5,7 +5,8 @@
 //! root of the repository is the byte-exact specification, with test vectors
 //! that the tests of this crate check.
 //!
-//! - [`ClientFrame`] and [`ServerFrame`]: what each side sends.
+//! - [`ClientFrame`] and [`ServerFrame`]: what each side sends; [`SendPayload`],
+//!   a `SEND` read in place, as the hub reads them.
 //! - [`Nick`]: a validated nickname, equal to another case-insensitively.
 //! - [`Code`]: the numeric codes of errors and per-recipient statuses.
 //! - [`FrameCodec`] ([`HubCodec`], [`ClientCodec`]): a `u32` big-endian length
@@ -17,6 +18,7 @@ mod codec;
 mod error;
 mod frame;
 mod nick;
+mod send;
 pub mod text;
 mod wire;
 
@@ -26,7 +28,9 @@ pub use codec::{
 };
 pub use error::ProtocolError;
 pub use frame::{
-    Ack, AckView, ClientFrame, Encode, ErrorFrame, Hello, Message, MessageView, PROTOCOL_VERSION,
-    Presence, RecipientStatus, Recipients, SendFrame, ServerFrame, Welcome, WireFrame, opcode,
+    Ack, AckView, ClientFrame, ClientFrameOf, Encode, ErrorFrame, Hello, Message, MessageView,
+    PROTOCOL_VERSION, Presence, RecipientStatus, Recipients, SendBody, SendFrame, ServerFrame,
+    Welcome, WireFrame, opcode,
 };
 pub use nick::{MAX_NICK_LEN, Nick, NickError, RESERVED_NICKS};
+pub use send::{Names, SendPayload};

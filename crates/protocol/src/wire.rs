@@ -77,6 +77,33 @@ impl Reader {
         utf8(raw, "nickname is not valid utf-8")
     }
 
+    /// Where the cursor is in the payload.
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// Checks a `nick` field that must be UTF-8, without copying it.
+    pub(crate) fn check_nick(&mut self) -> Result<(), ProtocolError> {
+        let len = usize::from(self.u8("truncated nickname length")?);
+        let raw = self.take(len, "truncated nickname")?;
+        check_utf8(raw, "nickname is not valid utf-8")
+    }
+
+    /// Checks a `text` field without copying it, and returns where its
+    /// bytes are in the payload.
+    pub(crate) fn check_text(&mut self) -> Result<std::ops::Range<usize>, ProtocolError> {
+        let len = self.u32("truncated text length")? as usize;
+        let start = self.pos;
+        let raw = self.take(len, "truncated text")?;
+        check_utf8(raw, "text is not valid utf-8")?;
+        Ok(start..start + len)
+    }
+
+    /// The payload this reader reads.
+    pub(crate) fn into_inner(self) -> Bytes {
+        self.buf
+    }
+
     pub(crate) fn text(&mut self) -> Result<String, ProtocolError> {
         let len = self.u32("truncated text length")? as usize;
         let raw = self.take(len, "truncated text")?;
@@ -110,6 +137,13 @@ impl Reader {
                 "trailing bytes after the last field",
             ))
         }
+    }
+}
+
+fn check_utf8(raw: &[u8], what: &'static str) -> Result<(), ProtocolError> {
+    match std::str::from_utf8(raw) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(ProtocolError::Malformed(what)),
     }
 }
 

@@ -1,12 +1,13 @@
 //! Property tests of the codec: arbitrary frames round-trip, a stream cut
 //! anywhere decodes to the same frames, arbitrary bytes never panic, and any
-//! payload the decoder accepts re-encodes to exactly the same bytes.
+//! payload the decoder accepts re-encodes to exactly the same bytes, and
+//! the hub's in-place reading of `SEND` accepts exactly what decoding does.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use chinwag_protocol::{
     Ack, ClientCodec, ClientFrame, Code, Encode, ErrorFrame, Hello, HubCodec, MAX_NICK_LEN,
     Message, Nick, NickError, PREFIX_LEN, Presence, ProtocolError, RESERVED_NICKS, RecipientStatus,
-    Recipients, SendFrame, ServerFrame, Welcome, encode_frame,
+    Recipients, SendFrame, SendPayload, ServerFrame, Welcome, WireFrame, encode_frame,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -274,6 +275,52 @@ proptest! {
             }
             Ok(None) => prop_assert!(false, "a complete frame was not decoded"),
             Err(e) => prop_assert_eq!(e.code(), Code::MALFORMED_FRAME),
+        }
+    }
+
+    /// The hub reads `SEND` in place: it must refuse what decoding refuses,
+    /// and read what decoding accepts as the same message.
+    #[test]
+    fn a_send_read_in_place_agrees_with_a_decoded_one(
+        frame in client_frame(),
+        noise in vec(any::<u8>(), 0..48),
+        flip in any::<prop::sample::Index>(),
+    ) {
+        let mut payload = BytesMut::new();
+        frame.encode_payload(&mut payload).unwrap();
+        let mut payloads = vec![payload.clone().freeze()];
+        // The same payload with one byte changed, and with noise after its
+        // opcode: mostly refused, sometimes another valid `SEND`.
+        let mut changed = payload.to_vec();
+        if changed.len() > 1 {
+            let at = flip.index(changed.len() - 1) + 1;
+            changed[at] ^= 0x80;
+        }
+        changed[0] = 0x02;
+        payloads.push(Bytes::from(changed));
+        let mut noisy = vec![0x02u8];
+        noisy.extend(&noise);
+        payloads.push(Bytes::from(noisy));
+
+        for payload in payloads {
+            let decoded = ClientFrame::decode(payload.clone());
+            let read = chinwag_protocol::ClientFrameOf::<SendPayload>::decode(payload.clone());
+            match (decoded, read) {
+                (Ok(ClientFrame::Send(decoded)), Ok(chinwag_protocol::ClientFrameOf::Send(read))) => {
+                    prop_assert_eq!(read.to_frame(), decoded.clone());
+                    prop_assert_eq!(read.id(), decoded.id);
+                    prop_assert_eq!(read.text(), decoded.text.as_str());
+                    let mut again = BytesMut::new();
+                    read.encode_payload(&mut again).unwrap();
+                    prop_assert_eq!(&again[..], &payload[..]);
+                    prop_assert_eq!(SendPayload::try_from(&decoded).unwrap(), read);
+                }
+                (Ok(decoded), Ok(read)) => {
+                    prop_assert!(!matches!(decoded, ClientFrame::Send(_)), "{:?} / {:?}", decoded, read);
+                }
+                (Err(a), Err(b)) => prop_assert_eq!(a.code(), b.code()),
+                (a, b) => prop_assert!(false, "decoded {:?}, read in place {:?}", a, b),
+            }
         }
     }
 
