@@ -21,7 +21,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::ReadHalf;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio::time::{Instant, Sleep, timeout};
-use tokio_util::codec::FramedRead;
+use tokio_util::codec::{Decoder, FramedRead};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 use tracing::{Instrument, debug, field, info, info_span, warn};
 
@@ -68,6 +68,18 @@ pub(crate) fn serve(
     let connection = Connection::new(hub, slot);
     let span = info_span!("conn", %peer, id = connection.id.0, nick = field::Empty);
     connection.run(stream).instrument(span)
+}
+
+/// The most `SEND`s one command carries to the actor.
+const MAX_GATHER: usize = 64;
+
+/// The next frame already in `reader`'s buffer, if a whole one is there;
+/// reads nothing from the socket.
+fn buffered(reader: &mut FrameReader<'_>) -> Result<Option<Request>, ProtocolError> {
+    let mut buffer = std::mem::take(reader.read_buffer_mut());
+    let frame = reader.decoder_mut().decode(&mut buffer);
+    *reader.read_buffer_mut() = buffer;
+    frame
 }
 
 /// Tells a connection over the limit that the server is full, and closes it.
@@ -321,10 +333,15 @@ impl Connection {
     }
 
     async fn read_frames(&mut self, reader: &mut FrameReader<'_>) -> Outcome {
+        // A frame read while gathering `SEND`s, to be handled next.
+        let mut held = None;
         loop {
-            let next = match self.next_input(reader, true).await {
-                Ok(next) => next,
-                Err(outcome) => return outcome,
+            let next = match held.take() {
+                Some(frame) => Some(frame),
+                None => match self.next_input(reader, true).await {
+                    Ok(next) => next,
+                    Err(outcome) => return outcome,
+                },
             };
             let frame = match next {
                 None => return Outcome::Eof,
@@ -340,13 +357,102 @@ impl Connection {
                 }
             };
             let was_registered = self.nick.is_some();
-            if let Some(outcome) = self.handle(frame).await {
+            let outcome = match frame {
+                // Without flood control every `SEND` is taken as it comes,
+                // so those already read can go together.
+                Request::Send(send) if was_registered && self.bucket.is_none() => {
+                    self.send_buffered(send, reader, &mut held).await
+                }
+                frame => self.handle(frame).await,
+            };
+            if let Some(outcome) = outcome {
                 return outcome;
             }
             if !was_registered && self.nick.is_some() {
                 let max_frame = self.hub.shared.config.max_frame;
                 reader.decoder_mut().inner.set_max_frame(max_frame);
             }
+        }
+    }
+
+    /// Sends `first`, and the `SEND`s already read behind it, to the actor
+    /// as one command: a busy sender's read of many messages then takes one
+    /// slot of the actor's queue rather than one per message, and one
+    /// permit. Gathering stops at the first frame that is not a `SEND` (or
+    /// does not decode), which is left in `held`, at one that the in-flight
+    /// budget has no room for, which waits in `held` as usual, and at
+    /// [`MAX_GATHER`]. Nothing is read from the socket for it.
+    async fn send_buffered(
+        &mut self,
+        first: SendPayload,
+        reader: &mut FrameReader<'_>,
+        held: &mut Option<Result<Request, ProtocolError>>,
+    ) -> Option<Outcome> {
+        let mut permit = match self.in_flight(&first).await {
+            Ok(permit) => permit,
+            Err(outcome) => return outcome,
+        };
+        // `first` alone, until a second comes.
+        let mut first = Some(first);
+        let mut sends = Vec::new();
+        while sends.len() < MAX_GATHER {
+            let next = match buffered(reader) {
+                Ok(Some(Request::Send(send))) => send,
+                Ok(Some(other)) => {
+                    *held = Some(Ok(other));
+                    break;
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    *held = Some(Err(error));
+                    break;
+                }
+            };
+            let cost = self.hub.in_flight_cost(&next);
+            let Ok(more) = self.permits.clone().try_acquire_many_owned(cost) else {
+                *held = Some(Ok(Request::Send(next)));
+                break;
+            };
+            permit.merge(more);
+            if let Some(first) = first.take() {
+                sends.reserve(8);
+                sends.push(first);
+            }
+            sends.push(next);
+        }
+        let command = match first {
+            Some(send) => Command::Send {
+                id: self.id,
+                send,
+                permit,
+            },
+            None => Command::SendMany {
+                id: self.id,
+                sends,
+                permit,
+            },
+        };
+        if self.hub.try_command(command).await.is_err() {
+            return Some(Outcome::Shutdown);
+        }
+        None
+    }
+
+    /// This connection's in-flight permit for `send`. It waits while earlier
+    /// messages of ours sit parked on congested recipients' queues; usually
+    /// a permit is free: no waiting, no timer.
+    async fn in_flight(
+        &mut self,
+        send: &SendPayload,
+    ) -> Result<OwnedSemaphorePermit, Option<Outcome>> {
+        let cost = self.hub.in_flight_cost(send);
+        if let Ok(permit) = self.permits.clone().try_acquire_many_owned(cost) {
+            return Ok(permit);
+        }
+        tokio::select! {
+            biased;
+            () = self.shutdown.as_mut() => Err(Some(Outcome::Shutdown)),
+            permit = self.permits.clone().acquire_many_owned(cost) => permit.map_err(|_| None),
         }
     }
 
@@ -374,18 +480,9 @@ impl Connection {
                         Verdict::Disconnect => return Some(Outcome::Fatal(Code::FLOODING)),
                     }
                 }
-                // Flow control: this waits while earlier messages of ours sit
-                // parked on congested recipients' queues. Usually a permit is
-                // free and the actor's queue has room: no waiting, no timer.
-                let cost = self.hub.in_flight_cost(&send);
-                let permit = if let Ok(permit) = self.permits.clone().try_acquire_many_owned(cost) {
-                    permit
-                } else {
-                    tokio::select! {
-                        biased;
-                        () = self.shutdown.as_mut() => return Some(Outcome::Shutdown),
-                        permit = self.permits.clone().acquire_many_owned(cost) => permit.ok()?,
-                    }
+                let permit = match self.in_flight(&send).await {
+                    Ok(permit) => permit,
+                    Err(outcome) => return outcome,
                 };
                 let command = Command::Send {
                     id: self.id,

@@ -44,6 +44,15 @@ pub(crate) enum Command {
         send: SendPayload,
         permit: OwnedSemaphorePermit,
     },
+    /// Route several messages of one sender, in order: those a connection
+    /// found already read behind one another. One permit covers them all,
+    /// and is released once they are routed, or once the last congested
+    /// recipient any of them was parked on has drained.
+    SendMany {
+        id: ConnId,
+        sends: Vec<SendPayload>,
+        permit: OwnedSemaphorePermit,
+    },
     /// Queue a `ROSTER` frame for connection `id`.
     Who { id: ConnId },
     /// Connection `id` is gone. `done` is answered once the actor has handled
@@ -393,7 +402,15 @@ impl Actor {
                 outbox,
                 reply,
             } => self.join(id, nick, outbox, reply),
-            Command::Send { id, send, permit } => self.route(id, &send, permit),
+            Command::Send { id, send, permit } => {
+                self.route(id, &send, &mut InFlight::new(permit));
+            }
+            Command::SendMany { id, sends, permit } => {
+                let mut permit = InFlight::new(permit);
+                for send in &sends {
+                    self.route(id, send, &mut permit);
+                }
+            }
             Command::Who { id } => {
                 if let Some(member) = self.registry.member(id) {
                     let roster = ServerFrame::Roster(self.registry.roster());
@@ -507,7 +524,7 @@ impl Actor {
         }
     }
 
-    fn route(&mut self, from: ConnId, send: &SendPayload, permit: OwnedSemaphorePermit) {
+    fn route(&mut self, from: ConnId, send: &SendPayload, permit: &mut InFlight) {
         let Some(sender) = self.registry.member(from) else {
             return;
         };
@@ -557,8 +574,7 @@ impl Actor {
         };
 
         let mut delivery = Delivery {
-            permit: Some(permit),
-            shared: None,
+            permit,
             congested: &mut self.congested,
             wakes: &mut self.wakes,
             cut: Vec::new(),
@@ -695,13 +711,37 @@ fn lookup<'r>(registry: &'r Registry, name: &str) -> Option<(ConnId, &'r Member)
     }
 }
 
-/// The bookkeeping of one message's fan-out.
-struct Delivery<'a, 'n> {
-    /// The sender's in-flight permit, dropped once the message is routed...
-    permit: Option<OwnedSemaphorePermit>,
+/// A sender's in-flight permit while its messages are routed. Dropped once
+/// they are...
+struct InFlight {
+    whole: Option<OwnedSemaphorePermit>,
     /// ...unless a recipient is congested: then it is shared by every
     /// congested recipient, and released when the last of them has drained.
     shared: Option<Arc<OwnedSemaphorePermit>>,
+}
+
+impl InFlight {
+    fn new(permit: OwnedSemaphorePermit) -> Self {
+        Self {
+            whole: Some(permit),
+            shared: None,
+        }
+    }
+
+    /// Leaves the permit with a congested recipient, until it drains.
+    fn park(&mut self, outbox: &Outbox) {
+        if let Some(permit) = self.whole.take() {
+            self.shared = Some(Arc::new(permit));
+        }
+        if let Some(shared) = &self.shared {
+            outbox.hold(shared.clone());
+        }
+    }
+}
+
+/// The bookkeeping of one message's fan-out.
+struct Delivery<'a, 'n> {
+    permit: &'a mut InFlight,
     congested: &'a mut IdSet,
     /// Consumers to wake at the end of the batch.
     wakes: &'a mut Vec<Arc<Outbox>>,
@@ -724,12 +764,7 @@ impl Delivery<'_, '_> {
             Ok(pressure) => {
                 self.delivered += 1;
                 if pressure == Pressure::Congested {
-                    if let Some(permit) = self.permit.take() {
-                        self.shared = Some(Arc::new(permit));
-                    }
-                    if let Some(shared) = &self.shared {
-                        member.outbox.hold(shared.clone());
-                    }
+                    self.permit.park(&member.outbox);
                 }
                 Code::DELIVERED
             }

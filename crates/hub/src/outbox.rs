@@ -135,7 +135,12 @@ impl Outbox {
     /// Keeps a paused publisher's permit until the queue drains (or closes).
     pub(crate) fn hold(&self, permit: Arc<OwnedSemaphorePermit>) {
         let mut state = self.lock();
-        if !state.closing && state.bytes > self.high_water / 2 {
+        // Messages routed together share one permit: hold it once.
+        let again = state
+            .held
+            .last()
+            .is_some_and(|last| Arc::ptr_eq(last, &permit));
+        if !state.closing && state.bytes > self.high_water / 2 && !again {
             state.held.push(permit);
         }
     }

@@ -1,0 +1,147 @@
+//! A client that writes many frames at once: the hub takes the `SEND`s it
+//! finds already read together, and must keep every message, their order,
+//! and the frames between them, as if they had come one by one.
+
+mod support;
+
+use bytes::BytesMut;
+use chinwag_hub::HubConfig;
+use chinwag_hub::protocol::{ClientCodec, ClientFrame, Code, Recipients, SendFrame, ServerFrame};
+use tokio::io::AsyncWriteExt;
+use tokio_util::codec::Encoder;
+
+use support::{Client, next, register, start};
+
+fn send(id: u64, to: &[&str], text: String) -> ClientFrame {
+    ClientFrame::Send(SendFrame {
+        id,
+        to: if to.is_empty() {
+            Recipients::Everyone
+        } else {
+            Recipients::Users(to.iter().map(|&n| n.to_owned()).collect())
+        },
+        text,
+    })
+}
+
+fn encode(frames: &[ClientFrame]) -> BytesMut {
+    let mut out = BytesMut::new();
+    for frame in frames {
+        ClientCodec::default().encode(frame, &mut out).unwrap();
+    }
+    out
+}
+
+/// Reads `count` messages and checks that their texts are `0..count` in order.
+async fn expect_messages(client: &mut Client, count: usize, from: &str) {
+    let mut seen = 0;
+    while seen < count {
+        match next(client).await {
+            Some(ServerFrame::Message(m)) => {
+                assert_eq!(m.from, from);
+                assert_eq!(m.text, format!("m{seen}"), "lost or out of order");
+                seen += 1;
+            }
+            Some(ServerFrame::Presence(_)) => {}
+            other => panic!("expected message {seen} of {count}, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_written_at_once_arrive_in_order_with_the_frames_between_them() {
+    let (_hub, addr) = start(HubConfig::default()).await;
+    let mut bob = register(addr, "bob").await;
+    let mut alice = register(addr, "alice").await;
+
+    // 200 to bob, a PING, 50 to bob and someone unknown, a WHO, 10 to
+    // everyone, then a SEND cut short: one write.
+    let mut frames = Vec::new();
+    let mut n = 0;
+    for _ in 0..200 {
+        frames.push(send(n + 1, &["bob"], format!("m{n}")));
+        n += 1;
+    }
+    frames.push(ClientFrame::Ping(7));
+    for _ in 0..50 {
+        frames.push(send(n + 1, &["BOB", "nobody"], format!("m{n}")));
+        n += 1;
+    }
+    frames.push(ClientFrame::Who);
+    for _ in 0..10 {
+        frames.push(send(n + 1, &[], format!("m{n}")));
+        n += 1;
+    }
+    let mut wire = encode(&frames);
+    wire.extend_from_slice(&[0, 0, 0, 3, 0x02, 0, 0]);
+    alice.get_mut().write_all(&wire).await.unwrap();
+
+    expect_messages(&mut bob, 260, "alice").await;
+
+    let (mut acks, mut pong, mut roster) = (0u64, false, false);
+    let last = loop {
+        match next(&mut alice).await {
+            Some(ServerFrame::Ack(ack)) => {
+                acks += 1;
+                assert_eq!(ack.client_id, acks, "acks out of order");
+                assert_eq!(ack.delivered, 1);
+                let statuses: Vec<_> = ack
+                    .statuses
+                    .iter()
+                    .map(|s| (s.nick.as_str(), s.status))
+                    .collect();
+                match acks {
+                    1..=200 => assert_eq!(statuses, [("bob", Code::DELIVERED)]),
+                    201..=250 => assert_eq!(
+                        statuses,
+                        [("BOB", Code::DELIVERED), ("nobody", Code::NO_SUCH_USER)]
+                    ),
+                    _ => assert!(statuses.is_empty(), "{statuses:?}"),
+                }
+            }
+            Some(ServerFrame::Pong(7)) => pong = true,
+            Some(ServerFrame::Roster(names)) => {
+                assert_eq!(names, ["alice", "bob"]);
+                roster = true;
+            }
+            other => break other,
+        }
+    };
+    assert_eq!(acks, 260, "every message acknowledged before the error");
+    assert!(
+        pong && roster,
+        "the frames between the messages were answered"
+    );
+    match last {
+        Some(ServerFrame::Error(e)) => assert_eq!(e.code, Code::MALFORMED_FRAME),
+        other => panic!("expected the error for the cut-short SEND, got {other:?}"),
+    }
+    assert!(next(&mut alice).await.is_none(), "closed after the error");
+}
+
+/// With an in-flight budget of a few messages, a long run of `SEND`s read at
+/// once is taken a few at a time, waiting for room, and still all arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_of_sends_larger_than_the_in_flight_budget_waits_for_room() {
+    let mut config = HubConfig::default();
+    config.max_in_flight_bytes = 200;
+    let (_hub, addr) = start(config).await;
+    let mut bob = register(addr, "bob").await;
+    let mut alice = register(addr, "alice").await;
+
+    let frames: Vec<_> = (0..500)
+        .map(|n| send(n + 1, &["bob"], format!("m{n}")))
+        .collect();
+    alice.get_mut().write_all(&encode(&frames)).await.unwrap();
+
+    expect_messages(&mut bob, 500, "alice").await;
+    for id in 1..=500 {
+        match next(&mut alice).await {
+            Some(ServerFrame::Ack(ack)) => {
+                assert_eq!(ack.client_id, id);
+                assert_eq!(ack.delivered, 1);
+            }
+            other => panic!("expected ack {id}, got {other:?}"),
+        }
+    }
+}
