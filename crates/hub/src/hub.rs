@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::{Bytes, BytesMut};
 use chinwag_protocol::{
     AckView, Code, Encode, ErrorFrame, MAX_NICK_LEN, MessageView, Nick, PROTOCOL_VERSION, Presence,
-    SendPayload, ServerFrame, Welcome, encode_frame,
+    SendPayload, ServerFrame, Welcome, encode_frame, encode_into,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::time::MissedTickBehavior;
@@ -294,6 +294,13 @@ fn encode<F: Encode + ?Sized>(frame: &F) -> Option<Bytes> {
     }
 }
 
+/// Appends a reply the hub builds itself to `replies`; as [`encode`].
+fn encode_reply<F: Encode + ?Sized>(frame: &F, replies: &mut BytesMut) {
+    if let Err(error) = encode_into(frame, usize::MAX, replies) {
+        warn!(%error, "could not encode a hub frame");
+    }
+}
+
 /// Commands the actor takes from its queue at once. Consumers woken by a
 /// batch are woken once, after it.
 const BATCH: usize = 128;
@@ -403,13 +410,17 @@ impl Actor {
                 reply,
             } => self.join(id, nick, outbox, reply),
             Command::Send { id, send, permit } => {
-                self.route(id, &send, &mut InFlight::new(permit));
+                let mut replies = BytesMut::new();
+                self.route(id, &send, &mut InFlight::new(permit), &mut replies);
+                self.reply(id, replies);
             }
             Command::SendMany { id, sends, permit } => {
                 let mut permit = InFlight::new(permit);
+                let mut replies = BytesMut::with_capacity(sends.len() * 48);
                 for send in &sends {
-                    self.route(id, send, &mut permit);
+                    self.route(id, send, &mut permit, &mut replies);
                 }
+                self.reply(id, replies);
             }
             Command::Who { id } => {
                 if let Some(member) = self.registry.member(id) {
@@ -524,19 +535,46 @@ impl Actor {
         }
     }
 
-    fn route(&mut self, from: ConnId, send: &SendPayload, permit: &mut InFlight) {
+    /// Queues the replies (`ACK`s and errors) gathered while routing a run
+    /// of `id`'s messages: one queue slot for the run, in its order.
+    fn reply(&mut self, id: ConnId, replies: BytesMut) {
+        if replies.is_empty() {
+            return;
+        }
+        let Some(sender) = self.registry.member(id) else {
+            return;
+        };
+        let queued = enqueue(
+            id,
+            &sender.outbox,
+            replies.freeze(),
+            &mut self.wakes,
+            &mut self.congested,
+        );
+        if queued == Err(PushError::Overflow) {
+            self.leave(id);
+        }
+    }
+
+    /// Routes one message, and writes the sender's reply to it (its `ACK`,
+    /// or an error) at the end of `replies`.
+    fn route(
+        &mut self,
+        from: ConnId,
+        send: &SendPayload,
+        permit: &mut InFlight,
+        replies: &mut BytesMut,
+    ) {
         let Some(sender) = self.registry.member(from) else {
             return;
         };
-        let reply_error = |code: Code, message: &str| {
+        let mut reply_error = |code: Code, message: &str| {
             let error = ServerFrame::Error(ErrorFrame {
                 code,
                 reference: send.id(),
                 message: message.to_owned(),
             });
-            if let Some(frame) = encode(&error) {
-                let _ = sender.outbox.push(frame);
-            }
+            encode_reply(&error, replies);
         };
 
         let mut named = match send.recipients() {
@@ -611,19 +649,8 @@ impl Actor {
                 .map(|named| (named.name, named.status))
                 .chain(delivery.failures.iter().copied()),
         };
-        let mut cut = delivery.cut;
-        if let Some(frame) = encode(&ack) {
-            let queued = enqueue(
-                from,
-                &sender.outbox,
-                frame,
-                &mut self.wakes,
-                &mut self.congested,
-            );
-            if queued == Err(PushError::Overflow) {
-                cut.push(from);
-            }
-        }
+        let cut = delivery.cut;
+        encode_reply(&ack, replies);
         // Whoever this message cut is gone for everyone at once.
         for id in cut {
             self.leave(id);

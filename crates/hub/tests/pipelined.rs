@@ -145,3 +145,48 @@ async fn a_run_of_sends_larger_than_the_in_flight_budget_waits_for_room() {
         }
     }
 }
+
+/// The replies to a run of messages (acks, and errors for the bad ones among
+/// them) come back in the order of the messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_to_a_run_keep_its_order_errors_included() {
+    let (_hub, addr) = start(HubConfig::default()).await;
+    let mut bob = register(addr, "bob").await;
+    let mut alice = register(addr, "alice").await;
+
+    // Every tenth message names nobody at all: a BAD_REQUEST for it.
+    let frames: Vec<_> = (1..=100u64)
+        .map(|id| {
+            if id % 10 == 0 {
+                ClientFrame::Send(SendFrame {
+                    id,
+                    to: Recipients::Users(Vec::new()),
+                    text: "to no one".into(),
+                })
+            } else {
+                send(id, &["bob"], format!("m{id}"))
+            }
+        })
+        .collect();
+    alice.get_mut().write_all(&encode(&frames)).await.unwrap();
+
+    for id in 1..=100u64 {
+        match next(&mut alice).await {
+            Some(ServerFrame::Ack(ack)) if id % 10 != 0 => assert_eq!(ack.client_id, id),
+            Some(ServerFrame::Error(e)) if id % 10 == 0 => {
+                assert_eq!((e.code, e.reference), (Code::BAD_REQUEST, id));
+            }
+            other => panic!("expected the reply to message {id}, got {other:?}"),
+        }
+    }
+    for id in (1..=100u64).filter(|id| id % 10 != 0) {
+        let mut frame = next(&mut bob).await;
+        while let Some(ServerFrame::Presence(_)) = frame {
+            frame = next(&mut bob).await;
+        }
+        match frame {
+            Some(ServerFrame::Message(m)) => assert_eq!(m.text, format!("m{id}")),
+            other => panic!("expected message {id}, got {other:?}"),
+        }
+    }
+}
