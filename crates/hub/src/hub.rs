@@ -600,7 +600,7 @@ impl Actor {
                     .iter()
                     .filter_map(|named| Some(named.found?.1.nick.as_str()))
             }),
-            text: send.text(),
+            text: send.text_utf8(),
         };
         // Encoded once; every recipient's queue gets a clone of the same bytes.
         let Ok(frame) = encode_frame(&message, self.max_frame) else {

@@ -517,7 +517,42 @@ pub struct MessageView<'a, To> {
     /// The named recipients, or `None` for everyone.
     pub to: Option<To>,
     /// As [`Message::text`].
-    pub text: &'a str,
+    pub text: Utf8<'a>,
+}
+
+/// Bytes known to be UTF-8: a `&str`, or the text of a checked
+/// [`SendPayload`](crate::SendPayload), which the hub then need not check
+/// again to write it into a `MESSAGE` (without `unsafe`, a `&str` could
+/// only be had from those bytes by checking them again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Utf8<'a>(&'a [u8]);
+
+impl<'a> Utf8<'a> {
+    /// Bytes the caller has checked to be UTF-8.
+    pub(crate) fn checked(bytes: &'a [u8]) -> Self {
+        Self(bytes)
+    }
+
+    /// The bytes.
+    pub fn as_bytes(self) -> &'a [u8] {
+        self.0
+    }
+
+    /// Their length.
+    pub fn len(self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<'a> From<&'a str> for Utf8<'a> {
+    fn from(text: &'a str) -> Self {
+        Self(text.as_bytes())
+    }
 }
 
 /// An `ACK` written from borrowed parts: the same bytes as
@@ -546,7 +581,7 @@ impl Message {
                 Recipients::Users(nicks) => Some(nicks.iter().map(String::as_str)),
                 Recipients::Everyone => None,
             },
-            text: &self.text,
+            text: self.text.as_str().into(),
         }
     }
 }
@@ -573,7 +608,7 @@ where
             Some(nicks) => 1 + 4 + nicks.clone().map(|n| nick_len(n.as_bytes())).sum::<usize>(),
             None => 1,
         };
-        1 + 8 + 8 + nick_len(self.from.as_bytes()) + to + text_len(self.text)
+        1 + 8 + 8 + nick_len(self.from.as_bytes()) + to + 4 + self.text.len()
     }
 
     fn encode_payload(&self, dst: &mut BytesMut) -> Result<(), ProtocolError> {

@@ -30,7 +30,7 @@ pub use error::ProtocolError;
 pub use frame::{
     Ack, AckView, ClientFrame, ClientFrameOf, Encode, ErrorFrame, Hello, Message, MessageView,
     PROTOCOL_VERSION, Presence, RecipientStatus, Recipients, SendBody, SendFrame, ServerFrame,
-    Welcome, WireFrame, opcode,
+    Utf8, Welcome, WireFrame, opcode,
 };
 pub use nick::{MAX_NICK_LEN, Nick, NickError, RESERVED_NICKS};
 pub use send::{Names, SendPayload};

@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::frame::{SendBody, opcode, target};
+use crate::frame::{SendBody, Utf8, opcode, target};
 use crate::wire::Reader;
 use crate::{Encode, ProtocolError, Recipients, SendFrame};
 
@@ -74,6 +74,12 @@ impl SendPayload {
         // spares an `unsafe`. It cannot fail.
         let text = self.payload.get(self.text.clone()).unwrap_or_default();
         std::str::from_utf8(text).unwrap_or_default()
+    }
+
+    /// The message text, as bytes known to be UTF-8: what a
+    /// [`MessageView`](crate::MessageView) takes, with no second check.
+    pub fn text_utf8(&self) -> Utf8<'_> {
+        Utf8::checked(self.payload.get(self.text.clone()).unwrap_or_default())
     }
 
     /// The payload's length in bytes, opcode included.

@@ -622,7 +622,7 @@ fn views_encode_the_same_bytes_as_the_frames_they_stand_for() {
         ts_ms: 1_700_000_000_000,
         from: "alice",
         to: Some(names.iter().copied()),
-        text: "hi both",
+        text: "hi both".into(),
     };
     let owned = encode_frame(&ServerFrame::Message(message), usize::MAX).unwrap();
     assert_eq!(encode_frame(&view, usize::MAX).unwrap(), owned);
@@ -633,7 +633,7 @@ fn views_encode_the_same_bytes_as_the_frames_they_stand_for() {
         ts_ms: 1_700_000_000_000,
         from: "alice",
         to: None,
-        text: "hi both",
+        text: "hi both".into(),
     };
     let owned_broadcast = ServerFrame::Message(Message {
         id: 7,
