@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::{Bytes, BytesMut};
 use chinwag_protocol::{
     AckView, Code, Encode, ErrorFrame, MAX_NICK_LEN, MessageView, Nick, PROTOCOL_VERSION, Presence,
-    SendPayload, ServerFrame, Welcome, encode_frame, encode_into,
+    SendPayload, ServerFrame, Utf8, Welcome, encode_frame, encode_into,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::time::MissedTickBehavior;
@@ -603,7 +603,7 @@ impl Actor {
             text: send.text_utf8(),
         };
         // Encoded once; every recipient's queue gets a clone of the same bytes.
-        let Ok(frame) = encode_frame(&message, self.max_frame) else {
+        let Ok(mut frame) = encode_frame(&message, self.max_frame) else {
             reply_error(
                 Code::BAD_REQUEST,
                 "the message is too large once addressed; send a shorter text or fewer recipients",
@@ -621,9 +621,19 @@ impl Actor {
         };
         match &mut named {
             Some(named) => {
+                // The last recipient gets the frame itself: a direct
+                // message's is then never shared, and a `Bytes` shared for
+                // the first time costs an allocation.
+                let mut left = named.iter().filter(|named| named.found.is_some()).count();
                 for recipient in named {
                     if let Some((id, member)) = recipient.found {
-                        recipient.status = delivery.push(id, member, &frame);
+                        left -= 1;
+                        let frame = if left == 0 {
+                            std::mem::take(&mut frame)
+                        } else {
+                            frame.clone()
+                        };
+                        recipient.status = delivery.push(id, member, frame);
                     }
                 }
             }
@@ -632,9 +642,11 @@ impl Actor {
                     if id == from {
                         continue;
                     }
-                    let status = delivery.push(id, member, &frame);
+                    let status = delivery.push(id, member, frame.clone());
                     if status != Code::DELIVERED {
-                        delivery.failures.push((member.nick.as_str(), status));
+                        delivery
+                            .failures
+                            .push((member.nick.as_str().into(), status));
                     }
                 }
             }
@@ -687,7 +699,7 @@ impl Actor {
 /// A recipient as the sender named it, who that is if anyone, and what
 /// became of the message for them.
 struct Named<'a, 'r> {
-    name: &'a str,
+    name: Utf8<'a>,
     found: Option<(ConnId, &'r Member)>,
     status: Code,
 }
@@ -699,7 +711,7 @@ struct Named<'a, 'r> {
 /// recipients is short; long ones fall back to a hash set).
 fn resolve<'a, 'r>(
     registry: &'r Registry,
-    names: impl Iterator<Item = &'a str>,
+    names: impl Iterator<Item = Utf8<'a>>,
     count: usize,
 ) -> Vec<Named<'a, 'r>> {
     let mut resolved: Vec<Named<'_, '_>> = Vec::with_capacity(count);
@@ -708,12 +720,12 @@ fn resolve<'a, 'r>(
         let repeated = if count <= 16 {
             resolved
                 .iter()
-                .any(|kept| kept.name.eq_ignore_ascii_case(name))
+                .any(|kept| kept.name.as_bytes().eq_ignore_ascii_case(name.as_bytes()))
         } else {
-            !seen.insert(name.to_ascii_lowercase())
+            !seen.insert(name.as_bytes().to_ascii_lowercase())
         };
         if !repeated {
-            let found = lookup(registry, name);
+            let found = lookup(registry, name.as_bytes());
             resolved.push(Named {
                 name,
                 found,
@@ -725,14 +737,14 @@ fn resolve<'a, 'r>(
 }
 
 /// The online user called `name`, in any case.
-fn lookup<'r>(registry: &'r Registry, name: &str) -> Option<(ConnId, &'r Member)> {
+fn lookup<'r>(registry: &'r Registry, name: &[u8]) -> Option<(ConnId, &'r Member)> {
     // No valid nickname is longer or outside ASCII, so such a name
     // matches nobody.
     let mut folded = [0u8; MAX_NICK_LEN];
     let folded = folded.get_mut(..name.len())?;
-    folded.copy_from_slice(name.as_bytes());
+    folded.copy_from_slice(name);
     folded.make_ascii_lowercase();
-    match registry.lookup(std::str::from_utf8(folded).ok()?) {
+    match registry.lookup(folded) {
         Lookup::Online(id, member) => Some((id, member)),
         Lookup::Unknown => None,
     }
@@ -776,18 +788,12 @@ struct Delivery<'a, 'n> {
     cut: Vec<ConnId>,
     delivered: u32,
     /// The recipients of a broadcast it could not be queued for.
-    failures: Vec<(&'n str, Code)>,
+    failures: Vec<(Utf8<'n>, Code)>,
 }
 
 impl Delivery<'_, '_> {
-    fn push(&mut self, id: ConnId, member: &Member, frame: &Bytes) -> Code {
-        match enqueue(
-            id,
-            &member.outbox,
-            frame.clone(),
-            self.wakes,
-            self.congested,
-        ) {
+    fn push(&mut self, id: ConnId, member: &Member, frame: Bytes) -> Code {
+        match enqueue(id, &member.outbox, frame, self.wakes, self.congested) {
             Ok(pressure) => {
                 self.delivered += 1;
                 if pressure == Pressure::Congested {

@@ -74,13 +74,13 @@ pub(crate) struct Registry {
     /// each newcomer gets is a walk rather than a sort: in a storm of joins
     /// that is the difference between O(n) and O(n log n) with an
     /// allocation per name, per join.
-    by_nick: BTreeMap<String, ConnId>,
+    by_nick: BTreeMap<Vec<u8>, ConnId>,
 }
 
 impl Registry {
     /// Adds an online user; gives the nickname back if it is taken.
     pub(crate) fn join(&mut self, id: ConnId, member: Member) -> Result<(), Member> {
-        let key = member.nick.folded();
+        let key = member.nick.folded().into_bytes();
         if self.by_nick.contains_key(&key) {
             return Err(member);
         }
@@ -92,7 +92,7 @@ impl Registry {
     /// Removes a connection's user, if it had one.
     pub(crate) fn leave(&mut self, id: ConnId) -> Option<Member> {
         let member = self.members.remove(&id)?;
-        self.by_nick.remove(&member.nick.folded());
+        self.by_nick.remove(member.nick.folded().as_bytes());
         Some(member)
     }
 
@@ -100,8 +100,9 @@ impl Registry {
         self.members.get(&id)
     }
 
-    /// Resolves a case-folded name.
-    pub(crate) fn lookup(&self, folded: &str) -> Lookup<'_> {
+    /// Resolves a case-folded name (as bytes: a name from the wire need
+    /// not be checked as UTF-8 again to be looked up).
+    pub(crate) fn lookup(&self, folded: &[u8]) -> Lookup<'_> {
         let found = self
             .by_nick
             .get(folded)

@@ -549,6 +549,13 @@ impl<'a> Utf8<'a> {
     }
 }
 
+impl std::fmt::Display for Utf8<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Always UTF-8, so nothing is ever replaced.
+        f.write_str(&String::from_utf8_lossy(self.0))
+    }
+}
+
 impl<'a> From<&'a str> for Utf8<'a> {
     fn from(text: &'a str) -> Self {
         Self(text.as_bytes())
@@ -589,12 +596,15 @@ impl Message {
 impl Ack {
     /// This acknowledgement as an [`AckView`].
     #[must_use]
-    pub fn view(&self) -> AckView<impl Iterator<Item = (&str, Code)> + Clone> {
+    pub fn view(&self) -> AckView<impl Iterator<Item = (Utf8<'_>, Code)> + Clone> {
         AckView {
             client_id: self.client_id,
             message_id: self.message_id,
             delivered: self.delivered,
-            statuses: self.statuses.iter().map(|s| (s.nick.as_str(), s.status)),
+            statuses: self
+                .statuses
+                .iter()
+                .map(|s| (s.nick.as_str().into(), s.status)),
         }
     }
 }
@@ -639,7 +649,7 @@ where
 
 impl<'a, Statuses> Encode for AckView<Statuses>
 where
-    Statuses: Iterator<Item = (&'a str, Code)> + Clone,
+    Statuses: Iterator<Item = (Utf8<'a>, Code)> + Clone,
 {
     fn payload_len(&self) -> usize {
         let statuses = self.statuses.clone();

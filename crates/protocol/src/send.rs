@@ -33,7 +33,8 @@ use crate::{Encode, ProtocolError, Recipients, SendFrame};
 /// let read = ClientFrameOf::<SendPayload>::decode(payload.freeze()).unwrap();
 /// let ClientFrameOf::Send(send) = read else { panic!() };
 /// assert_eq!(send.id(), 7);
-/// assert_eq!(send.recipients().unwrap().collect::<Vec<_>>(), ["bob", "carol"]);
+/// let names: Vec<String> = send.recipients().unwrap().map(|name| name.to_string()).collect();
+/// assert_eq!(names, ["bob", "carol"]);
 /// assert_eq!(send.text(), "hi");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +98,7 @@ impl SendPayload {
         SendFrame {
             id: self.id,
             to: match self.recipients() {
-                Some(names) => Recipients::Users(names.map(str::to_owned).collect()),
+                Some(names) => Recipients::Users(names.map(|name| name.to_string()).collect()),
                 None => Recipients::Everyone,
             },
             text: self.text().to_owned(),
@@ -168,7 +169,8 @@ impl SendBody for SendPayload {
     }
 }
 
-/// The names of a [`SendPayload`]'s recipients, as sent.
+/// The names of a [`SendPayload`]'s recipients, as sent (checked, as
+/// [`Utf8`], so that the hub need not check them again).
 #[derive(Debug, Clone)]
 pub struct Names<'a> {
     /// The entries not yet read (and what follows them).
@@ -177,18 +179,18 @@ pub struct Names<'a> {
 }
 
 impl<'a> Iterator for Names<'a> {
-    type Item = &'a str;
+    type Item = Utf8<'a>;
 
-    fn next(&mut self) -> Option<&'a str> {
+    fn next(&mut self) -> Option<Utf8<'a>> {
         if self.left == 0 {
             return None;
         }
         self.left -= 1;
-        // Checked when parsed, as in `SendPayload::text`.
+        // Checked when parsed.
         let (&len, rest) = self.rest.split_first()?;
         let (name, rest) = rest.split_at_checked(usize::from(len))?;
         self.rest = rest;
-        Some(std::str::from_utf8(name).unwrap_or_default())
+        Some(Utf8::checked(name))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

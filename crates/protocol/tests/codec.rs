@@ -652,7 +652,7 @@ fn views_encode_the_same_bytes_as_the_frames_they_stand_for() {
         client_id: 3,
         message_id: 7,
         delivered: 1,
-        statuses: statuses.iter().copied(),
+        statuses: statuses.iter().map(|&(nick, status)| (nick.into(), status)),
     };
     let owned_ack = ServerFrame::Ack(Ack {
         client_id: 3,
