@@ -127,6 +127,43 @@ impl Outbox {
         Ok((pressure, was_empty))
     }
 
+    /// Counts `len` bytes that the actor will queue with
+    /// [`push_reserved`](Self::push_reserved) before its batch ends: the
+    /// queue's limit and high-water mark apply to them now, as to a push.
+    /// Never waits.
+    pub(crate) fn reserve(&self, len: usize) -> Result<Pressure, PushError> {
+        let mut state = self.lock();
+        if state.closing {
+            return Err(PushError::Closed);
+        }
+        if state.bytes + len > self.limit {
+            drop(state);
+            self.close(Some(Code::SLOW_CONSUMER), false);
+            return Err(PushError::Overflow);
+        }
+        state.bytes += len;
+        if state.bytes > self.high_water {
+            state.congested_since.get_or_insert_with(Instant::now);
+            Ok(Pressure::Congested)
+        } else {
+            Ok(Pressure::Normal)
+        }
+    }
+
+    /// Queues frames whose bytes were [`reserve`](Self::reserve)d, without
+    /// waking the consumer; returns whether it may need waking, as
+    /// [`push_quiet`](Self::push_quiet) does. A queue closed since is left
+    /// as it is.
+    pub(crate) fn push_reserved(&self, frames: Bytes) -> bool {
+        let mut state = self.lock();
+        if state.closing {
+            return false;
+        }
+        let was_empty = state.frames.is_empty();
+        state.frames.push_back(frames);
+        was_empty
+    }
+
     /// Wakes the consumer.
     pub(crate) fn wake(&self) {
         self.ready.notify_one();

@@ -190,3 +190,64 @@ async fn replies_to_a_run_keep_its_order_errors_included() {
         }
     }
 }
+
+/// A run to several users in turn, with broadcasts among them and messages
+/// to the sender itself: each user gets what was meant for them in the
+/// order sent, and the sender sees a message to itself before its ack.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_to_several_users_in_turn_keeps_each_ones_order() {
+    let (_hub, addr) = start(HubConfig::default()).await;
+    let mut bob = register(addr, "bob").await;
+    let mut carol = register(addr, "carol").await;
+    let mut alice = register(addr, "alice").await;
+
+    let targets: Vec<&[&str]> = vec![&["bob"], &["carol"], &["alice"], &[], &["carol"], &["bob"]];
+    let mut frames = Vec::new();
+    let mut expected: [Vec<String>; 3] = Default::default(); // bob, carol, alice
+    for n in 0..120usize {
+        let to = targets[n % targets.len()];
+        let text = format!("m{n}");
+        let reaches: &[usize] = match to {
+            [] => &[0, 1],
+            ["bob"] => &[0],
+            ["carol"] => &[1],
+            _ => &[2],
+        };
+        for &who in reaches {
+            expected[who].push(text.clone());
+        }
+        frames.push(send(n as u64 + 1, to, text));
+    }
+    alice.get_mut().write_all(&encode(&frames)).await.unwrap();
+
+    for (client, want) in [(&mut bob, &expected[0]), (&mut carol, &expected[1])] {
+        let mut got = Vec::new();
+        while got.len() < want.len() {
+            match next(client).await {
+                Some(ServerFrame::Message(m)) => got.push(m.text),
+                Some(ServerFrame::Presence(_)) => {}
+                other => panic!("expected a message, got {other:?}"),
+            }
+        }
+        assert_eq!(&got, want);
+    }
+    let mut acked = 0u64;
+    let mut to_self = Vec::new();
+    while acked < 120 {
+        match next(&mut alice).await {
+            Some(ServerFrame::Ack(ack)) => {
+                acked += 1;
+                assert_eq!(ack.client_id, acked);
+                if targets[(acked as usize - 1) % targets.len()] == ["alice"] {
+                    assert!(
+                        to_self.contains(&format!("m{}", acked - 1)),
+                        "the message to itself comes before its ack"
+                    );
+                }
+            }
+            Some(ServerFrame::Message(m)) => to_self.push(m.text),
+            other => panic!("expected an ack or a message, got {other:?}"),
+        }
+    }
+    assert_eq!(to_self, expected[2]);
+}
