@@ -245,3 +245,28 @@ async fn nickname_is_freed_when_its_owner_drops_the_socket() {
     drop(again);
     assert_eq!(bob.expect_presence().await, ("alice".to_owned(), true));
 }
+
+/// Messages to a name go to whoever holds it now: after its owner leaves
+/// and someone else registers it, the newcomer gets them, not nobody.
+#[tokio::test]
+async fn messages_to_a_freed_and_retaken_name_reach_its_new_owner() {
+    let hub = TestHub::start().await;
+    let [mut alice, bob] = register_all(&hub, ["alice", "bob"]).await;
+    let id = alice.send_to(&["bob"], "to the first bob").await;
+    assert_eq!(alice.expect_ack(id).await.delivered, 1);
+    drop(bob);
+    assert_eq!(alice.expect_presence().await, ("bob".to_owned(), false));
+
+    let id = alice.send_to(&["bob"], "to nobody").await;
+    let ack = alice.expect_ack(id).await;
+    assert_eq!(
+        (ack.delivered, ack.statuses[0].status),
+        (0, Code::NO_SUCH_USER)
+    );
+
+    let mut new_bob = hub.register("BOB").await;
+    assert_eq!(alice.expect_presence().await, ("BOB".to_owned(), true));
+    let id = alice.send_to(&["bob"], "to the new bob").await;
+    assert_eq!(alice.expect_ack(id).await.delivered, 1);
+    assert_eq!(new_bob.expect_message().await.text, "to the new bob");
+}

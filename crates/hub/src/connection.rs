@@ -415,7 +415,7 @@ impl Connection {
             };
             permit.merge(more);
             if let Some(first) = first.take() {
-                sends.reserve(8);
+                sends.reserve_exact(MAX_GATHER);
                 sends.push(first);
             }
             sends.push(next);
