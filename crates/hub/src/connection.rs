@@ -4,7 +4,7 @@
 //! Reading and writing are two futures polled by the same task, so a reader
 //! paused by flow control never stops its own writer.
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -46,6 +46,15 @@ const MAX_HOLD: Duration = Duration::from_millis(1);
 /// Bytes after which a writer stops waiting for more and writes, and the
 /// most one coalesced write carries.
 const WRITE_TARGET: usize = 64 * 1024;
+
+/// Frames written with one vectored write at most, rather than copied into
+/// one buffer...
+const MAX_IOVECS: usize = 16;
+
+/// ...if they average at least this many bytes. Small frames are cheaper
+/// to copy than for the kernel to gather: vectored writes of 100-byte frames
+/// made fan-out to 100 subscribers a third slower.
+const VECTORED_MIN: usize = 1024;
 
 /// A deadline that does not come (about 30 years).
 const NEVER: Duration = Duration::from_secs(86_400 * 365 * 30);
@@ -600,6 +609,10 @@ where
         if let [frame] = batch.as_slice() {
             // Nothing to coalesce: write it from where it is.
             write_deadline(&mut io, frame, deadline, outbox).await?;
+        } else if batch.len() <= MAX_IOVECS && taken >= batch.len() * VECTORED_MIN {
+            // A few large buffers (a run's messages, its replies): written
+            // from where they are, in one call, rather than copied first.
+            write_vectored_deadline(&mut io, &batch, deadline, outbox).await?;
         } else {
             if buf.capacity() == 0 {
                 // One allocation of the right size rather than a doubling chain.
@@ -632,6 +645,41 @@ where
         }
     }
     io.shutdown().await
+}
+
+/// As [`write_deadline`], for several buffers written with vectored writes.
+async fn write_vectored_deadline<W>(
+    io: &mut W,
+    frames: &[Bytes],
+    deadline: Duration,
+    outbox: &Outbox,
+) -> io::Result<()>
+where
+    W: AsyncWrite + Unpin,
+{
+    let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+    let count = frames.len().min(MAX_IOVECS);
+    for (slice, frame) in slices.iter_mut().zip(frames) {
+        *slice = IoSlice::new(frame);
+    }
+    let mut left = &mut slices[..count];
+    while !left.is_empty() {
+        let Ok(written) = timeout(deadline, io.write_vectored(left)).await else {
+            outbox.close(Some(Code::SLOW_CONSUMER), false);
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "write made no progress before the deadline",
+            ));
+        };
+        match written? {
+            0 => return Err(io::ErrorKind::WriteZero.into()),
+            written => IoSlice::advance_slices(&mut left, written),
+        }
+    }
+    for frame in &frames[count..] {
+        write_deadline(io, frame, deadline, outbox).await?;
+    }
+    Ok(())
 }
 
 pub(crate) async fn write_deadline<W>(
