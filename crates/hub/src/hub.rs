@@ -737,14 +737,17 @@ fn resolve<'a, 'r>(
     count: usize,
 ) -> Vec<Named<'a, 'r>> {
     let mut resolved: Vec<Named<'_, '_>> = Vec::with_capacity(count);
-    let mut seen = HashSet::new();
+    // Only for long lists; creating a hash set costs even when unused.
+    let mut seen = (count > 16).then(HashSet::new);
     for name in names {
         let repeated = if count <= 16 {
             resolved
                 .iter()
                 .any(|kept| kept.name.as_bytes().eq_ignore_ascii_case(name.as_bytes()))
         } else {
-            !seen.insert(name.as_bytes().to_ascii_lowercase())
+            !seen
+                .as_mut()
+                .is_some_and(|seen| seen.insert(name.as_bytes().to_ascii_lowercase()))
         };
         if !repeated {
             let found = lookup(registry, last_found, name.as_bytes());

@@ -166,9 +166,10 @@ pub fn encode_into<F: Encode + ?Sized>(
     dst: &mut BytesMut,
 ) -> Result<(), ProtocolError> {
     let start = dst.len();
-    dst.reserve(PREFIX_LEN + frame.payload_len());
+    let payload_len = frame.payload_len();
+    dst.reserve(PREFIX_LEN + payload_len);
     dst.put_u32(0);
-    let result = frame.encode_payload(dst).and_then(|()| {
+    let result = frame.encode_payload_len(dst, payload_len).and_then(|()| {
         let len = dst.len() - start - PREFIX_LEN;
         if len > max_frame {
             return Err(ProtocolError::FrameTooLarge {

@@ -237,6 +237,19 @@ pub trait Encode {
     /// # Errors
     /// [`ProtocolError::TooLong`] if a field does not fit its length field.
     fn encode_payload(&self, dst: &mut BytesMut) -> Result<(), ProtocolError>;
+
+    /// As [`encode_payload`](Self::encode_payload), given what
+    /// [`payload_len`](Self::payload_len) returns, which an implementation
+    /// may use rather than work it out again ([`encode_into`](crate::encode_into)
+    /// has it already).
+    ///
+    /// # Errors
+    /// As [`encode_payload`](Self::encode_payload).
+    fn encode_payload_len(&self, dst: &mut BytesMut, len: usize) -> Result<(), ProtocolError> {
+        let _ = len;
+        self.encode_payload(dst)
+    }
+
     /// The exact length of the payload [`encode_payload`](Self::encode_payload)
     /// writes, so that a frame is encoded into one allocation of the right size.
     fn payload_len(&self) -> usize;
@@ -622,9 +635,13 @@ where
     }
 
     fn encode_payload(&self, dst: &mut BytesMut) -> Result<(), ProtocolError> {
+        self.encode_payload_len(dst, self.payload_len())
+    }
+
+    fn encode_payload_len(&self, dst: &mut BytesMut, len: usize) -> Result<(), ProtocolError> {
         // Everything but the text's bytes, which are appended as they are
         // (making room for them first would write a long text twice).
-        let mut w = SliceWriter::append(dst, self.payload_len() - self.text.len());
+        let mut w = SliceWriter::append(dst, len.saturating_sub(self.text.len()));
         w.u8(opcode::MESSAGE)?;
         w.u64(self.id)?;
         w.u64(self.ts_ms)?;
@@ -663,7 +680,11 @@ where
     }
 
     fn encode_payload(&self, dst: &mut BytesMut) -> Result<(), ProtocolError> {
-        let mut w = SliceWriter::append(dst, self.payload_len());
+        self.encode_payload_len(dst, self.payload_len())
+    }
+
+    fn encode_payload_len(&self, dst: &mut BytesMut, len: usize) -> Result<(), ProtocolError> {
+        let mut w = SliceWriter::append(dst, len);
         w.u8(opcode::ACK)?;
         w.u64(self.client_id)?;
         w.u64(self.message_id)?;
