@@ -32,20 +32,31 @@ fn encode(frames: &[ClientFrame]) -> BytesMut {
     out
 }
 
-/// Reads `count` messages and checks that their texts are `0..count` in order.
-async fn expect_messages(client: &mut Client, count: usize, from: &str) {
-    let mut seen = 0;
-    while seen < count {
+/// The texts of the next `count` messages from `from`; presence notices
+/// between them are passed over.
+async fn texts(client: &mut Client, count: usize, from: &str) -> Vec<String> {
+    let mut texts = Vec::with_capacity(count);
+    while texts.len() < count {
         match next(client).await {
             Some(ServerFrame::Message(m)) => {
                 assert_eq!(m.from, from);
-                assert_eq!(m.text, format!("m{seen}"), "lost or out of order");
-                seen += 1;
+                texts.push(m.text);
             }
             Some(ServerFrame::Presence(_)) => {}
-            other => panic!("expected message {seen} of {count}, got {other:?}"),
+            other => panic!("expected message {} of {count}, got {other:?}", texts.len()),
         }
     }
+    texts
+}
+
+/// Reads `count` messages and checks that their texts are `m0..` in order.
+async fn expect_messages(client: &mut Client, count: usize, from: &str) {
+    let want: Vec<_> = (0..count).map(|n| format!("m{n}")).collect();
+    assert_eq!(
+        texts(client, count, from).await,
+        want,
+        "lost or out of order"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -179,16 +190,11 @@ async fn replies_to_a_run_keep_its_order_errors_included() {
             other => panic!("expected the reply to message {id}, got {other:?}"),
         }
     }
-    for id in (1..=100u64).filter(|id| id % 10 != 0) {
-        let mut frame = next(&mut bob).await;
-        while let Some(ServerFrame::Presence(_)) = frame {
-            frame = next(&mut bob).await;
-        }
-        match frame {
-            Some(ServerFrame::Message(m)) => assert_eq!(m.text, format!("m{id}")),
-            other => panic!("expected message {id}, got {other:?}"),
-        }
-    }
+    let want: Vec<_> = (1..=100u64)
+        .filter(|id| id % 10 != 0)
+        .map(|id| format!("m{id}"))
+        .collect();
+    assert_eq!(texts(&mut bob, want.len(), "alice").await, want);
 }
 
 /// A run to several users in turn, with broadcasts among them and messages
@@ -220,17 +226,14 @@ async fn a_run_to_several_users_in_turn_keeps_each_ones_order() {
     }
     alice.get_mut().write_all(&encode(&frames)).await.unwrap();
 
-    for (client, want) in [(&mut bob, &expected[0]), (&mut carol, &expected[1])] {
-        let mut got = Vec::new();
-        while got.len() < want.len() {
-            match next(client).await {
-                Some(ServerFrame::Message(m)) => got.push(m.text),
-                Some(ServerFrame::Presence(_)) => {}
-                other => panic!("expected a message, got {other:?}"),
-            }
-        }
-        assert_eq!(&got, want);
-    }
+    assert_eq!(
+        texts(&mut bob, expected[0].len(), "alice").await,
+        expected[0]
+    );
+    assert_eq!(
+        texts(&mut carol, expected[1].len(), "alice").await,
+        expected[1]
+    );
     let mut acked = 0u64;
     let mut to_self = Vec::new();
     while acked < 120 {
