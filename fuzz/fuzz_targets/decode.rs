@@ -1,12 +1,16 @@
 //! The frame decoders, on whole inputs and on the same input cut into
 //! pieces: any input must give the same frames (and the same error, if
 //! any) however it is split, and never panic. Frames that decode must
-//! re-encode to the bytes they came from.
+//! re-encode to the bytes they came from. The hub's way of reading a
+//! `SEND` (in place, as a `SendPayload`) must accept exactly what decoding
+//! into a `SendFrame` does, as the same message.
 
 #![no_main]
 
 use bytes::BytesMut;
-use chinwag_protocol::{ClientFrame, FrameCodec, ServerFrame, WireFrame, encode_frame};
+use chinwag_protocol::{
+    ClientFrame, ClientFrameOf, FrameCodec, SendPayload, ServerFrame, WireFrame, encode_frame,
+};
 use libfuzzer_sys::fuzz_target;
 use tokio_util::codec::Decoder;
 
@@ -50,7 +54,9 @@ fn check<F: WireFrame + PartialEq + std::fmt::Debug>(input: &[u8], cuts: &[usize
 
 fuzz_target!(|data: &[u8]| {
     // The first byte chooses how many cut points the next bytes give.
-    let Some((&n, rest)) = data.split_first() else { return };
+    let Some((&n, rest)) = data.split_first() else {
+        return;
+    };
     let n = usize::from(n % 8);
     if rest.len() < n * 2 {
         return;
@@ -62,5 +68,29 @@ fuzz_target!(|data: &[u8]| {
         .collect();
     cuts.sort_unstable();
     check::<ClientFrame>(input, &cuts);
+    check::<ClientFrameOf<SendPayload>>(input, &cuts);
     check::<ServerFrame>(input, &cuts);
+
+    let (owned, owned_error) = decode_all::<ClientFrame>(input, &[]);
+    let (in_place, in_place_error) = decode_all::<ClientFrameOf<SendPayload>>(input, &[]);
+    assert_eq!(
+        owned_error, in_place_error,
+        "the two readings disagree on the error"
+    );
+    assert_eq!(
+        owned.len(),
+        in_place.len(),
+        "the two readings disagree on the frames"
+    );
+    for (owned, in_place) in owned.iter().zip(&in_place) {
+        match (owned, in_place) {
+            (ClientFrame::Send(owned), ClientFrameOf::Send(in_place)) => {
+                assert_eq!(owned, &in_place.to_frame());
+            }
+            (ClientFrame::Send(_), _) | (_, ClientFrameOf::Send(_)) => {
+                panic!("only one reading found a SEND")
+            }
+            _ => {}
+        }
+    }
 });
