@@ -971,7 +971,19 @@ impl Gathered {
     fn flush(&mut self, wakes: &mut Vec<Arc<Outbox>>) {
         self.ids.clear();
         for (outbox, chunk) in self.chunks.drain(..) {
-            if !chunk.is_empty() && outbox.push_reserved(chunk.freeze()) {
+            if chunk.is_empty() {
+                continue;
+            }
+            // A buffer made room for the whole run but given a few of its
+            // messages is copied out rather than queued: a queued buffer
+            // keeps all of its allocation until it is written, and a queue's
+            // limits count only what it holds.
+            let chunk = if chunk.capacity() > 2 * chunk.len() {
+                Bytes::copy_from_slice(&chunk)
+            } else {
+                chunk.freeze()
+            };
+            if outbox.push_reserved(chunk) {
                 wakes.push(outbox);
             }
         }
