@@ -1,7 +1,7 @@
 //! Connecting and registering the bench's connections, many at a time.
 //!
 //! Each connection is split once registered: its read half goes to a
-//! [`receiver`](super::receiver) task that checks everything the hub sends;
+//! [`receiver`] task that checks everything the hub sends;
 //! its write half is shared (behind an async mutex) between whoever sends on
 //! it and that task, which answers the hub's `PING`s.
 
