@@ -657,29 +657,33 @@ async fn write_vectored_deadline<W>(
 where
     W: AsyncWrite + Unpin,
 {
-    let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-    let count = frames.len().min(MAX_IOVECS);
-    for (slice, frame) in slices.iter_mut().zip(frames) {
-        *slice = IoSlice::new(frame);
-    }
-    let mut left = &mut slices[..count];
-    while !left.is_empty() {
-        let Ok(written) = timeout(deadline, io.write_vectored(left)).await else {
-            outbox.close(Some(Code::SLOW_CONSUMER), false);
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "write made no progress before the deadline",
-            ));
-        };
-        match written? {
-            0 => return Err(io::ErrorKind::WriteZero.into()),
-            written => IoSlice::advance_slices(&mut left, written),
+    for group in frames.chunks(MAX_IOVECS) {
+        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+        for (slice, frame) in slices.iter_mut().zip(group) {
+            *slice = IoSlice::new(frame);
+        }
+        let mut left = &mut slices[..group.len()];
+        while !left.is_empty() {
+            let Ok(written) = timeout(deadline, io.write_vectored(left)).await else {
+                return Err(no_progress(outbox));
+            };
+            match written? {
+                0 => return Err(io::ErrorKind::WriteZero.into()),
+                written => IoSlice::advance_slices(&mut left, written),
+            }
         }
     }
-    for frame in &frames[count..] {
-        write_deadline(io, frame, deadline, outbox).await?;
-    }
     Ok(())
+}
+
+/// A write that made no progress before the deadline: the peer is cut as a
+/// slow consumer.
+fn no_progress(outbox: &Outbox) -> io::Error {
+    outbox.close(Some(Code::SLOW_CONSUMER), false);
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "write made no progress before the deadline",
+    )
 }
 
 pub(crate) async fn write_deadline<W>(
@@ -694,14 +698,9 @@ where
     if bytes.is_empty() {
         return Ok(());
     }
-    if let Ok(result) = timeout(deadline, io.write_all(bytes)).await {
-        result
-    } else {
-        outbox.close(Some(Code::SLOW_CONSUMER), false);
-        Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            "write made no progress before the deadline",
-        ))
+    match timeout(deadline, io.write_all(bytes)).await {
+        Ok(result) => result,
+        Err(_) => Err(no_progress(outbox)),
     }
 }
 

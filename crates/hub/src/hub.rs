@@ -303,6 +303,11 @@ fn encode_reply<F: Encode + ?Sized>(frame: &F, replies: &mut BytesMut) {
     }
 }
 
+/// The error for a message whose `MESSAGE` frame would exceed the frame
+/// limit once the sender's name and the recipients are added.
+const TOO_LARGE: &str =
+    "the message is too large once addressed; send a shorter text or fewer recipients";
+
 /// Commands the actor takes from its queue at once. Consumers woken by a
 /// batch are woken once, after it.
 const BATCH: usize = 128;
@@ -416,25 +421,9 @@ impl Actor {
                 reply,
             } => self.join(id, nick, outbox, reply),
             Command::Send { id, send, permit } => {
-                let mut replies = BytesMut::new();
-                self.gathered.room = send.len() + 48;
-                self.route(id, &send, &mut InFlight::new(permit), &mut replies);
-                self.gathered.flush(&mut self.wakes);
-                self.reply(id, replies);
+                self.route_run(id, std::slice::from_ref(&send), permit);
             }
-            Command::SendMany { id, sends, permit } => {
-                let mut permit = InFlight::new(permit);
-                let mut replies = BytesMut::with_capacity(sends.len() * 48);
-                // Room for the whole run in one recipient's buffer (a
-                // `MESSAGE` is a `SEND` plus the sender's name, an id and a
-                // time): grown by doubling, a run of 64 is copied 7 times.
-                self.gathered.room = sends.iter().map(|send| send.len() + 48).sum();
-                for send in &sends {
-                    self.route(id, send, &mut permit, &mut replies);
-                }
-                self.gathered.flush(&mut self.wakes);
-                self.reply(id, replies);
-            }
+            Command::SendMany { id, sends, permit } => self.route_run(id, &sends, permit),
             Command::Who { id } => {
                 if let Some(member) = self.registry.member(id) {
                     let roster = ServerFrame::Roster(self.registry.roster());
@@ -548,6 +537,23 @@ impl Actor {
         }
     }
 
+    /// Routes a run of `id`'s messages in order, under one permit, then
+    /// queues the messages gathered for single recipients and the run's
+    /// replies.
+    fn route_run(&mut self, id: ConnId, sends: &[SendPayload], permit: OwnedSemaphorePermit) {
+        let mut permit = InFlight::new(permit);
+        let mut replies = BytesMut::with_capacity(sends.len() * 48);
+        // Room for the whole run in one recipient's buffer (a `MESSAGE` is a
+        // `SEND` plus the sender's name, an id and a time): grown by
+        // doubling, a run of 64 is copied 7 times.
+        self.gathered.room = sends.iter().map(|send| send.len() + 48).sum();
+        for send in sends {
+            self.route(id, send, &mut permit, &mut replies);
+        }
+        self.gathered.flush(&mut self.wakes);
+        self.reply(id, replies);
+    }
+
     /// Queues the replies (`ACK`s and errors) gathered while routing a run
     /// of `id`'s messages: one queue slot for the run, in its order.
     fn reply(&mut self, id: ConnId, replies: BytesMut) {
@@ -639,10 +645,7 @@ impl Actor {
             let chunk = self.gathered.chunk(id, &member.outbox, delivery.wakes);
             let start = chunk.len();
             if encode_into(&message, self.max_frame, chunk).is_err() {
-                reply_error(
-                    Code::BAD_REQUEST,
-                    "the message is too large once addressed; send a shorter text or fewer recipients",
-                );
+                reply_error(Code::BAD_REQUEST, TOO_LARGE);
                 return;
             }
             let reserved = member.outbox.reserve(chunk.len() - start);
@@ -664,10 +667,7 @@ impl Actor {
             self.gathered.flush(delivery.wakes);
             // Encoded once; every recipient's queue gets a clone of the same bytes.
             let Ok(frame) = encode_frame(&message, self.max_frame) else {
-                reply_error(
-                    Code::BAD_REQUEST,
-                    "the message is too large once addressed; send a shorter text or fewer recipients",
-                );
+                reply_error(Code::BAD_REQUEST, TOO_LARGE);
                 return;
             };
             delivery.fan_out(from, frame, named.as_deref_mut(), registry);
@@ -740,14 +740,11 @@ fn resolve<'a, 'r>(
     // Only for long lists; creating a hash set costs even when unused.
     let mut seen = (count > 16).then(HashSet::new);
     for name in names {
-        let repeated = if count <= 16 {
-            resolved
+        let repeated = match &mut seen {
+            None => resolved
                 .iter()
-                .any(|kept| kept.name.as_bytes().eq_ignore_ascii_case(name.as_bytes()))
-        } else {
-            !seen
-                .as_mut()
-                .is_some_and(|seen| seen.insert(name.as_bytes().to_ascii_lowercase()))
+                .any(|kept| kept.name.as_bytes().eq_ignore_ascii_case(name.as_bytes())),
+            Some(seen) => !seen.insert(name.as_bytes().to_ascii_lowercase()),
         };
         if !repeated {
             let found = lookup(registry, last_found, name.as_bytes());

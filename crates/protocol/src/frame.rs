@@ -265,6 +265,12 @@ pub trait WireFrame: Encode + Sized {
     fn decode(payload: Bytes) -> Result<Self, ProtocolError>;
 }
 
+/// `PING` and `PONG`, the same both ways: an opcode and a token.
+fn put_token(dst: &mut BytesMut, opcode: u8, token: u64) {
+    dst.put_u8(opcode);
+    dst.put_u64(token);
+}
+
 /// Encoded lengths of the field types (`docs/protocol.md`, section 2).
 fn nick_len(nick: &[u8]) -> usize {
     1 + nick.len()
@@ -342,14 +348,8 @@ impl<S: SendBody> Encode for ClientFrameOf<S> {
             Self::Send(send) => send.encode_payload(dst)?,
             Self::Who => dst.put_u8(opcode::WHO),
             Self::Quit => dst.put_u8(opcode::QUIT),
-            Self::Ping(token) => {
-                dst.put_u8(opcode::PING);
-                dst.put_u64(*token);
-            }
-            Self::Pong(token) => {
-                dst.put_u8(opcode::PONG);
-                dst.put_u64(*token);
-            }
+            Self::Ping(token) => put_token(dst, opcode::PING, *token),
+            Self::Pong(token) => put_token(dst, opcode::PONG, *token),
         }
         Ok(())
     }
@@ -436,14 +436,8 @@ impl Encode for ServerFrame {
                 dst.put_u64(e.reference);
                 put_text(dst, &e.message)?;
             }
-            Self::Ping(token) => {
-                dst.put_u8(opcode::PING);
-                dst.put_u64(*token);
-            }
-            Self::Pong(token) => {
-                dst.put_u8(opcode::PONG);
-                dst.put_u64(*token);
-            }
+            Self::Ping(token) => put_token(dst, opcode::PING, *token),
+            Self::Pong(token) => put_token(dst, opcode::PONG, *token),
         }
         Ok(())
     }

@@ -73,8 +73,7 @@ impl SendPayload {
     pub fn text(&self) -> &str {
         // Checked when parsed; checking again costs a few nanoseconds and
         // spares an `unsafe`. It cannot fail.
-        let text = self.payload.get(self.text.clone()).unwrap_or_default();
-        std::str::from_utf8(text).unwrap_or_default()
+        std::str::from_utf8(self.text_utf8().as_bytes()).unwrap_or_default()
     }
 
     /// The message text, as bytes known to be UTF-8: what a
@@ -140,28 +139,13 @@ impl SendBody for SendPayload {
         }
         let id = r.u64("truncated message id")?;
         let names = match r.u8("truncated recipients kind")? {
-            target::USERS => {
-                let count = r.u32("truncated list count")? as usize;
-                if count > r.remaining() {
-                    return Err(ProtocolError::Malformed("list count exceeds the frame"));
-                }
-                let start = r.pos();
-                for _ in 0..count {
-                    r.check_nick()?;
-                }
-                Some((start, count))
-            }
+            target::USERS => Some(r.check_nicks()?),
             target::EVERYONE => None,
             _ => return Err(ProtocolError::Malformed("unknown recipients kind")),
         };
         let text = r.check_text()?;
-        if r.remaining() != 0 {
-            return Err(ProtocolError::Malformed(
-                "trailing bytes after the last field",
-            ));
-        }
         Ok(Self {
-            payload: r.into_inner(),
+            payload: r.finish()?,
             id,
             names,
             text,

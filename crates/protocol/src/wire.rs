@@ -70,23 +70,26 @@ impl Reader {
         Ok(self.buf.slice(start..start + len))
     }
 
+    /// A `nick` field's bytes, unchecked.
+    fn nick_raw(&mut self) -> Result<&[u8], ProtocolError> {
+        let len = usize::from(self.u8("truncated nickname length")?);
+        self.take(len, "truncated nickname")
+    }
+
     /// A `nick` field that must be UTF-8.
     pub(crate) fn nick(&mut self) -> Result<String, ProtocolError> {
-        let len = usize::from(self.u8("truncated nickname length")?);
-        let raw = self.take(len, "truncated nickname")?;
-        utf8(raw, "nickname is not valid utf-8")
+        utf8(self.nick_raw()?, "nickname is not valid utf-8")
     }
 
-    /// Where the cursor is in the payload.
-    pub(crate) fn pos(&self) -> usize {
-        self.pos
-    }
-
-    /// Checks a `nick` field that must be UTF-8, without copying it.
-    pub(crate) fn check_nick(&mut self) -> Result<(), ProtocolError> {
-        let len = usize::from(self.u8("truncated nickname length")?);
-        let raw = self.take(len, "truncated nickname")?;
-        check_utf8(raw, "nickname is not valid utf-8")
+    /// Checks a `nicks` field, every name UTF-8, without copying it: where
+    /// its entries begin in the payload, and how many there are.
+    pub(crate) fn check_nicks(&mut self) -> Result<(usize, usize), ProtocolError> {
+        let count = self.list_count()?;
+        let start = self.pos;
+        for _ in 0..count {
+            check_utf8(self.nick_raw()?, "nickname is not valid utf-8")?;
+        }
+        Ok((start, count))
     }
 
     /// Checks a `text` field without copying it, and returns where its
@@ -99,24 +102,24 @@ impl Reader {
         Ok(start..start + len)
     }
 
-    /// The payload this reader reads.
-    pub(crate) fn into_inner(self) -> Bytes {
-        self.buf
-    }
-
     pub(crate) fn text(&mut self) -> Result<String, ProtocolError> {
         let len = self.u32("truncated text length")? as usize;
         let raw = self.take(len, "truncated text")?;
         utf8(raw, "text is not valid utf-8")
     }
 
-    pub(crate) fn nicks(&mut self) -> Result<Vec<String>, ProtocolError> {
+    /// A list's count. Each entry takes at least one byte: a count the
+    /// payload cannot hold is refused before anything is allocated for it.
+    fn list_count(&mut self) -> Result<usize, ProtocolError> {
         let count = self.u32("truncated list count")? as usize;
-        // Each entry takes at least one byte: refuse a count the payload
-        // cannot hold before allocating for it.
         if count > self.remaining() {
             return Err(ProtocolError::Malformed("list count exceeds the frame"));
         }
+        Ok(count)
+    }
+
+    pub(crate) fn nicks(&mut self) -> Result<Vec<String>, ProtocolError> {
+        let count = self.list_count()?;
         let mut out = Vec::with_capacity(count);
         for _ in 0..count {
             out.push(self.nick()?);
@@ -128,10 +131,10 @@ impl Reader {
         self.buf.len() - self.pos
     }
 
-    /// Every frame must be consumed exactly.
-    pub(crate) fn finish(self) -> Result<(), ProtocolError> {
+    /// Every frame must be consumed exactly; gives back the payload.
+    pub(crate) fn finish(self) -> Result<Bytes, ProtocolError> {
         if self.remaining() == 0 {
-            Ok(())
+            Ok(self.buf)
         } else {
             Err(ProtocolError::Malformed(
                 "trailing bytes after the last field",
