@@ -642,19 +642,20 @@ impl Actor {
             found.next().is_none().then_some(first)
         });
         if let Some((id, member)) = single {
+            let room = self.gathered.room;
             let chunk = self.gathered.chunk(id, &member.outbox, delivery.wakes);
-            let start = chunk.len();
-            if encode_into(&message, self.max_frame, chunk).is_err() {
+            let start = chunk.frames.len();
+            if encode_into(&message, self.max_frame, &mut chunk.frames).is_err() {
                 reply_error(Code::BAD_REQUEST, TOO_LARGE);
                 return;
             }
-            let reserved = member.outbox.reserve(chunk.len() - start);
+            let reserved = chunk.reserve(chunk.frames.len() - start, room);
             match reserved {
                 Ok(Pressure::Congested) => {
                     delivery.congested.insert(id);
                 }
                 Ok(Pressure::Normal) => {}
-                Err(_) => chunk.truncate(start),
+                Err(_) => chunk.frames.truncate(start),
             }
             let status = delivery.counted(id, member, reserved);
             for recipient in named.iter_mut().flatten() {
@@ -928,17 +929,43 @@ impl<'n> Delivery<'_, 'n> {
 /// A busy sender's command carries a run of messages, often to the same
 /// user; its frames then take one allocation and one queue slot, not one
 /// each. Their room in each queue is reserved as they are written, so each
-/// message's status is known at once, as for any other.
+/// message's status is known at once, as for any other; while the queue is
+/// well below its high-water mark, room for the rest of the run is set
+/// aside with the first, so that the rest need not take the queue's lock.
 ///
 /// Order is kept: nothing else is queued for anyone while messages are
 /// gathered (a message for several users, or for everyone, flushes them
 /// first), and they are queued before the command's replies.
 #[derive(Debug, Default)]
 struct Gathered {
-    chunks: Vec<(Arc<Outbox>, BytesMut)>,
+    chunks: Vec<Chunk>,
     ids: Vec<ConnId>,
-    /// The room a new buffer starts with.
+    /// The room a new buffer starts with, and the most set aside in a queue
+    /// for it.
     room: usize,
+}
+
+/// One recipient's messages in the command being handled.
+#[derive(Debug)]
+struct Chunk {
+    outbox: Arc<Outbox>,
+    frames: BytesMut,
+    /// Bytes set aside in the outbox and not yet used.
+    ahead: usize,
+}
+
+impl Chunk {
+    /// Reserves room in the queue for `len` more bytes, from what was set
+    /// aside if it is enough, setting aside up to `ahead` more if not.
+    fn reserve(&mut self, len: usize, ahead: usize) -> Result<Pressure, PushError> {
+        if len <= self.ahead {
+            self.ahead -= len;
+            return Ok(Pressure::Normal);
+        }
+        let (reserved, set_aside) = self.outbox.reserve(len, ahead);
+        self.ahead += set_aside;
+        reserved
+    }
 }
 
 /// Recipients gathered for at once, at most; one more flushes them.
@@ -951,36 +978,42 @@ impl Gathered {
         id: ConnId,
         outbox: &Arc<Outbox>,
         wakes: &mut Vec<Arc<Outbox>>,
-    ) -> &mut BytesMut {
+    ) -> &mut Chunk {
         if let Some(at) = self.ids.iter().position(|&gathered| gathered == id) {
-            return &mut self.chunks[at].1;
+            return &mut self.chunks[at];
         }
         if self.ids.len() == GATHER_RECIPIENTS {
             self.flush(wakes);
         }
         self.ids.push(id);
-        self.chunks
-            .push((outbox.clone(), BytesMut::with_capacity(self.room)));
-        &mut self.chunks[self.ids.len() - 1].1
+        self.chunks.push(Chunk {
+            outbox: outbox.clone(),
+            frames: BytesMut::with_capacity(self.room),
+            ahead: 0,
+        });
+        &mut self.chunks[self.ids.len() - 1]
     }
 
-    /// Queues everything gathered.
+    /// Queues everything gathered, and gives back the room set aside and
+    /// not used.
     fn flush(&mut self, wakes: &mut Vec<Arc<Outbox>>) {
         self.ids.clear();
-        for (outbox, chunk) in self.chunks.drain(..) {
-            if chunk.is_empty() {
-                continue;
-            }
+        for chunk in self.chunks.drain(..) {
+            let Chunk {
+                outbox,
+                frames,
+                ahead,
+            } = chunk;
             // A buffer made room for the whole run but given a few of its
             // messages is copied out rather than queued: a queued buffer
             // keeps all of its allocation until it is written, and a queue's
             // limits count only what it holds.
-            let chunk = if chunk.capacity() > 2 * chunk.len() {
-                Bytes::copy_from_slice(&chunk)
+            let frames = if frames.capacity() > 2 * frames.len() {
+                Bytes::copy_from_slice(&frames)
             } else {
-                chunk.freeze()
+                frames.freeze()
             };
-            if outbox.push_reserved(chunk) {
+            if outbox.push_reserved(frames, ahead) {
                 wakes.push(outbox);
             }
         }

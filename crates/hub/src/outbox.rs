@@ -66,6 +66,18 @@ struct State {
 pub(crate) const KEEP_SLOTS: usize = 8;
 
 impl State {
+    /// Takes `bytes` off the count, and releases paused publishers once the
+    /// queue is at or below half of `high_water`.
+    fn uncount(&mut self, bytes: usize, high_water: usize) {
+        self.bytes = self.bytes.saturating_sub(bytes);
+        if self.bytes <= high_water / 2 {
+            self.congested_since = None;
+            self.held.clear();
+        } else if self.bytes <= high_water {
+            self.congested_since = None;
+        }
+    }
+
     fn shrink(&mut self) {
         if self.frames.capacity() > KEEP_SLOTS {
             self.frames.shrink_to(KEEP_SLOTS);
@@ -131,32 +143,46 @@ impl Outbox {
     /// [`push_reserved`](Self::push_reserved) before its batch ends: the
     /// queue's limit and high-water mark apply to them now, as to a push.
     /// Never waits.
-    pub(crate) fn reserve(&self, len: usize) -> Result<Pressure, PushError> {
+    ///
+    /// Also sets aside room for up to `ahead` more bytes of the same batch,
+    /// if the queue stays at or below its high-water mark with them, and
+    /// returns how much: frames that fit in it need not take the lock to
+    /// learn what a reservation would have told them (room, no pressure).
+    /// What is left of it is given back by `push_reserved`.
+    pub(crate) fn reserve(&self, len: usize, ahead: usize) -> (Result<Pressure, PushError>, usize) {
         let mut state = self.lock();
         if state.closing {
-            return Err(PushError::Closed);
+            return (Err(PushError::Closed), 0);
         }
         if state.bytes + len > self.limit {
             drop(state);
             self.close(Some(Code::SLOW_CONSUMER), false);
-            return Err(PushError::Overflow);
+            return (Err(PushError::Overflow), 0);
         }
         state.bytes += len;
         if state.bytes > self.high_water {
             state.congested_since.get_or_insert_with(Instant::now);
-            Ok(Pressure::Congested)
-        } else {
-            Ok(Pressure::Normal)
+            return (Ok(Pressure::Congested), 0);
         }
+        let ahead = if state.bytes + ahead <= self.high_water {
+            ahead
+        } else {
+            0
+        };
+        state.bytes += ahead;
+        (Ok(Pressure::Normal), ahead)
     }
 
     /// Queues frames whose bytes were [`reserve`](Self::reserve)d, without
-    /// waking the consumer; returns whether it may need waking, as
-    /// [`push_quiet`](Self::push_quiet) does. A queue closed since is left
-    /// as it is.
-    pub(crate) fn push_reserved(&self, frames: Bytes) -> bool {
+    /// waking the consumer, and gives back `unused` bytes set aside for
+    /// frames that did not come; returns whether the consumer may need
+    /// waking, as [`push_quiet`](Self::push_quiet) does. A queue closed
+    /// since is left as it is.
+    pub(crate) fn push_reserved(&self, frames: Bytes, unused: usize) -> bool {
         let mut state = self.lock();
-        if state.closing {
+        // Publishers paused while the room was set aside may go on now.
+        state.uncount(unused, self.high_water);
+        if state.closing || frames.is_empty() {
             return false;
         }
         let was_empty = state.frames.is_empty();
@@ -277,14 +303,7 @@ impl Outbox {
     /// Records that `bytes` taken from the queue have been written, releasing
     /// paused publishers once the queue is at or below half its high-water mark.
     pub(crate) fn written(&self, bytes: usize) {
-        let mut state = self.lock();
-        state.bytes = state.bytes.saturating_sub(bytes);
-        if state.bytes <= self.high_water / 2 {
-            state.congested_since = None;
-            state.held.clear();
-        } else if state.bytes <= self.high_water {
-            state.congested_since = None;
-        }
+        self.lock().uncount(bytes, self.high_water);
     }
 }
 
@@ -372,6 +391,35 @@ mod tests {
         outbox.written(60);
         assert_eq!(permits.available_permits(), 1);
         assert!(outbox.congested_since().is_none());
+    }
+
+    #[tokio::test]
+    async fn room_set_aside_counts_until_given_back_and_then_releases_publishers() {
+        let outbox = Outbox::new(100, 1000);
+        let permits = Arc::new(Semaphore::new(1));
+        assert_eq!(outbox.push(frame(40)), Ok(Pressure::Normal));
+        // Room is set aside only while the queue stays under its mark with it.
+        assert_eq!(outbox.reserve(10, 60), (Ok(Pressure::Normal), 0));
+        assert_eq!(outbox.reserve(10, 35), (Ok(Pressure::Normal), 35));
+        // 40 + 10 + 10 + 35: 20 more is over the mark.
+        assert_eq!(outbox.push(frame(20)), Ok(Pressure::Congested));
+        outbox.hold(Arc::new(permits.clone().acquire_owned().await.unwrap()));
+        let mut batch = Vec::new();
+        assert!(outbox.take_all(&mut batch).await);
+        outbox.written(60);
+        assert_eq!(
+            permits.available_permits(),
+            0,
+            "the room set aside still counts"
+        );
+        // The batch used none of it: 20 reserved bytes queued, 35 given back.
+        assert!(outbox.push_reserved(Bytes::from([frame(10), frame(10)].concat()), 35));
+        assert_eq!(permits.available_permits(), 1);
+        assert!(outbox.congested_since().is_none());
+        // A closed queue still gives room back, but queues nothing.
+        assert_eq!(outbox.reserve(5, 10), (Ok(Pressure::Normal), 10));
+        outbox.close(None, false);
+        assert!(!outbox.push_reserved(frame(5), 10));
     }
 
     #[tokio::test]
