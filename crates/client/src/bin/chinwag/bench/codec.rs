@@ -9,15 +9,17 @@
 //! whose fields are well formed and whose text is a bench payload is read
 //! in place, yielding only its [`Header`]. A well-formed `PRESENCE` (the
 //! `conns` workload gets one per arrival per connection: 50 million for
-//! 10,000 connections) is skipped the same way. Everything else (other frames, a
-//! text that is not a bench payload, anything malformed) is split off and
-//! decoded by `chinwag_protocol`, whose verdict is the one that counts.
+//! 10,000 connections) is skipped the same way, and a well-formed `ACK` whose
+//! every status is "delivered" (one per message sent) yields only its id
+//! and count. Everything else (other frames, a text that is not a bench
+//! payload, an ACK with a failure in it, anything malformed) is split off
+//! and decoded by `chinwag_protocol`, whose verdict is the one that counts.
 //!
 //! Framing is `ClientCodec`'s: a `u32` big-endian length prefix, refused
 //! before anything is buffered for it when over the limit.
 
 use bytes::{Buf, BytesMut};
-use chinwag_protocol::{PREFIX_LEN, ProtocolError, ServerFrame, WireFrame, opcode};
+use chinwag_protocol::{Code, PREFIX_LEN, ProtocolError, ServerFrame, WireFrame, opcode};
 use tokio_util::codec::Decoder;
 
 use super::payload::{self, Header};
@@ -29,6 +31,13 @@ pub(crate) enum Inbound {
     Delivery(Header),
     /// A well-formed `PRESENCE` notice, not otherwise read.
     Presence,
+    /// A well-formed `ACK` that says "delivered" for every recipient it
+    /// names.
+    Delivered {
+        client_id: u64,
+        /// How many recipients the message was queued for.
+        delivered: u32,
+    },
     /// Any other frame (including a `MESSAGE` whose text is not a bench
     /// payload), decoded in full.
     Frame(ServerFrame),
@@ -87,6 +96,13 @@ impl Decoder for BenchCodec {
             src.advance(frame_len);
             return Ok(Some(Inbound::Presence));
         }
+        if let Some((client_id, delivered)) = all_delivered(payload) {
+            src.advance(frame_len);
+            return Ok(Some(Inbound::Delivered {
+                client_id,
+                delivered,
+            }));
+        }
         let payload = src.split_to(frame_len).freeze().slice(PREFIX_LEN..);
         ServerFrame::decode(payload).map(|frame| Some(Inbound::Frame(frame)))
     }
@@ -140,6 +156,30 @@ fn is_presence(payload: &[u8]) -> bool {
     op == opcode::PRESENCE && online <= 1 && nick(&mut rest).is_some() && rest.is_empty()
 }
 
+/// The client id and delivered count of a well-formed `ACK` (section 5.4
+/// of `docs/protocol.md`) whose every status is "delivered"; `None` for any
+/// other frame, a malformed one, or one with a failure to report.
+fn all_delivered(payload: &[u8]) -> Option<(u64, u32)> {
+    let (&op, rest) = payload.split_first()?;
+    if op != opcode::ACK {
+        return None;
+    }
+    // client_id (u64), message_id (u64), delivered (u32), count (u32)
+    let client_id = u64::from_be_bytes(*rest.first_chunk::<8>()?);
+    let delivered = u32::from_be_bytes(*rest.get(16..)?.first_chunk::<4>()?);
+    let count = u32::from_be_bytes(*rest.get(20..)?.first_chunk::<4>()?);
+    let mut rest = &rest[24..];
+    for _ in 0..count {
+        nick(&mut rest)?;
+        let (code, after) = rest.split_first_chunk::<2>()?;
+        if u16::from_be_bytes(*code) != Code::DELIVERED.0 {
+            return None;
+        }
+        rest = after;
+    }
+    rest.is_empty().then_some((client_id, delivered))
+}
+
 /// Skips a `nick` field that must be UTF-8.
 fn nick(rest: &mut &[u8]) -> Option<()> {
     let (&len, after) = rest.split_first()?;
@@ -151,10 +191,12 @@ fn nick(rest: &mut &[u8]) -> Option<()> {
 
 #[cfg(test)]
 mod tests {
-    use chinwag_protocol::{DEFAULT_MAX_FRAME, Message, Presence, Recipients, encode_frame};
+    use chinwag_protocol::{
+        Ack, DEFAULT_MAX_FRAME, Message, Presence, RecipientStatus, Recipients, encode_frame,
+    };
 
     use super::*;
-    use crate::bench::payload::{Kind, Stamper, blank};
+    use crate::bench::payload::{Kind, blank, stamp};
 
     fn message(to: Recipients, text: String) -> BytesMut {
         let frame = ServerFrame::Message(Message {
@@ -174,9 +216,9 @@ mod tests {
             seq,
             sent_ns: 42,
         };
-        let mut text = blank(64);
-        Stamper::default().stamp(header, &mut text);
-        (header, text)
+        let mut text = blank(64).into_bytes();
+        stamp(header, &mut text);
+        (header, String::from_utf8(text).unwrap())
     }
 
     #[test]
@@ -213,6 +255,48 @@ mod tests {
             codec.decode(&mut buf).unwrap(),
             Some(Inbound::Delivery(_))
         ));
+    }
+
+    #[test]
+    fn acks_saying_delivered_are_read_in_place_and_others_decoded_in_full() {
+        let mut codec = BenchCodec::new(64, DEFAULT_MAX_FRAME, 1024);
+        let ack = |statuses: &[(&str, Code)]| {
+            let frame = ServerFrame::Ack(Ack {
+                client_id: 11,
+                message_id: 12,
+                delivered: 1,
+                statuses: statuses
+                    .iter()
+                    .map(|&(nick, status)| RecipientStatus {
+                        nick: nick.to_owned(),
+                        status,
+                    })
+                    .collect(),
+            });
+            BytesMut::from(&encode_frame(&frame, DEFAULT_MAX_FRAME).unwrap()[..])
+        };
+        for statuses in [&[][..], &[("b0", Code::DELIVERED)][..]] {
+            let mut buf = ack(statuses);
+            assert!(matches!(
+                codec.decode(&mut buf).unwrap(),
+                Some(Inbound::Delivered {
+                    client_id: 11,
+                    delivered: 1
+                })
+            ));
+            assert!(buf.is_empty());
+        }
+        // A failure is decoded in full, so that the bench can name it.
+        let mut buf = ack(&[("b0", Code::DELIVERED), ("zed", Code::NO_SUCH_USER)]);
+        let Some(Inbound::Frame(ServerFrame::Ack(full))) = codec.decode(&mut buf).unwrap() else {
+            panic!("not decoded in full");
+        };
+        assert_eq!(full.statuses[1].status, Code::NO_SUCH_USER);
+        // So is a malformed one, which the full decoder refuses: here a
+        // status count claiming one more than there is.
+        let mut buf = ack(&[("b0", Code::DELIVERED)]);
+        buf[PREFIX_LEN + 1 + 8 + 8 + 4 + 3] = 2;
+        assert!(codec.decode(&mut buf).is_err());
     }
 
     #[test]

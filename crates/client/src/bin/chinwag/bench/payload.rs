@@ -84,33 +84,26 @@ pub(crate) fn blank(size: usize) -> String {
     "x".repeat(text_len(size))
 }
 
-/// Writes headers over the start of message texts. The scratch buffer is
-/// kept so that stamping a message allocates nothing.
-#[derive(Debug, Default)]
-pub(crate) struct Stamper {
-    scratch: String,
+/// Writes `header` over the first [`HEADER_LEN`] bytes of `text`, which
+/// comes from [`blank`] (a shorter one is left alone). The sender stamps
+/// each message where it lies in its write buffer, already encoded: the
+/// text is ASCII before and after, and no other byte moves.
+pub(crate) fn stamp(header: Header, text: &mut [u8]) {
+    let Some(head) = text.get_mut(..HEADER_LEN) else {
+        return;
+    };
+    head[0] = header.kind.byte();
+    put_hex(&mut head[1..9], u64::from(header.sender));
+    put_hex(&mut head[9..21], header.seq & FIELD_MASK);
+    put_hex(&mut head[21..33], header.sent_ns & FIELD_MASK);
 }
 
-impl Stamper {
-    /// Writes `header` over the first [`HEADER_LEN`] bytes of `text`, which
-    /// must come from [`blank`].
-    pub(crate) fn stamp(&mut self, header: Header, text: &mut String) {
-        self.scratch.clear();
-        self.scratch.push(char::from(header.kind.byte()));
-        push_hex(&mut self.scratch, u64::from(header.sender), 8);
-        push_hex(&mut self.scratch, header.seq & FIELD_MASK, 12);
-        push_hex(&mut self.scratch, header.sent_ns & FIELD_MASK, 12);
-        // Same length in and out: `replace_range` moves nothing and
-        // allocates nothing.
-        text.replace_range(..HEADER_LEN, &self.scratch);
-    }
-}
-
-fn push_hex(out: &mut String, value: u64, digits: u32) {
+/// Writes `value` as lowercase hex digits filling `out`.
+fn put_hex(out: &mut [u8], mut value: u64) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for i in (0..digits).rev() {
-        let nibble = (value >> (i * 4)) & 0xf;
-        out.push(char::from(HEX[nibble as usize]));
+    for digit in out.iter_mut().rev() {
+        *digit = HEX[(value & 0xf) as usize];
+        value >>= 4;
     }
 }
 
@@ -175,69 +168,62 @@ mod tests {
 
     #[test]
     fn header_round_trips_and_keeps_the_size() {
-        let mut stamper = Stamper::default();
-        let mut text = blank(64);
+        let mut text = blank(64).into_bytes();
         let header = Header {
             kind: Kind::Data,
             sender: 7,
             seq: 123_456,
             sent_ns: 9_876_543_210,
         };
-        stamper.stamp(header, &mut text);
+        stamp(header, &mut text);
         assert_eq!(text.len(), 64);
-        assert_eq!(&text[..HEADER_LEN], "D0000000700000001e24000024cb016ea");
-        assert_eq!(parse(text.as_bytes(), 64), Some(header));
-        // Rewriting keeps the capacity and the padding.
-        let capacity = text.capacity();
-        stamper.stamp(
+        assert_eq!(&text[..HEADER_LEN], b"D0000000700000001e24000024cb016ea");
+        assert_eq!(parse(&text, 64), Some(header));
+        // Rewriting keeps the padding.
+        stamp(
             Header {
                 kind: Kind::Warmup,
                 ..header
             },
             &mut text,
         );
-        assert_eq!(text.capacity(), capacity);
-        assert_eq!(
-            parse(text.as_bytes(), 64).map(|h| h.kind),
-            Some(Kind::Warmup)
-        );
+        assert_eq!(parse(&text, 64).map(|h| h.kind), Some(Kind::Warmup));
+        assert!(text[HEADER_LEN..].iter().all(|&b| b == b'x'));
     }
 
     #[test]
     fn small_sizes_are_the_header_alone() {
-        let mut stamper = Stamper::default();
-        let mut text = blank(1);
+        let mut text = blank(1).into_bytes();
         let header = Header {
             kind: Kind::Data,
             sender: 0,
             seq: 0,
             sent_ns: 0,
         };
-        stamper.stamp(header, &mut text);
+        stamp(header, &mut text);
         assert_eq!(text.len(), HEADER_LEN);
-        assert_eq!(parse(text.as_bytes(), 1), Some(header));
+        assert_eq!(parse(&text, 1), Some(header));
     }
 
     #[test]
     fn damaged_text_is_refused() {
-        let mut stamper = Stamper::default();
-        let mut text = blank(40);
+        let mut text = blank(40).into_bytes();
         let header = Header {
             kind: Kind::Data,
             sender: 1,
             seq: 2,
             sent_ns: 3,
         };
-        stamper.stamp(header, &mut text);
-        assert!(parse(text.as_bytes(), 41).is_none(), "wrong size");
+        stamp(header, &mut text);
+        assert!(parse(&text, 41).is_none(), "wrong size");
         let mut padded = text.clone();
-        padded.replace_range(39.., "y");
-        assert!(parse(padded.as_bytes(), 40).is_none(), "bad padding");
+        padded[39] = b'y';
+        assert!(parse(&padded, 40).is_none(), "bad padding");
         let mut kind = text.clone();
-        kind.replace_range(..1, "Q");
-        assert!(parse(kind.as_bytes(), 40).is_none(), "bad kind");
+        kind[0] = b'Q';
+        assert!(parse(&kind, 40).is_none(), "bad kind");
         let mut digit = text;
-        digit.replace_range(5..6, "G");
-        assert!(parse(digit.as_bytes(), 40).is_none(), "bad digit");
+        digit[5] = b'G';
+        assert!(parse(&digit, 40).is_none(), "bad digit");
     }
 }

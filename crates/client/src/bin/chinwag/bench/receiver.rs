@@ -171,8 +171,22 @@ pub(crate) async fn run(mut r: Receiver) -> Tally {
             Some(Ok(Inbound::Frame(ServerFrame::Message(message)))) => {
                 on_message(&r, &message, &mut seen, &mut tally, &mut batch);
             }
+            Some(Ok(Inbound::Delivered {
+                client_id,
+                delivered,
+            })) => {
+                on_ack(&r, client_id, delivered, None, &mut last_ack, &mut tally);
+            }
             Some(Ok(Inbound::Frame(ServerFrame::Ack(ack)))) => {
-                on_ack(&r, &ack, &mut last_ack, &mut tally);
+                let (client_id, delivered) = (ack.client_id, ack.delivered);
+                on_ack(
+                    &r,
+                    client_id,
+                    delivered,
+                    Some(&ack),
+                    &mut last_ack,
+                    &mut tally,
+                );
             }
             Some(Ok(Inbound::Frame(ServerFrame::Error(error)))) => {
                 tally.hub_errors += 1;
@@ -304,31 +318,42 @@ fn on_delivery(
     }
 }
 
-fn on_ack(r: &Receiver, ack: &Ack, last_ack: &mut u64, tally: &mut Tally) {
-    if ack.client_id & WARMUP_ID != 0 {
+/// Checks the ack of message `client_id`; `ack` is the whole frame when it
+/// was decoded in full (it may name failures), `None` when every status in
+/// it said "delivered".
+fn on_ack(
+    r: &Receiver,
+    client_id: u64,
+    delivered: u32,
+    ack: Option<&Ack>,
+    last_ack: &mut u64,
+    tally: &mut Tally,
+) {
+    if client_id & WARMUP_ID != 0 {
         return;
     }
     tally.acks += 1;
     r.progress.acks.store(tally.acks, Relaxed);
-    let in_order = ack.client_id == *last_ack + 1;
-    *last_ack = ack.client_id;
-    let all_delivered = ack.statuses.iter().all(|s| s.status == Code::DELIVERED);
-    if r.expect.ack_recipients == Some(ack.delivered) && all_delivered && in_order {
+    let in_order = client_id == *last_ack + 1;
+    *last_ack = client_id;
+    let all_delivered =
+        ack.is_none_or(|ack| ack.statuses.iter().all(|s| s.status == Code::DELIVERED));
+    if r.expect.ack_recipients == Some(delivered) && all_delivered && in_order {
         return;
     }
     tally.bad_acks += 1;
     tally.note(|| {
         let failed: Vec<String> = ack
-            .statuses
             .iter()
+            .flat_map(|ack| &ack.statuses)
             .filter(|s| s.status != Code::DELIVERED)
             .map(|s| format!("{} {}", s.nick, s.status))
             .collect();
         format!(
             "{}: ack of message {} says delivered to {} (expected {}){}{}",
             r.nick,
-            ack.client_id,
-            ack.delivered,
+            client_id,
+            delivered,
             r.expect
                 .ack_recipients
                 .map_or_else(|| "no ack".to_owned(), |n| n.to_string()),

@@ -1,10 +1,10 @@
 //! The sending side of a connection: `SEND` frames encoded back to back into
 //! one buffer and written in large chunks.
 //!
-//! One [`ClientFrame`] is kept and rewritten in place for every message (its
-//! id, and the header at the start of its text), so sending allocates
-//! nothing per message: the only copies are the encoding into the buffer and
-//! the kernel's.
+//! One [`ClientFrame`] is kept for every message, with its id rewritten, and
+//! the header at the start of its text is stamped where the frame lies in
+//! the buffer once encoded; so sending allocates nothing per message: the
+//! only copies are the encoding into the buffer and the kernel's.
 
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::SetupError;
 use super::conn::{Peer, SharedWrite};
-use super::payload::{self, Clock, Header, Kind, Stamper};
+use super::payload::{self, Clock, Header, Kind};
 
 /// The buffer is written once it holds this much (hubload's chunk).
 const FLUSH_AT: usize = 64 * 1024;
@@ -38,7 +38,8 @@ pub(crate) struct Sender {
     write: SharedWrite,
     buf: BytesMut,
     frame: ClientFrame,
-    stamper: Stamper,
+    /// The length of every message's text, which ends each encoded `SEND`.
+    text_len: usize,
     index: u32,
     clock: Clock,
     max_frame: usize,
@@ -65,8 +66,8 @@ impl Sender {
         Ok(Self {
             write: peer.write.clone(),
             buf: BytesMut::with_capacity(FLUSH_AT + 2 * text.len() + 128),
+            text_len: text.len(),
             frame: ClientFrame::Send(SendFrame { id: 0, to, text }),
-            stamper: Stamper::default(),
             index,
             clock,
             max_frame: peer.max_frame,
@@ -84,15 +85,20 @@ impl Sender {
                     WARMUP_ID | self.warmups
                 }
             };
-            let header = Header {
-                kind,
-                sender: self.index,
-                seq,
-                sent_ns: self.clock.now_ns(),
-            };
-            self.stamper.stamp(header, &mut send.text);
         }
-        encode_into(&self.frame, self.max_frame, &mut self.buf)
+        encode_into(&self.frame, self.max_frame, &mut self.buf)?;
+        let header = Header {
+            kind,
+            sender: self.index,
+            seq,
+            sent_ns: self.clock.now_ns(),
+        };
+        // A `SEND` ends with its text.
+        let end = self.buf.len();
+        if let Some(text) = self.buf.get_mut(end.saturating_sub(self.text_len)..end) {
+            payload::stamp(header, text);
+        }
+        Ok(())
     }
 
     /// Encodes one message and writes the buffer if it is full enough.
