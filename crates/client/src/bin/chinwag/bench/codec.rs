@@ -260,22 +260,20 @@ mod tests {
     #[test]
     fn acks_saying_delivered_are_read_in_place_and_others_decoded_in_full() {
         let mut codec = BenchCodec::new(64, DEFAULT_MAX_FRAME, 1024);
-        let ack = |statuses: &[(&str, Code)]| {
+        let ack = |statuses: Vec<RecipientStatus>| {
             let frame = ServerFrame::Ack(Ack {
                 client_id: 11,
                 message_id: 12,
                 delivered: 1,
-                statuses: statuses
-                    .iter()
-                    .map(|&(nick, status)| RecipientStatus {
-                        nick: nick.to_owned(),
-                        status,
-                    })
-                    .collect(),
+                statuses,
             });
             BytesMut::from(&encode_frame(&frame, DEFAULT_MAX_FRAME).unwrap()[..])
         };
-        for statuses in [&[][..], &[("b0", Code::DELIVERED)][..]] {
+        let status = |nick: &str, status| RecipientStatus {
+            nick: nick.to_owned(),
+            status,
+        };
+        for statuses in [vec![], vec![status("b0", Code::DELIVERED)]] {
             let mut buf = ack(statuses);
             assert!(matches!(
                 codec.decode(&mut buf).unwrap(),
@@ -287,14 +285,17 @@ mod tests {
             assert!(buf.is_empty());
         }
         // A failure is decoded in full, so that the bench can name it.
-        let mut buf = ack(&[("b0", Code::DELIVERED), ("zed", Code::NO_SUCH_USER)]);
+        let mut buf = ack(vec![
+            status("b0", Code::DELIVERED),
+            status("zed", Code::NO_SUCH_USER),
+        ]);
         let Some(Inbound::Frame(ServerFrame::Ack(full))) = codec.decode(&mut buf).unwrap() else {
             panic!("not decoded in full");
         };
         assert_eq!(full.statuses[1].status, Code::NO_SUCH_USER);
         // So is a malformed one, which the full decoder refuses: here a
         // status count claiming one more than there is.
-        let mut buf = ack(&[("b0", Code::DELIVERED)]);
+        let mut buf = ack(vec![status("b0", Code::DELIVERED)]);
         buf[PREFIX_LEN + 1 + 8 + 8 + 4 + 3] = 2;
         assert!(codec.decode(&mut buf).is_err());
     }
