@@ -939,7 +939,6 @@ impl<'n> Delivery<'_, 'n> {
 #[derive(Debug, Default)]
 struct Gathered {
     chunks: Vec<Chunk>,
-    ids: Vec<ConnId>,
     /// The room a new buffer starts with, and the most set aside in a queue
     /// for it.
     room: usize,
@@ -948,6 +947,7 @@ struct Gathered {
 /// One recipient's messages in the command being handled.
 #[derive(Debug)]
 struct Chunk {
+    id: ConnId,
     outbox: Arc<Outbox>,
     frames: BytesMut,
     /// Bytes set aside in the outbox and not yet used.
@@ -979,27 +979,28 @@ impl Gathered {
         outbox: &Arc<Outbox>,
         wakes: &mut Vec<Arc<Outbox>>,
     ) -> &mut Chunk {
-        if let Some(at) = self.ids.iter().position(|&gathered| gathered == id) {
+        if let Some(at) = self.chunks.iter().position(|chunk| chunk.id == id) {
             return &mut self.chunks[at];
         }
-        if self.ids.len() == GATHER_RECIPIENTS {
+        if self.chunks.len() == GATHER_RECIPIENTS {
             self.flush(wakes);
         }
-        self.ids.push(id);
+        let at = self.chunks.len();
         self.chunks.push(Chunk {
+            id,
             outbox: outbox.clone(),
             frames: BytesMut::with_capacity(self.room),
             ahead: 0,
         });
-        &mut self.chunks[self.ids.len() - 1]
+        &mut self.chunks[at]
     }
 
     /// Queues everything gathered, and gives back the room set aside and
     /// not used.
     fn flush(&mut self, wakes: &mut Vec<Arc<Outbox>>) {
-        self.ids.clear();
         for chunk in self.chunks.drain(..) {
             let Chunk {
+                id: _,
                 outbox,
                 frames,
                 ahead,

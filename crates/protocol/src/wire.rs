@@ -64,10 +64,8 @@ impl Reader {
     /// A `nick` field as raw bytes (used for `HELLO`, whose nickname is
     /// validated by the hub so that bad UTF-8 gets its own error code).
     pub(crate) fn nick_bytes(&mut self) -> Result<Bytes, ProtocolError> {
-        let len = usize::from(self.u8("truncated nickname length")?);
-        let start = self.pos;
-        self.take(len, "truncated nickname")?;
-        Ok(self.buf.slice(start..start + len))
+        let len = self.nick_raw()?.len();
+        Ok(self.buf.slice(self.pos - len..self.pos))
     }
 
     /// A `nick` field's bytes, unchecked.
@@ -95,17 +93,20 @@ impl Reader {
     /// Checks a `text` field without copying it, and returns where its
     /// bytes are in the payload.
     pub(crate) fn check_text(&mut self) -> Result<std::ops::Range<usize>, ProtocolError> {
-        let len = self.u32("truncated text length")? as usize;
-        let start = self.pos;
-        let raw = self.take(len, "truncated text")?;
+        let raw = self.text_raw()?;
+        let len = raw.len();
         check_utf8(raw, "text is not valid utf-8")?;
-        Ok(start..start + len)
+        Ok(self.pos - len..self.pos)
     }
 
     pub(crate) fn text(&mut self) -> Result<String, ProtocolError> {
+        utf8(self.text_raw()?, "text is not valid utf-8")
+    }
+
+    /// A `text` field's bytes, unchecked.
+    fn text_raw(&mut self) -> Result<&[u8], ProtocolError> {
         let len = self.u32("truncated text length")? as usize;
-        let raw = self.take(len, "truncated text")?;
-        utf8(raw, "text is not valid utf-8")
+        self.take(len, "truncated text")
     }
 
     /// A list's count. Each entry takes at least one byte: a count the
