@@ -106,17 +106,10 @@ impl ChinwagSub {
     /// The next whole frame: its opcode and the rest of its payload.
     async fn frame(&mut self) -> io::Result<Option<(u8, Bytes)>> {
         loop {
-            let buf = &mut self.rd.buf;
-            if buf.len() >= 4 {
-                let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-                if len == 0 {
-                    return Err(proto_err("chinwag: empty frame"));
-                }
-                if buf.len() >= 4 + len {
-                    buf.advance(4);
-                    let payload = buf.split_to(len).freeze();
-                    return Ok(Some((payload[0], payload.slice(1..))));
-                }
+            if let Some(len) = whole_frame(&self.rd.buf)? {
+                self.rd.buf.advance(4);
+                let payload = self.rd.buf.split_to(len).freeze();
+                return Ok(Some((payload[0], payload.slice(1..))));
             }
             if !self.rd.fill().await? {
                 return Ok(None);
@@ -125,39 +118,65 @@ impl ChinwagSub {
     }
 }
 
+/// The payload length of the frame at the front of `buf`, if all of it is
+/// there.
+fn whole_frame(buf: &[u8]) -> io::Result<Option<usize>> {
+    let Some(prefix) = buf.first_chunk::<4>() else { return Ok(None) };
+    let len = u32::from_be_bytes(*prefix) as usize;
+    if len == 0 {
+        return Err(proto_err("chinwag: empty frame"));
+    }
+    Ok((buf.len() >= 4 + len).then_some(len))
+}
+
 impl Subscriber for ChinwagSub {
+    /// Frames are looked at where they lie in the read buffer, as the nats
+    /// adapter does with its lines: a `MESSAGE` gives up only its text, and
+    /// anything else but an `ERROR` (acks, presence, pings) is stepped over.
     async fn recv(&mut self) -> io::Result<Option<Bytes>> {
         loop {
-            let Some((op, p)) = self.frame().await? else { return Ok(None) };
-            match op {
-                MESSAGE => {
-                    return message_text(p)
-                        .map(Some)
-                        .ok_or_else(|| proto_err("chinwag: malformed MESSAGE"));
+            let buf = &mut self.rd.buf;
+            let Some(len) = whole_frame(buf)? else {
+                if !self.rd.fill().await? {
+                    return Ok(None);
                 }
-                ERROR => return Err(proto_err(&format!("chinwag: {}", error_text(&p)))),
-                _ => {} // ACK, PRESENCE, ROSTER, PING...
+                continue;
+            };
+            match buf[4] {
+                MESSAGE => {
+                    let (start, text) = message_text(&buf[5..4 + len])
+                        .ok_or_else(|| proto_err("chinwag: malformed MESSAGE"))?;
+                    buf.advance(5 + start);
+                    let text_bytes = buf.split_to(text).freeze();
+                    buf.advance(len - 1 - start - text);
+                    return Ok(Some(text_bytes));
+                }
+                ERROR => return Err(proto_err(&format!("chinwag: {}", error_text(&buf[5..4 + len])))),
+                _ => buf.advance(4 + len), // ACK, PRESENCE, ROSTER, PING...
             }
         }
     }
 }
 
-/// The text of a `MESSAGE` payload: id, ts, from, recipients, then the text.
-fn message_text(mut p: Bytes) -> Option<Bytes> {
-    fn skip(p: &mut Bytes, n: usize) -> Option<()> {
-        (p.remaining() >= n).then(|| p.advance(n))
-    }
-    skip(&mut p, 16)?;
-    let from = p.try_get_u8().ok()? as usize;
-    skip(&mut p, from)?;
-    if p.try_get_u8().ok()? == 0x00 {
-        for _ in 0..p.try_get_u32().ok()? {
-            let n = p.try_get_u8().ok()? as usize;
-            skip(&mut p, n)?;
+/// Where the text of a `MESSAGE` payload (past the opcode) starts, and how
+/// long it is: id, ts, from, recipients, then the text.
+fn message_text(p: &[u8]) -> Option<(usize, usize)> {
+    let byte = |at: usize| p.get(at).copied();
+    let u32_at = |at: usize| Some(u32::from_be_bytes(*p.get(at..)?.first_chunk::<4>()?) as usize);
+    let mut at = 16;
+    at += 1 + byte(at)? as usize; // from
+    let kind = byte(at)?;
+    at += 1;
+    if kind == 0x00 {
+        let count = u32_at(at)?;
+        at += 4;
+        for _ in 0..count {
+            at += 1 + byte(at)? as usize;
         }
     }
-    let len = p.try_get_u32().ok()? as usize;
-    (p.remaining() >= len).then(|| p.split_to(len))
+    let len = u32_at(at)?;
+    at += 4;
+    (p.len().checked_sub(at)? == len).then_some((at, len))
 }
 
 fn error_text(p: &[u8]) -> String {
