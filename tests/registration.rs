@@ -157,6 +157,7 @@ async fn unsupported_protocol_version_is_fatal() {
                 .send(ClientFrame::Hello(Hello {
                     version,
                     nick: nick.as_bytes().to_vec().into(),
+                    options: None,
                 }))
                 .await;
             client.expect_fatal(Code::UNSUPPORTED_VERSION).await;

@@ -8,7 +8,10 @@
 //! that one user; broadcast is `SEND` to everyone (the sender excluded, as
 //! in nats with echo=false). Topics are not a chinwag feature. Every frame
 //! that is not a `MESSAGE` (acks, presence) is read and skipped, so the
-//! publisher's acks are drained like any other traffic.
+//! publisher's acks are drained like any other traffic. The publisher
+//! numbers its messages 1, 2, 3, ... and asks for `ACK_RUNS`, as a client
+//! sending runs of messages would, so runs of messages to one user that
+//! were delivered are acknowledged by one `ACK_RUN` each.
 
 use std::io;
 use std::net::SocketAddr;
@@ -22,6 +25,8 @@ const SEND: u8 = 0x02;
 const WELCOME: u8 = 0x81;
 const MESSAGE: u8 = 0x82;
 const ERROR: u8 = 0x86;
+/// `HELLO`'s `options` bit asking for `ACK_RUN`s.
+const ACK_RUNS: u32 = 1;
 
 pub struct Chinwag {
     pub addr: SocketAddr,
@@ -55,11 +60,12 @@ impl Adapter for Chinwag {
         }
         let (rd, wr) = tcp_connect(self.addr).await?;
         let mut w = WriteBuf::new(wr);
-        w.buf.put_u32(1 + 2 + 1 + nick.len() as u32);
+        w.buf.put_u32(1 + 2 + 1 + nick.len() as u32 + 4);
         w.buf.put_u8(HELLO);
         w.buf.put_u16(1);
         w.buf.put_u8(nick.len() as u8);
         w.buf.put_slice(nick);
+        w.buf.put_u32(ACK_RUNS);
         w.flush().await?;
         let mut sub = ChinwagSub { rd: ReadBuf::new(rd) };
         let (op, payload) = sub.frame().await?.ok_or_else(|| proto_err("chinwag: eof before WELCOME"))?;
@@ -152,7 +158,7 @@ impl Subscriber for ChinwagSub {
                     return Ok(Some(text_bytes));
                 }
                 ERROR => return Err(proto_err(&format!("chinwag: {}", error_text(&buf[5..4 + len])))),
-                _ => buf.advance(4 + len), // ACK, PRESENCE, ROSTER, PING...
+                _ => buf.advance(4 + len), // ACK, ACK_RUN, PRESENCE, ROSTER, PING...
             }
         }
     }

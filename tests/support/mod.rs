@@ -210,6 +210,7 @@ impl RawClient {
         self.send(ClientFrame::Hello(Hello {
             version: PROTOCOL_VERSION,
             nick: nick.to_vec().into(),
+            options: None,
         }))
         .await;
     }

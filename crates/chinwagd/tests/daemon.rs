@@ -137,6 +137,7 @@ impl Client {
             .send(ClientFrame::Hello(Hello {
                 version: PROTOCOL_VERSION,
                 nick: nick.as_bytes().to_vec().into(),
+                options: None,
             }))
             .await;
         match client.recv().await {

@@ -18,8 +18,9 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use chinwag_protocol::{
-    ClientCodec, ClientFrame, Code, DEFAULT_MAX_FRAME, Hello, PROTOCOL_VERSION, ProtocolError,
-    Recipients, SendFrame, ServerFrame, Welcome, encode_into,
+    AckRun, ClientCodec, ClientFrame, Code, DEFAULT_MAX_FRAME, Hello, PROTOCOL_VERSION,
+    ProtocolError, RecipientStatus, Recipients, SendFrame, ServerFrame, Welcome, encode_into,
+    options,
 };
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -107,6 +108,9 @@ async fn handshake(addrs: &[SocketAddr], nick: &str) -> Result<(Link, Welcome), 
     let hello = ClientFrame::Hello(Hello {
         version: PROTOCOL_VERSION,
         nick: nick.as_bytes().to_vec().into(),
+        // Pipelined messages are acknowledged a run at a time; `on_frame`
+        // gives each its own `Ack` again.
+        options: Some(options::ACK_RUNS),
     });
     encode_into(&hello, MAX_FRAME_UNREGISTERED, &mut out)?;
     writer.write_all(&out).await?;
@@ -222,9 +226,38 @@ impl Outlet {
 /// A message on the wire, waiting for its ack.
 struct Pending {
     reply: oneshot::Sender<Result<Ack, ClientError>>,
-    broadcast: bool,
+    /// The names it was sent to; `None` for everyone.
+    to: Option<Vec<String>>,
     /// Released when the ack arrives or the connection is lost.
     _permit: OwnedSemaphorePermit,
+}
+
+/// Answers each message of an `ACK_RUN` with the `Ack` the hub would
+/// otherwise have sent: every distinct name (the first spelling of those
+/// equal but for ASCII case, as the hub matches them) delivered.
+fn on_ack_run(run: AckRun, conn: &mut Conn) {
+    for (client_id, message_id) in run.ids() {
+        let Some(pending) = conn.pending.remove(&client_id) else {
+            debug!(client_id, "ack run for no pending message");
+            continue;
+        };
+        let mut statuses: Vec<RecipientStatus> = Vec::new();
+        for name in pending.to.unwrap_or_default() {
+            if !statuses.iter().any(|s| s.nick.eq_ignore_ascii_case(&name)) {
+                statuses.push(RecipientStatus {
+                    nick: name,
+                    status: Code::DELIVERED,
+                });
+            }
+        }
+        let ack = chinwag_protocol::Ack {
+            client_id,
+            message_id,
+            delivered: u32::try_from(statuses.len()).unwrap_or(u32::MAX),
+            statuses,
+        };
+        let _ = pending.reply.send(Ok(Ack::new(ack, false)));
+    }
 }
 
 /// How one connection ended.
@@ -468,15 +501,21 @@ impl Task {
             } => {
                 let id = self.next_id;
                 self.next_id += 1;
-                let broadcast = matches!(to, Recipients::Everyone);
                 let frame = ClientFrame::Send(SendFrame { id, to, text });
                 match conn.queue(&frame) {
                     Ok(()) => {
+                        let ClientFrame::Send(SendFrame { to, .. }) = frame else {
+                            return;
+                        };
+                        let to = match to {
+                            Recipients::Users(names) => Some(names),
+                            Recipients::Everyone => None,
+                        };
                         conn.pending.insert(
                             id,
                             Pending {
                                 reply,
-                                broadcast,
+                                to,
                                 _permit: permit,
                             },
                         );
@@ -506,11 +545,13 @@ impl Task {
             ServerFrame::Presence(presence) => self.outlet.push(Event::Presence(presence)),
             ServerFrame::Ack(ack) => {
                 if let Some(pending) = conn.pending.remove(&ack.client_id) {
-                    let _ = pending.reply.send(Ok(Ack::new(ack, pending.broadcast)));
+                    let broadcast = pending.to.is_none();
+                    let _ = pending.reply.send(Ok(Ack::new(ack, broadcast)));
                 } else {
                     debug!(client_id = ack.client_id, "ack for no pending message");
                 }
             }
+            ServerFrame::AckRun(run) => on_ack_run(run, conn),
             ServerFrame::Roster(roster) => {
                 let unclaimed = match conn.whos.pop_front() {
                     Some(who) => who.send(Ok(roster)).err().and_then(Result::ok),

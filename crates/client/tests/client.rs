@@ -227,6 +227,63 @@ async fn submitted_messages_are_pipelined_and_arrive_in_order() {
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "acks out of order");
 }
 
+/// The library asks for `ACK_RUNS`; each message of a run still gets the
+/// `Ack` the hub would have sent alone: every distinct name, first spelling
+/// kept, delivered, with the id its recipients saw.
+#[tokio::test]
+async fn acks_rebuilt_from_runs_match_what_recipients_saw() {
+    let hub = TestHub::start().await;
+    let (alice, _alice_events) = Client::connect(hub.addr, "alice").await.unwrap();
+    assert_eq!(
+        alice.welcome().options,
+        Some(chinwag_client::protocol::options::ACK_RUNS)
+    );
+    let (_bob, mut bob_events) = Client::connect(hub.addr, "bob").await.unwrap();
+    let (_carol, _carol_events) = Client::connect(hub.addr, "Carol").await.unwrap();
+
+    let sender = tokio::spawn(async move {
+        let mut pending = Vec::new();
+        for n in 0..100 {
+            let names = if n % 2 == 0 {
+                vec!["Bob"]
+            } else {
+                vec!["bob", "carol", "BOB"]
+            };
+            let to = Recipients::Users(names.into_iter().map(String::from).collect());
+            pending.push(alice.submit(to, format!("m{n}")).await.unwrap());
+        }
+        let mut acks = Vec::new();
+        for ack in pending {
+            acks.push(ack.await.unwrap());
+        }
+        acks
+    });
+    let mut seen = Vec::new();
+    while seen.len() < 100 {
+        if let Event::Message(message) = next_event(&mut bob_events).await {
+            seen.push(message.id);
+        }
+    }
+    let acks = within("acks", sender).await.unwrap();
+    for (n, ack) in acks.iter().enumerate() {
+        let statuses: Vec<_> = ack
+            .statuses()
+            .iter()
+            .map(|s| (s.nick.as_str(), s.status))
+            .collect();
+        if n % 2 == 0 {
+            assert_eq!(statuses, [("Bob", Code::DELIVERED)], "message {n}");
+            assert_eq!(ack.delivered(), 1);
+        } else {
+            let want = [("bob", Code::DELIVERED), ("carol", Code::DELIVERED)];
+            assert_eq!(statuses, want, "message {n}");
+            assert_eq!(ack.delivered(), 2);
+        }
+        assert!(!ack.is_broadcast());
+        assert_eq!(ack.message_id(), seen[n], "message {n}");
+    }
+}
+
 #[tokio::test]
 async fn without_reconnect_a_lost_connection_closes_the_client() {
     let hub = TestHub::start().await;

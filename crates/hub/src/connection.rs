@@ -549,7 +549,7 @@ impl Connection {
         };
         match self
             .hub
-            .join(self.id, nick.clone(), self.outbox.clone())
+            .join(self.id, nick.clone(), self.outbox.clone(), hello.options)
             .await
         {
             Ok(()) => {

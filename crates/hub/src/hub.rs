@@ -13,8 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use chinwag_protocol::{
-    AckView, Code, Encode, ErrorFrame, MAX_NICK_LEN, MessageView, Nick, PROTOCOL_VERSION, Presence,
-    SendPayload, ServerFrame, Utf8, Welcome, encode_frame, encode_into,
+    AckRun, AckView, Code, Encode, ErrorFrame, MAX_NICK_LEN, MessageView, Nick, PROTOCOL_VERSION,
+    Presence, SendPayload, ServerFrame, Utf8, Welcome, encode_frame, encode_into, options,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::time::MissedTickBehavior;
@@ -35,6 +35,8 @@ pub(crate) enum Command {
         id: ConnId,
         nick: Nick,
         outbox: Arc<Outbox>,
+        /// The options `HELLO` asked for, if it carried the field.
+        options: Option<u32>,
         reply: oneshot::Sender<Result<(), Code>>,
     },
     /// Route a message. The permit is the sender's in-flight slot: dropped
@@ -234,12 +236,14 @@ impl Hub {
         id: ConnId,
         nick: Nick,
         outbox: Arc<Outbox>,
+        options: Option<u32>,
     ) -> Result<(), HubError> {
         let (reply, answer) = oneshot::channel();
         self.command(Command::Join {
             id,
             nick,
             outbox,
+            options,
             reply,
         })
         .await?;
@@ -300,6 +304,61 @@ fn encode<F: Encode + ?Sized>(frame: &F) -> Option<Bytes> {
 fn encode_reply<F: Encode + ?Sized>(frame: &F, replies: &mut BytesMut) {
     if let Err(error) = encode_into(frame, usize::MAX, replies) {
         warn!(%error, "could not encode a hub frame");
+    }
+}
+
+/// The replies (`ACK`s and errors) to a run of one sender's messages, in
+/// the run's order. For a sender that asked for `ACK_RUNS`, consecutive
+/// messages that each reached everyone they named are acknowledged by one
+/// `ACK_RUN` rather than an `ACK` each.
+struct Replies {
+    frames: BytesMut,
+    ack_runs: bool,
+    /// The run being gathered, written once a reply breaks it or the
+    /// sender's run of messages ends.
+    open: Option<AckRun>,
+}
+
+impl Replies {
+    fn new(ack_runs: bool, sends: usize) -> Self {
+        Self {
+            frames: BytesMut::with_capacity(if ack_runs { 32 } else { sends * 48 }),
+            ack_runs,
+            open: None,
+        }
+    }
+
+    /// Appends a reply, after the run gathered so far.
+    fn frame<F: Encode + ?Sized>(&mut self, frame: &F) {
+        self.close();
+        encode_reply(frame, &mut self.frames);
+    }
+
+    /// Acknowledges a message delivered to everyone it named: into the open
+    /// run if the sender asked for runs and the message follows it, else as
+    /// `ack`.
+    fn delivered<F: Encode + ?Sized>(&mut self, client_id: u64, message_id: u64, ack: &F) {
+        if !self.ack_runs {
+            return self.frame(ack);
+        }
+        if let Some(open) = &mut self.open
+            && open.extend(client_id, message_id)
+        {
+            return;
+        }
+        self.close();
+        self.open = Some(AckRun::one(client_id, message_id));
+    }
+
+    fn close(&mut self) {
+        if let Some(run) = self.open.take() {
+            encode_reply(&ServerFrame::AckRun(run), &mut self.frames);
+        }
+    }
+
+    fn finish(mut self) -> BytesMut {
+        self.close();
+        self.frames
     }
 }
 
@@ -418,8 +477,9 @@ impl Actor {
                 id,
                 nick,
                 outbox,
+                options,
                 reply,
-            } => self.join(id, nick, outbox, reply),
+            } => self.join(id, nick, outbox, options, reply),
             Command::Send { id, send, permit } => {
                 self.route_run(id, std::slice::from_ref(&send), permit);
             }
@@ -449,9 +509,17 @@ impl Actor {
         id: ConnId,
         nick: Nick,
         outbox: Arc<Outbox>,
+        options: Option<u32>,
         reply: oneshot::Sender<Result<(), Code>>,
     ) {
-        if self.registry.join(id, Member { nick, outbox }).is_err() {
+        // Granted: the options asked for that this hub knows.
+        let options = options.map(|asked| asked & options::KNOWN);
+        let member = Member {
+            nick,
+            outbox,
+            ack_runs: options.is_some_and(|granted| granted & options::ACK_RUNS != 0),
+        };
+        if self.registry.join(id, member).is_err() {
             let _ = reply.send(Err(Code::NICK_TAKEN));
             return;
         }
@@ -463,6 +531,7 @@ impl Actor {
             max_frame: u32::try_from(self.max_frame).unwrap_or(u32::MAX),
             nick: member.nick.to_string(),
             roster: self.registry.roster(),
+            options,
         });
         if let Some(frame) = encode(&welcome) {
             let _ = member.outbox.push(frame);
@@ -542,7 +611,11 @@ impl Actor {
     /// replies.
     fn route_run(&mut self, id: ConnId, sends: &[SendPayload], permit: OwnedSemaphorePermit) {
         let mut permit = InFlight::new(permit);
-        let mut replies = BytesMut::with_capacity(sends.len() * 48);
+        let ack_runs = self
+            .registry
+            .member(id)
+            .is_some_and(|sender| sender.ack_runs);
+        let mut replies = Replies::new(ack_runs, sends.len());
         // Room for the whole run in one recipient's buffer (a `MESSAGE` is a
         // `SEND` plus the sender's name, an id and a time): grown by
         // doubling, a run of 64 is copied 7 times.
@@ -551,7 +624,7 @@ impl Actor {
             self.route(id, send, &mut permit, &mut replies);
         }
         self.gathered.flush(&mut self.wakes);
-        self.reply(id, replies);
+        self.reply(id, replies.finish());
     }
 
     /// Queues the replies (`ACK`s and errors) gathered while routing a run
@@ -582,7 +655,7 @@ impl Actor {
         from: ConnId,
         send: &SendPayload,
         permit: &mut InFlight,
-        replies: &mut BytesMut,
+        replies: &mut Replies,
     ) {
         let Some(sender) = self.registry.member(from) else {
             return;
@@ -593,7 +666,7 @@ impl Actor {
                 reference: send.id(),
                 message: message.to_owned(),
             });
-            encode_reply(&error, replies);
+            replies.frame(&error);
         };
 
         let mut named = match send.recipients() {
@@ -684,7 +757,11 @@ impl Actor {
                 .chain(delivery.failures.iter().copied()),
         };
         let cut = delivery.cut;
-        encode_reply(&ack, replies);
+        if reached_all(named.as_deref(), delivery.delivered) {
+            replies.delivered(send.id(), self.next_message, &ack);
+        } else {
+            replies.frame(&ack);
+        }
         // Whoever this message cut is gone for everyone at once.
         for id in cut {
             self.leave(id);
@@ -724,6 +801,16 @@ struct Named<'a, 'r> {
     name: Utf8<'a>,
     found: Option<(ConnId, &'r Member)>,
     status: Code,
+}
+
+/// Whether a message reached every user it named, so that a run may
+/// acknowledge it. Never a broadcast: its `delivered` is a count its
+/// sender could not work out.
+fn reached_all(named: Option<&[Named<'_, '_>]>, delivered: u32) -> bool {
+    named.is_some_and(|named| {
+        named.iter().all(|named| named.status == Code::DELIVERED)
+            && u32::try_from(named.len()) == Ok(delivered)
+    })
 }
 
 /// Resolves named recipients once, case-insensitively, in the order first

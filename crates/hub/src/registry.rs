@@ -57,6 +57,8 @@ pub(crate) type IdSet = HashSet<ConnId, BuildHasherDefault<IdHasher>>;
 pub(crate) struct Member {
     pub(crate) nick: Nick,
     pub(crate) outbox: Arc<Outbox>,
+    /// Asked for `ACK_RUNS`: runs of delivered messages get one `ACK_RUN`.
+    pub(crate) ack_runs: bool,
 }
 
 /// What a recipient name resolves to.

@@ -86,7 +86,7 @@ impl Hub {
             hub: self,
             id: Some(id),
         };
-        self.join(id, nick.clone(), outbox.clone()).await?;
+        self.join(id, nick.clone(), outbox.clone(), None).await?;
         let _ = guard.disarm();
         Ok(Session {
             hub: self.clone(),

@@ -121,6 +121,7 @@ async fn read_lines(
             Request::Hello(Hello {
                 version: PROTOCOL_VERSION,
                 nick: Bytes::copy_from_slice(nick.as_bytes()),
+                options: None,
             })
         } else {
             match parse_line(&text) {
@@ -230,7 +231,8 @@ fn render(frame: &Bytes, out: &mut String) {
         ServerFrame::Presence(p) => line(format_presence(&p)),
         ServerFrame::Roster(roster) => line(format_roster(&roster)),
         ServerFrame::Error(e) => line(format!("! error: {}", e.message)),
-        ServerFrame::Ping(_) | ServerFrame::Pong(_) => {}
+        // Text users never ask for runs, and a run holds no failures.
+        ServerFrame::AckRun(_) | ServerFrame::Ping(_) | ServerFrame::Pong(_) => {}
     }
 }
 

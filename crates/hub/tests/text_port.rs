@@ -71,6 +71,7 @@ async fn binary_user(addr: std::net::SocketAddr, nick: &str) -> Framed<TcpStream
         .send(ClientFrame::Hello(Hello {
             version: PROTOCOL_VERSION,
             nick: nick.as_bytes().to_vec().into(),
+            options: None,
         }))
         .await
         .unwrap();

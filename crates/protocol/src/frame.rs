@@ -37,6 +37,18 @@ pub mod opcode {
     pub const ROSTER: u8 = 0x85;
     /// Hub: something went wrong.
     pub const ERROR: u8 = 0x86;
+    /// Hub: a run of messages, each delivered to everyone it named.
+    pub const ACK_RUN: u8 = 0x87;
+}
+
+/// Options a client may ask for in `HELLO`, as bits of its `options` field;
+/// `WELCOME` answers with those the hub grants.
+pub mod options {
+    /// Consecutive messages that each reached every user they named may be
+    /// acknowledged together, by one `ACK_RUN`, instead of an `ACK` each.
+    pub const ACK_RUNS: u32 = 1;
+    /// Every option this crate knows.
+    pub const KNOWN: u32 = ACK_RUNS;
 }
 
 /// Target kinds inside a `recipients` field.
@@ -86,6 +98,8 @@ pub struct Hello {
     /// [`Nick::parse`](crate::Nick::parse) so that each kind of bad name,
     /// invalid UTF-8 included, gets its own error code.
     pub nick: Bytes,
+    /// The [`options`] asked for, if the frame carries the field at all.
+    pub options: Option<u32>,
 }
 
 /// `SEND`: a message from a client.
@@ -110,6 +124,8 @@ pub struct Welcome {
     pub nick: String,
     /// Who is online, this client included.
     pub roster: Vec<String>,
+    /// The [`options`] granted: present exactly when `HELLO` asked for some.
+    pub options: Option<u32>,
 }
 
 /// `MESSAGE`: a message delivered to a recipient.
@@ -149,6 +165,65 @@ pub struct Ack {
     /// first named. For a broadcast: only the recipients it could not be
     /// delivered to.
     pub statuses: Vec<RecipientStatus>,
+}
+
+/// `ACK_RUN`: `count` consecutive messages, each delivered to every user it
+/// named. The `i`-th (from 0) is the client's `SEND` with id
+/// `first_client_id + i`, routed as message `first_message_id + i`; its
+/// [`Ack`] would have listed each distinct name with
+/// [`Code::DELIVERED`], and `delivered` would have been their number.
+/// Sent only to a client that asked for [`options::ACK_RUNS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AckRun {
+    /// The client's id for the first message of the run.
+    pub first_client_id: u64,
+    /// The hub's id for the first message of the run.
+    pub first_message_id: u64,
+    /// How many messages the run holds: at least 1, and neither id
+    /// overflows a `u64` over the run.
+    pub count: u32,
+}
+
+impl AckRun {
+    /// The run of one message.
+    #[must_use]
+    pub fn one(client_id: u64, message_id: u64) -> Self {
+        Self {
+            first_client_id: client_id,
+            first_message_id: message_id,
+            count: 1,
+        }
+    }
+
+    /// Adds the message that follows the run, if it does: its ids are each
+    /// one more than the last message's, and the run is not full.
+    pub fn extend(&mut self, client_id: u64, message_id: u64) -> bool {
+        let next = u64::from(self.count);
+        let follows = self.first_client_id.checked_add(next) == Some(client_id)
+            && self.first_message_id.checked_add(next) == Some(message_id);
+        match self.count.checked_add(1) {
+            Some(count) if follows => {
+                self.count = count;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The `(client_id, message_id)` of each message in the run.
+    pub fn ids(&self) -> impl Iterator<Item = (u64, u64)> + use<> {
+        let Self {
+            first_client_id,
+            first_message_id,
+            count,
+        } = *self;
+        (0..u64::from(count)).map(move |i| {
+            (
+                first_client_id.wrapping_add(i),
+                first_message_id.wrapping_add(i),
+            )
+        })
+    }
 }
 
 /// `PRESENCE`: someone came online or went offline.
@@ -216,6 +291,9 @@ pub enum ServerFrame {
     Message(Message),
     /// The outcome of a message this client sent.
     Ack(Ack),
+    /// The outcome of a run of messages this client sent, each delivered to
+    /// everyone it named (only with [`options::ACK_RUNS`]).
+    AckRun(AckRun),
     /// Someone came online or went offline.
     Presence(Presence),
     /// Who is online.
@@ -274,6 +352,11 @@ fn put_token(dst: &mut BytesMut, opcode: u8, token: u64) {
 /// Encoded lengths of the field types (`docs/protocol.md`, section 2).
 fn nick_len(nick: &[u8]) -> usize {
     1 + nick.len()
+}
+
+/// An optional trailing `u32`: `HELLO`'s and `WELCOME`'s `options`.
+fn options_len(options: Option<u32>) -> usize {
+    if options.is_some() { 4 } else { 0 }
 }
 
 fn text_len(text: &str) -> usize {
@@ -344,6 +427,9 @@ impl<S: SendBody> Encode for ClientFrameOf<S> {
                 dst.put_u8(opcode::HELLO);
                 dst.put_u16(hello.version);
                 put_nick(dst, &hello.nick)?;
+                if let Some(options) = hello.options {
+                    dst.put_u32(options);
+                }
             }
             Self::Send(send) => send.encode_payload(dst)?,
             Self::Who => dst.put_u8(opcode::WHO),
@@ -365,6 +451,7 @@ impl<S: SendBody> WireFrame for ClientFrameOf<S> {
             opcode::HELLO => Self::Hello(Hello {
                 version: r.u16("truncated version")?,
                 nick: r.nick_bytes()?,
+                options: r.optional_u32("truncated options")?,
             }),
             opcode::WHO => Self::Who,
             opcode::QUIT => Self::Quit,
@@ -380,7 +467,7 @@ impl<S: SendBody> WireFrame for ClientFrameOf<S> {
 impl<S: SendBody> ClientFrameOf<S> {
     fn payload_len_(&self) -> usize {
         1 + match self {
-            Self::Hello(hello) => 2 + nick_len(&hello.nick),
+            Self::Hello(hello) => 2 + nick_len(&hello.nick) + options_len(hello.options),
             // The body counts its opcode itself.
             Self::Send(send) => return send.payload_len(),
             Self::Who | Self::Quit => 0,
@@ -392,10 +479,13 @@ impl<S: SendBody> ClientFrameOf<S> {
 impl ServerFrame {
     fn payload_len_(&self) -> usize {
         1 + match self {
-            Self::Welcome(w) => 2 + 4 + nick_len(w.nick.as_bytes()) + nicks_len(&w.roster),
+            Self::Welcome(w) => {
+                2 + 4 + nick_len(w.nick.as_bytes()) + nicks_len(&w.roster) + options_len(w.options)
+            }
             // The views count their opcode themselves.
             Self::Message(m) => return m.view().payload_len(),
             Self::Ack(a) => return a.view().payload_len(),
+            Self::AckRun(_) => 8 + 8 + 4,
             Self::Presence(p) => 1 + 8 + nick_len(p.nick.as_bytes()),
             Self::Roster(nicks) => nicks_len(nicks),
             Self::Error(e) => 2 + 8 + text_len(&e.message),
@@ -417,9 +507,18 @@ impl Encode for ServerFrame {
                 dst.put_u32(w.max_frame);
                 put_nick(dst, w.nick.as_bytes())?;
                 put_nicks(dst, &w.roster)?;
+                if let Some(options) = w.options {
+                    dst.put_u32(options);
+                }
             }
             Self::Message(m) => m.view().encode_payload(dst)?,
             Self::Ack(a) => a.view().encode_payload(dst)?,
+            Self::AckRun(run) => {
+                dst.put_u8(opcode::ACK_RUN);
+                dst.put_u64(run.first_client_id);
+                dst.put_u64(run.first_message_id);
+                dst.put_u32(run.count);
+            }
             Self::Presence(p) => {
                 dst.put_u8(opcode::PRESENCE);
                 dst.put_u8(u8::from(p.online));
@@ -452,6 +551,7 @@ impl WireFrame for ServerFrame {
                 max_frame: r.u32("truncated max frame")?,
                 nick: r.nick()?,
                 roster: r.nicks()?,
+                options: r.optional_u32("truncated options")?,
             }),
             opcode::MESSAGE => Self::Message(Message {
                 id: r.u64("truncated message id")?,
@@ -482,6 +582,22 @@ impl WireFrame for ServerFrame {
                     delivered,
                     statuses,
                 })
+            }
+            opcode::ACK_RUN => {
+                let run = AckRun {
+                    first_client_id: r.u64("truncated client id")?,
+                    first_message_id: r.u64("truncated message id")?,
+                    count: r.u32("truncated run length")?,
+                };
+                let last = u64::from(run.count).checked_sub(1);
+                let fits = last.is_some_and(|last| {
+                    run.first_client_id.checked_add(last).is_some()
+                        && run.first_message_id.checked_add(last).is_some()
+                });
+                if !fits {
+                    return Err(ProtocolError::Malformed("empty or overflowing ack run"));
+                }
+                Self::AckRun(run)
             }
             opcode::PRESENCE => {
                 let online = match r.u8("truncated presence state")? {

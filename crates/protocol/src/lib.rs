@@ -28,9 +28,9 @@ pub use codec::{
 };
 pub use error::ProtocolError;
 pub use frame::{
-    Ack, AckView, ClientFrame, ClientFrameOf, Encode, ErrorFrame, Hello, Message, MessageView,
-    PROTOCOL_VERSION, Presence, RecipientStatus, Recipients, SendBody, SendFrame, ServerFrame,
-    Utf8, Welcome, WireFrame, opcode,
+    Ack, AckRun, AckView, ClientFrame, ClientFrameOf, Encode, ErrorFrame, Hello, Message,
+    MessageView, PROTOCOL_VERSION, Presence, RecipientStatus, Recipients, SendBody, SendFrame,
+    ServerFrame, Utf8, Welcome, WireFrame, opcode, options,
 };
 pub use nick::{MAX_NICK_LEN, Nick, NickError, RESERVED_NICKS};
 pub use send::{Names, SendPayload};

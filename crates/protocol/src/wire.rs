@@ -128,6 +128,17 @@ impl Reader {
         Ok(out)
     }
 
+    /// A `u32` that ends the frame if present: nothing left reads as `None`.
+    pub(crate) fn optional_u32(
+        &mut self,
+        what: &'static str,
+    ) -> Result<Option<u32>, ProtocolError> {
+        if self.remaining() == 0 {
+            return Ok(None);
+        }
+        self.u32(what).map(Some)
+    }
+
     pub(crate) fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }

@@ -3,7 +3,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use chinwag_protocol::{
-    Ack, AckView, ClientCodec, ClientFrame, Code, DEFAULT_MAX_FRAME, Encode, ErrorFrame,
+    Ack, AckRun, AckView, ClientCodec, ClientFrame, Code, DEFAULT_MAX_FRAME, Encode, ErrorFrame,
     FrameCodec, Hello, HubCodec, Message, MessageView, Nick, NickError, PREFIX_LEN, Presence,
     ProtocolError, RecipientStatus, Recipients, SendFrame, ServerFrame, Welcome, WireFrame,
     encode_frame, encode_into,
@@ -20,10 +20,12 @@ fn client_frames() -> Vec<ClientFrame> {
         ClientFrame::Hello(Hello {
             version: 1,
             nick: Bytes::from_static(b"alice"),
+            options: None,
         }),
         ClientFrame::Hello(Hello {
             version: u16::MAX,
             nick: Bytes::new(),
+            options: Some(u32::MAX),
         }),
         ClientFrame::Send(SendFrame {
             id: 1,
@@ -61,6 +63,14 @@ fn server_frames() -> Vec<ServerFrame> {
             max_frame: 1_048_576,
             nick: "alice".to_owned(),
             roster: strings(&["alice", "bob"]),
+            options: None,
+        }),
+        ServerFrame::Welcome(Welcome {
+            version: 1,
+            max_frame: 1_048_576,
+            nick: "alice".to_owned(),
+            roster: strings(&["alice"]),
+            options: Some(0),
         }),
         ServerFrame::Message(Message {
             id: 7,
@@ -100,6 +110,16 @@ fn server_frames() -> Vec<ServerFrame> {
             message_id: 8,
             delivered: 0,
             statuses: Vec::new(),
+        }),
+        ServerFrame::AckRun(AckRun {
+            first_client_id: 1,
+            first_message_id: 7,
+            count: 1,
+        }),
+        ServerFrame::AckRun(AckRun {
+            first_client_id: u64::MAX - 63,
+            first_message_id: 0,
+            count: 64,
         }),
         ServerFrame::Presence(Presence {
             online: true,
@@ -451,7 +471,7 @@ fn unknown_opcodes_are_refused_in_each_direction() {
             other => panic!("client opcode {op:#04x}: {other:?}"),
         }
     }
-    for op in [0x00, 0x01, 0x02, 0x03, 0x04, 0x80, 0x87, 0xff] {
+    for op in [0x00, 0x01, 0x02, 0x03, 0x04, 0x80, 0x88, 0xff] {
         match decode_server_payload(&[op]) {
             Err(e @ ProtocolError::UnknownOpcode(got)) => {
                 assert_eq!(got, op);

@@ -5,7 +5,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use chinwag_protocol::{
-    Ack, ClientCodec, ClientFrame, Code, Encode, ErrorFrame, Hello, HubCodec, MAX_NICK_LEN,
+    Ack, AckRun, ClientCodec, ClientFrame, Code, Encode, ErrorFrame, Hello, HubCodec, MAX_NICK_LEN,
     Message, Nick, NickError, PREFIX_LEN, Presence, ProtocolError, RESERVED_NICKS, RecipientStatus,
     Recipients, SendFrame, SendPayload, ServerFrame, Welcome, WireFrame, encode_frame,
 };
@@ -41,12 +41,18 @@ fn recipients() -> impl Strategy<Value = Recipients> {
 
 fn client_frame() -> impl Strategy<Value = ClientFrame> {
     prop_oneof![
-        (any::<u16>(), vec(any::<u8>(), 0..=255)).prop_map(|(version, nick)| {
-            ClientFrame::Hello(Hello {
-                version,
-                nick: Bytes::from(nick),
-            })
-        }),
+        (
+            any::<u16>(),
+            vec(any::<u8>(), 0..=255),
+            any::<Option<u32>>()
+        )
+            .prop_map(|(version, nick, options)| {
+                ClientFrame::Hello(Hello {
+                    version,
+                    nick: Bytes::from(nick),
+                    options,
+                })
+            }),
         (any::<u64>(), recipients(), text())
             .prop_map(|(id, to, text)| ClientFrame::Send(SendFrame { id, to, text })),
         Just(ClientFrame::Who),
@@ -62,16 +68,22 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
         status: Code(code),
     });
     prop_oneof![
-        (any::<u16>(), any::<u32>(), nick_field(), nicks()).prop_map(
-            |(version, max_frame, nick, roster)| {
+        (
+            any::<u16>(),
+            any::<u32>(),
+            nick_field(),
+            nicks(),
+            any::<Option<u32>>()
+        )
+            .prop_map(|(version, max_frame, nick, roster, options)| {
                 ServerFrame::Welcome(Welcome {
                     version,
                     max_frame,
                     nick,
                     roster,
+                    options,
                 })
-            }
-        ),
+            }),
         (
             any::<u64>(),
             any::<u64>(),
@@ -98,6 +110,15 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
                 })
             }
         ),
+        (any::<u64>(), any::<u64>(), 1..=u32::MAX).prop_map(|(client, message, count)| {
+            // Ids from which the whole run fits in a u64.
+            let room = u64::from(count) - 1;
+            ServerFrame::AckRun(AckRun {
+                first_client_id: client.min(u64::MAX - room),
+                first_message_id: message.min(u64::MAX - room),
+                count,
+            })
+        }),
         (any::<bool>(), any::<u64>(), nick_field()).prop_map(|(online, ts_ms, nick)| {
             ServerFrame::Presence(Presence {
                 online,

@@ -12,9 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::{Bytes, BytesMut};
 use chinwag_protocol::{
-    Ack, ClientCodec, ClientFrame, Code, DEFAULT_MAX_FRAME, ErrorFrame, Hello, HubCodec, Message,
-    Nick, NickError, PROTOCOL_VERSION, Presence, RESERVED_NICKS, RecipientStatus, Recipients,
-    SendFrame, ServerFrame, Welcome, opcode,
+    Ack, AckRun, ClientCodec, ClientFrame, Code, DEFAULT_MAX_FRAME, ErrorFrame, Hello, HubCodec,
+    Message, Nick, NickError, PROTOCOL_VERSION, Presence, RESERVED_NICKS, RecipientStatus,
+    Recipients, SendFrame, ServerFrame, Welcome, opcode, options,
 };
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -133,9 +133,14 @@ fn strings(names: &[&str]) -> Vec<String> {
 }
 
 fn hello(nick: &[u8]) -> Expected {
+    hello_with(nick, None)
+}
+
+fn hello_with(nick: &[u8], options: Option<u32>) -> Expected {
     Expected::Client(ClientFrame::Hello(Hello {
         version: 1,
         nick: Bytes::copy_from_slice(nick),
+        options,
     }))
 }
 
@@ -148,11 +153,16 @@ fn send(id: u64, to: Recipients, text: &str) -> Expected {
 }
 
 fn welcome(nick: &str, roster: &[&str]) -> Expected {
+    welcome_with(nick, roster, None)
+}
+
+fn welcome_with(nick: &str, roster: &[&str], options: Option<u32>) -> Expected {
     Expected::Server(ServerFrame::Welcome(Welcome {
         version: 1,
         max_frame: 1_048_576,
         nick: nick.to_owned(),
         roster: strings(roster),
+        options,
     }))
 }
 
@@ -293,7 +303,30 @@ fn expected() -> BTreeMap<&'static str, Expected> {
         ("conversation-8", ack(1, 1, 1, bob)),
     ]
     .into_iter()
+    .chain(option_vectors())
     .collect()
+}
+
+/// The vectors of `HELLO`'s options and what they bring.
+fn option_vectors() -> [(&'static str, Expected); 3] {
+    [
+        (
+            "hello-with-options",
+            hello_with(b"alice", Some(options::ACK_RUNS)),
+        ),
+        (
+            "welcome-with-options",
+            welcome_with("alice", &["alice"], Some(options::ACK_RUNS)),
+        ),
+        (
+            "ack-run",
+            Expected::Server(ServerFrame::AckRun(AckRun {
+                first_client_id: 7,
+                first_message_id: 12,
+                count: 3,
+            })),
+        ),
+    ]
 }
 
 fn encode_client(frame: &ClientFrame, max: usize) -> Vec<u8> {
@@ -405,6 +438,7 @@ fn every_vector_in_the_document_decodes_and_reencodes_exactly() {
         opcode::WELCOME,
         opcode::MESSAGE,
         opcode::ACK,
+        opcode::ACK_RUN,
         opcode::PRESENCE,
         opcode::ROSTER,
         opcode::ERROR,

@@ -153,6 +153,8 @@ impl ScriptedHub {
             max_frame: 1024 * 1024,
             roster: vec![nick.clone()],
             nick,
+            // This stand-in grants no options.
+            options: hello.options.map(|_| 0),
         }))
         .await
         .unwrap();

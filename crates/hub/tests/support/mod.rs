@@ -32,6 +32,7 @@ pub fn hello(nick: &str) -> ClientFrame {
     ClientFrame::Hello(Hello {
         version: PROTOCOL_VERSION,
         nick: nick.as_bytes().to_vec().into(),
+        options: None,
     })
 }
 

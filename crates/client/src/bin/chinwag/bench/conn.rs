@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use chinwag_protocol::{
     ClientFrame, Code, DEFAULT_MAX_FRAME, Hello, PROTOCOL_VERSION, ProtocolError, ServerFrame,
-    encode_into,
+    encode_into, options,
 };
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -227,6 +227,8 @@ async fn handshake(
     let hello = ClientFrame::Hello(Hello {
         version: PROTOCOL_VERSION,
         nick: Bytes::copy_from_slice(nick.as_bytes()),
+        // What a client sending runs of messages asks for.
+        options: Some(options::ACK_RUNS),
     });
     let mut retries = 0;
     send_frame(write, &hello)

@@ -188,6 +188,13 @@ pub(crate) async fn run(mut r: Receiver) -> Tally {
                     &mut tally,
                 );
             }
+            Some(Ok(Inbound::Frame(ServerFrame::AckRun(run)))) => {
+                // A run holds messages to named users, each delivered to
+                // every name; the bench names one user per such message.
+                for (client_id, _) in run.ids() {
+                    on_ack(&r, client_id, 1, None, &mut last_ack, &mut tally);
+                }
+            }
             Some(Ok(Inbound::Frame(ServerFrame::Error(error)))) => {
                 tally.hub_errors += 1;
                 tally.note(|| {
