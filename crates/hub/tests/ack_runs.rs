@@ -6,17 +6,14 @@ mod support;
 
 use std::collections::HashMap;
 
-use bytes::BytesMut;
 use chinwag_hub::HubConfig;
 use chinwag_hub::protocol::{
-    AckRun, ClientCodec, ClientFrame, Code, Hello, PROTOCOL_VERSION, Recipients, SendFrame,
-    ServerFrame, options,
+    AckRun, ClientFrame, Code, Hello, PROTOCOL_VERSION, Recipients, SendFrame, ServerFrame, options,
 };
 use futures::SinkExt;
 use tokio::io::AsyncWriteExt;
-use tokio_util::codec::Encoder;
 
-use support::{Client, connect, next, register, start};
+use support::{Client, connect, encode, next, register, send, start};
 
 /// Connects and registers asking for `options`; returns the options granted.
 async fn register_with(
@@ -35,18 +32,6 @@ async fn register_with(
         Some(ServerFrame::Welcome(welcome)) => (client, welcome.options),
         other => panic!("expected WELCOME, got {other:?}"),
     }
-}
-
-fn send(id: u64, to: &[&str], text: &str) -> ClientFrame {
-    ClientFrame::Send(SendFrame {
-        id,
-        to: if to.is_empty() {
-            Recipients::Everyone
-        } else {
-            Recipients::Users(to.iter().map(|&n| n.to_owned()).collect())
-        },
-        text: text.to_owned(),
-    })
 }
 
 /// What a sender heard about one of its messages.
@@ -145,13 +130,13 @@ async fn runs_acknowledge_delivered_messages_and_the_rest_keep_their_acks_in_ord
     let mut frames = Vec::new();
     let mut texts_to_bob = Vec::new();
     for id in 1..=100 {
-        frames.push(send(id, &["bob"], &format!("m{id}")));
+        frames.push(send(id, &["bob"], format!("m{id}")));
         texts_to_bob.push(id);
     }
     frames.push(send(101, &["bob", "nobody"], "m101"));
     texts_to_bob.push(101);
     for id in 102..=121 {
-        frames.push(send(id, &["bob", "Carol", "BOB"], &format!("m{id}")));
+        frames.push(send(id, &["bob", "Carol", "BOB"], format!("m{id}")));
         texts_to_bob.push(id);
     }
     frames.push(send(122, &[], "m122"));
@@ -162,14 +147,10 @@ async fn runs_acknowledge_delivered_messages_and_the_rest_keep_their_acks_in_ord
         text: "x".to_owned(),
     }));
     for id in (124..=153).chain([200, 202, 204]) {
-        frames.push(send(id, &["bob"], &format!("m{id}")));
+        frames.push(send(id, &["bob"], format!("m{id}")));
         texts_to_bob.push(id);
     }
-    let mut wire = BytesMut::new();
-    for frame in &frames {
-        ClientCodec::default().encode(frame, &mut wire).unwrap();
-    }
-    alice.get_mut().write_all(&wire).await.unwrap();
+    alice.get_mut().write_all(&encode(&frames)).await.unwrap();
 
     let ids = message_ids(&mut bob, texts_to_bob.len()).await;
     let (got, runs) = replies(&mut alice, frames.len()).await;

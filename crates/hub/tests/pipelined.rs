@@ -4,33 +4,11 @@
 
 mod support;
 
-use bytes::BytesMut;
 use chinwag_hub::HubConfig;
-use chinwag_hub::protocol::{ClientCodec, ClientFrame, Code, Recipients, SendFrame, ServerFrame};
+use chinwag_hub::protocol::{ClientFrame, Code, Recipients, SendFrame, ServerFrame};
 use tokio::io::AsyncWriteExt;
-use tokio_util::codec::Encoder;
 
-use support::{Client, next, register, start};
-
-fn send(id: u64, to: &[&str], text: String) -> ClientFrame {
-    ClientFrame::Send(SendFrame {
-        id,
-        to: if to.is_empty() {
-            Recipients::Everyone
-        } else {
-            Recipients::Users(to.iter().map(|&n| n.to_owned()).collect())
-        },
-        text,
-    })
-}
-
-fn encode(frames: &[ClientFrame]) -> BytesMut {
-    let mut out = BytesMut::new();
-    for frame in frames {
-        ClientCodec::default().encode(frame, &mut out).unwrap();
-    }
-    out
-}
+use support::{Client, encode, next, register, send, start};
 
 /// The texts of the next `count` messages from `from`; presence notices
 /// between them are passed over.

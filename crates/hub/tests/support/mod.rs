@@ -6,12 +6,15 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use chinwag_hub::protocol::{ClientCodec, ClientFrame, Code, Hello, PROTOCOL_VERSION, ServerFrame};
+use bytes::BytesMut;
+use chinwag_hub::protocol::{
+    ClientCodec, ClientFrame, Code, Hello, PROTOCOL_VERSION, Recipients, SendFrame, ServerFrame,
+};
 use chinwag_hub::{Hub, HubConfig};
 use futures::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
-use tokio_util::codec::Framed;
+use tokio_util::codec::{Encoder, Framed};
 
 /// How long a test waits for something it expects before failing.
 pub const PATIENCE: Duration = Duration::from_secs(20);
@@ -34,6 +37,28 @@ pub fn hello(nick: &str) -> ClientFrame {
         nick: nick.as_bytes().to_vec().into(),
         options: None,
     })
+}
+
+/// A `SEND` to the named users, or to everyone if `to` is empty.
+pub fn send(id: u64, to: &[&str], text: impl Into<String>) -> ClientFrame {
+    ClientFrame::Send(SendFrame {
+        id,
+        to: if to.is_empty() {
+            Recipients::Everyone
+        } else {
+            Recipients::Users(to.iter().map(|&n| n.to_owned()).collect())
+        },
+        text: text.into(),
+    })
+}
+
+/// Frames encoded one after another, to be written at once.
+pub fn encode(frames: &[ClientFrame]) -> BytesMut {
+    let mut out = BytesMut::new();
+    for frame in frames {
+        ClientCodec::default().encode(frame, &mut out).unwrap();
+    }
+    out
 }
 
 pub async fn connect(addr: SocketAddr) -> Client {
