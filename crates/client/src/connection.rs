@@ -236,7 +236,10 @@ struct Pending {
 /// otherwise have sent: every distinct name (the first spelling of those
 /// equal but for ASCII case, as the hub matches them) delivered.
 fn on_ack_run(run: AckRun, conn: &mut Conn) {
-    for (client_id, message_id) in run.ids() {
+    // A run longer than what is pending names messages that are not: no
+    // need to look for each of up to 2^32 of them.
+    let pending = conn.pending.len();
+    for (client_id, message_id) in run.ids().take(pending) {
         let Some(pending) = conn.pending.remove(&client_id) else {
             debug!(client_id, "ack run for no pending message");
             continue;

@@ -513,11 +513,11 @@ impl Actor {
         reply: oneshot::Sender<Result<(), Code>>,
     ) {
         // Granted: the options asked for that this hub knows.
-        let options = options.map(|asked| asked & options::KNOWN);
+        let granted = options.map(|asked| asked & options::KNOWN);
         let member = Member {
             nick,
             outbox,
-            ack_runs: options.is_some_and(|granted| granted & options::ACK_RUNS != 0),
+            ack_runs: granted.is_some_and(|bits| bits & options::ACK_RUNS != 0),
         };
         if self.registry.join(id, member).is_err() {
             let _ = reply.send(Err(Code::NICK_TAKEN));
@@ -531,7 +531,7 @@ impl Actor {
             max_frame: u32::try_from(self.max_frame).unwrap_or(u32::MAX),
             nick: member.nick.to_string(),
             roster: self.registry.roster(),
-            options,
+            options: granted,
         });
         if let Some(frame) = encode(&welcome) {
             let _ = member.outbox.push(frame);
