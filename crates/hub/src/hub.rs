@@ -334,13 +334,17 @@ impl Replies {
         encode_reply(frame, &mut self.frames);
     }
 
-    /// Acknowledges a message delivered to everyone it named: into the open
-    /// run if the sender asked for runs and the message follows it, else as
-    /// `ack`.
-    fn delivered<F: Encode + ?Sized>(&mut self, client_id: u64, message_id: u64, ack: &F) {
-        if !self.ack_runs {
+    /// Appends a message's `ACK`; if the message reached everyone it named
+    /// and the sender asked for runs, it joins the open run instead (or
+    /// opens the next one, if it does not follow).
+    fn ack<S>(&mut self, ack: &AckView<S>, reached_all: bool)
+    where
+        AckView<S>: Encode,
+    {
+        if !(self.ack_runs && reached_all) {
             return self.frame(ack);
         }
+        let (client_id, message_id) = (ack.client_id, ack.message_id);
         if let Some(open) = &mut self.open
             && open.extend(client_id, message_id)
         {
@@ -757,11 +761,7 @@ impl Actor {
                 .chain(delivery.failures.iter().copied()),
         };
         let cut = delivery.cut;
-        if reached_all(named.as_deref(), delivery.delivered) {
-            replies.delivered(send.id(), self.next_message, &ack);
-        } else {
-            replies.frame(&ack);
-        }
+        replies.ack(&ack, reached_all(named.as_deref(), delivery.delivered));
         // Whoever this message cut is gone for everyone at once.
         for id in cut {
             self.leave(id);
