@@ -543,23 +543,34 @@ impl Connection {
                 return None;
             }
         };
-        // Move from the unregistered pool to the registered one.
-        let Ok(slot) = self.hub.shared.connections.clone().try_acquire_owned() else {
+        // Move from the unregistered pool to the registered one. The actor
+        // lets go of the unregistered place as it registers the nickname
+        // (before the WELCOME), or hands it back with a refusal.
+        let Ok(registered) = self.hub.shared.connections.clone().try_acquire_owned() else {
             return Some(Outcome::Fatal(Code::SERVER_FULL));
         };
-        match self
-            .hub
-            .join(self.id, nick.clone(), self.outbox.clone(), hello.options)
-            .await
-        {
+        let unregistered = std::mem::replace(&mut self.slot, registered);
+        let joined = self.hub.join(
+            self.id,
+            nick.clone(),
+            self.outbox.clone(),
+            hello.options,
+            Some(unregistered),
+        );
+        match joined.await {
             Ok(()) => {
                 tracing::Span::current().record("nick", nick.as_str());
                 info!("registered");
                 self.nick = Some(nick);
-                self.slot = slot;
             }
-            Err(HubError::Refused(code)) => self.reply(ErrorFrame::new(code, 0)),
-            Err(HubError::Closed) => return Some(Outcome::Shutdown),
+            Err((HubError::Refused(code), unregistered)) => {
+                if let Some(unregistered) = unregistered {
+                    // Back to the unregistered pool; the registered place goes.
+                    self.slot = unregistered;
+                }
+                self.reply(ErrorFrame::new(code, 0));
+            }
+            Err((HubError::Closed, _)) => return Some(Outcome::Shutdown),
         }
         None
     }

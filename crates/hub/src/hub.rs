@@ -37,7 +37,12 @@ pub(crate) enum Command {
         outbox: Arc<Outbox>,
         /// The options `HELLO` asked for, if it carried the field.
         options: Option<u32>,
-        reply: oneshot::Sender<Result<(), Code>>,
+        /// The connection's place under the limit of unregistered ones. It
+        /// is given up before the `WELCOME` is queued, so that no one who
+        /// has read that `WELCOME` finds the place still taken, and handed
+        /// back with a refusal.
+        unregistered: Option<OwnedSemaphorePermit>,
+        reply: oneshot::Sender<Result<(), (Code, Option<OwnedSemaphorePermit>)>>,
     },
     /// Route a message. The permit is the sender's in-flight slot: dropped
     /// once routed, or parked on a congested recipient's outbox.
@@ -230,27 +235,31 @@ impl Hub {
     }
 
     /// Registers `nick` for connection `id`. On success the actor has already
-    /// queued `WELCOME` on `outbox` and told everyone else.
+    /// queued `WELCOME` on `outbox` and told everyone else, and has dropped
+    /// `unregistered`; a refusal hands it back.
     pub(crate) async fn join(
         &self,
         id: ConnId,
         nick: Nick,
         outbox: Arc<Outbox>,
         options: Option<u32>,
-    ) -> Result<(), HubError> {
+        unregistered: Option<OwnedSemaphorePermit>,
+    ) -> Result<(), (HubError, Option<OwnedSemaphorePermit>)> {
         let (reply, answer) = oneshot::channel();
         self.command(Command::Join {
             id,
             nick,
             outbox,
             options,
+            unregistered,
             reply,
         })
-        .await?;
+        .await
+        .map_err(|error| (error, None))?;
         match answer.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(code)) => Err(HubError::Refused(code)),
-            Err(_) => Err(HubError::Closed),
+            Ok(Err((code, unregistered))) => Err((HubError::Refused(code), unregistered)),
+            Err(_) => Err((HubError::Closed, None)),
         }
     }
 
@@ -482,8 +491,9 @@ impl Actor {
                 nick,
                 outbox,
                 options,
+                unregistered,
                 reply,
-            } => self.join(id, nick, outbox, options, reply),
+            } => self.join(id, nick, outbox, options, unregistered, reply),
             Command::Send { id, send, permit } => {
                 self.route_run(id, std::slice::from_ref(&send), permit);
             }
@@ -514,7 +524,8 @@ impl Actor {
         nick: Nick,
         outbox: Arc<Outbox>,
         options: Option<u32>,
-        reply: oneshot::Sender<Result<(), Code>>,
+        unregistered: Option<OwnedSemaphorePermit>,
+        reply: oneshot::Sender<Result<(), (Code, Option<OwnedSemaphorePermit>)>>,
     ) {
         // Granted: the options asked for that this hub knows.
         let granted = options.map(|asked| asked & options::KNOWN);
@@ -524,9 +535,10 @@ impl Actor {
             ack_runs: granted.is_some_and(|bits| bits & options::ACK_RUNS != 0),
         };
         if self.registry.join(id, member).is_err() {
-            let _ = reply.send(Err(Code::NICK_TAKEN));
+            let _ = reply.send(Err((Code::NICK_TAKEN, unregistered)));
             return;
         }
+        drop(unregistered);
         let Some(member) = self.registry.member(id) else {
             return;
         };

@@ -86,7 +86,9 @@ impl Hub {
             hub: self,
             id: Some(id),
         };
-        self.join(id, nick.clone(), outbox.clone(), None).await?;
+        self.join(id, nick.clone(), outbox.clone(), None, None)
+            .await
+            .map_err(|(error, _)| error)?;
         let _ = guard.disarm();
         Ok(Session {
             hub: self.clone(),

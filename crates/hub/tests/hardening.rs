@@ -244,3 +244,39 @@ async fn unregistered_connections_are_capped_apart_from_registered_ones() {
     assert_eq!(hub.connection_count(), 6);
     assert!(hub.stats().server_full >= 1);
 }
+
+/// A connection's unregistered place is free by the time its `WELCOME` can be
+/// read: with room for one anonymous connection, users registering one after
+/// another, each connecting the moment the previous one was welcomed, are
+/// never refused. (The place used to be let go only after the `WELCOME` was
+/// queued, and a quick newcomer then found it taken.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_unregistered_place_is_free_once_the_welcome_is_read() {
+    let mut config = HubConfig::default();
+    config.max_unregistered = 1;
+    let (hub, addr) = start(config).await;
+
+    let mut users = Vec::new();
+    for i in 0..200 {
+        users.push(register(addr, &format!("u{i}")).await);
+        assert_eq!(hub.connection_count(), i + 1);
+    }
+    assert_eq!(hub.stats().server_full, 0);
+    // A nickname refused hands the place back: the next one gets it.
+    let mut taken = support::connect(addr).await;
+    taken.send(support::hello("u0")).await.unwrap();
+    assert!(matches!(
+        next(&mut taken).await,
+        Some(ServerFrame::Error(e)) if e.code == Code::NICK_TAKEN
+    ));
+    assert_eq!(hub.connection_count(), 201);
+    // ...as an unregistered one: there is no room for another.
+    let mut crowded = support::connect(addr).await;
+    assert_eq!(codes_until_closed(&mut crowded).await, [Code::SERVER_FULL]);
+    taken.send(support::hello("u200")).await.unwrap();
+    assert!(matches!(
+        next(&mut taken).await,
+        Some(ServerFrame::Welcome(_))
+    ));
+    assert_eq!(hub.connection_count(), 201);
+}
