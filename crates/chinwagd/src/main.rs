@@ -137,6 +137,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         grace: args.flood_grace,
     });
 
+    // Before anything says we are up: a SIGTERM sent the moment the address
+    // is printed must shut us down cleanly, not kill us by default action.
+    let shutdown = shutdown_signal()?;
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -165,7 +168,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tokio::spawn(async move { hub.serve_text(listener).await })
     });
 
-    shutdown_signal().await?;
+    shutdown.await?;
     info!("shutting down");
     let grace = Duration::from_secs(args.shutdown_grace_secs);
     if tokio::time::timeout(grace, hub.shutdown()).await.is_err() {
@@ -185,21 +188,31 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resolves on Ctrl+C (SIGINT) or SIGTERM.
-async fn shutdown_signal() -> anyhow::Result<()> {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Installs the handlers for Ctrl+C (SIGINT) and SIGTERM at once, and
+/// returns what resolves when either arrives.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = anyhow::Result<()>>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
+        let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
         let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
-        tokio::select! {
-            result = ctrl_c => result.context("cannot listen for Ctrl+C")?,
-            _ = term.recv() => {}
-        }
+        Ok(async move {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            Ok(())
+        })
     }
     #[cfg(not(unix))]
-    ctrl_c.await.context("cannot listen for Ctrl+C")?;
-    Ok(())
+    {
+        // Windows installs its handler when first polled.
+        Ok(async {
+            tokio::signal::ctrl_c()
+                .await
+                .context("cannot listen for Ctrl+C")
+        })
+    }
 }
 
 /// Seconds, as a whole or decimal number (`5`, `0.5`), or with an `s` or

@@ -212,6 +212,20 @@ async fn sigint_also_shuts_down_cleanly() {
     assert_eq!(status.code(), Some(0), "{status}");
 }
 
+/// The signal handlers are in place before the daemon says where it listens:
+/// a SIGTERM sent the moment that line appears is a clean shutdown, never a
+/// death by the signal's default action (a supervisor that stops a daemon as
+/// soon as it is up must get the same clean exit as one that waits).
+#[test]
+fn a_sigterm_the_moment_the_address_is_printed_exits_zero() {
+    for _ in 0..20 {
+        let mut daemon = Daemon::start(&[]);
+        daemon.signal("-TERM");
+        let status = daemon.wait_exit(PATIENCE);
+        assert_eq!(status.code(), Some(0), "{status}");
+    }
+}
+
 #[tokio::test]
 async fn max_connections_flag_makes_the_next_connection_server_full() {
     let mut daemon = Daemon::start(&["--max-connections", "1"]);
