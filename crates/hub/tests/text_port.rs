@@ -62,6 +62,7 @@ async fn start() -> (Hub, std::net::SocketAddr, std::net::SocketAddr) {
     (hub, binary_addr, text_addr)
 }
 
+/// A binary-protocol user, registered: its WELCOME has been read.
 async fn binary_user(addr: std::net::SocketAddr, nick: &str) -> Framed<TcpStream, ClientCodec> {
     let mut framed = Framed::new(
         TcpStream::connect(addr).await.unwrap(),
@@ -75,6 +76,11 @@ async fn binary_user(addr: std::net::SocketAddr, nick: &str) -> Framed<TcpStream
         }))
         .await
         .unwrap();
+    let welcome = timeout(PATIENCE, framed.next()).await.unwrap();
+    assert!(
+        matches!(welcome, Some(Ok(ServerFrame::Welcome(_)))),
+        "{welcome:?}"
+    );
     framed
 }
 
