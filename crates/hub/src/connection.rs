@@ -406,6 +406,11 @@ impl Connection {
         // `first` alone, until a second comes.
         let mut first = Some(first);
         let mut sends = Vec::new();
+        // Only this task takes from `permits` (the actor only gives back),
+        // so what is available now stays available: the gathered `SEND`s
+        // are counted against it and taken in one go, not one by one.
+        let mut room = self.permits.available_permits();
+        let mut cost = 0;
         while sends.len() < MAX_GATHER {
             let next = match buffered(reader) {
                 Ok(Some(Request::Send(send))) => send,
@@ -419,17 +424,28 @@ impl Connection {
                     break;
                 }
             };
-            let cost = self.hub.in_flight_cost(&next);
-            let Ok(more) = self.permits.clone().try_acquire_many_owned(cost) else {
-                *held = Some(Ok(Request::Send(next)));
-                break;
-            };
-            permit.merge(more);
+            let more = self.hub.in_flight_cost(&next) as usize;
+            if cost + more > room {
+                room = self.permits.available_permits();
+                if cost + more > room {
+                    *held = Some(Ok(Request::Send(next)));
+                    break;
+                }
+            }
+            cost += more;
             if let Some(first) = first.take() {
                 sends.reserve_exact(MAX_GATHER);
                 sends.push(first);
             }
             sends.push(next);
+        }
+        if cost > 0 {
+            // At most `room`, which came from a `u32`; and there at once.
+            let cost = u32::try_from(cost).unwrap_or(u32::MAX);
+            match self.permits_for(cost).await {
+                Ok(more) => permit.merge(more),
+                Err(outcome) => return outcome,
+            }
         }
         let command = match first {
             Some(send) => Command::Send {
@@ -456,7 +472,11 @@ impl Connection {
         &mut self,
         send: &SendPayload,
     ) -> Result<OwnedSemaphorePermit, Option<Outcome>> {
-        let cost = self.hub.in_flight_cost(send);
+        self.permits_for(self.hub.in_flight_cost(send)).await
+    }
+
+    /// `cost` in-flight permits, waiting for them if need be.
+    async fn permits_for(&mut self, cost: u32) -> Result<OwnedSemaphorePermit, Option<Outcome>> {
         if let Ok(permit) = self.permits.clone().try_acquire_many_owned(cost) {
             return Ok(permit);
         }
