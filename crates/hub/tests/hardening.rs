@@ -10,10 +10,9 @@ use chinwag_hub::{HubConfig, RateLimit};
 use futures::SinkExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::time::timeout;
 use tokio_util::codec::Framed;
 
-use support::{Client, PATIENCE, codes_until_closed, next, register, start};
+use support::{Client, codes_until_closed, next, register, settle, start};
 
 async fn send_to(client: &mut Client, id: u64, to: &str, text: &str) {
     client
@@ -205,14 +204,7 @@ async fn a_slowloris_crowd_is_closed_at_the_deadline_while_real_users_carry_on()
         );
     }
     // Only the two real users are left.
-    let settle = async {
-        while hub.connection_count() != 2 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    timeout(PATIENCE, settle)
-        .await
-        .expect("connections not released");
+    settle("connections", || hub.connection_count(), 2).await;
     assert_eq!(hub.stats().registration_timeouts, 300);
 }
 
@@ -235,12 +227,7 @@ async fn unregistered_connections_are_capped_apart_from_registered_ones() {
     assert_eq!(codes_until_closed(&mut sixth).await, [Code::SERVER_FULL]);
     // ...but once one anonymous connection registers, its place is free again.
     drop(idle.pop());
-    let settle = async {
-        while hub.connection_count() != 4 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    timeout(PATIENCE, settle).await.expect("slot not released");
+    settle("connections", || hub.connection_count(), 4).await;
     let _alice = register(addr, "alice").await;
     let _bob = register(addr, "bob").await;
     assert_eq!(hub.connection_count(), 6);

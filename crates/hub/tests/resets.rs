@@ -5,7 +5,6 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use chinwag_hub::HubConfig;
 use chinwag_hub::protocol::{ClientCodec, ClientFrame, Recipients, SendFrame, ServerFrame};
@@ -15,7 +14,7 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_util::codec::Framed;
 
-use support::{PATIENCE, hello, register, start};
+use support::{PATIENCE, hello, register, settle, start};
 
 const CLIENTS: usize = 1_000;
 /// Connections open at once, so that the test fits a 1,024 file limit.
@@ -39,20 +38,6 @@ async fn reset_midway(addr: SocketAddr, nick: String, register: bool) {
         .await;
     let _ = stream.set_zero_linger();
     // Dropping it now sends a RST.
-}
-
-async fn settle(what: &str, mut current: impl FnMut() -> usize, want: usize) {
-    let result = timeout(PATIENCE, async {
-        while current() != want {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    assert!(
-        result.is_ok(),
-        "{what} stuck at {} (want {want})",
-        current()
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -93,13 +93,7 @@ async fn a_stuck_reader_is_cut_and_the_hub_memory_stays_bounded() {
     assert!(stuck_gone, "the stuck reader was never cut");
     // Counted by the stuck connection's own task as it ends, which may be
     // a moment after the actor let everyone know it left.
-    let counted = async {
-        while hub.stats().slow_consumers == 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    timeout(PATIENCE, counted).await.unwrap();
-    assert_eq!(hub.stats().slow_consumers, 1);
+    support::settle("slow consumers", || hub.stats().slow_consumers, 1).await;
 
     // 32 MiB went through; the hub's heap never grew by one outbox limit
     // (the publisher is paused at the high-water mark, the stuck reader cut

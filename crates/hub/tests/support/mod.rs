@@ -77,6 +77,27 @@ pub async fn register(addr: SocketAddr, nick: &str) -> Client {
     client
 }
 
+/// Waits until `current()` is `want`, which something else brings about
+/// (a connection task ending, a counter it records); fails the test if it
+/// is not so within [`PATIENCE`].
+pub async fn settle<T: PartialEq + std::fmt::Debug>(
+    what: &str,
+    mut current: impl FnMut() -> T,
+    want: T,
+) {
+    let settled = timeout(PATIENCE, async {
+        while current() != want {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(
+        settled.is_ok(),
+        "{what} stuck at {:?} (want {want:?})",
+        current()
+    );
+}
+
 /// The next frame; `None` once the hub closed the connection.
 pub async fn next(client: &mut Client) -> Option<ServerFrame> {
     match timeout(PATIENCE, client.next())
