@@ -86,18 +86,23 @@ pub(crate) struct Link {
 }
 
 /// Opens a connection to the first of `addrs` that answers and registers
-/// `nick`, all within `timeout`.
+/// `nick`, following presence or not, all within `timeout`.
 pub(crate) async fn open(
     addrs: &[SocketAddr],
     nick: &str,
     timeout: Duration,
+    presence: bool,
 ) -> Result<(Link, Welcome), ClientError> {
-    tokio::time::timeout(timeout, handshake(addrs, nick))
+    tokio::time::timeout(timeout, handshake(addrs, nick, presence))
         .await
         .map_err(|_| ClientError::Timeout)?
 }
 
-async fn handshake(addrs: &[SocketAddr], nick: &str) -> Result<(Link, Welcome), ClientError> {
+async fn handshake(
+    addrs: &[SocketAddr],
+    nick: &str,
+    presence: bool,
+) -> Result<(Link, Welcome), ClientError> {
     let stream = connect_any(addrs).await?;
     // Frames are written whole and at once; Nagle would only add latency.
     let _ = stream.set_nodelay(true);
@@ -110,7 +115,11 @@ async fn handshake(addrs: &[SocketAddr], nick: &str) -> Result<(Link, Welcome), 
         nick: nick.as_bytes().to_vec().into(),
         // Pipelined messages are acknowledged a run at a time; `on_frame`
         // gives each its own `Ack` again.
-        options: Some(options::ACK_RUNS),
+        options: Some(if presence {
+            options::ACK_RUNS
+        } else {
+            options::ACK_RUNS | options::NO_PRESENCE
+        }),
     });
     encode_into(&hello, MAX_FRAME_UNREGISTERED, &mut out)?;
     writer.write_all(&out).await?;
@@ -603,9 +612,9 @@ impl Task {
             }
             // `idle` needs `self`; an attempt is rare enough to clone for.
             let (addrs, nick) = (self.addrs.clone(), self.nick.clone());
-            let timeout = self.options.connect_timeout;
+            let (timeout, presence) = (self.options.connect_timeout, self.options.presence);
             match self
-                .idle(async move { open(&addrs, &nick, timeout).await })
+                .idle(async move { open(&addrs, &nick, timeout, presence).await })
                 .await
             {
                 Err(quit) => return quit,

@@ -38,6 +38,13 @@ pub struct ClientOptions {
     /// Messages sent whose `ACK` has not arrived yet. Past this, sending waits
     /// for acks; it bounds the bookkeeping a fast sender can build up.
     pub max_pending: usize,
+    /// Follow presence (the default): receive an
+    /// [`Event::Presence`](crate::Event::Presence) for everyone who comes
+    /// and goes, and the roster in [`Client::welcome`](crate::Client::welcome).
+    /// `false` asks the hub for neither (`NO_PRESENCE`): for a bot or a
+    /// gateway on a busy hub. [`Client::who`](crate::Client::who) still
+    /// answers, and others still see this client come and go.
+    pub presence: bool,
 }
 
 impl Default for ClientOptions {
@@ -49,6 +56,7 @@ impl Default for ClientOptions {
             keepalive: Some(Duration::from_secs(30)),
             event_capacity: 1024,
             max_pending: 1024,
+            presence: true,
         }
     }
 }
@@ -93,6 +101,13 @@ impl ClientOptions {
     #[must_use]
     pub fn max_pending(mut self, max: usize) -> Self {
         self.max_pending = max.max(1);
+        self
+    }
+
+    /// Sets [`presence`](Self::presence).
+    #[must_use]
+    pub fn presence(mut self, follow: bool) -> Self {
+        self.presence = follow;
         self
     }
 }

@@ -5,6 +5,9 @@
 mod support;
 
 use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use chinwag_client::protocol::ServerFrame;
 
 use serde_json::Value;
 use support::{TestHub, within};
@@ -154,6 +157,29 @@ async fn conns_holds_idle_connections() {
     assert_eq!(report["hub_errors"], 0);
     assert_eq!(report["settle"], "no-server-pid");
     assert_eq!(report["server_bytes_per_conn"], Value::Null);
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conns_without_presence_holds_connections_that_hear_of_no_one() {
+    let hub = TestHub::start().await;
+    // One user who follows presence sees all of them arrive.
+    let mut watcher = hub.hub.attach("watcher").await.unwrap();
+    let report = report(&bench(&hub, &["conns", "--count", "30", "--no-presence"]).await);
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["presence"], false);
+    assert_eq!(report["held"], 30);
+    assert_eq!(report["hub_errors"], 0);
+    let mut arrivals = 0;
+    while arrivals < 30 {
+        let frame = tokio::time::timeout(Duration::from_secs(20), watcher.recv())
+            .await
+            .expect("arrivals in time")
+            .expect("the watcher's session is open");
+        if matches!(frame, ServerFrame::Presence(p) if p.online) {
+            arrivals += 1;
+        }
+    }
     hub.stop().await;
 }
 

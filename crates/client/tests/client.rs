@@ -66,6 +66,41 @@ async fn messages_presence_and_acks_flow_between_clients() {
 }
 
 #[tokio::test]
+async fn a_client_not_following_presence_gets_no_presence_events() {
+    let hub = TestHub::start().await;
+    let (alice, mut alice_events) = Client::connect(hub.addr, "alice").await.unwrap();
+    let options = ClientOptions::default().presence(false);
+    let (quiet, mut quiet_events) = Client::connect_with(hub.addr, "quiet", options)
+        .await
+        .unwrap();
+    assert!(quiet.welcome().roster.is_empty());
+    // Alice still sees it arrive, and then bob come and go.
+    let (bob, _bob_events) = Client::connect(hub.addr, "bob").await.unwrap();
+    bob.quit().await;
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        if let Event::Presence(p) = next_event(&mut alice_events).await {
+            seen.push((p.nick, p.online));
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            ("quiet".into(), true),
+            ("bob".into(), true),
+            ("bob".into(), false)
+        ]
+    );
+    // Quiet's first event is alice's message: it heard of neither coming.
+    alice.send_to(&["quiet"], "hi").await.unwrap();
+    match next_event(&mut quiet_events).await {
+        Event::Message(m) => assert_eq!(m.text, "hi"),
+        other => panic!("expected alice's message, got {other:?}"),
+    }
+    assert_eq!(quiet.who().await.unwrap(), ["alice", "quiet"]);
+}
+
+#[tokio::test]
 async fn who_answers_with_the_roster() {
     let hub = TestHub::start().await;
     let (alice, _alice_events) = Client::connect(hub.addr, "alice").await.unwrap();

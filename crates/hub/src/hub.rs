@@ -533,6 +533,7 @@ impl Actor {
             nick,
             outbox,
             ack_runs: granted.is_some_and(|bits| bits & options::ACK_RUNS != 0),
+            presence: granted.is_none_or(|bits| bits & options::NO_PRESENCE == 0),
         };
         if self.registry.join(id, member).is_err() {
             let _ = reply.send(Err((Code::NICK_TAKEN, unregistered)));
@@ -546,7 +547,12 @@ impl Actor {
             version: PROTOCOL_VERSION,
             max_frame: u32::try_from(self.max_frame).unwrap_or(u32::MAX),
             nick: member.nick.to_string(),
-            roster: self.registry.roster(),
+            // Not followed, so not worth a snapshot of everyone online.
+            roster: if member.presence {
+                self.registry.roster()
+            } else {
+                Vec::new()
+            },
             options: granted,
         });
         if let Some(frame) = encode(&welcome) {
@@ -570,8 +576,8 @@ impl Actor {
         }
     }
 
-    /// Tells everyone but `subject` that `nick` came or went, once the
-    /// batch's notices are flushed.
+    /// Tells those who follow presence, but `subject`, that `nick` came or
+    /// went, once the batch's notices are flushed.
     fn presence(&mut self, subject: ConnId, nick: String, online: bool) {
         let frame = ServerFrame::Presence(Presence {
             online,
@@ -586,16 +592,16 @@ impl Actor {
         }
     }
 
-    /// Queues the batch's presence notices: all of them for those who were
-    /// online before it, and for those who joined during it the ones after
-    /// their own.
+    /// Queues the batch's presence notices to those who follow presence:
+    /// all of them for those who were online before it, and for those who
+    /// joined during it the ones after their own.
     fn flush_presence(&mut self) {
         while !self.presence.frames.is_empty() {
             let all = self.presence.frames.split().freeze();
             let mut joined = std::mem::take(&mut self.presence.joined);
             joined.sort_unstable();
             let mut cut = Vec::new();
-            for (id, member) in self.registry.online() {
+            for (id, member) in self.registry.watchers() {
                 let from = joined
                     .binary_search_by_key(&id, |&(joiner, _)| joiner)
                     .map_or(0, |at| joined[at].1);

@@ -100,7 +100,7 @@ async fn the_hub_grants_the_options_it_knows_and_only_when_asked() {
     let (_a, granted) = register_with(addr, "alice", u32::MAX).await;
     assert_eq!(
         granted,
-        Some(options::KNOWN),
+        Some(options::ACK_RUNS | options::NO_PRESENCE),
         "unknown bits are not granted"
     );
     let (_b, granted) = register_with(addr, "bob", 0).await;

@@ -47,8 +47,14 @@ pub mod options {
     /// Consecutive messages that each reached every user they named may be
     /// acknowledged together, by one `ACK_RUN`, instead of an `ACK` each.
     pub const ACK_RUNS: u32 = 1;
+    /// The client does not follow presence: it gets no `PRESENCE` frames,
+    /// and its `WELCOME` carries an empty roster (`WHO` still answers in
+    /// full). Others still see it come and go. For bots, gateways and the
+    /// many idle connections of a benchmark, for whom every arrival told to
+    /// everyone would be n^2 frames.
+    pub const NO_PRESENCE: u32 = 1 << 1;
     /// Every option this crate knows.
-    pub const KNOWN: u32 = ACK_RUNS;
+    pub const KNOWN: u32 = ACK_RUNS | NO_PRESENCE;
 }
 
 /// Target kinds inside a `recipients` field.

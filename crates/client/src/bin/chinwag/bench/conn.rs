@@ -59,6 +59,8 @@ pub(crate) struct Spec {
     /// Initial read buffer: large for connections that receive a stream of
     /// messages, small for the thousands of idle ones of `conns`.
     pub(crate) read_buffer: usize,
+    /// Follow presence; `false` asks for `NO_PRESENCE`.
+    pub(crate) presence: bool,
 }
 
 /// One registered connection, with the task reading it.
@@ -146,6 +148,7 @@ pub(crate) async fn connect(ctx: &Ctx, spec: Spec) -> Result<Peer, SetupError> {
         expect,
         source,
         read_buffer,
+        presence,
     } = spec;
     let stream = open(ctx.addr, source)
         .await
@@ -158,12 +161,15 @@ pub(crate) async fn connect(ctx: &Ctx, spec: Spec) -> Result<Peer, SetupError> {
     let codec = BenchCodec::new(expect.size, MAX_INBOUND_FRAME, read_buffer);
     let mut frames = FramedRead::with_capacity(read, codec, read_buffer);
     let write = Arc::new(Mutex::new(write));
-    let welcome = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&nick, &mut frames, &write))
-        .await
-        .map_err(|_| SetupError::Handshake {
-            nick: nick.clone(),
-            reason: format!("not welcomed within {} s", HANDSHAKE_TIMEOUT.as_secs()),
-        })??;
+    let welcome = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        handshake(&nick, presence, &mut frames, &write),
+    )
+    .await
+    .map_err(|_| SetupError::Handshake {
+        nick: nick.clone(),
+        reason: format!("not welcomed within {} s", HANDSHAKE_TIMEOUT.as_secs()),
+    })??;
     // The `WELCOME` lists everyone online, so with thousands of connections
     // it grew the read buffer to tens of KiB, and what is left of the buffer
     // still shares that allocation: start again from the size asked for.
@@ -217,6 +223,7 @@ async fn open(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream>
 /// the hub has not seen go yet) is asked for again a few times.
 async fn handshake(
     nick: &str,
+    presence: bool,
     frames: &mut FramedRead<OwnedReadHalf, BenchCodec>,
     write: &SharedWrite,
 ) -> Result<usize, SetupError> {
@@ -228,7 +235,11 @@ async fn handshake(
         version: PROTOCOL_VERSION,
         nick: Bytes::copy_from_slice(nick.as_bytes()),
         // What a client sending runs of messages asks for.
-        options: Some(options::ACK_RUNS),
+        options: Some(if presence {
+            options::ACK_RUNS
+        } else {
+            options::ACK_RUNS | options::NO_PRESENCE
+        }),
     });
     let mut retries = 0;
     send_frame(write, &hello)

@@ -7,11 +7,15 @@
 //! notices of every arrival to everyone online). Each connection keeps a
 //! receiver reading (and checking) what the hub sends it.
 //!
+//! With `--no-presence` the connections ask for `NO_PRESENCE`: no one is
+//! told of the others' arrivals, which with everyone told is n^2 frames
+//! (5 x 10^9 for 100,000 connections) and bounds how many a run can reach.
+//!
 //! One source address has about 28,000 ephemeral ports; `--source-ips K`
 //! spreads the connections over 127.0.0.1 … 127.0.0.K, binding each socket
 //! before connecting.
 //!
-//! JSON figures: `count`, `source_ips`, `held`, `connect_s`,
+//! JSON figures: `count`, `source_ips`, `presence`, `held`, `connect_s`,
 //! `connects_per_s`, `settle_s`, `settle` (`idle`, `deadline` or
 //! `no-server-pid`), `server_rss_before_kb`, `server_rss_after_kb`,
 //! `server_bytes_per_conn`, `server_rss_after_close_kb`.
@@ -50,6 +54,10 @@ pub(crate) struct ConnsArgs {
     /// 127.0.0.K (an IPv4 loopback hub only).
     #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..))]
     source_ips: u8,
+    /// The connections ask for `NO_PRESENCE`: they are not told of each
+    /// other's arrivals, nor given the roster.
+    #[arg(long)]
+    no_presence: bool,
 }
 
 /// What `conns` measured.
@@ -57,6 +65,7 @@ pub(crate) struct ConnsArgs {
 pub(crate) struct Conns {
     count: u32,
     source_ips: u8,
+    presence: bool,
     held: usize,
     connect_s: f64,
     connects_per_s: f64,
@@ -71,10 +80,15 @@ pub(crate) struct Conns {
 impl Figures for Conns {
     fn title(&self) -> String {
         format!(
-            "conns: {} idle registered connections from {} source address{}",
+            "conns: {} idle registered connections from {} source address{}{}",
             report::count(self.count.into()),
             self.source_ips,
-            if self.source_ips == 1 { "" } else { "es" }
+            if self.source_ips == 1 { "" } else { "es" },
+            if self.presence {
+                ""
+            } else {
+                ", not following presence"
+            }
         )
     }
 
@@ -135,6 +149,7 @@ pub(crate) async fn run(ctx: &Ctx, args: &ConnsArgs) -> Result<Report<Conns>, Se
             },
             source: sources.as_ref().map(|ips| ips[i as usize % ips.len()]),
             read_buffer: IDLE_READ_BUFFER,
+            presence: !args.no_presence,
         })
         .collect();
     let started = Instant::now();
@@ -169,6 +184,7 @@ pub(crate) async fn run(ctx: &Ctx, args: &ConnsArgs) -> Result<Report<Conns>, Se
         Conns {
             count: args.count,
             source_ips: args.source_ips,
+            presence: !args.no_presence,
             held,
             connect_s,
             connects_per_s: float(held as u64) / connect_s,

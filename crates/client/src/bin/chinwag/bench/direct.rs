@@ -129,6 +129,7 @@ pub(crate) async fn run(ctx: &Ctx, args: &DirectArgs) -> Result<Report<Direct>, 
             },
             source: None,
             read_buffer: STREAM_READ_BUFFER,
+            presence: true,
         })
         .collect();
     let mut peers =

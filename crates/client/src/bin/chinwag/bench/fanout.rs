@@ -127,6 +127,7 @@ pub(crate) async fn connect_audience(
             },
             source: None,
             read_buffer: STREAM_READ_BUFFER,
+            presence: true,
         })
         .collect();
     let mut peers =
@@ -144,6 +145,7 @@ pub(crate) async fn connect_audience(
             },
             source: None,
             read_buffer: STREAM_READ_BUFFER,
+            presence: true,
         },
     )
     .await?;
