@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use chinwag_hub::HubConfig;
 use chinwag_hub::protocol::{
-    AckRun, ClientFrame, Code, Hello, PROTOCOL_VERSION, Recipients, SendFrame, ServerFrame, options,
+    AckRun, ClientFrame, Code, Recipients, SendFrame, ServerFrame, options,
 };
 use futures::SinkExt;
 use tokio::io::AsyncWriteExt;
@@ -21,17 +21,8 @@ async fn register_with(
     nick: &str,
     asked: u32,
 ) -> (Client, Option<u32>) {
-    let mut client = connect(addr).await;
-    let hello = ClientFrame::Hello(Hello {
-        version: PROTOCOL_VERSION,
-        nick: nick.as_bytes().to_vec().into(),
-        options: Some(asked),
-    });
-    client.send(hello).await.unwrap();
-    match next(&mut client).await {
-        Some(ServerFrame::Welcome(welcome)) => (client, welcome.options),
-        other => panic!("expected WELCOME, got {other:?}"),
-    }
+    let (client, welcome) = support::register_with(addr, nick, asked).await;
+    (client, welcome.options)
 }
 
 /// What a sender heard about one of its messages.

@@ -5,10 +5,10 @@
 mod support;
 
 use chinwag_hub::HubConfig;
-use chinwag_hub::protocol::{ClientFrame, Hello, PROTOCOL_VERSION, ServerFrame, options};
+use chinwag_hub::protocol::{ClientFrame, ServerFrame, options};
 use futures::SinkExt;
 
-use support::{Client, connect, next, register, send, start};
+use support::{Client, next, register, send, start};
 
 /// Registers asking for `asked`; returns the client and its `WELCOME`'s
 /// granted options and roster.
@@ -17,17 +17,8 @@ async fn register_with(
     nick: &str,
     asked: u32,
 ) -> (Client, Option<u32>, Vec<String>) {
-    let mut client = connect(addr).await;
-    let hello = ClientFrame::Hello(Hello {
-        version: PROTOCOL_VERSION,
-        nick: nick.as_bytes().to_vec().into(),
-        options: Some(asked),
-    });
-    client.send(hello).await.unwrap();
-    match next(&mut client).await {
-        Some(ServerFrame::Welcome(welcome)) => (client, welcome.options, welcome.roster),
-        other => panic!("expected WELCOME, got {other:?}"),
-    }
+    let (client, welcome) = support::register_with(addr, nick, asked).await;
+    (client, welcome.options, welcome.roster)
 }
 
 /// The next presence notice: (nick, online).

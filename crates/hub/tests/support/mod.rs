@@ -9,6 +9,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use chinwag_hub::protocol::{
     ClientCodec, ClientFrame, Code, Hello, PROTOCOL_VERSION, Recipients, SendFrame, ServerFrame,
+    Welcome,
 };
 use chinwag_hub::{Hub, HubConfig};
 use futures::{SinkExt, StreamExt};
@@ -75,6 +76,22 @@ pub async fn register(addr: SocketAddr, nick: &str) -> Client {
     let frame = next(&mut client).await;
     assert!(matches!(frame, Some(ServerFrame::Welcome(_))), "{frame:?}");
     client
+}
+
+/// Connects and registers asking for the `HELLO` options `asked`; returns
+/// the client and its `WELCOME`.
+pub async fn register_with(addr: SocketAddr, nick: &str, asked: u32) -> (Client, Welcome) {
+    let mut client = connect(addr).await;
+    let hello = ClientFrame::Hello(Hello {
+        version: PROTOCOL_VERSION,
+        nick: nick.as_bytes().to_vec().into(),
+        options: Some(asked),
+    });
+    client.send(hello).await.unwrap();
+    match next(&mut client).await {
+        Some(ServerFrame::Welcome(welcome)) => (client, welcome),
+        other => panic!("expected WELCOME, got {other:?}"),
+    }
 }
 
 /// Waits until `current()` is `want`, which something else brings about
