@@ -115,7 +115,13 @@ impl Client {
             .await
             .map_err(ClientError::Resolve)?
             .collect();
-        let (link, welcome) = open(&addrs, nick, options.connect_timeout, options.presence).await?;
+        let (link, welcome) = open(
+            &addrs,
+            nick,
+            options.hello_options(),
+            options.connect_timeout,
+        )
+        .await?;
 
         let (requests, requests_rx) = mpsc::channel(REQUEST_QUEUE);
         let (events_tx, events_rx) = mpsc::channel(options.event_capacity.max(1));

@@ -20,7 +20,6 @@ use bytes::BytesMut;
 use chinwag_protocol::{
     AckRun, ClientCodec, ClientFrame, Code, DEFAULT_MAX_FRAME, Hello, PROTOCOL_VERSION,
     ProtocolError, RecipientStatus, Recipients, SendFrame, ServerFrame, Welcome, encode_into,
-    options,
 };
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -86,14 +85,14 @@ pub(crate) struct Link {
 }
 
 /// Opens a connection to the first of `addrs` that answers and registers
-/// `nick`, following presence or not, all within `timeout`.
+/// `nick` asking for the `HELLO` options `asked`, all within `timeout`.
 pub(crate) async fn open(
     addrs: &[SocketAddr],
     nick: &str,
+    asked: u32,
     timeout: Duration,
-    presence: bool,
 ) -> Result<(Link, Welcome), ClientError> {
-    tokio::time::timeout(timeout, handshake(addrs, nick, presence))
+    tokio::time::timeout(timeout, handshake(addrs, nick, asked))
         .await
         .map_err(|_| ClientError::Timeout)?
 }
@@ -101,7 +100,7 @@ pub(crate) async fn open(
 async fn handshake(
     addrs: &[SocketAddr],
     nick: &str,
-    presence: bool,
+    asked: u32,
 ) -> Result<(Link, Welcome), ClientError> {
     let stream = connect_any(addrs).await?;
     // Frames are written whole and at once; Nagle would only add latency.
@@ -113,13 +112,7 @@ async fn handshake(
     let hello = ClientFrame::Hello(Hello {
         version: PROTOCOL_VERSION,
         nick: nick.as_bytes().to_vec().into(),
-        // Pipelined messages are acknowledged a run at a time; `on_frame`
-        // gives each its own `Ack` again.
-        options: Some(if presence {
-            options::ACK_RUNS
-        } else {
-            options::ACK_RUNS | options::NO_PRESENCE
-        }),
+        options: Some(asked),
     });
     encode_into(&hello, MAX_FRAME_UNREGISTERED, &mut out)?;
     writer.write_all(&out).await?;
@@ -612,9 +605,9 @@ impl Task {
             }
             // `idle` needs `self`; an attempt is rare enough to clone for.
             let (addrs, nick) = (self.addrs.clone(), self.nick.clone());
-            let (timeout, presence) = (self.options.connect_timeout, self.options.presence);
+            let (asked, timeout) = (self.options.hello_options(), self.options.connect_timeout);
             match self
-                .idle(async move { open(&addrs, &nick, timeout, presence).await })
+                .idle(async move { open(&addrs, &nick, asked, timeout).await })
                 .await
             {
                 Err(quit) => return quit,

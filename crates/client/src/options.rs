@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use chinwag_protocol::options;
+
 /// Settings for [`Client::connect_with`](crate::Client::connect_with).
 /// `ClientOptions::default()` is what [`Client::connect`](crate::Client::connect) uses.
 ///
@@ -109,6 +111,18 @@ impl ClientOptions {
     pub fn presence(mut self, follow: bool) -> Self {
         self.presence = follow;
         self
+    }
+
+    /// The options this client asks for in `HELLO`. Pipelined messages are
+    /// acknowledged a run at a time (`ACK_RUNS`); the connection task gives
+    /// each its own `Ack` again.
+    pub(crate) fn hello_options(&self) -> u32 {
+        let presence = if self.presence {
+            0
+        } else {
+            options::NO_PRESENCE
+        };
+        options::ACK_RUNS | presence
     }
 }
 

@@ -13,17 +13,7 @@ use chinwag_hub::protocol::{
 use futures::SinkExt;
 use tokio::io::AsyncWriteExt;
 
-use support::{Client, connect, encode, next, register, send, start};
-
-/// Connects and registers asking for `options`; returns the options granted.
-async fn register_with(
-    addr: std::net::SocketAddr,
-    nick: &str,
-    asked: u32,
-) -> (Client, Option<u32>) {
-    let (client, welcome) = support::register_with(addr, nick, asked).await;
-    (client, welcome.options)
-}
+use support::{Client, connect, encode, next, register, register_with, send, start};
 
 /// What a sender heard about one of its messages.
 #[derive(Debug, PartialEq, Eq)]
@@ -88,14 +78,18 @@ async fn message_ids(client: &mut Client, count: usize) -> HashMap<String, u64> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hub_grants_the_options_it_knows_and_only_when_asked() {
     let (_hub, addr) = start(HubConfig::default()).await;
-    let (_a, granted) = register_with(addr, "alice", u32::MAX).await;
+    let (_a, welcome) = register_with(addr, "alice", u32::MAX).await;
     assert_eq!(
-        granted,
+        welcome.options,
         Some(options::ACK_RUNS | options::NO_PRESENCE),
         "unknown bits are not granted"
     );
-    let (_b, granted) = register_with(addr, "bob", 0).await;
-    assert_eq!(granted, Some(0), "asking for nothing is still answered");
+    let (_b, welcome) = register_with(addr, "bob", 0).await;
+    assert_eq!(
+        welcome.options,
+        Some(0),
+        "asking for nothing is still answered"
+    );
 
     // A HELLO without the field gets a WELCOME without it.
     let mut carol = connect(addr).await;
@@ -111,8 +105,8 @@ async fn runs_acknowledge_delivered_messages_and_the_rest_keep_their_acks_in_ord
     let (_hub, addr) = start(HubConfig::default()).await;
     let mut bob = register(addr, "bob").await;
     let mut carol = register(addr, "carol").await;
-    let (mut alice, granted) = register_with(addr, "alice", options::ACK_RUNS).await;
-    assert_eq!(granted, Some(options::ACK_RUNS));
+    let (mut alice, welcome) = register_with(addr, "alice", options::ACK_RUNS).await;
+    assert_eq!(welcome.options, Some(options::ACK_RUNS));
 
     // One write: 100 to bob (ids 1-100), one naming someone unknown (101),
     // 20 to bob and carol with a repeat (102-121), a broadcast (122), an

@@ -8,18 +8,7 @@ use chinwag_hub::HubConfig;
 use chinwag_hub::protocol::{ClientFrame, ServerFrame, options};
 use futures::SinkExt;
 
-use support::{Client, next, register, send, start};
-
-/// Registers asking for `asked`; returns the client and its `WELCOME`'s
-/// granted options and roster.
-async fn register_with(
-    addr: std::net::SocketAddr,
-    nick: &str,
-    asked: u32,
-) -> (Client, Option<u32>, Vec<String>) {
-    let (client, welcome) = support::register_with(addr, nick, asked).await;
-    (client, welcome.options, welcome.roster)
-}
+use support::{Client, next, register, register_with, send, start};
 
 /// The next presence notice: (nick, online).
 async fn presence(client: &mut Client) -> (String, bool) {
@@ -34,9 +23,9 @@ async fn a_client_not_following_presence_hears_of_no_one_but_is_seen() {
     let (_hub, addr) = start(HubConfig::default()).await;
     let mut alice = register(addr, "alice").await;
 
-    let (mut quiet, granted, roster) = register_with(addr, "quiet", options::NO_PRESENCE).await;
-    assert_eq!(granted, Some(options::NO_PRESENCE));
-    assert!(roster.is_empty(), "roster {roster:?}");
+    let (mut quiet, welcome) = register_with(addr, "quiet", options::NO_PRESENCE).await;
+    assert_eq!(welcome.options, Some(options::NO_PRESENCE));
+    assert!(welcome.roster.is_empty(), "roster {:?}", welcome.roster);
     // Others still see it arrive.
     assert_eq!(presence(&mut alice).await, ("quiet".to_owned(), true));
 
@@ -105,8 +94,9 @@ async fn joins_in_one_batch_reach_only_those_who_follow_presence() {
 
     // Each one's first frame after WELCOME is the probe below, unless it
     // follows presence, in which case it is the notice of someone later.
-    for (i, (mut client, _, roster)) in clients.into_iter().enumerate() {
+    for (i, (mut client, welcome)) in clients.into_iter().enumerate() {
         let quiet = i % 2 == 0;
+        let roster = welcome.roster;
         assert_eq!(roster.is_empty(), quiet, "u{i}: roster {roster:?}");
         watcher
             .send(send(i as u64, &[&format!("u{i}")], "probe"))

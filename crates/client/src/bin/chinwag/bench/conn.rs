@@ -235,11 +235,7 @@ async fn handshake(
         version: PROTOCOL_VERSION,
         nick: Bytes::copy_from_slice(nick.as_bytes()),
         // What a client sending runs of messages asks for.
-        options: Some(if presence {
-            options::ACK_RUNS
-        } else {
-            options::ACK_RUNS | options::NO_PRESENCE
-        }),
+        options: Some(options::ACK_RUNS | if presence { 0 } else { options::NO_PRESENCE }),
     });
     let mut retries = 0;
     send_frame(write, &hello)

@@ -137,6 +137,7 @@ pub(crate) async fn run(ctx: &Ctx, args: &ConnsArgs) -> Result<Report<Conns>, Se
     let pid = ctx.server_pid.map(Process::Pid);
     let rss_before = pid.and_then(Process::rss_kb);
     let cpu = CpuWindow::start(ctx.server_pid);
+    let presence = !args.no_presence;
     let specs = (0..args.count)
         .map(|i| Spec {
             nick: format!("c{i}"),
@@ -149,7 +150,7 @@ pub(crate) async fn run(ctx: &Ctx, args: &ConnsArgs) -> Result<Report<Conns>, Se
             },
             source: sources.as_ref().map(|ips| ips[i as usize % ips.len()]),
             read_buffer: IDLE_READ_BUFFER,
-            presence: !args.no_presence,
+            presence,
         })
         .collect();
     let started = Instant::now();
@@ -184,7 +185,7 @@ pub(crate) async fn run(ctx: &Ctx, args: &ConnsArgs) -> Result<Report<Conns>, Se
         Conns {
             count: args.count,
             source_ips: args.source_ips,
-            presence: !args.no_presence,
+            presence,
             held,
             connect_s,
             connects_per_s: float(held as u64) / connect_s,
