@@ -618,18 +618,26 @@ where
 {
     let mut batch: Vec<Bytes> = Vec::new();
     let mut buf = BytesMut::new();
+    // Whether frames were already waiting when the last write ended.
+    let mut flowing = false;
     while outbox.take_all(&mut batch).await {
-        // Let the tasks that were woken with us run first: they often have
-        // more frames for this connection, and one write then carries them
-        // all instead of a write each. Go on doing so while each turn brings
-        // more, up to a point: under a flood the writes grow (fewer system
-        // calls here and in every reader), and a lone burst is written after
-        // a single turn. A lone frame is written at once: at a steady trickle
-        // (a message every few hundred microseconds to a hundred readers)
-        // waiting for more only added latency.
+        // Under a flood (frames were already waiting when the last write
+        // ended), let the tasks that were woken with us run first: they
+        // often have more frames for this connection, and one write then
+        // carries them all instead of a write each. Go on doing so while
+        // each turn brings more, up to a point: the writes grow (fewer
+        // system calls here and in every reader). A connection that had
+        // caught up writes what woke it at once, one frame or a burst: at a
+        // steady trickle (a few messages each millisecond to a hundred
+        // readers) waiting for more only added latency, and a burst is
+        // already as large as it will get.
         let mut taken: usize = batch.iter().map(Bytes::len).sum();
         let first = std::time::Instant::now();
-        let turns = if batch.len() > 1 { MAX_TURNS } else { 0 };
+        let turns = if flowing && batch.len() > 1 {
+            MAX_TURNS
+        } else {
+            0
+        };
         for _ in 0..turns {
             tokio::task::yield_now().await;
             let before = batch.len();
@@ -672,7 +680,8 @@ where
         // A connection between bursts keeps no buffer at all: allocating
         // once per burst costs little next to the write itself, and an idle
         // connection is then only its task and its socket.
-        if outbox.is_empty() {
+        flowing = !outbox.is_empty();
+        if !flowing {
             buf = BytesMut::new();
             batch = Vec::new();
         }
