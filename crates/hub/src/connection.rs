@@ -25,8 +25,8 @@ use tokio_util::codec::{Decoder, FramedRead};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 use tracing::{Instrument, debug, field, info, info_span, warn};
 
+use crate::command::Command;
 use crate::config::RateLimit;
-use crate::hub::Command;
 use crate::outbox::Outbox;
 use crate::reader::{self, StallCodec, StallGuard};
 use crate::registry::ConnId;

@@ -28,6 +28,8 @@
 //! # }
 //! ```
 
+mod actor;
+mod command;
 mod config;
 mod connection;
 mod error;

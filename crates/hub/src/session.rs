@@ -9,7 +9,7 @@ use chinwag_protocol::{
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::error;
 
-use crate::hub::Command;
+use crate::command::Command;
 use crate::outbox::Outbox;
 use crate::registry::ConnId;
 use crate::{Hub, HubError};

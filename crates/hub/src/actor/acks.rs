@@ -1,0 +1,364 @@
+//! A sender's replies: the `ACK`s (or `ACK_RUN`s) and errors about its
+//! messages, in the order it sent them, including acknowledgements that
+//! complete later.
+//!
+//! Most acknowledgements are complete when their message has been routed:
+//! every recipient's status is known at once (queued, or not). Some will
+//! not be: a recipient's message handed to a store is `STORED` only once the
+//! commit that holds it returns, and a remote node answers for its users
+//! when it answers. [`PendingAcks`] holds such an acknowledgement, keyed by
+//! message, until its last status arrives, and holds every reply the same
+//! sender is owed after it behind it, so that a sender's replies still come
+//! in the order it sent its messages (`docs/protocol.md`, "Ordering").
+//! While nothing is pending, which is the rule, replies pass straight
+//! through: the table is then one empty-map check per run of messages.
+
+use std::collections::{HashMap, VecDeque};
+
+use bytes::{Bytes, BytesMut};
+use chinwag_protocol::{
+    Ack, AckRun, AckView, Code, Encode, RecipientStatus, ServerFrame, encode_into,
+};
+use tracing::warn;
+
+use crate::registry::{ConnId, IdMap};
+
+/// Appends a reply the hub builds itself to `replies`; a failure is a bug
+/// worth logging, not a reason to stop (as `super::encode`).
+fn encode_reply<F: Encode + ?Sized>(frame: &F, replies: &mut BytesMut) {
+    if let Err(error) = encode_into(frame, usize::MAX, replies) {
+        warn!(%error, "could not encode a hub frame");
+    }
+}
+
+/// The replies (`ACK`s and errors) to a run of one sender's messages, in
+/// the run's order. For a sender that asked for `ACK_RUNS`, consecutive
+/// messages that each reached everyone they named are acknowledged by one
+/// `ACK_RUN` rather than an `ACK` each.
+pub(super) struct Replies {
+    frames: BytesMut,
+    ack_runs: bool,
+    /// The run being gathered, written once a reply breaks it or the
+    /// sender's run of messages ends.
+    open: Option<AckRun>,
+}
+
+impl Replies {
+    pub(super) fn new(ack_runs: bool, sends: usize) -> Self {
+        Self {
+            frames: BytesMut::with_capacity(if ack_runs { 32 } else { sends * 48 }),
+            ack_runs,
+            open: None,
+        }
+    }
+
+    /// Appends a reply, after the run gathered so far.
+    pub(super) fn frame<F: Encode + ?Sized>(&mut self, frame: &F) {
+        self.close();
+        encode_reply(frame, &mut self.frames);
+    }
+
+    /// Appends a message's `ACK`; if the message reached everyone it named
+    /// and the sender asked for runs, it joins the open run instead (or
+    /// opens the next one, if it does not follow).
+    pub(super) fn ack<S>(&mut self, ack: &AckView<S>, reached_all: bool)
+    where
+        AckView<S>: Encode,
+    {
+        if !(self.ack_runs && reached_all) {
+            return self.frame(ack);
+        }
+        let (client_id, message_id) = (ack.client_id, ack.message_id);
+        if let Some(open) = &mut self.open
+            && open.extend(client_id, message_id)
+        {
+            return;
+        }
+        self.close();
+        self.open = Some(AckRun::one(client_id, message_id));
+    }
+
+    fn close(&mut self) {
+        if let Some(run) = self.open.take() {
+            encode_reply(&ServerFrame::AckRun(run), &mut self.frames);
+        }
+    }
+
+    /// The replies, encoded one after another.
+    pub(super) fn finish(mut self) -> BytesMut {
+        self.close();
+        self.frames
+    }
+}
+
+/// An acknowledgement waiting for some of its recipients' statuses.
+#[derive(Debug)]
+pub(super) struct PendingAck {
+    client_id: u64,
+    message_id: u64,
+    /// Recipients the message was queued for so far.
+    delivered: u32,
+    /// Every named recipient (or a broadcast's failures), in the order of
+    /// the `ACK`; `None` where the status has not arrived.
+    statuses: Vec<(String, Option<Code>)>,
+}
+
+impl PendingAck {
+    /// An acknowledgement of `message_id` (the sender's `client_id`) that
+    /// waits for the statuses left `None` in `statuses`.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "the mailbox's store is its first user")
+    )]
+    pub(super) fn new(
+        client_id: u64,
+        message_id: u64,
+        delivered: u32,
+        statuses: Vec<(String, Option<Code>)>,
+    ) -> Self {
+        Self {
+            client_id,
+            message_id,
+            delivered,
+            statuses,
+        }
+    }
+
+    fn is_complete(&self) -> bool {
+        self.statuses.iter().all(|(_, status)| status.is_some())
+    }
+
+    fn encode(self, out: &mut BytesMut) {
+        let ack = Ack {
+            client_id: self.client_id,
+            message_id: self.message_id,
+            delivered: self.delivered,
+            statuses: (self.statuses.into_iter())
+                .map(|(nick, status)| RecipientStatus {
+                    nick,
+                    status: status.unwrap_or(Code::UNABLE_TO_DELIVER),
+                })
+                .collect(),
+        };
+        encode_reply(&ServerFrame::Ack(ack), out);
+    }
+}
+
+/// What a sender is owed, in order, once what comes before it is written.
+#[derive(Debug)]
+enum Owed {
+    /// Replies already encoded.
+    Ready(Bytes),
+    /// An acknowledgement still waiting for a status.
+    Waiting(PendingAck),
+}
+
+/// The acknowledgements waiting for a status, keyed by message, and what
+/// their senders are owed behind them.
+#[derive(Debug, Default)]
+pub(super) struct PendingAcks {
+    /// Per sender that has something waiting: what it is owed, in order.
+    /// The first entry is always a `Waiting` one.
+    owed: IdMap<VecDeque<Owed>>,
+    /// Whose each waiting message is.
+    senders: HashMap<u64, ConnId>,
+}
+
+impl PendingAcks {
+    /// Replies for `sender`: given back to be queued now if nothing of the
+    /// sender's waits, otherwise held behind what does.
+    pub(super) fn pass(&mut self, sender: ConnId, frames: Bytes) -> Option<Bytes> {
+        if self.owed.is_empty() {
+            return Some(frames);
+        }
+        match self.owed.get_mut(&sender) {
+            Some(owed) => {
+                owed.push_back(Owed::Ready(frames));
+                None
+            }
+            None => Some(frames),
+        }
+    }
+
+    /// Holds `ack` until its last status arrives; the sender's replies that
+    /// come after it wait behind it.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "the mailbox's store is its first user")
+    )]
+    pub(super) fn wait(&mut self, sender: ConnId, ack: PendingAck) {
+        self.senders.insert(ack.message_id, sender);
+        self.owed
+            .entry(sender)
+            .or_default()
+            .push_back(Owed::Waiting(ack));
+    }
+
+    /// Records the status of the `recipient`th entry of `message_id`'s
+    /// acknowledgement, and returns what its sender can now be sent: the
+    /// replies at the head of what it is owed that are complete, encoded
+    /// in order (nothing if the head still waits). A status for a message
+    /// no longer waiting (its sender left) is ignored.
+    pub(super) fn settle(
+        &mut self,
+        message_id: u64,
+        recipient: usize,
+        status: Code,
+    ) -> Option<(ConnId, BytesMut)> {
+        let sender = *self.senders.get(&message_id)?;
+        let owed = self.owed.get_mut(&sender)?;
+        for entry in owed.iter_mut() {
+            if let Owed::Waiting(ack) = entry
+                && ack.message_id == message_id
+            {
+                if let Some((_, slot @ None)) = ack.statuses.get_mut(recipient) {
+                    *slot = Some(status);
+                    if status == Code::DELIVERED {
+                        ack.delivered += 1;
+                    }
+                }
+                break;
+            }
+        }
+        let mut out = BytesMut::new();
+        while let Some(first) = owed.front() {
+            if let Owed::Waiting(ack) = first
+                && !ack.is_complete()
+            {
+                break;
+            }
+            match owed.pop_front() {
+                Some(Owed::Ready(frames)) => out.extend_from_slice(&frames),
+                Some(Owed::Waiting(ack)) => {
+                    self.senders.remove(&ack.message_id);
+                    ack.encode(&mut out);
+                }
+                None => break,
+            }
+        }
+        if owed.is_empty() {
+            self.owed.remove(&sender);
+        }
+        Some((sender, out))
+    }
+
+    /// Forgets everything owed to a sender that has left.
+    pub(super) fn forget(&mut self, sender: ConnId) {
+        if let Some(owed) = self.owed.remove(&sender) {
+            for entry in owed {
+                if let Owed::Waiting(ack) = entry {
+                    self.senders.remove(&ack.message_id);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chinwag_protocol::{PREFIX_LEN, WireFrame};
+
+    use super::*;
+
+    fn decoded(mut bytes: Bytes) -> Vec<ServerFrame> {
+        let mut frames = Vec::new();
+        while bytes.len() >= PREFIX_LEN {
+            let len = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+            let frame = bytes.split_to(PREFIX_LEN + len).split_off(PREFIX_LEN);
+            frames.push(ServerFrame::decode(frame).expect("the hub's own frame decodes"));
+        }
+        frames
+    }
+
+    fn error_about(reference: u64) -> Bytes {
+        let mut out = BytesMut::new();
+        let error = ServerFrame::Error(chinwag_protocol::ErrorFrame::new(
+            Code::BAD_REQUEST,
+            reference,
+        ));
+        encode_reply(&error, &mut out);
+        out.freeze()
+    }
+
+    fn waiting(client_id: u64, names: &[&str]) -> PendingAck {
+        let statuses = names
+            .iter()
+            .map(|name| ((*name).to_owned(), None))
+            .collect();
+        PendingAck::new(client_id, 100 + client_id, 0, statuses)
+    }
+
+    #[test]
+    fn replies_pass_straight_through_while_nothing_waits() {
+        let mut acks = PendingAcks::default();
+        let frames = error_about(1);
+        assert_eq!(acks.pass(ConnId(1), frames.clone()), Some(frames));
+    }
+
+    #[test]
+    fn replies_after_a_waiting_ack_are_held_and_come_out_in_send_order() {
+        let (alice, bob) = (ConnId(1), ConnId(2));
+        let mut acks = PendingAcks::default();
+        acks.wait(alice, waiting(1, &["carol", "dave"]));
+        // Alice's later replies wait; Bob's, who is owed nothing, do not.
+        assert_eq!(acks.pass(alice, error_about(2)), None);
+        acks.wait(alice, waiting(3, &["erin"]));
+        assert_eq!(acks.pass(alice, error_about(4)), None);
+        assert!(acks.pass(bob, error_about(9)).is_some());
+
+        // Message 1 completes in any order of its recipients; message 3's
+        // status arriving first releases nothing.
+        assert_eq!(
+            acks.settle(103, 0, Code::DELIVERED)
+                .map(|(_, out)| out.len()),
+            Some(0)
+        );
+        let (sender, out) = acks.settle(101, 1, Code::DELIVERED).expect("waiting");
+        assert_eq!((sender, out.len()), (alice, 0));
+        let (_, out) = acks
+            .settle(101, 0, Code::UNABLE_TO_DELIVER)
+            .expect("waiting");
+        let frames = decoded(out.freeze());
+        let [
+            ServerFrame::Ack(first),
+            ServerFrame::Error(second),
+            ServerFrame::Ack(third),
+            ServerFrame::Error(fourth),
+        ] = frames.as_slice()
+        else {
+            panic!("four replies in send order, got {frames:?}");
+        };
+        assert_eq!(
+            (first.client_id, first.message_id, first.delivered),
+            (1, 101, 1)
+        );
+        let statuses: Vec<_> = first
+            .statuses
+            .iter()
+            .map(|s| (s.nick.as_str(), s.status))
+            .collect();
+        assert_eq!(
+            statuses,
+            [
+                ("carol", Code::UNABLE_TO_DELIVER),
+                ("dave", Code::DELIVERED)
+            ]
+        );
+        assert_eq!(
+            (second.reference, third.client_id, fourth.reference),
+            (2, 3, 4)
+        );
+        // Nothing is owed any more: replies pass straight through again.
+        assert!(acks.pass(alice, error_about(5)).is_some());
+    }
+
+    #[test]
+    fn a_sender_that_left_is_forgotten_and_late_statuses_are_ignored() {
+        let mut acks = PendingAcks::default();
+        acks.wait(ConnId(1), waiting(1, &["carol"]));
+        assert_eq!(acks.pass(ConnId(1), error_about(2)), None);
+        acks.forget(ConnId(1));
+        assert!(acks.settle(101, 0, Code::DELIVERED).is_none());
+        assert!(acks.pass(ConnId(1), error_about(3)).is_some());
+    }
+}

@@ -1,0 +1,134 @@
+//! One message's fan-out: queueing it for each recipient found, counting
+//! what became of it for each, and parking the sender's permit on the
+//! recipients it congested.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chinwag_protocol::{Code, Utf8};
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::enqueue;
+use crate::outbox::{Outbox, Pressure, PushError};
+use crate::registry::{ConnId, IdSet, Member, Registry};
+
+/// A recipient as the sender named it, who that is if anyone, and what
+/// became of the message for them.
+pub(super) struct Named<'a, 'r> {
+    pub(super) name: Utf8<'a>,
+    pub(super) found: Option<(ConnId, &'r Member)>,
+    pub(super) status: Code,
+}
+
+/// A sender's in-flight permit while its messages are routed. Dropped once
+/// they are...
+pub(super) struct InFlight {
+    whole: Option<OwnedSemaphorePermit>,
+    /// ...unless a recipient is congested: then it is shared by every
+    /// congested recipient, and released when the last of them has drained.
+    shared: Option<Arc<OwnedSemaphorePermit>>,
+}
+
+impl InFlight {
+    pub(super) fn new(permit: OwnedSemaphorePermit) -> Self {
+        Self {
+            whole: Some(permit),
+            shared: None,
+        }
+    }
+
+    /// Leaves the permit with a congested recipient, until it drains.
+    fn park(&mut self, outbox: &Outbox) {
+        if let Some(permit) = self.whole.take() {
+            self.shared = Some(Arc::new(permit));
+        }
+        if let Some(shared) = &self.shared {
+            outbox.hold(shared.clone());
+        }
+    }
+}
+
+/// The bookkeeping of one message's fan-out.
+pub(super) struct Delivery<'a, 'n> {
+    pub(super) permit: &'a mut InFlight,
+    pub(super) congested: &'a mut IdSet,
+    /// Consumers to wake at the end of the batch.
+    pub(super) wakes: &'a mut Vec<Arc<Outbox>>,
+    /// Recipients this message overflowed, to be removed once it is routed.
+    pub(super) cut: Vec<ConnId>,
+    pub(super) delivered: u32,
+    /// The recipients of a broadcast it could not be queued for.
+    pub(super) failures: Vec<(Utf8<'n>, Code)>,
+}
+
+impl<'n> Delivery<'_, 'n> {
+    /// Queues `frame` for the `named` recipients found, or for everyone
+    /// online but the sender.
+    pub(super) fn fan_out(
+        &mut self,
+        from: ConnId,
+        mut frame: Bytes,
+        named: Option<&mut [Named<'_, '_>]>,
+        registry: &'n Registry,
+    ) {
+        match named {
+            Some(named) => {
+                // The last recipient gets the frame itself: a `Bytes`
+                // shared for the first time costs an allocation.
+                let mut left = named.iter().filter(|named| named.found.is_some()).count();
+                for recipient in named {
+                    if let Some((id, member)) = recipient.found {
+                        left -= 1;
+                        let frame = if left == 0 {
+                            std::mem::take(&mut frame)
+                        } else {
+                            frame.clone()
+                        };
+                        recipient.status = self.push(id, member, frame);
+                    }
+                }
+            }
+            None => {
+                for (id, member) in registry.online() {
+                    if id == from {
+                        continue;
+                    }
+                    let status = self.push(id, member, frame.clone());
+                    if status != Code::DELIVERED {
+                        self.failures.push((member.nick.as_str().into(), status));
+                    }
+                }
+            }
+        }
+    }
+
+    fn push(&mut self, id: ConnId, member: &Member, frame: Bytes) -> Code {
+        let queued = enqueue(id, &member.outbox, frame, self.wakes, self.congested);
+        self.counted(id, member, queued)
+    }
+
+    /// Counts the outcome of queueing (or reserving room for) the message
+    /// for `member`, and says what it was.
+    pub(super) fn counted(
+        &mut self,
+        id: ConnId,
+        member: &Member,
+        queued: Result<Pressure, PushError>,
+    ) -> Code {
+        match queued {
+            Ok(pressure) => {
+                self.delivered += 1;
+                if pressure == Pressure::Congested {
+                    self.permit.park(&member.outbox);
+                }
+                Code::DELIVERED
+            }
+            Err(error) => {
+                if error == PushError::Overflow {
+                    self.cut.push(id);
+                }
+                Code::UNABLE_TO_DELIVER
+            }
+        }
+    }
+}

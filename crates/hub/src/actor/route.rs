@@ -1,0 +1,284 @@
+//! A run of one sender's messages: each message's recipients resolved from
+//! the names it gives, its `MESSAGE` encoded once and handed to the
+//! delivery, and the sender's replies written in the run's order.
+
+use std::collections::HashSet;
+
+use bytes::BytesMut;
+use chinwag_protocol::{
+    AckView, Code, ErrorFrame, MAX_NICK_LEN, MessageView, SendPayload, ServerFrame, Utf8,
+    encode_frame, encode_into,
+};
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::Actor;
+use super::acks::Replies;
+use super::delivery::{Delivery, InFlight, Named};
+use crate::outbox::Pressure;
+use crate::registry::{ConnId, Lookup, Member, Registry};
+
+/// The error for a message whose `MESSAGE` frame would exceed the frame
+/// limit once the sender's name and the recipients are added.
+const TOO_LARGE: &str =
+    "the message is too large once addressed; send a shorter text or fewer recipients";
+
+impl Actor {
+    /// Routes a run of `id`'s messages in order, under one permit, then
+    /// queues the messages gathered for single recipients and the run's
+    /// replies.
+    pub(super) fn route_run(
+        &mut self,
+        id: ConnId,
+        sends: &[SendPayload],
+        permit: OwnedSemaphorePermit,
+    ) {
+        let mut permit = InFlight::new(permit);
+        let ack_runs = self
+            .registry
+            .member(id)
+            .is_some_and(|sender| sender.ack_runs);
+        let mut replies = Replies::new(ack_runs, sends.len());
+        // Room for the whole run in one recipient's buffer (a `MESSAGE` is a
+        // `SEND` plus the sender's name, an id and a time): grown by
+        // doubling, a run of 64 is copied 7 times.
+        self.gathered.room = sends.iter().map(|send| send.len() + 48).sum();
+        for send in sends {
+            self.route(id, send, &mut permit, &mut replies);
+        }
+        self.gathered.flush(&mut self.wakes);
+        self.reply(id, replies.finish());
+    }
+
+    /// Queues the replies (`ACK`s and errors) gathered while routing a run
+    /// of `id`'s messages: one queue slot for the run, in its order.
+    fn reply(&mut self, id: ConnId, replies: BytesMut) {
+        if replies.is_empty() {
+            return;
+        }
+        // Behind an acknowledgement that still waits, they wait too.
+        if let Some(replies) = self.acks.pass(id, replies.freeze()) {
+            self.queue_for(id, replies);
+        }
+    }
+
+    /// Routes one message, and writes the sender's reply to it (its `ACK`,
+    /// or an error) at the end of `replies`.
+    fn route(
+        &mut self,
+        from: ConnId,
+        send: &SendPayload,
+        permit: &mut InFlight,
+        replies: &mut Replies,
+    ) {
+        let Some(sender) = self.registry.member(from) else {
+            return;
+        };
+        let mut reply_error = |code: Code, message: &str| {
+            let error = ServerFrame::Error(ErrorFrame {
+                code,
+                reference: send.id(),
+                message: message.to_owned(),
+            });
+            replies.frame(&error);
+        };
+
+        let mut named = match send.recipients() {
+            Some(_) if send.recipient_count() == 0 => {
+                reply_error(Code::BAD_REQUEST, "a message needs at least one recipient");
+                return;
+            }
+            Some(names) => Some(resolve(
+                &self.registry,
+                &mut self.last_found,
+                names,
+                send.recipient_count(),
+            )),
+            None => None,
+        };
+
+        let message_id = self.message_ids.next();
+        let registry = &self.registry;
+        // Written straight from the parts, nothing copied first. The
+        // recipients are shown as they registered (never the sender's typos
+        // or guesses), or as everyone.
+        let message = MessageView {
+            id: message_id,
+            ts_ms: self.now_ms,
+            from: sender.nick.as_str(),
+            to: named.as_deref().map(|named| {
+                named
+                    .iter()
+                    .filter_map(|named| Some(named.found?.1.nick.as_str()))
+            }),
+            text: send.text_utf8(),
+        };
+        let mut delivery = Delivery {
+            permit,
+            congested: &mut self.congested,
+            wakes: &mut self.wakes,
+            cut: Vec::new(),
+            delivered: 0,
+            failures: Vec::new(),
+        };
+        // A message for one user is written into the buffer of that user's
+        // messages in this command, queued when the command is done.
+        let single = named.as_deref().and_then(|named| {
+            let mut found = named.iter().filter_map(|named| named.found);
+            let first = found.next()?;
+            found.next().is_none().then_some(first)
+        });
+        if let Some((id, member)) = single {
+            let room = self.gathered.room;
+            let chunk = self.gathered.chunk(id, &member.outbox, delivery.wakes);
+            let start = chunk.frames.len();
+            if encode_into(&message, self.max_frame, &mut chunk.frames).is_err() {
+                reply_error(Code::BAD_REQUEST, TOO_LARGE);
+                return;
+            }
+            let reserved = chunk.reserve(chunk.frames.len() - start, room);
+            match reserved {
+                Ok(Pressure::Congested) => {
+                    delivery.congested.insert(id);
+                }
+                Ok(Pressure::Normal) => {}
+                Err(_) => chunk.frames.truncate(start),
+            }
+            let status = delivery.counted(id, member, reserved);
+            for recipient in named.iter_mut().flatten() {
+                if recipient.found.is_some() {
+                    recipient.status = status;
+                }
+            }
+        } else {
+            // Whoever this reaches gets it after what they were sent before.
+            self.gathered.flush(delivery.wakes);
+            // Encoded once; every recipient's queue gets a clone of the same bytes.
+            let Ok(frame) = encode_frame(&message, self.max_frame) else {
+                reply_error(Code::BAD_REQUEST, TOO_LARGE);
+                return;
+            };
+            delivery.fan_out(from, frame, named.as_deref_mut(), registry);
+        }
+
+        let ack = AckView {
+            client_id: send.id(),
+            message_id,
+            delivered: delivery.delivered,
+            // Every named recipient, or the broadcast's failures.
+            statuses: (named.iter().flatten())
+                .map(|named| (named.name, named.status))
+                .chain(delivery.failures.iter().copied()),
+        };
+        let cut = delivery.cut;
+        replies.ack(&ack, reached_all(named.as_deref(), delivery.delivered));
+        // Whoever this message cut is gone for everyone at once.
+        for id in cut {
+            self.leave(id);
+        }
+    }
+
+    /// A status that arrived for a recipient of an acknowledgement that was
+    /// waiting for it; whatever its sender can now be sent is queued.
+    pub(super) fn settle(&mut self, message_id: u64, recipient: usize, status: Code) {
+        if let Some((sender, replies)) = self.acks.settle(message_id, recipient, status)
+            && !replies.is_empty()
+        {
+            self.queue_for(sender, replies.freeze());
+        }
+    }
+}
+
+/// Whether a message reached every user it named, so that a run may
+/// acknowledge it. Never a broadcast: its `delivered` is a count its
+/// sender could not work out.
+fn reached_all(named: Option<&[Named<'_, '_>]>, delivered: u32) -> bool {
+    named.is_some_and(|named| {
+        named.iter().all(|named| named.status == Code::DELIVERED)
+            && u32::try_from(named.len()) == Ok(delivered)
+    })
+}
+
+/// Resolves named recipients once, case-insensitively, in the order first
+/// named; a name repeated in any case counts once. Allocates nothing per
+/// name beyond the copy the ack needs: names are folded on the stack,
+/// and repeats found by comparing with the names kept so far (a list of
+/// recipients is short; long ones fall back to a hash set).
+fn resolve<'a, 'r>(
+    registry: &'r Registry,
+    last_found: &mut LastFound,
+    names: impl Iterator<Item = Utf8<'a>>,
+    count: usize,
+) -> Vec<Named<'a, 'r>> {
+    let mut resolved: Vec<Named<'_, '_>> = Vec::with_capacity(count);
+    // Only for long lists; creating a hash set costs even when unused.
+    let mut seen = (count > 16).then(HashSet::new);
+    for name in names {
+        let repeated = match &mut seen {
+            None => resolved
+                .iter()
+                .any(|kept| kept.name.as_bytes().eq_ignore_ascii_case(name.as_bytes())),
+            Some(seen) => !seen.insert(name.as_bytes().to_ascii_lowercase()),
+        };
+        if !repeated {
+            let found = lookup(registry, last_found, name.as_bytes());
+            resolved.push(Named {
+                name,
+                found,
+                status: Code::NO_SUCH_USER,
+            });
+        }
+    }
+    resolved
+}
+
+/// The online user called `name`, in any case.
+fn lookup<'r>(
+    registry: &'r Registry,
+    last_found: &mut LastFound,
+    name: &[u8],
+) -> Option<(ConnId, &'r Member)> {
+    // No valid nickname is longer or outside ASCII, so such a name
+    // matches nobody.
+    let mut folded = [0u8; MAX_NICK_LEN];
+    let folded = folded.get_mut(..name.len())?;
+    folded.copy_from_slice(name);
+    folded.make_ascii_lowercase();
+    if let Some(id) = last_found.get(folded) {
+        // Still online: an id is never reused, so it is the same user.
+        if let Some(member) = registry.member(id) {
+            return Some((id, member));
+        }
+    }
+    match registry.lookup(folded) {
+        Lookup::Online(id, member) => {
+            last_found.set(folded, id);
+            Some((id, member))
+        }
+        Lookup::Unknown => None,
+    }
+}
+
+/// The last name found, folded, and whom it found. A sender's run of
+/// messages is often to one user: the name is then a short comparison and
+/// a hash of the id away, rather than a walk of the ordered map of names.
+/// An entry whose user has left is simply not found by id.
+#[derive(Debug, Default)]
+pub(super) struct LastFound {
+    name: [u8; MAX_NICK_LEN],
+    len: usize,
+    id: Option<ConnId>,
+}
+
+impl LastFound {
+    fn get(&self, folded: &[u8]) -> Option<ConnId> {
+        (self.name.get(..self.len) == Some(folded)).then_some(self.id)?
+    }
+
+    fn set(&mut self, folded: &[u8], id: ConnId) {
+        if let Some(room) = self.name.get_mut(..folded.len()) {
+            room.copy_from_slice(folded);
+            self.len = folded.len();
+            self.id = Some(id);
+        }
+    }
+}
