@@ -33,18 +33,22 @@ mod command;
 mod config;
 mod connection;
 mod error;
+mod flood;
+mod front;
 mod hub;
+mod listener;
 mod outbox;
-mod reader;
 mod registry;
 mod server;
 mod session;
 mod stats;
-mod text;
+mod writer;
 
 pub use config::{HubConfig, RateLimit};
 pub use error::HubError;
+pub use front::Front;
 pub use hub::Hub;
+pub use listener::{Listener, Split, Transport};
 pub use session::Session;
 pub use stats::HubStats;
 

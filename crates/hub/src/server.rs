@@ -1,24 +1,22 @@
-//! The TCP front end: accepts connections and spawns a task for each.
+//! The accept loop, over any [`Listener`], and the way in for a connection
+//! accepted elsewhere; both admit a connection under the hub's limits and
+//! spawn its task.
 
+use std::fmt;
 use std::io;
 use std::time::Duration;
 
 use chinwag_protocol::Code;
-use tokio::net::TcpListener;
 use tracing::{info, warn};
 
-use crate::{Hub, connection, text};
-
-/// Which protocol a listener speaks.
-#[derive(Debug, Clone, Copy)]
-enum Front {
-    Binary,
-    Text,
-}
+use crate::front::Front;
+use crate::listener::{Listener, Transport};
+use crate::{Hub, HubError};
 
 impl Hub {
-    /// Accepts connections on `listener` until shutdown begins, serving each
-    /// in a task of its own. A hub can serve several listeners at once.
+    /// Accepts binary-protocol connections on `listener` until shutdown
+    /// begins, serving each in a task of its own. A hub can serve several
+    /// listeners at once.
     ///
     /// A connection over [`HubConfig::max_connections`](crate::HubConfig)
     /// gets a `SERVER_FULL` error and is closed. A failed `accept` (for
@@ -29,8 +27,8 @@ impl Hub {
     /// # Errors
     /// Only if the listener's local address cannot be read; accept errors are
     /// retried.
-    pub async fn serve(&self, listener: TcpListener) -> io::Result<()> {
-        self.accept_loop(listener, Front::Binary).await
+    pub async fn serve<L: Listener>(&self, listener: L) -> io::Result<()> {
+        self.serve_front(listener, Front::Binary).await
     }
 
     /// Accepts plain-text connections on `listener` until shutdown begins:
@@ -40,59 +38,79 @@ impl Hub {
     ///
     /// # Errors
     /// As [`serve`](Self::serve).
-    pub async fn serve_text(&self, listener: TcpListener) -> io::Result<()> {
-        self.accept_loop(listener, Front::Text).await
+    pub async fn serve_text<L: Listener>(&self, listener: L) -> io::Result<()> {
+        self.serve_front(listener, Front::Text).await
     }
 
-    async fn accept_loop(&self, listener: TcpListener, front: Front) -> io::Result<()> {
-        let shared = &self.shared;
-        info!(addr = %listener.local_addr()?, ?front, "listening");
+    /// Accepts connections that speak `front` on `listener` until shutdown
+    /// begins; [`serve`](Self::serve) and [`serve_text`](Self::serve_text)
+    /// are this with each front end.
+    ///
+    /// # Errors
+    /// As [`serve`](Self::serve).
+    pub async fn serve_front<L: Listener>(&self, mut listener: L, front: Front) -> io::Result<()> {
+        let shutdown = &self.shared.shutdown;
+        info!(addr = ?listener.local_addr()?, ?front, "listening");
         let mut backoff = Duration::from_millis(10);
         loop {
             let accepted = tokio::select! {
                 biased;
-                () = shared.shutdown.cancelled() => return Ok(()),
+                () = shutdown.cancelled() => return Ok(()),
                 accepted = listener.accept() => accepted,
             };
-            let (stream, peer) = match accepted {
-                Ok(accepted) => {
+            match accepted {
+                Ok((io, peer)) => {
                     backoff = Duration::from_millis(10);
-                    accepted
+                    // Refused or closing: said and logged where it happens.
+                    let _ = self.serve_connection(io, peer, front);
                 }
                 Err(error) => {
                     warn!(%error, ?backoff, "accept failed");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(1));
-                    continue;
                 }
-            };
-            // New connections wait for HELLO in a pool of their own; they
-            // are refused at once when that pool, or the registered one, is full.
-            let slot = if shared.connections.available_permits() > 0 {
-                shared.unregistered.clone().try_acquire_owned().ok()
-            } else {
-                None
-            };
-            if let Some(slot) = slot {
-                let hub = self.clone();
-                match front {
-                    Front::Binary => shared
-                        .tracker
-                        .spawn(connection::serve(hub, stream, peer, slot)),
-                    Front::Text => shared.tracker.spawn(text::serve(hub, stream, peer, slot)),
-                };
-            } else {
-                warn!(%peer, "server full; refusing connection");
-                shared.counters.record(Code::SERVER_FULL);
-                match front {
-                    Front::Binary => shared
-                        .tracker
-                        .spawn(connection::refuse(stream, Code::SERVER_FULL)),
-                    Front::Text => shared
-                        .tracker
-                        .spawn(connection::refuse_with(stream, b"! error: server full\n")),
-                };
             }
+        }
+    }
+
+    /// Serves a connection accepted elsewhere (by an embedder's own
+    /// listener, a TLS acceptor, an in-memory pipe wrapped in
+    /// [`Split`](crate::Split)) as if the hub had accepted it: under the same
+    /// limits, in a task of its own that [`shutdown`](Self::shutdown) waits
+    /// for. Returns at once. `peer` names it in the logs. A TCP stream is
+    /// best handed over with `TCP_NODELAY` set, as the hub's own accept
+    /// loop sets it: the writers coalesce frames themselves.
+    ///
+    /// # Errors
+    /// [`HubError::Refused`] with `SERVER_FULL` when the hub is at its
+    /// connection limit: the peer has been told so (in its front end's
+    /// words) and the connection is being closed. [`HubError::Closed`] once
+    /// shutdown has begun: the connection is dropped.
+    pub fn serve_connection<T: Transport>(
+        &self,
+        io: T,
+        peer: impl fmt::Debug + Send + 'static,
+        front: Front,
+    ) -> Result<(), HubError> {
+        let shared = &self.shared;
+        if shared.shutdown.is_cancelled() {
+            return Err(HubError::Closed);
+        }
+        // New connections wait for HELLO in a pool of their own; they
+        // are refused at once when that pool, or the registered one, is full.
+        let slot = if shared.connections.available_permits() > 0 {
+            shared.unregistered.clone().try_acquire_owned().ok()
+        } else {
+            None
+        };
+        if let Some(slot) = slot {
+            front.spawn(self, io, peer, slot);
+            Ok(())
+        } else {
+            warn!(?peer, "server full; refusing connection");
+            shared.counters.record(Code::SERVER_FULL);
+            shared.tracker.spawn(front.refuse(io));
+            Err(HubError::Refused(Code::SERVER_FULL))
         }
     }
 }

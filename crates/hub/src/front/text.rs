@@ -8,11 +8,11 @@
 //! decoded and formatted on the way out: text users are ordinary members of
 //! the one registry.
 
+use std::fmt;
 use std::io;
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::Bytes;
 use chinwag_protocol::text::{
     HELP, Input, format_ack_failures, format_message, format_presence, format_roster, parse_line,
     utc_clock,
@@ -20,50 +20,50 @@ use chinwag_protocol::text::{
 use chinwag_protocol::{
     Hello, PREFIX_LEN, PROTOCOL_VERSION, SendFrame, SendPayload, ServerFrame, WireFrame,
 };
-use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::net::tcp::ReadHalf;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
-use tokio_util::codec::{Decoder, FramedRead};
+use tokio_util::codec::FramedRead;
 use tracing::{Instrument, debug, field, info_span};
 
+use super::lines::{Line, LineCodec};
 use crate::Hub;
-use crate::connection::{Connection, Outcome, Request, write_deadline};
+use crate::connection::{Connection, Outcome, Quiet, Request};
+use crate::listener::Transport;
 use crate::outbox::{KEEP_SLOTS, Outbox, frames};
+use crate::writer::write_deadline;
 
 /// Lines the connection itself says (prompts, help, input errors), waiting
 /// for the writer; a few at most, since each answers one input line.
 const NOTES: usize = 16;
 
 /// Serves one plain-text connection until it ends.
-pub(crate) async fn serve(
+pub(crate) async fn serve<T: Transport>(
     hub: Hub,
-    stream: TcpStream,
-    peer: SocketAddr,
+    io: T,
+    peer: impl fmt::Debug,
     slot: OwnedSemaphorePermit,
 ) {
     let mut connection = Connection::new(hub, slot);
-    let span = info_span!("text", %peer, id = connection.id.0, nick = field::Empty);
+    let span = info_span!("text", ?peer, id = connection.id.0, nick = field::Empty);
     async move {
         debug!("accepted");
-        let outcome = run(&mut connection, stream).await;
+        let outcome = run(&mut connection, io).await;
         debug!(?outcome, "closed");
     }
     .instrument(span)
     .await;
 }
 
-async fn run(connection: &mut Connection, mut stream: TcpStream) -> Outcome {
-    let _ = stream.set_nodelay(true);
+async fn run<T: Transport>(connection: &mut Connection, mut io: T) -> Outcome {
     let config = &connection.hub.shared.config;
     let deadline = config.slow_consumer_deadline;
     let max_line = config.max_frame;
-    let (read_half, write_half) = stream.split();
+    let (read_half, write_half) = io.split();
     // Small, as a binary connection's: people type little, and an idle text
     // user should not hold tokio-util's default 8 KiB. It grows for a long
     // line (up to `max_line`) like any `FramedRead` buffer.
     let mut lines =
-        FramedRead::with_capacity(read_half, LineCodec::new(max_line), crate::reader::MIN_READ);
+        FramedRead::with_capacity(read_half, LineCodec::new(max_line), super::reader::MIN_READ);
     let (notes, notes_rx) = mpsc::channel(NOTES);
     let outbox = connection.outbox.clone();
     let writer = write_lines(&outbox, notes_rx, write_half, deadline);
@@ -79,11 +79,11 @@ async fn run(connection: &mut Connection, mut stream: TcpStream) -> Outcome {
 }
 
 /// A text user's line buffer stays as it is: people type little.
-impl crate::connection::Quiet for FramedRead<ReadHalf<'_>, LineCodec> {}
+impl<R> Quiet for FramedRead<R, LineCodec> {}
 
-async fn read_lines(
+async fn read_lines<R: AsyncRead + Unpin>(
     connection: &mut Connection,
-    lines: &mut FramedRead<ReadHalf<'_>, LineCodec>,
+    lines: &mut FramedRead<R, LineCodec>,
     notes: &mpsc::Sender<String>,
     max_line: usize,
 ) -> Outcome {
@@ -113,7 +113,7 @@ async fn read_lines(
                 continue;
             }
         };
-        let frame = if connection.nick.is_none() {
+        let frame = if connection.nick().is_none() {
             let nick = text.trim();
             if nick.is_empty() {
                 continue;
@@ -153,12 +153,12 @@ async fn read_lines(
                 }
             }
         };
-        let was_registered = connection.nick.is_some();
+        let was_registered = connection.registration.is_registered();
         if let Some(outcome) = connection.handle(frame).await {
             return outcome;
         }
         if !was_registered {
-            if let Some(nick) = &connection.nick {
+            if let Some(nick) = connection.nick() {
                 tracing::Span::current().record("nick", nick.as_str());
             }
         }
@@ -233,146 +233,5 @@ fn render(frame: &Bytes, out: &mut String) {
         ServerFrame::Error(e) => line(format!("! error: {}", e.message)),
         // Text users never ask for runs, and a run holds no failures.
         ServerFrame::AckRun(_) | ServerFrame::Ping(_) | ServerFrame::Pong(_) => {}
-    }
-}
-
-/// One input line, or why it was refused. A bad line is reported and the
-/// connection goes on, which `tokio_util`'s `LinesCodec` would not allow
-/// (its stream ends at the first invalid UTF-8).
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Line {
-    Text(String),
-    /// Longer than the limit: reported once, then discarded up to its newline.
-    TooLong,
-    NotUtf8,
-}
-
-/// Splits input at `\n` (dropping a `\r` before it), with a length limit.
-#[derive(Debug)]
-pub(crate) struct LineCodec {
-    max: usize,
-    /// Where to resume looking for a newline, so a line arriving byte by byte
-    /// is scanned once, not once per byte.
-    scanned: usize,
-    /// Inside an over-long line, dropping bytes until its newline.
-    discarding: bool,
-}
-
-impl LineCodec {
-    pub(crate) fn new(max: usize) -> Self {
-        Self {
-            max,
-            scanned: 0,
-            discarding: false,
-        }
-    }
-}
-
-impl Decoder for LineCodec {
-    type Item = Line;
-    type Error = io::Error;
-
-    fn decode(&mut self, src: &mut BytesMut) -> io::Result<Option<Line>> {
-        loop {
-            let newline = src[self.scanned..].iter().position(|&b| b == b'\n');
-            match (self.discarding, newline) {
-                (true, Some(at)) => {
-                    src.advance(self.scanned + at + 1);
-                    self.scanned = 0;
-                    self.discarding = false;
-                }
-                (true, None) => {
-                    src.clear();
-                    self.scanned = 0;
-                    return Ok(None);
-                }
-                (false, Some(at)) => {
-                    let end = self.scanned + at;
-                    self.scanned = 0;
-                    if end > self.max {
-                        src.advance(end + 1);
-                        return Ok(Some(Line::TooLong));
-                    }
-                    let raw = src.split_to(end + 1);
-                    let raw = raw[..end].strip_suffix(b"\r").unwrap_or(&raw[..end]);
-                    return Ok(Some(match std::str::from_utf8(raw) {
-                        Ok(text) => Line::Text(text.to_owned()),
-                        Err(_) => Line::NotUtf8,
-                    }));
-                }
-                (false, None) if src.len() > self.max => {
-                    src.clear();
-                    self.scanned = 0;
-                    self.discarding = true;
-                    return Ok(Some(Line::TooLong));
-                }
-                (false, None) => {
-                    self.scanned = src.len();
-                    return Ok(None);
-                }
-            }
-        }
-    }
-
-    fn decode_eof(&mut self, src: &mut BytesMut) -> io::Result<Option<Line>> {
-        if let Some(line) = self.decode(src)? {
-            return Ok(Some(line));
-        }
-        if self.discarding || src.is_empty() {
-            src.clear();
-            return Ok(None);
-        }
-        // A last line without a newline still counts.
-        src.extend_from_slice(b"\n");
-        self.decode(src)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn decode_all(codec: &mut LineCodec, input: &[u8]) -> Vec<Line> {
-        let mut buf = BytesMut::from(input);
-        let mut out = Vec::new();
-        while let Some(line) = codec.decode(&mut buf).unwrap() {
-            out.push(line);
-        }
-        while let Some(line) = codec.decode_eof(&mut buf).unwrap() {
-            out.push(line);
-        }
-        out
-    }
-
-    #[test]
-    fn splits_lines_and_reports_bad_ones_without_stopping() {
-        let mut codec = LineCodec::new(8);
-        let lines = decode_all(
-            &mut codec,
-            b"alice\r\nway too long a line\n\xff\xfe\nok\nlast",
-        );
-        assert_eq!(
-            lines,
-            [
-                Line::Text("alice".into()),
-                Line::TooLong,
-                Line::NotUtf8,
-                Line::Text("ok".into()),
-                Line::Text("last".into()),
-            ]
-        );
-    }
-
-    #[test]
-    fn an_endless_line_is_reported_once_and_discarded() {
-        let mut codec = LineCodec::new(4);
-        let mut buf = BytesMut::from(&b"0123456789"[..]);
-        assert_eq!(codec.decode(&mut buf).unwrap(), Some(Line::TooLong));
-        assert!(buf.is_empty());
-        buf.extend_from_slice(b"more garbage\nhi\n");
-        assert_eq!(
-            codec.decode(&mut buf).unwrap(),
-            Some(Line::Text("hi".into()))
-        );
     }
 }

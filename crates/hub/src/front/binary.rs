@@ -1,0 +1,220 @@
+//! The binary front end: length-prefixed frames (`docs/protocol.md`) over
+//! any [`Transport`].
+//!
+//! One task per connection polls two futures: the reader, which decodes
+//! frames and hands them to the [`Connection`] (gathering the `SEND`s
+//! already read into one command), and the writer (`writer.rs`), which
+//! drains the outbox. A reader paused by flow control never stops its own
+//! writer.
+
+use std::fmt;
+use std::io;
+
+use chinwag_protocol::{Code, FrameCodec, ProtocolError, SendPayload};
+use tokio::io::AsyncRead;
+use tokio_util::codec::{Decoder, FramedRead};
+use tracing::{Instrument, debug, field, info, info_span};
+
+use super::linger;
+use super::reader::{self, StallCodec, StallGuard};
+use crate::command::Command;
+use crate::connection::{Connection, Outcome, Quiet, Request};
+use crate::listener::Transport;
+use crate::writer::write_frames;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
+
+use crate::Hub;
+
+/// The most `SEND`s one command carries to the actor.
+const MAX_GATHER: usize = 64;
+
+/// Serves one accepted connection until it ends. `slot` is its place under
+/// the hub's limit of unregistered connections.
+pub(crate) fn serve<T: Transport>(
+    hub: Hub,
+    io: T,
+    peer: impl fmt::Debug,
+    slot: OwnedSemaphorePermit,
+) -> impl Future<Output = ()> + Send {
+    // A plain function rather than an `async` wrapper: a future that awaits
+    // another it was handed holds room for both, and this one lives as long
+    // as the connection.
+    let connection = Connection::new(hub, slot);
+    let span = info_span!("conn", ?peer, id = connection.id.0, nick = field::Empty);
+    run(connection, io).instrument(span)
+}
+
+async fn run<T: Transport>(mut connection: Connection, mut io: T) {
+    debug!("accepted");
+    let config = &connection.hub.shared.config;
+    let write_deadline = config.slow_consumer_deadline;
+    let (read_half, write_half) = io.split();
+    let codec = FrameCodec::new(config.max_frame_unregistered);
+    let (read_half, codec) = reader::guard(read_half, codec, config.frame_timeout);
+    // Small to begin with: an idle connection holds little, and the
+    // buffer grows with the traffic (see `reader`).
+    let mut reader = FramedRead::with_capacity(read_half, codec, reader::MIN_READ);
+    let outbox = connection.outbox.clone();
+    let writer = write_frames(&outbox, write_half, write_deadline);
+    tokio::pin!(writer);
+
+    let outcome = tokio::select! {
+        outcome = read_frames(&mut connection, &mut reader) => outcome,
+        result = &mut writer => Outcome::WriterDone(result),
+    };
+    connection.finish(&outcome, writer).await;
+    if matches!(outcome, Outcome::Fatal(_)) {
+        linger(reader.get_mut()).await;
+    }
+    debug!(?outcome, "closed");
+}
+
+/// A binary connection's frame reader, with stalled frames timing out.
+type FrameReader<R> = FramedRead<StallGuard<R>, StallCodec<FrameCodec<Request>>>;
+
+impl<R> Quiet for FrameReader<R> {
+    fn quiet(&mut self) {
+        let mut buffer = std::mem::take(self.read_buffer_mut());
+        self.decoder_mut().release(&mut buffer);
+        *self.read_buffer_mut() = buffer;
+    }
+
+    fn last_heard(&self) -> Option<Instant> {
+        Some(self.get_ref().last_read())
+    }
+}
+
+/// The next frame already in `reader`'s buffer, if a whole one is there;
+/// reads nothing from the socket.
+fn buffered<R>(reader: &mut FrameReader<R>) -> Result<Option<Request>, ProtocolError> {
+    let mut buffer = std::mem::take(reader.read_buffer_mut());
+    let frame = reader.decoder_mut().decode(&mut buffer);
+    *reader.read_buffer_mut() = buffer;
+    frame
+}
+
+async fn read_frames<R: AsyncRead + Unpin>(
+    connection: &mut Connection,
+    reader: &mut FrameReader<R>,
+) -> Outcome {
+    // A frame read while gathering `SEND`s, to be handled next.
+    let mut held = None;
+    loop {
+        let next = match held.take() {
+            Some(frame) => Some(frame),
+            None => match connection.next_input(reader, true).await {
+                Ok(next) => next,
+                Err(outcome) => return outcome,
+            },
+        };
+        let frame = match next {
+            None => return Outcome::Eof,
+            Some(Ok(frame)) => frame,
+            Some(Err(ProtocolError::Io(error))) if error.kind() == io::ErrorKind::TimedOut => {
+                info!("frame stalled midway; closing");
+                return Outcome::Fatal(Code::FRAME_TIMEOUT);
+            }
+            Some(Err(ProtocolError::Io(error))) => return Outcome::Io(error),
+            Some(Err(error)) => {
+                info!(%error, "bad frame; closing");
+                return Outcome::Fatal(error.code());
+            }
+        };
+        let was_registered = connection.registration.is_registered();
+        let outcome = match frame {
+            // Without flood control every `SEND` is taken as it comes,
+            // so those already read can go together.
+            Request::Send(send) if was_registered && connection.bucket.is_none() => {
+                send_buffered(connection, send, reader, &mut held).await
+            }
+            frame => connection.handle(frame).await,
+        };
+        if let Some(outcome) = outcome {
+            return outcome;
+        }
+        if !was_registered && connection.registration.is_registered() {
+            let max_frame = connection.hub.shared.config.max_frame;
+            reader.decoder_mut().inner.set_max_frame(max_frame);
+        }
+    }
+}
+
+/// Sends `first`, and the `SEND`s already read behind it, to the actor
+/// as one command: a busy sender's read of many messages then takes one
+/// slot of the actor's queue rather than one per message, and one
+/// permit. Gathering stops at the first frame that is not a `SEND` (or
+/// does not decode), which is left in `held`, at one that the in-flight
+/// budget has no room for, which waits in `held` as usual, and at
+/// [`MAX_GATHER`]. Nothing is read from the socket for it.
+async fn send_buffered<R: AsyncRead + Unpin>(
+    connection: &mut Connection,
+    first: SendPayload,
+    reader: &mut FrameReader<R>,
+    held: &mut Option<Result<Request, ProtocolError>>,
+) -> Option<Outcome> {
+    let mut permit = match connection.in_flight(&first).await {
+        Ok(permit) => permit,
+        Err(outcome) => return outcome,
+    };
+    // `first` alone, until a second comes.
+    let mut first = Some(first);
+    let mut sends = Vec::new();
+    // Only this task takes from `permits` (the actor only gives back),
+    // so what is available now stays available: the gathered `SEND`s
+    // are counted against it and taken in one go, not one by one.
+    let mut room = connection.permits.available_permits();
+    let mut cost = 0;
+    while sends.len() < MAX_GATHER {
+        let next = match buffered(reader) {
+            Ok(Some(Request::Send(send))) => send,
+            Ok(Some(other)) => {
+                *held = Some(Ok(other));
+                break;
+            }
+            Ok(None) => break,
+            Err(error) => {
+                *held = Some(Err(error));
+                break;
+            }
+        };
+        let more = connection.hub.in_flight_cost(&next) as usize;
+        if cost + more > room {
+            room = connection.permits.available_permits();
+            if cost + more > room {
+                *held = Some(Ok(Request::Send(next)));
+                break;
+            }
+        }
+        cost += more;
+        if let Some(first) = first.take() {
+            sends.reserve_exact(MAX_GATHER);
+            sends.push(first);
+        }
+        sends.push(next);
+    }
+    if cost > 0 {
+        // At most `room`, which came from a `u32`; and there at once.
+        let cost = u32::try_from(cost).unwrap_or(u32::MAX);
+        match connection.permits_for(cost).await {
+            Ok(more) => permit.merge(more),
+            Err(outcome) => return outcome,
+        }
+    }
+    let command = match first {
+        Some(send) => Command::Send {
+            id: connection.id,
+            send,
+            permit,
+        },
+        None => Command::SendMany {
+            id: connection.id,
+            sends,
+            permit,
+        },
+    };
+    if connection.hub.try_command(command).await.is_err() {
+        return Some(Outcome::Shutdown);
+    }
+    None
+}
