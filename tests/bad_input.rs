@@ -9,15 +9,12 @@ mod support;
 use std::time::Duration;
 
 use chinwag::hub::HubConfig;
-use chinwag::protocol::{ClientFrame, Code, ServerFrame, opcode};
+use chinwag::protocol::{ClientFrame, Code, MAX_FRAME_UNREGISTERED, ServerFrame, opcode};
 use support::{PATIENCE, RawClient, TestHub, XorShift, guard, raw_frame, register_all};
 
 /// The registered limit these tests run with: small, so that frames around
 /// it are cheap to build.
 const MAX_FRAME: usize = 4096;
-/// The default limit before registration.
-const MAX_FRAME_UNREGISTERED: usize = 16 * 1024;
-
 struct Scene {
     hub: TestHub,
     alice: RawClient,

@@ -18,8 +18,9 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use chinwag_protocol::{
-    AckRun, ClientCodec, ClientFrame, Code, DEFAULT_MAX_FRAME, Hello, PROTOCOL_VERSION,
-    ProtocolError, RecipientStatus, Recipients, SendFrame, ServerFrame, Welcome, encode_into,
+    AckRun, ClientCodec, ClientFrame, Code, DEFAULT_MAX_FRAME, Hello, MAX_FRAME_UNREGISTERED,
+    PROTOCOL_VERSION, ProtocolError, RecipientStatus, Recipients, SendFrame, ServerFrame, Welcome,
+    encode_into,
 };
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -36,9 +37,6 @@ use crate::{Ack, Backoff, ClientError, ClientOptions, CloseReason, Event};
 /// be written, so a hub that reads slowly slows the senders down instead of
 /// growing this buffer (which can still hold one more message beyond it).
 const WRITE_HIGH_WATER: usize = 64 * 1024;
-
-/// The hub's limit on frames before registration (`docs/protocol.md`, section 1).
-const MAX_FRAME_UNREGISTERED: usize = 16 * 1024;
 
 /// What [`Client`](crate::Client) handles ask of the connection task.
 #[derive(Debug)]

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use chinwag_protocol::DEFAULT_MAX_FRAME;
+use chinwag_protocol::{DEFAULT_MAX_FRAME, MAX_FRAME_UNREGISTERED};
 
 /// Limits and deadlines of a [`Hub`](crate::Hub). `HubConfig::default()` is
 /// what `chinwagd` runs with when given no flags.
@@ -66,7 +66,7 @@ impl Default for HubConfig {
             max_connections: 10_000,
             max_unregistered: 1_000,
             max_frame: DEFAULT_MAX_FRAME,
-            max_frame_unregistered: 16 * 1024,
+            max_frame_unregistered: MAX_FRAME_UNREGISTERED,
             registration_timeout: Duration::from_secs(5),
             frame_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(30),

@@ -41,6 +41,12 @@ pub const PREFIX_LEN: usize = 4;
 /// The default largest payload, in bytes: 1 MiB.
 pub const DEFAULT_MAX_FRAME: usize = 1024 * 1024;
 
+/// The largest payload a hub takes before registration (`docs/protocol.md`,
+/// section 1), in bytes: 16 KiB. Small, so that an anonymous peer cannot
+/// make the hub buffer much; a client's `HELLO` and its answers to `PING`s
+/// before `WELCOME` must fit in it.
+pub const MAX_FRAME_UNREGISTERED: usize = 16 * 1024;
+
 /// A codec that decodes frames of type `In` and encodes any [`WireFrame`].
 ///
 /// The hub uses [`HubCodec`] (decodes [`ClientFrame`]s) and clients use

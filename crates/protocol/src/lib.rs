@@ -24,7 +24,8 @@ mod wire;
 
 pub use code::Code;
 pub use codec::{
-    ClientCodec, DEFAULT_MAX_FRAME, FrameCodec, HubCodec, PREFIX_LEN, encode_frame, encode_into,
+    ClientCodec, DEFAULT_MAX_FRAME, FrameCodec, HubCodec, MAX_FRAME_UNREGISTERED, PREFIX_LEN,
+    encode_frame, encode_into,
 };
 pub use error::ProtocolError;
 pub use frame::{
