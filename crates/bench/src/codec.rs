@@ -196,7 +196,7 @@ mod tests {
     };
 
     use super::*;
-    use crate::bench::payload::{Kind, blank, stamp};
+    use crate::payload::{Kind, blank, stamp};
 
     fn message(to: Recipients, text: String) -> BytesMut {
         let frame = ServerFrame::Message(Message {

@@ -21,6 +21,11 @@
 //! lost, duplicated, out of order or corrupt, an ack is wrong or missing, the
 //! hub sends an error or cuts a connection, fails with exit status 1. Setup
 //! problems (cannot connect, nickname refused, bad flags) exit with 2.
+//!
+//! The entry point is [`run`], given the hub's address and the parsed
+//! [`BenchArgs`]; the `chinwag` program (crate `chinwag-client`) parses the
+//! command line and turns the [`Verdict`] or the [`SetupError`] into its exit
+//! status.
 
 mod codec;
 mod conn;
@@ -34,9 +39,8 @@ mod receiver;
 mod report;
 mod sender;
 
-use std::io;
+use std::io::{self, Write as _};
 use std::net::SocketAddr;
-use std::process::ExitCode;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -50,11 +54,10 @@ use self::payload::Clock;
 use self::procstat::{CpuUse, Process};
 use self::receiver::Tally;
 use self::report::{Bar, Checks, Figures, Percentiles, Report};
-use crate::{EXIT_NOT_DELIVERED, print_line};
 
 /// Worker threads of the bench's runtime: the bench shares the machine's two
 /// cores with the hub, as hubload does.
-pub(crate) const WORKER_THREADS: usize = 2;
+pub const WORKER_THREADS: usize = 2;
 
 /// Longest wait for every receiver to see a warm-up message.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -71,7 +74,7 @@ const MAX_LATENCY_NS: u64 = 60_000_000_000;
 
 /// `chinwag bench` and its options.
 #[derive(Debug, Args)]
-pub(crate) struct BenchArgs {
+pub struct BenchArgs {
     /// The hub's process id: also report its CPU time over the measured
     /// window and its resident memory, read from /proc.
     #[arg(long, global = true, value_name = "PID")]
@@ -102,11 +105,13 @@ enum Workload {
 /// Why a run could not start or go on: a usage or connection problem, not a
 /// failed check (those are in the report).
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum SetupError {
+pub enum SetupError {
     /// The server address does not resolve.
     #[error("cannot resolve {server}")]
     Resolve {
+        /// The address as given.
         server: String,
+        /// Why it did not resolve.
         #[source]
         source: io::Error,
     },
@@ -116,21 +121,32 @@ pub(crate) enum SetupError {
     /// A TCP connection could not be opened.
     #[error("cannot connect to {addr} as {nick}")]
     Connect {
+        /// The hub's address.
         addr: SocketAddr,
+        /// The nickname the connection was for.
         nick: String,
+        /// Why it could not be opened.
         #[source]
         source: io::Error,
     },
     /// The hub answered `HELLO` with an error.
     #[error("the hub refused {nick}: {message} (code {code})")]
     Refused {
+        /// The nickname refused.
         nick: String,
+        /// The `ERROR` frame's code.
         code: u16,
+        /// The `ERROR` frame's message.
         message: String,
     },
     /// Registration went wrong otherwise.
     #[error("registering {nick}: {reason}")]
-    Handshake { nick: String, reason: String },
+    Handshake {
+        /// The nickname being registered.
+        nick: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// A task of the bench itself failed.
     #[error("bench task failed: {0}")]
     Task(String),
@@ -203,16 +219,33 @@ impl Ctx {
     }
 }
 
-/// Runs one workload; `Err` for setup problems (exit status 2).
-pub(crate) async fn run(server: &str, json: bool, args: BenchArgs) -> anyhow::Result<ExitCode> {
+/// Whether a run passed every check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Verdict {
+    /// Every delivery, ack and connection was as expected.
+    Passed,
+    /// Something was lost, duplicated, out of order, corrupt or cut, or the
+    /// run timed out; the report and stderr say what.
+    Failed,
+}
+
+/// Runs one workload against the hub at `server` and prints its report (a
+/// table, or with `json` one JSON object on stdout).
+///
+/// # Errors
+///
+/// A [`SetupError`] when the run could not start or go on (the `chinwag`
+/// program exits with status 2); a failed check is not an error but a
+/// [`Verdict::Failed`].
+pub async fn run(server: &str, json: bool, args: BenchArgs) -> Result<Verdict, SetupError> {
     raise_fd_limit();
     let addr = resolve(server).await?;
     if let Some(pid) = args.server_pid {
         if Process::Pid(pid).cpu_secs().is_none() {
             return Err(SetupError::Usage(format!(
                 "--server-pid {pid}: no such process to read in /proc"
-            ))
-            .into());
+            )));
         }
     }
     let hard = Duration::from_secs(args.timeout);
@@ -237,34 +270,34 @@ pub(crate) async fn run(server: &str, json: bool, args: BenchArgs) -> anyhow::Re
         })
     };
     if let Ok(result) = tokio::time::timeout(hard, work).await {
-        Ok(result?)
+        result
     } else {
         eprintln!(
             "chinwag: bench failed: no result within --timeout {} s",
             args.timeout
         );
-        Ok(ExitCode::from(EXIT_NOT_DELIVERED))
+        Ok(Verdict::Failed)
     }
 }
 
-impl From<io::Error> for SetupError {
-    fn from(error: io::Error) -> Self {
-        Self::Task(format!("cannot print the report: {error}"))
-    }
-}
-
-/// Prints the report; the exit status says whether every check passed.
-fn emit<F: Figures>(report: &Report<F>, json: bool) -> io::Result<ExitCode> {
-    if json {
-        print_line(&report.json())?;
+/// Prints the report, flushed (a program reading the JSON through a pipe
+/// sees it at once), and says whether every check passed.
+fn emit<F: Figures>(report: &Report<F>, json: bool) -> Result<Verdict, SetupError> {
+    let text = if json {
+        report.json() + "\n"
     } else {
-        print!("{}", report.table());
-    }
+        report.table()
+    };
+    let mut stdout = io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|error| SetupError::Task(format!("cannot print the report: {error}")))?;
     if report.ok {
-        Ok(ExitCode::SUCCESS)
+        Ok(Verdict::Passed)
     } else {
         eprintln!("chinwag: bench failed: {}", report.failures.join("; "));
-        Ok(ExitCode::from(EXIT_NOT_DELIVERED))
+        Ok(Verdict::Failed)
     }
 }
 
