@@ -22,7 +22,7 @@ use bytes::{Buf, BytesMut};
 use chinwag_protocol::{Code, PREFIX_LEN, ProtocolError, ServerFrame, WireFrame, opcode};
 use tokio_util::codec::Decoder;
 
-use super::payload::{self, Header};
+use crate::payload::{self, Header};
 
 /// What the bench reads from the hub.
 #[derive(Debug)]
