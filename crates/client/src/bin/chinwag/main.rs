@@ -13,6 +13,9 @@
 //! success, 1 when a message did not reach every recipient or the hub ended
 //! the session (for `bench`: when a check failed), 2 for usage and
 //! connection errors.
+//!
+//! `chinwag bench` is the `chinwag-bench` crate (`crates/bench`): this
+//! program parses its flags and turns its verdict into the exit status.
 
 mod chat;
 mod commands;
