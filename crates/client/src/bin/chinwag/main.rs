@@ -13,8 +13,10 @@
 //! success, 1 when a message did not reach every recipient or the hub ended
 //! the session (for `bench`: when a check failed), 2 for usage and
 //! connection errors.
+//!
+//! `chinwag bench` is the `chinwag-bench` crate (`crates/bench`): this
+//! program parses its flags and turns its verdict into the exit status.
 
-mod bench;
 mod chat;
 mod commands;
 mod output;
@@ -23,6 +25,7 @@ use std::io::{self, Write as _};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use chinwag_bench::{BenchArgs, Verdict};
 use chinwag_client::{Backoff, Client, ClientOptions, Events};
 use clap::{Parser, Subcommand};
 
@@ -109,7 +112,7 @@ enum Command {
     /// Load the hub and measure it (as hubload measures other hubs),
     /// checking every delivery; exit 1 if anything was lost, duplicated,
     /// out of order, or cut. With --json, one JSON object at the end.
-    Bench(bench::BenchArgs),
+    Bench(BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -117,7 +120,7 @@ fn main() -> ExitCode {
     let runtime = if matches!(cli.command, Command::Bench(_)) {
         // The load generator needs both cores' worth of workers.
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(bench::WORKER_THREADS)
+            .worker_threads(chinwag_bench::WORKER_THREADS)
             .enable_all()
             .build()
     } else {
@@ -176,7 +179,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             drop(events);
             commands::who(&client, format).await
         }
-        Command::Bench(args) => bench::run(server, format.json, args).await,
+        Command::Bench(args) => match chinwag_bench::run(server, format.json, args).await? {
+            Verdict::Passed => Ok(ExitCode::SUCCESS),
+            Verdict::Failed => Ok(ExitCode::from(EXIT_NOT_DELIVERED)),
+        },
     }
 }
 

@@ -5,6 +5,8 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::cast::float;
+
 /// Clock ticks per second of `/proc/PID/stat`'s times. Linux reports them in
 /// `USER_HZ`, which is 100 on every architecture it supports for userland
 /// (hubload assumes the same).
@@ -50,7 +52,7 @@ fn parse_cpu_secs(stat: &str) -> Option<f64> {
     let mut fields = after_name.split_whitespace().skip(11);
     let utime: u64 = fields.next()?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
-    Some(super::float(utime + stime) / TICKS_PER_SECOND)
+    Some(float(utime + stime) / TICKS_PER_SECOND)
 }
 
 /// The `VmRSS:` line of `/proc/PID/status`, in KiB.

@@ -18,16 +18,17 @@ use clap::Args;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use super::conn::{self, Spec};
-use super::fanout::STREAM_READ_BUFFER;
-use super::payload::Kind;
-use super::procstat::CpuWindow;
-use super::receiver::Expect;
-use super::report::{self, Checks, Figures, Report};
-use super::sender::{self, Sender, Sent, WARMUP_EVERY};
-use super::{
-    Ctx, SetupError, collect, count_ready, float, last_delivery_ns, not_ready, span_s, wait_for,
-};
+use crate::cast::float;
+use crate::clock::span_s;
+use crate::conn::{self, STREAM_READ_BUFFER, Spec};
+use crate::context::Ctx;
+use crate::error::SetupError;
+use crate::payload::Kind;
+use crate::procstat::CpuWindow;
+use crate::receiver::Expect;
+use crate::report::{self, Checks, Figures, Report};
+use crate::sender::{self, Sender, Sent, WARMUP_EVERY};
+use crate::wait::{collect, count_ready, last_delivery_ns, not_ready, wait_for};
 
 /// `chinwag bench direct`.
 #[derive(Debug, Args)]
@@ -114,6 +115,8 @@ fn partner(index: u32, pairs: u32) -> u32 {
     }
 }
 
+/// Runs `direct`: `Err` only when it cannot start or go on; failed checks are
+/// in the report.
 pub(crate) async fn run(ctx: &Ctx, args: &DirectArgs) -> Result<Report<Direct>, SetupError> {
     let pairs = args.pairs;
     let started = Instant::now();

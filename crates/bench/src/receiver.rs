@@ -23,10 +23,10 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
-use super::codec::{BenchCodec, Inbound};
-use super::conn::SharedWrite;
-use super::payload::{self, Clock, Header, Kind};
-use super::sender::WARMUP_ID;
+use crate::clock::Clock;
+use crate::codec::{BenchCodec, Inbound};
+use crate::payload::{self, Header, Kind, WARMUP_ID};
+use crate::shared_write::SharedWrite;
 
 /// Latencies buffered before taking the histogram's lock.
 const LATENCY_BATCH: usize = 256;

@@ -22,7 +22,7 @@ use bytes::{Buf, BytesMut};
 use chinwag_protocol::{Code, PREFIX_LEN, ProtocolError, ServerFrame, WireFrame, opcode};
 use tokio_util::codec::Decoder;
 
-use super::payload::{self, Header};
+use crate::payload::{self, Header};
 
 /// What the bench reads from the hub.
 #[derive(Debug)]
@@ -196,7 +196,7 @@ mod tests {
     };
 
     use super::*;
-    use crate::bench::payload::{Kind, blank, stamp};
+    use crate::payload::{Kind, blank, stamp};
 
     fn message(to: Recipients, text: String) -> BytesMut {
         let frame = ServerFrame::Message(Message {

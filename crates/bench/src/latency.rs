@@ -17,12 +17,15 @@ use clap::Args;
 use serde::Serialize;
 use tokio::time::MissedTickBehavior;
 
-use super::fanout::{connect_audience, warm_up_audience};
-use super::payload::Kind;
-use super::procstat::CpuWindow;
-use super::report::{self, Checks, Figures, Report};
-use super::sender::Sender;
-use super::{Ctx, SetupError, collect, float, wait_for, whole};
+use crate::audience;
+use crate::cast::{float, whole};
+use crate::context::Ctx;
+use crate::error::SetupError;
+use crate::payload::Kind;
+use crate::procstat::CpuWindow;
+use crate::report::{self, Checks, Figures, Report};
+use crate::sender::Sender;
+use crate::wait::{collect, wait_for};
 
 /// `chinwag bench latency`.
 #[derive(Debug, Args)]
@@ -93,6 +96,8 @@ struct Paced {
     error: Option<String>,
 }
 
+/// Runs `latency`: `Err` only when it cannot start or go on; failed checks are
+/// in the report.
 pub(crate) async fn run(ctx: &Ctx, args: &LatencyArgs) -> Result<Report<Latency>, SetupError> {
     if !(args.warmup >= 0.0 && args.warmup < float(args.duration)) {
         return Err(SetupError::Usage(format!(
@@ -103,8 +108,8 @@ pub(crate) async fn run(ctx: &Ctx, args: &LatencyArgs) -> Result<Report<Latency>
     let subscribers = args.subscribers;
     let total = args.rate * args.duration;
     let record_from = whole(args.warmup * float(args.rate));
-    let mut peers = connect_audience(ctx, subscribers, total, args.size, record_from).await?;
-    let (sender, all_ready, mut failures) = warm_up_audience(ctx, &peers, args.size).await?;
+    let mut peers = audience::connect(ctx, subscribers, total, args.size, record_from).await?;
+    let (sender, all_ready, mut failures) = audience::warm_up(ctx, &peers, args.size).await?;
 
     let cpu = CpuWindow::start(ctx.server_pid);
     let publishing = tokio::spawn(paced(sender, args.rate, total, ctx.deadline));

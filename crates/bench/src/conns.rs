@@ -26,15 +26,14 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use serde::Serialize;
 
-use super::conn::{self, Spec};
-use super::procstat::{CpuWindow, Process};
-use super::receiver::Expect;
-use super::report::{self, Checks, Figures, Report};
-use super::{Ctx, SetupError, collect, float};
-
-/// Read buffer of an idle connection: small, there are thousands (it grows
-/// for the rare large frame, such as the `WELCOME` with everyone online).
-const IDLE_READ_BUFFER: usize = 1024;
+use crate::cast::float;
+use crate::conn::{self, IDLE_READ_BUFFER, Spec};
+use crate::context::Ctx;
+use crate::error::SetupError;
+use crate::procstat::{CpuWindow, Process};
+use crate::receiver::Expect;
+use crate::report::{self, Checks, Figures, Report};
+use crate::wait::collect;
 
 /// Settling takes at least this long.
 const SETTLE_MIN: Duration = Duration::from_secs(1);
@@ -132,6 +131,8 @@ impl Figures for Conns {
     }
 }
 
+/// Runs `conns`: `Err` only when it cannot start or go on; failed checks are
+/// in the report.
 pub(crate) async fn run(ctx: &Ctx, args: &ConnsArgs) -> Result<Report<Conns>, SetupError> {
     let sources = source_addresses(ctx, args.source_ips)?;
     let pid = ctx.server_pid.map(Process::Pid);

@@ -2,8 +2,8 @@
 //!
 //! Each connection is split once registered: its read half goes to a
 //! [`receiver`] task that checks everything the hub sends;
-//! its write half is shared (behind an async mutex) between whoever sends on
-//! it and that task, which answers the hub's `PING`s.
+//! its write half is shared ([`SharedWrite`]) between whoever sends on it
+//! and that task, which answers the hub's `PING`s.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -12,21 +12,21 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use chinwag_protocol::{
-    ClientFrame, Code, DEFAULT_MAX_FRAME, Hello, PROTOCOL_VERSION, ProtocolError, ServerFrame,
-    encode_into, options,
+    ClientFrame, Code, DEFAULT_MAX_FRAME, Hello, PROTOCOL_VERSION, ServerFrame, options,
 };
 use futures::StreamExt;
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{Mutex, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::codec::FramedRead;
 
-use super::codec::{BenchCodec, Inbound};
-use super::receiver::{self, Expect, Progress, Tally};
-use super::report::Bar;
-use super::{Ctx, SetupError};
+use crate::bar::Bar;
+use crate::codec::{BenchCodec, Inbound};
+use crate::context::Ctx;
+use crate::error::SetupError;
+use crate::receiver::{self, Expect, Progress, Tally};
+use crate::shared_write::{SharedWrite, send_frame};
 
 /// Registrations in flight at once (hubload's default). Well below the hub's
 /// 1,000 unregistered connections, and enough to keep both cores busy.
@@ -45,8 +45,12 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// post-registration limit).
 const MAX_INBOUND_FRAME: usize = 2 * DEFAULT_MAX_FRAME;
 
-/// A connection's write half, shared by its sender and its receiver task.
-pub(crate) type SharedWrite = Arc<Mutex<OwnedWriteHalf>>;
+/// Read buffer of a connection that receives a stream of messages.
+pub(crate) const STREAM_READ_BUFFER: usize = 64 * 1024;
+
+/// Read buffer of an idle connection: small, there are thousands (it grows
+/// for the rare large frame, such as the `WELCOME` with everyone online).
+pub(crate) const IDLE_READ_BUFFER: usize = 1024;
 
 /// What one connection should be: its nickname, what it should receive, and
 /// the local address to connect from.
@@ -56,8 +60,9 @@ pub(crate) struct Spec {
     pub(crate) expect: Expect,
     /// `None`: let the system pick.
     pub(crate) source: Option<IpAddr>,
-    /// Initial read buffer: large for connections that receive a stream of
-    /// messages, small for the thousands of idle ones of `conns`.
+    /// Initial read buffer: [`STREAM_READ_BUFFER`] for connections that
+    /// receive a stream of messages, [`IDLE_READ_BUFFER`] for the thousands
+    /// of idle ones of `conns`.
     pub(crate) read_buffer: usize,
     /// Follow presence; `false` asks for `NO_PRESENCE`.
     pub(crate) presence: bool,
@@ -272,15 +277,4 @@ async fn handshake(
             None => return Err(fail("the hub closed the connection".to_owned())),
         }
     }
-}
-
-/// Writes one frame on its own (registration, pongs).
-pub(crate) async fn send_frame(
-    write: &SharedWrite,
-    frame: &ClientFrame,
-) -> Result<(), ProtocolError> {
-    let mut buf = BytesMut::with_capacity(64);
-    encode_into(frame, DEFAULT_MAX_FRAME, &mut buf)?;
-    write.lock().await.write_all(&buf).await?;
-    Ok(())
 }

@@ -1,5 +1,5 @@
 //! What a run prints: a table for people or one JSON object for programs,
-//! the delivery checks that decide the exit status, and the progress bar.
+//! and the delivery checks that decide the exit status.
 //!
 //! The JSON object has `workload`, `ok`, `failures` (one sentence each),
 //! `server`, the workload's own figures (see each workload's file), and for
@@ -13,19 +13,13 @@
 //! `null`.
 
 use std::fmt::Write as _;
-use std::io::IsTerminal as _;
-use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
-use super::procstat::CpuUse;
-use super::receiver::Tally;
-use super::{float, whole};
-
-/// Runs shorter than this show no progress bar.
-const BAR_AFTER: Duration = Duration::from_secs(2);
+use crate::cast::{float, whole};
+use crate::procstat::CpuUse;
+use crate::receiver::Tally;
 
 /// The rows a workload adds to the table.
 pub(crate) trait Figures: Serialize {
@@ -311,50 +305,6 @@ fn seconds_pct(secs: Option<f64>, pct: Option<f64>) -> String {
 
 fn kib(kb: Option<u64>) -> String {
     kb.map_or_else(|| "unknown".to_owned(), |kb| format!("{} KiB", count(kb)))
-}
-
-/// A progress bar on stderr that appears only once a phase has run for a
-/// couple of seconds, and never with `--json` or when stderr is not a
-/// terminal.
-#[derive(Debug)]
-pub(crate) struct Bar {
-    progress: ProgressBar,
-    enabled: bool,
-    shown: bool,
-    started: Instant,
-}
-
-impl Bar {
-    pub(crate) fn new(enabled: bool, len: u64, what: &'static str) -> Self {
-        let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden());
-        let style = ProgressStyle::with_template(
-            "{msg:>12} [{bar:40}] {human_pos}/{human_len} ({per_sec}, {eta})",
-        );
-        if let Ok(style) = style {
-            bar.set_style(style.progress_chars("=> "));
-        }
-        bar.set_message(what);
-        Self {
-            progress: bar,
-            enabled: enabled && std::io::stderr().is_terminal(),
-            shown: false,
-            started: Instant::now(),
-        }
-    }
-
-    pub(crate) fn set(&mut self, position: u64) {
-        if self.enabled && !self.shown && self.started.elapsed() >= BAR_AFTER {
-            self.progress.set_draw_target(ProgressDrawTarget::stderr());
-            self.shown = true;
-        }
-        self.progress.set_position(position);
-    }
-}
-
-impl Drop for Bar {
-    fn drop(&mut self) {
-        self.progress.finish_and_clear();
-    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! The text of every benchmark message: a fixed ASCII header, then `x`s up
-//! to the requested size.
+//! What every benchmark message carries: its text, a fixed ASCII header
+//! then `x`s up to the requested size, and the `SEND` id that tells a
+//! warm-up message's ack from a data message's ([`WARMUP_ID`]).
 //!
 //! ```text
 //! +------+----------------+--------------------+--------------------+---------+
@@ -9,16 +10,19 @@
 //! ```
 //!
 //! `kind` is `W` for a warm-up message and `D` for a measured one; `sent at`
-//! is nanoseconds since the bench's [`Clock`] started, taken when the frame
-//! is encoded. The header is 33 bytes, like hubload's (kind, sequence,
-//! timestamp), so the smallest message has the same size against every hub;
-//! the sender index fits because 48 bits are plenty for a sequence number or
-//! for 78 hours of nanoseconds.
-
-use std::time::Instant;
+//! is nanoseconds since the bench's [`Clock`](crate::clock::Clock) started,
+//! taken when the frame is encoded. The header is 33 bytes, like hubload's
+//! (kind, sequence, timestamp), so the smallest message has the same size
+//! against every hub; the sender index fits because 48 bits are plenty for a
+//! sequence number or for 78 hours of nanoseconds.
 
 /// Bytes before the padding.
 pub(crate) const HEADER_LEN: usize = 33;
+
+/// Set in the `SEND` id of warm-up messages, so that their acks are told
+/// apart from those of data messages (whose id is their sequence number
+/// plus one: ids should not be 0).
+pub(crate) const WARMUP_ID: u64 = 1 << 63;
 
 /// Mask of a 12-hex-digit field.
 const FIELD_MASK: u64 = (1 << 48) - 1;
@@ -49,27 +53,9 @@ pub(crate) struct Header {
     pub(crate) sender: u32,
     /// Per sender, counting data messages from 0 (warm-ups carry 0).
     pub(crate) seq: u64,
-    /// [`Clock::now_ns`] when the message was encoded.
+    /// [`Clock::now_ns`](crate::clock::Clock::now_ns) when the message was
+    /// encoded.
     pub(crate) sent_ns: u64,
-}
-
-/// Nanoseconds since one instant shared by every task of the bench, so that
-/// a receiver can subtract a sender's timestamp from its own.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Clock {
-    base: Instant,
-}
-
-impl Clock {
-    pub(crate) fn start() -> Self {
-        Self {
-            base: Instant::now(),
-        }
-    }
-
-    pub(crate) fn now_ns(self) -> u64 {
-        u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX)
-    }
 }
 
 /// The size of every message's text: the requested size, but never less

@@ -12,17 +12,14 @@ use bytes::BytesMut;
 use chinwag_protocol::{ClientFrame, ProtocolError, Recipients, SendFrame, encode_into};
 use tokio::io::AsyncWriteExt;
 
-use super::SetupError;
-use super::conn::{Peer, SharedWrite};
-use super::payload::{self, Clock, Header, Kind};
+use crate::clock::Clock;
+use crate::conn::Peer;
+use crate::error::SetupError;
+use crate::payload::{self, Header, Kind, WARMUP_ID};
+use crate::shared_write::SharedWrite;
 
 /// The buffer is written once it holds this much (hubload's chunk).
 const FLUSH_AT: usize = 64 * 1024;
-
-/// Set in the `SEND` id of warm-up messages, so that their acks are told
-/// apart from those of data messages (whose id is their sequence number
-/// plus one: ids should not be 0).
-pub(crate) const WARMUP_ID: u64 = 1 << 63;
 
 /// Room a `MESSAGE` needs beyond its text: opcode, ids, timestamp, the
 /// sender's nickname and one recipient's (each at most 1 + 32 bytes), and

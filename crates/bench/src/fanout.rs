@@ -13,21 +13,18 @@
 
 use std::time::Instant;
 
-use chinwag_protocol::Recipients;
 use clap::Args;
 use serde::Serialize;
 
-use super::conn::{self, Peer, Spec};
-use super::procstat::CpuWindow;
-use super::receiver::Expect;
-use super::report::{self, Checks, Figures, Report};
-use super::sender::{self, Sender};
-use super::{
-    Ctx, SetupError, collect, count_ready, float, last_delivery_ns, not_ready, span_s, wait_for,
-};
-
-/// Read buffer of a connection that receives a stream of messages.
-pub(crate) const STREAM_READ_BUFFER: usize = 64 * 1024;
+use crate::audience;
+use crate::cast::float;
+use crate::clock::span_s;
+use crate::context::Ctx;
+use crate::error::SetupError;
+use crate::procstat::CpuWindow;
+use crate::report::{self, Checks, Figures, Report};
+use crate::sender;
+use crate::wait::{collect, last_delivery_ns, wait_for};
 
 /// `chinwag bench fanout`.
 #[derive(Debug, Args)]
@@ -104,90 +101,14 @@ impl Figures for Fanout {
     }
 }
 
-/// Connects `subscribers` receivers (`s0`, `s1`, ...) of one publisher's
-/// broadcasts, then the publisher (`pub`), which is the last peer returned:
-/// the audience of `fanout` and `latency`. Receivers expect `messages` data
-/// messages and record latencies from sequence number `record_from` on.
-pub(crate) async fn connect_audience(
-    ctx: &Ctx,
-    subscribers: u32,
-    messages: u64,
-    size: usize,
-    record_from: u64,
-) -> Result<Vec<Peer>, SetupError> {
-    let specs = (0..subscribers)
-        .map(|i| Spec {
-            nick: format!("s{i}"),
-            expect: Expect {
-                from: Some(0),
-                messages,
-                size,
-                record_from,
-                ack_recipients: None,
-            },
-            source: None,
-            read_buffer: STREAM_READ_BUFFER,
-            presence: true,
-        })
-        .collect();
-    let mut peers =
-        conn::connect_many(ctx, specs, &mut ctx.bar(subscribers.into(), "connecting")).await?;
-    let publisher = conn::connect(
-        ctx,
-        Spec {
-            nick: "pub".to_owned(),
-            expect: Expect {
-                from: None,
-                messages: 0,
-                size,
-                record_from: 0,
-                ack_recipients: Some(subscribers),
-            },
-            source: None,
-            read_buffer: STREAM_READ_BUFFER,
-            presence: true,
-        },
-    )
-    .await?;
-    peers.push(publisher);
-    Ok(peers)
-}
-
-/// Builds the publisher's sender (the last of `peers`) and sends warm-up
-/// messages until every receiver has seen one. Returns the sender, whether
-/// all were ready, and the failures found on the way.
-pub(crate) async fn warm_up_audience(
-    ctx: &Ctx,
-    peers: &[Peer],
-    size: usize,
-) -> Result<(Sender, bool, Vec<String>), SetupError> {
-    let (publisher, receivers) = peers
-        .split_last()
-        .ok_or(SetupError::Task("no publisher".to_owned()))?;
-    let mut sender = Sender::new(publisher, 0, Recipients::Everyone, size, ctx.clock)?;
-    let mut failures = Vec::new();
-    let all_ready = match sender
-        .warm_up(ctx.ready_until(), || {
-            count_ready(receivers) == receivers.len()
-        })
-        .await
-    {
-        Ok(all) => all,
-        Err(error) => {
-            failures.push(format!("pub: warm-up failed: {error}"));
-            false
-        }
-    };
-    failures.extend(not_ready(count_ready(receivers), receivers.len()));
-    Ok((sender, all_ready, failures))
-}
-
+/// Runs `fanout`: `Err` only when it cannot start or go on; failed checks are
+/// in the report.
 pub(crate) async fn run(ctx: &Ctx, args: &FanoutArgs) -> Result<Report<Fanout>, SetupError> {
     let subscribers = args.subscribers;
     let started = Instant::now();
-    let mut peers = connect_audience(ctx, subscribers, args.messages, args.size, 0).await?;
+    let mut peers = audience::connect(ctx, subscribers, args.messages, args.size, 0).await?;
     let connect_s = started.elapsed().as_secs_f64();
-    let (sender, all_ready, mut failures) = warm_up_audience(ctx, &peers, args.size).await?;
+    let (sender, all_ready, mut failures) = audience::warm_up(ctx, &peers, args.size).await?;
 
     let cpu = CpuWindow::start(ctx.server_pid);
     let t0 = ctx.clock.now_ns();

@@ -1,0 +1,25 @@
+//! A connection's write half, shared (behind an async mutex) by whoever
+//! sends on it and its receiver task, which answers the hub's `PING`s; and
+//! writing one frame on it.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use chinwag_protocol::{ClientFrame, DEFAULT_MAX_FRAME, ProtocolError, encode_into};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::Mutex;
+
+/// A connection's write half, shared by its sender and its receiver task.
+pub(crate) type SharedWrite = Arc<Mutex<OwnedWriteHalf>>;
+
+/// Writes one frame on its own (registration, pongs).
+pub(crate) async fn send_frame(
+    write: &SharedWrite,
+    frame: &ClientFrame,
+) -> Result<(), ProtocolError> {
+    let mut buf = BytesMut::with_capacity(64);
+    encode_into(frame, DEFAULT_MAX_FRAME, &mut buf)?;
+    write.lock().await.write_all(&buf).await?;
+    Ok(())
+}
