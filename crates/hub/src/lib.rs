@@ -3,20 +3,26 @@
 //! sessions.
 //!
 //! - [`Hub::start`] spawns the actor and returns a cloneable [`Hub`] handle.
-//! - [`Hub::serve`] accepts TCP connections, each served by its own task;
-//!   [`Hub::serve_text`] does the same for plain-text (netcat) users.
+//! - [`Hub::serve`] accepts connections from any [`Listener`] (TCP, Unix
+//!   sockets), each served by its own task; [`Hub::serve_text`] does the
+//!   same for plain-text (netcat) users, and [`Hub::serve_connection`] takes
+//!   one accepted elsewhere (any [`Transport`]).
 //! - [`Hub::attach`] gives an in-process [`Session`] (no socket).
 //! - [`Hub::shutdown`] stops accepting, flushes every queue and waits.
 //!
-//! Layout: `hub.rs` (the actor and the handle), `registry.rs` (who is
-//! online), `outbox.rs` (each connection's byte-bounded outbound queue, where
-//! flow control happens), `connection.rs` (one TCP connection's task),
-//! `reader.rs` (closing frames that stop arriving midway, sizing the read
-//! buffer to the traffic), `server.rs` (the
-//! accept loop), `text.rs` (the plain-text front end), `session.rs`
-//! (in-process users), `config.rs` (limits), `stats.rs` (counters of limits
-//! hit). `docs/architecture.md` tells the story of one message through them,
-//! and `docs/limits.md` lists every limit.
+//! Layout: `hub.rs` (the handle) and `command.rs` (what it asks of the
+//! actor); `actor/` (the one task that owns the registry and routes:
+//! routing, delivery, gathering, replies and acknowledgements that complete
+//! later, presence, message ids); `registry.rs` (who is online); `outbox.rs`
+//! (each connection's byte-bounded outbound queue, where flow control
+//! happens); `listener.rs` (the transports and listeners the hub serves) and
+//! `server.rs` (the accept loop, and connections handed over);
+//! `connection.rs` (what every front end shares about a peer); `front/`
+//! (the binary and text front ends); `writer.rs` (a connection's writer);
+//! `flood.rs` (flood control); `session.rs` (in-process users); `config.rs`
+//! (limits); `stats.rs` (counters of limits hit). `docs/architecture.md`
+//! tells the story of one message through them, and `docs/limits.md` lists
+//! every limit.
 //!
 //! ```no_run
 //! use chinwag_hub::{Hub, HubConfig};
