@@ -20,6 +20,7 @@ mod frame;
 mod nick;
 mod send;
 pub mod text;
+mod view;
 mod wire;
 
 pub use code::Code;
@@ -29,9 +30,10 @@ pub use codec::{
 };
 pub use error::ProtocolError;
 pub use frame::{
-    Ack, AckRun, AckView, ClientFrame, ClientFrameOf, Encode, ErrorFrame, Hello, Message,
-    MessageView, PROTOCOL_VERSION, Presence, RecipientStatus, Recipients, SendBody, SendFrame,
-    ServerFrame, Utf8, Welcome, WireFrame, opcode, options,
+    Ack, AckRun, ClientFrame, ClientFrameOf, Encode, ErrorFrame, Hello, Message, PROTOCOL_VERSION,
+    Presence, RecipientStatus, Recipients, SendBody, SendFrame, ServerFrame, Welcome, WireFrame,
+    opcode, options,
 };
 pub use nick::{MAX_NICK_LEN, Nick, NickError, RESERVED_NICKS};
 pub use send::{Names, SendPayload};
+pub use view::{AckView, MessageView, Utf8};

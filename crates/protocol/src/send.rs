@@ -5,7 +5,8 @@ use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::frame::{SendBody, Utf8, opcode, target};
+use crate::frame::{SendBody, opcode, target};
+use crate::view::Utf8;
 use crate::wire::Reader;
 use crate::{Encode, ProtocolError, Recipients, SendFrame};
 
