@@ -59,6 +59,9 @@ pub(super) struct Delivery<'a, 'n> {
     pub(super) delivered: u32,
     /// The recipients of a broadcast it could not be queued for.
     pub(super) failures: Vec<(Utf8<'n>, Code)>,
+    /// The recipients whose queue this message left above its high-water
+    /// mark: behind, for now.
+    pub(super) behind: Vec<Arc<Outbox>>,
 }
 
 impl<'n> Delivery<'_, 'n> {
@@ -102,6 +105,28 @@ impl<'n> Delivery<'_, 'n> {
         }
     }
 
+    /// Paces the sender once the message is queued, if its audience as a
+    /// whole is behind: when at least half of the recipients it reached
+    /// are above their high-water mark (for a message to one user, that
+    /// one), the sender's permit is parked on each of them until they
+    /// drain, so a publisher faster than the hub is slowed rather than
+    /// anyone cut. A minority that falls behind does not pace anyone: each
+    /// laggard has its own bounded queue, and is cut when the queue passes
+    /// its limit, stays above the mark past the slow-consumer deadline, or
+    /// a write to it makes no progress for that long. The publisher and
+    /// every other recipient go on at full speed meanwhile.
+    pub(super) fn pace(&mut self) {
+        if self.behind.is_empty() {
+            return;
+        }
+        if self.behind.len() * 2 >= self.delivered as usize {
+            for outbox in &self.behind {
+                self.permit.park(outbox);
+            }
+        }
+        self.behind.clear();
+    }
+
     fn push(&mut self, id: ConnId, member: &Member, frame: Bytes) -> Code {
         let queued = enqueue(id, &member.outbox, frame, self.wakes, self.congested);
         self.counted(id, member, queued)
@@ -119,7 +144,7 @@ impl<'n> Delivery<'_, 'n> {
             Ok(pressure) => {
                 self.delivered += 1;
                 if pressure == Pressure::Congested {
-                    self.permit.park(&member.outbox);
+                    self.behind.push(member.outbox.clone());
                 }
                 Code::DELIVERED
             }

@@ -119,6 +119,7 @@ impl Actor {
             cut: Vec::new(),
             delivered: 0,
             failures: Vec::new(),
+            behind: Vec::new(),
         };
         // A message for one user is written into the buffer of that user's
         // messages in this command, queued when the command is done.
@@ -159,6 +160,7 @@ impl Actor {
             };
             delivery.fan_out(from, frame, named.as_deref_mut(), registry);
         }
+        delivery.pace();
 
         let ack = AckView {
             client_id: send.id(),
