@@ -14,13 +14,15 @@ use crate::wait::{count_ready, not_ready};
 /// Connects `subscribers` receivers (`s0`, `s1`, ...) of one publisher's
 /// broadcasts, then the publisher (`pub`), which is the last peer returned.
 /// Receivers expect `messages` data messages and record latencies from
-/// sequence number `record_from` on.
+/// sequence number `record_from` on; `stuck` stuck readers are in the
+/// audience besides.
 pub(crate) async fn connect(
     ctx: &Ctx,
     subscribers: u32,
     messages: u64,
     size: usize,
     record_from: u64,
+    stuck: u32,
 ) -> Result<Vec<Peer>, SetupError> {
     let specs = (0..subscribers)
         .map(|i| Spec {
@@ -31,6 +33,7 @@ pub(crate) async fn connect(
                 size,
                 record_from,
                 ack_recipients: None,
+                stuck: 0,
             },
             source: None,
             read_buffer: STREAM_READ_BUFFER,
@@ -49,6 +52,7 @@ pub(crate) async fn connect(
                 size,
                 record_from: 0,
                 ack_recipients: Some(subscribers),
+                stuck,
             },
             source: None,
             read_buffer: STREAM_READ_BUFFER,

@@ -148,6 +148,7 @@ pub(crate) async fn run(ctx: &Ctx, args: &ConnsArgs) -> Result<Report<Conns>, Se
                 size: 0,
                 record_from: 0,
                 ack_recipients: None,
+                stuck: 0,
             },
             source: sources.as_ref().map(|ips| ips[i as usize % ips.len()]),
             read_buffer: IDLE_READ_BUFFER,

@@ -106,7 +106,7 @@ impl Figures for Fanout {
 pub(crate) async fn run(ctx: &Ctx, args: &FanoutArgs) -> Result<Report<Fanout>, SetupError> {
     let subscribers = args.subscribers;
     let started = Instant::now();
-    let mut peers = audience::connect(ctx, subscribers, args.messages, args.size, 0).await?;
+    let mut peers = audience::connect(ctx, subscribers, args.messages, args.size, 0, 0).await?;
     let connect_s = started.elapsed().as_secs_f64();
     let (sender, all_ready, mut failures) = audience::warm_up(ctx, &peers, args.size).await?;
 

@@ -8,8 +8,12 @@
 //! R / 1000. Messages of the first `--warmup` seconds are delivered and
 //! checked but not recorded.
 //!
-//! JSON figures: `subscribers`, `rate`, `duration_s`, `size`, `warmup_s`,
-//! `sent`, `all_ready`, `publish_per_s`, `max_publish_batch`.
+//! With `--stuck N`, N registered readers that never read (`stuck.rs`) are
+//! in the audience too: the figures are those of the readers that keep up,
+//! and show what the stuck ones cost them.
+//!
+//! JSON figures: `subscribers`, `stuck`, `rate`, `duration_s`, `size`,
+//! `warmup_s`, `sent`, `all_ready`, `publish_per_s`, `max_publish_batch`.
 
 use std::time::{Duration, Instant};
 
@@ -25,6 +29,7 @@ use crate::payload::Kind;
 use crate::procstat::CpuWindow;
 use crate::report::{self, Checks, Figures, Report};
 use crate::sender::Sender;
+use crate::stuck;
 use crate::wait::{collect, wait_for};
 
 /// `chinwag bench latency`.
@@ -45,12 +50,18 @@ pub(crate) struct LatencyArgs {
     /// Seconds at the start whose latencies are not recorded.
     #[arg(long, value_name = "SECS", default_value_t = 1.0)]
     warmup: f64,
+    /// Registered readers that never read, added to the audience (a small
+    /// receive buffer each, as a phone on a dead network): the hub should
+    /// cut them without slowing the others.
+    #[arg(long, default_value_t = 0)]
+    stuck: u32,
 }
 
 /// What `latency` measured (the percentiles are in the report's `latency`).
 #[derive(Debug, Serialize)]
 pub(crate) struct Latency {
     subscribers: u32,
+    stuck: u32,
     rate: u64,
     duration_s: u64,
     size: usize,
@@ -63,8 +74,13 @@ pub(crate) struct Latency {
 
 impl Figures for Latency {
     fn title(&self) -> String {
+        let stuck = if self.stuck > 0 {
+            format!(" and {} stuck readers", self.stuck)
+        } else {
+            String::new()
+        };
         format!(
-            "latency: 1 publisher, {} subscribers, {} messages/s of {} bytes for {} s (first {} s not recorded)",
+            "latency: 1 publisher, {} subscribers{stuck}, {} messages/s of {} bytes for {} s (first {} s not recorded)",
             self.subscribers,
             report::count(self.rate),
             self.size,
@@ -108,7 +124,10 @@ pub(crate) async fn run(ctx: &Ctx, args: &LatencyArgs) -> Result<Report<Latency>
     let subscribers = args.subscribers;
     let total = args.rate * args.duration;
     let record_from = whole(args.warmup * float(args.rate));
-    let mut peers = audience::connect(ctx, subscribers, total, args.size, record_from).await?;
+    // Registered before the audience, so that every broadcast names them.
+    let stuck = stuck::connect(ctx, args.stuck).await?;
+    let mut peers =
+        audience::connect(ctx, subscribers, total, args.size, record_from, args.stuck).await?;
     let (sender, all_ready, mut failures) = audience::warm_up(ctx, &peers, args.size).await?;
 
     let cpu = CpuWindow::start(ctx.server_pid);
@@ -131,8 +150,10 @@ pub(crate) async fn run(ctx: &Ctx, args: &LatencyArgs) -> Result<Report<Latency>
 
     let tallies = collect(ctx, &mut peers).await;
     let checks = Checks::from_tallies(&tallies, expected, total);
+    drop(stuck);
     let figures = Latency {
         subscribers,
+        stuck: args.stuck,
         rate: args.rate,
         duration_s: args.duration,
         size: args.size,

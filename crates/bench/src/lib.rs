@@ -50,6 +50,7 @@
 //! - `conn.rs`: opening and registering connections, many at a time.
 //! - `sender.rs`: writing `SEND` frames in batches.
 //! - `wait.rs`: waiting on the receivers (deliveries, warm-up, the end).
+//! - `stuck.rs`: registered readers that never read, for `latency --stuck`.
 //! - `audience.rs`: the subscribers and publisher of a broadcast.
 //! - `fanout.rs`, `direct.rs`, `latency.rs`, `conns.rs`: the workloads,
 //!   each saying what it does and what it reports.
@@ -75,6 +76,7 @@ mod receiver;
 mod report;
 mod sender;
 mod shared_write;
+mod stuck;
 mod wait;
 
 pub use self::command::{BenchArgs, Verdict, WORKER_THREADS, run};

@@ -27,6 +27,7 @@ use crate::clock::Clock;
 use crate::codec::{BenchCodec, Inbound};
 use crate::payload::{self, Header, Kind, WARMUP_ID};
 use crate::shared_write::SharedWrite;
+use crate::stuck::STUCK_PREFIX;
 
 /// Latencies buffered before taking the histogram's lock.
 const LATENCY_BATCH: usize = 256;
@@ -47,6 +48,9 @@ pub(crate) struct Expect {
     /// Recipients the `ACK` of each data message this connection sends must
     /// report; `None` for a connection that sends no data.
     pub(crate) ack_recipients: Option<u32>,
+    /// Stuck readers among those recipients (`stuck.rs`): each may be
+    /// counted or not, and may fail, while the hub has yet to cut it.
+    pub(crate) stuck: u32,
 }
 
 /// What the coordinator watches while a run goes on.
@@ -343,9 +347,14 @@ fn on_ack(
     r.progress.acks.store(tally.acks, Relaxed);
     let in_order = client_id == *last_ack + 1;
     *last_ack = client_id;
-    let all_delivered =
-        ack.is_none_or(|ack| ack.statuses.iter().all(|s| s.status == Code::DELIVERED));
-    if r.expect.ack_recipients == Some(delivered) && all_delivered && in_order {
+    let all_delivered = ack.is_none_or(|ack| {
+        (ack.statuses.iter())
+            .all(|s| s.status == Code::DELIVERED || s.nick.starts_with(STUCK_PREFIX))
+    });
+    let counted = r.expect.ack_recipients.is_some_and(|healthy| {
+        (healthy..=healthy.saturating_add(r.expect.stuck)).contains(&delivered)
+    });
+    if counted && all_delivered && in_order {
         return;
     }
     tally.bad_acks += 1;
