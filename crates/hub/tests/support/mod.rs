@@ -13,7 +13,7 @@ use tokio_util::codec::Framed;
 
 pub use chinwag_testkit::{
     PATIENCE, PipeHub, RawClient, TestHub, codes_until_closed, encode_frames, guard, hello,
-    hello_with_options, next, send, settle, timed, within,
+    hello_with_options, next, raw_frame, send, settle, timed, users, within,
 };
 
 pub type Client = Framed<TcpStream, ClientCodec>;
