@@ -1,5 +1,8 @@
 //! Admission over real sockets: the connection limit and the registration
-//! deadline.
+//! deadline. When exactly the deadline fires, and that registered clients
+//! are not subject to it, is `crates/hub/tests/deadlines.rs`'s to say, on a
+//! paused clock; here it is shortened to a few seconds and no time is
+//! asserted.
 
 mod support;
 
@@ -29,6 +32,10 @@ async fn connect_when_admitted(hub: &TestHub) -> RawClient {
     })
     .await
 }
+
+/// Shorter than the default 5 s, and still long enough that a client on a
+/// loaded machine gets its `PING` answered before it passes.
+const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[tokio::test]
 async fn connection_over_the_limit_gets_server_full_at_once_and_is_closed() {
@@ -119,7 +126,7 @@ async fn unregistered_connections_are_capped_apart_from_registered_users() {
 #[tokio::test]
 async fn connection_without_hello_gets_registration_timeout_and_is_closed() {
     let mut config = HubConfig::default();
-    config.registration_timeout = Duration::from_secs(1);
+    config.registration_timeout = REGISTRATION_TIMEOUT;
     let hub = TestHub::with_config(config).await;
     let mut alice = hub.register("alice").await;
     let mut silent = hub.connect().await;
@@ -131,7 +138,7 @@ async fn connection_without_hello_gets_registration_timeout_and_is_closed() {
 #[tokio::test]
 async fn pings_and_refused_hellos_do_not_count_as_registering() {
     let mut config = HubConfig::default();
-    config.registration_timeout = Duration::from_secs(1);
+    config.registration_timeout = REGISTRATION_TIMEOUT;
     let hub = TestHub::with_config(config).await;
     let mut pinging = hub.connect().await;
     pinging.send(ClientFrame::Ping(1)).await;
@@ -143,15 +150,4 @@ async fn pings_and_refused_hellos_do_not_count_as_registering() {
     for client in [&mut pinging, &mut refused] {
         client.expect_fatal(Code::REGISTRATION_TIMEOUT).await;
     }
-}
-
-#[tokio::test]
-async fn registered_clients_are_not_subject_to_the_registration_deadline() {
-    let mut config = HubConfig::default();
-    config.registration_timeout = Duration::from_millis(500);
-    let hub = TestHub::with_config(config).await;
-    let mut alice = hub.register("alice").await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(alice.sync().await, []);
-    assert_eq!(alice.who().await, ["alice"]);
 }

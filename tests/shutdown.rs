@@ -127,9 +127,14 @@ async fn shutdown_with_nobody_connected_completes_and_serve_returns_ok() {
 async fn clients_that_keep_talking_during_shutdown_are_still_closed() {
     let hub = TestHub::start().await;
     let [mut alice, mut bob] = register_all(&hub, ["alice", "bob"]).await;
+    let (under_way, chatting) = tokio::sync::oneshot::channel();
+    let mut under_way = Some(under_way);
     let chatter = tokio::spawn(async move {
         // Keep sending until the hub closes the connection under us.
         for seq in 0u64.. {
+            if seq == 10 {
+                let _ = under_way.take().map(|tx| tx.send(()));
+            }
             let frame = ClientFrame::Ping(seq);
             if futures::SinkExt::send(&mut alice.framed, frame)
                 .await
@@ -140,7 +145,9 @@ async fn clients_that_keep_talking_during_shutdown_are_still_closed() {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     });
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    guard(PATIENCE, "the chatter under way", chatting)
+        .await
+        .unwrap();
     let addr = hub.addr;
     hub.shutdown().await;
     bob.expect_fatal(Code::SHUTTING_DOWN).await;

@@ -100,7 +100,7 @@ async fn fanout_delivers_every_message_to_every_subscriber() {
         "{report}"
     );
     assert!(report["cpu"]["server_cpu_s"].as_f64().is_some(), "{report}");
-    hub.stop().await;
+    hub.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,7 +117,7 @@ async fn direct_pairs_each_get_all_their_partners_messages() {
     );
     // Without --server-pid there is nothing to say about the server.
     assert_eq!(report["server_rss_kb"], Value::Null);
-    hub.stop().await;
+    hub.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,7 +143,7 @@ async fn latency_records_all_but_the_warm_up_second() {
     let p99 = latency["p99_us"].as_f64().unwrap();
     let max = latency["max_us"].as_f64().unwrap();
     assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{report}");
-    hub.stop().await;
+    hub.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,7 +157,7 @@ async fn conns_holds_idle_connections() {
     assert_eq!(report["hub_errors"], 0);
     assert_eq!(report["settle"], "no-server-pid");
     assert_eq!(report["server_bytes_per_conn"], Value::Null);
-    hub.stop().await;
+    hub.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,7 +180,7 @@ async fn conns_without_presence_holds_connections_that_hear_of_no_one() {
             arrivals += 1;
         }
     }
-    hub.stop().await;
+    hub.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,7 +193,7 @@ async fn a_refused_nickname_is_a_setup_error() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("refused pub"), "{stderr}");
     assert!(output.stdout.is_empty());
-    hub.stop().await;
+    hub.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -212,5 +212,5 @@ async fn an_extra_user_online_fails_the_ack_check() {
     assert_eq!(report["bad_acks"], 100);
     assert_eq!(report["lost"], 0);
     drain.abort();
-    hub.stop().await;
+    hub.shutdown().await;
 }

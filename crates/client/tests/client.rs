@@ -323,7 +323,7 @@ async fn acks_rebuilt_from_runs_match_what_recipients_saw() {
 async fn without_reconnect_a_lost_connection_closes_the_client() {
     let hub = TestHub::start().await;
     let (alice, mut events) = Client::connect(hub.addr, "alice").await.unwrap();
-    hub.stop().await;
+    hub.shutdown().await;
     let reason = event_where(&mut events, |event| match event {
         Event::Closed { reason } => Some(reason),
         _ => None,
@@ -344,7 +344,7 @@ async fn reconnects_to_a_restarted_hub_and_reports_the_gap() {
     let options = ClientOptions::default().reconnect(backoff);
     let (alice, mut events) = Client::connect_with(addr, "alice", options).await.unwrap();
 
-    first.stop().await;
+    first.shutdown().await;
     let reason = event_where(&mut events, |event| match event {
         Event::Disconnected { reason } => Some(reason),
         _ => None,
@@ -361,7 +361,7 @@ async fn reconnects_to_a_restarted_hub_and_reports_the_gap() {
     ));
     assert!(!alice.is_closed());
 
-    let second = TestHub::start_on(addr).await;
+    let second = support::start_on(addr).await;
     let (after, attempts, welcome) = event_where(&mut events, |event| match event {
         Event::Reconnected {
             after,
@@ -404,7 +404,7 @@ async fn reconnection_gives_up_after_its_attempts() {
     let (_alice, mut events) = Client::connect_with(hub.addr, "alice", options)
         .await
         .unwrap();
-    hub.stop().await;
+    hub.shutdown().await;
     let reason = event_where(&mut events, |event| match event {
         Event::Closed { reason } => Some(reason),
         _ => None,

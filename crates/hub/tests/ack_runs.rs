@@ -13,7 +13,7 @@ use chinwag_hub::protocol::{
 use futures::SinkExt;
 use tokio::io::AsyncWriteExt;
 
-use support::{Client, connect, encode, next, register, register_with, send, start};
+use support::{Client, connect, encode_frames, next, register, register_with, send, start};
 
 /// What a sender heard about one of its messages.
 #[derive(Debug, PartialEq, Eq)]
@@ -135,7 +135,11 @@ async fn runs_acknowledge_delivered_messages_and_the_rest_keep_their_acks_in_ord
         frames.push(send(id, &["bob"], format!("m{id}")));
         texts_to_bob.push(id);
     }
-    alice.get_mut().write_all(&encode(&frames)).await.unwrap();
+    alice
+        .get_mut()
+        .write_all(&encode_frames(&frames))
+        .await
+        .unwrap();
 
     let ids = message_ids(&mut bob, texts_to_bob.len()).await;
     let (got, runs) = replies(&mut alice, frames.len()).await;

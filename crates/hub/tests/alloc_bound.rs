@@ -6,15 +6,13 @@
 
 mod support;
 
-use std::time::Duration;
-
 use chinwag_hub::HubConfig;
 use chinwag_hub::protocol::{ClientCodec, Code};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
-use support::{codes_until_closed, start};
+use support::{codes_until_closed, register, settle, start};
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
@@ -28,9 +26,9 @@ async fn lying_length_prefixes_allocate_nothing_near_the_declared_length() {
 
     // Warm up: one ordinary connection, so that the runtime's and the
     // hub's one-off allocations are behind us.
-    let warm = TcpStream::connect(addr).await.unwrap();
+    let warm = register(addr, "warm").await;
     drop(warm);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    settle("connections", || hub.connection_count(), 0).await;
     let before = dhat::HeapStats::get().max_bytes;
 
     let prefixes: [u32; 3] = [

@@ -8,7 +8,7 @@ use chinwag_hub::HubConfig;
 use chinwag_hub::protocol::{ClientFrame, Code, Recipients, SendFrame, ServerFrame};
 use tokio::io::AsyncWriteExt;
 
-use support::{Client, encode, next, register, send, start};
+use support::{Client, encode_frames, next, register, send, start};
 
 /// The texts of the next `count` messages from `from`; presence notices
 /// between them are passed over.
@@ -61,7 +61,7 @@ async fn sends_written_at_once_arrive_in_order_with_the_frames_between_them() {
         frames.push(send(n + 1, &[], format!("m{n}")));
         n += 1;
     }
-    let mut wire = encode(&frames);
+    let mut wire = encode_frames(&frames);
     wire.extend_from_slice(&[0, 0, 0, 3, 0x02, 0, 0]);
     alice.get_mut().write_all(&wire).await.unwrap();
 
@@ -121,7 +121,11 @@ async fn a_run_of_sends_larger_than_the_in_flight_budget_waits_for_room() {
     let frames: Vec<_> = (0..500)
         .map(|n| send(n + 1, &["bob"], format!("m{n}")))
         .collect();
-    alice.get_mut().write_all(&encode(&frames)).await.unwrap();
+    alice
+        .get_mut()
+        .write_all(&encode_frames(&frames))
+        .await
+        .unwrap();
 
     expect_messages(&mut bob, 500, "alice").await;
     for id in 1..=500 {
@@ -157,7 +161,11 @@ async fn replies_to_a_run_keep_its_order_errors_included() {
             }
         })
         .collect();
-    alice.get_mut().write_all(&encode(&frames)).await.unwrap();
+    alice
+        .get_mut()
+        .write_all(&encode_frames(&frames))
+        .await
+        .unwrap();
 
     for id in 1..=100u64 {
         match next(&mut alice).await {
@@ -202,7 +210,11 @@ async fn a_run_to_several_users_in_turn_keeps_each_ones_order() {
         }
         frames.push(send(n as u64 + 1, to, text));
     }
-    alice.get_mut().write_all(&encode(&frames)).await.unwrap();
+    alice
+        .get_mut()
+        .write_all(&encode_frames(&frames))
+        .await
+        .unwrap();
 
     assert_eq!(
         texts(&mut bob, expected[0].len(), "alice").await,

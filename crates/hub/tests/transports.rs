@@ -6,33 +6,17 @@ mod support;
 
 use chinwag_hub::protocol::{ClientCodec, Code, ServerFrame};
 use chinwag_hub::{Front, Hub, HubConfig, HubError, Split};
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream};
 use tokio::time::timeout;
 use tokio_util::codec::Framed;
 
-use support::{PATIENCE, hello, send};
+use support::{PATIENCE, RawClient, hello, next, send};
 
 /// A binary-protocol client over one end of an in-memory pipe whose other
 /// end the hub serves.
 fn pipe_client(hub: &Hub) -> Framed<DuplexStream, ClientCodec> {
-    let (ours, theirs) = tokio::io::duplex(64 * 1024);
-    hub.serve_connection(Split::new(theirs), "pipe", Front::Binary)
-        .expect("the hub takes the connection");
-    Framed::new(ours, ClientCodec::default())
-}
-
-async fn next<S>(client: &mut Framed<S, ClientCodec>) -> Option<ServerFrame>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    match timeout(PATIENCE, client.next())
-        .await
-        .expect("no frame in time")
-    {
-        Some(Ok(frame)) => Some(frame),
-        Some(Err(_)) | None => None,
-    }
+    RawClient::pipe(hub).framed
 }
 
 async fn message_text<S>(client: &mut Framed<S, ClientCodec>) -> String
