@@ -162,22 +162,29 @@ fn no_progress(outbox: &Outbox) -> io::Error {
     )
 }
 
+/// Writes all of `bytes`, cutting the connection as a slow consumer when one
+/// write makes no progress for `deadline`. The deadline is per write, not
+/// for the whole: a reader that keeps taking bytes, however slowly, is not
+/// cut by it (the outbox's own bounds deal with one that falls behind).
 pub(crate) async fn write_deadline<W>(
     io: &mut W,
-    bytes: &[u8],
+    mut bytes: &[u8],
     deadline: Duration,
     outbox: &Outbox,
 ) -> io::Result<()>
 where
     W: AsyncWrite + Unpin,
 {
-    if bytes.is_empty() {
-        return Ok(());
+    while !bytes.is_empty() {
+        let Ok(written) = timeout(deadline, io.write(bytes)).await else {
+            return Err(no_progress(outbox));
+        };
+        match written? {
+            0 => return Err(io::ErrorKind::WriteZero.into()),
+            written => bytes = &bytes[written..],
+        }
     }
-    match timeout(deadline, io.write_all(bytes)).await {
-        Ok(result) => result,
-        Err(_) => Err(no_progress(outbox)),
-    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -266,6 +266,49 @@ async fn a_reader_that_stops_reading_is_cut_when_a_write_makes_no_progress_for_t
     assert!(drained > 0 && drained < high_water / 4, "{drained} bytes");
 }
 
+/// The write deadline is for a write that makes no progress, not for a
+/// large frame to be written whole: a reader that keeps taking 4 KiB a
+/// second, slower than a 200 KiB message can be written in the deadline,
+/// is not cut, and gets the message whole (it is below the high-water
+/// mark, so the sweep has nothing to say either).
+#[tokio::test(start_paused = true)]
+async fn a_reader_that_keeps_reading_slowly_is_not_cut_by_the_write_deadline() {
+    use tokio::io::AsyncReadExt;
+    use tokio_util::codec::Decoder;
+
+    let config = HubConfig::default();
+    let deadline = config.slow_consumer_deadline;
+    let size = 200 * 1024;
+    assert!(size < config.outbox_high_water);
+    let hub = PipeHub::start(config);
+    let mut publisher = hub.hub.attach("publisher").await.unwrap();
+    let reader = hub.connect_with_buffer(4096).registered("reader").await;
+    publisher
+        .send(users(&["reader"]), "y".repeat(size))
+        .await
+        .unwrap();
+
+    // 4 KiB a second: about 50 s for the message, five deadlines.
+    let mut framed = reader.framed;
+    let mut bytes = framed.read_buffer_mut().split();
+    let started = Instant::now();
+    let message = loop {
+        if let Some(ServerFrame::Message(message)) = framed.codec_mut().decode(&mut bytes).unwrap()
+        {
+            break message;
+        }
+        let mut chunk = vec![0; 4096];
+        let read = guard(deadline, "4 KiB", framed.get_mut().read(&mut chunk)).await;
+        let read = read.unwrap();
+        assert!(read > 0, "the reader was cut after {:?}", started.elapsed());
+        bytes.extend_from_slice(&chunk[..read]);
+        sleep(Duration::from_secs(1)).await;
+    };
+    assert_eq!(message.text.len(), size);
+    assert!(started.elapsed() > 4 * deadline, "{:?}", started.elapsed());
+    assert_eq!(hub.hub.stats().slow_consumers, 0);
+}
+
 /// A consumer whose queue stays above the high-water mark is cut at the
 /// deadline by the actor's sweep, which runs every quarter deadline but at
 /// most once a second: between 10 and 11 s after the queue went over. An
