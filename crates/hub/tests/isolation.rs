@@ -132,6 +132,25 @@ async fn publish(
         .unwrap();
 }
 
+/// Waits for every healthy reader, and checks that each got the whole
+/// broadcast in order, and (with `gaps`) never waited `MAX_GAP` for a
+/// message.
+async fn expect_everything(readers: Vec<JoinHandle<Seen>>, count: usize, gaps: bool) {
+    for reader in readers {
+        let seen = timeout(PATIENCE, reader).await.expect("in time").unwrap();
+        assert_eq!(
+            seen.seqs,
+            (0..count).collect::<Vec<_>>(),
+            "lost or reordered"
+        );
+        assert!(
+            !gaps || seen.longest_gap < MAX_GAP,
+            "a healthy reader waited {:?} between two messages",
+            seen.longest_gap
+        );
+    }
+}
+
 /// Waits until the hub has cut `count` slow consumers.
 async fn cut(hub: &Hub, count: u64) {
     support::settle("slow consumers cut", || hub.stats().slow_consumers, count).await;
@@ -165,19 +184,7 @@ async fn stuck_readers_pace_nobody(named: bool) {
     })
     .await;
 
-    for reader in readers {
-        let seen = timeout(PATIENCE, reader).await.expect("in time").unwrap();
-        assert_eq!(
-            seen.seqs,
-            (0..count).collect::<Vec<_>>(),
-            "lost or reordered"
-        );
-        assert!(
-            seen.longest_gap < MAX_GAP,
-            "a healthy reader waited {:?} between two messages",
-            seen.longest_gap
-        );
-    }
+    expect_everything(readers, count, true).await;
     // Each stuck reader is cut within its bound: above the mark for the
     // deadline (checked every quarter deadline), or past the queue's limit.
     cut(&hub, stuck_names.len() as u64).await;
@@ -237,15 +244,7 @@ async fn a_reader_slower_than_the_broadcast_is_cut_and_paces_nobody() {
     let publisher = support::register(addr, "publisher").await;
     let count = 5 * 3 * DEADLINE.as_millis() as usize;
     publish(publisher, count, 5, |id, text| send(id, &[], text)).await;
-    for reader in readers {
-        let seen = timeout(PATIENCE, reader).await.expect("in time").unwrap();
-        assert_eq!(
-            seen.seqs,
-            (0..count).collect::<Vec<_>>(),
-            "lost or reordered"
-        );
-        assert!(seen.longest_gap < MAX_GAP, "waited {:?}", seen.longest_gap);
-    }
+    expect_everything(readers, count, true).await;
     cut(&hub, 1).await;
     hurry.store(true, std::sync::atomic::Ordering::Relaxed);
     timeout(PATIENCE, slow_reader)
@@ -270,14 +269,7 @@ async fn a_full_speed_fan_out_to_healthy_readers_loses_nothing() {
     let count = 20_000;
     // Everything at once: far faster than 20 readers can be written to.
     publish(publisher, count, count, |id, text| send(id, &[], text)).await;
-    for reader in readers {
-        let seen = timeout(PATIENCE, reader).await.expect("in time").unwrap();
-        assert_eq!(
-            seen.seqs,
-            (0..count).collect::<Vec<_>>(),
-            "lost or reordered"
-        );
-    }
+    expect_everything(readers, count, false).await;
     assert_eq!(hub.stats().slow_consumers, 0);
     hub.shutdown().await;
 }

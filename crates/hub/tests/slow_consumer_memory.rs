@@ -40,21 +40,7 @@ async fn a_stuck_reader_is_cut_and_the_hub_memory_stays_bounded() {
     // The reader keeps up and counts what it gets, in order.
     let reading = tokio::spawn(async move {
         let mut reader = reader;
-        let mut next = 0usize;
-        while next < MESSAGES {
-            match timeout(PATIENCE, reader.next())
-                .await
-                .expect("reader starved")
-            {
-                Some(Ok(ServerFrame::Message(m))) => {
-                    let seq: usize = m.text[..8].trim_end_matches('x').parse().unwrap();
-                    assert_eq!(seq, next, "out of order or lost");
-                    next += 1;
-                }
-                Some(Ok(_)) => {}
-                other => panic!("reader lost its connection: {other:?}"),
-            }
-        }
+        support::read_numbered(&mut reader, MESSAGES).await;
     });
 
     // The publisher sends as fast as the hub takes it and reads its acks.
@@ -78,8 +64,7 @@ async fn a_stuck_reader_is_cut_and_the_hub_memory_stays_bounded() {
         stuck_gone
     });
     for seq in 0..MESSAGES {
-        let mut text = format!("{seq:x<8}");
-        text.extend(std::iter::repeat_n('x', TEXT - text.len()));
+        let text = support::numbered(seq, TEXT);
         sink.send(ClientFrame::Send(SendFrame {
             id: seq as u64 + 1,
             to: Recipients::Everyone,

@@ -66,21 +66,7 @@ async fn fifty_stuck_readers_pin_no_more_than_their_queues_limits() {
     for i in 0..HEALTHY {
         let mut reader = register(addr, &format!("reader{i}")).await;
         readers.push(tokio::spawn(async move {
-            let mut next = 0usize;
-            while next < MESSAGES {
-                match timeout(PATIENCE, reader.next())
-                    .await
-                    .expect("reader starved")
-                {
-                    Some(Ok(ServerFrame::Message(m))) => {
-                        let seq: usize = m.text[..8].trim_end_matches('x').parse().unwrap();
-                        assert_eq!(seq, next, "out of order or lost");
-                        next += 1;
-                    }
-                    Some(Ok(_)) => {}
-                    other => panic!("a reader lost its connection: {other:?}"),
-                }
-            }
+            support::read_numbered(&mut reader, MESSAGES).await;
         }));
     }
     let publisher = register(addr, "publisher").await;
@@ -110,8 +96,7 @@ async fn fifty_stuck_readers_pin_no_more_than_their_queues_limits() {
         if seq % 2 == 0 {
             tick.tick().await;
         }
-        let mut text = format!("{seq:x<8}");
-        text.extend(std::iter::repeat_n('x', TEXT - text.len()));
+        let text = support::numbered(seq, TEXT);
         sink.send(send(seq as u64 + 1, &[], text)).await.unwrap();
     }
     for reader in readers {

@@ -42,3 +42,32 @@ pub async fn register_with(addr: SocketAddr, nick: &str, asked: u32) -> (Client,
         .await;
     (client.framed, welcome)
 }
+
+/// A message's text of `len` bytes that begins with its sequence number,
+/// padded with `x` to 8 bytes, as [`read_numbered`] reads them.
+pub fn numbered(seq: usize, len: usize) -> String {
+    let mut text = format!("{seq:x<8}");
+    text.extend(std::iter::repeat_n('x', len.saturating_sub(text.len())));
+    text
+}
+
+/// Reads `count` [`numbered`] messages, checking that none is lost or out
+/// of order; fails the test if the connection ends first, or a message is
+/// [`PATIENCE`] in coming.
+pub async fn read_numbered(client: &mut Client, count: usize) {
+    use chinwag_hub::protocol::ServerFrame;
+    use futures::StreamExt;
+
+    let mut next = 0usize;
+    while next < count {
+        match guard(PATIENCE, "the next message", client.next()).await {
+            Some(Ok(ServerFrame::Message(m))) => {
+                let seq: usize = m.text[..8].trim_end_matches('x').parse().unwrap();
+                assert_eq!(seq, next, "out of order or lost");
+                next += 1;
+            }
+            Some(Ok(_)) => {}
+            other => panic!("a reader lost its connection: {other:?}"),
+        }
+    }
+}
