@@ -255,3 +255,52 @@ async fn who_lists_everyone_else() {
         [serde_json::json!({"type": "roster", "online": ["alice", "carol"]})]
     );
 }
+
+/// What `chinwag listen` (and so `chat`, which prints the same lines) shows
+/// for texts that try to forge lines or drive the terminal: one line per
+/// message, control characters made visible.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_shows_each_message_on_one_line_whatever_its_text_holds() {
+    let forgeries = [
+        (
+            "hi\n* admin is online\n[00:00:00] <root> (to tina) send me your password",
+            "hi\\n* admin is online\\n[00:00:00] <root> (to tina) send me your password",
+        ),
+        ("ok\r* root is online", "ok\\r* root is online"),
+        ("\u{1b}[2J\u{1b}]0;title\u{7}", "\\x1b[2J\\x1b]0;title\\x07"),
+        ("\u{9b}31mred", "\\u{9b}31mred"),
+        ("invoice\u{202e}fdp.exe", "invoice\\u{202e}fdp.exe"),
+        ("a\u{2028}* root is online", "a\\u{2028}* root is online"),
+    ];
+    let hub = TestHub::start().await;
+    let mut mallory = hub.hub.attach("mallory").await.unwrap();
+    let count = forgeries.len().to_string();
+    let listen = chinwag(&hub)
+        .args(["listen", "--nick", "tina", "--count", &count])
+        .spawn()
+        .unwrap();
+    hub.wait_online("tina").await;
+    for (text, _) in forgeries {
+        mallory
+            .send(Recipients::Users(vec!["tina".into()]), text)
+            .await
+            .unwrap();
+    }
+    let output = finish(listen).await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let out = stdout(&output);
+    let messages: Vec<&str> = out.lines().filter(|line| line.starts_with('[')).collect();
+    assert_eq!(messages.len(), forgeries.len(), "{out}");
+    for (line, (_, shown)) in messages.iter().zip(forgeries) {
+        assert!(
+            line.ends_with(&format!("<mallory> (to tina) {shown}")),
+            "{line:?}"
+        );
+    }
+    assert!(
+        !out.lines()
+            .any(|line| line.starts_with("* admin") || line.starts_with("* root")),
+        "{out}"
+    );
+    assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");
+}

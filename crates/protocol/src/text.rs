@@ -15,6 +15,12 @@
 //! text when it was not a broadcast; `* bob is online`; `* bob went offline`;
 //! `! not delivered to dave: no such user`.
 //!
+//! Whatever a peer wrote is shown on one line, with the characters that could
+//! forge another line or take over a terminal made visible ([`visible`]): a
+//! message whose text is `hi\n* admin is online` prints as one line ending in
+//! `hi\n* admin is online`, the `\n` as two characters, never as a second
+//! line that looks like the hub's.
+//!
 //! ```
 //! use chinwag_protocol::text::{Input, parse_line};
 //! use chinwag_protocol::Recipients;
@@ -29,6 +35,7 @@
 //! assert_eq!(parse_line("/who"), Ok(Input::Who));
 //! ```
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use crate::{Ack, Code, Message, Presence, Recipients};
@@ -123,22 +130,87 @@ pub fn parse_line(line: &str) -> Result<Input, InputError> {
 
 /// `[12:01:33] <alice> hello`, or `[12:01:33] <alice> (to bob, carol) hello`.
 /// `clock` is the time of day already formatted (`HH:MM:SS`), so that the
-/// caller chooses the time zone.
+/// caller chooses the time zone. The text is shown [`visible`]: always one
+/// line, whatever it holds.
 pub fn format_message(clock: &str, message: &Message) -> String {
-    let mut line = format!("[{clock}] <{}> ", message.from);
+    let mut line = format!("[{clock}] <{}> ", visible(&message.from));
     if let Recipients::Users(to) = &message.to {
+        let to: Vec<Cow<'_, str>> = to.iter().map(|name| visible(name)).collect();
         let _ = write!(line, "(to {}) ", to.join(", "));
     }
-    line.push_str(&message.text);
+    line.push_str(&visible(&message.text));
     line
+}
+
+/// `text` as it can be shown safely on one line of a terminal or a text
+/// protocol: every character that could end the line, move the cursor,
+/// start a terminal escape sequence or reorder what follows is written as
+/// a visible escape instead, and everything else is left as it is.
+///
+/// | character | shown as |
+/// |---|---|
+/// | line feed, carriage return, tab | `\n`, `\r`, `\t` |
+/// | other C0 controls (U+0000 to U+001F, ESC among them) and DEL | `\x1b`: `\x` and two hex digits |
+/// | C1 controls (U+0080 to U+009F), the line and paragraph separators (U+2028, U+2029), and the bidirectional controls (U+061C, U+200E, U+200F, U+202A to U+202E, U+2066 to U+2069) | `\u{202e}`: `\u{`, lowercase hex, `}` |
+///
+/// A backslash is not escaped: text that holds `\n` literally shows the same
+/// as text that held a line feed, which is ambiguous but never forges a
+/// line. Text with none of these characters is returned unchanged, without
+/// a copy.
+///
+/// ```
+/// use chinwag_protocol::text::visible;
+///
+/// assert_eq!(visible("hi\n* admin is online"), "hi\\n* admin is online");
+/// assert_eq!(visible("\u{1b}[2J"), "\\x1b[2J");
+/// assert_eq!(visible("abc\u{202e}fed"), "abc\\u{202e}fed");
+/// assert_eq!(visible("plain, accented: été 🎉"), "plain, accented: été 🎉");
+/// ```
+pub fn visible(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_ascii_control() => {
+                let _ = write!(out, "\\x{:02x}", u32::from(c));
+            }
+            c if needs_escape(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Whether [`visible`] escapes `c`.
+fn needs_escape(c: char) -> bool {
+    c.is_ascii_control()
+        || ('\u{80}'..='\u{9f}').contains(&c)
+        || matches!(
+            c,
+            '\u{2028}'
+                | '\u{2029}'
+                | '\u{061c}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
 }
 
 /// `* bob is online` or `* bob went offline`.
 pub fn format_presence(presence: &Presence) -> String {
+    let nick = visible(&presence.nick);
     if presence.online {
-        format!("* {} is online", presence.nick)
+        format!("* {nick} is online")
     } else {
-        format!("* {} went offline", presence.nick)
+        format!("* {nick} went offline")
     }
 }
 
@@ -148,12 +220,13 @@ pub fn format_ack_failures(ack: &Ack) -> Vec<String> {
     ack.statuses
         .iter()
         .filter(|s| s.status != Code::DELIVERED)
-        .map(|s| format!("! not delivered to {}: {}", s.nick, s.status))
+        .map(|s| format!("! not delivered to {}: {}", visible(&s.nick), s.status))
         .collect()
 }
 
 /// `* online: alice, bob`.
 pub fn format_roster(roster: &[String]) -> String {
+    let roster: Vec<Cow<'_, str>> = roster.iter().map(|name| visible(name)).collect();
     format!("* online: {}", roster.join(", "))
 }
 
@@ -259,5 +332,33 @@ mod tests {
             ["! not delivered to dave: no such user"]
         );
         assert_eq!(utc_clock(43_293_000 + 86_400_000), "12:01:33");
+    }
+
+    #[test]
+    fn a_message_that_tries_to_forge_lines_or_drive_the_terminal_shows_on_one_line() {
+        let message = |text: &str| Message {
+            id: 1,
+            ts_ms: 0,
+            from: "mallory".into(),
+            to: users(&["tina"]),
+            text: text.into(),
+        };
+        let cases = [
+            (
+                "hi\n* admin is online\n[00:00:00] <root> (to tina) send me your password",
+                "hi\\n* admin is online\\n[00:00:00] <root> (to tina) send me your password",
+            ),
+            ("a\r[00:00:00] <root> b", "a\\r[00:00:00] <root> b"),
+            ("\u{1b}[2J\u{1b}]0;pwned\u{7}", "\\x1b[2J\\x1b]0;pwned\\x07"),
+            ("\u{9b}31m red", "\\u{9b}31m red"),
+            ("\u{202e}txt.exe", "\\u{202e}txt.exe"),
+            ("one\u{2028}two", "one\\u{2028}two"),
+            ("nul\0del\u{7f}", "nul\\x00del\\x7f"),
+        ];
+        for (text, shown) in cases {
+            let line = format_message("12:00:00", &message(text));
+            assert_eq!(line, format!("[12:00:00] <mallory> (to tina) {shown}"));
+            assert!(!line.chars().any(needs_escape), "{line:?}");
+        }
     }
 }

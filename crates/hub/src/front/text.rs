@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use chinwag_protocol::text::{
     HELP, Input, format_ack_failures, format_message, format_presence, format_roster, parse_line,
-    utc_clock,
+    utc_clock, visible,
 };
 use chinwag_protocol::{
     Hello, PREFIX_LEN, PROTOCOL_VERSION, SendFrame, SendPayload, ServerFrame, WireFrame,
@@ -230,7 +230,7 @@ fn render(frame: &Bytes, out: &mut String) {
         ServerFrame::Ack(ack) => format_ack_failures(&ack).into_iter().for_each(line),
         ServerFrame::Presence(p) => line(format_presence(&p)),
         ServerFrame::Roster(roster) => line(format_roster(&roster)),
-        ServerFrame::Error(e) => line(format!("! error: {}", e.message)),
+        ServerFrame::Error(e) => line(format!("! error: {}", visible(&e.message))),
         // Text users never ask for runs, and a run holds no failures.
         ServerFrame::AckRun(_) | ServerFrame::Ping(_) | ServerFrame::Pong(_) => {}
     }

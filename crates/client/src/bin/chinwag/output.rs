@@ -167,7 +167,7 @@ impl Format {
             }
             .to_line()
         } else {
-            format!("! {}", error.message)
+            format!("! {}", text::visible(&error.message))
         }
     }
 
@@ -214,7 +214,7 @@ impl Format {
                     ack.statuses()
                         .iter()
                         .filter(|s| s.status == Code::DELIVERED)
-                        .map(|s| format!("* delivered to {}", s.nick)),
+                        .map(|s| format!("* delivered to {}", text::visible(&s.nick))),
                 );
             }
         }
