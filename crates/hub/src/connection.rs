@@ -378,6 +378,12 @@ impl Connection {
                 tracing::Span::current().record("nick", nick.as_str());
                 info!("registered");
                 self.registration = Registration::Registered(nick);
+                // Liveness is counted from registration: the first `PING`
+                // to a client that stays silent comes one ping interval
+                // after its `WELCOME`, however long registration may take.
+                let interval = self.hub.shared.config.ping_interval;
+                self.heard = Instant::now();
+                self.timer.as_mut().reset(self.heard + interval);
             }
             Err((HubError::Refused(code), unregistered)) => {
                 if let Some(unregistered) = unregistered {

@@ -139,6 +139,29 @@ async fn a_silent_client_is_pinged_twice_and_closed_after_three_intervals() {
     assert_eq!(hub.hub.stats().ping_timeouts, 1);
 }
 
+/// Liveness is counted from registration, not from the registration
+/// deadline: with a ping interval shorter than that deadline, the first
+/// `PING` to a silent client comes one interval after its `WELCOME`.
+#[tokio::test(start_paused = true)]
+async fn the_first_ping_comes_one_interval_after_registration() {
+    let mut config = HubConfig::default();
+    config.ping_interval = Duration::from_secs(1);
+    assert!(config.registration_timeout > config.ping_interval * 2);
+    let interval = config.ping_interval;
+    let hub = PipeHub::start(config);
+    let client = hub.connect();
+    // Registration itself takes a moment of the deadline.
+    sleep(Duration::from_millis(1500)).await;
+    let start = Instant::now();
+    let mut silent = client.registered("silent").await;
+    assert_eq!(silent.recv().await, Some(ServerFrame::Ping(1)));
+    assert_at(start.elapsed(), interval, "the first PING");
+    assert_eq!(silent.recv().await, Some(ServerFrame::Ping(2)));
+    assert_at(start.elapsed(), interval * 2, "the second PING");
+    silent.expect_fatal(Code::PING_TIMEOUT).await;
+    assert_at(start.elapsed(), interval * 3, "PING_TIMEOUT");
+}
+
 /// A client that answers each `PING` is never closed, and one that sends
 /// anything at least once an interval is never pinged.
 #[tokio::test(start_paused = true)]
