@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use chinwag_protocol::{DEFAULT_MAX_FRAME, MAX_FRAME_UNREGISTERED};
 
+use crate::AddressLimits;
+
 /// Limits and deadlines of a [`Hub`](crate::Hub). `HubConfig::default()` is
 /// what `chinwagd` runs with when given no flags.
 ///
@@ -58,6 +60,8 @@ pub struct HubConfig {
     pub max_in_flight_bytes: usize,
     /// Capacity of the actor's command queue, shared by all connections.
     pub command_queue: usize,
+    /// Limits per source address, and who is exempt from them.
+    pub addresses: AddressLimits,
 }
 
 impl Default for HubConfig {
@@ -77,6 +81,7 @@ impl Default for HubConfig {
             slow_consumer_deadline: Duration::from_secs(10),
             max_in_flight_bytes: 256 * 1024,
             command_queue: 1024,
+            addresses: AddressLimits::default(),
         }
     }
 }

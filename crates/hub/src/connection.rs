@@ -22,6 +22,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 use tracing::{debug, info, warn};
 
+use crate::admission::Ticket;
 use crate::command::Command;
 use crate::flood::{TokenBucket, Verdict};
 use crate::outbox::Outbox;
@@ -104,6 +105,8 @@ pub(crate) struct Connection {
     /// place goes to the actor with the `Join`, and comes back with a
     /// refusal).
     slot: OwnedSemaphorePermit,
+    /// Its place under its source address's limits.
+    ticket: Ticket,
     /// Flood control, when the hub has it turned on.
     pub(crate) bucket: Option<TokenBucket>,
     /// Pings sent and not answered since the client was last heard from.
@@ -113,14 +116,20 @@ pub(crate) struct Connection {
     heard: Instant,
     /// The registration deadline, then the next liveness check.
     timer: Pin<Box<Sleep>>,
-    /// Resolves when the hub begins to shut down.
+    /// Resolves when the hub begins to shut down, or (before registration)
+    /// when the connection is shed to make room for a newcomer.
     pub(crate) shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
 }
 
 impl Connection {
     /// A new connection, holding `slot` under the limit of unregistered ones.
-    pub(crate) fn new(hub: Hub, slot: OwnedSemaphorePermit) -> Self {
+    pub(crate) fn new(hub: Hub, slot: OwnedSemaphorePermit, ticket: Ticket) -> Self {
         let config = &hub.shared.config;
+        // Until registration, the ticket's token: cancelled by shutdown (it
+        // is a child of the hub's) or by shedding.
+        let shutdown = ticket
+            .shed()
+            .map_or_else(|| hub.shared.shutdown.clone(), Clone::clone);
         Self {
             permits: hub.new_in_flight(),
             bucket: config.rate_limit.map(TokenBucket::new),
@@ -128,10 +137,11 @@ impl Connection {
             id: hub.next_conn_id(),
             registration: Registration::Unregistered,
             slot,
+            ticket,
             missed_pings: 0,
             heard: Instant::now(),
             timer: Box::pin(tokio::time::sleep(config.registration_timeout)),
-            shutdown: Box::pin(hub.shared.shutdown.clone().cancelled_owned()),
+            shutdown: Box::pin(shutdown.cancelled_owned()),
             hub,
         }
     }
@@ -218,8 +228,17 @@ impl Connection {
         loop {
             tokio::select! {
                 biased;
-                () = self.shutdown.as_mut() => return Err(Outcome::Shutdown),
+                () = self.shutdown.as_mut() => {
+                    if self.registration.is_registered() || self.hub.is_shutting_down() {
+                        return Err(Outcome::Shutdown);
+                    }
+                    info!("shed to make room for a newcomer");
+                    return Err(Outcome::Fatal(Code::SERVER_FULL));
+                }
                 next = input.next() => {
+                    if !self.registration.is_registered() {
+                        self.ticket.progressed();
+                    }
                     if input.last_heard().is_none() {
                         self.heard = Instant::now();
                     }
@@ -358,6 +377,9 @@ impl Connection {
                 return None;
             }
         };
+        if self.ticket.may_register().is_err() {
+            return Some(Outcome::Fatal(Code::SERVER_FULL));
+        }
         // Move from the unregistered pool to the registered one. The actor
         // lets go of the unregistered place as it registers the nickname
         // (before the WELCOME), or hands it back with a refusal.
@@ -378,6 +400,10 @@ impl Connection {
                 tracing::Span::current().record("nick", nick.as_str());
                 info!("registered");
                 self.registration = Registration::Registered(nick);
+                // Registered: no longer a candidate for shedding, so only
+                // the hub's shutdown ends the wait for input now.
+                self.ticket.registered();
+                self.shutdown = Box::pin(self.hub.shared.shutdown.clone().cancelled_owned());
                 // Liveness is counted from registration: the first `PING`
                 // to a client that stays silent comes one ping interval
                 // after its `WELCOME`, however long registration may take.

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::actor::Actor;
+use crate::admission::Admission;
 use crate::command::Command;
 use crate::outbox::Outbox;
 use crate::registry::ConnId;
@@ -58,6 +59,9 @@ pub(crate) struct Shared {
     pub(crate) connections: Arc<Semaphore>,
     /// One permit per connection that has not registered yet.
     pub(crate) unregistered: Arc<Semaphore>,
+    /// Limits per source address, and the unregistered connections that
+    /// could be shed to make room.
+    pub(crate) admission: Arc<Admission>,
     /// Limits breached, for logs and stats.
     pub(crate) counters: Counters,
     next_conn: AtomicU64,
@@ -84,6 +88,7 @@ impl Hub {
             commands,
             connections: Arc::new(Semaphore::new(config.max_connections)),
             unregistered: Arc::new(Semaphore::new(config.max_unregistered)),
+            admission: Arc::new(Admission::new(config.addresses.clone())),
             counters: Counters::default(),
             shutdown: CancellationToken::new(),
             actor_done: CancellationToken::new(),
@@ -144,7 +149,14 @@ impl Hub {
 
     /// How often each limit has been hit since the hub started.
     pub fn stats(&self) -> HubStats {
-        self.shared.counters.snapshot()
+        let mut stats = self.shared.counters.snapshot();
+        let counts = &self.shared.admission.counts;
+        let get = |count: &std::sync::atomic::AtomicU64| count.load(Ordering::Relaxed);
+        stats.address_rate_refusals = get(&counts.rate);
+        stats.address_unregistered_refusals = get(&counts.unregistered);
+        stats.address_registered_refusals = get(&counts.registered);
+        stats.shed_unregistered = get(&counts.shed);
+        stats
     }
 
     pub(crate) fn next_conn_id(&self) -> ConnId {

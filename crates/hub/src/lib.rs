@@ -35,6 +35,7 @@
 //! ```
 
 mod actor;
+mod admission;
 mod command;
 mod config;
 mod connection;
@@ -50,6 +51,7 @@ mod session;
 mod stats;
 mod writer;
 
+pub use admission::{AddressLimits, Peer};
 pub use config::{HubConfig, RateLimit};
 pub use error::HubError;
 pub use front::Front;
@@ -60,3 +62,6 @@ pub use stats::HubStats;
 
 /// The protocol crate, re-exported for embedders.
 pub use chinwag_protocol as protocol;
+
+/// The `ipnet` crate, re-exported for [`AddressLimits::exempt`].
+pub use ipnet;

@@ -17,6 +17,8 @@ use std::io;
 use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpStream, tcp};
 
+use crate::admission::Peer;
+
 /// A byte stream the hub can serve a connection over, split into the halves
 /// that the connection's reader and writer use at once.
 pub trait Transport: Send + 'static {
@@ -103,8 +105,9 @@ where
 pub trait Listener: Send + 'static {
     /// An accepted connection.
     type Io: Transport;
-    /// Where a connection came from, for the logs.
-    type Addr: fmt::Debug + Send + 'static;
+    /// Where a connection came from: for the logs, and for the limits per
+    /// source address.
+    type Addr: Peer;
 
     /// The next connection. An error is logged and retried after a pause
     /// (running out of file descriptors is the usual one).

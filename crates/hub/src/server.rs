@@ -2,13 +2,13 @@
 //! accepted elsewhere; both admit a connection under the hub's limits and
 //! spawn its task.
 
-use std::fmt;
 use std::io;
 use std::time::Duration;
 
 use chinwag_protocol::Code;
 use tracing::{info, warn};
 
+use crate::admission::Peer;
 use crate::front::Front;
 use crate::listener::{Listener, Transport};
 use crate::{Hub, HubError};
@@ -89,28 +89,42 @@ impl Hub {
     pub fn serve_connection<T: Transport>(
         &self,
         io: T,
-        peer: impl fmt::Debug + Send + 'static,
+        peer: impl Peer,
         front: Front,
     ) -> Result<(), HubError> {
         let shared = &self.shared;
         if shared.shutdown.is_cancelled() {
             return Err(HubError::Closed);
         }
-        // New connections wait for HELLO in a pool of their own; they
-        // are refused at once when that pool, or the registered one, is full.
-        let slot = if shared.connections.available_permits() > 0 {
-            shared.unregistered.clone().try_acquire_owned().ok()
-        } else {
-            None
-        };
-        if let Some(slot) = slot {
-            front.spawn(self, io, peer, slot);
-            Ok(())
-        } else {
-            warn!(?peer, "server full; refusing connection");
-            shared.counters.record(Code::SERVER_FULL);
+        // Limits per source address first: an address over them is refused
+        // before it takes anything shared.
+        let admitted = (shared.admission).admit(peer.ip(), shared.shutdown.child_token());
+        let Ok(ticket) = admitted else {
             shared.tracker.spawn(front.refuse(io));
-            Err(HubError::Refused(Code::SERVER_FULL))
+            return Err(HubError::Refused(Code::SERVER_FULL));
+        };
+        // New connections wait for HELLO in a pool of their own. When the
+        // registered pool is full, or the unregistered one is and nobody
+        // there can be shed, the newcomer is refused at once.
+        let room = shared.connections.available_permits() > 0;
+        if let Some(slot) = room
+            .then(|| shared.unregistered.clone().try_acquire_owned().ok())
+            .flatten()
+        {
+            front.spawn(self, io, peer, slot, ticket);
+            return Ok(());
         }
+        if room && shared.admission.shed_one() {
+            // The one shed gives its place back as its task ends; the
+            // newcomer waits a moment for it.
+            shared
+                .tracker
+                .spawn(front.serve_when_room(self.clone(), io, peer, ticket));
+            return Ok(());
+        }
+        warn!(?peer, "server full; refusing connection");
+        shared.counters.record(Code::SERVER_FULL);
+        shared.tracker.spawn(front.refuse(io));
+        Err(HubError::Refused(Code::SERVER_FULL))
     }
 }

@@ -33,6 +33,16 @@ pub struct HubStats {
     pub flooders: u64,
     /// Connections refused because the hub was full.
     pub server_full: u64,
+    /// Connections refused because their address opened new ones too fast.
+    pub address_rate_refusals: u64,
+    /// Connections refused because their address held as many unregistered
+    /// ones as it may.
+    pub address_unregistered_refusals: u64,
+    /// `HELLO`s refused because their address held as many registered
+    /// connections as it may.
+    pub address_registered_refusals: u64,
+    /// Unregistered connections closed to make room for a newcomer.
+    pub shed_unregistered: u64,
     /// Slow-consumer disconnects per nickname.
     pub slow_consumers_by_nick: HashMap<String, u64>,
 }
@@ -99,6 +109,8 @@ impl Counters {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clone(),
+            // Counted by admission; `Hub::stats` fills them in.
+            ..HubStats::default()
         }
     }
 }

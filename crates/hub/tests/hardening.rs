@@ -14,7 +14,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
-use support::{Client, codes_until_closed, next, register, settle, start};
+use support::{Client, codes_until_closed, hello, next, register, settle, start};
 
 async fn send_to(client: &mut Client, id: u64, to: &str, text: &str) {
     client
@@ -212,8 +212,11 @@ async fn a_slowloris_crowd_is_closed_at_the_deadline_while_real_users_carry_on()
     assert_eq!(hub.stats().registration_timeouts, 300);
 }
 
+/// Anonymous connections wait in a pool of their own. When it is full, a
+/// newcomer sheds the one that has made no progress and waited longest,
+/// which is told `SERVER_FULL`, and takes its place (`docs/limits.md`).
 #[tokio::test]
-async fn unregistered_connections_are_capped_apart_from_registered_ones() {
+async fn unregistered_connections_are_capped_apart_and_the_oldest_idle_one_is_shed() {
     let mut config = HubConfig::default();
     config.max_unregistered = 5;
     config.max_connections = 10;
@@ -222,20 +225,29 @@ async fn unregistered_connections_are_capped_apart_from_registered_ones() {
     let mut idle = Vec::new();
     for _ in 0..5 {
         idle.push(TcpStream::connect(addr).await.unwrap());
+        // Accepted in this order: each is in the pool before the next.
+        settle("connections", || hub.connection_count(), idle.len()).await;
     }
-    // The sixth anonymous connection is refused at once...
+    // The sixth anonymous connection sheds the first, the oldest...
     let mut sixth = Framed::new(
         TcpStream::connect(addr).await.unwrap(),
         ClientCodec::default(),
     );
-    assert_eq!(codes_until_closed(&mut sixth).await, [Code::SERVER_FULL]);
-    // ...but once one anonymous connection registers, its place is free again.
+    let mut first = Framed::new(idle.remove(0), ClientCodec::default());
+    assert_eq!(codes_until_closed(&mut first).await, [Code::SERVER_FULL]);
+    // ...and takes its place.
+    sixth.send(hello("carol")).await.unwrap();
+    assert!(matches!(
+        next(&mut sixth).await,
+        Some(ServerFrame::Welcome(_))
+    ));
+    assert_eq!(hub.stats().shed_unregistered, 1);
+    // Once one anonymous connection goes, its place is free again.
     drop(idle.pop());
     settle("connections", || hub.connection_count(), 4).await;
     let _alice = register(addr, "alice").await;
     let _bob = register(addr, "bob").await;
     assert_eq!(hub.connection_count(), 6);
-    assert!(hub.stats().server_full >= 1);
 }
 
 /// A connection's unregistered place is free by the time its `WELCOME` can be

@@ -108,24 +108,21 @@ async fn a_handed_over_text_connection_is_a_text_user() {
 async fn a_handed_over_connection_counts_against_the_limits_and_is_told_when_full() {
     let mut config = HubConfig::default();
     config.max_unregistered = 1;
+    config.max_connections = 2;
     let hub = Hub::start(config);
     let mut waiting = pipe_client(&hub);
     assert_eq!(hub.connection_count(), 1);
 
-    let (ours, theirs) = tokio::io::duplex(4096);
-    let refused = hub.serve_connection(Split::new(theirs), "second pipe", Front::Binary);
-    assert_eq!(refused, Err(HubError::Refused(Code::SERVER_FULL)));
-    let mut second = Framed::new(ours, ClientCodec::default());
-    match next(&mut second).await {
+    // The unregistered pool is full: a newcomer sheds the one waiting,
+    // which is told so, and takes its place.
+    let mut second = pipe_client(&hub);
+    match next(&mut waiting).await {
         Some(ServerFrame::Error(error)) => assert_eq!(error.code, Code::SERVER_FULL),
         other => panic!("expected SERVER_FULL, got {other:?}"),
     }
-    assert_eq!(hub.stats().server_full, 1);
-
-    // Registering frees the unregistered place for the next one.
-    waiting.send(hello("first")).await.unwrap();
+    second.send(hello("second")).await.unwrap();
     assert!(matches!(
-        next(&mut waiting).await,
+        next(&mut second).await,
         Some(ServerFrame::Welcome(_))
     ));
     let mut third = pipe_client(&hub);
@@ -134,6 +131,18 @@ async fn a_handed_over_connection_counts_against_the_limits_and_is_told_when_ful
         next(&mut third).await,
         Some(ServerFrame::Welcome(_))
     ));
+    assert_eq!(hub.stats().shed_unregistered, 1);
+
+    // The registered pool is full: nobody is shed, a newcomer is refused
+    // at once and told so.
+    let (ours, theirs) = tokio::io::duplex(4096);
+    let refused = hub.serve_connection(Split::new(theirs), "fourth pipe", Front::Binary);
+    assert_eq!(refused, Err(HubError::Refused(Code::SERVER_FULL)));
+    let mut fourth = Framed::new(ours, ClientCodec::default());
+    match next(&mut fourth).await {
+        Some(ServerFrame::Error(error)) => assert_eq!(error.code, Code::SERVER_FULL),
+        other => panic!("expected SERVER_FULL, got {other:?}"),
+    }
 
     hub.begin_shutdown();
     let (_, theirs) = tokio::io::duplex(64);

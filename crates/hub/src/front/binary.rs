@@ -17,6 +17,7 @@ use tracing::{Instrument, debug, field, info, info_span};
 
 use super::linger;
 use super::reader::{self, StallCodec, StallGuard};
+use crate::admission::Ticket;
 use crate::command::Command;
 use crate::connection::{Connection, Outcome, Quiet, Request};
 use crate::listener::Transport;
@@ -36,11 +37,12 @@ pub(crate) fn serve<T: Transport>(
     io: T,
     peer: impl fmt::Debug,
     slot: OwnedSemaphorePermit,
+    ticket: Ticket,
 ) -> impl Future<Output = ()> + Send {
     // A plain function rather than an `async` wrapper: a future that awaits
     // another it was handed holds room for both, and this one lives as long
     // as the connection.
-    let connection = Connection::new(hub, slot);
+    let connection = Connection::new(hub, slot, ticket);
     let span = info_span!("conn", ?peer, id = connection.id.0, nick = field::Empty);
     run(connection, io).instrument(span)
 }
@@ -64,6 +66,9 @@ async fn run<T: Transport>(mut connection: Connection, mut io: T) {
         result = &mut writer => Outcome::WriterDone(result),
     };
     connection.finish(&outcome, writer).await;
+    // Its places under the hub's limits go now, not after the linger: a
+    // newcomer waiting for the place of one shed gets it at once.
+    drop(connection);
     if matches!(outcome, Outcome::Fatal(_)) {
         linger(reader.get_mut()).await;
     }

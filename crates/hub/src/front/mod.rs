@@ -11,7 +11,6 @@ mod lines;
 mod reader;
 mod text;
 
-use std::fmt;
 use std::time::Duration;
 
 use chinwag_protocol::{Code, ErrorFrame, ServerFrame, encode_frame};
@@ -20,11 +19,16 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, timeout};
 
 use crate::Hub;
+use crate::admission::{Peer, Ticket};
 use crate::listener::Transport;
 
 /// How long a connection closed for bad input keeps reading (and discarding)
 /// so that its error frame is not lost to a TCP reset.
 const LINGER: Duration = Duration::from_millis(500);
+
+/// How long a newcomer waits for the place of an unregistered connection
+/// shed to make room for it.
+const SHED_WAIT: Duration = Duration::from_secs(1);
 
 /// Which protocol a connection speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,14 +52,36 @@ impl Front {
         self,
         hub: &Hub,
         io: T,
-        peer: impl fmt::Debug + Send + 'static,
+        peer: impl Peer,
         slot: OwnedSemaphorePermit,
+        ticket: Ticket,
     ) {
         let tracker = &hub.shared.tracker;
         match self {
-            Self::Binary => tracker.spawn(binary::serve(hub.clone(), io, peer, slot)),
-            Self::Text => tracker.spawn(text::serve(hub.clone(), io, peer, slot)),
+            Self::Binary => tracker.spawn(binary::serve(hub.clone(), io, peer, slot, ticket)),
+            Self::Text => tracker.spawn(text::serve(hub.clone(), io, peer, slot, ticket)),
         };
+    }
+
+    /// Serves a connection once a place under the limit of unregistered
+    /// connections comes free (one was shed for it), or refuses it if none
+    /// does within [`SHED_WAIT`]. Rare, so one future for both front ends.
+    pub(crate) async fn serve_when_room<T: Transport>(
+        self,
+        hub: Hub,
+        io: T,
+        peer: impl Peer,
+        ticket: Ticket,
+    ) {
+        let unregistered = hub.shared.unregistered.clone();
+        let Ok(Ok(slot)) = timeout(SHED_WAIT, unregistered.acquire_owned()).await else {
+            hub.shared.counters.record(Code::SERVER_FULL);
+            return self.refuse(io).await;
+        };
+        match self {
+            Self::Binary => binary::serve(hub, io, peer, slot, ticket).await,
+            Self::Text => text::serve(hub, io, peer, slot, ticket).await,
+        }
     }
 
     /// Tells a connection over the limit that the server is full, in this

@@ -27,6 +27,7 @@ use tracing::{Instrument, debug, field, info_span};
 
 use super::lines::{Line, LineCodec};
 use crate::Hub;
+use crate::admission::Ticket;
 use crate::connection::{Connection, Outcome, Quiet, Request};
 use crate::listener::Transport;
 use crate::outbox::{KEEP_SLOTS, Outbox, frames};
@@ -42,8 +43,9 @@ pub(crate) async fn serve<T: Transport>(
     io: T,
     peer: impl fmt::Debug,
     slot: OwnedSemaphorePermit,
+    ticket: Ticket,
 ) {
-    let mut connection = Connection::new(hub, slot);
+    let mut connection = Connection::new(hub, slot, ticket);
     let span = info_span!("text", ?peer, id = connection.id.0, nick = field::Empty);
     async move {
         debug!("accepted");
