@@ -40,6 +40,28 @@ struct Args {
     /// Connections still waiting to register, capped apart from registered ones.
     #[arg(long, default_value_t = HubConfig::default().max_unregistered)]
     max_unregistered: usize,
+    /// Connections from one address that have not registered yet (IPv6:
+    /// one prefix, see --ipv6-prefix).
+    #[arg(long, default_value_t = HubConfig::default().addresses.unregistered)]
+    max_unregistered_per_address: usize,
+    /// Registered connections from one address.
+    #[arg(long, default_value_t = HubConfig::default().addresses.registered)]
+    max_connections_per_address: usize,
+    /// New connections one address may open per second, sustained.
+    #[arg(long, default_value_t = HubConfig::default().addresses.connect_rate)]
+    connect_rate: f64,
+    /// New connections one address may open at once after a quiet spell.
+    #[arg(long, default_value_t = HubConfig::default().addresses.connect_burst)]
+    connect_burst: u32,
+    /// IPv6 addresses are limited by this prefix length, not one by one.
+    #[arg(long, default_value_t = HubConfig::default().addresses.ipv6_prefix,
+          value_parser = clap::value_parser!(u8).range(0..=128))]
+    ipv6_prefix: u8,
+    /// Addresses not limited per address, as CIDRs (e.g. a trusted proxy:
+    /// `10.0.0.5/32`); repeat or separate with commas. Default: loopback
+    /// (`127.0.0.0/8` and `::1/128`); give `--exempt none` to limit everyone.
+    #[arg(long, value_delimiter = ',', value_parser = exempt)]
+    exempt: Vec<Option<chinwag_hub::ipnet::IpNet>>,
     /// Largest frame payload accepted from a registered client, in bytes.
     #[arg(long, default_value_t = HubConfig::default().max_frame)]
     max_frame_bytes: usize,
@@ -131,6 +153,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     config.outbox_high_water = args.outbox_high_water;
     config.outbox_limit = args.outbox_limit;
     config.slow_consumer_deadline = args.slow_consumer_deadline;
+    config.addresses.unregistered = args.max_unregistered_per_address;
+    config.addresses.registered = args.max_connections_per_address;
+    config.addresses.connect_rate = args.connect_rate;
+    config.addresses.connect_burst = args.connect_burst;
+    config.addresses.ipv6_prefix = args.ipv6_prefix;
+    if !args.exempt.is_empty() {
+        config.addresses.exempt = args.exempt.iter().flatten().copied().collect();
+    }
     config.rate_limit = args.rate_limit.map(|per_second| RateLimit {
         per_second,
         burst: args.rate_burst.max(1),
@@ -247,4 +277,18 @@ fn rate(text: &str) -> Result<f64, String> {
     } else {
         Err(format!("{text:?}: the rate must be above zero"))
     }
+}
+
+/// An `--exempt` value: a CIDR (an address alone means just it), or `none`.
+fn exempt(text: &str) -> Result<Option<chinwag_hub::ipnet::IpNet>, String> {
+    use chinwag_hub::ipnet::IpNet;
+    if text.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    if let Ok(net) = text.parse::<IpNet>() {
+        return Ok(Some(net));
+    }
+    text.parse::<std::net::IpAddr>()
+        .map(|ip| Some(IpNet::from(ip)))
+        .map_err(|_| format!("{text:?} is not an address or a CIDR such as 10.0.0.0/8"))
 }

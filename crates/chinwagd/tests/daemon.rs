@@ -241,6 +241,33 @@ async fn max_connections_flag_makes_the_next_connection_server_full() {
     assert_eq!(daemon.wait_exit(PATIENCE).code(), Some(0));
 }
 
+/// Limits per address, from the command line: loopback is exempt by
+/// default (a second idle connection from it is served), and with
+/// `--exempt none` an address over `--max-unregistered-per-address` is
+/// refused at once with its error frame while the others are served.
+#[tokio::test]
+async fn per_address_limits_and_the_exemption_list_come_from_flags() {
+    let mut exempt = Daemon::start(&["--max-unregistered-per-address", "1"]);
+    let _first = Client::connect(exempt.addr).await;
+    let _second = Client::register(exempt.addr, "loopback").await;
+    exempt.signal("-TERM");
+    assert_eq!(exempt.wait_exit(PATIENCE).code(), Some(0));
+
+    let mut daemon = Daemon::start(&["--max-unregistered-per-address", "1", "--exempt", "none"]);
+    let _idle = Client::connect(daemon.addr).await;
+    let mut over = Client::connect(daemon.addr).await;
+    over.expect_fatal(Code::SERVER_FULL).await;
+    daemon.signal("-TERM");
+    assert_eq!(daemon.wait_exit(PATIENCE).code(), Some(0));
+}
+
+#[test]
+fn a_bad_exemption_is_refused_with_a_nonzero_exit() {
+    let (status, _, err) = run_to_exit(&["--exempt", "10.0.0.0/33"]);
+    assert!(!status.success());
+    assert!(err.contains("is not an address or a CIDR"), "{err}");
+}
+
 /// Runs `chinwagd` with `args` to completion (bounded), returning its
 /// status and what it printed on stdout and stderr.
 fn run_to_exit(args: &[&str]) -> (ExitStatus, String, String) {
