@@ -122,6 +122,16 @@ fn assert_got_in(attempts: &[Option<Duration>], percent: usize) {
         .filter(|attempt| attempt.is_some_and(|took| took < Duration::from_secs(1)))
         .count();
     let needed = (percent * attempts.len()).div_ceil(100);
+    let mut took: Vec<Duration> = attempts.iter().flatten().copied().collect();
+    took.sort_unstable();
+    let at = |q: usize| took.get((took.len() * q / 100).min(took.len().saturating_sub(1)));
+    eprintln!(
+        "registered {} of {} attempts, {within} within a second; p50 {:?}, p99 {:?}",
+        took.len(),
+        attempts.len(),
+        at(50),
+        at(99)
+    );
     assert!(
         within >= needed,
         "{within} of {} attempts registered within a second (need {needed}): {attempts:?}",
