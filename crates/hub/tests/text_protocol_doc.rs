@@ -101,6 +101,10 @@ fn session(name: &str, lines: Vec<(usize, &str)>) -> Session {
                 config.max_frame = usize::try_from(number(&rest)).unwrap();
                 continue;
             }
+            "max-hello-bytes" if steps.is_empty() => {
+                config.max_frame_unregistered = usize::try_from(number(&rest)).unwrap();
+                continue;
+            }
             "max-connections" if steps.is_empty() => {
                 config.max_connections = usize::try_from(number(&rest)).unwrap();
                 continue;

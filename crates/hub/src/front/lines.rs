@@ -36,6 +36,17 @@ impl LineCodec {
             discarding: false,
         }
     }
+
+    /// The longest line taken, in bytes.
+    pub(crate) fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Takes lines up to `max` bytes from now on (as registration raises
+    /// the limit).
+    pub(crate) fn set_max(&mut self, max: usize) {
+        self.max = max;
+    }
 }
 
 impl Decoder for LineCodec {

@@ -59,13 +59,14 @@ pub(crate) async fn serve<T: Transport>(
 async fn run<T: Transport>(connection: &mut Connection, mut io: T) -> Outcome {
     let config = &connection.hub.shared.config;
     let deadline = config.slow_consumer_deadline;
-    let max_line = config.max_frame;
     let (read_half, write_half) = io.split();
     // Small, as a binary connection's: people type little, and an idle text
     // user should not hold tokio-util's default 8 KiB. It grows for a long
-    // line (up to `max_line`) like any `FramedRead` buffer.
-    let mut lines =
-        FramedRead::with_capacity(read_half, LineCodec::new(max_line), super::reader::MIN_READ);
+    // line like any `FramedRead` buffer: up to the limit before
+    // registration (`--max-hello-bytes`, so that an anonymous connection
+    // cannot make the hub buffer much), then up to `--max-frame-bytes`.
+    let codec = LineCodec::new(config.max_frame_unregistered);
+    let mut lines = FramedRead::with_capacity(read_half, codec, super::reader::MIN_READ);
     let (notes, notes_rx) = mpsc::channel(NOTES);
     let outbox = connection.outbox.clone();
     let writer = write_lines(&outbox, notes_rx, write_half, deadline);
@@ -73,7 +74,7 @@ async fn run<T: Transport>(connection: &mut Connection, mut io: T) -> Outcome {
 
     let _ = notes.try_send("* welcome to chinwag; type your nickname".to_owned());
     let outcome = tokio::select! {
-        outcome = read_lines(connection, &mut lines, &notes, max_line) => outcome,
+        outcome = read_lines(connection, &mut lines, &notes) => outcome,
         result = &mut writer => Outcome::WriterDone(result),
     };
     connection.finish(&outcome, writer).await;
@@ -87,7 +88,6 @@ async fn read_lines<R: AsyncRead + Unpin>(
     connection: &mut Connection,
     lines: &mut FramedRead<R, LineCodec>,
     notes: &mpsc::Sender<String>,
-    max_line: usize,
 ) -> Outcome {
     let mut next_id = 0;
     loop {
@@ -104,10 +104,8 @@ async fn read_lines<R: AsyncRead + Unpin>(
         let text = match line {
             Line::Text(text) => text,
             Line::TooLong => {
-                note(format!(
-                    "! error: line longer than {max_line} bytes; ignored"
-                ))
-                .await;
+                let max = lines.decoder().max();
+                note(format!("! error: line longer than {max} bytes; ignored")).await;
                 continue;
             }
             Line::NotUtf8 => {
@@ -159,10 +157,10 @@ async fn read_lines<R: AsyncRead + Unpin>(
         if let Some(outcome) = connection.handle(frame).await {
             return outcome;
         }
-        if !was_registered {
-            if let Some(nick) = connection.nick() {
-                tracing::Span::current().record("nick", nick.as_str());
-            }
+        if !was_registered && let Some(nick) = connection.nick() {
+            tracing::Span::current().record("nick", nick.as_str());
+            let max_line = connection.hub.shared.config.max_frame;
+            lines.decoder_mut().set_max(max_line);
         }
     }
 }
