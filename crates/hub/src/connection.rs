@@ -313,17 +313,8 @@ impl Connection {
                     self.reply(ErrorFrame::new(Code::NOT_REGISTERED, send.id()));
                     return None;
                 }
-                if let Some(bucket) = &mut self.bucket {
-                    match bucket.take(Instant::now()) {
-                        Verdict::Pass => {}
-                        Verdict::Refuse => {
-                            self.hub.shared.counters.record(Code::RATE_LIMITED);
-                            debug!(id = send.id(), "rate limited");
-                            self.reply(ErrorFrame::new(Code::RATE_LIMITED, send.id()));
-                            return None;
-                        }
-                        Verdict::Disconnect => return Some(Outcome::Fatal(Code::FLOODING)),
-                    }
+                if let Err(outcome) = self.flood_control(send.id()) {
+                    return outcome;
                 }
                 let permit = match self.in_flight(&send).await {
                     Ok(permit) => permit,
@@ -341,6 +332,8 @@ impl Connection {
             Request::Who => {
                 if !self.registration.is_registered() {
                     self.reply(ErrorFrame::new(Code::NOT_REGISTERED, 0));
+                } else if let Err(outcome) = self.flood_control(0) {
+                    return outcome;
                 } else if Box::pin(self.hub.command(Command::Who { id: self.id }))
                     .await
                     .is_err()
@@ -349,10 +342,35 @@ impl Connection {
                 }
             }
             Request::Quit => return Some(Outcome::Quit),
-            Request::Ping(token) => self.reply_frame(&ServerFrame::Pong(token)),
+            Request::Ping(token) => {
+                if let Err(outcome) = self.flood_control(0) {
+                    return outcome;
+                }
+                self.reply_frame(&ServerFrame::Pong(token));
+            }
             Request::Pong(_) => {}
         }
         None
+    }
+
+    /// Flood control for one request (`reference` is a `SEND`'s id, 0 for
+    /// others), when the hub has it on: a request over the rate is refused
+    /// with `RATE_LIMITED` (`Err(None)`), a flood past its grace ends the
+    /// connection (`Err(Some(FLOODING))`).
+    fn flood_control(&mut self, reference: u64) -> Result<(), Option<Outcome>> {
+        let Some(bucket) = &mut self.bucket else {
+            return Ok(());
+        };
+        match bucket.take(Instant::now()) {
+            Verdict::Pass => Ok(()),
+            Verdict::Refuse => {
+                self.hub.shared.counters.record(Code::RATE_LIMITED);
+                debug!(reference, "rate limited");
+                self.reply(ErrorFrame::new(Code::RATE_LIMITED, reference));
+                Err(None)
+            }
+            Verdict::Disconnect => Err(Some(Outcome::Fatal(Code::FLOODING))),
+        }
     }
 
     /// Registers the nickname a `HELLO` asks for; `Some` ends the connection.

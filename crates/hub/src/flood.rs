@@ -1,18 +1,31 @@
-//! Flood control: a token bucket on the messages one connection sends,
-//! and a count of refusals per grace period to tell a burst from a flood.
+//! Flood control: a token bucket on the requests one connection makes
+//! (messages, `WHO`s, `PING`s), and a clock on how long it has kept
+//! exceeding its rate, to tell a burst from a flood.
+//!
+//! A request over the rate is refused (`RATE_LIMITED`). A flood begins at
+//! the first refusal and goes on while refusals keep coming less than
+//! [`QUIET`] apart; a client still being refused [`RateLimit::grace`] after
+//! its flood began is disconnected (`FLOODING`). So a person who pastes a
+//! long text at once loses the lines over the burst but stays connected,
+//! while a program that keeps sending too fast is cut after the grace.
+
+use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::config::RateLimit;
 
-/// grace period to tell a burst from a flood.
+/// A pause in refusals this long ends a flood.
+pub(crate) const QUIET: Duration = Duration::from_secs(1);
+
+/// A connection's token bucket, and its flood if it is in one.
 #[derive(Debug)]
 pub(crate) struct TokenBucket {
     limit: RateLimit,
     tokens: f64,
     refilled: Instant,
-    /// Start of the current grace period of refusals, and refusals in it.
-    flood: Option<(Instant, f64)>,
+    /// When the current flood began, and its latest refusal.
+    flood: Option<(Instant, Instant)>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -41,15 +54,12 @@ impl TokenBucket {
             self.tokens -= 1.0;
             return Verdict::Pass;
         }
-        let grace = self.limit.grace;
-        let (since, refused) = match self.flood {
-            Some((since, refused)) if now.saturating_duration_since(since) <= grace => {
-                (since, refused + 1.0)
-            }
-            _ => (now, 1.0),
+        let since = match self.flood {
+            Some((since, last)) if now.saturating_duration_since(last) < QUIET => since,
+            _ => now,
         };
-        self.flood = Some((since, refused));
-        if refused > self.limit.per_second * grace.as_secs_f64() {
+        self.flood = Some((since, now));
+        if now.saturating_duration_since(since) > self.limit.grace {
             Verdict::Disconnect
         } else {
             Verdict::Refuse
@@ -59,34 +69,65 @@ impl TokenBucket {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
+    fn bucket() -> TokenBucket {
+        TokenBucket::new(RateLimit {
+            per_second: 10.0,
+            burst: 20,
+            grace: Duration::from_secs(10),
+        })
+    }
+
     #[test]
-    fn the_bucket_allows_a_burst_then_the_rate_then_cuts_a_flood() {
-        let limit = RateLimit {
-            per_second: 2.0,
-            burst: 3,
-            grace: Duration::from_secs(5),
-        };
-        let mut bucket = TokenBucket::new(limit);
-        let start = Instant::now();
-        for _ in 0..3 {
-            assert_eq!(bucket.take(start), Verdict::Pass);
-        }
-        assert_eq!(bucket.take(start), Verdict::Refuse);
-        // Half a second later one token has come back.
-        let later = start + Duration::from_millis(500);
+    fn a_pasted_text_loses_what_is_over_the_burst_but_stays_connected() {
+        let mut bucket = bucket();
+        let now = Instant::now();
+        let verdicts: Vec<Verdict> = (0..500).map(|_| bucket.take(now)).collect();
+        assert!(verdicts[..20].iter().all(|v| *v == Verdict::Pass));
+        assert!(verdicts[20..].iter().all(|v| *v == Verdict::Refuse));
+        // Later, at the rate, everything passes again.
+        let later = now + Duration::from_secs(5);
         assert_eq!(bucket.take(later), Verdict::Pass);
-        assert_eq!(bucket.take(later), Verdict::Refuse);
-        // Flooding: 10 refusals (2/s x 5 s) in one grace period are
-        // tolerated, the 11th is not. Two have happened already.
-        let mut verdicts = Vec::new();
-        for _ in 0..8 {
-            verdicts.push(bucket.take(later));
+    }
+
+    #[test]
+    fn sending_faster_than_the_rate_for_longer_than_the_grace_is_a_flood() {
+        let mut bucket = bucket();
+        let start = Instant::now();
+        // Twice the rate: a request every 50 ms.
+        let mut cut_at = None;
+        for i in 0..1_000u32 {
+            let now = start + Duration::from_millis(50) * i;
+            if bucket.take(now) == Verdict::Disconnect {
+                cut_at = Some(now - start);
+                break;
+            }
         }
-        assert!(verdicts.iter().all(|v| *v == Verdict::Refuse));
-        assert_eq!(bucket.take(later), Verdict::Disconnect);
+        // The burst lasts 2 s at this pace, then refusals for the grace.
+        let cut_at = cut_at.expect("the flooder was never cut");
+        assert!(
+            cut_at > Duration::from_secs(12) && cut_at < Duration::from_secs(13),
+            "{cut_at:?}"
+        );
+    }
+
+    #[test]
+    fn a_pause_ends_a_flood() {
+        let mut bucket = bucket();
+        let start = Instant::now();
+        for _ in 0..30 {
+            bucket.take(start);
+        }
+        // Refused again 9 s later, after a pause longer than QUIET: a new
+        // flood, not one that has lasted 9 s.
+        let later = start + Duration::from_secs(9);
+        for _ in 0..200 {
+            assert_ne!(bucket.take(later), Verdict::Disconnect);
+        }
+        let still = later + Duration::from_secs(11);
+        for _ in 0..300 {
+            assert_ne!(bucket.take(still), Verdict::Disconnect);
+        }
     }
 }

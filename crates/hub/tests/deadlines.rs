@@ -162,6 +162,80 @@ async fn the_first_ping_comes_one_interval_after_registration() {
     assert_at(start.elapsed(), interval * 3, "PING_TIMEOUT");
 }
 
+/// Flood control (`--rate-limit 10/s --rate-burst 20`, the default grace of
+/// 10 s): a text pasted at once loses what is over the burst but its sender
+/// stays; a sender that keeps going at twice the rate is cut when its
+/// refusals, never a second apart, have gone on for the grace.
+#[tokio::test(start_paused = true)]
+async fn a_flood_is_cut_when_it_has_lasted_the_grace_and_a_paste_is_not() {
+    let mut config = HubConfig::default();
+    let grace = Duration::from_secs(10);
+    config.rate_limit = Some(chinwag_hub::RateLimit {
+        per_second: 10.0,
+        burst: 20,
+        grace,
+    });
+    let hub = PipeHub::start(config);
+    let _bob = hub.hub.attach("bob").await.unwrap();
+
+    // A paste: 100 lines at once.
+    let mut paster = hub.register("paster").await;
+    for id in 1..=100 {
+        paster.send(support::send(id, &["bob"], "line")).await;
+    }
+    let (mut acked, mut refused) = (0, 0);
+    while acked + refused < 100 {
+        match paster.recv().await {
+            Some(ServerFrame::Ack(_)) => acked += 1,
+            Some(ServerFrame::Error(e)) if e.code == Code::RATE_LIMITED => refused += 1,
+            other => panic!("the paster got {other:?}"),
+        }
+    }
+    assert_eq!((acked, refused), (20, 80));
+
+    // A program: two messages every 100 ms.
+    let mut flooder = hub.register("flooder").await;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut first_refusal = None;
+    let mut id = 0;
+    let cut = loop {
+        tick.tick().await;
+        for _ in 0..2 {
+            id += 1;
+            flooder.send(support::send(id, &["bob"], "spam")).await;
+        }
+        let mut cut = None;
+        while let Some(frame) = flooder.recv().now_or_never().flatten() {
+            match frame {
+                ServerFrame::Error(e) if e.code == Code::RATE_LIMITED => {
+                    first_refusal.get_or_insert_with(Instant::now);
+                }
+                ServerFrame::Error(e) if e.code == Code::FLOODING => cut = Some(Instant::now()),
+                _ => {}
+            }
+        }
+        if let Some(cut) = cut {
+            break cut;
+        }
+        assert!(id < 1_000, "the flooder was never cut");
+    };
+    let first_refusal = first_refusal.expect("refused before the cut");
+    let lasted = cut - first_refusal;
+    assert!(
+        lasted > grace && lasted <= grace + Duration::from_millis(200),
+        "cut after refusals for {lasted:?}"
+    );
+    assert_eq!(hub.hub.stats().flooders, 1);
+    // The paster is still there.
+    assert!(
+        hub.hub
+            .roster()
+            .await
+            .unwrap()
+            .contains(&"paster".to_owned())
+    );
+}
+
 /// A client that answers each `PING` is never closed, and one that sends
 /// anything at least once an interval is never pinged.
 #[tokio::test(start_paused = true)]

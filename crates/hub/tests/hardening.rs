@@ -141,8 +141,11 @@ async fn eof_in_the_middle_of_a_frame_frees_the_nickname_at_once() {
     let _again = register(addr, "leaver").await;
 }
 
+/// A pasted burst over the rate is refused beyond the burst, but the sender
+/// stays connected: only a flood that goes on past the grace is cut
+/// (`deadlines.rs` times that on a paused clock).
 #[tokio::test]
-async fn a_flooder_is_rate_limited_then_disconnected_and_others_are_unaffected() {
+async fn a_burst_over_the_rate_is_refused_but_not_cut_and_others_are_unaffected() {
     let mut config = HubConfig::default();
     config.rate_limit = Some(RateLimit {
         per_second: 5.0,
@@ -159,24 +162,25 @@ async fn a_flooder_is_rate_limited_then_disconnected_and_others_are_unaffected()
     }
     let mut delivered = 0;
     let mut limited = Vec::new();
-    let mut last = None;
-    while let Some(frame) = next(&mut flooder).await {
-        match frame {
-            ServerFrame::Ack(_) => delivered += 1,
-            ServerFrame::Error(e) if e.code == Code::RATE_LIMITED => limited.push(e.reference),
-            ServerFrame::Error(e) => last = Some(e.code),
-            _ => {}
+    while delivered + limited.len() < 40 {
+        match next(&mut flooder).await {
+            Some(ServerFrame::Ack(_)) => delivered += 1,
+            Some(ServerFrame::Error(e)) => {
+                assert_eq!(e.code, Code::RATE_LIMITED);
+                limited.push(e.reference);
+            }
+            Some(_) => {}
+            None => panic!("the sender of a burst was cut"),
         }
     }
     assert!(delivered >= 3, "the burst goes through: {delivered}");
-    // 5/s for a 2 s grace period: 10 refusals are tolerated, the 11th cuts.
-    assert_eq!(limited.len(), 10, "refused ids: {limited:?}");
-    assert_eq!(last, Some(Code::FLOODING));
     assert!(limited.iter().all(|id| (1..=40).contains(id)));
 
     still_talking(&mut alice, &mut bob, "alice is fine", "bob").await;
     let stats = hub.stats();
-    assert_eq!((stats.rate_limited, stats.flooders), (10, 1));
+    assert_eq!(stats.rate_limited, limited.len() as u64);
+    assert_eq!(stats.flooders, 0);
+    assert!(hub.roster().await.unwrap().contains(&"flooder".to_owned()));
 }
 
 #[tokio::test]
