@@ -167,6 +167,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         grace: args.flood_grace,
     });
 
+    open_file_limit(config.max_connections + config.max_unregistered);
+
     // Before anything says we are up: a SIGTERM sent the moment the address
     // is printed must shut us down cleanly, not kill us by default action.
     let shutdown = shutdown_signal()?;
@@ -291,4 +293,32 @@ fn exempt(text: &str) -> Result<Option<chinwag_hub::ipnet::IpNet>, String> {
     text.parse::<std::net::IpAddr>()
         .map(|ip| Some(IpNet::from(ip)))
         .map_err(|_| format!("{text:?} is not an address or a CIDR such as 10.0.0.0/8"))
+}
+
+/// Descriptors the daemon needs besides one per connection: its listeners,
+/// logs, the runtime's own, and the hub's reserve.
+const SPARE_FILES: usize = 64;
+
+/// Raises the soft limit on open files to the hard one (systemd's default
+/// soft limit of 1,024 would hang the users beyond about 1,000), and says at
+/// start-up when even that cannot hold `connections` at once. The hub keeps
+/// a descriptor in reserve, so that a connection over the limit is told
+/// `SERVER_FULL` rather than left hanging.
+fn open_file_limit(connections: usize) {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => {
+            let needed = connections + SPARE_FILES;
+            if usize::try_from(limit).is_ok_and(|limit| limit < needed) {
+                warn!(
+                    limit,
+                    needed,
+                    "the open-file limit cannot hold --max-connections and --max-unregistered; \
+                     connections beyond it are refused with SERVER_FULL (raise LimitNOFILE= or ulimit -n)"
+                );
+            } else {
+                info!(limit, "open-file limit");
+            }
+        }
+        Err(error) => warn!(%error, "cannot read or raise the open-file limit"),
+    }
 }

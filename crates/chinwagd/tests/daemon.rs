@@ -32,9 +32,28 @@ impl Daemon {
     /// Starts `chinwagd --listen 127.0.0.1:0` with `args` and reads the
     /// address it prints as its first line.
     fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        command
             .args(["--listen", "127.0.0.1:0", "--log", "error"])
-            .args(args)
+            .args(args);
+        Self::spawn(command)
+    }
+
+    /// Starts `chinwagd` as [`start`](Self::start) does, with its soft and
+    /// hard limits on open files set to `files` first (by the shell).
+    fn start_with_files(files: u32, args: &[&str]) -> Self {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit -n {files} && exec \"$0\" \"$@\""))
+            .arg(BIN)
+            .args(["--listen", "127.0.0.1:0", "--log", "error"])
+            .args(args);
+        Self::spawn(command)
+    }
+
+    fn spawn(mut command: Command) -> Self {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -238,6 +257,51 @@ async fn max_connections_flag_makes_the_next_connection_server_full() {
     assert_eq!(alice.recv().await, Some(ServerFrame::Pong(9)));
     daemon.signal("-TERM");
     alice.expect_fatal(Code::SHUTTING_DOWN).await;
+    assert_eq!(daemon.wait_exit(PATIENCE).code(), Some(0));
+}
+
+/// Out of file descriptors (a limit of 48, which the daemon cannot raise),
+/// a connection beyond what the process can hold is told `SERVER_FULL` at
+/// once, from the descriptor the hub keeps in reserve, rather than left
+/// hanging without a word; those inside are unaffected.
+#[tokio::test]
+async fn out_of_file_descriptors_a_newcomer_is_told_server_full_not_left_hanging() {
+    let mut daemon = Daemon::start_with_files(48, &[]);
+    let mut registered = Vec::new();
+    let mut refused = 0;
+    for i in 0..80 {
+        let mut client = Client::connect(daemon.addr).await;
+        client
+            .send(ClientFrame::Hello(Hello {
+                version: PROTOCOL_VERSION,
+                nick: format!("user{i}").into_bytes().into(),
+                options: None,
+            }))
+            .await;
+        match client.recv().await {
+            Some(ServerFrame::Welcome(_)) => registered.push(client),
+            Some(ServerFrame::Error(e)) => {
+                assert_eq!(e.code, Code::SERVER_FULL);
+                refused += 1;
+            }
+            other => panic!("user{i}: expected WELCOME or SERVER_FULL, got {other:?}"),
+        }
+    }
+    assert!(
+        refused > 0 && registered.len() > 10,
+        "{} in, {refused} refused",
+        registered.len()
+    );
+    let first = &mut registered[0];
+    first.send(ClientFrame::Ping(7)).await;
+    loop {
+        match first.recv().await {
+            Some(ServerFrame::Pong(7)) => break,
+            Some(ServerFrame::Presence(_)) => {}
+            other => panic!("expected PONG 7, got {other:?}"),
+        }
+    }
+    daemon.signal("-TERM");
     assert_eq!(daemon.wait_exit(PATIENCE).code(), Some(0));
 }
 

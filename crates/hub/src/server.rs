@@ -52,6 +52,11 @@ impl Hub {
         let shutdown = &self.shared.shutdown;
         info!(addr = ?listener.local_addr()?, ?front, "listening");
         let mut backoff = Duration::from_millis(10);
+        // One descriptor held in reserve: when accept fails for want of
+        // descriptors, it is let go for a moment, so that the connection
+        // waiting can be accepted, told SERVER_FULL and closed, rather than
+        // left hanging in the backlog.
+        let mut reserve = reserve_descriptor();
         loop {
             let accepted = tokio::select! {
                 biased;
@@ -63,6 +68,23 @@ impl Hub {
                     backoff = Duration::from_millis(10);
                     // Refused or closing: said and logged where it happens.
                     let _ = self.serve_connection(io, peer, front);
+                }
+                Err(error) if out_of_descriptors(&error) && reserve.is_some() => {
+                    drop(reserve.take());
+                    let accepted = tokio::select! {
+                        biased;
+                        () = shutdown.cancelled() => return Ok(()),
+                        accepted = listener.accept() => accepted,
+                    };
+                    if let Ok((io, peer)) = accepted {
+                        warn!(?peer, "out of file descriptors; refusing connection");
+                        self.shared.counters.record(Code::SERVER_FULL);
+                        // Closed at once (no linger), so that the reserve
+                        // can be taken again.
+                        let _ = tokio::time::timeout(OUT_OF_FILES_WRITE, front.refuse_at_once(io))
+                            .await;
+                    }
+                    reserve = reserve_descriptor();
                 }
                 Err(error) => {
                     warn!(%error, ?backoff, "accept failed");
@@ -127,4 +149,19 @@ impl Hub {
         shared.tracker.spawn(front.refuse(io));
         Err(HubError::Refused(Code::SERVER_FULL))
     }
+}
+
+/// How long the accept loop waits at most to tell a connection it accepted
+/// on its reserve descriptor that the server is full.
+const OUT_OF_FILES_WRITE: Duration = Duration::from_millis(100);
+
+/// A descriptor to hold in reserve (`None` where there is no `/dev/null`).
+fn reserve_descriptor() -> Option<std::fs::File> {
+    std::fs::File::open("/dev/null").ok()
+}
+
+/// Whether `error` says the process (`EMFILE`) or the system (`ENFILE`) is
+/// out of file descriptors.
+fn out_of_descriptors(error: &io::Error) -> bool {
+    cfg!(unix) && matches!(error.raw_os_error(), Some(23 | 24))
 }

@@ -84,19 +84,31 @@ impl Front {
         }
     }
 
+    /// As [`refuse`](Self::refuse), without waiting for the peer to read
+    /// the words: for a connection accepted on the last descriptor, which
+    /// must be given back at once.
+    pub(crate) async fn refuse_at_once<T: Transport>(self, mut io: T) {
+        let (_, mut write) = io.split();
+        let _ = write.write_all(&self.last_words()).await;
+        let _ = write.shutdown().await;
+    }
+
+    /// This front end's words for a connection refused as the server is
+    /// full.
+    fn last_words(self) -> Vec<u8> {
+        match self {
+            Self::Binary => {
+                let error = ServerFrame::Error(ErrorFrame::new(Code::SERVER_FULL, 0));
+                encode_frame(&error, usize::MAX).map_or_else(|_| Vec::new(), |frame| frame.to_vec())
+            }
+            Self::Text => b"! error: server full\n".to_vec(),
+        }
+    }
+
     /// Tells a connection over the limit that the server is full, in this
     /// front end's words, and closes it.
     pub(crate) async fn refuse<T: Transport>(self, mut io: T) {
-        let last_words = match self {
-            Self::Binary => {
-                let error = ServerFrame::Error(ErrorFrame::new(Code::SERVER_FULL, 0));
-                let Ok(frame) = encode_frame(&error, usize::MAX) else {
-                    return;
-                };
-                frame.to_vec()
-            }
-            Self::Text => b"! error: server full\n".to_vec(),
-        };
+        let last_words = self.last_words();
         let (mut read, mut write) = io.split();
         if timeout(LINGER, write.write_all(&last_words)).await.is_ok() {
             let _ = write.shutdown().await;
