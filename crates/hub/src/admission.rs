@@ -33,6 +33,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use crate::stats::LogGate;
+
 /// Where a connection comes from, as far as admission is concerned: its
 /// address for the logs, and the IP address it is limited under, if any.
 pub trait Peer: fmt::Debug + Send + 'static {
@@ -152,8 +154,8 @@ pub(crate) struct Admission {
     addresses: Mutex<HashMap<IpAddr, PerAddress>>,
     waiting: Mutex<(u64, HashMap<u64, Waiting>)>,
     pub(crate) counts: AdmissionCounts,
-    /// The second a summary was last logged, and refusals since.
-    logged: Mutex<(Option<Instant>, u64)>,
+    /// Gates the log lines about refusals and sheddings.
+    gate: LogGate,
 }
 
 /// Addresses kept without connections before the table is pruned.
@@ -170,7 +172,7 @@ impl Admission {
             addresses: Mutex::default(),
             waiting: Mutex::default(),
             counts: AdmissionCounts::default(),
-            logged: Mutex::default(),
+            gate: LogGate::default(),
         }
     }
 
@@ -282,20 +284,12 @@ impl Admission {
     /// Logs `what` unless something was logged in the last second; the
     /// next line says how many were left out.
     fn log(&self, what: &str) {
-        let now = Instant::now();
-        let mut logged = lock(&self.logged);
-        let (last, unsaid) = &mut *logged;
-        if last.is_some_and(|last| now.saturating_duration_since(last).as_secs() < 1) {
-            *unsaid += 1;
-            return;
+        if let Some(held) = self.gate.pass() {
+            warn!(
+                lines_held_back = held,
+                "admission: {what} (logged at most once a second; HubStats counts every one)"
+            );
         }
-        let before = std::mem::take(unsaid);
-        *last = Some(now);
-        drop(logged);
-        warn!(
-            refusals_not_logged = before,
-            "admission: {what} (logged at most once a second; HubStats counts every one)"
-        );
     }
 }
 

@@ -162,7 +162,9 @@ impl Connection {
         match outcome {
             Outcome::Io(error) => debug!(%error, "read failed"),
             Outcome::Fatal(code) => {
-                warn!(%code, "closing the connection");
+                if let Some(held) = counters.gate.pass() {
+                    warn!(%code, lines_held_back = held, "closing the connection");
+                }
                 counters.record(*code);
             }
             Outcome::WriterDone(result) => {
@@ -232,7 +234,7 @@ impl Connection {
                     if self.registration.is_registered() || self.hub.is_shutting_down() {
                         return Err(Outcome::Shutdown);
                     }
-                    info!("shed to make room for a newcomer");
+                    debug!("shed to make room for a newcomer");
                     return Err(Outcome::Fatal(Code::SERVER_FULL));
                 }
                 next = input.next() => {
@@ -247,7 +249,7 @@ impl Connection {
                 }
                 () = self.timer.as_mut() => {
                     if !self.registration.is_registered() {
-                        info!("no HELLO before the registration deadline");
+                        debug!("no HELLO before the registration deadline");
                         return Err(Outcome::Fatal(Code::REGISTRATION_TIMEOUT));
                     }
                     let now = Instant::now();
@@ -264,7 +266,7 @@ impl Connection {
                     }
                     input.quiet();
                     if self.missed_pings >= max_missed {
-                        info!(missed = self.missed_pings, "peer stopped answering pings");
+                        debug!(missed = self.missed_pings, "peer stopped answering pings");
                         return Err(Outcome::Fatal(Code::PING_TIMEOUT));
                     }
                     self.missed_pings += 1;
@@ -380,7 +382,7 @@ impl Connection {
             return None;
         }
         if hello.version != PROTOCOL_VERSION {
-            info!(version = hello.version, "unsupported protocol version");
+            debug!(version = hello.version, "unsupported protocol version");
             return Some(Outcome::Fatal(Code::UNSUPPORTED_VERSION));
         }
         let nick = match Nick::parse(&hello.nick) {

@@ -77,7 +77,13 @@ impl Hub {
                         accepted = listener.accept() => accepted,
                     };
                     if let Ok((io, peer)) = accepted {
-                        warn!(?peer, "out of file descriptors; refusing connection");
+                        if let Some(held) = self.shared.counters.gate.pass() {
+                            warn!(
+                                ?peer,
+                                lines_held_back = held,
+                                "out of file descriptors; refusing connection"
+                            );
+                        }
                         self.shared.counters.record(Code::SERVER_FULL);
                         // Closed at once (no linger), so that the reserve
                         // can be taken again.
@@ -144,7 +150,13 @@ impl Hub {
                 .spawn(front.serve_when_room(self.clone(), io, peer, ticket));
             return Ok(());
         }
-        warn!(?peer, "server full; refusing connection");
+        if let Some(held) = shared.counters.gate.pass() {
+            warn!(
+                ?peer,
+                lines_held_back = held,
+                "server full; refusing connection"
+            );
+        }
         shared.counters.record(Code::SERVER_FULL);
         shared.tracker.spawn(front.refuse(io));
         Err(HubError::Refused(Code::SERVER_FULL))

@@ -47,8 +47,39 @@ pub struct HubStats {
     pub slow_consumers_by_nick: HashMap<String, u64>,
 }
 
+/// Lets a log line through at most once a second and counts the others, so
+/// that an attack (a crowd cut at a deadline, refused, or sending garbage)
+/// cannot turn the log into a disk-filling one. `HubStats` counts every
+/// event; the log says what happens, and how much it left unsaid.
+#[derive(Debug, Default)]
+pub(crate) struct LogGate {
+    /// When a line last went through, and lines held back since.
+    state: Mutex<(Option<tokio::time::Instant>, u64)>,
+}
+
+impl LogGate {
+    /// `Some(lines held back since the last one)` if a line may be logged
+    /// now, `None` if it must be held back.
+    pub(crate) fn pass(&self) -> Option<u64> {
+        let now = tokio::time::Instant::now();
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (last, held) = &mut *state;
+        if last.is_some_and(|last| now.saturating_duration_since(last).as_secs() < 1) {
+            *held += 1;
+            return None;
+        }
+        *last = Some(now);
+        Some(std::mem::take(held))
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
+    /// Gates the per-connection lines about connections closed or refused.
+    pub(crate) gate: LogGate,
     malformed_frames: AtomicU64,
     oversized_frames: AtomicU64,
     stalled_frames: AtomicU64,
@@ -112,5 +143,24 @@ impl Counters {
             // Counted by admission; `Hub::stats` fills them in.
             ..HubStats::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_gate_lets_a_line_through_a_second_and_counts_the_rest() {
+        let gate = LogGate::default();
+        assert_eq!(gate.pass(), Some(0));
+        for _ in 0..3 {
+            assert_eq!(gate.pass(), None);
+        }
+        tokio::time::advance(std::time::Duration::from_millis(999)).await;
+        assert_eq!(gate.pass(), None);
+        tokio::time::advance(std::time::Duration::from_millis(1)).await;
+        assert_eq!(gate.pass(), Some(4));
+        assert_eq!(gate.pass(), None);
     }
 }

@@ -13,7 +13,7 @@ use std::io;
 use chinwag_protocol::{Code, FrameCodec, ProtocolError, SendPayload};
 use tokio::io::AsyncRead;
 use tokio_util::codec::{Decoder, FramedRead};
-use tracing::{Instrument, debug, field, info, info_span};
+use tracing::{Instrument, debug, field, info_span};
 
 use super::linger;
 use super::reader::{self, StallCodec, StallGuard};
@@ -117,12 +117,12 @@ async fn read_frames<R: AsyncRead + Unpin>(
             None => return Outcome::Eof,
             Some(Ok(frame)) => frame,
             Some(Err(ProtocolError::Io(error))) if error.kind() == io::ErrorKind::TimedOut => {
-                info!("frame stalled midway; closing");
+                debug!("frame stalled midway; closing");
                 return Outcome::Fatal(Code::FRAME_TIMEOUT);
             }
             Some(Err(ProtocolError::Io(error))) => return Outcome::Io(error),
             Some(Err(error)) => {
-                info!(%error, "bad frame; closing");
+                debug!(%error, "bad frame; closing");
                 return Outcome::Fatal(error.code());
             }
         };
