@@ -5,9 +5,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use chinwag_hub::{Hub, HubConfig, RateLimit};
+use chinwag_hub::{Hub, HubConfig, RateLimit, bind_tcp};
 use clap::Parser;
-use tokio::net::TcpListener;
 use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
@@ -172,17 +171,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // Before anything says we are up: a SIGTERM sent the moment the address
     // is printed must shut us down cleanly, not kill us by default action.
     let shutdown = shutdown_signal()?;
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let listener =
+        bind_tcp(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     // A plain line on stdout, for scripts and tests that listen on port 0.
     println!("chinwagd listening on {addr}");
 
     let text_listener = match args.text_listen {
         Some(text_addr) => {
-            let listener = TcpListener::bind(text_addr)
-                .await
+            let listener = bind_tcp(text_addr)
                 .with_context(|| format!("cannot listen on {text_addr} for text"))?;
             println!("chinwagd text port on {}", listener.local_addr()?);
             Some(listener)

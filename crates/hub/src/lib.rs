@@ -56,7 +56,7 @@ pub use config::{HubConfig, RateLimit};
 pub use error::HubError;
 pub use front::Front;
 pub use hub::Hub;
-pub use listener::{Listener, Split, Transport};
+pub use listener::{BACKLOG, Listener, Split, Transport, bind_tcp};
 pub use session::Session;
 pub use stats::HubStats;
 

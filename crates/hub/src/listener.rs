@@ -150,3 +150,27 @@ impl Listener for tokio::net::UnixListener {
         Self::local_addr(self)
     }
 }
+
+/// The backlog of connections the kernel completes before the hub accepts
+/// them: room for a crowd of thousands reconnecting at once, so that the
+/// queue does not overflow and the kernel does not drop a newcomer's `SYN`
+/// (which its TCP retries only a second later). The kernel caps it at
+/// `net.core.somaxconn` (4,096 on current Linux).
+pub const BACKLOG: u32 = 4096;
+
+/// Binds a TCP listener for the hub: `SO_REUSEADDR` (a restarted daemon can
+/// bind again at once) and a backlog of [`BACKLOG`]. `TcpListener::bind`
+/// works too, with the standard library's smaller backlog.
+///
+/// # Errors
+/// As binding and listening on the socket.
+pub fn bind_tcp(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}

@@ -1,4 +1,4 @@
-//! Fifty readers that never read, and sixteen that do, while a broadcast
+//! Fifty readers that never read, and one that does, while a broadcast
 //! flows: the healthy readers get everything, every stuck one is cut, and
 //! the process's peak resident memory grows by less than the bound
 //! `docs/limits.md` gives for stuck readers (each pins at most its queue's
@@ -35,7 +35,7 @@ fn status_bytes(field: &str) -> usize {
 }
 
 const STUCK: usize = 50;
-const HEALTHY: usize = 16;
+const HEALTHY: usize = 1;
 const TEXT: usize = 4 * 1024;
 /// 6,400 messages of 4 KiB: 25 MiB, twice the fifty queues' limits
 /// together (12.5 MiB), so stuck readers that pinned what was published
@@ -89,7 +89,10 @@ async fn fifty_stuck_readers_pin_no_more_than_their_queues_limits() {
     // A steady two messages a millisecond. The stuck readers are most of
     // the audience, so they pace the publisher until they are cut (the
     // audience as a whole is behind); it then goes on at the same pace, not
-    // in a burst to make up for the pause.
+    // in a burst to make up for the pause. (One healthy reader: a minority
+    // of healthy ones momentarily behind would be on their own, and with
+    // this test's small queue limit could be cut; `isolation.rs` covers
+    // stuck readers among healthy ones.)
     let mut tick = tokio::time::interval(Duration::from_millis(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for seq in 0..MESSAGES {

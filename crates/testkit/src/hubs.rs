@@ -34,10 +34,13 @@ impl TestHub {
     ///
     /// # Panics
     /// If no port can be bound.
+    #[expect(
+        clippy::unused_async,
+        reason = "async as every way to start a hub is; binding itself does not wait"
+    )]
     pub async fn with_config(config: HubConfig) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("an ephemeral port");
+        let listener =
+            chinwag_hub::bind_tcp(([127, 0, 0, 1], 0).into()).expect("an ephemeral port");
         Self::serve(listener, config)
     }
 
