@@ -25,14 +25,15 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use chinwag_protocol::Code;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use crate::outbox::Outbox;
 use crate::stats::LogGate;
 
 /// Where a connection comes from, as far as admission is concerned: its
@@ -130,12 +131,15 @@ struct PerAddress {
     refilled: Instant,
 }
 
-/// An unregistered connection that could be shed.
+/// An unregistered connection that could be shed: closing its outbox with
+/// `SERVER_FULL` makes its writer say so and end the connection, so
+/// shedding needs nothing of its own per connection.
 #[derive(Debug)]
 struct Waiting {
     accepted: Instant,
-    progressed: Arc<AtomicBool>,
-    shed: CancellationToken,
+    /// It sent a whole frame or line.
+    progressed: bool,
+    outbox: Arc<Outbox>,
 }
 
 /// Counts of refusals and sheddings, by reason.
@@ -195,13 +199,8 @@ impl Admission {
         }
     }
 
-    /// Admits a new connection from `ip`, or says why not. `shed` is
-    /// cancelled if the connection is shed to make room.
-    pub(crate) fn admit(
-        self: &Arc<Self>,
-        ip: Option<IpAddr>,
-        shed: CancellationToken,
-    ) -> Result<Ticket, Refusal> {
+    /// Admits a new connection from `ip`, or says why not.
+    pub(crate) fn admit(self: &Arc<Self>, ip: Option<IpAddr>) -> Result<Ticket, Refusal> {
         let now = Instant::now();
         let key = ip.and_then(|ip| self.key(ip));
         if let Some(key) = key {
@@ -229,25 +228,12 @@ impl Admission {
             held.tokens -= 1.0;
             held.unregistered += 1;
         }
-        let progressed = Arc::new(AtomicBool::new(false));
-        let mut waiting = lock(&self.waiting);
-        let (next, entries) = &mut *waiting;
-        *next += 1;
-        entries.insert(
-            *next,
-            Waiting {
-                accepted: now,
-                progressed: progressed.clone(),
-                shed: shed.clone(),
-            },
-        );
         Ok(Ticket {
             admission: self.clone(),
             key,
-            waiting: Some(*next),
+            waiting: None,
             registered: false,
-            progressed: Some(progressed),
-            shed: Some(shed),
+            progressed: false,
         })
     }
 
@@ -257,13 +243,13 @@ impl Admission {
     pub(crate) fn shed_one(&self) -> bool {
         let mut waiting = lock(&self.waiting);
         let candidate = (waiting.1.iter())
-            .min_by_key(|(_, entry)| (entry.progressed.load(Ordering::Relaxed), entry.accepted))
+            .min_by_key(|(_, entry)| (entry.progressed, entry.accepted))
             .map(|(&id, _)| id);
         let Some(entry) = candidate.and_then(|id| waiting.1.remove(&id)) else {
             return false;
         };
         drop(waiting);
-        entry.shed.cancel();
+        entry.outbox.close(Some(Code::SERVER_FULL), true);
         self.counts.shed.fetch_add(1, Ordering::Relaxed);
         self.log("shed an unregistered connection to make room");
         true
@@ -304,24 +290,42 @@ pub(crate) struct Ticket {
     /// registers.
     waiting: Option<u64>,
     registered: bool,
-    /// Until it registers: whether it sent a whole frame or line...
-    progressed: Option<Arc<AtomicBool>>,
-    /// ...and the token that sheds it.
-    shed: Option<CancellationToken>,
+    /// It sent a whole frame or line (told to its entry once).
+    progressed: bool,
 }
 
 impl Ticket {
-    /// Cancelled when the connection is shed to make room (or the hub
-    /// shuts down); `None` once registered.
-    pub(crate) fn shed(&self) -> Option<&CancellationToken> {
-        self.shed.as_ref()
+    /// Enlists the connection, whose frames go to `outbox`, among those
+    /// that may be shed to make room until it registers.
+    pub(crate) fn enlist(&mut self, outbox: &Arc<Outbox>) {
+        if self.registered || self.waiting.is_some() {
+            return;
+        }
+        let mut waiting = lock(&self.admission.waiting);
+        let (next, entries) = &mut *waiting;
+        *next += 1;
+        entries.insert(
+            *next,
+            Waiting {
+                accepted: Instant::now(),
+                progressed: false,
+                outbox: outbox.clone(),
+            },
+        );
+        self.waiting = Some(*next);
     }
 
     /// The connection sent a whole frame or line: it is making progress,
     /// and is shed only after those that are not.
-    pub(crate) fn progressed(&self) {
-        if let Some(progressed) = &self.progressed {
-            progressed.store(true, Ordering::Relaxed);
+    pub(crate) fn progressed(&mut self) {
+        if self.progressed {
+            return;
+        }
+        self.progressed = true;
+        if let Some(id) = self.waiting
+            && let Some(entry) = lock(&self.admission.waiting).1.get_mut(&id)
+        {
+            entry.progressed = true;
         }
     }
 
@@ -346,8 +350,6 @@ impl Ticket {
             return;
         }
         self.registered = true;
-        self.progressed = None;
-        self.shed = None;
         if let Some(id) = self.waiting.take() {
             lock(&self.admission.waiting).1.remove(&id);
         }
@@ -412,7 +414,7 @@ mod tests {
             exempt: Vec::new(),
             ..AddressLimits::default()
         });
-        let admit = |text| admission.admit(Some(ip(text)), CancellationToken::new());
+        let admit = |text| admission.admit(Some(ip(text)));
         let first = admit("192.0.2.1").unwrap();
         let mut second = admit("192.0.2.1").unwrap();
         assert_eq!(admit("192.0.2.1").unwrap_err(), Refusal::Unregistered);
@@ -439,7 +441,7 @@ mod tests {
             exempt: Vec::new(),
             ..AddressLimits::default()
         });
-        let admit = || admission.admit(Some(ip("198.51.100.9")), CancellationToken::new());
+        let admit = || admission.admit(Some(ip("198.51.100.9")));
         for _ in 0..3 {
             drop(admit().unwrap());
         }
@@ -451,21 +453,26 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn shedding_picks_the_oldest_connection_that_made_no_progress() {
         let admission = admission(AddressLimits::default());
-        let admit = || admission.admit(None, CancellationToken::new()).unwrap();
-        let shed = |ticket: &Ticket| ticket.shed().is_some_and(CancellationToken::is_cancelled);
-        let oldest = admit();
+        let admit = || {
+            let outbox = Arc::new(Outbox::new(1024, 4096));
+            let mut ticket = admission.admit(None).unwrap();
+            ticket.enlist(&outbox);
+            (ticket, outbox)
+        };
+        let shed = |outbox: &Outbox| outbox.reason() == Some(Code::SERVER_FULL);
+        let (mut oldest, oldest_box) = admit();
         tokio::time::advance(std::time::Duration::from_secs(1)).await;
-        let idle = admit();
+        let (_idle, idle_box) = admit();
         tokio::time::advance(std::time::Duration::from_secs(1)).await;
-        let registering = admit();
+        let (_registering, registering_box) = admit();
         oldest.progressed();
         assert!(admission.shed_one());
-        assert!(shed(&idle));
-        assert!(!shed(&oldest) && !shed(&registering));
+        assert!(shed(&idle_box));
+        assert!(!shed(&oldest_box) && !shed(&registering_box));
         assert!(admission.shed_one());
-        assert!(shed(&registering));
+        assert!(shed(&registering_box));
         assert!(admission.shed_one());
-        assert!(shed(&oldest));
+        assert!(shed(&oldest_box));
         assert!(!admission.shed_one());
         assert_eq!(admission.counts.shed.load(Ordering::Relaxed), 3);
     }

@@ -116,8 +116,7 @@ pub(crate) struct Connection {
     heard: Instant,
     /// The registration deadline, then the next liveness check.
     timer: Pin<Box<Sleep>>,
-    /// Resolves when the hub begins to shut down, or (before registration)
-    /// when the connection is shed to make room for a newcomer.
+    /// Resolves when the hub begins to shut down.
     pub(crate) shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
 }
 
@@ -125,15 +124,15 @@ impl Connection {
     /// A new connection, holding `slot` under the limit of unregistered ones.
     pub(crate) fn new(hub: Hub, slot: OwnedSemaphorePermit, ticket: Ticket) -> Self {
         let config = &hub.shared.config;
-        // Until registration, the ticket's token: cancelled by shutdown (it
-        // is a child of the hub's) or by shedding.
-        let shutdown = ticket
-            .shed()
-            .map_or_else(|| hub.shared.shutdown.clone(), Clone::clone);
+        let outbox = hub.new_outbox();
+        let mut ticket = ticket;
+        // Shedding closes the outbox with `SERVER_FULL`: its writer says so
+        // and the connection ends.
+        ticket.enlist(&outbox);
         Self {
             permits: hub.new_in_flight(),
             bucket: config.rate_limit.map(TokenBucket::new),
-            outbox: hub.new_outbox(),
+            outbox,
             id: hub.next_conn_id(),
             registration: Registration::Unregistered,
             slot,
@@ -141,7 +140,7 @@ impl Connection {
             missed_pings: 0,
             heard: Instant::now(),
             timer: Box::pin(tokio::time::sleep(config.registration_timeout)),
-            shutdown: Box::pin(shutdown.cancelled_owned()),
+            shutdown: Box::pin(hub.shared.shutdown.clone().cancelled_owned()),
             hub,
         }
     }
@@ -230,13 +229,7 @@ impl Connection {
         loop {
             tokio::select! {
                 biased;
-                () = self.shutdown.as_mut() => {
-                    if self.registration.is_registered() || self.hub.is_shutting_down() {
-                        return Err(Outcome::Shutdown);
-                    }
-                    debug!("shed to make room for a newcomer");
-                    return Err(Outcome::Fatal(Code::SERVER_FULL));
-                }
+                () = self.shutdown.as_mut() => return Err(Outcome::Shutdown),
                 next = input.next() => {
                     if !self.registration.is_registered() {
                         self.ticket.progressed();
@@ -420,10 +413,8 @@ impl Connection {
                 tracing::Span::current().record("nick", nick.as_str());
                 info!("registered");
                 self.registration = Registration::Registered(nick);
-                // Registered: no longer a candidate for shedding, so only
-                // the hub's shutdown ends the wait for input now.
+                // Registered: no longer a candidate for shedding.
                 self.ticket.registered();
-                self.shutdown = Box::pin(self.hub.shared.shutdown.clone().cancelled_owned());
                 // Liveness is counted from registration: the first `PING`
                 // to a client that stays silent comes one ping interval
                 // after its `WELCOME`, however long registration may take.

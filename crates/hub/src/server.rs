@@ -126,7 +126,7 @@ impl Hub {
         }
         // Limits per source address first: an address over them is refused
         // before it takes anything shared.
-        let admitted = (shared.admission).admit(peer.ip(), shared.shutdown.child_token());
+        let admitted = shared.admission.admit(peer.ip());
         let Ok(ticket) = admitted else {
             shared.tracker.spawn(front.refuse(io));
             return Err(HubError::Refused(Code::SERVER_FULL));
@@ -142,9 +142,13 @@ impl Hub {
             front.spawn(self, io, peer, slot, ticket);
             return Ok(());
         }
-        if room && shared.admission.shed_one() {
+        if room {
             // The one shed gives its place back as its task ends; the
-            // newcomer waits a moment for it.
+            // newcomer waits a moment for it. With none to shed, every
+            // place is changing hands (being given back by one shed
+            // before, or taken by one that has not started yet): the
+            // newcomer waits for one all the same.
+            shared.admission.shed_one();
             shared
                 .tracker
                 .spawn(front.serve_when_room(self.clone(), io, peer, ticket));
