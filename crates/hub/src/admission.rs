@@ -13,11 +13,11 @@
 //!   gateway, and the load generators) are not limited per address.
 //! - **Shedding**: when the shared cap on unregistered connections is full
 //!   anyway (a crowd spread over many addresses), a newcomer does not simply
-//!   bounce. The unregistered connection that has made the least progress
-//!   (no whole frame or line yet) and waited the longest is closed with
-//!   `SERVER_FULL`, and the newcomer waits a moment for its place. A real
-//!   client sends its `HELLO` at once, registers within milliseconds, and so
-//!   is never the one shed; an idle crowd sheds itself.
+//!   bounce. The unregistered connection that has sent no whole frame (or
+//!   line) yet and waited the longest is closed with `SERVER_FULL`, and the
+//!   newcomer waits a moment for its place. A real client sends its `HELLO`
+//!   at once, and one that has sent anything is never shed; an idle crowd
+//!   sheds itself.
 //!
 //! Refusals are counted per reason (`HubStats`) and logged at most once a
 //! second, as a summary, so that an attack cannot fill the disk with logs.
@@ -237,13 +237,15 @@ impl Admission {
         })
     }
 
-    /// Closes the unregistered connection that has made the least progress
-    /// and waited the longest, to make room for a newcomer; `false` when
-    /// there is none.
+    /// Closes the unregistered connection that has sent no whole frame (or
+    /// line) and waited the longest, to make room for a newcomer; `false`
+    /// when there is none. One that has sent something is trying to
+    /// register, and is never shed for a newcomer whose intent is unknown.
     pub(crate) fn shed_one(&self) -> bool {
         let mut waiting = lock(&self.waiting);
         let candidate = (waiting.1.iter())
-            .min_by_key(|(_, entry)| (entry.progressed, entry.accepted))
+            .filter(|(_, entry)| !entry.progressed)
+            .min_by_key(|(_, entry)| entry.accepted)
             .map(|(&id, _)| id);
         let Some(entry) = candidate.and_then(|id| waiting.1.remove(&id)) else {
             return false;
@@ -471,9 +473,9 @@ mod tests {
         assert!(!shed(&oldest_box) && !shed(&registering_box));
         assert!(admission.shed_one());
         assert!(shed(&registering_box));
-        assert!(admission.shed_one());
-        assert!(shed(&oldest_box));
+        // The one that sent a frame is never shed.
         assert!(!admission.shed_one());
-        assert_eq!(admission.counts.shed.load(Ordering::Relaxed), 3);
+        assert!(!shed(&oldest_box));
+        assert_eq!(admission.counts.shed.load(Ordering::Relaxed), 2);
     }
 }

@@ -144,10 +144,9 @@ impl Hub {
         }
         if room {
             // The one shed gives its place back as its task ends; the
-            // newcomer waits a moment for it. With none to shed, every
-            // place is changing hands (being given back by one shed
-            // before, or taken by one that has not started yet): the
-            // newcomer waits for one all the same.
+            // newcomer waits a moment for it. With none to shed (every
+            // place is held by one trying to register, or changing hands),
+            // it waits all the same, and is refused if none comes free.
             shared.admission.shed_one();
             shared
                 .tracker
