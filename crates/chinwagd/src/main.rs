@@ -27,30 +27,32 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[command(version, about)]
 struct Args {
     /// Address to listen on for the binary protocol.
+    /// A host name is resolved, and the first address it has is used.
     #[arg(long, default_value = "127.0.0.1:2446", env = "CHINWAG_LISTEN")]
-    listen: SocketAddr,
+    listen: String,
     /// Also accept plain-text (netcat/telnet) users on this address. Off
     /// unless given.
     #[arg(long, value_name = "ADDR")]
-    text_listen: Option<SocketAddr>,
+    text_listen: Option<String>,
     /// Registered users at once; a connection beyond gets a "server full" error.
-    #[arg(long, default_value_t = HubConfig::default().max_connections)]
+    #[arg(long, default_value_t = HubConfig::default().max_connections, value_parser = positive)]
     max_connections: usize,
     /// Connections still waiting to register, capped apart from registered ones.
-    #[arg(long, default_value_t = HubConfig::default().max_unregistered)]
+    #[arg(long, default_value_t = HubConfig::default().max_unregistered, value_parser = positive)]
     max_unregistered: usize,
     /// Connections from one address that have not registered yet (IPv6:
     /// one prefix, see --ipv6-prefix).
-    #[arg(long, default_value_t = HubConfig::default().addresses.unregistered)]
+    #[arg(long, default_value_t = HubConfig::default().addresses.unregistered, value_parser = positive)]
     max_unregistered_per_address: usize,
     /// Registered connections from one address.
-    #[arg(long, default_value_t = HubConfig::default().addresses.registered)]
+    #[arg(long, default_value_t = HubConfig::default().addresses.registered, value_parser = positive)]
     max_connections_per_address: usize,
     /// New connections one address may open per second, sustained.
-    #[arg(long, default_value_t = HubConfig::default().addresses.connect_rate)]
+    #[arg(long, default_value_t = HubConfig::default().addresses.connect_rate, value_parser = rate)]
     connect_rate: f64,
     /// New connections one address may open at once after a quiet spell.
-    #[arg(long, default_value_t = HubConfig::default().addresses.connect_burst)]
+    #[arg(long, default_value_t = HubConfig::default().addresses.connect_burst,
+          value_parser = clap::value_parser!(u32).range(1..))]
     connect_burst: u32,
     /// IPv6 addresses are limited by this prefix length, not one by one.
     #[arg(long, default_value_t = HubConfig::default().addresses.ipv6_prefix,
@@ -62,36 +64,37 @@ struct Args {
     #[arg(long, value_delimiter = ',', value_parser = exempt)]
     exempt: Vec<Option<chinwag_hub::ipnet::IpNet>>,
     /// Largest frame payload accepted from a registered client, in bytes.
-    #[arg(long, default_value_t = HubConfig::default().max_frame)]
+    #[arg(long, default_value_t = HubConfig::default().max_frame, value_parser = positive)]
     max_frame_bytes: usize,
     /// Largest frame payload accepted before registration, in bytes.
-    #[arg(long, default_value_t = HubConfig::default().max_frame_unregistered)]
+    #[arg(long, default_value_t = HubConfig::default().max_frame_unregistered, value_parser = positive)]
     max_hello_bytes: usize,
     /// Time allowed to complete HELLO after connecting.
-    #[arg(long, value_parser = humantime_secs, default_value = "5")]
+    #[arg(long, value_parser = humantime_secs, default_value = "5s")]
     registration_timeout: Duration,
     /// Time a frame's bytes may stop arriving midway before the connection is closed.
-    #[arg(long, value_parser = humantime_secs, default_value = "10")]
+    #[arg(long, value_parser = humantime_secs, default_value = "10s")]
     frame_timeout: Duration,
     /// Silence after which a registered client is pinged.
-    #[arg(long, value_parser = humantime_secs, default_value = "30")]
+    #[arg(long, value_parser = humantime_secs, default_value = "30s")]
     ping_interval: Duration,
     /// Consecutive unanswered pings after which a client is closed.
-    #[arg(long, default_value_t = HubConfig::default().max_missed_pings)]
+    #[arg(long, default_value_t = HubConfig::default().max_missed_pings,
+          value_parser = clap::value_parser!(u32).range(1..))]
     max_missed_pings: u32,
     /// Bytes of one connection's messages on their way through the hub at
     /// once; past them its socket is not read until some are routed.
-    #[arg(long, default_value_t = HubConfig::default().max_in_flight_bytes)]
+    #[arg(long, default_value_t = HubConfig::default().max_in_flight_bytes, value_parser = positive)]
     max_in_flight_bytes: usize,
     /// Bytes queued for one client above which its publishers are paused.
-    #[arg(long, default_value_t = HubConfig::default().outbox_high_water)]
+    #[arg(long, default_value_t = HubConfig::default().outbox_high_water, value_parser = positive)]
     outbox_high_water: usize,
     /// Bytes queued for one client at which it is cut as a slow consumer.
-    #[arg(long, default_value_t = HubConfig::default().outbox_limit)]
+    #[arg(long, default_value_t = HubConfig::default().outbox_limit, value_parser = positive)]
     outbox_limit: usize,
     /// Time a client's queue may stay above the high-water mark, or a write
     /// may make no progress, before it is cut as a slow consumer.
-    #[arg(long, value_parser = humantime_secs, default_value = "10")]
+    #[arg(long, value_parser = humantime_secs, default_value = "10s")]
     slow_consumer_deadline: Duration,
     /// Flood control: messages per second per connection, e.g. `10/s`. Off unless given.
     #[arg(long, value_parser = rate)]
@@ -100,7 +103,7 @@ struct Args {
     #[arg(long, default_value_t = 20)]
     rate_burst: u32,
     /// Flood control: how long a client may keep flooding before it is disconnected.
-    #[arg(long, value_parser = humantime_secs, default_value = "10")]
+    #[arg(long, value_parser = humantime_secs, default_value = "10s")]
     flood_grace: Duration,
     /// Log filter, in `tracing_subscriber`'s `EnvFilter` syntax
     /// (e.g. `info`, `chinwag_hub=debug`). `RUST_LOG` is used when unset.
@@ -171,15 +174,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // Before anything says we are up: a SIGTERM sent the moment the address
     // is printed must shut us down cleanly, not kill us by default action.
     let shutdown = shutdown_signal()?;
-    let listener =
-        bind_tcp(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
+    let listener = bind_tcp(resolve(&args.listen).await?)
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     // A plain line on stdout, for scripts and tests that listen on port 0.
     println!("chinwagd listening on {addr}");
 
     let text_listener = match args.text_listen {
         Some(text_addr) => {
-            let listener = bind_tcp(text_addr)
+            let listener = bind_tcp(resolve(&text_addr).await?)
                 .with_context(|| format!("cannot listen on {text_addr} for text"))?;
             println!("chinwagd text port on {}", listener.local_addr()?);
             Some(listener)
@@ -256,7 +259,31 @@ fn humantime_secs(text: &str) -> Result<Duration, String> {
         .trim()
         .parse()
         .map_err(|_| format!("{text:?} is not a duration like 5, 5s or 500ms"))?;
-    Duration::try_from_secs_f64(value * scale).map_err(|e| format!("{text:?}: {e}"))
+    let duration =
+        Duration::try_from_secs_f64(value * scale).map_err(|e| format!("{text:?}: {e}"))?;
+    if duration.is_zero() {
+        return Err(format!("{text:?}: a deadline or period must be above zero"));
+    }
+    Ok(duration)
+}
+
+/// A count or size that must be at least 1.
+fn positive(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(value) => Ok(value),
+        Err(_) => Err(format!("{text:?} is not a whole number")),
+    }
+}
+
+/// A `--listen` address, `HOST:PORT` or `IP:PORT`: a host name is resolved
+/// and its first address used.
+async fn resolve(text: &str) -> anyhow::Result<SocketAddr> {
+    tokio::net::lookup_host(text)
+        .await
+        .with_context(|| format!("cannot resolve {text:?}; give HOST:PORT or IP:PORT"))?
+        .next()
+        .with_context(|| format!("{text:?} resolves to no address"))
 }
 
 /// A rate such as `10`, `10/s` or `600/min`, in messages per second.

@@ -370,6 +370,39 @@ fn help_exits_zero_and_documents_listen() {
     assert!(stdout.contains("--max-connections"), "{stdout}");
 }
 
+/// Defaults of durations say their unit, and nonsense values are refused
+/// with a message that names the flag.
+#[test]
+fn durations_show_their_unit_and_nonsense_values_are_refused() {
+    let (_, stdout, _) = run_to_exit(&["--help"]);
+    assert!(stdout.contains("[default: 5s]"), "{stdout}");
+    for (flag, value) in [
+        ("--max-connections", "0"),
+        ("--max-unregistered", "0"),
+        ("--max-frame-bytes", "0"),
+        ("--registration-timeout", "0"),
+        ("--ping-interval", "0s"),
+        ("--max-missed-pings", "0"),
+        ("--connect-rate", "0"),
+    ] {
+        let (status, _, err) = run_to_exit(&[flag, value]);
+        assert!(!status.success(), "{flag} {value} was accepted");
+        assert!(err.contains(flag), "{flag} {value}: {err}");
+    }
+}
+
+/// `--listen` takes a host name, as the client's `--server` does.
+#[tokio::test]
+async fn listen_takes_a_host_name() {
+    let mut command = Command::new(BIN);
+    command.args(["--listen", "localhost:0", "--log", "error"]);
+    let mut daemon = Daemon::spawn(command);
+    assert!(daemon.addr.ip().is_loopback(), "{}", daemon.addr);
+    let _alice = Client::register(daemon.addr, "alice").await;
+    daemon.signal("-TERM");
+    assert_eq!(daemon.wait_exit(PATIENCE).code(), Some(0));
+}
+
 #[test]
 fn an_unknown_flag_is_refused_with_a_nonzero_exit() {
     let (status, _, stderr) = run_to_exit(&["--no-such-flag"]);
