@@ -117,7 +117,10 @@ async fn handshake(
 
     loop {
         let frame = match reader.next().await {
-            Some(frame) => frame?,
+            Some(Ok(frame)) => frame,
+            Some(Err(error)) => {
+                return Err(not_a_hub(reader.read_buffer()).unwrap_or_else(|| error.into()));
+            }
             None => {
                 return Err(ClientError::Io(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -160,6 +163,26 @@ async fn handshake(
             other => debug!(?other, "ignoring a frame before WELCOME"),
         }
     }
+}
+
+/// What the first bytes from a server that is not a hub's binary port look
+/// like, if they are text: a binary hub's first frame starts with a length
+/// prefix whose first byte is 0 for any frame under 16 MiB, while text starts
+/// with a printable character (the text port's greeting is `* welcome ...`,
+/// whose first four bytes read as a length of 706,770,789).
+fn not_a_hub(first: &[u8]) -> Option<ClientError> {
+    let start = first.get(..first.len().min(4))?;
+    if start.len() < 4 || !start.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+        return None;
+    }
+    let what = if first.starts_with(b"* ") || first.starts_with(b"! ") {
+        "it speaks chinwag's plain-text protocol (is this the --text-listen port?)"
+    } else if first.starts_with(b"HTTP/") {
+        "it is an HTTP server"
+    } else {
+        "it sent text, not chinwag frames"
+    };
+    Some(ClientError::NotAHub(what.to_owned()))
 }
 
 async fn connect_any(addrs: &[SocketAddr]) -> Result<TcpStream, ClientError> {

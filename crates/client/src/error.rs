@@ -58,6 +58,11 @@ pub enum ClientError {
     /// again.
     #[error("disconnected from the hub")]
     Disconnected,
+    /// The server answered, but not as a chinwag hub's binary port does: it
+    /// sent text (a chinwag text port, an HTTP server, ...). The string says
+    /// what it looks like.
+    #[error("not a chinwag hub's binary port: {0}")]
+    NotAHub(String),
     /// The client has closed for good: it quit, gave up reconnecting, or
     /// the hub ended the session. See [`Event::Closed`](crate::Event::Closed)
     /// for why.
@@ -93,7 +98,7 @@ impl ClientError {
     /// a full or restarting hub; false for a nickname the rules refuse.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::InvalidNick(_) => false,
+            Self::InvalidNick(_) | Self::NotAHub(_) => false,
             Self::Refused { code, .. } => {
                 !(code.is_nick_error() || *code == Code::UNSUPPORTED_VERSION)
             }

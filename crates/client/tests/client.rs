@@ -205,6 +205,36 @@ async fn an_unreachable_hub_is_a_connect_error() {
     assert!(matches!(error, ClientError::Connect { .. }), "{error:?}");
 }
 
+/// Pointed at a hub's plain-text port, or at something that is not a hub,
+/// the client says so rather than "frame of 706770789 bytes".
+#[tokio::test]
+async fn the_text_port_or_an_http_server_is_named_as_not_a_hub() {
+    let hub = chinwag_hub::Hub::start(HubConfig::default());
+    let text = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let text_addr = text.local_addr().unwrap();
+    tokio::spawn({
+        let hub = hub.clone();
+        async move { hub.serve_text(text).await }
+    });
+    let error = Client::connect(text_addr, "alice").await.unwrap_err();
+    assert!(matches!(error, ClientError::NotAHub(_)), "{error:?}");
+    assert!(error.to_string().contains("text-listen"), "{error}");
+    assert!(!error.is_transient());
+
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http_addr = http.local_addr().unwrap();
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        let (mut stream, _) = http.accept().await.unwrap();
+        let _ = stream
+            .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+            .await;
+    });
+    let error = Client::connect(http_addr, "alice").await.unwrap_err();
+    assert!(error.to_string().contains("HTTP"), "{error}");
+    hub.shutdown().await;
+}
+
 #[tokio::test]
 async fn refused_messages_fail_alone_and_the_connection_goes_on() {
     let mut config = HubConfig::default();
