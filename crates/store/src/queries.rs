@@ -128,13 +128,13 @@ pub(crate) fn clear_expired(
     recipient: &str,
     told: u64,
 ) -> rusqlite::Result<Result<(), StoreError>> {
-    let changed = conn
-        .prepare_cached(
-            "UPDATE accounts SET expired_untold = max(0, expired_untold - ?2)
-             WHERE nick_folded = ?1",
-        )?
-        .execute(params![fold(recipient), told])?;
-    Ok(changed_or(changed, StoreError::NoSuchAccount))
+    update_account(
+        conn,
+        recipient,
+        "UPDATE accounts SET expired_untold = max(0, expired_untold - ?2)
+         WHERE nick_folded = ?1",
+        &told,
+    )
 }
 
 /// Creates an account, unless its nickname is taken.

@@ -10,7 +10,7 @@ mod support;
 use std::collections::BTreeSet;
 
 use chinwag_store::{AccountStore, MailStore, StoreConfig, StoreError, StoreOutcome};
-use support::{accounts, message_with, open};
+use support::{message_with, open, open_with};
 
 /// About a tenth of a page: a few dozen fill the room left.
 const TEXT_BYTES: usize = 400;
@@ -27,8 +27,7 @@ fn a_full_store_fails_writes_never_claims_them_and_recovers() {
     let mut stored = BTreeSet::new();
     let mut failed = BTreeSet::new();
     {
-        let store = open(&config);
-        accounts(&store, &["bob"]);
+        let store = open_with(&config, &["bob"]);
         for id in 1..=1_000 {
             match store
                 .store_message(message_with("bob", id, &text))

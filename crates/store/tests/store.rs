@@ -10,7 +10,7 @@ use std::time::Duration;
 use chinwag_store::{
     AccountStore, Expired, MailStore, Store, StoreConfig, StoreError, StoreOutcome,
 };
-use support::{HASH, T0, accounts, message, message_with, open};
+use support::{HASH, T0, accounts, message, message_with, open, open_with};
 
 fn store_one(store: &Store, message: chinwag_store::StoredMessage) -> StoreOutcome {
     store.store_message(message).unwrap().wait().unwrap()
@@ -24,8 +24,7 @@ fn ids(store: &Store, recipient: &str) -> Vec<u64> {
 #[test]
 fn a_mailbox_reads_back_in_id_order_with_every_field() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(&StoreConfig::new(dir.path()));
-    accounts(&store, &["Bob", "carol"]);
+    let store = open_with(&StoreConfig::new(dir.path()), &["Bob", "carol"]);
     // Handed over together without waiting: several group commits' worth.
     let pending: Vec<_> = (1..=300)
         .map(|id| {
@@ -63,8 +62,7 @@ fn a_batch_is_answered_per_message_in_order() {
         mailbox_max_messages: 2,
         ..StoreConfig::new(dir.path())
     };
-    let store = open(&config);
-    accounts(&store, &["bob"]);
+    let store = open_with(&config, &["bob"]);
     let batch = vec![
         message("bob", 1),
         message("nobody", 2),
@@ -91,8 +89,7 @@ fn the_quota_counts_messages_and_frees_on_confirm() {
         mailbox_max_messages: 3,
         ..StoreConfig::new(dir.path())
     };
-    let store = open(&config);
-    accounts(&store, &["bob", "carol"]);
+    let store = open_with(&config, &["bob", "carol"]);
     for id in 1..=3 {
         assert_eq!(store_one(&store, message("bob", id)), StoreOutcome::Stored);
     }
@@ -118,8 +115,7 @@ fn the_quota_counts_bytes() {
         mailbox_max_bytes: 125,
         ..StoreConfig::new(dir.path())
     };
-    let store = open(&config);
-    accounts(&store, &["bob"]);
+    let store = open_with(&config, &["bob"]);
     let forty = message_with("bob", 1, &"a".repeat(40));
     let size = forty.stored_bytes();
     // Text, sender and addressees: 40 + "sender1" + "bob cc1".
@@ -146,8 +142,7 @@ fn the_quota_counts_bytes() {
 #[test]
 fn confirm_removes_only_the_named_ids_of_that_mailbox() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(&StoreConfig::new(dir.path()));
-    accounts(&store, &["bob", "carol"]);
+    let store = open_with(&StoreConfig::new(dir.path()), &["bob", "carol"]);
     for id in 1..=5 {
         store_one(&store, message("bob", id));
         store_one(&store, message("carol", id));
@@ -167,8 +162,7 @@ fn confirm_removes_only_the_named_ids_of_that_mailbox() {
 #[test]
 fn expiry_drops_old_messages_and_counts_them_until_told() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(&StoreConfig::new(dir.path()));
-    accounts(&store, &["Bob", "carol", "dave"]);
+    let store = open_with(&StoreConfig::new(dir.path()), &["Bob", "carol", "dave"]);
     let day = 24 * 60 * 60 * 1000;
     let at = |recipient: &str, id, ts_ms| chinwag_store::StoredMessage {
         ts_ms,
@@ -227,8 +221,7 @@ fn expiry_drops_old_messages_and_counts_them_until_told() {
 #[test]
 fn accounts_are_created_changed_listed_and_deleted_with_their_mailbox() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(&StoreConfig::new(dir.path()));
-    accounts(&store, &["Bob", "alice"]);
+    let store = open_with(&StoreConfig::new(dir.path()), &["Bob", "alice"]);
     assert!(matches!(
         support::accounts_result(&store, "BOB"),
         Err(StoreError::AccountExists)
@@ -364,8 +357,7 @@ fn a_full_queue_refuses_at_once_and_everything_taken_is_answered() {
         write_queue: 4,
         ..StoreConfig::new(dir.path())
     };
-    let store = open(&config);
-    accounts(&store, &["bob"]);
+    let store = open_with(&config, &["bob"]);
     let mut taken = Vec::new();
     let mut refused = 0;
     for id in 1..=2_000 {
@@ -392,8 +384,7 @@ fn a_full_queue_refuses_at_once_and_everything_taken_is_answered() {
 #[test]
 fn writers_on_many_threads_share_commits() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(&StoreConfig::new(dir.path()));
-    accounts(&store, &["bob"]);
+    let store = open_with(&StoreConfig::new(dir.path()), &["bob"]);
     let threads: Vec<_> = (0..8_u64)
         .map(|thread| {
             let store = store.clone();
@@ -456,8 +447,7 @@ async fn answers_are_futures() {
 fn the_tables_read_plainly_and_a_backup_opens_as_a_store() {
     let dir = tempfile::tempdir().unwrap();
     let config = StoreConfig::new(dir.path().join("live"));
-    let store = open(&config);
-    accounts(&store, &["Bob"]);
+    let store = open_with(&config, &["Bob"]);
     store_one(&store, message_with("bob", 7, "hello"));
     let backup_dir = dir.path().join("backup");
     std::fs::create_dir(&backup_dir).unwrap();

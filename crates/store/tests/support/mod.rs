@@ -16,6 +16,13 @@ pub fn open(config: &StoreConfig) -> Store {
     Store::open(config).unwrap_or_else(|error| panic!("open {config:?}: {error}"))
 }
 
+/// Opens a store on `config` with an account for each of `nicks`.
+pub fn open_with(config: &StoreConfig, nicks: &[&str]) -> Store {
+    let store = open(config);
+    accounts(&store, nicks);
+    store
+}
+
 /// Creates an account for each nickname.
 pub fn accounts(store: &Store, nicks: &[&str]) {
     for nick in nicks {
