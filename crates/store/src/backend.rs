@@ -1,0 +1,92 @@
+//! The interface the hub talks to: mailboxes and accounts.
+//!
+//! Two small traits, implemented today by the SQLite [`Store`](crate::Store)
+//! and later by a clustered backend on a distributed engine. They are
+//! object-safe on purpose: every method takes `&self` and hands back a
+//! [`Pending`] (a concrete future) rather than being an `async fn`, so the
+//! hub can hold an `Arc<dyn MailStore>` chosen at start-up from its flags
+//! without a type parameter spreading through `Hub`, its actor and its
+//! connections. The cost is one boxed request per call, nothing next to a
+//! commit.
+//!
+//! The contract every backend keeps:
+//!
+//! - Handing a request over never waits. It is taken (`Ok(Pending)`) or
+//!   refused at once (`Err`: [`StoreError::Busy`], [`StoreError::Closed`],
+//!   or an argument the backend cannot hold).
+//! - A write's answer comes only once the write is durable;
+//!   [`StoreOutcome::Stored`] means on disk (or on a quorum of disks).
+//! - Every answer reflects every write handed over before its request, by
+//!   any handle: a mailbox read after a store sees the stored message.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::{
+    Account, Expired, Mailbox, NewAccount, Pending, StoreError, StoreOutcome, StoredMessage,
+};
+
+/// Offline mailboxes: messages stored for registered users until their
+/// client confirms them.
+pub trait MailStore: fmt::Debug + Send + Sync {
+    /// Stores one message in its recipient's mailbox.
+    ///
+    /// The answer is [`StoreOutcome::Stored`] only after the commit holding
+    /// it has returned; a failed commit answers [`StoreError::Failed`].
+    fn store_message(&self, message: StoredMessage) -> Result<Pending<StoreOutcome>, StoreError>;
+
+    /// Stores several messages (one handed-over batch, for example all the
+    /// offline recipients of one batch the hub routed), answered together
+    /// with one outcome per message in order. They commit together or not
+    /// at all.
+    fn store_messages(
+        &self,
+        messages: Vec<StoredMessage>,
+    ) -> Result<Pending<Vec<StoreOutcome>>, StoreError>;
+
+    /// Reads a mailbox: every message, oldest first, with the number the age
+    /// limit dropped since its owner was last told. Reading removes nothing.
+    /// [`StoreError::NoSuchAccount`] if no such account.
+    fn mailbox(&self, recipient: &str) -> Result<Pending<Mailbox>, StoreError>;
+
+    /// Removes the named messages from a mailbox, once the recipient's client
+    /// has confirmed them; ids not there are ignored. Answers how many were
+    /// removed.
+    fn confirm(&self, recipient: &str, ids: Vec<u64>) -> Result<Pending<u64>, StoreError>;
+
+    /// Deletes every stored message older than `max_age` at `now_ms`, and
+    /// answers how many each mailbox lost. Each count is also kept with the
+    /// account until [`clear_expired`](Self::clear_expired), so an owner
+    /// who is offline during the sweep can be told at login.
+    fn expire(&self, now_ms: u64, max_age: Duration) -> Result<Pending<Vec<Expired>>, StoreError>;
+
+    /// Records that a mailbox's owner was told of `told` expired messages
+    /// (the [`Mailbox::expired`] they were shown).
+    fn clear_expired(&self, recipient: &str, told: u64) -> Result<Pending<()>, StoreError>;
+
+    /// The highest message id ever handed to the store (0 for none): a
+    /// restarted hub hands out ids above it.
+    fn last_message_id(&self) -> Result<Pending<u64>, StoreError>;
+}
+
+/// Registered nicknames and their password hashes.
+pub trait AccountStore: fmt::Debug + Send + Sync {
+    /// Creates an account; [`StoreError::AccountExists`] if the nickname
+    /// (case folded) is taken.
+    fn create_account(&self, account: NewAccount) -> Result<Pending<()>, StoreError>;
+
+    /// One account, if it exists.
+    fn account(&self, nick: &str) -> Result<Pending<Option<Account>>, StoreError>;
+
+    /// Every account, by case-folded nickname.
+    fn accounts(&self) -> Result<Pending<Vec<Account>>, StoreError>;
+
+    /// Replaces an account's password hash.
+    fn set_password(&self, nick: &str, password_hash: String) -> Result<Pending<()>, StoreError>;
+
+    /// Records when an account's owner was last seen.
+    fn set_last_seen(&self, nick: &str, at_ms: u64) -> Result<Pending<()>, StoreError>;
+
+    /// Deletes an account and its mailbox with it.
+    fn delete_account(&self, nick: &str) -> Result<Pending<()>, StoreError>;
+}

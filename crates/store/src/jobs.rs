@@ -1,0 +1,114 @@
+//! Requests as the store's threads see them: work to run on a connection,
+//! and the oneshot to answer on.
+
+use std::sync::Arc;
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use crate::StoreError;
+
+/// What the writer's queue carries.
+pub(crate) enum Request {
+    /// A write, run inside its group's transaction.
+    Write(Box<dyn WriteJob>),
+    /// A read, passed on to the reader once the writes queued before it
+    /// have committed (so it sees them).
+    Read(Box<dyn ReadJob>),
+    /// Work on the writer's connection outside any transaction (a pragma),
+    /// run when its group is taken, before the group's transaction begins.
+    Control(Box<dyn ReadJob>),
+}
+
+/// A write: run inside the group's transaction, answered after it.
+pub(crate) trait WriteJob: Send {
+    /// Runs the write. An error fails the whole group (it is rolled back).
+    fn run(&mut self, conn: &Connection) -> rusqlite::Result<()>;
+
+    /// Answers, once the group's transaction has committed (`Ok`) or been
+    /// rolled back (`Err`).
+    fn answer(self: Box<Self>, committed: Result<(), Arc<rusqlite::Error>>);
+}
+
+/// Work run once on a connection, answering as it ends.
+pub(crate) trait ReadJob: Send {
+    /// Runs it and answers.
+    fn run(self: Box<Self>, conn: &Connection);
+
+    /// Answers without running it (the reader was busy or gone).
+    fn refuse(self: Box<Self>, error: StoreError);
+}
+
+/// The answer channel of a request whose answer is a `T`.
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+/// A write from a closure. The closure's outer error is SQLite failing, its
+/// inner one this request's own refusal.
+pub(crate) struct Write<T, F> {
+    work: Option<F>,
+    done: Option<Result<T, StoreError>>,
+    reply: Reply<T>,
+}
+
+impl<T, F> Write<T, F> {
+    pub(crate) fn new(work: F, reply: Reply<T>) -> Self {
+        Self {
+            work: Some(work),
+            done: None,
+            reply,
+        }
+    }
+}
+
+impl<T, F> WriteJob for Write<T, F>
+where
+    T: Send,
+    F: FnOnce(&Connection) -> rusqlite::Result<Result<T, StoreError>> + Send,
+{
+    fn run(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        if let Some(work) = self.work.take() {
+            self.done = Some(work(conn)?);
+        }
+        Ok(())
+    }
+
+    fn answer(self: Box<Self>, committed: Result<(), Arc<rusqlite::Error>>) {
+        let answer = match (committed, self.done) {
+            (Ok(()), Some(done)) => done,
+            (Ok(()), None) => Err(StoreError::Closed),
+            (Err(error), _) => Err(StoreError::Failed(error)),
+        };
+        // A caller that went away is normal.
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// A read (or control) from a closure.
+pub(crate) struct Read<T, F> {
+    work: F,
+    reply: Reply<T>,
+}
+
+impl<T, F> Read<T, F> {
+    pub(crate) fn new(work: F, reply: Reply<T>) -> Self {
+        Self { work, reply }
+    }
+}
+
+impl<T, F> ReadJob for Read<T, F>
+where
+    T: Send,
+    F: FnOnce(&Connection) -> rusqlite::Result<Result<T, StoreError>> + Send,
+{
+    fn run(self: Box<Self>, conn: &Connection) {
+        let answer = (self.work)(conn).unwrap_or_else(|error| {
+            tracing::error!(%error, "store read failed");
+            Err(StoreError::Failed(Arc::new(error)))
+        });
+        let _ = self.reply.send(answer);
+    }
+
+    fn refuse(self: Box<Self>, error: StoreError) {
+        let _ = self.reply.send(Err(error));
+    }
+}

@@ -1,0 +1,140 @@
+//! What a mailbox holds, and what storing a message can come to.
+
+use crate::StoreError;
+
+/// One message for one recipient, as stored and as read back.
+///
+/// A message to several offline users is stored once per recipient, each
+/// copy with the same hub `id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// Whose mailbox it goes to: a registered nickname, any case (the store
+    /// folds ASCII case, as the hub's registry does). Read back, the
+    /// account's spelling as registered.
+    pub recipient: String,
+    /// The hub's message id: the same id the message is delivered with, at
+    /// every delivery. Below 2^63.
+    pub id: u64,
+    /// The sender's nickname as the hub routed it.
+    pub sender: String,
+    /// Whom the message was addressed to, as its `MESSAGE` frame names them
+    /// (empty: everyone). Nicknames hold no spaces; the store keeps the
+    /// names separated by one.
+    pub to: Vec<String>,
+    /// When the hub routed it, in milliseconds since the Unix epoch. Below
+    /// 2^63. The age limit counts from it.
+    pub ts_ms: u64,
+    /// The text.
+    pub text: String,
+}
+
+impl StoredMessage {
+    /// What the message counts against its mailbox's byte quota: its text,
+    /// its sender's name and its addressees' names.
+    pub fn stored_bytes(&self) -> u64 {
+        let to: usize = self.to.iter().map(|name| name.len() + 1).sum();
+        (self.text.len() + self.sender.len() + to.saturating_sub(1)) as u64
+    }
+
+    /// The addressees as one column.
+    pub(crate) fn to_names(&self) -> String {
+        self.to.join(" ")
+    }
+
+    /// The addressees from their column.
+    pub(crate) fn split_names(names: &str) -> Vec<String> {
+        names
+            .split(' ')
+            .filter(|name| !name.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Checks the numbers fit SQLite's signed integers, before the message
+    /// is queued, so that a message the store cannot hold is refused at once
+    /// rather than failing the group commit it would have joined.
+    pub(crate) fn check(&self) -> Result<(), StoreError> {
+        check_i64(self.id, "message id")?;
+        check_i64(self.ts_ms, "timestamp")
+    }
+}
+
+/// Refuses a number SQLite's signed 64-bit integers cannot hold.
+pub(crate) fn check_i64(value: u64, what: &'static str) -> Result<(), StoreError> {
+    if i64::try_from(value).is_ok() {
+        Ok(())
+    } else {
+        Err(StoreError::OutOfRange(what))
+    }
+}
+
+/// What became of a message handed to the store, once the transaction that
+/// held it has committed. A write that failed is an error instead
+/// ([`StoreError::Failed`]): `STORE_FAILED`, never `STORED`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StoreOutcome {
+    /// On disk: the commit that holds it has returned (`STORED`). A message
+    /// already in that mailbox with the same id counts as stored.
+    Stored,
+    /// The recipient's mailbox is at its quota of messages or bytes
+    /// (`MAILBOX_FULL`); nothing was stored.
+    MailboxFull,
+    /// No account by that name (deleted since the hub looked it up).
+    NoSuchAccount,
+}
+
+/// A mailbox as read at login.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mailbox {
+    /// Every stored message, oldest (lowest id) first.
+    pub messages: Vec<StoredMessage>,
+    /// Messages the age limit dropped from this mailbox that its owner has
+    /// not been told of ([`MailStore::clear_expired`](crate::MailStore::clear_expired)
+    /// once told).
+    pub expired: u64,
+}
+
+/// How many messages the age limit dropped from one mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expired {
+    /// The mailbox's owner, as registered.
+    pub recipient: String,
+    /// Messages dropped from it by this sweep.
+    pub dropped: u64,
+}
+
+/// The key the store files a nickname under: ASCII case folded, the hub
+/// registry's rule (`Nick::folded`).
+pub(crate) fn fold(nick: &str) -> String {
+    nick.to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_bytes_counts_text_and_names() {
+        let message = StoredMessage {
+            recipient: "bob".into(),
+            id: 1,
+            sender: "alice".into(),
+            to: vec!["bob".into(), "carol".into()],
+            ts_ms: 0,
+            text: "hello".into(),
+        };
+        assert_eq!(message.stored_bytes(), 5 + 5 + "bob carol".len() as u64);
+        assert_eq!(message.to_names(), "bob carol");
+        assert_eq!(StoredMessage::split_names("bob carol"), ["bob", "carol"]);
+        assert!(StoredMessage::split_names("").is_empty());
+    }
+
+    #[test]
+    fn numbers_past_i64_are_refused() {
+        assert!(check_i64(i64::MAX as u64, "id").is_ok());
+        assert!(matches!(
+            check_i64(i64::MAX as u64 + 1, "id"),
+            Err(StoreError::OutOfRange("id"))
+        ));
+    }
+}

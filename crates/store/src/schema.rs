@@ -1,0 +1,147 @@
+//! The schema, as a list of migrations, and the connections' settings.
+//!
+//! Each migration is a step of SQL, applied in order and recorded in
+//! `PRAGMA user_version` (`rusqlite_migration`). A released step is never
+//! edited: a change of schema is a new step at the end. The tables are
+//! meant to be read by a person with `sqlite3 chinwag-data/chinwag.db`.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags};
+use rusqlite_migration::{M, Migrations};
+
+use crate::StoreError;
+
+/// Version 1: accounts, their mailboxes, and the hub's last message id.
+///
+/// - `accounts`: one row per registered nickname, keyed by its case-folded
+///   spelling. `mailbox_count` and `mailbox_bytes` are kept by the triggers
+///   below, so the quota check reads one row instead of counting a mailbox;
+///   `expired_untold` counts messages the sweeper dropped that the owner has
+///   not yet been told of.
+/// - `mailbox`: one row per stored message and recipient, in message id
+///   order (the primary key, and `WITHOUT ROWID` stores the rows in it), so a
+///   mailbox reads back in the order the hub routed its messages. `to_names`
+///   is whom the message was addressed to, names separated by spaces (empty:
+///   everyone). Deleting an account deletes its mailbox (`ON DELETE
+///   CASCADE`).
+/// - `hub_state`: named counters; `last_message_id` is the highest message id
+///   the store was ever handed, which a restarted hub counts on from.
+const V1: &str = "
+CREATE TABLE accounts (
+    nick_folded    TEXT PRIMARY KEY NOT NULL,
+    nick           TEXT NOT NULL,
+    password_hash  TEXT NOT NULL,
+    created_ms     INTEGER NOT NULL,
+    last_seen_ms   INTEGER,
+    mailbox_count  INTEGER NOT NULL DEFAULT 0,
+    mailbox_bytes  INTEGER NOT NULL DEFAULT 0,
+    expired_untold INTEGER NOT NULL DEFAULT 0
+) STRICT;
+
+CREATE TABLE mailbox (
+    recipient TEXT NOT NULL REFERENCES accounts (nick_folded) ON DELETE CASCADE,
+    id        INTEGER NOT NULL,
+    sender    TEXT NOT NULL,
+    to_names  TEXT NOT NULL,
+    ts_ms     INTEGER NOT NULL,
+    text      TEXT NOT NULL,
+    bytes     INTEGER NOT NULL,
+    PRIMARY KEY (recipient, id)
+) STRICT, WITHOUT ROWID;
+
+CREATE INDEX mailbox_by_age ON mailbox (ts_ms);
+
+CREATE TRIGGER mailbox_counts_insert AFTER INSERT ON mailbox BEGIN
+    UPDATE accounts
+    SET mailbox_count = mailbox_count + 1, mailbox_bytes = mailbox_bytes + NEW.bytes
+    WHERE nick_folded = NEW.recipient;
+END;
+
+CREATE TRIGGER mailbox_counts_delete AFTER DELETE ON mailbox BEGIN
+    UPDATE accounts
+    SET mailbox_count = mailbox_count - 1, mailbox_bytes = mailbox_bytes - OLD.bytes
+    WHERE nick_folded = OLD.recipient;
+END;
+
+CREATE TABLE hub_state (
+    key   TEXT PRIMARY KEY NOT NULL,
+    value INTEGER NOT NULL
+) STRICT;
+
+INSERT INTO hub_state (key, value) VALUES ('last_message_id', 0);
+";
+
+/// Every migration, oldest first.
+pub(crate) fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(V1)])
+}
+
+/// Opens the writer's connection: creates the file if missing, sets the
+/// durability settings, and brings the schema up to date.
+///
+/// - `journal_mode=WAL`: a commit appends to the log and fsyncs it once;
+///   readers go on reading the last commit meanwhile.
+/// - `synchronous=FULL`: in WAL mode, every commit fsyncs the log before
+///   COMMIT returns. (`NORMAL` would fsync only at checkpoints, and a power
+///   loss could take back commits that were answered.)
+/// - `foreign_keys=ON`: SQLite leaves it off unless each connection asks; the
+///   mailbox's cascade needs it.
+pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    let open_error = |source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut conn = Connection::open(path).map_err(open_error)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .map_err(open_error)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(open_error(rusqlite::Error::InvalidQuery));
+    }
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+        .map_err(open_error)?;
+    migrations().to_latest(&mut conn)?;
+    Ok(conn)
+}
+
+/// Opens the reader's connection, read-only, on a database the writer has
+/// already set up.
+pub(crate) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_apply_to_an_empty_database() {
+        migrations().validate().unwrap();
+    }
+
+    #[test]
+    fn migrations_leave_the_tables_and_the_version() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrations().to_latest(&mut conn).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, 1);
+        let tables: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(tables, ["accounts", "hub_state", "mailbox"]);
+    }
+}

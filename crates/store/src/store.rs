@@ -1,0 +1,279 @@
+//! The `Store` handle: opening a data directory, and handing requests to its
+//! threads.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rusqlite::Connection;
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+
+use crate::jobs::{Read, Request, Write};
+use crate::lock::DirLock;
+use crate::message::check_i64;
+use crate::queries::{self, Quota};
+use crate::schema;
+use crate::writer::{Writer, read_loop};
+use crate::{
+    Account, AccountStore, Expired, MailStore, Mailbox, NewAccount, Pending, StoreConfig,
+    StoreError, StoreOutcome, StoredMessage,
+};
+
+/// The SQLite store: a cheap, cloneable handle to the writer and reader
+/// threads that own its connections.
+///
+/// Every request is handed over without waiting ([`StoreError::Busy`] when
+/// the queue is full) and answered through a [`Pending`]. The threads stop,
+/// and the data directory's lock is released, when the last handle is
+/// dropped; that drop waits for the requests already queued to be carried
+/// out (at most a group commit or two).
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+/// What the handles share. Field order matters: `requests` is dropped first,
+/// which lets the writer finish, then `_threads` (held for its `Drop`) waits for it and lets go of
+/// the lock.
+struct Inner {
+    requests: mpsc::Sender<Request>,
+    quota: Quota,
+    dir: PathBuf,
+    _threads: Threads,
+}
+
+/// The store's threads, joined when the last handle goes.
+struct Threads {
+    writer: Option<JoinHandle<()>>,
+    reader: Option<JoinHandle<()>>,
+    /// Held until both threads, and so both connections, are done.
+    _lock: DirLock,
+}
+
+impl Drop for Threads {
+    fn drop(&mut self) {
+        // The writer ends once the queue is closed and drained, and its end
+        // closes the reader's queue. A thread that panicked has nothing left
+        // to hand back.
+        for thread in [self.writer.take(), self.reader.take()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Store {
+    /// Opens (creating if missing) the data directory `config.data_dir`:
+    /// takes its lock, opens `chinwag.db` in WAL mode with
+    /// `synchronous=FULL`, brings the schema up to date, and starts the
+    /// writer and reader threads.
+    ///
+    /// This blocks on the disk (a migration can take a while): call it before
+    /// starting the runtime, or in `spawn_blocking`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Locked`] if another process (or another `Store` here)
+    /// has the directory; [`StoreError::DataDir`], [`StoreError::Open`],
+    /// [`StoreError::Migrate`] if it cannot be set up.
+    pub fn open(config: &StoreConfig) -> Result<Self, StoreError> {
+        let lock = DirLock::acquire(&config.data_dir)?;
+        let path = config.db_path();
+        let conn = schema::open_writer(&path)?;
+        if let Some(bytes) = config.max_db_bytes {
+            queries::set_max_db_bytes(&conn, Some(bytes)).map_err(|source| StoreError::Open {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        let reader_conn = schema::open_reader(&path)?;
+
+        let (requests, requests_rx) = mpsc::channel(config.write_queue.max(1));
+        let (reads, reads_rx) = mpsc::channel(config.read_queue.max(1));
+        let writer = Writer {
+            conn,
+            requests: requests_rx,
+            reads,
+            group_max: config.group_max.max(1),
+        };
+        let writer = spawn("chinwag-store-writer", move || writer.run())?;
+        let reader = spawn("chinwag-store-reader", move || {
+            read_loop(&reader_conn, reads_rx);
+        })?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                requests,
+                quota: Quota {
+                    messages: config.mailbox_max_messages,
+                    bytes: config.mailbox_max_bytes,
+                },
+                dir: config.data_dir.clone(),
+                _threads: Threads {
+                    writer: Some(writer),
+                    reader: Some(reader),
+                    _lock: lock,
+                },
+            }),
+        })
+    }
+
+    /// The data directory this store holds.
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Sets the ceiling on the database file, in bytes (`None`: no ceiling
+    /// but the disk's), and answers the ceiling now in force. SQLite never
+    /// sets it below the file's current size. Writes past the ceiling fail
+    /// as on a full disk; raising it lets them succeed again.
+    pub fn set_max_db_bytes(&self, bytes: Option<u64>) -> Result<Pending<u64>, StoreError> {
+        let (reply, pending) = Pending::channel();
+        let job = Read::new(
+            move |conn: &Connection| queries::set_max_db_bytes(conn, bytes).map(Ok),
+            reply,
+        );
+        self.submit(Request::Control(Box::new(job)))?;
+        Ok(pending)
+    }
+
+    /// Copies the database, as of this request, into a new file at `path`
+    /// (`VACUUM INTO`: a consistent, compact snapshot, taken on the reader's
+    /// connection while writes go on). `path` must not exist.
+    pub fn backup_into(&self, path: impl Into<PathBuf>) -> Result<Pending<()>, StoreError> {
+        let path = path.into();
+        self.read(move |conn| {
+            let path = path.to_string_lossy();
+            conn.execute("VACUUM INTO ?1", [path.as_ref()])
+                .map(|_| Ok(()))
+        })
+    }
+
+    fn submit(&self, request: Request) -> Result<(), StoreError> {
+        self.inner
+            .requests
+            .try_send(request)
+            .map_err(|error| match error {
+                TrySendError::Full(_) => StoreError::Busy,
+                TrySendError::Closed(_) => StoreError::Closed,
+            })
+    }
+
+    /// Hands over a write: `work` runs inside a group's transaction.
+    fn write<T, F>(&self, work: F) -> Result<Pending<T>, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<Result<T, StoreError>> + Send + 'static,
+    {
+        let (reply, pending) = Pending::channel();
+        self.submit(Request::Write(Box::new(Write::new(work, reply))))?;
+        Ok(pending)
+    }
+
+    /// Hands over a read: `work` runs on the reader's connection once the
+    /// writes handed over before it have committed.
+    fn read<T, F>(&self, work: F) -> Result<Pending<T>, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<Result<T, StoreError>> + Send + 'static,
+    {
+        let (reply, pending) = Pending::channel();
+        self.submit(Request::Read(Box::new(Read::new(work, reply))))?;
+        Ok(pending)
+    }
+}
+
+fn spawn(name: &str, run: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, StoreError> {
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(run)
+        .map_err(StoreError::Spawn)
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("data_dir", &self.inner.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MailStore for Store {
+    fn store_message(&self, message: StoredMessage) -> Result<Pending<StoreOutcome>, StoreError> {
+        message.check()?;
+        let quota = self.inner.quota;
+        self.write(move |conn| {
+            let outcomes = queries::store(conn, quota, std::slice::from_ref(&message))?;
+            Ok(outcomes.first().copied().ok_or(StoreError::Closed))
+        })
+    }
+
+    fn store_messages(
+        &self,
+        messages: Vec<StoredMessage>,
+    ) -> Result<Pending<Vec<StoreOutcome>>, StoreError> {
+        messages.iter().try_for_each(StoredMessage::check)?;
+        let quota = self.inner.quota;
+        self.write(move |conn| queries::store(conn, quota, &messages).map(Ok))
+    }
+
+    fn mailbox(&self, recipient: &str) -> Result<Pending<Mailbox>, StoreError> {
+        let recipient = recipient.to_owned();
+        self.read(move |conn| queries::mailbox(conn, &recipient))
+    }
+
+    fn confirm(&self, recipient: &str, ids: Vec<u64>) -> Result<Pending<u64>, StoreError> {
+        let recipient = recipient.to_owned();
+        self.write(move |conn| queries::confirm(conn, &recipient, &ids).map(Ok))
+    }
+
+    fn expire(&self, now_ms: u64, max_age: Duration) -> Result<Pending<Vec<Expired>>, StoreError> {
+        self.write(move |conn| queries::expire(conn, now_ms, max_age).map(Ok))
+    }
+
+    fn clear_expired(&self, recipient: &str, told: u64) -> Result<Pending<()>, StoreError> {
+        check_i64(told, "expired count")?;
+        let recipient = recipient.to_owned();
+        self.write(move |conn| queries::clear_expired(conn, &recipient, told))
+    }
+
+    fn last_message_id(&self) -> Result<Pending<u64>, StoreError> {
+        self.read(|conn| queries::last_message_id(conn).map(Ok))
+    }
+}
+
+impl AccountStore for Store {
+    fn create_account(&self, account: NewAccount) -> Result<Pending<()>, StoreError> {
+        check_i64(account.created_ms, "creation time")?;
+        self.write(move |conn| queries::create_account(conn, &account))
+    }
+
+    fn account(&self, nick: &str) -> Result<Pending<Option<Account>>, StoreError> {
+        let nick = nick.to_owned();
+        self.read(move |conn| queries::account(conn, &nick).map(Ok))
+    }
+
+    fn accounts(&self) -> Result<Pending<Vec<Account>>, StoreError> {
+        self.read(|conn| queries::accounts(conn).map(Ok))
+    }
+
+    fn set_password(&self, nick: &str, password_hash: String) -> Result<Pending<()>, StoreError> {
+        let nick = nick.to_owned();
+        self.write(move |conn| queries::set_password(conn, &nick, &password_hash))
+    }
+
+    fn set_last_seen(&self, nick: &str, at_ms: u64) -> Result<Pending<()>, StoreError> {
+        check_i64(at_ms, "last seen time")?;
+        let nick = nick.to_owned();
+        self.write(move |conn| queries::set_last_seen(conn, &nick, at_ms))
+    }
+
+    fn delete_account(&self, nick: &str) -> Result<Pending<()>, StoreError> {
+        let nick = nick.to_owned();
+        self.write(move |conn| queries::delete_account(conn, &nick))
+    }
+}

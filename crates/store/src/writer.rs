@@ -1,0 +1,120 @@
+//! The writer thread: group commit, and the reader thread it feeds.
+//!
+//! The writer blocks for one request, then takes every request already
+//! queued behind it, up to [`StoreConfig::group_max`](crate::StoreConfig::group_max),
+//! and runs their writes in one transaction: `BEGIN IMMEDIATE`, each write,
+//! `COMMIT`. With `synchronous=FULL` in WAL mode the commit is one append to
+//! the log and one fsync, shared by the whole group. Only when `COMMIT` has
+//! returned does it answer the group's writes, so an answer of "stored"
+//! always follows the fsync that made it so. Requests that arrive during the
+//! commit wait in the queue and form the next group: under load the groups
+//! grow by themselves, and a lone write is committed at once, with no timer.
+//!
+//! If any write or the commit fails (a full disk, an I/O error), the group
+//! is rolled back and every write in it is answered
+//! [`StoreError::Failed`](crate::StoreError::Failed): they shared a
+//! transaction, so none of them is on disk. The error is logged and the
+//! writer goes on with the next group, which succeeds once the disk has
+//! room again. Refusals that are a request's own answer (a full mailbox, no
+//! such account) are not failures and leave the group alone.
+//!
+//! Reads queue behind the writes like everything else, and the writer
+//! passes them to the reader thread after their group has committed: a read
+//! sees every write handed over before it, yet runs on its own connection
+//! (WAL lets it read while the next group commits), so a large mailbox read
+//! at login does not hold up the writes behind it.
+
+use std::sync::Arc;
+
+use rusqlite::Connection;
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+use tracing::{debug, error, warn};
+
+use crate::StoreError;
+use crate::jobs::{ReadJob, Request, WriteJob};
+
+/// The writer thread's state.
+pub(crate) struct Writer {
+    pub(crate) conn: Connection,
+    pub(crate) requests: mpsc::Receiver<Request>,
+    /// The reader's queue; dropped when the writer ends, which ends the
+    /// reader.
+    pub(crate) reads: mpsc::Sender<Box<dyn ReadJob>>,
+    pub(crate) group_max: usize,
+}
+
+impl Writer {
+    /// Runs until every handle to the store is gone and the queue is empty.
+    pub(crate) fn run(mut self) {
+        let mut group = Vec::with_capacity(self.group_max);
+        while let Some(first) = self.requests.blocking_recv() {
+            group.push(first);
+            while group.len() < self.group_max {
+                match self.requests.try_recv() {
+                    Ok(request) => group.push(request),
+                    Err(_) => break,
+                }
+            }
+            self.handle_group(group.drain(..));
+        }
+    }
+
+    fn handle_group(&self, group: impl Iterator<Item = Request>) {
+        let mut writes = Vec::new();
+        let mut reads = Vec::new();
+        for request in group {
+            match request {
+                Request::Write(job) => writes.push(job),
+                Request::Read(job) => reads.push(job),
+                Request::Control(job) => job.run(&self.conn),
+            }
+        }
+        if !writes.is_empty() {
+            let committed = self.commit(&mut writes).map_err(|error| {
+                error!(%error, writes = writes.len(), "store commit failed; rolled back");
+                Arc::new(error)
+            });
+            debug!(
+                writes = writes.len(),
+                ok = committed.is_ok(),
+                "group commit"
+            );
+            for job in writes {
+                job.answer(committed.clone());
+            }
+        }
+        for job in reads {
+            match self.reads.try_send(job) {
+                Ok(()) => {}
+                Err(TrySendError::Full(job)) => job.refuse(StoreError::Busy),
+                Err(TrySendError::Closed(job)) => job.refuse(StoreError::Closed),
+            }
+        }
+    }
+
+    /// Runs `writes` in one transaction and commits it, or rolls it back.
+    fn commit(&self, writes: &mut [Box<dyn WriteJob>]) -> rusqlite::Result<()> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let result = writes
+            .iter_mut()
+            .try_for_each(|job| job.run(&self.conn))
+            .and_then(|()| self.conn.execute_batch("COMMIT"));
+        // SQLite rolls some failures back by itself (a full disk can); roll
+        // back whatever it left open.
+        if result.is_err()
+            && !self.conn.is_autocommit()
+            && let Err(error) = self.conn.execute_batch("ROLLBACK")
+        {
+            warn!(%error, "store rollback failed");
+        }
+        result
+    }
+}
+
+/// The reader thread: runs reads one at a time on its own connection.
+pub(crate) fn read_loop(conn: &Connection, mut reads: mpsc::Receiver<Box<dyn ReadJob>>) {
+    while let Some(job) = reads.blocking_recv() {
+        job.run(conn);
+    }
+}

@@ -1,0 +1,494 @@
+//! The store through its handle, on real database files in temporary
+//! directories: mailboxes and their limits, accounts, what survives a
+//! reopen, and the data directory's lock.
+
+mod support;
+
+use std::thread;
+use std::time::Duration;
+
+use chinwag_store::{
+    AccountStore, Expired, MailStore, Store, StoreConfig, StoreError, StoreOutcome,
+};
+use support::{HASH, T0, accounts, message, message_with, open, open_with};
+
+fn store_one(store: &Store, message: chinwag_store::StoredMessage) -> StoreOutcome {
+    store.store_message(message).unwrap().wait().unwrap()
+}
+
+fn ids(store: &Store, recipient: &str) -> Vec<u64> {
+    let mailbox = store.mailbox(recipient).unwrap().wait().unwrap();
+    mailbox.messages.iter().map(|message| message.id).collect()
+}
+
+#[test]
+fn a_mailbox_reads_back_in_id_order_with_every_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_with(&StoreConfig::new(dir.path()), &["Bob", "carol"]);
+    // Handed over together without waiting: several group commits' worth.
+    let pending: Vec<_> = (1..=300)
+        .map(|id| {
+            let recipient = if id % 3 == 0 { "CAROL" } else { "bob" };
+            store.store_message(message(recipient, id)).unwrap()
+        })
+        .collect();
+    for answer in pending {
+        assert_eq!(answer.wait().unwrap(), StoreOutcome::Stored);
+    }
+    let mailbox = store.mailbox("BOB").unwrap().wait().unwrap();
+    assert_eq!(mailbox.messages.len(), 200);
+    assert_eq!(mailbox.expired, 0);
+    for (read, id) in mailbox
+        .messages
+        .iter()
+        .zip((1..=300).filter(|id| id % 3 != 0))
+    {
+        // The recipient reads back as registered.
+        assert_eq!(*read, message("Bob", id));
+    }
+    // Reading removes nothing: a crash before the client confirms delivers
+    // the same messages, with the same ids, again.
+    assert_eq!(ids(&store, "bob").len(), 200);
+    assert_eq!(
+        ids(&store, "carol"),
+        (3..=300).step_by(3).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_batch_is_answered_per_message_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig {
+        mailbox_max_messages: 2,
+        ..StoreConfig::new(dir.path())
+    };
+    let store = open_with(&config, &["bob"]);
+    let batch = vec![
+        message("bob", 1),
+        message("nobody", 2),
+        message("bob", 3),
+        message("bob", 4),
+    ];
+    let outcomes = store.store_messages(batch).unwrap().wait().unwrap();
+    assert_eq!(
+        outcomes,
+        [
+            StoreOutcome::Stored,
+            StoreOutcome::NoSuchAccount,
+            StoreOutcome::Stored,
+            StoreOutcome::MailboxFull,
+        ]
+    );
+    assert_eq!(ids(&store, "bob"), [1, 3]);
+}
+
+#[test]
+fn the_quota_counts_messages_and_frees_on_confirm() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig {
+        mailbox_max_messages: 3,
+        ..StoreConfig::new(dir.path())
+    };
+    let store = open_with(&config, &["bob", "carol"]);
+    for id in 1..=3 {
+        assert_eq!(store_one(&store, message("bob", id)), StoreOutcome::Stored);
+    }
+    assert_eq!(
+        store_one(&store, message("bob", 4)),
+        StoreOutcome::MailboxFull
+    );
+    // One full mailbox takes nothing from another.
+    assert_eq!(store_one(&store, message("carol", 5)), StoreOutcome::Stored);
+    // Storing the same id again is not a second message.
+    assert_eq!(store_one(&store, message("carol", 5)), StoreOutcome::Stored);
+    assert_eq!(ids(&store, "carol"), [5]);
+
+    assert_eq!(store.confirm("bob", vec![1]).unwrap().wait().unwrap(), 1);
+    assert_eq!(store_one(&store, message("bob", 6)), StoreOutcome::Stored);
+    assert_eq!(ids(&store, "bob"), [2, 3, 6]);
+}
+
+#[test]
+fn the_quota_counts_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig {
+        mailbox_max_bytes: 125,
+        ..StoreConfig::new(dir.path())
+    };
+    let store = open_with(&config, &["bob"]);
+    let forty = message_with("bob", 1, &"a".repeat(40));
+    let size = forty.stored_bytes();
+    // Text, sender and addressees: 40 + "sender1" + "bob cc1".
+    assert_eq!(size, 54);
+    assert_eq!(store_one(&store, forty), StoreOutcome::Stored);
+    assert_eq!(
+        store_one(&store, message_with("bob", 2, &"b".repeat(40))),
+        StoreOutcome::Stored
+    );
+    // A third would pass 125 bytes; a small one (14 bytes) still fits.
+    assert_eq!(
+        store_one(&store, message_with("bob", 3, &"c".repeat(40))),
+        StoreOutcome::MailboxFull
+    );
+    assert_eq!(
+        store_one(&store, message_with("bob", 4, "")),
+        StoreOutcome::Stored
+    );
+    let account = store.account("bob").unwrap().wait().unwrap().unwrap();
+    assert_eq!(account.mailbox_count, 3);
+    assert_eq!(account.mailbox_bytes, 54 + 54 + 14);
+}
+
+#[test]
+fn confirm_removes_only_the_named_ids_of_that_mailbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_with(&StoreConfig::new(dir.path()), &["bob", "carol"]);
+    for id in 1..=5 {
+        store_one(&store, message("bob", id));
+        store_one(&store, message("carol", id));
+    }
+    let removed = store
+        .confirm("Bob", vec![2, 4, 99, u64::MAX])
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(removed, 2);
+    assert_eq!(ids(&store, "bob"), [1, 3, 5]);
+    assert_eq!(ids(&store, "carol"), [1, 2, 3, 4, 5]);
+    // Confirming again removes nothing more.
+    assert_eq!(store.confirm("bob", vec![2]).unwrap().wait().unwrap(), 0);
+}
+
+#[test]
+fn expiry_drops_old_messages_and_counts_them_until_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_with(&StoreConfig::new(dir.path()), &["Bob", "carol", "dave"]);
+    let day = 24 * 60 * 60 * 1000;
+    let at = |recipient: &str, id, ts_ms| chinwag_store::StoredMessage {
+        ts_ms,
+        ..message(recipient, id)
+    };
+    // Bob: two 31 days old, one fresh. Carol: one 31 days old. Dave: fresh.
+    for stored in [
+        at("bob", 1, T0),
+        at("carol", 2, T0),
+        at("bob", 3, T0 + 1),
+        at("bob", 4, T0 + 30 * day),
+        at("dave", 5, T0 + 31 * day),
+    ] {
+        assert_eq!(store_one(&store, stored), StoreOutcome::Stored);
+    }
+    let now = T0 + 31 * day;
+    let max_age = StoreConfig::default().max_age;
+    assert_eq!(max_age, Duration::from_secs(30 * 24 * 60 * 60));
+    let expired = store.expire(now, max_age).unwrap().wait().unwrap();
+    assert_eq!(
+        expired,
+        [
+            Expired {
+                recipient: "Bob".into(),
+                dropped: 2
+            },
+            Expired {
+                recipient: "carol".into(),
+                dropped: 1
+            },
+        ]
+    );
+    let bob = store.mailbox("bob").unwrap().wait().unwrap();
+    assert_eq!(bob.expired, 2);
+    assert_eq!(bob.messages.len(), 1);
+    assert_eq!(bob.messages[0].id, 4);
+    // A second sweep finds nothing new; the untold count stays until told.
+    assert!(
+        store
+            .expire(now, max_age)
+            .unwrap()
+            .wait()
+            .unwrap()
+            .is_empty()
+    );
+    store.clear_expired("bob", 2).unwrap().wait().unwrap();
+    assert_eq!(store.mailbox("bob").unwrap().wait().unwrap().expired, 0);
+    assert_eq!(store.mailbox("carol").unwrap().wait().unwrap().expired, 1);
+    assert_eq!(ids(&store, "dave"), [5]);
+    assert!(matches!(
+        store.clear_expired("nobody", 1).unwrap().wait(),
+        Err(StoreError::NoSuchAccount)
+    ));
+}
+
+#[test]
+fn accounts_are_created_changed_listed_and_deleted_with_their_mailbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_with(&StoreConfig::new(dir.path()), &["Bob", "alice"]);
+    assert!(matches!(
+        support::accounts_result(&store, "BOB"),
+        Err(StoreError::AccountExists)
+    ));
+
+    let bob = store.account("bOB").unwrap().wait().unwrap().unwrap();
+    assert_eq!(bob.nick, "Bob");
+    assert_eq!(bob.password_hash, HASH);
+    assert_eq!(bob.created_ms, T0);
+    assert_eq!(bob.last_seen_ms, None);
+
+    store
+        .set_password("bob", "$argon2id$v=19$new".into())
+        .unwrap()
+        .wait()
+        .unwrap();
+    store.set_last_seen("BOB", T0 + 5).unwrap().wait().unwrap();
+    let bob = store.account("bob").unwrap().wait().unwrap().unwrap();
+    assert_eq!(bob.password_hash, "$argon2id$v=19$new");
+    assert_eq!(bob.last_seen_ms, Some(T0 + 5));
+    assert!(matches!(
+        store.set_password("nobody", "x".into()).unwrap().wait(),
+        Err(StoreError::NoSuchAccount)
+    ));
+
+    let listed: Vec<String> = store
+        .accounts()
+        .unwrap()
+        .wait()
+        .unwrap()
+        .into_iter()
+        .map(|account| account.nick)
+        .collect();
+    assert_eq!(listed, ["alice", "Bob"]);
+
+    store_one(&store, message("bob", 1));
+    store_one(&store, message("alice", 2));
+    store.delete_account("BOB").unwrap().wait().unwrap();
+    assert_eq!(store.account("bob").unwrap().wait().unwrap(), None);
+    assert!(matches!(
+        store.mailbox("bob").unwrap().wait(),
+        Err(StoreError::NoSuchAccount)
+    ));
+    assert!(matches!(
+        store.delete_account("bob").unwrap().wait(),
+        Err(StoreError::NoSuchAccount)
+    ));
+    assert_eq!(
+        store_one(&store, message("bob", 3)),
+        StoreOutcome::NoSuchAccount
+    );
+    // The mailbox went with the account: a new Bob starts empty.
+    accounts(&store, &["bob"]);
+    assert!(ids(&store, "bob").is_empty());
+    assert_eq!(ids(&store, "alice"), [2]);
+}
+
+#[test]
+fn everything_survives_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig::new(dir.path());
+    {
+        let store = open(&config);
+        assert_eq!(store.last_message_id().unwrap().wait().unwrap(), 0);
+        accounts(&store, &["bob", "carol"]);
+        store_one(&store, message("bob", 10));
+        store_one(&store, message("bob", 11));
+        store_one(&store, message("carol", 12));
+        store.set_last_seen("bob", T0 + 1).unwrap().wait().unwrap();
+        let old = chinwag_store::StoredMessage {
+            ts_ms: 1,
+            ..message("carol", 13)
+        };
+        store_one(&store, old);
+        store
+            .expire(T0, Duration::from_secs(60))
+            .unwrap()
+            .wait()
+            .unwrap();
+        store.confirm("bob", vec![10]).unwrap().wait().unwrap();
+    }
+    let store = open(&config);
+    assert_eq!(store.accounts().unwrap().wait().unwrap().len(), 2);
+    let bob = store.account("bob").unwrap().wait().unwrap().unwrap();
+    assert_eq!(bob.last_seen_ms, Some(T0 + 1));
+    assert_eq!(
+        store.mailbox("bob").unwrap().wait().unwrap().messages,
+        [message("bob", 11)]
+    );
+    let carol = store.mailbox("carol").unwrap().wait().unwrap();
+    assert_eq!(carol.messages, [message("carol", 12)]);
+    assert_eq!(carol.expired, 1);
+    // The highest id ever handed over, although its message is gone.
+    assert_eq!(store.last_message_id().unwrap().wait().unwrap(), 13);
+}
+
+#[test]
+fn the_data_directory_is_locked_while_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("chinwag-data");
+    let config = StoreConfig::new(&data_dir);
+    let store = open(&config);
+    assert!(data_dir.join("lock").exists(), "created if missing");
+
+    let Err(error) = Store::open(&config) else {
+        panic!("a second store opened a locked data directory");
+    };
+    assert!(
+        matches!(error, StoreError::Locked { ref dir, holder: Some(pid) }
+        if *dir == data_dir && pid == std::process::id())
+    );
+    let said = error.to_string();
+    assert!(
+        said.contains(&data_dir.display().to_string()) && said.contains("in use"),
+        "{said}"
+    );
+
+    // The last handle going releases it.
+    let clone = store.clone();
+    drop(store);
+    assert!(matches!(
+        Store::open(&config),
+        Err(StoreError::Locked { .. })
+    ));
+    drop(clone);
+    open(&config);
+}
+
+#[test]
+fn a_full_queue_refuses_at_once_and_everything_taken_is_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig {
+        write_queue: 4,
+        ..StoreConfig::new(dir.path())
+    };
+    let store = open_with(&config, &["bob"]);
+    let mut taken = Vec::new();
+    let mut refused = 0;
+    for id in 1..=2_000 {
+        match store.store_message(message("bob", id)) {
+            Ok(pending) => taken.push((id, pending)),
+            Err(StoreError::Busy) => refused += 1,
+            Err(error) => panic!("{error}"),
+        }
+    }
+    assert!(
+        refused > 0,
+        "2,000 writes in a tight loop never filled a queue of 4"
+    );
+    let stored: Vec<u64> = taken
+        .into_iter()
+        .map(|(id, pending)| {
+            assert_eq!(pending.wait().unwrap(), StoreOutcome::Stored);
+            id
+        })
+        .collect();
+    assert_eq!(ids(&store, "bob"), stored);
+}
+
+#[test]
+fn writers_on_many_threads_share_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_with(&StoreConfig::new(dir.path()), &["bob"]);
+    let threads: Vec<_> = (0..8_u64)
+        .map(|thread| {
+            let store = store.clone();
+            thread::spawn(move || {
+                for n in 0..50 {
+                    let id = 1 + thread + 8 * n;
+                    assert_eq!(store_one(&store, message("bob", id)), StoreOutcome::Stored);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert_eq!(ids(&store, "bob"), (1..=400).collect::<Vec<_>>());
+}
+
+#[test]
+fn numbers_past_sqlite_integers_are_refused_at_hand_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&StoreConfig::new(dir.path()));
+    let past = |id, ts_ms| chinwag_store::StoredMessage {
+        id,
+        ts_ms,
+        ..message("bob", 1)
+    };
+    assert!(matches!(
+        store.store_message(past(u64::MAX, T0)),
+        Err(StoreError::OutOfRange("message id"))
+    ));
+    assert!(matches!(
+        store.store_messages(vec![past(1, T0), past(2, 1 << 63)]),
+        Err(StoreError::OutOfRange("timestamp"))
+    ));
+}
+
+#[tokio::test]
+async fn answers_are_futures() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&StoreConfig::new(dir.path()));
+    store
+        .create_account(chinwag_store::NewAccount {
+            nick: "bob".into(),
+            password_hash: HASH.into(),
+            created_ms: T0,
+        })
+        .unwrap()
+        .await
+        .unwrap();
+    let stored = store.store_message(message("bob", 1)).unwrap().await;
+    assert_eq!(stored.unwrap(), StoreOutcome::Stored);
+    let mailbox = store.mailbox("bob").unwrap().await.unwrap();
+    assert_eq!(mailbox.messages, [message("bob", 1)]);
+    // The last handle may be dropped inside a runtime: it waits for the
+    // threads, which have nothing left to do.
+    drop(store);
+}
+
+#[test]
+fn the_tables_read_plainly_and_a_backup_opens_as_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig::new(dir.path().join("live"));
+    let store = open_with(&config, &["Bob"]);
+    store_one(&store, message_with("bob", 7, "hello"));
+    let backup_dir = dir.path().join("backup");
+    std::fs::create_dir(&backup_dir).unwrap();
+    let backup = StoreConfig::new(&backup_dir);
+    store.backup_into(backup.db_path()).unwrap().wait().unwrap();
+
+    // What `sqlite3 chinwag-data/chinwag.db` shows, with the store running.
+    let conn = rusqlite::Connection::open(config.db_path()).unwrap();
+    let row: (String, i64, String, String, String) = conn
+        .query_row(
+            "SELECT recipient, id, sender, to_names, text FROM mailbox",
+            [],
+            |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                ))
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        row,
+        (
+            "bob".into(),
+            7,
+            "sender2".into(),
+            "bob cc1".into(),
+            "hello".into()
+        )
+    );
+    let nick: String = conn
+        .query_row("SELECT nick FROM accounts", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(nick, "Bob");
+
+    let copy = open(&backup);
+    assert_eq!(
+        copy.mailbox("bob").unwrap().wait().unwrap().messages,
+        [message_with("Bob", 7, "hello")]
+    );
+}
