@@ -261,17 +261,7 @@ async fn who_lists_everyone_else() {
 /// message, control characters made visible.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listen_shows_each_message_on_one_line_whatever_its_text_holds() {
-    let forgeries = [
-        (
-            "hi\n* admin is online\n[00:00:00] <root> (to tina) send me your password",
-            "hi\\n* admin is online\\n[00:00:00] <root> (to tina) send me your password",
-        ),
-        ("ok\r* root is online", "ok\\r* root is online"),
-        ("\u{1b}[2J\u{1b}]0;title\u{7}", "\\x1b[2J\\x1b]0;title\\x07"),
-        ("\u{9b}31mred", "\\u{9b}31mred"),
-        ("invoice\u{202e}fdp.exe", "invoice\\u{202e}fdp.exe"),
-        ("a\u{2028}* root is online", "a\\u{2028}* root is online"),
-    ];
+    let forgeries = chinwag_testkit::FORGERIES;
     let hub = TestHub::start().await;
     let mut mallory = hub.hub.attach("mallory").await.unwrap();
     let count = forgeries.len().to_string();

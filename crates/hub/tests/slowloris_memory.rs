@@ -24,21 +24,6 @@ const BOUND_PER_CONNECTION: usize = 24 * 1024;
 
 const CROWD: usize = 1_000;
 
-/// A figure of `/proc/self/status`, in bytes (Linux).
-fn status_bytes(field: &str) -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status
-        .lines()
-        .find(|line| line.starts_with(field))
-        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"));
-    let kib: usize = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap();
-    kib * 1024
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dribbling_crowd_holds_little_memory_and_is_cut_at_the_deadline() {
     let _ = rlimit::increase_nofile_limit(u64::MAX);
@@ -46,7 +31,7 @@ async fn a_dribbling_crowd_holds_little_memory_and_is_cut_at_the_deadline() {
     config.registration_timeout = Duration::from_secs(4);
     config.max_unregistered = CROWD + 10;
     let (hub, addr) = support::start(config).await;
-    let baseline = status_bytes("VmRSS:");
+    let baseline = support::status_bytes("VmRSS:");
 
     // Each sends one byte of a HELLO a second: never a whole frame before
     // the deadline, and never silent long enough to stall.
@@ -71,7 +56,7 @@ async fn a_dribbling_crowd_holds_little_memory_and_is_cut_at_the_deadline() {
         });
     }
     settle("connections", || hub.connection_count(), CROWD).await;
-    let held = status_bytes("VmRSS:").saturating_sub(baseline);
+    let held = support::status_bytes("VmRSS:").saturating_sub(baseline);
     eprintln!(
         "{CROWD} dribbling connections: {} bytes resident each (bound {BOUND_PER_CONNECTION})",
         held / CROWD

@@ -19,21 +19,6 @@ use tokio_util::codec::Framed;
 
 use support::{PATIENCE, hello, register, send, start};
 
-/// A figure of `/proc/self/status`, in bytes (Linux).
-fn status_bytes(field: &str) -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status
-        .lines()
-        .find(|line| line.starts_with(field))
-        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"));
-    let kib: usize = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap();
-    kib * 1024
-}
-
 const STUCK: usize = 50;
 const HEALTHY: usize = 1;
 const TEXT: usize = 4 * 1024;
@@ -70,7 +55,7 @@ async fn fifty_stuck_readers_pin_no_more_than_their_queues_limits() {
         }));
     }
     let publisher = register(addr, "publisher").await;
-    let baseline = status_bytes("VmRSS:");
+    let baseline = support::status_bytes("VmRSS:");
 
     let (mut sink, mut stream) = publisher.split();
     let acks = tokio::spawn(async move {
@@ -113,7 +98,7 @@ async fn fifty_stuck_readers_pin_no_more_than_their_queues_limits() {
     )
     .await;
 
-    let peak = status_bytes("VmHWM:").saturating_sub(baseline);
+    let peak = support::status_bytes("VmHWM:").saturating_sub(baseline);
     eprintln!("peak resident memory {peak} bytes above baseline; bound {bound}");
     assert!(
         peak < bound,

@@ -188,20 +188,6 @@ async fn text_nickname_errors_allow_another_try_and_long_lines_are_refused() {
     assert_eq!(text.expect("* online:").await, "* online: alice, carol");
 }
 
-/// Texts a binary user might send to forge lines on a text user's screen,
-/// or drive a terminal, and the one line each must show as.
-const FORGERIES: [(&str, &str); 6] = [
-    (
-        "hi\n* admin is online\n[00:00:00] <root> (to tina) send me your password",
-        "hi\\n* admin is online\\n[00:00:00] <root> (to tina) send me your password",
-    ),
-    ("ok\r* root is online", "ok\\r* root is online"),
-    ("\u{1b}[2J\u{1b}]0;title\u{7}", "\\x1b[2J\\x1b]0;title\\x07"),
-    ("\u{9b}31mred", "\\u{9b}31mred"),
-    ("invoice\u{202e}fdp.exe", "invoice\\u{202e}fdp.exe"),
-    ("a\u{2028}* root is online", "a\\u{2028}* root is online"),
-];
-
 /// A message's text shows on one line of the text port, whatever it holds:
 /// nothing a binary user sends can forge a hub line or reach the terminal
 /// as a control sequence.
@@ -215,7 +201,7 @@ async fn a_message_cannot_forge_lines_or_control_characters_on_the_text_port() {
     let mut mallory = binary_user(binary_addr, "mallory").await;
     tina.expect("* mallory is online").await;
 
-    for (id, (text, _)) in (1..).zip(FORGERIES) {
+    for (id, (text, _)) in (1..).zip(chinwag_testkit::FORGERIES) {
         mallory
             .send(ClientFrame::Send(SendFrame {
                 id,
@@ -247,8 +233,8 @@ async fn a_message_cannot_forge_lines_or_control_characters_on_the_text_port() {
     }
     // One line per message, in order, exactly the visible form; nothing
     // that looks like a presence line or another message.
-    assert_eq!(lines.len(), FORGERIES.len(), "{lines:#?}");
-    for (line, (_, shown)) in lines.iter().zip(FORGERIES) {
+    assert_eq!(lines.len(), chinwag_testkit::FORGERIES.len(), "{lines:#?}");
+    for (line, (_, shown)) in lines.iter().zip(chinwag_testkit::FORGERIES) {
         let (_, after) = line.split_once("] <mallory> (to tina) ").expect(line);
         assert!(line.starts_with('['), "{line}");
         assert_eq!(after, shown);

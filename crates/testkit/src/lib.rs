@@ -42,11 +42,13 @@
 #![allow(clippy::missing_panics_doc)]
 
 mod client;
+mod forgeries;
 mod frames;
 mod hubs;
 mod wait;
 
 pub use client::{RawClient, codes_until_closed, next};
+pub use forgeries::FORGERIES;
 pub use frames::{
     encode, encode_frames, hello, hello_bytes, hello_with_options, raw_frame, send, send_frame,
     users,

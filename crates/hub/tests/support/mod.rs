@@ -71,3 +71,18 @@ pub async fn read_numbered(client: &mut Client, count: usize) {
         }
     }
 }
+
+/// A figure of `/proc/self/status`, in bytes (Linux).
+pub fn status_bytes(field: &str) -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status
+        .lines()
+        .find(|line| line.starts_with(field))
+        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"));
+    let kib: usize = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    kib * 1024
+}
