@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use chinwag::hub::{Hub, HubConfig};
-use chinwag::protocol::{Recipients, ServerFrame};
+use chinwag::protocol::{Recipients, ServerFrame, text};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -47,7 +47,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
-    println!("online: {:?}", hub.roster().await?);
+    println!("online: {}", hub.roster().await?.join(", "));
     alice.quit().await;
     drop(bob);
     hub.shutdown().await;
@@ -55,21 +55,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// Prints a frame the way the `chinwag` program shows it: the same line
+/// formats (`chinwag::protocol::text`), a peer's text made visible.
 fn show(who: &str, frame: &ServerFrame) {
-    match frame {
-        ServerFrame::Message(m) => println!("[{who}] <{}> {}", m.from, m.text),
-        ServerFrame::Presence(p) => {
-            let state = if p.online {
-                "is online"
-            } else {
-                "went offline"
-            };
-            println!("[{who}] * {} {state}", p.nick);
+    let line = match frame {
+        ServerFrame::Welcome(w) => {
+            format!("* welcome, {}; online: {}", w.nick, w.roster.join(", "))
         }
-        ServerFrame::Ack(a) => println!(
-            "[{who}] ack #{}: delivered to {} recipient(s)",
-            a.client_id, a.delivered
-        ),
-        other => println!("[{who}] {other:?}"),
-    }
+        ServerFrame::Message(m) => text::format_message(&text::utc_clock(m.ts_ms), m),
+        ServerFrame::Presence(p) => text::format_presence(p),
+        ServerFrame::Roster(r) => text::format_roster(r),
+        ServerFrame::Ack(a) => {
+            let failures = text::format_ack_failures(a);
+            if failures.is_empty() {
+                format!(
+                    "* message {} delivered to {} user(s)",
+                    a.client_id, a.delivered
+                )
+            } else {
+                failures.join("\n")
+            }
+        }
+        ServerFrame::AckRun(run) => format!("* {} messages delivered", run.count),
+        ServerFrame::Error(e) => format!("! {}", text::visible(&e.message)),
+        ServerFrame::Ping(_) | ServerFrame::Pong(_) => return,
+    };
+    println!("[{who}] {line}");
 }
