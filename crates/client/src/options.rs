@@ -47,6 +47,11 @@ pub struct ClientOptions {
     /// gateway on a busy hub. [`Client::who`](crate::Client::who) still
     /// answers, and others still see this client come and go.
     pub presence: bool,
+    /// Not announced (`QUIET`): nobody is told this client came or went,
+    /// and no roster lists it; its nickname is taken while it is connected
+    /// and messages to it still arrive. For one-shot commands. Off by
+    /// default.
+    pub quiet: bool,
 }
 
 impl Default for ClientOptions {
@@ -59,6 +64,7 @@ impl Default for ClientOptions {
             event_capacity: 1024,
             max_pending: 1024,
             presence: true,
+            quiet: false,
         }
     }
 }
@@ -113,6 +119,13 @@ impl ClientOptions {
         self
     }
 
+    /// Sets [`quiet`](Self::quiet).
+    #[must_use]
+    pub fn quiet(mut self, quiet: bool) -> Self {
+        self.quiet = quiet;
+        self
+    }
+
     /// The options this client asks for in `HELLO`. Pipelined messages are
     /// acknowledged a run at a time (`ACK_RUNS`); the connection task gives
     /// each its own `Ack` again.
@@ -122,7 +135,8 @@ impl ClientOptions {
         } else {
             options::NO_PRESENCE
         };
-        options::ACK_RUNS | presence
+        let quiet = if self.quiet { options::QUIET } else { 0 };
+        options::ACK_RUNS | presence | quiet
     }
 }
 

@@ -95,6 +95,37 @@ async fn send_exits_zero_only_when_every_recipient_got_it() {
     assert_eq!(next_message(&mut bob).await.text, "hi all");
 }
 
+/// `chinwag send` and `chinwag who` are one-shot: they register `QUIET`,
+/// so nobody sees them come and go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_shot_commands_come_and_go_unannounced() {
+    let hub = TestHub::start().await;
+    let mut bob = hub.hub.attach("bob").await.unwrap();
+    assert!(matches!(bob.recv().await, Some(ServerFrame::Welcome(_))));
+    for text in ["one", "two"] {
+        let output =
+            run(chinwag(&hub).args(["send", "--nick", "alice", "--to", "bob", text])).await;
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let output = run(chinwag(&hub).arg("who")).await;
+        assert_eq!(stdout(&output), "* online: bob\n");
+    }
+    // Bob's frames are the two messages, and nothing about anyone arriving
+    // or leaving.
+    for text in ["one", "two"] {
+        match within("a frame", bob.recv()).await {
+            Some(ServerFrame::Message(m)) => {
+                assert_eq!((m.from.as_str(), m.text.as_str()), ("alice", text));
+            }
+            other => panic!("expected alice's message, got {other:?}"),
+        }
+    }
+    let _marker = hub.hub.attach("carol").await.unwrap();
+    match within("a frame", bob.recv()).await {
+        Some(ServerFrame::Presence(p)) => assert_eq!(p.nick, "carol"),
+        other => panic!("expected carol's arrival, got {other:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_reports_usage_and_connection_errors_with_status_2() {
     let hub = TestHub::start().await;

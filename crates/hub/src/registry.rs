@@ -62,6 +62,9 @@ pub(crate) struct Member {
     /// Follows presence (did not ask for `NO_PRESENCE`): told of every
     /// arrival and departure, and given the roster on joining.
     pub(crate) presence: bool,
+    /// Asked for `QUIET`: nobody is told it came or went, and no roster
+    /// lists it.
+    pub(crate) quiet: bool,
 }
 
 /// What a recipient name resolves to.
@@ -138,11 +141,13 @@ impl Registry {
             .filter_map(|&id| Some((id, self.members.get(&id)?)))
     }
 
-    /// Online nicknames, sorted case-insensitively.
+    /// Online nicknames, sorted case-insensitively; quiet members are not
+    /// listed.
     pub(crate) fn roster(&self) -> Vec<String> {
         self.by_nick
             .values()
             .filter_map(|id| self.members.get(id))
+            .filter(|m| !m.quiet)
             .map(|m| m.nick.to_string())
             .collect()
     }

@@ -53,8 +53,15 @@ pub mod options {
     /// many idle connections of a benchmark, for whom every arrival told to
     /// everyone would be n^2 frames.
     pub const NO_PRESENCE: u32 = 1 << 1;
+    /// The client is not announced: nobody gets `PRESENCE` about it, and it
+    /// is left out of every roster (`WELCOME`'s and `WHO`'s, its own
+    /// included). Its nickname is still taken while it is connected, and
+    /// messages to it are delivered as to anyone. For one-shot commands
+    /// (send a message, ask who is online) that should not be seen to come
+    /// and go.
+    pub const QUIET: u32 = 1 << 2;
     /// Every option this crate knows.
-    pub const KNOWN: u32 = ACK_RUNS | NO_PRESENCE;
+    pub const KNOWN: u32 = ACK_RUNS | NO_PRESENCE | QUIET;
 }
 
 /// Target kinds inside a `recipients` field.

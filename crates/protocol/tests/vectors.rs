@@ -308,11 +308,15 @@ fn expected() -> BTreeMap<&'static str, Expected> {
 }
 
 /// The vectors of `HELLO`'s options and what they bring.
-fn option_vectors() -> [(&'static str, Expected); 3] {
+fn option_vectors() -> [(&'static str, Expected); 4] {
     [
         (
             "hello-with-options",
             hello_with(b"alice", Some(options::ACK_RUNS)),
+        ),
+        (
+            "hello-one-shot",
+            hello_with(b"carol", Some(options::NO_PRESENCE | options::QUIET)),
         ),
         (
             "welcome-with-options",

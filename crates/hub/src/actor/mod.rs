@@ -204,6 +204,7 @@ impl Actor {
             outbox,
             ack_runs: granted.is_some_and(|bits| bits & options::ACK_RUNS != 0),
             presence: granted.is_none_or(|bits| bits & options::NO_PRESENCE == 0),
+            quiet: granted.is_some_and(|bits| bits & options::QUIET != 0),
         };
         if self.registry.join(id, member).is_err() {
             let _ = reply.send(Err((Code::NICK_TAKEN, unregistered)));
@@ -226,6 +227,7 @@ impl Actor {
             options: granted,
         });
         let nick = member.nick.to_string();
+        let quiet = member.quiet;
         let welcomed = encode(&welcome).map(|frame| member.outbox.push(frame));
         if let Some(Err(_)) = welcomed {
             // A `WELCOME` larger than the queue's limit (a roster of many
@@ -237,7 +239,11 @@ impl Actor {
             return;
         }
         debug!(%nick, "joined");
-        self.presence(id, nick, true);
+        if quiet {
+            self.presence.joined_quietly(id);
+        } else {
+            self.presence(id, nick, true);
+        }
         if reply.send(Ok(())).is_err() {
             // The connection went away while waiting: it will never say
             // goodbye, so do it for it.
@@ -250,7 +256,9 @@ impl Actor {
         self.acks.forget(id);
         if let Some(member) = self.registry.leave(id) {
             debug!(nick = %member.nick, "left");
-            self.presence(id, member.nick.to_string(), false);
+            if !member.quiet {
+                self.presence(id, member.nick.to_string(), false);
+            }
         }
     }
 

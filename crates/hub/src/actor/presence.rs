@@ -26,6 +26,15 @@ pub(super) struct PendingPresence {
     joined: Vec<(ConnId, usize)>,
 }
 
+impl PendingPresence {
+    /// `subject` joined now without being announced (it asked for
+    /// `QUIET`): like anyone who joined during the batch, it sees only the
+    /// notices after this point (its roster has the earlier ones).
+    pub(super) fn joined_quietly(&mut self, subject: ConnId) {
+        self.joined.push((subject, self.frames.len()));
+    }
+}
+
 impl Actor {
     /// Tells those who follow presence, but `subject`, that `nick` came or
     /// went, once the batch's notices are flushed.

@@ -160,7 +160,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             all,
             text,
         } => {
-            let (client, events) = connect(server, &nick, false).await?;
+            let (client, events) = connect_quietly(server, &nick).await?;
             // Nothing but the ack matters here; dropped events are discarded.
             drop(events);
             commands::send(&client, to, all, &text.join(" "), format).await
@@ -175,7 +175,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Who { nick } => {
             let nick = nick.unwrap_or_else(|| format!("who-{}", std::process::id()));
-            let (client, events) = connect(server, &nick, false).await?;
+            let (client, events) = connect_quietly(server, &nick).await?;
             drop(events);
             commands::who(&client, format).await
         }
@@ -191,6 +191,16 @@ async fn connect(server: &str, nick: &str, reconnect: bool) -> anyhow::Result<(C
     if reconnect {
         options = options.reconnect(Backoff::default());
     }
+    Client::connect_with(server, nick, options)
+        .await
+        .with_context(|| format!("cannot join {server} as {nick}"))
+}
+
+/// Connects for a one-shot command (`send`, `who`): not announced to
+/// anyone and following no one (`QUIET` and `NO_PRESENCE`), so that others
+/// do not see it come and go.
+async fn connect_quietly(server: &str, nick: &str) -> anyhow::Result<(Client, Events)> {
+    let options = ClientOptions::default().quiet(true).presence(false);
     Client::connect_with(server, nick, options)
         .await
         .with_context(|| format!("cannot join {server} as {nick}"))
