@@ -124,6 +124,16 @@ async fn one_shot_commands_come_and_go_unannounced() {
         Some(ServerFrame::Presence(p)) => assert_eq!(p.nick, "carol"),
         other => panic!("expected carol's arrival, got {other:?}"),
     }
+    // `--to everyone` (a reserved name no user can have) is a broadcast.
+    let output =
+        run(chinwag(&hub).args(["send", "--nick", "alice", "--to", "everyone", "all"])).await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "* delivered to 2 users\n");
+    let message = next_message(&mut bob).await;
+    assert_eq!(
+        (message.to, message.text.as_str()),
+        (Recipients::Everyone, "all")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

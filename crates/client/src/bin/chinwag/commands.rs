@@ -16,7 +16,13 @@ pub(crate) async fn send(
     text: &str,
     format: Format,
 ) -> anyhow::Result<ExitCode> {
-    let to = if all {
+    // `everyone` and `all` are reserved nicknames (no user can have them):
+    // `--to everyone` means what it says, as `--all` does.
+    let everyone = |name: &String| {
+        let name = name.strip_prefix('@').unwrap_or(name);
+        name.eq_ignore_ascii_case("everyone") || name.eq_ignore_ascii_case("all")
+    };
+    let to = if all || (to.len() == 1 && to.iter().all(everyone)) {
         Recipients::Everyone
     } else {
         // `--to @bob` reads naturally to people used to the chat syntax.
