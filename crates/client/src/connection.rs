@@ -171,8 +171,8 @@ async fn handshake(
 /// with a printable character (the text port's greeting is `* welcome ...`,
 /// whose first four bytes read as a length of 706,770,789).
 fn not_a_hub(first: &[u8]) -> Option<ClientError> {
-    let start = first.get(..first.len().min(4))?;
-    if start.len() < 4 || !start.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+    let start = first.get(..4)?;
+    if !start.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
         return None;
     }
     let what = if first.starts_with(b"* ") || first.starts_with(b"! ") {

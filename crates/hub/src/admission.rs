@@ -19,22 +19,19 @@
 //!   at once, and one that has sent anything is never shed; an idle crowd
 //!   sheds itself.
 //!
-//! Refusals are counted per reason (`HubStats`) and logged at most once a
-//! second, as a summary, so that an attack cannot fill the disk with logs.
+//! Admission decides; whoever asked counts each refusal and shedding per
+//! reason (`stats.rs`, `HubStats`) and logs it through the gate that lets
+//! one line a second through, so that an attack cannot fill the disk.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use crate::outbox::Outbox;
 use chinwag_protocol::Code;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use tokio::time::Instant;
-use tracing::warn;
-
-use crate::outbox::Outbox;
-use crate::stats::LogGate;
 
 /// Where a connection comes from, as far as admission is concerned: its
 /// address for the logs, and the IP address it is limited under, if any.
@@ -113,7 +110,7 @@ pub(crate) enum Refusal {
 }
 
 impl Refusal {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Rate => "too many new connections from one address",
             Self::Unregistered => "too many unregistered connections from one address",
@@ -142,24 +139,12 @@ struct Waiting {
     outbox: Arc<Outbox>,
 }
 
-/// Counts of refusals and sheddings, by reason.
-#[derive(Debug, Default)]
-pub(crate) struct AdmissionCounts {
-    pub(crate) rate: AtomicU64,
-    pub(crate) unregistered: AtomicU64,
-    pub(crate) registered: AtomicU64,
-    pub(crate) shed: AtomicU64,
-}
-
 /// The hub's admission state, shared by its accept loops.
 #[derive(Debug)]
 pub(crate) struct Admission {
     limits: AddressLimits,
     addresses: Mutex<HashMap<IpAddr, PerAddress>>,
     waiting: Mutex<(u64, HashMap<u64, Waiting>)>,
-    pub(crate) counts: AdmissionCounts,
-    /// Gates the log lines about refusals and sheddings.
-    gate: LogGate,
 }
 
 /// Addresses kept without connections before the table is pruned.
@@ -175,8 +160,6 @@ impl Admission {
             limits,
             addresses: Mutex::default(),
             waiting: Mutex::default(),
-            counts: AdmissionCounts::default(),
-            gate: LogGate::default(),
         }
     }
 
@@ -220,10 +203,10 @@ impl Admission {
             held.tokens =
                 (held.tokens + elapsed * limits.connect_rate).min(f64::from(limits.connect_burst));
             if held.tokens < 1.0 {
-                return Err(self.refused(Refusal::Rate));
+                return Err(Refusal::Rate);
             }
             if held.unregistered >= limits.unregistered {
-                return Err(self.refused(Refusal::Unregistered));
+                return Err(Refusal::Unregistered);
             }
             held.tokens -= 1.0;
             held.unregistered += 1;
@@ -252,32 +235,7 @@ impl Admission {
         };
         drop(waiting);
         entry.outbox.close(Some(Code::SERVER_FULL), true);
-        self.counts.shed.fetch_add(1, Ordering::Relaxed);
-        self.log("shed an unregistered connection to make room");
         true
-    }
-
-    /// Counts and (at most once a second) logs a refusal.
-    fn refused(&self, refusal: Refusal) -> Refusal {
-        let counter = match refusal {
-            Refusal::Rate => &self.counts.rate,
-            Refusal::Unregistered => &self.counts.unregistered,
-            Refusal::Registered => &self.counts.registered,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        self.log(refusal.as_str());
-        refusal
-    }
-
-    /// Logs `what` unless something was logged in the last second; the
-    /// next line says how many were left out.
-    fn log(&self, what: &str) {
-        if let Some(held) = self.gate.pass() {
-            warn!(
-                lines_held_back = held,
-                "admission: {what} (logged at most once a second; HubStats counts every one)"
-            );
-        }
     }
 }
 
@@ -339,8 +297,7 @@ impl Ticket {
             .get(&key)
             .is_some_and(|held| held.registered >= self.admission.limits.registered)
         {
-            drop(addresses);
-            return Err(self.admission.refused(Refusal::Registered));
+            return Err(Refusal::Registered);
         }
         Ok(())
     }
@@ -431,8 +388,6 @@ mod tests {
         third.may_register().unwrap();
         third.registered();
         drop(first);
-        assert_eq!(admission.counts.unregistered.load(Ordering::Relaxed), 1);
-        assert_eq!(admission.counts.registered.load(Ordering::Relaxed), 1);
     }
 
     #[tokio::test(start_paused = true)]
@@ -476,6 +431,5 @@ mod tests {
         // The one that sent a frame is never shed.
         assert!(!admission.shed_one());
         assert!(!shed(&oldest_box));
-        assert_eq!(admission.counts.shed.load(Ordering::Relaxed), 2);
     }
 }

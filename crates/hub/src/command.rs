@@ -13,23 +13,28 @@ use crate::registry::ConnId;
 /// code and the unregistered place handed back.
 pub(crate) type JoinReply = oneshot::Sender<Result<(), (Code, Option<OwnedSemaphorePermit>)>>;
 
+/// A request to register `nick` for connection `id`, whose frames go to
+/// `outbox`.
+#[derive(Debug)]
+pub(crate) struct Join {
+    pub(crate) id: ConnId,
+    pub(crate) nick: Nick,
+    pub(crate) outbox: Arc<Outbox>,
+    /// The options `HELLO` asked for, if it carried the field.
+    pub(crate) options: Option<u32>,
+    /// The connection's place under the limit of unregistered ones. It is
+    /// given up before the `WELCOME` is queued, so that no one who has read
+    /// that `WELCOME` finds the place still taken, and handed back with a
+    /// refusal.
+    pub(crate) unregistered: Option<OwnedSemaphorePermit>,
+    pub(crate) reply: JoinReply,
+}
+
 /// What connections and sessions ask of the actor.
 #[derive(Debug)]
 pub(crate) enum Command {
-    /// Register `nick` for connection `id`, whose frames go to `outbox`.
-    Join {
-        id: ConnId,
-        nick: Nick,
-        outbox: Arc<Outbox>,
-        /// The options `HELLO` asked for, if it carried the field.
-        options: Option<u32>,
-        /// The connection's place under the limit of unregistered ones. It
-        /// is given up before the `WELCOME` is queued, so that no one who
-        /// has read that `WELCOME` finds the place still taken, and handed
-        /// back with a refusal.
-        unregistered: Option<OwnedSemaphorePermit>,
-        reply: JoinReply,
-    },
+    /// Register a nickname.
+    Join(Join),
     /// Route a message. The permit is the sender's in-flight slot: dropped
     /// once routed, or parked on a congested recipient's outbox.
     Send {

@@ -117,15 +117,14 @@ pub(crate) struct Connection {
     /// The registration deadline, then the next liveness check.
     timer: Pin<Box<Sleep>>,
     /// Resolves when the hub begins to shut down.
-    pub(crate) shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
 }
 
 impl Connection {
     /// A new connection, holding `slot` under the limit of unregistered ones.
-    pub(crate) fn new(hub: Hub, slot: OwnedSemaphorePermit, ticket: Ticket) -> Self {
+    pub(crate) fn new(hub: Hub, slot: OwnedSemaphorePermit, mut ticket: Ticket) -> Self {
         let config = &hub.shared.config;
         let outbox = hub.new_outbox();
-        let mut ticket = ticket;
         // Shedding closes the outbox with `SERVER_FULL`: its writer says so
         // and the connection ends.
         ticket.enlist(&outbox);
@@ -390,7 +389,8 @@ impl Connection {
                 return None;
             }
         };
-        if self.ticket.may_register().is_err() {
+        if let Err(refusal) = self.ticket.may_register() {
+            self.hub.shared.counters.record_refusal(refusal);
             return Some(Outcome::Fatal(Code::SERVER_FULL));
         }
         // Move from the unregistered pool to the registered one. The actor

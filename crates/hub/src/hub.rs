@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::actor::Actor;
 use crate::admission::Admission;
-use crate::command::Command;
+use crate::command::{Command, Join};
 use crate::outbox::Outbox;
 use crate::registry::ConnId;
 use crate::stats::Counters;
@@ -149,14 +149,7 @@ impl Hub {
 
     /// How often each limit has been hit since the hub started.
     pub fn stats(&self) -> HubStats {
-        let mut stats = self.shared.counters.snapshot();
-        let counts = &self.shared.admission.counts;
-        let get = |count: &std::sync::atomic::AtomicU64| count.load(Ordering::Relaxed);
-        stats.address_rate_refusals = get(&counts.rate);
-        stats.address_unregistered_refusals = get(&counts.unregistered);
-        stats.address_registered_refusals = get(&counts.registered);
-        stats.shed_unregistered = get(&counts.shed);
-        stats
+        self.shared.counters.snapshot()
     }
 
     pub(crate) fn next_conn_id(&self) -> ConnId {
@@ -194,14 +187,14 @@ impl Hub {
         unregistered: Option<OwnedSemaphorePermit>,
     ) -> Result<(), (HubError, Option<OwnedSemaphorePermit>)> {
         let (reply, answer) = oneshot::channel();
-        self.command(Command::Join {
+        self.command(Command::Join(Join {
             id,
             nick,
             outbox,
             options,
             unregistered,
             reply,
-        })
+        }))
         .await
         .map_err(|error| (error, None))?;
         match answer.await {

@@ -126,28 +126,29 @@ impl Hub {
         }
         // Limits per source address first: an address over them is refused
         // before it takes anything shared.
-        let admitted = shared.admission.admit(peer.ip());
-        let Ok(ticket) = admitted else {
-            shared.tracker.spawn(front.refuse(io));
-            return Err(HubError::Refused(Code::SERVER_FULL));
+        let ticket = match shared.admission.admit(peer.ip()) {
+            Ok(ticket) => ticket,
+            Err(refusal) => {
+                shared.counters.record_refusal(refusal);
+                shared.tracker.spawn(front.refuse(io));
+                return Err(HubError::Refused(Code::SERVER_FULL));
+            }
         };
         // New connections wait for HELLO in a pool of their own. When the
-        // registered pool is full, or the unregistered one is and nobody
-        // there can be shed, the newcomer is refused at once.
-        let room = shared.connections.available_permits() > 0;
-        if let Some(slot) = room
-            .then(|| shared.unregistered.clone().try_acquire_owned().ok())
-            .flatten()
-        {
-            front.spawn(self, io, peer, slot, ticket);
-            return Ok(());
-        }
-        if room {
-            // The one shed gives its place back as its task ends; the
-            // newcomer waits a moment for it. With none to shed (every
-            // place is held by one trying to register, or changing hands),
-            // it waits all the same, and is refused if none comes free.
-            shared.admission.shed_one();
+        // registered pool is full, the newcomer is refused at once.
+        if shared.connections.available_permits() > 0 {
+            if let Ok(slot) = shared.unregistered.clone().try_acquire_owned() {
+                front.spawn(self, io, peer, slot, ticket);
+                return Ok(());
+            }
+            // The unregistered pool is full: the one shed gives its place
+            // back as its task ends, and the newcomer waits a moment for
+            // it. With none to shed (every place is held by one trying to
+            // register, or changing hands), it waits all the same, and is
+            // refused if none comes free.
+            if shared.admission.shed_one() {
+                shared.counters.record_shed();
+            }
             shared
                 .tracker
                 .spawn(front.serve_when_room(self.clone(), io, peer, ticket));

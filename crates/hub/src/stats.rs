@@ -5,6 +5,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chinwag_protocol::Code;
+use tracing::warn;
+
+use crate::admission::Refusal;
 
 /// How many distinct nicknames the per-nickname slow-consumer counts keep;
 /// past this, new nicknames are counted only in the total.
@@ -89,6 +92,10 @@ pub(crate) struct Counters {
     rate_limited: AtomicU64,
     flooders: AtomicU64,
     server_full: AtomicU64,
+    address_rate_refusals: AtomicU64,
+    address_unregistered_refusals: AtomicU64,
+    address_registered_refusals: AtomicU64,
+    shed_unregistered: AtomicU64,
     slow_by_nick: Mutex<HashMap<String, u64>>,
 }
 
@@ -109,6 +116,34 @@ impl Counters {
             _ => return,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a connection admission turned away, and logs it through the
+    /// gate.
+    pub(crate) fn record_refusal(&self, refusal: Refusal) {
+        let counter = match refusal {
+            Refusal::Rate => &self.address_rate_refusals,
+            Refusal::Unregistered => &self.address_unregistered_refusals,
+            Refusal::Registered => &self.address_registered_refusals,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.log_admission(refusal.as_str());
+    }
+
+    /// Counts an unregistered connection shed to make room, and logs it
+    /// through the gate.
+    pub(crate) fn record_shed(&self) {
+        self.shed_unregistered.fetch_add(1, Ordering::Relaxed);
+        self.log_admission("shed an unregistered connection to make room");
+    }
+
+    fn log_admission(&self, what: &str) {
+        if let Some(held) = self.gate.pass() {
+            warn!(
+                lines_held_back = held,
+                "admission: {what} (logged at most once a second; HubStats counts every one)"
+            );
+        }
     }
 
     pub(crate) fn record_slow_consumer(&self, nick: Option<&str>) {
@@ -135,13 +170,15 @@ impl Counters {
             rate_limited: get(&self.rate_limited),
             flooders: get(&self.flooders),
             server_full: get(&self.server_full),
+            address_rate_refusals: get(&self.address_rate_refusals),
+            address_unregistered_refusals: get(&self.address_unregistered_refusals),
+            address_registered_refusals: get(&self.address_registered_refusals),
+            shed_unregistered: get(&self.shed_unregistered),
             slow_consumers_by_nick: self
                 .slow_by_nick
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clone(),
-            // Counted by admission; `Hub::stats` fills them in.
-            ..HubStats::default()
         }
     }
 }

@@ -26,9 +26,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use chinwag_protocol::{
-    Code, Encode, Nick, PROTOCOL_VERSION, ServerFrame, Welcome, encode_frame, options,
+    Code, Encode, PROTOCOL_VERSION, ServerFrame, Welcome, encode_frame, options,
 };
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -39,7 +39,7 @@ use self::message_id::MessageIds;
 use self::presence::PendingPresence;
 use self::route::LastFound;
 use crate::HubConfig;
-use crate::command::{Command, JoinReply};
+use crate::command::{Command, Join};
 use crate::outbox::{Outbox, Pressure, PushError};
 use crate::registry::{ConnId, IdSet, Member, Registry};
 
@@ -149,18 +149,11 @@ impl Actor {
     }
 
     fn handle(&mut self, command: Command) {
-        if !matches!(command, Command::Join { .. } | Command::Leave { .. }) {
+        if !matches!(command, Command::Join(_) | Command::Leave { .. }) {
             self.flush_presence();
         }
         match command {
-            Command::Join {
-                id,
-                nick,
-                outbox,
-                options,
-                unregistered,
-                reply,
-            } => self.join(id, nick, outbox, options, unregistered, reply),
+            Command::Join(join) => self.join(join),
             Command::Send { id, send, permit } => {
                 self.route_run(id, std::slice::from_ref(&send), permit);
             }
@@ -188,15 +181,15 @@ impl Actor {
         }
     }
 
-    fn join(
-        &mut self,
-        id: ConnId,
-        nick: Nick,
-        outbox: Arc<Outbox>,
-        options: Option<u32>,
-        unregistered: Option<OwnedSemaphorePermit>,
-        reply: JoinReply,
-    ) {
+    fn join(&mut self, join: Join) {
+        let Join {
+            id,
+            nick,
+            outbox,
+            options,
+            unregistered,
+            reply,
+        } = join;
         // Granted: the options asked for that this hub knows.
         let granted = options.map(|asked| asked & options::KNOWN);
         let member = Member {

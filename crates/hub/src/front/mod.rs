@@ -64,8 +64,9 @@ impl Front {
     }
 
     /// Serves a connection once a place under the limit of unregistered
-    /// connections comes free (one was shed for it), or refuses it if none
-    /// does within [`SHED_WAIT`]. Rare, so one future for both front ends.
+    /// connections comes free (one shed for it, or one changing hands), or
+    /// refuses it if none comes within [`SHED_WAIT`]. Rare, so one future
+    /// for both front ends.
     pub(crate) async fn serve_when_room<T: Transport>(
         self,
         hub: Hub,
