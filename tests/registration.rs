@@ -158,6 +158,7 @@ async fn unsupported_protocol_version_is_fatal() {
                     version,
                     nick: nick.as_bytes().to_vec().into(),
                     options: None,
+                    password: None,
                 }))
                 .await;
             client.expect_fatal(Code::UNSUPPORTED_VERSION).await;

@@ -241,6 +241,7 @@ async fn handshake(
         nick: Bytes::copy_from_slice(nick.as_bytes()),
         // What a client sending runs of messages asks for.
         options: Some(options::ACK_RUNS | if presence { 0 } else { options::NO_PRESENCE }),
+        password: None,
     });
     let mut retries = 0;
     send_frame(write, &hello)

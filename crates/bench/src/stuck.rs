@@ -54,6 +54,7 @@ async fn register(addr: SocketAddr, nick: &str) -> std::io::Result<TcpStream> {
         version: PROTOCOL_VERSION,
         nick: nick.as_bytes().to_vec().into(),
         options: None,
+        password: None,
     });
     let mut out = BytesMut::new();
     ClientCodec::default()

@@ -157,6 +157,7 @@ impl Client {
                 version: PROTOCOL_VERSION,
                 nick: nick.as_bytes().to_vec().into(),
                 options: None,
+                password: None,
             }))
             .await;
         match client.recv().await {
@@ -276,6 +277,7 @@ async fn out_of_file_descriptors_a_newcomer_is_told_server_full_not_left_hanging
                 version: PROTOCOL_VERSION,
                 nick: format!("user{i}").into_bytes().into(),
                 options: None,
+                password: None,
             }))
             .await;
         match client.recv().await {

@@ -111,6 +111,7 @@ async fn handshake(
         version: PROTOCOL_VERSION,
         nick: nick.as_bytes().to_vec().into(),
         options: Some(asked),
+        password: None,
     });
     encode_into(&hello, MAX_FRAME_UNREGISTERED, &mut out)?;
     writer.write_all(&out).await?;
@@ -611,6 +612,12 @@ impl Task {
             }
             ServerFrame::Pong(_) => {}
             ServerFrame::Welcome(_) => debug!("ignoring a second WELCOME"),
+            // Accounts, mailboxes and the table of users: not asked for yet.
+            ServerFrame::AccountDone(_)
+            | ServerFrame::Mailbox(_)
+            | ServerFrame::StoredMessage(_)
+            | ServerFrame::Users(_)
+            | ServerFrame::User(_) => debug!("ignoring a frame this client did not ask for"),
         }
         None
     }

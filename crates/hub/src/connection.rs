@@ -343,6 +343,14 @@ impl Connection {
                 self.reply_frame(&ServerFrame::Pong(token));
             }
             Request::Pong(_) => {}
+            Request::Account(request) => {
+                let refusal = ErrorFrame::new(
+                    Code::ACCOUNTS_UNAVAILABLE,
+                    u64::from(request.action.to_u8()),
+                );
+                self.reply(refusal);
+            }
+            Request::Confirm(_) => {}
         }
         None
     }

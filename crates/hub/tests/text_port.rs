@@ -73,6 +73,7 @@ async fn binary_user(addr: std::net::SocketAddr, nick: &str) -> Framed<TcpStream
             version: PROTOCOL_VERSION,
             nick: nick.as_bytes().to_vec().into(),
             options: None,
+            password: None,
         }))
         .await
         .unwrap();

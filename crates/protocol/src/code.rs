@@ -45,6 +45,9 @@ impl Code {
     pub const FRAME_TIMEOUT: Self = Self(13);
     /// The sender kept exceeding its message rate for too long. Fatal.
     pub const FLOODING: Self = Self(14);
+    /// Someone logged in to this account from another connection, which
+    /// replaces this one. Fatal.
+    pub const SESSION_REPLACED: Self = Self(15);
 
     /// Nickname refused: empty.
     pub const NICK_EMPTY: Self = Self(20);
@@ -60,16 +63,45 @@ impl Code {
     pub const NICK_RESERVED: Self = Self(25);
     /// Nickname refused: someone online already uses it (case-insensitively).
     pub const NICK_TAKEN: Self = Self(26);
+    /// Nickname refused: it is registered, and `HELLO` carried no password.
+    /// Log in with the account's password, or choose another nickname.
+    pub const NICK_REGISTERED: Self = Self(27);
 
     /// Ack status: no user by that name exists.
     pub const NO_SUCH_USER: Self = Self(30);
     /// Ack status: the user exists but the message could not be queued for it
     /// (it is being disconnected, for example as a slow consumer).
     pub const UNABLE_TO_DELIVER: Self = Self(31);
+    /// Ack status: the recipient is registered and offline; the message is
+    /// in its mailbox, on disk (the commit that holds it has returned).
+    pub const STORED: Self = Self(32);
+    /// Ack status: the recipient is registered and offline, and its mailbox
+    /// is at its quota; nothing was stored.
+    pub const MAILBOX_FULL: Self = Self(33);
+    /// Ack status: the recipient is registered and offline, and the store
+    /// could not write (a full disk, an I/O error); nothing was stored.
+    pub const STORE_FAILED: Self = Self(34);
+
+    /// Login or account request refused: wrong password.
+    pub const BAD_PASSWORD: Self = Self(40);
+    /// Login or account request refused without being checked: too many
+    /// wrong passwords for this nickname or from this address lately.
+    pub const LOGIN_THROTTLED: Self = Self(41);
+    /// A password was given for a nickname nobody registered.
+    pub const NO_SUCH_ACCOUNT: Self = Self(42);
+    /// `ACCOUNT` create: the nickname is registered already.
+    pub const ACCOUNT_EXISTS: Self = Self(43);
+    /// `ACCOUNT` create: this hub does not let clients register nicknames
+    /// (its operator creates accounts).
+    pub const REGISTRATION_CLOSED: Self = Self(44);
+    /// `HELLO` without a password: this hub admits only registered users.
+    pub const ACCOUNT_REQUIRED: Self = Self(45);
+    /// The hub keeps no accounts (it runs without a store).
+    pub const ACCOUNTS_UNAVAILABLE: Self = Self(46);
 
     /// Whether the hub closes the connection after sending an error with this code.
     pub fn is_fatal(self) -> bool {
-        matches!(self.0, 1..=3 | 6..=8 | 10 | 11 | 13 | 14)
+        matches!(self.0, 1..=3 | 6..=8 | 10 | 11 | 13..=15)
     }
 
     /// Whether this code refuses a nickname (codes 20 to 29).
@@ -95,6 +127,7 @@ impl Code {
             Self::RATE_LIMITED => "rate limited",
             Self::FRAME_TIMEOUT => "frame stalled midway",
             Self::FLOODING => "disconnected for flooding",
+            Self::SESSION_REPLACED => "logged in from another connection",
             Self::NICK_EMPTY => "nickname is empty",
             Self::NICK_TOO_LONG => "nickname is too long",
             Self::NICK_NOT_UTF8 => "nickname is not valid utf-8",
@@ -102,8 +135,19 @@ impl Code {
             Self::NICK_BAD_CHAR => "nickname has a character other than letters, digits, _ - .",
             Self::NICK_RESERVED => "nickname is reserved",
             Self::NICK_TAKEN => "nickname is taken",
+            Self::NICK_REGISTERED => "nickname is registered; log in with its password",
             Self::NO_SUCH_USER => "no such user",
             Self::UNABLE_TO_DELIVER => "unable to deliver",
+            Self::STORED => "stored",
+            Self::MAILBOX_FULL => "mailbox full",
+            Self::STORE_FAILED => "could not store",
+            Self::BAD_PASSWORD => "wrong password",
+            Self::LOGIN_THROTTLED => "too many wrong passwords; wait a minute",
+            Self::NO_SUCH_ACCOUNT => "no such account",
+            Self::ACCOUNT_EXISTS => "account exists",
+            Self::REGISTRATION_CLOSED => "registration is closed",
+            Self::ACCOUNT_REQUIRED => "an account is required",
+            Self::ACCOUNTS_UNAVAILABLE => "this hub keeps no accounts",
             _ => return None,
         })
     }
@@ -131,7 +175,7 @@ mod tests {
     #[test]
     fn fatal_codes_are_the_documented_ones() {
         let fatal: Vec<u16> = (0..64).filter(|&c| Code(c).is_fatal()).collect();
-        assert_eq!(fatal, [1, 2, 3, 6, 7, 8, 10, 11, 13, 14]);
+        assert_eq!(fatal, [1, 2, 3, 6, 7, 8, 10, 11, 13, 14, 15]);
     }
 
     #[test]

@@ -5,8 +5,9 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::wire::{Reader, put_nick, put_nicks, put_text};
-use crate::{Code, ProtocolError};
+use crate::account::{AccountDone, AccountRequest, MailboxHeader, UserEntry};
+use crate::wire::{Reader, put_count, put_nick, put_nicks, put_text};
+use crate::{AccountAction, Code, ProtocolError};
 
 /// The protocol version this crate speaks, sent in `HELLO` and `WELCOME`.
 pub const PROTOCOL_VERSION: u16 = 1;
@@ -25,6 +26,10 @@ pub mod opcode {
     pub const PING: u8 = 0x05;
     /// Either side: answer to a ping.
     pub const PONG: u8 = 0x06;
+    /// Client: create an account, change its password, or delete it.
+    pub const ACCOUNT: u8 = 0x07;
+    /// Client: these stored messages are handled; drop them from the mailbox.
+    pub const CONFIRM: u8 = 0x08;
     /// Hub: registration accepted.
     pub const WELCOME: u8 = 0x81;
     /// Hub: a message for you.
@@ -39,6 +44,16 @@ pub mod opcode {
     pub const ERROR: u8 = 0x86;
     /// Hub: a run of messages, each delivered to everyone it named.
     pub const ACK_RUN: u8 = 0x87;
+    /// Hub: an `ACCOUNT` request was carried out.
+    pub const ACCOUNT_DONE: u8 = 0x88;
+    /// Hub: how many stored messages follow, at login.
+    pub const MAILBOX: u8 = 0x89;
+    /// Hub: a message that waited in your mailbox.
+    pub const STORED_MESSAGE: u8 = 0x8a;
+    /// Hub: the table of users, registered and online.
+    pub const USERS: u8 = 0x8b;
+    /// Hub: a change to the table of users.
+    pub const USER: u8 = 0x8c;
 }
 
 /// Options a client may ask for in `HELLO`, as bits of its `options` field;
@@ -60,8 +75,15 @@ pub mod options {
     /// (send a message, ask who is online) that should not be seen to come
     /// and go.
     pub const QUIET: u32 = 1 << 2;
+    /// The client keeps the table of users: `WELCOME` is followed by a
+    /// `USERS` frame (every registered user, online or not, with when each
+    /// was last seen, and the guests online), `WHO` is answered with one,
+    /// and accounts created or deleted are told as `USER` frames. Comings
+    /// and goings are `PRESENCE` frames as for everyone. Not with
+    /// `NO_PRESENCE`, which asks for none of it.
+    pub const USERS: u32 = 1 << 3;
     /// Every option this crate knows.
-    pub const KNOWN: u32 = ACK_RUNS | NO_PRESENCE | QUIET;
+    pub const KNOWN: u32 = ACK_RUNS | NO_PRESENCE | QUIET | USERS;
 }
 
 /// Target kinds inside a `recipients` field.
@@ -113,6 +135,10 @@ pub struct Hello {
     pub nick: Bytes,
     /// The [`options`] asked for, if the frame carries the field at all.
     pub options: Option<u32>,
+    /// The account's password, to log in to a registered nickname. It may
+    /// follow only `options` (send 0 for none): a frame that ends after
+    /// `options` is a guest's `HELLO`.
+    pub password: Option<String>,
 }
 
 /// `SEND`: a message from a client.
@@ -154,6 +180,18 @@ pub struct Message {
     pub to: Recipients,
     /// The message text.
     pub text: String,
+}
+
+impl Message {
+    fn decode(r: &mut Reader) -> Result<Self, ProtocolError> {
+        Ok(Self {
+            id: r.u64("truncated message id")?,
+            ts_ms: r.u64("truncated timestamp")?,
+            from: r.nick()?,
+            to: Recipients::decode(r)?,
+            text: r.text()?,
+        })
+    }
 }
 
 /// One recipient's outcome inside an [`Ack`].
@@ -293,6 +331,10 @@ pub enum ClientFrameOf<S> {
     Ping(u64),
     /// Answer a hub's `PING`.
     Pong(u64),
+    /// Create an account, change its password, or delete it.
+    Account(AccountRequest),
+    /// Stored messages handled: their hub ids ([`Message::id`]).
+    Confirm(Vec<u64>),
 }
 
 /// A frame the hub sends to a client.
@@ -317,6 +359,17 @@ pub enum ServerFrame {
     Ping(u64),
     /// Answer a client's `PING`.
     Pong(u64),
+    /// An `ACCOUNT` request was carried out.
+    AccountDone(AccountDone),
+    /// At login, before the stored messages: how many follow.
+    Mailbox(MailboxHeader),
+    /// A message that waited in this client's mailbox (the layout of
+    /// `MESSAGE`); to be confirmed with `CONFIRM` once handled.
+    StoredMessage(Message),
+    /// The table of users (only with [`options::USERS`]).
+    Users(Vec<UserEntry>),
+    /// A change to the table of users (only with [`options::USERS`]).
+    User(UserEntry),
 }
 
 /// Anything that can be written as one frame's payload: the frames
@@ -440,8 +493,14 @@ impl<S: SendBody> Encode for ClientFrameOf<S> {
                 dst.put_u8(opcode::HELLO);
                 dst.put_u16(hello.version);
                 put_nick(dst, &hello.nick)?;
-                if let Some(options) = hello.options {
-                    dst.put_u32(options);
+                match (hello.options, &hello.password) {
+                    (None, None) => {}
+                    (options, password) => {
+                        dst.put_u32(options.unwrap_or(0));
+                        if let Some(password) = password {
+                            put_text(dst, password)?;
+                        }
+                    }
                 }
             }
             Self::Send(send) => send.encode_payload(dst)?,
@@ -449,6 +508,17 @@ impl<S: SendBody> Encode for ClientFrameOf<S> {
             Self::Quit => dst.put_u8(opcode::QUIT),
             Self::Ping(token) => put_token(dst, opcode::PING, *token),
             Self::Pong(token) => put_token(dst, opcode::PONG, *token),
+            Self::Account(request) => {
+                dst.put_u8(opcode::ACCOUNT);
+                request.encode(dst)?;
+            }
+            Self::Confirm(ids) => {
+                dst.put_u8(opcode::CONFIRM);
+                put_count(dst, ids.len())?;
+                for &id in ids {
+                    dst.put_u64(id);
+                }
+            }
         }
         Ok(())
     }
@@ -461,11 +531,31 @@ impl<S: SendBody> WireFrame for ClientFrameOf<S> {
         }
         let mut r = Reader::new(payload);
         let frame = match r.u8("empty frame")? {
-            opcode::HELLO => Self::Hello(Hello {
-                version: r.u16("truncated version")?,
-                nick: r.nick_bytes()?,
-                options: r.optional_u32("truncated options")?,
-            }),
+            opcode::HELLO => {
+                let version = r.u16("truncated version")?;
+                let nick = r.nick_bytes()?;
+                let options = r.optional_u32("truncated options")?;
+                let password = if r.remaining() == 0 {
+                    None
+                } else {
+                    Some(r.text()?)
+                };
+                Self::Hello(Hello {
+                    version,
+                    nick,
+                    options,
+                    password,
+                })
+            }
+            opcode::ACCOUNT => Self::Account(AccountRequest::decode(&mut r)?),
+            opcode::CONFIRM => {
+                let count = r.count_of(8)?;
+                let mut ids = Vec::with_capacity(count);
+                for _ in 0..count {
+                    ids.push(r.u64("truncated message id")?);
+                }
+                Self::Confirm(ids)
+            }
             opcode::WHO => Self::Who,
             opcode::QUIT => Self::Quit,
             opcode::PING => Self::Ping(r.u64("truncated ping token")?),
@@ -480,7 +570,17 @@ impl<S: SendBody> WireFrame for ClientFrameOf<S> {
 impl<S: SendBody> ClientFrameOf<S> {
     fn payload_len_(&self) -> usize {
         1 + match self {
-            Self::Hello(hello) => 2 + nick_len(&hello.nick) + options_len(hello.options),
+            Self::Hello(hello) => {
+                let password = hello.password.as_deref().map_or(0, text_len);
+                let options = if hello.password.is_some() {
+                    4
+                } else {
+                    options_len(hello.options)
+                };
+                2 + nick_len(&hello.nick) + options + password
+            }
+            Self::Account(request) => request.payload_len(),
+            Self::Confirm(ids) => 4 + 8 * ids.len(),
             // The body counts its opcode itself.
             Self::Send(send) => return send.payload_len(),
             Self::Who | Self::Quit => 0,
@@ -503,6 +603,11 @@ impl ServerFrame {
             Self::Roster(nicks) => nicks_len(nicks),
             Self::Error(e) => 2 + 8 + text_len(&e.message),
             Self::Ping(_) | Self::Pong(_) => 8,
+            Self::AccountDone(done) => 1 + nick_len(done.nick.as_bytes()),
+            Self::Mailbox(_) => 4 + 4,
+            Self::StoredMessage(m) => return m.view().payload_len(),
+            Self::Users(users) => 4 + users.iter().map(UserEntry::payload_len).sum::<usize>(),
+            Self::User(user) => user.payload_len(),
         }
     }
 }
@@ -550,6 +655,35 @@ impl Encode for ServerFrame {
             }
             Self::Ping(token) => put_token(dst, opcode::PING, *token),
             Self::Pong(token) => put_token(dst, opcode::PONG, *token),
+            Self::AccountDone(done) => {
+                dst.put_u8(opcode::ACCOUNT_DONE);
+                dst.put_u8(done.action.to_u8());
+                put_nick(dst, done.nick.as_bytes())?;
+            }
+            Self::Mailbox(header) => {
+                dst.put_u8(opcode::MAILBOX);
+                dst.put_u32(header.count);
+                dst.put_u32(header.expired);
+            }
+            Self::StoredMessage(m) => {
+                // `MESSAGE`'s layout under its own opcode.
+                let at = dst.len();
+                m.view().encode_payload(dst)?;
+                if let Some(first) = dst.get_mut(at) {
+                    *first = opcode::STORED_MESSAGE;
+                }
+            }
+            Self::Users(users) => {
+                dst.put_u8(opcode::USERS);
+                put_count(dst, users.len())?;
+                for user in users {
+                    user.encode(dst)?;
+                }
+            }
+            Self::User(user) => {
+                dst.put_u8(opcode::USER);
+                user.encode(dst)?;
+            }
         }
         Ok(())
     }
@@ -566,13 +700,30 @@ impl WireFrame for ServerFrame {
                 roster: r.nicks()?,
                 options: r.optional_u32("truncated options")?,
             }),
-            opcode::MESSAGE => Self::Message(Message {
-                id: r.u64("truncated message id")?,
-                ts_ms: r.u64("truncated timestamp")?,
-                from: r.nick()?,
-                to: Recipients::decode(&mut r)?,
-                text: r.text()?,
+            opcode::MESSAGE => Self::Message(Message::decode(&mut r)?),
+            opcode::STORED_MESSAGE => Self::StoredMessage(Message::decode(&mut r)?),
+            opcode::ACCOUNT_DONE => {
+                let action = AccountAction::from_u8(r.u8("truncated account action")?)
+                    .ok_or(ProtocolError::Malformed("unknown account action"))?;
+                Self::AccountDone(AccountDone {
+                    action,
+                    nick: r.nick()?,
+                })
+            }
+            opcode::MAILBOX => Self::Mailbox(MailboxHeader {
+                count: r.u32("truncated stored count")?,
+                expired: r.u32("truncated expired count")?,
             }),
+            opcode::USERS => {
+                // Each entry takes at least ten bytes.
+                let count = r.count_of(10)?;
+                let mut users = Vec::with_capacity(count);
+                for _ in 0..count {
+                    users.push(UserEntry::decode(&mut r)?);
+                }
+                Self::Users(users)
+            }
+            opcode::USER => Self::User(UserEntry::decode(&mut r)?),
             opcode::ACK => {
                 let client_id = r.u64("truncated client id")?;
                 let message_id = r.u64("truncated message id")?;

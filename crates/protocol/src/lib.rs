@@ -13,6 +13,7 @@
 //!   prefix, then the payload; built on `tokio_util`'s `LengthDelimitedCodec`.
 //! - [`text`]: the `@bob hello` syntax people type and the lines they read.
 
+mod account;
 mod code;
 mod codec;
 mod error;
@@ -23,6 +24,9 @@ pub mod text;
 mod view;
 mod wire;
 
+pub use account::{
+    AccountAction, AccountDone, AccountRequest, MailboxHeader, UserEntry, user_flags,
+};
 pub use code::Code;
 pub use codec::{
     ClientCodec, DEFAULT_MAX_FRAME, FrameCodec, HubCodec, MAX_FRAME_UNREGISTERED, PREFIX_LEN,

@@ -112,8 +112,15 @@ impl Reader {
     /// A list's count. Each entry takes at least one byte: a count the
     /// payload cannot hold is refused before anything is allocated for it.
     fn list_count(&mut self) -> Result<usize, ProtocolError> {
+        self.count_of(1)
+    }
+
+    /// A `u32` count of entries that each take at least `min_each` bytes:
+    /// one the rest of the frame cannot hold is refused before anything is
+    /// allocated for it.
+    pub(crate) fn count_of(&mut self, min_each: usize) -> Result<usize, ProtocolError> {
         let count = self.u32("truncated list count")? as usize;
-        if count > self.remaining() {
+        if count > self.remaining() / min_each.max(1) {
             return Err(ProtocolError::Malformed("list count exceeds the frame"));
         }
         Ok(count)

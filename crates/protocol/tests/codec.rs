@@ -21,11 +21,13 @@ fn client_frames() -> Vec<ClientFrame> {
             version: 1,
             nick: Bytes::from_static(b"alice"),
             options: None,
+            password: None,
         }),
         ClientFrame::Hello(Hello {
             version: u16::MAX,
             nick: Bytes::new(),
             options: Some(u32::MAX),
+            password: None,
         }),
         ClientFrame::Send(SendFrame {
             id: 1,
@@ -465,13 +467,13 @@ fn assert_malformed<T: std::fmt::Debug>(result: Result<Option<T>, ProtocolError>
 
 #[test]
 fn unknown_opcodes_are_refused_in_each_direction() {
-    for op in [0x00, 0x07, 0x7f, 0x80, 0x81, 0x86, 0xff] {
+    for op in [0x00, 0x09, 0x7f, 0x80, 0x81, 0x86, 0xff] {
         match decode_client_payload(&[op]) {
             Err(ProtocolError::UnknownOpcode(got)) => assert_eq!(got, op),
             other => panic!("client opcode {op:#04x}: {other:?}"),
         }
     }
-    for op in [0x00, 0x01, 0x02, 0x03, 0x04, 0x80, 0x88, 0xff] {
+    for op in [0x00, 0x01, 0x02, 0x03, 0x04, 0x80, 0x8d, 0xff] {
         match decode_server_payload(&[op]) {
             Err(e @ ProtocolError::UnknownOpcode(got)) => {
                 assert_eq!(got, op);

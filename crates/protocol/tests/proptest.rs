@@ -51,6 +51,7 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
                     version,
                     nick: Bytes::from(nick),
                     options,
+                    password: None,
                 })
             }),
         (any::<u64>(), recipients(), text())

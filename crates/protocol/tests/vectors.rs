@@ -141,6 +141,7 @@ fn hello_with(nick: &[u8], options: Option<u32>) -> Expected {
         version: 1,
         nick: Bytes::copy_from_slice(nick),
         options,
+        password: None,
     }))
 }
 

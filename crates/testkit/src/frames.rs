@@ -13,6 +13,7 @@ pub fn hello_bytes(nick: &[u8], options: Option<u32>) -> ClientFrame {
         version: PROTOCOL_VERSION,
         nick: nick.to_vec().into(),
         options,
+        password: None,
     })
 }
 

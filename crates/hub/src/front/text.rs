@@ -122,6 +122,7 @@ async fn read_lines<R: AsyncRead + Unpin>(
                 version: PROTOCOL_VERSION,
                 nick: Bytes::copy_from_slice(nick.as_bytes()),
                 options: None,
+                password: None,
             })
         } else {
             match parse_line(&text) {
@@ -231,7 +232,15 @@ fn render(frame: &Bytes, out: &mut String) {
         ServerFrame::Presence(p) => line(format_presence(&p)),
         ServerFrame::Roster(roster) => line(format_roster(&roster)),
         ServerFrame::Error(e) => line(format!("! error: {}", visible(&e.message))),
-        // Text users never ask for runs, and a run holds no failures.
-        ServerFrame::AckRun(_) | ServerFrame::Ping(_) | ServerFrame::Pong(_) => {}
+        // Text users never ask for runs, and a run holds no failures. They
+        // are guests: no account, mailbox or table of users.
+        ServerFrame::AckRun(_)
+        | ServerFrame::Ping(_)
+        | ServerFrame::Pong(_)
+        | ServerFrame::AccountDone(_)
+        | ServerFrame::Mailbox(_)
+        | ServerFrame::StoredMessage(_)
+        | ServerFrame::Users(_)
+        | ServerFrame::User(_) => {}
     }
 }
