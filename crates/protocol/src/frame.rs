@@ -596,16 +596,15 @@ impl ServerFrame {
                 2 + 4 + nick_len(w.nick.as_bytes()) + nicks_len(&w.roster) + options_len(w.options)
             }
             // The views count their opcode themselves.
-            Self::Message(m) => return m.view().payload_len(),
+            Self::Message(m) | Self::StoredMessage(m) => return m.view().payload_len(),
             Self::Ack(a) => return a.view().payload_len(),
             Self::AckRun(_) => 8 + 8 + 4,
             Self::Presence(p) => 1 + 8 + nick_len(p.nick.as_bytes()),
             Self::Roster(nicks) => nicks_len(nicks),
             Self::Error(e) => 2 + 8 + text_len(&e.message),
-            Self::Ping(_) | Self::Pong(_) => 8,
+            // A token; a `MAILBOX`'s two counts.
+            Self::Ping(_) | Self::Pong(_) | Self::Mailbox(_) => 8,
             Self::AccountDone(done) => 1 + nick_len(done.nick.as_bytes()),
-            Self::Mailbox(_) => 4 + 4,
-            Self::StoredMessage(m) => return m.view().payload_len(),
             Self::Users(users) => 4 + users.iter().map(UserEntry::payload_len).sum::<usize>(),
             Self::User(user) => user.payload_len(),
         }
