@@ -677,3 +677,36 @@ async fn expired_messages_are_dropped_and_their_owner_told_how_many() {
     );
     hub.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_text_user_is_told_a_registered_nickname_is_not_for_the_text_port() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    let dir = tempfile::tempdir().unwrap();
+    let hub = hub_in(&dir, HubConfig::default()).await;
+    create(&hub, "bob").await;
+    let listener = chinwag_hub::bind_tcp(([127, 0, 0, 1], 0).into()).unwrap();
+    let text_addr = listener.local_addr().unwrap();
+    tokio::spawn({
+        let hub = hub.hub.clone();
+        async move { hub.serve_text(listener).await }
+    });
+    let (read, mut write) = TcpStream::connect(text_addr).await.unwrap().into_split();
+    let mut lines = BufReader::new(read).lines();
+    let mut next = async || {
+        chinwag_testkit::within("a line", lines.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    // The greeting, then the answer to a registered name.
+    next().await;
+    write.write_all(b"Bob\n").await.unwrap();
+    assert_eq!(
+        next().await,
+        "! error: nickname is registered; the text port has no logins, choose another"
+    );
+    write.write_all(b"robert\n").await.unwrap();
+    assert!(next().await.starts_with("* welcome, robert"));
+    hub.shutdown().await;
+}
