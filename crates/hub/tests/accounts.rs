@@ -385,9 +385,29 @@ async fn accounts_and_mailboxes_survive_a_restart_and_ids_go_on_rising() {
     let ack = alice.expect_ack(1).await;
     assert_eq!(status_of(&ack, "bob"), Code::STORED);
     drop(alice);
+    // Online when the hub stops, without confirming: both are kept.
+    let (_bob, frames) = log_in(&hub, "bob", 0).await;
+    assert_eq!(stored(&frames).len(), 1);
     hub.shutdown().await;
 
     let hub = hub_in(&dir, HubConfig::default()).await;
+    let (mut watcher, _) = hub
+        .connect()
+        .await
+        .registered_with_options("watcher", options::USERS)
+        .await;
+    let table = watcher
+        .recv_until(|frame| match frame {
+            ServerFrame::Users(users) => Some(users),
+            _ => None,
+        })
+        .await;
+    assert!(
+        table
+            .iter()
+            .any(|row| row.nick == "bob" && row.last_seen_ms > 0),
+        "bob was last seen when the hub stopped: {table:?}"
+    );
     let mut guest = hub.connect().await;
     guest.send(hello("bob")).await;
     assert_eq!(guest.expect_next_error().await.code, Code::NICK_REGISTERED);
