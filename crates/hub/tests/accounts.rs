@@ -396,12 +396,7 @@ async fn accounts_and_mailboxes_survive_a_restart_and_ids_go_on_rising() {
         .await
         .registered_with_options("watcher", options::USERS)
         .await;
-    let table = watcher
-        .recv_until(|frame| match frame {
-            ServerFrame::Users(users) => Some(users),
-            _ => None,
-        })
-        .await;
+    let table = users_table(&mut watcher).await;
     assert!(
         table
             .iter()
@@ -549,12 +544,7 @@ async fn the_table_of_users_lists_accounts_and_guests_and_follows_changes() {
         .registered_with_options("alice", options::USERS)
         .await;
     assert_eq!(welcome.options, Some(options::USERS));
-    let table = alice
-        .recv_until(|frame| match frame {
-            ServerFrame::Users(users) => Some(users),
-            _ => None,
-        })
-        .await;
+    let table = users_table(&mut alice).await;
     let rows: Vec<(&str, u8)> = table
         .iter()
         .map(|row| (row.nick.as_str(), row.flags))
@@ -592,12 +582,7 @@ async fn the_table_of_users_lists_accounts_and_guests_and_follows_changes() {
 
     // WHO answers with the table too.
     alice.send(ClientFrame::Who).await;
-    let again = alice
-        .recv_until(|frame| match frame {
-            ServerFrame::Users(users) => Some(users),
-            _ => None,
-        })
-        .await;
+    let again = users_table(&mut alice).await;
     assert_eq!(again.len(), 4, "{again:?}");
 
     // Those who asked for none of it get none of it.
@@ -615,6 +600,16 @@ async fn the_table_of_users_lists_accounts_and_guests_and_follows_changes() {
         "{frames:?}"
     );
     hub.shutdown().await;
+}
+
+/// The next `USERS` table, skipping other frames.
+async fn users_table(client: &mut RawClient<TcpStream>) -> Vec<UserEntry> {
+    client
+        .recv_until(|frame| match frame {
+            ServerFrame::Users(users) => Some(users),
+            _ => None,
+        })
+        .await
 }
 
 async fn next_user(client: &mut RawClient<TcpStream>) -> UserEntry {
@@ -645,12 +640,7 @@ async fn a_guest_registers_its_own_nickname_and_becomes_its_session() {
         .await
         .registered_with_options("alice", options::USERS)
         .await;
-    let table = alice
-        .recv_until(|frame| match frame {
-            ServerFrame::Users(users) => Some(users),
-            _ => None,
-        })
-        .await;
+    let table = users_table(&mut alice).await;
     let bob = table.iter().find(|row| row.nick == "bob");
     assert!(
         bob.is_some_and(|row| row.flags == user_flags::REGISTERED && row.last_seen_ms > 0),
