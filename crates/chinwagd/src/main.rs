@@ -190,7 +190,9 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let filter = match &args.log {
-        Some(filter) => EnvFilter::try_new(filter).context("invalid --log filter")?,
+        // The parser's error repeats its cause as its source: print it once.
+        Some(filter) => EnvFilter::try_new(filter)
+            .map_err(|error| anyhow::anyhow!("invalid --log filter {filter:?}: {error}"))?,
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
     tracing_subscriber::fmt()

@@ -565,3 +565,88 @@ async fn a_second_daemon_on_the_same_data_directory_refuses_to_start() {
     first.signal("-TERM");
     assert_eq!(first.wait_exit(PATIENCE).code(), Some(0));
 }
+
+/// A bad `--log` filter is refused with its cause said once.
+#[test]
+fn a_bad_log_filter_is_refused_with_its_cause_once() {
+    let (status, _, stderr) = run_to_exit(&["--log", "foo=bar=baz"]);
+    assert!(!status.success());
+    assert!(
+        stderr.contains("invalid --log filter \"foo=bar=baz\""),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("error parsing").count(), 1, "{stderr}");
+}
+
+/// Refused nicknames and disconnections are logged at `info`, naming the
+/// peer's address, for an operator following who comes and goes.
+#[tokio::test]
+async fn refusals_and_disconnections_are_logged_at_info_with_the_address() {
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--log", "info", "--data-dir"])
+        .arg(data.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (lines, log) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut first = String::new();
+    BufReader::new(stdout).read_line(&mut first).unwrap();
+    let addr: SocketAddr = first
+        .trim()
+        .strip_prefix("chinwagd listening on ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut daemon = Daemon {
+        child,
+        addr,
+        _data: data,
+    };
+    let wait_for = |needle: &str| loop {
+        let line = log
+            .recv_timeout(PATIENCE)
+            .unwrap_or_else(|_| panic!("no log line with {needle:?}"));
+        if line.contains(needle) {
+            return line;
+        }
+    };
+
+    let mut client = Client::connect(daemon.addr).await;
+    client
+        .send(ClientFrame::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            nick: b"9lives".to_vec().into(),
+            options: None,
+            password: None,
+        }))
+        .await;
+    assert!(matches!(client.recv().await, Some(ServerFrame::Error(_))));
+    let refused = wait_for("nickname refused");
+    assert!(
+        refused.contains("INFO") && refused.contains("127.0.0.1"),
+        "{refused}"
+    );
+    drop(client);
+
+    let alice = Client::register(daemon.addr, "alice").await;
+    drop(alice);
+    let left = wait_for("disconnected");
+    assert!(
+        left.contains("alice") && left.contains("127.0.0.1"),
+        "{left}"
+    );
+    daemon.signal("-TERM");
+    assert_eq!(daemon.wait_exit(PATIENCE).code(), Some(0));
+}

@@ -65,6 +65,20 @@ pub(crate) enum Outcome {
     WriterDone(io::Result<()>),
 }
 
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Eof => f.write_str("closed by the peer"),
+            Self::Quit => f.write_str("quit"),
+            Self::Shutdown => f.write_str("hub shutting down"),
+            Self::Fatal(code) => write!(f, "{code}"),
+            Self::Io(error) => write!(f, "read failed: {error}"),
+            Self::WriterDone(Ok(())) => f.write_str("cut by the hub"),
+            Self::WriterDone(Err(error)) => write!(f, "write failed: {error}"),
+        }
+    }
+}
+
 /// Where a connection stands with registration. (Accounts will add states
 /// between the first and the last: authenticating, throttled.)
 #[derive(Debug)]
@@ -171,6 +185,14 @@ impl Connection {
                 }
             }
             Outcome::Eof | Outcome::Quit | Outcome::Shutdown => {}
+        }
+        if let Some(nick) = self.nick()
+            && let Some(held) = counters.notices.pass()
+        {
+            // The hub's own reason, if it cut the connection.
+            let reason =
+                (self.outbox.reason()).map_or_else(|| outcome.to_string(), |code| code.to_string());
+            info!(%nick, %reason, lines_held_back = held, "disconnected");
         }
         if self.outbox.reason() == Some(Code::SLOW_CONSUMER) {
             warn!("disconnected as a slow consumer");
@@ -397,6 +419,9 @@ impl Connection {
         }
         match answer.await {
             Ok(frame) => {
+                if let ServerFrame::Error(error) = &frame {
+                    self.notice(error.code, "account request refused");
+                }
                 self.reply_frame(&frame);
                 None
             }
@@ -417,7 +442,7 @@ impl Connection {
         let nick = match Nick::parse(&hello.nick) {
             Ok(nick) => nick,
             Err(error) => {
-                debug!(%error, "nickname refused");
+                self.notice(error.code(), "nickname refused");
                 self.reply(ErrorFrame {
                     code: error.code(),
                     reference: 0,
@@ -466,11 +491,20 @@ impl Connection {
                     self.slot = unregistered;
                 }
                 self.registration = Registration::Unregistered;
+                self.notice(code, "registration refused");
                 self.reply(ErrorFrame::new(code, 0));
             }
             Err((HubError::Closed, _)) => return Some(Outcome::Shutdown),
         }
         None
+    }
+
+    /// An `info` line for the operator (the span names the peer's address),
+    /// at most one a second, saying how many were held back.
+    fn notice(&self, code: Code, what: &str) {
+        if let Some(held) = self.hub.shared.counters.notices.pass() {
+            info!(%code, lines_held_back = held, "{what}");
+        }
     }
 
     pub(crate) fn reply(&self, error: ErrorFrame) {

@@ -50,17 +50,34 @@ pub struct HubStats {
     pub slow_consumers_by_nick: HashMap<String, u64>,
 }
 
-/// Lets a log line through at most once a second and counts the others, so
-/// that an attack (a crowd cut at a deadline, refused, or sending garbage)
-/// cannot turn the log into a disk-filling one. `HubStats` counts every
-/// event; the log says what happens, and how much it left unsaid.
-#[derive(Debug, Default)]
+/// Lets log lines through, at most `per_second` in any one second, and
+/// counts the others, so that an attack (a crowd cut at a deadline, refused,
+/// or sending garbage) cannot turn the log into a disk-filling one.
+/// `HubStats` counts every event; the log says what happens, and how much it
+/// left unsaid.
+#[derive(Debug)]
 pub(crate) struct LogGate {
-    /// When a line last went through, and lines held back since.
-    state: Mutex<(Option<tokio::time::Instant>, u64)>,
+    per_second: u64,
+    /// When the current second began, lines let through in it, and lines
+    /// held back since the last one let through.
+    state: Mutex<(Option<tokio::time::Instant>, u64, u64)>,
+}
+
+impl Default for LogGate {
+    /// One line a second: for warnings, each of which stands for a crowd.
+    fn default() -> Self {
+        Self::per_second(1)
+    }
 }
 
 impl LogGate {
+    pub(crate) fn per_second(per_second: u64) -> Self {
+        Self {
+            per_second: per_second.max(1),
+            state: Mutex::new((None, 0, 0)),
+        }
+    }
+
     /// `Some(lines held back since the last one)` if a line may be logged
     /// now, `None` if it must be held back.
     pub(crate) fn pass(&self) -> Option<u64> {
@@ -69,13 +86,38 @@ impl LogGate {
             .state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (last, held) = &mut *state;
-        if last.is_some_and(|last| now.saturating_duration_since(last).as_secs() < 1) {
+        let (second, passed, held) = &mut *state;
+        let current =
+            second.is_some_and(|start| now.saturating_duration_since(start).as_secs() < 1);
+        if !current {
+            *second = Some(now);
+            *passed = 0;
+        }
+        if *passed >= self.per_second {
             *held += 1;
             return None;
         }
-        *last = Some(now);
+        *passed += 1;
         Some(std::mem::take(held))
+    }
+}
+
+/// The gate of the `info` lines about comings and goings: twenty a second,
+/// enough for an operator to follow a busy hub's ordinary traffic, bounded
+/// under attack.
+#[derive(Debug)]
+pub(crate) struct Notices(LogGate);
+
+impl Default for Notices {
+    fn default() -> Self {
+        Self(LogGate::per_second(20))
+    }
+}
+
+impl Notices {
+    /// As [`LogGate::pass`].
+    pub(crate) fn pass(&self) -> Option<u64> {
+        self.0.pass()
     }
 }
 
@@ -83,6 +125,9 @@ impl LogGate {
 pub(crate) struct Counters {
     /// Gates the per-connection lines about connections closed or refused.
     pub(crate) gate: LogGate,
+    /// Gates the `info` lines an operator reads to follow who comes and
+    /// goes: nicknames and logins refused, disconnections.
+    pub(crate) notices: Notices,
     malformed_frames: AtomicU64,
     oversized_frames: AtomicU64,
     stalled_frames: AtomicU64,
@@ -199,5 +244,16 @@ mod tests {
         tokio::time::advance(std::time::Duration::from_millis(1)).await;
         assert_eq!(gate.pass(), Some(4));
         assert_eq!(gate.pass(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_notices_gate_lets_a_burst_through_each_second() {
+        let gate = LogGate::per_second(3);
+        assert_eq!([gate.pass(), gate.pass(), gate.pass()], [Some(0); 3]);
+        assert_eq!(gate.pass(), None);
+        assert_eq!(gate.pass(), None);
+        tokio::time::advance(std::time::Duration::from_secs(1)).await;
+        assert_eq!(gate.pass(), Some(2));
+        assert_eq!(gate.pass(), Some(0));
     }
 }

@@ -185,7 +185,6 @@ impl Actor {
             join.nick = registered;
         }
         if !ok {
-            info!(nick = %join.nick, address = ?join.address, "wrong password");
             self.accounts.failed(&key, join.address);
             let _ = join
                 .reply
@@ -329,7 +328,6 @@ impl Actor {
         let action = job.request.action;
         let key = job.request.nick.to_ascii_lowercase().into_bytes();
         if !ok {
-            info!(nick = %job.request.nick, address = ?job.address, "wrong password");
             self.accounts.failed(&key, job.address);
             let _ = job.reply.send(refusal(action, Code::BAD_PASSWORD, None));
             return;
