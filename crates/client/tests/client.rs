@@ -299,10 +299,12 @@ async fn submitted_messages_are_pipelined_and_arrive_in_order() {
 async fn acks_rebuilt_from_runs_match_what_recipients_saw() {
     let hub = TestHub::start().await;
     let (alice, _alice_events) = Client::connect(hub.addr, "alice").await.unwrap();
-    assert_eq!(
-        alice.welcome().options,
-        Some(chinwag_client::protocol::options::ACK_RUNS)
+    // And the table of users, since it follows presence.
+    let (ack_runs, users) = (
+        chinwag_client::protocol::options::ACK_RUNS,
+        chinwag_client::protocol::options::USERS,
     );
+    assert_eq!(alice.welcome().options, Some(ack_runs | users));
     let (_bob, mut bob_events) = Client::connect(hub.addr, "bob").await.unwrap();
     let (_carol, _carol_events) = Client::connect(hub.addr, "Carol").await.unwrap();
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chinwag_client::{Event, Events};
 use chinwag_hub::HubConfig;
-use chinwag_hub::protocol::{ClientFrame, HubCodec, PROTOCOL_VERSION, ServerFrame, Welcome};
+use chinwag_hub::protocol::{ClientFrame, Hello, HubCodec, PROTOCOL_VERSION, ServerFrame, Welcome};
 use futures::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::Framed;
@@ -80,26 +80,50 @@ impl ScriptedHub {
 
     /// Accepts a client, reads its HELLO and welcomes it.
     pub async fn accept(&self) -> ScriptedConn {
+        // This stand-in grants no options unless told to.
+        self.accept_granting(0).await
+    }
+
+    /// Accepts a client, reads its HELLO and welcomes it, granting the
+    /// options it asked for among `grant`.
+    pub async fn accept_granting(&self, grant: u32) -> ScriptedConn {
+        let (mut conn, hello) = self.accept_hello().await;
+        welcome(&mut conn, &hello, grant).await;
+        conn
+    }
+
+    /// Accepts a client and reads its first frame, which must be HELLO;
+    /// the test answers it.
+    pub async fn accept_hello(&self) -> (ScriptedConn, Hello) {
+        let mut conn = self.accept_raw().await;
+        let Some(ClientFrame::Hello(hello)) = next_frame(&mut conn).await else {
+            panic!("expected HELLO");
+        };
+        (conn, hello)
+    }
+
+    /// Accepts a client; the test reads its frames.
+    pub async fn accept_raw(&self) -> ScriptedConn {
         let (stream, _) = within("a client connecting", self.listener.accept())
             .await
             .unwrap();
-        let mut conn = Framed::new(stream, HubCodec::default());
-        let Some(Ok(ClientFrame::Hello(hello))) = within("HELLO", conn.next()).await else {
-            panic!("expected HELLO");
-        };
-        let nick = String::from_utf8(hello.nick.to_vec()).unwrap();
-        conn.send(ServerFrame::Welcome(Welcome {
-            version: PROTOCOL_VERSION,
-            max_frame: 1024 * 1024,
-            roster: vec![nick.clone()],
-            nick,
-            // This stand-in grants no options.
-            options: hello.options.map(|_| 0),
-        }))
-        .await
-        .unwrap();
-        conn
+        Framed::new(stream, HubCodec::default())
     }
+}
+
+/// Welcomes the client that sent `hello`, granting what it asked for among
+/// `grant`.
+pub async fn welcome(conn: &mut ScriptedConn, hello: &Hello, grant: u32) {
+    let nick = String::from_utf8(hello.nick.to_vec()).unwrap();
+    conn.send(ServerFrame::Welcome(Welcome {
+        version: PROTOCOL_VERSION,
+        max_frame: 1024 * 1024,
+        roster: vec![nick.clone()],
+        nick,
+        options: hello.options.map(|asked| asked & grant),
+    }))
+    .await
+    .unwrap();
 }
 
 /// The next frame from the client, skipping none.
