@@ -77,14 +77,16 @@ fn show(who: &str, frame: &ServerFrame) {
             }
         }
         ServerFrame::AckRun(run) => format!("* {} messages delivered", run.count),
-        // Accounts and the table of users: this example does not ask for them.
-        ServerFrame::AccountDone(_)
+        ServerFrame::Error(e) => format!("! {}", text::visible(&e.message)),
+        // Liveness, and accounts and the table of users, which this example
+        // does not ask for.
+        ServerFrame::Ping(_)
+        | ServerFrame::Pong(_)
+        | ServerFrame::AccountDone(_)
         | ServerFrame::Mailbox(_)
         | ServerFrame::StoredMessage(_)
         | ServerFrame::Users(_)
         | ServerFrame::User(_) => return,
-        ServerFrame::Error(e) => format!("! {}", text::visible(&e.message)),
-        ServerFrame::Ping(_) | ServerFrame::Pong(_) => return,
     };
     println!("[{who}] {line}");
 }

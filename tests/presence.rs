@@ -150,10 +150,10 @@ async fn silent_client_is_pinged_then_closed_with_ping_timeout_and_seen_leaving(
 
     let left = guard(PATIENCE, "watcher seeing silent leave", async {
         loop {
-            if let Some(ServerFrame::Presence(p)) = watcher.recv().await {
-                if !p.online {
-                    return p.nick;
-                }
+            if let Some(ServerFrame::Presence(p)) = watcher.recv().await
+                && !p.online
+            {
+                return p.nick;
             }
         }
     })

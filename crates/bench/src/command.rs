@@ -73,12 +73,12 @@ pub enum Verdict {
 pub async fn run(server: &str, json: bool, args: BenchArgs) -> Result<Verdict, SetupError> {
     raise_fd_limit();
     let addr = resolve(server).await?;
-    if let Some(pid) = args.server_pid {
-        if Process::Pid(pid).cpu_secs().is_none() {
-            return Err(SetupError::Usage(format!(
-                "--server-pid {pid}: no such process to read in /proc"
-            )));
-        }
+    if let Some(pid) = args.server_pid
+        && Process::Pid(pid).cpu_secs().is_none()
+    {
+        return Err(SetupError::Usage(format!(
+            "--server-pid {pid}: no such process to read in /proc"
+        )));
     }
     let hard = Duration::from_secs(args.timeout);
     let deadline = Instant::now() + hard.mul_f64(0.9);

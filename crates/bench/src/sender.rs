@@ -179,10 +179,10 @@ pub(crate) async fn send_all(mut sender: Sender, messages: u64, deadline: Instan
         }
         sent += 1;
     }
-    if error.is_none() {
-        if let Err(failed) = sender.flush().await {
-            error = Some(format!("sending failed: {failed}"));
-        }
+    if error.is_none()
+        && let Err(failed) = sender.flush().await
+    {
+        error = Some(format!("sending failed: {failed}"));
     }
     Sent {
         end_ns: sender.clock.now_ns(),

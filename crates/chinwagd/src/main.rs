@@ -4,9 +4,14 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::path::PathBuf;
+
 use anyhow::Context;
-use chinwag_hub::{Hub, HubConfig, RateLimit, bind_tcp};
-use clap::Parser;
+use chinwag_hub::store::{DEFAULT_DATA_DIR, Store, StoreConfig};
+use chinwag_hub::{Hub, HubConfig, RateLimit, Storage, bind_tcp};
+use clap::{Parser, Subcommand, ValueEnum};
+
+mod account;
 use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
@@ -23,9 +28,41 @@ use tracing_subscriber::EnvFilter;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// chinwag's messaging daemon.
+#[allow(
+    clippy::doc_markdown,
+    reason = "these comments are the --help text, where backticks would be printed"
+)]
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
+    /// Manage accounts on the data directory instead of running (the
+    /// daemon must not be running on it).
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// The data directory: accounts and mailboxes (`chinwag.db`, SQLite),
+    /// created if missing. One daemon at a time may use it.
+    #[arg(long, global = true, default_value = DEFAULT_DATA_DIR, env = "CHINWAG_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Admit only registered users: a HELLO without a password is refused
+    /// with ACCOUNT_REQUIRED.
+    #[arg(long)]
+    require_accounts: bool,
+    /// Whether clients may register nicknames themselves (`chinwag account
+    /// create`); closed, only the operator does (`chinwagd account create`).
+    #[arg(long, value_enum, default_value_t = Registration::Open)]
+    registration: Registration,
+    /// Most messages one mailbox holds; past it, MAILBOX_FULL.
+    #[arg(long, default_value_t = StoreConfig::default().mailbox_max_messages,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    mailbox_max_messages: u64,
+    /// Most bytes one mailbox holds (texts and names); past it, MAILBOX_FULL.
+    #[arg(long, default_value_t = StoreConfig::default().mailbox_max_bytes,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    mailbox_max_bytes: u64,
+    /// How long a stored message waits before it is dropped unread (its
+    /// owner is told how many at the next login). Units: s, m, h, d.
+    #[arg(long, value_parser = humantime_secs, default_value = "30d")]
+    mailbox_max_age: Duration,
     /// Address to listen on for the binary protocol.
     /// A host name is resolved, and the first address it has is used.
     #[arg(long, default_value = "127.0.0.1:2446", env = "CHINWAG_LISTEN")]
@@ -117,8 +154,29 @@ struct Args {
     shutdown_grace_secs: u64,
 }
 
+/// Whether clients may create accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Registration {
+    /// Anyone may register a free nickname.
+    Open,
+    /// Only the operator creates accounts.
+    Closed,
+}
+
+/// What `chinwagd` can do besides running.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create, list, delete accounts or set a password, on the data
+    /// directory (with the daemon stopped).
+    #[command(subcommand)]
+    Account(account::AccountCommand),
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(Command::Account(command)) = &args.command {
+        return account::run(&args.data_dir, command);
+    }
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(threads) = args.threads {
         runtime.worker_threads(threads.max(1));
@@ -169,7 +227,23 @@ async fn run(args: Args) -> anyhow::Result<()> {
         grace: args.flood_grace,
     });
 
+    config.accounts.require_accounts = args.require_accounts;
+    config.accounts.registration_open = args.registration == Registration::Open;
+    config.accounts.mailbox_max_age = args.mailbox_max_age;
+
     open_file_limit(config.max_connections + config.max_unregistered);
+
+    // The store first: a second daemon on the same data directory stops
+    // here, before it binds anything.
+    let mut store_config = StoreConfig::new(&args.data_dir);
+    store_config.mailbox_max_messages = args.mailbox_max_messages;
+    store_config.mailbox_max_bytes = args.mailbox_max_bytes;
+    store_config.max_age = args.mailbox_max_age;
+    let store = tokio::task::spawn_blocking(move || Store::open(&store_config))
+        .await
+        .context("the store's opening failed")?
+        .with_context(|| format!("cannot open the data directory {}", args.data_dir.display()))?;
+    info!(data_dir = %args.data_dir.display(), "store open");
 
     // Before anything says we are up: a SIGTERM sent the moment the address
     // is printed must shut us down cleanly, not kill us by default action.
@@ -190,7 +264,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         None => None,
     };
 
-    let hub = Hub::start(config);
+    let hub = Hub::start_with_storage(config, Storage::sqlite(store))
+        .await
+        .context("cannot read the accounts")?;
     let server = tokio::spawn({
         let hub = hub.clone();
         async move { hub.serve(listener).await }
@@ -250,15 +326,21 @@ fn shutdown_signal() -> anyhow::Result<impl Future<Output = anyhow::Result<()>>>
 /// Seconds, as a whole or decimal number (`5`, `0.5`), or with an `s` or
 /// `ms` suffix (`5s`, `500ms`).
 fn humantime_secs(text: &str) -> Result<Duration, String> {
-    let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
-        (ms, 0.001)
-    } else {
-        (text.strip_suffix('s').unwrap_or(text), 1.0)
-    };
+    let units = [
+        ("ms", 0.001),
+        ("s", 1.0),
+        ("m", 60.0),
+        ("h", 3_600.0),
+        ("d", 86_400.0),
+    ];
+    let (number, scale) = units
+        .iter()
+        .find_map(|&(unit, scale)| Some((text.strip_suffix(unit)?, scale)))
+        .unwrap_or((text, 1.0));
     let value: f64 = number
         .trim()
         .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 5, 5s or 500ms"))?;
+        .map_err(|_| format!("{text:?} is not a duration like 5, 5s, 500ms, 10m, 2h or 30d"))?;
     let duration =
         Duration::try_from_secs_f64(value * scale).map_err(|e| format!("{text:?}: {e}"))?;
     if duration.is_zero() {

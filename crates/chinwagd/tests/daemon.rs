@@ -26,33 +26,39 @@ const PATIENCE: Duration = Duration::from_secs(10);
 struct Daemon {
     child: Child,
     addr: SocketAddr,
+    /// Its data directory, removed after it.
+    _data: tempfile::TempDir,
 }
 
 impl Daemon {
     /// Starts `chinwagd --listen 127.0.0.1:0` with `args` and reads the
     /// address it prints as its first line.
     fn start(args: &[&str]) -> Self {
+        let data = tempfile::tempdir().unwrap();
         let mut command = Command::new(BIN);
         command
-            .args(["--listen", "127.0.0.1:0", "--log", "error"])
+            .args(["--listen", "127.0.0.1:0", "--log", "error", "--data-dir"])
+            .arg(data.path())
             .args(args);
-        Self::spawn(command)
+        Self::spawn(command, data)
     }
 
     /// Starts `chinwagd` as [`start`](Self::start) does, with its soft and
     /// hard limits on open files set to `files` first (by the shell).
     fn start_with_files(files: u32, args: &[&str]) -> Self {
+        let data = tempfile::tempdir().unwrap();
         let mut command = Command::new("sh");
         command
             .arg("-c")
             .arg(format!("ulimit -n {files} && exec \"$0\" \"$@\""))
             .arg(BIN)
-            .args(["--listen", "127.0.0.1:0", "--log", "error"])
+            .args(["--listen", "127.0.0.1:0", "--log", "error", "--data-dir"])
+            .arg(data.path())
             .args(args);
-        Self::spawn(command)
+        Self::spawn(command, data)
     }
 
-    fn spawn(mut command: Command) -> Self {
+    fn spawn(mut command: Command, data: tempfile::TempDir) -> Self {
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -71,6 +77,7 @@ impl Daemon {
         let mut daemon = Self {
             child,
             addr: "0.0.0.0:0".parse().unwrap(),
+            _data: data,
         };
         let line = match line.recv_timeout(PATIENCE) {
             Ok(Some(Ok(line))) => line,
@@ -337,8 +344,10 @@ fn a_bad_exemption_is_refused_with_a_nonzero_exit() {
 /// Runs `chinwagd` with `args` to completion (bounded), returning its
 /// status and what it printed on stdout and stderr.
 fn run_to_exit(args: &[&str]) -> (ExitStatus, String, String) {
+    let data = tempfile::tempdir().unwrap();
     let mut child = Command::new(BIN)
         .args(args)
+        .env("CHINWAG_DATA_DIR", data.path())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -359,6 +368,7 @@ fn run_to_exit(args: &[&str]) -> (ExitStatus, String, String) {
     let mut daemon = Daemon {
         child,
         addr: "0.0.0.0:0".parse().unwrap(),
+        _data: data,
     };
     let status = daemon.wait_exit(PATIENCE);
     (status, out.join().unwrap(), err.join().unwrap())
@@ -396,9 +406,12 @@ fn durations_show_their_unit_and_nonsense_values_are_refused() {
 /// `--listen` takes a host name, as the client's `--server` does.
 #[tokio::test]
 async fn listen_takes_a_host_name() {
+    let data = tempfile::tempdir().unwrap();
     let mut command = Command::new(BIN);
-    command.args(["--listen", "localhost:0", "--log", "error"]);
-    let mut daemon = Daemon::spawn(command);
+    command
+        .args(["--listen", "localhost:0", "--log", "error", "--data-dir"])
+        .arg(data.path());
+    let mut daemon = Daemon::spawn(command, data);
     assert!(daemon.addr.ip().is_loopback(), "{}", daemon.addr);
     let _alice = Client::register(daemon.addr, "alice").await;
     daemon.signal("-TERM");

@@ -220,10 +220,10 @@ async fn listen_json_prints_one_object_per_event() {
     // bob quit when done: alice sees him leave.
     let offline = within("bob's offline presence", async {
         loop {
-            if let Some(ServerFrame::Presence(p)) = alice.recv().await {
-                if !p.online {
-                    return p.nick;
-                }
+            if let Some(ServerFrame::Presence(p)) = alice.recv().await
+                && !p.online
+            {
+                return p.nick;
             }
         }
     })

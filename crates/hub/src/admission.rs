@@ -255,6 +255,11 @@ pub(crate) struct Ticket {
 }
 
 impl Ticket {
+    /// The source address it counts under (none if exempt or unknown).
+    pub(crate) fn address(&self) -> Option<IpAddr> {
+        self.key
+    }
+
     /// Enlists the connection, whose frames go to `outbox`, among those
     /// that may be shed to make room until it registers.
     pub(crate) fn enlist(&mut self, outbox: &Arc<Outbox>) {

@@ -1,9 +1,11 @@
 //! What connections and sessions ask of the actor: the [`Command`]s of its
 //! queue, and the answers some of them wait for.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
-use chinwag_protocol::{Code, Nick, SendPayload};
+use chinwag_protocol::{AccountRequest, Code, Nick, SendPayload, ServerFrame};
+use chinwag_store::{Mailbox, StoreError};
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use crate::outbox::Outbox;
@@ -27,7 +29,63 @@ pub(crate) struct Join {
     /// that `WELCOME` finds the place still taken, and handed back with a
     /// refusal.
     pub(crate) unregistered: Option<OwnedSemaphorePermit>,
+    /// The account's password, to log in to a registered nickname.
+    pub(crate) password: Option<String>,
+    /// The source address, which the throttle on wrong passwords counts
+    /// under (none for exempt addresses and in-process sessions).
+    pub(crate) address: Option<IpAddr>,
     pub(crate) reply: JoinReply,
+}
+
+/// An `ACCOUNT` request, and where its answer goes: an `ACCOUNT_DONE` or an
+/// `ERROR` for the connection to queue. The connection waits for it before
+/// reading on, so each has at most one password being checked.
+#[derive(Debug)]
+pub(crate) struct AccountJob {
+    pub(crate) id: ConnId,
+    pub(crate) address: Option<IpAddr>,
+    pub(crate) request: AccountRequest,
+    pub(crate) reply: oneshot::Sender<ServerFrame>,
+}
+
+/// Work done off the actor (a password hashed or checked, a store's
+/// answer), coming back to it.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// A login's password was checked.
+    Login { join: Join, ok: bool },
+    /// An account request's password was checked (`ok`), and for a new
+    /// account or password, the new hash made.
+    Checked {
+        job: AccountJob,
+        ok: bool,
+        hash: Option<Result<String, String>>,
+    },
+    /// The store carried out an account request (or failed to).
+    Written {
+        job: AccountJob,
+        change: AccountChange,
+        result: Result<(), StoreError>,
+    },
+    /// The statuses of an acknowledgement that waited for the store: each
+    /// recipient's index in the `ACK` and its status.
+    Stored {
+        message_id: u64,
+        statuses: Vec<(usize, Code)>,
+    },
+    /// A mailbox read at login, for connection `id`.
+    Mailbox {
+        id: ConnId,
+        mailbox: Result<Mailbox, StoreError>,
+    },
+}
+
+/// What a written account request changes in the actor's table.
+#[derive(Debug)]
+pub(crate) enum AccountChange {
+    Created { nick: String, hash: String },
+    Password { hash: String },
+    Deleted,
 }
 
 /// What connections and sessions ask of the actor.
@@ -51,18 +109,12 @@ pub(crate) enum Command {
         sends: Vec<SendPayload>,
         permit: OwnedSemaphorePermit,
     },
-    /// The status of the `recipient`th entry of the acknowledgement of
-    /// `message_id`, which was waiting for it (from a store's commit, or a
-    /// remote node's answer).
-    #[expect(
-        dead_code,
-        reason = "sent by the mailbox's store and by remote nodes; neither exists yet"
-    )]
-    Settle {
-        message_id: u64,
-        recipient: usize,
-        status: Code,
-    },
+    /// Create an account, change its password or delete it.
+    Account(AccountJob),
+    /// Connection `id` has handled these stored messages.
+    Confirm { id: ConnId, ids: Vec<u64> },
+    /// Work done elsewhere, answered.
+    Answer(Box<Answer>),
     /// Queue a `ROSTER` frame for connection `id`.
     Who { id: ConnId },
     /// Connection `id` is gone. `done` is answered once the actor has handled

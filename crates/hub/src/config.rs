@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use chinwag_protocol::{DEFAULT_MAX_FRAME, MAX_FRAME_UNREGISTERED};
 
-use crate::AddressLimits;
+use crate::{AccountPolicy, AddressLimits};
 
 /// Limits and deadlines of a [`Hub`](crate::Hub). `HubConfig::default()` is
 /// what `chinwagd` runs with when given no flags.
@@ -62,6 +62,10 @@ pub struct HubConfig {
     pub command_queue: usize,
     /// Limits per source address, and who is exempt from them.
     pub addresses: AddressLimits,
+    /// Guests or accounts only, open or closed registration, the mailbox's
+    /// age limit: what applies when the hub runs with a store
+    /// ([`Hub::start_with_storage`](crate::Hub::start_with_storage)).
+    pub accounts: AccountPolicy,
 }
 
 impl Default for HubConfig {
@@ -82,6 +86,7 @@ impl Default for HubConfig {
             max_in_flight_bytes: 256 * 1024,
             command_queue: 1024,
             addresses: AddressLimits::default(),
+            accounts: AccountPolicy::default(),
         }
     }
 }

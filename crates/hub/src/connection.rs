@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chinwag_protocol::{
-    ClientFrameOf, Code, ErrorFrame, Hello, Nick, PROTOCOL_VERSION, SendPayload, ServerFrame,
-    encode_frame,
+    AccountRequest, ClientFrameOf, Code, ErrorFrame, Hello, Nick, PROTOCOL_VERSION, SendPayload,
+    ServerFrame, encode_frame,
 };
 use futures::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
@@ -23,7 +23,7 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 use tracing::{debug, info, warn};
 
 use crate::admission::Ticket;
-use crate::command::Command;
+use crate::command::{AccountJob, Command};
 use crate::flood::{TokenBucket, Verdict};
 use crate::outbox::Outbox;
 use crate::registry::ConnId;
@@ -343,14 +343,17 @@ impl Connection {
                 self.reply_frame(&ServerFrame::Pong(token));
             }
             Request::Pong(_) => {}
-            Request::Account(request) => {
-                let refusal = ErrorFrame::new(
-                    Code::ACCOUNTS_UNAVAILABLE,
-                    u64::from(request.action.to_u8()),
-                );
-                self.reply(refusal);
+            Request::Account(request) => return Box::pin(self.account(request)).await,
+            Request::Confirm(ids) => {
+                if self.registration.is_registered()
+                    && !ids.is_empty()
+                    && Box::pin(self.hub.command(Command::Confirm { id: self.id, ids }))
+                        .await
+                        .is_err()
+                {
+                    return Some(Outcome::Shutdown);
+                }
             }
-            Request::Confirm(_) => {}
         }
         None
     }
@@ -372,6 +375,32 @@ impl Connection {
                 Err(None)
             }
             Verdict::Disconnect => Err(Some(Outcome::Fatal(Code::FLOODING))),
+        }
+    }
+
+    /// Carries out an `ACCOUNT` request and queues its answer; `Some` ends
+    /// the connection. Nothing more is read meanwhile: a connection has at
+    /// most one password being checked.
+    async fn account(&mut self, request: AccountRequest) -> Option<Outcome> {
+        if let Err(outcome) = self.flood_control(u64::from(request.action.to_u8())) {
+            return outcome;
+        }
+        let (reply, answer) = oneshot::channel();
+        let job = AccountJob {
+            id: self.id,
+            address: self.ticket.address(),
+            request,
+            reply,
+        };
+        if self.hub.command(Command::Account(job)).await.is_err() {
+            return Some(Outcome::Shutdown);
+        }
+        match answer.await {
+            Ok(frame) => {
+                self.reply_frame(&frame);
+                None
+            }
+            Err(_) => Some(Outcome::Shutdown),
         }
     }
 
@@ -415,6 +444,7 @@ impl Connection {
             self.outbox.clone(),
             hello.options,
             Some(unregistered),
+            (hello.password, self.ticket.address()),
         );
         match joined.await {
             Ok(()) => {

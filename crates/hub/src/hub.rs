@@ -5,15 +5,18 @@
 //! message) is in `actor/`; what the handle can ask of it is `command.rs`.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chinwag_protocol::{Nick, SendPayload};
+use chinwag_store::StoreError;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::actor::Actor;
+use crate::accounts::Storage;
+use crate::actor::{Actor, Loaded};
 use crate::admission::Admission;
 use crate::command::{Command, Join};
 use crate::outbox::Outbox;
@@ -83,6 +86,35 @@ impl Hub {
     /// # Panics
     /// If called outside a Tokio runtime.
     pub fn start(config: HubConfig) -> Self {
+        Self::spawn(config, None)
+    }
+
+    /// Spawns the hub's actor with accounts and mailboxes kept in
+    /// `storage`: registered nicknames, messages stored for their offline
+    /// owners, and message ids that continue above the highest it stored.
+    /// Reads every account first (the actor keeps them in memory, and never
+    /// waits on the store afterwards).
+    ///
+    /// # Errors
+    /// The store's, if it cannot read its accounts.
+    ///
+    /// # Panics
+    /// If called outside a Tokio runtime.
+    pub async fn start_with_storage(
+        config: HubConfig,
+        storage: Storage,
+    ) -> Result<Self, StoreError> {
+        let accounts = storage.accounts.accounts()?.await?;
+        let last_message_id = storage.mail.last_message_id()?.await?;
+        let loaded = Loaded {
+            storage,
+            accounts,
+            last_message_id,
+        };
+        Ok(Self::spawn(config, Some(loaded)))
+    }
+
+    fn spawn(config: HubConfig, loaded: Option<Loaded>) -> Self {
         let (commands, rx) = mpsc::channel(config.command_queue.max(1));
         let shared = Arc::new(Shared {
             commands,
@@ -96,7 +128,7 @@ impl Hub {
             next_conn: AtomicU64::new(1),
             config,
         });
-        let actor = Actor::new(&shared.config);
+        let actor = Actor::new(&shared.config, shared.commands.downgrade(), loaded);
         shared
             .tracker
             .spawn(actor.run(rx, shared.shutdown.clone(), shared.actor_done.clone()));
@@ -185,14 +217,18 @@ impl Hub {
         outbox: Arc<Outbox>,
         options: Option<u32>,
         unregistered: Option<OwnedSemaphorePermit>,
+        credentials: (Option<String>, Option<IpAddr>),
     ) -> Result<(), (HubError, Option<OwnedSemaphorePermit>)> {
         let (reply, answer) = oneshot::channel();
+        let (password, address) = credentials;
         self.command(Command::Join(Join {
             id,
             nick,
             outbox,
             options,
             unregistered,
+            password,
+            address,
             reply,
         }))
         .await

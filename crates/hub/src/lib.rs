@@ -34,6 +34,7 @@
 //! # }
 //! ```
 
+mod accounts;
 mod actor;
 mod admission;
 mod command;
@@ -51,6 +52,9 @@ mod session;
 mod stats;
 mod writer;
 
+pub use accounts::{
+    AccountPolicy, MAX_PASSWORD, MIN_PASSWORD, Storage, check_new_password, hash_password,
+};
 pub use admission::{AddressLimits, Peer};
 pub use config::{HubConfig, RateLimit};
 pub use error::HubError;
@@ -62,6 +66,9 @@ pub use stats::HubStats;
 
 /// The protocol crate, re-exported for embedders.
 pub use chinwag_protocol as protocol;
+
+/// The store crate, re-exported for embedders that keep accounts.
+pub use chinwag_store as store;
 
 /// The `ipnet` crate, re-exported for [`AddressLimits::exempt`].
 pub use ipnet;

@@ -56,6 +56,10 @@ struct State {
     closing: bool,
     /// Why the hub closed it, if it did.
     reason: Option<Code>,
+    /// While a login's stored messages are read: frames pushed meanwhile
+    /// wait here, behind what was queued before, until the stored messages
+    /// are put in front of them ([`Outbox::unpark`]).
+    parked: Option<VecDeque<Bytes>>,
 }
 
 /// Queue slots an outbox keeps between bursts. A queue never shrinks by
@@ -76,6 +80,18 @@ impl State {
         } else if self.bytes <= high_water {
             self.congested_since = None;
         }
+    }
+
+    /// Queues a frame for the consumer, or behind the parked ones; returns
+    /// whether the consumer may be waiting.
+    fn append(&mut self, frame: Bytes) -> bool {
+        if let Some(parked) = &mut self.parked {
+            parked.push_back(frame);
+            return false;
+        }
+        let was_empty = self.frames.is_empty();
+        self.frames.push_back(frame);
+        was_empty
     }
 
     fn shrink(&mut self) {
@@ -127,9 +143,8 @@ impl Outbox {
             self.close(Some(Code::SLOW_CONSUMER), false);
             return Err(PushError::Overflow);
         }
-        let was_empty = state.frames.is_empty();
         state.bytes += frame.len();
-        state.frames.push_back(frame);
+        let was_empty = state.append(frame);
         let pressure = if state.bytes > self.high_water {
             state.congested_since.get_or_insert_with(Instant::now);
             Pressure::Congested
@@ -185,9 +200,42 @@ impl Outbox {
         if state.closing || frames.is_empty() {
             return false;
         }
-        let was_empty = state.frames.is_empty();
-        state.frames.push_back(frames);
-        was_empty
+        state.append(frames)
+    }
+
+    /// Holds back every frame pushed from now on, behind those already
+    /// queued, until [`unpark`](Self::unpark): a login's `WELCOME` goes
+    /// out while its stored messages are read, and live traffic waits for
+    /// them. Never waits.
+    pub(crate) fn park(&self) {
+        let mut state = self.lock();
+        if !state.closing && state.parked.is_none() {
+            state.parked = Some(VecDeque::new());
+        }
+    }
+
+    /// Queues `first` (the stored messages), then what was held back since
+    /// [`park`](Self::park), and wakes the consumer. `first` is not held to
+    /// the queue's limit (the mailbox's quota bounds it) but counts toward
+    /// it and the high-water mark like any frame; returns the pressure.
+    pub(crate) fn unpark(&self, first: Vec<Bytes>) -> Pressure {
+        let mut state = self.lock();
+        let parked = state.parked.take().unwrap_or_default();
+        if state.closing {
+            return Pressure::Normal;
+        }
+        state.bytes += first.iter().map(Bytes::len).sum::<usize>();
+        state.frames.extend(first);
+        state.frames.extend(parked);
+        let pressure = if state.bytes > self.high_water {
+            state.congested_since.get_or_insert_with(Instant::now);
+            Pressure::Congested
+        } else {
+            Pressure::Normal
+        };
+        drop(state);
+        self.ready.notify_one();
+        pressure
     }
 
     /// Wakes the consumer.
@@ -224,8 +272,13 @@ impl Outbox {
         state.closing = true;
         state.reason = reason;
         state.held.clear();
-        if !flush {
-            let dropped: usize = state.frames.drain(..).map(|f| f.len()).sum();
+        let parked = state.parked.take().unwrap_or_default();
+        if flush {
+            state.frames.extend(parked);
+        } else {
+            let dropped: usize = (state.frames.drain(..).chain(parked))
+                .map(|f| f.len())
+                .sum();
             state.bytes -= dropped;
         }
         if let Some(code) = reason {
@@ -445,5 +498,25 @@ mod tests {
         assert!(outbox.take_one().await.is_some());
         assert_eq!(outbox.reason(), Some(Code::SHUTTING_DOWN));
         assert!(outbox.take_one().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn unparking_puts_the_given_frames_before_those_held_back() {
+        let outbox = Outbox::new(1000, 2000);
+        outbox.push(frame(10)).unwrap();
+        outbox.park();
+        outbox.push(frame(40)).unwrap();
+        let mut taken = Vec::new();
+        outbox.take_ready(&mut taken);
+        let lens = |frames: &[Bytes]| frames.iter().map(Bytes::len).collect::<Vec<_>>();
+        // Only what came before the park is there to take.
+        assert_eq!(lens(&taken), [frame(10).len()]);
+        assert_eq!(outbox.unpark(vec![frame(20), frame(30)]), Pressure::Normal);
+        taken.clear();
+        assert!(outbox.take_all(&mut taken).await);
+        assert_eq!(
+            lens(&taken),
+            [frame(20).len(), frame(30).len(), frame(40).len()]
+        );
     }
 }

@@ -1,16 +1,14 @@
 //! Who is online, owned by the actor alone.
 //!
 //! "Who is online" (connections with a nickname) is kept apart from "who
-//! exists". Today a user exists only while online, so the second question is
-//! answered by [`Lookup::Unknown`] for anyone offline; registered nicknames
-//! with offline delivery will add a store of known users behind [`Registry::lookup`]
-//! and a [`Lookup::Offline`] case, without changing the online side.
+//! exists": registered nicknames, online or not, are the actor's table of
+//! accounts (`actor/accounts.rs`), consulted only for names not online.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
-use chinwag_protocol::Nick;
+use chinwag_protocol::{Nick, options};
 
 use crate::outbox::Outbox;
 
@@ -57,14 +55,37 @@ pub(crate) type IdSet = HashSet<ConnId, BuildHasherDefault<IdHasher>>;
 pub(crate) struct Member {
     pub(crate) nick: Nick,
     pub(crate) outbox: Arc<Outbox>,
+    /// The `HELLO` options granted (`options::*` bits; 0 when it asked
+    /// for none).
+    pub(crate) options: u32,
+    /// Logged in to the account of its nickname: its last-seen time is
+    /// kept, and it confirms stored messages.
+    pub(crate) account: bool,
+}
+
+impl Member {
     /// Asked for `ACK_RUNS`: runs of delivered messages get one `ACK_RUN`.
-    pub(crate) ack_runs: bool,
+    pub(crate) fn ack_runs(&self) -> bool {
+        self.options & options::ACK_RUNS != 0
+    }
+
     /// Follows presence (did not ask for `NO_PRESENCE`): told of every
     /// arrival and departure, and given the roster on joining.
-    pub(crate) presence: bool,
+    pub(crate) fn presence(&self) -> bool {
+        self.options & options::NO_PRESENCE == 0
+    }
+
     /// Asked for `QUIET`: nobody is told it came or went, and no roster
     /// lists it.
-    pub(crate) quiet: bool,
+    pub(crate) fn quiet(&self) -> bool {
+        self.options & options::QUIET != 0
+    }
+
+    /// Asked for `USERS`: keeps the table of users (`WHO` answers it;
+    /// following presence, it is sent the table and its changes).
+    pub(crate) fn users(&self) -> bool {
+        self.options & options::USERS != 0
+    }
 }
 
 /// What a recipient name resolves to.
@@ -97,7 +118,7 @@ impl Registry {
             return Err(member);
         }
         self.by_nick.insert(key, id);
-        if member.presence {
+        if member.presence() {
             self.watchers.insert(id);
         }
         self.members.insert(id, member);
@@ -114,6 +135,10 @@ impl Registry {
 
     pub(crate) fn member(&self, id: ConnId) -> Option<&Member> {
         self.members.get(&id)
+    }
+
+    pub(crate) fn member_mut(&mut self, id: ConnId) -> Option<&mut Member> {
+        self.members.get_mut(&id)
     }
 
     /// Resolves a case-folded name (as bytes: a name from the wire need
@@ -147,7 +172,7 @@ impl Registry {
         self.by_nick
             .values()
             .filter_map(|id| self.members.get(id))
-            .filter(|m| !m.quiet)
+            .filter(|m| !m.quiet())
             .map(|m| m.nick.to_string())
             .collect()
     }

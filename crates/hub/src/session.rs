@@ -86,7 +86,7 @@ impl Hub {
             hub: self,
             id: Some(id),
         };
-        self.join(id, nick.clone(), outbox.clone(), None, None)
+        self.join(id, nick.clone(), outbox.clone(), None, None, (None, None))
             .await
             .map_err(|(error, _)| error)?;
         let _ = guard.disarm();

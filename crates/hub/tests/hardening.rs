@@ -110,11 +110,11 @@ async fn a_frame_that_stops_midway_is_closed_at_the_deadline() {
     );
 
     loop {
-        if let Some(ServerFrame::Presence(p)) = next(&mut watcher).await {
-            if !p.online {
-                assert_eq!(p.nick, "staller");
-                break;
-            }
+        if let Some(ServerFrame::Presence(p)) = next(&mut watcher).await
+            && !p.online
+        {
+            assert_eq!(p.nick, "staller");
+            break;
         }
     }
     assert_eq!(hub.stats().stalled_frames, 1);
@@ -130,11 +130,11 @@ async fn eof_in_the_middle_of_a_frame_frees_the_nickname_at_once() {
     stream.shutdown().await.unwrap();
 
     loop {
-        if let Some(ServerFrame::Presence(p)) = next(&mut watcher).await {
-            if !p.online {
-                assert_eq!(p.nick, "leaver");
-                break;
-            }
+        if let Some(ServerFrame::Presence(p)) = next(&mut watcher).await
+            && !p.online
+        {
+            assert_eq!(p.nick, "leaver");
+            break;
         }
     }
     // Well before any deadline, the name can be taken again.

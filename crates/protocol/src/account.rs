@@ -75,13 +75,10 @@ impl std::fmt::Debug for AccountRequest {
 }
 
 impl AccountRequest {
+    /// The encoded length of the fields, without the opcode (as
+    /// [`UserEntry::payload_len`]).
     pub(crate) fn payload_len(&self) -> usize {
-        1 + 1
-            + nick_len(self.nick.as_bytes())
-            + 4
-            + self.password.len()
-            + 4
-            + self.new_password.len()
+        1 + nick_len(self.nick.as_bytes()) + 4 + self.password.len() + 4 + self.new_password.len()
     }
 
     pub(crate) fn encode(&self, dst: &mut BytesMut) -> Result<(), ProtocolError> {

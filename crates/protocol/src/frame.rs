@@ -125,7 +125,7 @@ impl Recipients {
 }
 
 /// `HELLO`: the first frame a client sends.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Hello {
     /// The protocol version the client speaks.
     pub version: u16,
@@ -139,6 +139,19 @@ pub struct Hello {
     /// follow only `options` (send 0 for none): a frame that ends after
     /// `options` is a guest's `HELLO`.
     pub password: Option<String>,
+}
+
+/// As [`AccountRequest`]'s: a password is never printed, not even in a
+/// debug dump of a frame; only whether there is one.
+impl std::fmt::Debug for Hello {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hello")
+            .field("version", &self.version)
+            .field("nick", &self.nick)
+            .field("options", &self.options)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .finish()
+    }
 }
 
 /// `SEND`: a message from a client.

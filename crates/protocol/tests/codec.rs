@@ -3,10 +3,11 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use chinwag_protocol::{
-    Ack, AckRun, AckView, ClientCodec, ClientFrame, Code, DEFAULT_MAX_FRAME, Encode, ErrorFrame,
-    FrameCodec, Hello, HubCodec, Message, MessageView, Nick, NickError, PREFIX_LEN, Presence,
-    ProtocolError, RecipientStatus, Recipients, SendFrame, ServerFrame, Welcome, WireFrame,
-    encode_frame, encode_into,
+    AccountAction, AccountDone, AccountRequest, Ack, AckRun, AckView, ClientCodec, ClientFrame,
+    Code, DEFAULT_MAX_FRAME, Encode, ErrorFrame, FrameCodec, Hello, HubCodec, MailboxHeader,
+    Message, MessageView, Nick, NickError, PREFIX_LEN, Presence, ProtocolError, RecipientStatus,
+    Recipients, SendFrame, ServerFrame, UserEntry, Welcome, WireFrame, encode_frame, encode_into,
+    user_flags,
 };
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -28,6 +29,18 @@ fn client_frames() -> Vec<ClientFrame> {
             nick: Bytes::new(),
             options: Some(u32::MAX),
             password: None,
+        }),
+        ClientFrame::Hello(Hello {
+            version: 1,
+            nick: Bytes::from_static(b"bob"),
+            options: Some(0),
+            password: Some("opensesame".to_owned()),
+        }),
+        ClientFrame::Hello(Hello {
+            version: 1,
+            nick: Bytes::from_static(b"bob"),
+            options: Some(8),
+            password: Some(String::new()),
         }),
         ClientFrame::Send(SendFrame {
             id: 1,
@@ -54,12 +67,32 @@ fn client_frames() -> Vec<ClientFrame> {
         ClientFrame::Ping(0),
         ClientFrame::Ping(u64::MAX),
         ClientFrame::Pong(0x0102_0304_0506_0708),
+        ClientFrame::Account(AccountRequest {
+            action: AccountAction::Create,
+            nick: "bob".to_owned(),
+            password: "opensesame".to_owned(),
+            new_password: String::new(),
+        }),
+        ClientFrame::Account(AccountRequest {
+            action: AccountAction::SetPassword,
+            nick: "bob".to_owned(),
+            password: "opensesame".to_owned(),
+            new_password: "p\u{e4}ssw\u{f6}rd \u{2603}".to_owned(),
+        }),
+        ClientFrame::Account(AccountRequest {
+            action: AccountAction::Delete,
+            nick: String::new(),
+            password: String::new(),
+            new_password: String::new(),
+        }),
+        ClientFrame::Confirm(vec![4, 5, u64::MAX]),
+        ClientFrame::Confirm(Vec::new()),
     ]
 }
 
 /// One of every server frame variant, with a few shapes of each.
 fn server_frames() -> Vec<ServerFrame> {
-    vec![
+    let mut frames = vec![
         ServerFrame::Welcome(Welcome {
             version: 1,
             max_frame: 1_048_576,
@@ -143,6 +176,47 @@ fn server_frames() -> Vec<ServerFrame> {
         }),
         ServerFrame::Ping(5),
         ServerFrame::Pong(6),
+    ];
+    frames.extend(account_server_frames());
+    frames
+}
+
+/// The frames of accounts, mailboxes and the table of users.
+fn account_server_frames() -> Vec<ServerFrame> {
+    vec![
+        ServerFrame::AccountDone(AccountDone {
+            action: AccountAction::Delete,
+            nick: "bob".to_owned(),
+        }),
+        ServerFrame::Mailbox(MailboxHeader {
+            count: 2,
+            expired: u32::MAX,
+        }),
+        ServerFrame::StoredMessage(Message {
+            id: 4,
+            ts_ms: 1_735_689_601_234,
+            from: "carol".to_owned(),
+            to: Recipients::Users(strings(&["bob", "dave"])),
+            text: "call me".to_owned(),
+        }),
+        ServerFrame::Users(vec![
+            UserEntry {
+                flags: user_flags::ONLINE,
+                last_seen_ms: 0,
+                nick: "alice".to_owned(),
+            },
+            UserEntry {
+                flags: user_flags::REGISTERED,
+                last_seen_ms: u64::MAX,
+                nick: "carol".to_owned(),
+            },
+        ]),
+        ServerFrame::Users(Vec::new()),
+        ServerFrame::User(UserEntry {
+            flags: 0,
+            last_seen_ms: 0,
+            nick: "dave".to_owned(),
+        }),
     ]
 }
 
@@ -176,6 +250,11 @@ fn every_client_frame_round_trips() {
             buf.len() - PREFIX_LEN,
             "{frame:?}: prefix counts the payload"
         );
+        assert_eq!(
+            frame.payload_len() + PREFIX_LEN,
+            buf.len(),
+            "{frame:?}: payload_len is exact"
+        );
         assert_eq!(HubCodec::default().decode(&mut buf).unwrap(), Some(frame));
         assert!(buf.is_empty());
     }
@@ -190,6 +269,11 @@ fn every_server_frame_round_trips() {
             len,
             buf.len() - PREFIX_LEN,
             "{frame:?}: prefix counts the payload"
+        );
+        assert_eq!(
+            frame.payload_len() + PREFIX_LEN,
+            buf.len(),
+            "{frame:?}: payload_len is exact"
         );
         assert_eq!(
             ClientCodec::default().decode(&mut buf).unwrap(),
@@ -522,6 +606,28 @@ fn garbage_client_payloads_are_malformed() {
             "SEND trailing byte",
             b"\x02\0\0\0\0\0\0\0\x01\x01\0\0\0\0\x00",
         ),
+        ("HELLO options cut short", b"\x01\x00\x01\x01a\0\0"),
+        (
+            "HELLO password longer than the frame",
+            b"\x01\x00\x01\x01a\0\0\0\0\0\0\0\x05abc",
+        ),
+        (
+            "HELLO trailing byte after the password",
+            b"\x01\x00\x01\x01a\0\0\0\0\0\0\0\x01x\x00",
+        ),
+        ("ACCOUNT action 0", b"\x07\x00\x01a\0\0\0\0\0\0\0\0"),
+        ("ACCOUNT without new_password", b"\x07\x01\x01a\0\0\0\0"),
+        (
+            "ACCOUNT nick not UTF-8",
+            b"\x07\x01\x01\xff\0\0\0\0\0\0\0\0",
+        ),
+        (
+            "ACCOUNT password not UTF-8",
+            b"\x07\x01\x01a\0\0\0\x01\xff\0\0\0\0",
+        ),
+        ("CONFIRM count without ids", b"\x08\0\0\0\x01"),
+        ("CONFIRM id truncated", b"\x08\0\0\0\x01\0\0\0\0\0\0\0"),
+        ("CONFIRM trailing byte", b"\x08\0\0\0\x00\x00"),
     ];
     for &(what, payload) in cases {
         assert_malformed(decode_client_payload(payload), what);
@@ -560,9 +666,69 @@ fn garbage_server_payloads_are_malformed() {
         ),
         ("ROSTER trailing byte", b"\x85\0\0\0\0\x00"),
         ("PONG truncated", b"\x06\0\0"),
+        ("ACCOUNT_DONE action 4", b"\x88\x04\x01a"),
+        ("MAILBOX truncated", b"\x89\0\0\0\x01\0\0"),
+        (
+            "STORED_MESSAGE unknown recipients kind",
+            b"\x8a\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0\0\x01a\x07\0\0\0\0",
+        ),
+        (
+            "USERS count larger than the frame allows",
+            // Two claimed; 11 bytes left hold only one user of 10 or more.
+            b"\x8b\0\0\0\x02\x01\0\0\0\0\0\0\0\0\x01a",
+        ),
+        (
+            "USERS entry with an unknown flag",
+            b"\x8b\0\0\0\x01\x08\0\0\0\0\0\0\0\0\x01a",
+        ),
+        ("USER nick not UTF-8", b"\x8c\x01\0\0\0\0\0\0\0\0\x01\xff"),
+        ("USER truncated last seen", b"\x8c\x01\0\0\0"),
     ];
     for &(what, payload) in cases {
         assert_malformed(decode_server_payload(payload), what);
+    }
+}
+
+#[test]
+fn a_password_without_options_is_sent_after_options_0() {
+    let hello = |options| {
+        ClientFrame::Hello(Hello {
+            version: 1,
+            nick: Bytes::from_static(b"bob"),
+            options,
+            password: Some("opensesame".to_owned()),
+        })
+    };
+    let mut buf = encode_client(&hello(None));
+    assert_eq!(&buf[..], &encode_client(&hello(Some(0)))[..]);
+    assert_eq!(hello(None).payload_len() + PREFIX_LEN, buf.len());
+    assert_eq!(
+        HubCodec::default().decode(&mut buf).unwrap(),
+        Some(hello(Some(0)))
+    );
+}
+
+#[test]
+fn passwords_are_not_in_debug_output() {
+    let secret = "opensesame";
+    let frames = [
+        ClientFrame::Hello(Hello {
+            version: 1,
+            nick: Bytes::from_static(b"bob"),
+            options: Some(0),
+            password: Some(secret.to_owned()),
+        }),
+        ClientFrame::Account(AccountRequest {
+            action: AccountAction::SetPassword,
+            nick: "bob".to_owned(),
+            password: secret.to_owned(),
+            new_password: format!("new {secret}"),
+        }),
+    ];
+    for frame in frames {
+        let shown = format!("{frame:?} {frame:#?}");
+        assert!(!shown.contains(secret), "{shown}");
+        assert!(shown.contains("bob"), "{shown}");
     }
 }
 

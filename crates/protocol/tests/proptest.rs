@@ -5,9 +5,10 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use chinwag_protocol::{
-    Ack, AckRun, ClientCodec, ClientFrame, Code, Encode, ErrorFrame, Hello, HubCodec, MAX_NICK_LEN,
-    Message, Nick, NickError, PREFIX_LEN, Presence, ProtocolError, RESERVED_NICKS, RecipientStatus,
-    Recipients, SendFrame, SendPayload, ServerFrame, Welcome, WireFrame, encode_frame,
+    AccountAction, AccountDone, AccountRequest, Ack, AckRun, ClientCodec, ClientFrame, Code,
+    Encode, ErrorFrame, Hello, HubCodec, MAX_NICK_LEN, MailboxHeader, Message, Nick, NickError,
+    PREFIX_LEN, Presence, ProtocolError, RESERVED_NICKS, RecipientStatus, Recipients, SendFrame,
+    SendPayload, ServerFrame, UserEntry, Welcome, WireFrame, encode_frame, user_flags,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -39,21 +40,76 @@ fn recipients() -> impl Strategy<Value = Recipients> {
     ]
 }
 
+fn account_action() -> impl Strategy<Value = AccountAction> {
+    prop::sample::select(vec![
+        AccountAction::Create,
+        AccountAction::SetPassword,
+        AccountAction::Delete,
+    ])
+}
+
+/// A `message` with the layout of `MESSAGE` (and `STORED_MESSAGE`).
+fn message() -> impl Strategy<Value = Message> {
+    (
+        any::<u64>(),
+        any::<u64>(),
+        nick_field(),
+        recipients(),
+        text(),
+    )
+        .prop_map(|(id, ts_ms, from, to, text)| Message {
+            id,
+            ts_ms,
+            from,
+            to,
+            text,
+        })
+}
+
+fn user_entry() -> impl Strategy<Value = UserEntry> {
+    (0..=user_flags::KNOWN, any::<u64>(), nick_field()).prop_map(|(flags, last_seen_ms, nick)| {
+        UserEntry {
+            flags,
+            last_seen_ms,
+            nick,
+        }
+    })
+}
+
 fn client_frame() -> impl Strategy<Value = ClientFrame> {
     prop_oneof![
         (
             any::<u16>(),
             vec(any::<u8>(), 0..=255),
-            any::<Option<u32>>()
+            any::<Option<u32>>(),
+            prop::option::of(text()),
         )
-            .prop_map(|(version, nick, options)| {
+            .prop_map(|(version, nick, options, password)| {
+                // A password goes only after `options`: a `HELLO` with one
+                // always carries them (0 for none).
+                let options = if password.is_some() {
+                    Some(options.unwrap_or(0))
+                } else {
+                    options
+                };
                 ClientFrame::Hello(Hello {
                     version,
                     nick: Bytes::from(nick),
                     options,
-                    password: None,
+                    password,
                 })
             }),
+        (account_action(), nick_field(), text(), text()).prop_map(
+            |(action, nick, password, new_password)| {
+                ClientFrame::Account(AccountRequest {
+                    action,
+                    nick,
+                    password,
+                    new_password,
+                })
+            }
+        ),
+        vec(any::<u64>(), 0..8).prop_map(ClientFrame::Confirm),
         (any::<u64>(), recipients(), text())
             .prop_map(|(id, to, text)| ClientFrame::Send(SendFrame { id, to, text })),
         Just(ClientFrame::Who),
@@ -85,22 +141,8 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
                     options,
                 })
             }),
-        (
-            any::<u64>(),
-            any::<u64>(),
-            nick_field(),
-            recipients(),
-            text()
-        )
-            .prop_map(|(id, ts_ms, from, to, text)| {
-                ServerFrame::Message(Message {
-                    id,
-                    ts_ms,
-                    from,
-                    to,
-                    text,
-                })
-            }),
+        message().prop_map(ServerFrame::Message),
+        message().prop_map(ServerFrame::StoredMessage),
         (any::<u64>(), any::<u64>(), any::<u32>(), vec(status, 0..8)).prop_map(
             |(client_id, message_id, delivered, statuses)| {
                 ServerFrame::Ack(Ack {
@@ -137,6 +179,13 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
         }),
         any::<u64>().prop_map(ServerFrame::Ping),
         any::<u64>().prop_map(ServerFrame::Pong),
+        (account_action(), nick_field())
+            .prop_map(|(action, nick)| ServerFrame::AccountDone(AccountDone { action, nick })),
+        (any::<u32>(), any::<u32>()).prop_map(|(count, expired)| {
+            ServerFrame::Mailbox(MailboxHeader { count, expired })
+        }),
+        vec(user_entry(), 0..8).prop_map(ServerFrame::Users),
+        user_entry().prop_map(ServerFrame::User),
     ]
 }
 
@@ -199,7 +248,8 @@ fn framed(payload: &[u8]) -> BytesMut {
 fn payload() -> impl Strategy<Value = Vec<u8>> {
     let op = prop_oneof![
         prop::sample::select(vec![
-            0x01u8, 0x02, 0x03, 0x04, 0x05, 0x06, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86
+            0x01u8, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86,
+            0x87, 0x88, 0x89, 0x8a, 0x8b, 0x8c
         ]),
         any::<u8>(),
     ];

@@ -12,9 +12,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::{Bytes, BytesMut};
 use chinwag_protocol::{
-    Ack, AckRun, ClientCodec, ClientFrame, Code, DEFAULT_MAX_FRAME, ErrorFrame, Hello, HubCodec,
-    Message, Nick, NickError, PROTOCOL_VERSION, Presence, RESERVED_NICKS, RecipientStatus,
-    Recipients, SendFrame, ServerFrame, Welcome, opcode, options,
+    AccountAction, AccountDone, AccountRequest, Ack, AckRun, ClientCodec, ClientFrame, Code,
+    DEFAULT_MAX_FRAME, ErrorFrame, Hello, HubCodec, MailboxHeader, Message, Nick, NickError,
+    PROTOCOL_VERSION, Presence, RESERVED_NICKS, RecipientStatus, Recipients, SendFrame,
+    ServerFrame, UserEntry, Welcome, opcode, options, user_flags,
 };
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -145,6 +146,16 @@ fn hello_with(nick: &[u8], options: Option<u32>) -> Expected {
     }))
 }
 
+/// A login: `options` (0 for none), then the password.
+fn hello_login(nick: &[u8], options: u32, password: &str) -> Expected {
+    Expected::Client(ClientFrame::Hello(Hello {
+        version: 1,
+        nick: Bytes::copy_from_slice(nick),
+        options: Some(options),
+        password: Some(password.to_owned()),
+    }))
+}
+
 fn send(id: u64, to: Recipients, text: &str) -> Expected {
     Expected::Client(ClientFrame::Send(SendFrame {
         id,
@@ -202,6 +213,53 @@ fn presence(online: bool, ts_ms: u64, nick: &str) -> Expected {
 
 fn error(code: Code, reference: u64) -> Expected {
     Expected::Server(ServerFrame::Error(ErrorFrame::new(code, reference)))
+}
+
+fn account(action: AccountAction, password: &str, new_password: &str) -> Expected {
+    Expected::Client(ClientFrame::Account(AccountRequest {
+        action,
+        nick: "bob".to_owned(),
+        password: password.to_owned(),
+        new_password: new_password.to_owned(),
+    }))
+}
+
+fn confirm(ids: &[u64]) -> Expected {
+    Expected::Client(ClientFrame::Confirm(ids.to_vec()))
+}
+
+fn mailbox(count: u32, expired: u32) -> Expected {
+    Expected::Server(ServerFrame::Mailbox(MailboxHeader { count, expired }))
+}
+
+/// A message from `carol` to `bob` that waited in his mailbox.
+fn stored(id: u64, ts_ms: u64, text: &str) -> Expected {
+    Expected::Server(ServerFrame::StoredMessage(Message {
+        id,
+        ts_ms,
+        from: "carol".to_owned(),
+        to: users(&["bob"]),
+        text: text.to_owned(),
+    }))
+}
+
+fn user_entry(flags: u8, last_seen_ms: u64, nick: &str) -> UserEntry {
+    UserEntry {
+        flags,
+        last_seen_ms,
+        nick: nick.to_owned(),
+    }
+}
+
+/// The table of the vectors: `alice` a guest online, `bob` online with an
+/// account, `carol` with an account, offline since `carol_seen`.
+fn users_table(carol_seen: u64) -> Expected {
+    use user_flags::{ONLINE, REGISTERED};
+    Expected::Server(ServerFrame::Users(vec![
+        user_entry(ONLINE, 0, "alice"),
+        user_entry(REGISTERED | ONLINE, 0, "bob"),
+        user_entry(REGISTERED, carol_seen, "carol"),
+    ]))
 }
 
 /// What each valid vector in the document must decode to.
@@ -291,6 +349,18 @@ fn expected() -> BTreeMap<&'static str, Expected> {
             "server-pong",
             Expected::Server(ServerFrame::Pong(ping_token)),
         ),
+    ]
+    .into_iter()
+    .chain(option_vectors())
+    .chain(account_vectors())
+    .chain(conversation_vectors())
+    .chain(login_vectors())
+    .collect()
+}
+
+/// The first conversation of section 10: two guests, a message.
+fn conversation_vectors() -> [(&'static str, Expected); 8] {
+    [
         ("conversation-1", hello(b"alice")),
         ("conversation-2", welcome("alice", &["alice"])),
         ("conversation-3", hello(b"bob")),
@@ -301,11 +371,78 @@ fn expected() -> BTreeMap<&'static str, Expected> {
             "conversation-7",
             message(1, TS + 1234, users(&["bob"]), "hi"),
         ),
-        ("conversation-8", ack(1, 1, 1, bob)),
+        ("conversation-8", ack(1, 1, 1, &[("bob", Code::DELIVERED)])),
     ]
-    .into_iter()
-    .chain(option_vectors())
-    .collect()
+}
+
+/// The vectors of accounts, mailboxes and the table of users.
+fn account_vectors() -> [(&'static str, Expected); 13] {
+    let (password, new_password) = ("opensesame", "sesame-2026");
+    [
+        ("hello-with-password", hello_login(b"bob", 0, password)),
+        (
+            "account-create",
+            account(AccountAction::Create, password, ""),
+        ),
+        (
+            "account-set-password",
+            account(AccountAction::SetPassword, password, new_password),
+        ),
+        (
+            "account-delete",
+            account(AccountAction::Delete, new_password, ""),
+        ),
+        ("confirm", confirm(&[4, 5])),
+        (
+            "account-done",
+            Expected::Server(ServerFrame::AccountDone(AccountDone {
+                action: AccountAction::Create,
+                nick: "bob".to_owned(),
+            })),
+        ),
+        ("mailbox", mailbox(2, 1)),
+        ("stored-message", stored(2, TS, "call me")),
+        ("users", users_table(TS)),
+        (
+            "user-created",
+            Expected::Server(ServerFrame::User(user_entry(
+                user_flags::REGISTERED,
+                0,
+                "dave",
+            ))),
+        ),
+        (
+            "user-removed",
+            Expected::Server(ServerFrame::User(user_entry(0, 0, "dave"))),
+        ),
+        (
+            "ack-stored",
+            ack(
+                6,
+                9,
+                0,
+                &[("bob", Code::STORED), ("dave", Code::MAILBOX_FULL)],
+            ),
+        ),
+        ("error-account-exists", error(Code::ACCOUNT_EXISTS, 1)),
+    ]
+}
+
+/// The second conversation of section 10: `bob` logs in and collects two
+/// stored messages.
+fn login_vectors() -> [(&'static str, Expected); 7] {
+    [
+        ("login-1", hello_login(b"bob", options::USERS, "opensesame")),
+        (
+            "login-2",
+            welcome_with("bob", &["alice", "bob"], Some(options::USERS)),
+        ),
+        ("login-3", users_table(TS + 60_000)),
+        ("login-4", mailbox(2, 0)),
+        ("login-5", stored(4, TS + 1234, "lunch at 1?")),
+        ("login-6", stored(5, TS + 5678, "call me")),
+        ("login-7", confirm(&[4, 5])),
+    ]
 }
 
 /// The vectors of `HELLO`'s options and what they bring.
@@ -438,6 +575,8 @@ fn every_vector_in_the_document_decodes_and_reencodes_exactly() {
         opcode::QUIT,
         opcode::PING,
         opcode::PONG,
+        opcode::ACCOUNT,
+        opcode::CONFIRM,
     ];
     let server = [
         opcode::WELCOME,
@@ -449,6 +588,11 @@ fn every_vector_in_the_document_decodes_and_reencodes_exactly() {
         opcode::ERROR,
         opcode::PING,
         opcode::PONG,
+        opcode::ACCOUNT_DONE,
+        opcode::MAILBOX,
+        opcode::STORED_MESSAGE,
+        opcode::USERS,
+        opcode::USER,
     ];
     for op in client {
         assert!(
@@ -510,6 +654,7 @@ const CODES: &[(Code, &str)] = &[
     (Code::RATE_LIMITED, "RATE_LIMITED"),
     (Code::FRAME_TIMEOUT, "FRAME_TIMEOUT"),
     (Code::FLOODING, "FLOODING"),
+    (Code::SESSION_REPLACED, "SESSION_REPLACED"),
     (Code::NICK_EMPTY, "NICK_EMPTY"),
     (Code::NICK_TOO_LONG, "NICK_TOO_LONG"),
     (Code::NICK_NOT_UTF8, "NICK_NOT_UTF8"),
@@ -517,12 +662,30 @@ const CODES: &[(Code, &str)] = &[
     (Code::NICK_BAD_CHAR, "NICK_BAD_CHAR"),
     (Code::NICK_RESERVED, "NICK_RESERVED"),
     (Code::NICK_TAKEN, "NICK_TAKEN"),
+    (Code::NICK_REGISTERED, "NICK_REGISTERED"),
     (Code::NO_SUCH_USER, "NO_SUCH_USER"),
     (Code::UNABLE_TO_DELIVER, "UNABLE_TO_DELIVER"),
+    (Code::STORED, "STORED"),
+    (Code::MAILBOX_FULL, "MAILBOX_FULL"),
+    (Code::STORE_FAILED, "STORE_FAILED"),
+    (Code::BAD_PASSWORD, "BAD_PASSWORD"),
+    (Code::LOGIN_THROTTLED, "LOGIN_THROTTLED"),
+    (Code::NO_SUCH_ACCOUNT, "NO_SUCH_ACCOUNT"),
+    (Code::ACCOUNT_EXISTS, "ACCOUNT_EXISTS"),
+    (Code::REGISTRATION_CLOSED, "REGISTRATION_CLOSED"),
+    (Code::ACCOUNT_REQUIRED, "ACCOUNT_REQUIRED"),
+    (Code::ACCOUNTS_UNAVAILABLE, "ACCOUNTS_UNAVAILABLE"),
 ];
 
 /// Ack statuses: neither fatal nor not, since they never arrive in an `ERROR`.
-const STATUSES: &[Code] = &[Code::DELIVERED, Code::NO_SUCH_USER, Code::UNABLE_TO_DELIVER];
+const STATUSES: &[Code] = &[
+    Code::DELIVERED,
+    Code::NO_SUCH_USER,
+    Code::UNABLE_TO_DELIVER,
+    Code::STORED,
+    Code::MAILBOX_FULL,
+    Code::STORE_FAILED,
+];
 
 #[test]
 fn the_code_table_matches_the_crate() {

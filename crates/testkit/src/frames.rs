@@ -2,7 +2,8 @@
 
 use bytes::BytesMut;
 use chinwag_protocol::{
-    ClientCodec, ClientFrame, Hello, PROTOCOL_VERSION, Recipients, SendFrame, encode_frame,
+    AccountAction, AccountRequest, ClientCodec, ClientFrame, Hello, PROTOCOL_VERSION, Recipients,
+    SendFrame, encode_frame,
 };
 use tokio_util::codec::Encoder;
 
@@ -25,6 +26,31 @@ pub fn hello(nick: &str) -> ClientFrame {
 /// `HELLO` asking for the options `options` (`NO_PRESENCE`, `ACK_RUNS`...).
 pub fn hello_with_options(nick: &str, options: u32) -> ClientFrame {
     hello_bytes(nick.as_bytes(), Some(options))
+}
+
+/// `HELLO` logging in to an account with `password`, asking for `options`.
+pub fn login(nick: &str, password: &str, options: u32) -> ClientFrame {
+    ClientFrame::Hello(Hello {
+        version: PROTOCOL_VERSION,
+        nick: nick.as_bytes().to_vec().into(),
+        options: Some(options),
+        password: Some(password.to_owned()),
+    })
+}
+
+/// An `ACCOUNT` request (`new_password` only matters to a password change).
+pub fn account(
+    action: AccountAction,
+    nick: &str,
+    password: &str,
+    new_password: &str,
+) -> ClientFrame {
+    ClientFrame::Account(AccountRequest {
+        action,
+        nick: nick.to_owned(),
+        password: password.to_owned(),
+        new_password: new_password.to_owned(),
+    })
 }
 
 /// Named recipients.

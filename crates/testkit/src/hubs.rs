@@ -5,7 +5,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use chinwag_hub::{Hub, HubConfig};
+use chinwag_hub::store::{Store, StoreConfig};
+use chinwag_hub::{Hub, HubConfig, Storage};
 use tokio::io::DuplexStream;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -42,6 +43,36 @@ impl TestHub {
         let listener =
             chinwag_hub::bind_tcp(([127, 0, 0, 1], 0).into()).expect("an ephemeral port");
         Self::serve(listener, config)
+    }
+
+    /// A hub with `config` keeping accounts and mailboxes in the store
+    /// `store` (open on a test's temporary directory).
+    ///
+    /// # Panics
+    /// If no port can be bound, or the store's accounts cannot be read.
+    pub async fn with_store(config: HubConfig, store: Store) -> Self {
+        let listener =
+            chinwag_hub::bind_tcp(([127, 0, 0, 1], 0).into()).expect("an ephemeral port");
+        let addr = listener.local_addr().expect("a bound listener");
+        let hub = Hub::start_with_storage(config, Storage::sqlite(store))
+            .await
+            .expect("the store's accounts can be read");
+        let server = tokio::spawn({
+            let hub = hub.clone();
+            async move { hub.serve(listener).await }
+        });
+        Self { hub, addr, server }
+    }
+
+    /// Opens the store in `config.data_dir` off the runtime's threads.
+    ///
+    /// # Panics
+    /// If it cannot be opened.
+    pub async fn open_store(config: StoreConfig) -> Store {
+        tokio::task::spawn_blocking(move || Store::open(&config))
+            .await
+            .expect("the opening thread ran")
+            .expect("the store opens")
     }
 
     /// A hub with `config` accepting from `listener` (bound by the test,

@@ -50,8 +50,8 @@ mod wait;
 pub use client::{RawClient, codes_until_closed, next};
 pub use forgeries::FORGERIES;
 pub use frames::{
-    encode, encode_frames, hello, hello_bytes, hello_with_options, raw_frame, send, send_frame,
-    users,
+    account, encode, encode_frames, hello, hello_bytes, hello_with_options, login, raw_frame, send,
+    send_frame, users,
 };
 pub use hubs::{PipeHub, TestHub};
 pub use wait::{PATIENCE, guard, settle, timed, within};

@@ -84,6 +84,12 @@ impl Replies {
         }
     }
 
+    /// The replies so far, encoded one after another; more may follow.
+    pub(super) fn take(&mut self) -> BytesMut {
+        self.close();
+        self.frames.split()
+    }
+
     /// The replies, encoded one after another.
     pub(super) fn finish(mut self) -> BytesMut {
         self.close();
@@ -106,10 +112,6 @@ pub(super) struct PendingAck {
 impl PendingAck {
     /// An acknowledgement of `message_id` (the sender's `client_id`) that
     /// waits for the statuses left `None` in `statuses`.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "the mailbox's store is its first user")
-    )]
     pub(super) fn new(
         client_id: u64,
         message_id: u64,
@@ -129,6 +131,11 @@ impl PendingAck {
     }
 
     fn encode(self, out: &mut BytesMut) {
+        encode_reply(&self.into_frame(), out);
+    }
+
+    /// The `ACK`, a status still missing written as `UNABLE_TO_DELIVER`.
+    pub(super) fn into_frame(self) -> ServerFrame {
         let ack = Ack {
             client_id: self.client_id,
             message_id: self.message_id,
@@ -140,7 +147,7 @@ impl PendingAck {
                 })
                 .collect(),
         };
-        encode_reply(&ServerFrame::Ack(ack), out);
+        ServerFrame::Ack(ack)
     }
 }
 
@@ -182,10 +189,6 @@ impl PendingAcks {
 
     /// Holds `ack` until its last status arrives; the sender's replies that
     /// come after it wait behind it.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "the mailbox's store is its first user")
-    )]
     pub(super) fn wait(&mut self, sender: ConnId, ack: PendingAck) {
         self.senders.insert(ack.message_id, sender);
         self.owed

@@ -17,6 +17,9 @@ use crate::registry::{ConnId, IdSet, Member, Registry};
 pub(super) struct Named<'a, 'r> {
     pub(super) name: Utf8<'a>,
     pub(super) found: Option<(ConnId, &'r Member)>,
+    /// Not online, but registered: the account's nickname as registered.
+    /// The message is stored for it.
+    pub(super) offline: Option<&'r str>,
     pub(super) status: Code,
 }
 
@@ -62,6 +65,25 @@ pub(super) struct Delivery<'a, 'n> {
     /// The recipients whose queue this message left above its high-water
     /// mark: behind, for now.
     pub(super) behind: Vec<Arc<Outbox>>,
+}
+
+impl<'a> Delivery<'a, '_> {
+    /// A message's fan-out under `permit`, nothing delivered yet.
+    pub(super) fn new(
+        permit: &'a mut InFlight,
+        congested: &'a mut IdSet,
+        wakes: &'a mut Vec<Arc<Outbox>>,
+    ) -> Self {
+        Self {
+            permit,
+            congested,
+            wakes,
+            cut: Vec::new(),
+            delivered: 0,
+            failures: Vec::new(),
+            behind: Vec::new(),
+        }
+    }
 }
 
 impl<'n> Delivery<'_, 'n> {

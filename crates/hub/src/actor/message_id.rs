@@ -36,6 +36,11 @@ impl MessageIds {
         Self { last }
     }
 
+    /// The id [`next`](Self::next) would hand out.
+    pub(super) fn peek(&self) -> u64 {
+        self.last.wrapping_add(1)
+    }
+
     /// The next id: one more than the last.
     pub(super) fn next(&mut self) -> u64 {
         self.last = self.last.wrapping_add(1);

@@ -12,11 +12,15 @@
 //! - `gather.rs`: direct messages gathered into one buffer per recipient;
 //! - `acks.rs`: the sender's replies, and acknowledgements that complete later;
 //! - `presence.rs`: comings and goings, queued once per batch;
-//! - `message_id.rs`: hub message ids, unique across restarts.
+//! - `message_id.rs`: hub message ids, unique across restarts;
+//! - `accounts.rs`: logins, `ACCOUNT` requests and the table of users;
+//! - `mailbox.rs`: messages stored for offline users, and delivered at login.
 
+mod accounts;
 mod acks;
 mod delivery;
 mod gather;
+mod mailbox;
 mod message_id;
 mod presence;
 mod route;
@@ -28,18 +32,21 @@ use bytes::Bytes;
 use chinwag_protocol::{
     Code, Encode, PROTOCOL_VERSION, ServerFrame, Welcome, encode_frame, options,
 };
+use chinwag_store::Account;
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use self::accounts::Accounts;
 use self::acks::PendingAcks;
 use self::gather::Gathered;
 use self::message_id::MessageIds;
 use self::presence::PendingPresence;
 use self::route::LastFound;
 use crate::HubConfig;
-use crate::command::{Command, Join};
+use crate::accounts::Storage;
+use crate::command::{Answer, Command, Join};
 use crate::outbox::{Outbox, Pressure, PushError};
 use crate::registry::{ConnId, IdSet, Member, Registry};
 
@@ -66,6 +73,8 @@ pub(crate) struct Actor {
     acks: PendingAcks,
     /// The last name looked up, and whom it found.
     last_found: LastFound,
+    /// Registered nicknames, and the store behind them and the mailboxes.
+    accounts: Accounts,
     /// The time stamped on what the current batch routes, read once per
     /// batch: a clock read per message was 3% of the hub's time, and a batch
     /// takes well under a millisecond.
@@ -74,12 +83,36 @@ pub(crate) struct Actor {
     deadline: Duration,
 }
 
+/// What a hub with a store starts from: the store, every account, and the
+/// highest message id it holds.
+pub(crate) struct Loaded {
+    pub(crate) storage: Storage,
+    pub(crate) accounts: Vec<Account>,
+    pub(crate) last_message_id: u64,
+}
+
 impl Actor {
-    pub(crate) fn new(config: &HubConfig) -> Self {
+    pub(crate) fn new(
+        config: &HubConfig,
+        answers: mpsc::WeakSender<Command>,
+        loaded: Option<Loaded>,
+    ) -> Self {
+        let mut message_ids = MessageIds::starting_now();
+        let (storage, accounts) = match loaded {
+            Some(loaded) => {
+                // Above every id stored, should the clock have gone back.
+                if loaded.last_message_id >= message_ids.peek() {
+                    message_ids = MessageIds::starting_after(loaded.last_message_id);
+                }
+                (Some(loaded.storage), loaded.accounts)
+            }
+            None => (None, Vec::new()),
+        };
         Self {
+            accounts: Accounts::new(storage, accounts, config.accounts.clone(), answers),
             registry: Registry::default(),
             wakes: Vec::new(),
-            message_ids: MessageIds::starting_now(),
+            message_ids,
             congested: IdSet::default(),
             presence: PendingPresence::default(),
             gathered: Gathered::default(),
@@ -103,6 +136,9 @@ impl Actor {
         let period = (self.deadline / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
         let mut sweep = tokio::time::interval(period);
         sweep.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut expiry =
+            tokio::time::interval(self.accounts.policy.sweep_every.max(Duration::from_secs(1)));
+        expiry.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut batch = Vec::with_capacity(BATCH);
         loop {
             tokio::select! {
@@ -124,6 +160,11 @@ impl Actor {
                     self.sweep();
                     self.flush_presence();
                     self.wake_all();
+                }
+                _ = expiry.tick() => {
+                    self.now_ms = now_ms();
+                    self.expire();
+                    self.accounts.prune();
                 }
             }
         }
@@ -158,17 +199,23 @@ impl Actor {
                 self.route_run(id, std::slice::from_ref(&send), permit);
             }
             Command::SendMany { id, sends, permit } => self.route_run(id, &sends, permit),
-            Command::Settle {
-                message_id,
-                recipient,
-                status,
-            } => self.settle(message_id, recipient, status),
-            Command::Who { id } => {
-                let roster = ServerFrame::Roster(self.registry.roster());
-                if let Some(frame) = encode(&roster) {
-                    self.queue_for(id, frame);
-                }
-            }
+            Command::Account(job) => self.account(job),
+            Command::Confirm { id, ids } => self.confirm(id, ids),
+            Command::Answer(answer) => match *answer {
+                Answer::Login { join, ok } => self.logged_in(join, ok),
+                Answer::Checked { job, ok, hash } => self.account_checked(job, ok, hash),
+                Answer::Written {
+                    job,
+                    change,
+                    result,
+                } => self.account_written(job, change, result),
+                Answer::Stored {
+                    message_id,
+                    statuses,
+                } => self.stored(message_id, statuses),
+                Answer::Mailbox { id, mailbox } => self.mailbox_read(id, mailbox),
+            },
+            Command::Who { id } => self.who(id),
             Command::Leave { id, done } => {
                 self.leave(id);
                 if let Some(done) = done {
@@ -181,7 +228,10 @@ impl Actor {
         }
     }
 
-    fn join(&mut self, join: Join) {
+    /// Registers a nickname whose `HELLO` passed (a guest's, or a login
+    /// to `account`): `WELCOME`, the table of users if asked for, the
+    /// mailbox for an account, and everyone told.
+    fn register(&mut self, join: Join, account: bool) {
         let Join {
             id,
             nick,
@@ -189,15 +239,15 @@ impl Actor {
             options,
             unregistered,
             reply,
+            ..
         } = join;
         // Granted: the options asked for that this hub knows.
         let granted = options.map(|asked| asked & options::KNOWN);
         let member = Member {
             nick,
             outbox,
-            ack_runs: granted.is_some_and(|bits| bits & options::ACK_RUNS != 0),
-            presence: granted.is_none_or(|bits| bits & options::NO_PRESENCE == 0),
-            quiet: granted.is_some_and(|bits| bits & options::QUIET != 0),
+            options: granted.unwrap_or(0),
+            account,
         };
         if self.registry.join(id, member).is_err() {
             let _ = reply.send(Err((Code::NICK_TAKEN, unregistered)));
@@ -212,7 +262,7 @@ impl Actor {
             max_frame: u32::try_from(self.max_frame).unwrap_or(u32::MAX),
             nick: member.nick.to_string(),
             // Not followed, so not worth a snapshot of everyone online.
-            roster: if member.presence {
+            roster: if member.presence() {
                 self.registry.roster()
             } else {
                 Vec::new()
@@ -220,8 +270,10 @@ impl Actor {
             options: granted,
         });
         let nick = member.nick.to_string();
-        let quiet = member.quiet;
-        let welcomed = encode(&welcome).map(|frame| member.outbox.push(frame));
+        let quiet = member.quiet();
+        let table = member.users() && member.presence();
+        let outbox = member.outbox.clone();
+        let welcomed = encode(&welcome).map(|frame| outbox.push(frame));
         if let Some(Err(_)) = welcomed {
             // A `WELCOME` larger than the queue's limit (a roster of many
             // thousands, and a small limit): the queue is closed as a slow
@@ -231,7 +283,19 @@ impl Actor {
             let _ = reply.send(Ok(()));
             return;
         }
-        debug!(%nick, "joined");
+        if table
+            && let Some(frame) = encode(&ServerFrame::Users(self.users_table()))
+            && outbox.push(frame).is_err()
+        {
+            warn!(%nick, "the table of users did not fit in the new connection's queue");
+            self.registry.leave(id);
+            let _ = reply.send(Ok(()));
+            return;
+        }
+        if account {
+            self.read_mailbox(id);
+        }
+        debug!(%nick, account, "joined");
         if quiet {
             self.presence.joined_quietly(id);
         } else {
@@ -249,7 +313,10 @@ impl Actor {
         self.acks.forget(id);
         if let Some(member) = self.registry.leave(id) {
             debug!(nick = %member.nick, "left");
-            if !member.quiet {
+            if member.account {
+                self.seen_leaving(&member.nick);
+            }
+            if !member.quiet() {
                 self.presence(id, member.nick.to_string(), false);
             }
         }

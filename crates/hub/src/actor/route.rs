@@ -2,7 +2,7 @@
 //! the names it gives, its `MESSAGE` encoded once and handed to the
 //! delivery, and the sender's replies written in the run's order.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use bytes::BytesMut;
 use chinwag_protocol::{
@@ -11,9 +11,13 @@ use chinwag_protocol::{
 };
 use tokio::sync::OwnedSemaphorePermit;
 
+use chinwag_store::StoredMessage;
+
 use super::Actor;
+use super::accounts::Known;
 use super::acks::Replies;
 use super::delivery::{Delivery, InFlight, Named};
+use super::mailbox::ForStore;
 use crate::outbox::Pressure;
 use crate::registry::{ConnId, Lookup, Member, Registry};
 
@@ -33,10 +37,7 @@ impl Actor {
         permit: OwnedSemaphorePermit,
     ) {
         let mut permit = InFlight::new(permit);
-        let ack_runs = self
-            .registry
-            .member(id)
-            .is_some_and(|sender| sender.ack_runs);
+        let ack_runs = self.registry.member(id).is_some_and(Member::ack_runs);
         let mut replies = Replies::new(ack_runs, sends.len());
         // Room for the whole run in one recipient's buffer (a `MESSAGE` is a
         // `SEND` plus the sender's name, an id and a time): grown by
@@ -51,7 +52,7 @@ impl Actor {
 
     /// Queues the replies (`ACK`s and errors) gathered while routing a run
     /// of `id`'s messages: one queue slot for the run, in its order.
-    fn reply(&mut self, id: ConnId, replies: BytesMut) {
+    pub(super) fn reply(&mut self, id: ConnId, replies: BytesMut) {
         if replies.is_empty() {
             return;
         }
@@ -89,6 +90,7 @@ impl Actor {
             }
             Some(names) => Some(resolve(
                 &self.registry,
+                &self.accounts.known,
                 &mut self.last_found,
                 names,
                 send.recipient_count(),
@@ -106,21 +108,17 @@ impl Actor {
             ts_ms: self.now_ms,
             from: sender.nick.as_str(),
             to: named.as_deref().map(|named| {
-                named
-                    .iter()
-                    .filter_map(|named| Some(named.found?.1.nick.as_str()))
+                named.iter().filter_map(|named| {
+                    (named.found.map(|(_, member)| member.nick.as_str())).or(named.offline)
+                })
             }),
             text: send.text_utf8(),
         };
-        let mut delivery = Delivery {
-            permit,
-            congested: &mut self.congested,
-            wakes: &mut self.wakes,
-            cut: Vec::new(),
-            delivered: 0,
-            failures: Vec::new(),
-            behind: Vec::new(),
-        };
+        // Registered recipients who are offline get a stored copy.
+        let offline = (named.iter().flatten())
+            .any(|named| named.offline.is_some())
+            .then(|| StoredCopy::of(&message));
+        let mut delivery = Delivery::new(permit, &mut self.congested, &mut self.wakes);
         // A message for one user is written into the buffer of that user's
         // messages in this command, queued when the command is done.
         let single = named.as_deref().and_then(|named| {
@@ -162,17 +160,22 @@ impl Actor {
         }
         delivery.pace();
 
-        let ack = AckView {
-            client_id: send.id(),
-            message_id,
-            delivered: delivery.delivered,
-            // Every named recipient, or the broadcast's failures.
-            statuses: (named.iter().flatten())
-                .map(|named| (named.name, named.status))
-                .chain(delivery.failures.iter().copied()),
-        };
-        let cut = delivery.cut;
-        replies.ack(&ack, reached_all(named.as_deref(), delivery.delivered));
+        let cut = std::mem::take(&mut delivery.cut);
+        if let Some(copy) = offline {
+            // Its `ACK` waits for the store.
+            let named = named.as_deref().unwrap_or_default();
+            let for_store = copy.for_store(send.id(), delivery.delivered, named);
+            self.store_for_offline(from, for_store, replies);
+        } else {
+            let (ids, delivered) = ((send.id(), message_id), delivery.delivered);
+            acknowledge(
+                replies,
+                ids,
+                delivered,
+                named.as_deref(),
+                &delivery.failures,
+            );
+        }
         // Whoever this message cut is gone for everyone at once.
         for id in cut {
             self.leave(id);
@@ -188,6 +191,84 @@ impl Actor {
             self.queue_for(sender, replies.freeze());
         }
     }
+}
+
+/// A message as its offline registered recipients will have it.
+struct StoredCopy {
+    id: u64,
+    ts_ms: u64,
+    from: String,
+    to: Vec<String>,
+    text: String,
+}
+
+impl StoredCopy {
+    fn of<'a, To>(message: &MessageView<'a, To>) -> Self
+    where
+        To: Iterator<Item = &'a str> + Clone,
+    {
+        Self {
+            id: message.id,
+            ts_ms: message.ts_ms,
+            from: message.from.to_owned(),
+            to: (message.to.clone().into_iter().flatten())
+                .map(str::to_owned)
+                .collect(),
+            text: message.text.to_string(),
+        }
+    }
+
+    /// What the store needs: the `ACK` so far (the offline recipients'
+    /// statuses left open), and a copy for each of them.
+    fn for_store(self, client_id: u64, delivered: u32, named: &[Named<'_, '_>]) -> ForStore {
+        let statuses = named
+            .iter()
+            .map(|named| {
+                let status = named.offline.is_none().then_some(named.status);
+                (named.name.to_string(), status)
+            })
+            .collect();
+        let copies = (named.iter().enumerate())
+            .filter_map(|(index, named)| {
+                let copy = StoredMessage {
+                    recipient: named.offline?.to_owned(),
+                    id: self.id,
+                    sender: self.from.clone(),
+                    to: self.to.clone(),
+                    ts_ms: self.ts_ms,
+                    text: self.text.clone(),
+                };
+                Some((index, copy))
+            })
+            .collect();
+        ForStore {
+            client_id,
+            message_id: self.id,
+            delivered,
+            statuses,
+            copies,
+        }
+    }
+}
+
+/// Writes a routed message's `ACK` (`ids` are the client's and the hub's):
+/// every named recipient's status, or a broadcast's failures.
+fn acknowledge(
+    replies: &mut Replies,
+    (client_id, message_id): (u64, u64),
+    delivered: u32,
+    named: Option<&[Named<'_, '_>]>,
+    failures: &[(Utf8<'_>, Code)],
+) {
+    let ack = AckView {
+        client_id,
+        message_id,
+        delivered,
+        statuses: (named.iter().copied().flatten())
+            .map(|named| (named.name, named.status))
+            .chain(failures.iter().copied()),
+    };
+    replies.ack(&ack, reached_all(named, delivered));
 }
 
 /// Whether a message reached every user it named, so that a run may
@@ -207,6 +288,7 @@ fn reached_all(named: Option<&[Named<'_, '_>]>, delivered: u32) -> bool {
 /// recipients is short; long ones fall back to a hash set).
 fn resolve<'a, 'r>(
     registry: &'r Registry,
+    known: &'r HashMap<Vec<u8>, Known>,
     last_found: &mut LastFound,
     names: impl Iterator<Item = Utf8<'a>>,
     count: usize,
@@ -223,9 +305,19 @@ fn resolve<'a, 'r>(
         };
         if !repeated {
             let found = lookup(registry, last_found, name.as_bytes());
+            // Only names nobody online has are looked up among accounts,
+            // and only if there are any: the online paths pay nothing.
+            let offline = if found.is_none() && !known.is_empty() {
+                known
+                    .get(name.as_bytes().to_ascii_lowercase().as_slice())
+                    .map(|known| known.nick.as_str())
+            } else {
+                None
+            };
             resolved.push(Named {
                 name,
                 found,
+                offline,
                 status: Code::NO_SUCH_USER,
             });
         }
