@@ -212,7 +212,9 @@ impl Message {
 pub struct RecipientStatus {
     /// The recipient.
     pub nick: String,
-    /// [`Code::DELIVERED`], [`Code::NO_SUCH_USER`] or [`Code::UNABLE_TO_DELIVER`].
+    /// [`Code::DELIVERED`], [`Code::NO_SUCH_USER`], [`Code::UNABLE_TO_DELIVER`],
+    /// or for a registered user who is offline [`Code::STORED`],
+    /// [`Code::MAILBOX_FULL`] or [`Code::STORE_FAILED`].
     pub status: Code,
 }
 
