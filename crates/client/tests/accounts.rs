@@ -519,3 +519,301 @@ async fn a_registered_client_can_make_account_requests() {
     );
     assert_eq!(ack.failures().count(), 0);
 }
+
+// Against the real hub, with its store on a temporary directory.
+
+const PASSWORD: &str = "correct horse";
+
+fn logged_in() -> ClientOptions {
+    ClientOptions::default().password(PASSWORD)
+}
+
+/// Skips events up to the mailbox header.
+async fn read_mailbox_header(events: &mut chinwag_client::Events) -> MailboxHeader {
+    event_where(events, |event| match event {
+        Event::Mailbox(header) => Some(header),
+        _ => None,
+    })
+    .await
+}
+
+/// Reads events up to the end of the mailbox: its header and the texts of
+/// its stored messages.
+async fn read_mailbox(events: &mut chinwag_client::Events) -> (MailboxHeader, Vec<String>) {
+    let header = read_mailbox_header(events).await;
+    let texts = stored_texts(events, header.count as usize).await;
+    (header, texts)
+}
+
+#[tokio::test]
+async fn accounts_log_in_with_their_password_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = support::hub_with_store(&dir).await;
+    let done = chinwag_client::create_account(hub.addr, "Bob", PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(
+        done,
+        AccountDone {
+            action: AccountAction::Create,
+            nick: "Bob".into()
+        }
+    );
+    let again = chinwag_client::create_account(hub.addr, "bob", PASSWORD).await;
+    assert!(
+        matches!(&again, Err(ClientError::Rejected { code, .. }) if *code == Code::ACCOUNT_EXISTS),
+        "{again:?}"
+    );
+
+    // A guest may not take it; a wrong password is refused; the right one
+    // logs in, and the mailbox header comes even when empty.
+    let guest = Client::connect(hub.addr, "bob").await;
+    assert!(
+        matches!(guest, Err(ClientError::NickRegistered { .. })),
+        "{guest:?}"
+    );
+    let options = ClientOptions::default().password("not the password");
+    let wrong = Client::connect_with(hub.addr, "bob", options).await;
+    assert!(
+        matches!(wrong, Err(ClientError::BadPassword { .. })),
+        "{wrong:?}"
+    );
+    let (bob, mut events) = Client::connect_with(hub.addr, "bob", logged_in())
+        .await
+        .unwrap();
+    assert_eq!(bob.nick(), "Bob");
+    let (header, texts) = read_mailbox(&mut events).await;
+    assert_eq!(
+        header,
+        MailboxHeader {
+            count: 0,
+            expired: 0
+        }
+    );
+    assert!(texts.is_empty());
+
+    // A password for a nickname nobody registered.
+    let options = ClientOptions::default().password(PASSWORD);
+    let nobody = Client::connect_with(hub.addr, "nobody", options).await;
+    assert!(
+        matches!(nobody, Err(ClientError::NoSuchAccount { .. })),
+        "{nobody:?}"
+    );
+
+    // Changing the password from another program: the old one stops working.
+    chinwag_client::change_password(hub.addr, "bob", PASSWORD, "a new password")
+        .await
+        .unwrap();
+    bob.quit().await;
+    let old = Client::connect_with(hub.addr, "bob", logged_in()).await;
+    assert!(
+        matches!(old, Err(ClientError::BadPassword { .. })),
+        "{old:?}"
+    );
+}
+
+#[tokio::test]
+async fn messages_to_an_offline_account_wait_in_its_mailbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = support::hub_with_store(&dir).await;
+    chinwag_client::create_account(hub.addr, "bob", PASSWORD)
+        .await
+        .unwrap();
+    let (carol, _carol_events) = Client::connect(hub.addr, "carol").await.unwrap();
+    for text in ["see you", "bring cake"] {
+        let ack = carol.send_to(["bob"], text).await.unwrap();
+        assert!(ack.is_ok(), "{ack:?}");
+        assert!(!ack.all_delivered());
+        assert_eq!(ack.stored().count(), 1);
+        assert_eq!(ack.delivered(), 0);
+    }
+
+    let (bob, mut events) = Client::connect_with(hub.addr, "bob", logged_in())
+        .await
+        .unwrap();
+    let (header, texts) = read_mailbox(&mut events).await;
+    assert_eq!(
+        header,
+        MailboxHeader {
+            count: 2,
+            expired: 0
+        }
+    );
+    assert_eq!(texts, ["see you", "bring cake"]);
+    // Live traffic after.
+    carol.send_to(["bob"], "hello, live").await.unwrap();
+    let Event::Message(live) = next_event(&mut events).await else {
+        panic!("expected the live message");
+    };
+    assert_eq!(live.text, "hello, live");
+    bob.quit().await;
+
+    // They were confirmed: the next login finds the mailbox empty.
+    let (_bob, mut events) = Client::connect_with(hub.addr, "bob", logged_in())
+        .await
+        .unwrap();
+    let (header, _) = read_mailbox(&mut events).await;
+    assert_eq!(header.count, 0);
+}
+
+/// The hub restarts while stored messages are being handed over: the
+/// client reconnects, the hub hands the unconfirmed ones out again, and
+/// the application sees each exactly once.
+#[tokio::test]
+async fn a_mailbox_redelivered_after_a_restart_is_seen_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = support::hub_with_store(&dir).await;
+    let addr = hub.addr;
+    chinwag_client::create_account(addr, "bob", PASSWORD)
+        .await
+        .unwrap();
+    let (carol, _carol_events) = Client::connect(addr, "carol").await.unwrap();
+    for text in ["one", "two", "three"] {
+        carol.send_to(["bob"], text).await.unwrap();
+    }
+    carol.quit().await;
+
+    // Room for one event: once "one" is read, "two" fills the queue and
+    // "three" waits, so the client reads no more and confirms nothing.
+    let options = logged_in().event_capacity(1).reconnect(Backoff::new(
+        Duration::from_millis(20),
+        Duration::from_millis(20),
+    ));
+    let (_bob, mut events) = Client::connect_with(addr, "bob", options).await.unwrap();
+    let mut texts = stored_texts(&mut events, 1).await;
+    hub.shutdown().await;
+    let hub = support::restart_with_store(addr, &dir).await;
+
+    // "two" and "three" from the first connection, then after the
+    // reconnection the mailbox again, all three of its messages hidden.
+    let (carol, _carol_events) = Client::connect(addr, "carol").await.unwrap();
+    texts.extend(stored_texts(&mut events, 2).await);
+    assert_eq!(texts, ["one", "two", "three"]);
+    event_where(&mut events, |event| {
+        matches!(event, Event::Reconnected { .. }).then_some(())
+    })
+    .await;
+    let header = read_mailbox_header(&mut events).await;
+    assert_eq!(header.count, 3, "nothing was confirmed before the restart");
+    carol.send_to(["bob"], "live").await.unwrap();
+    let next = event_where(&mut events, |event| match event {
+        Event::Stored(message) => Some(format!("stored {}", message.text)),
+        Event::Message(message) => Some(message.text),
+        _ => None,
+    })
+    .await;
+    assert_eq!(next, "live", "no stored message shown twice");
+
+    // And all three were confirmed on the new connection.
+    drop(events);
+    let (_again, mut events) = Client::connect_with(addr, "bob", logged_in())
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    let (header, _) = read_mailbox(&mut events).await;
+    assert_eq!(header.count, 0);
+    hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_table_lists_accounts_online_or_not_and_guests_online() {
+    use user_flags::{ONLINE, REGISTERED};
+    let dir = tempfile::tempdir().unwrap();
+    let hub = support::hub_with_store(&dir).await;
+    for nick in ["alice", "bob"] {
+        chinwag_client::create_account(hub.addr, nick, PASSWORD)
+            .await
+            .unwrap();
+    }
+    let (bob, _bob_events) = Client::connect_with(hub.addr, "bob", logged_in())
+        .await
+        .unwrap();
+    let (alice, _alice_events) = Client::connect_with(hub.addr, "alice", logged_in())
+        .await
+        .unwrap();
+    alice.quit().await;
+    let (carol, mut events) = Client::connect(hub.addr, "carol").await.unwrap();
+    let Event::Users(table) = event_where(&mut events, |event| {
+        matches!(event, Event::Users(_)).then_some(event)
+    })
+    .await
+    else {
+        unreachable!()
+    };
+    assert_eq!(carol.users(), Some(table.clone()));
+    let flags: Vec<(&str, u8)> = table.iter().map(|u| (u.nick.as_str(), u.flags)).collect();
+    assert_eq!(
+        flags,
+        [
+            ("alice", REGISTERED),
+            ("bob", REGISTERED | ONLINE),
+            ("carol", ONLINE)
+        ]
+    );
+    assert_ne!(table[0].last_seen_ms, 0, "alice was seen");
+
+    // Bob leaves: still in the table, last seen now; WHO says the same.
+    bob.quit().await;
+    let left = event_where(&mut events, |event| match event {
+        Event::Presence(p) if p.nick == "bob" && !p.online => Some(p),
+        _ => None,
+    })
+    .await;
+    let users = carol.users().unwrap();
+    assert_eq!(
+        users[1],
+        UserEntry {
+            flags: REGISTERED,
+            last_seen_ms: left.ts_ms,
+            nick: "bob".into()
+        }
+    );
+    let Who::Users(answer) = carol.who_users().await.unwrap() else {
+        panic!("a hub with accounts answers with the table");
+    };
+    assert_eq!(answer, users);
+    assert_eq!(carol.who().await.unwrap(), ["carol"]);
+
+    // An account created is told as a USER change.
+    chinwag_client::create_account(hub.addr, "dave", PASSWORD)
+        .await
+        .unwrap();
+    let Event::User(user) = event_where(&mut events, |event| {
+        matches!(event, Event::User(_)).then_some(event)
+    })
+    .await
+    else {
+        unreachable!()
+    };
+    assert_eq!(user.nick, "dave");
+    assert!(user.registered() && !user.online());
+    assert_eq!(carol.users().unwrap().len(), 4);
+}
+
+/// A second login to the account replaces the first session, which ends
+/// for good even though it would otherwise reconnect.
+#[tokio::test]
+async fn a_second_login_replaces_the_first_for_good() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = support::hub_with_store(&dir).await;
+    chinwag_client::create_account(hub.addr, "bob", PASSWORD)
+        .await
+        .unwrap();
+    let options = logged_in().reconnect(Backoff::new(
+        Duration::from_millis(1),
+        Duration::from_millis(1),
+    ));
+    let (first, mut first_events) = Client::connect_with(hub.addr, "bob", options)
+        .await
+        .unwrap();
+    let (_second, _second_events) = Client::connect_with(hub.addr, "bob", logged_in())
+        .await
+        .unwrap();
+    let reason = event_where(&mut first_events, |event| match event {
+        Event::Closed { reason } => Some(reason),
+        Event::Disconnected { reason } => panic!("reconnecting after {reason}"),
+        _ => None,
+    })
+    .await;
+    assert!(matches!(reason, CloseReason::SessionReplaced), "{reason:?}");
+    assert!(first.is_closed());
+}

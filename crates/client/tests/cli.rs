@@ -114,7 +114,7 @@ async fn one_shot_commands_come_and_go_unannounced() {
             run(chinwag(&hub).args(["send", "--nick", "alice", "--to", "bob", text])).await;
         assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
         let output = run(chinwag(&hub).arg("who")).await;
-        assert_eq!(stdout(&output), "* online: bob\n");
+        assert_eq!(stdout(&output), "* bob is online (guest)\n");
     }
     // Bob's frames are the two messages, and nothing about anyone arriving
     // or leaving.
@@ -254,7 +254,7 @@ async fn piped_chat_reaches_a_listening_bob() {
     let out = stdout(&output);
     // Answers print in the order of the lines that asked (events, such as
     // bob leaving, may come between).
-    let roster = out.find("* online: alice, bob\n");
+    let roster = out.find("* alice is online (guest)\n* bob is online (guest)\n");
     let delivered = out.find("* delivered to bob\n");
     assert!(roster.is_some() && delivered.is_some(), "{out}");
     assert!(roster < delivered, "{out}");
@@ -292,15 +292,20 @@ async fn who_lists_everyone_else() {
     let _carol = hub.hub.attach("carol").await.unwrap();
     let _alice = hub.hub.attach("alice").await.unwrap();
 
+    // The table of users: on a hub without accounts, guests online.
     let output = run(chinwag(&hub).arg("who")).await;
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert_eq!(stdout(&output), "* online: alice, carol\n");
+    assert_eq!(
+        stdout(&output),
+        "* alice is online (guest)\n* carol is online (guest)\n"
+    );
 
     let output = run(chinwag(&hub).args(["--json", "who", "--nick", "quizzer"])).await;
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let guest = |nick: &str| serde_json::json!({"nick": nick, "online": true, "registered": false, "last_seen_ms": null});
     assert_eq!(
         json_lines(&output),
-        [serde_json::json!({"type": "roster", "online": ["alice", "carol"]})]
+        [serde_json::json!({"type": "users", "users": [guest("alice"), guest("carol")]})]
     );
 }
 
@@ -641,5 +646,134 @@ mod scripted {
             "{}",
             stderr(&output)
         );
+    }
+}
+
+// The same commands against the real hub, its store on a temporary
+// directory: the whole story as a person types it.
+mod with_store {
+    use std::process::Stdio;
+
+    use chinwag_client::{Client, ClientOptions, Event};
+    use tokio::io::AsyncWriteExt;
+
+    use super::support::{TestHub, event_where, hub_with_store};
+    use super::{chinwag, finish, json_lines, run, stderr, stdout};
+
+    const PASSWORD: &str = "correct horse";
+
+    async fn create(hub: &TestHub, nick: &str) {
+        let mut child = chinwag(hub)
+            .args(["account", "create", "--nick", nick, "--password-stdin"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(format!("{PASSWORD}\n").as_bytes())
+            .await
+            .unwrap();
+        drop(stdin);
+        let output = finish(child).await;
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        assert_eq!(stdout(&output), format!("* account {nick} created\n"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_message_to_bob_offline_waits_for_his_login() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = hub_with_store(&dir).await;
+        create(&hub, "bob").await;
+
+        let output =
+            run(chinwag(&hub).args(["send", "--nick", "carol", "--to", "bob", "see you"])).await;
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        assert_eq!(stdout(&output), "* stored for bob\n");
+
+        // The wrong password: a clear error, status 2, and nothing read.
+        let output = run(chinwag(&hub)
+            .args(["listen", "--nick", "bob", "--count", "1"])
+            .env("CHINWAG_PASSWORD", "not his password"))
+        .await;
+        assert_eq!(output.status.code(), Some(2));
+        assert!(
+            stderr(&output).contains("wrong password for bob"),
+            "{}",
+            stderr(&output)
+        );
+
+        let output = run(chinwag(&hub)
+            .args(["listen", "--nick", "bob", "--count", "1"])
+            .env("CHINWAG_PASSWORD", PASSWORD))
+        .await;
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let out = stdout(&output);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "* online: bob");
+        assert_eq!(lines[1], "* 1 message while you were away");
+        assert!(
+            lines[2].starts_with('[')
+                && lines[2].ends_with("] <carol> (to bob) see you  (while you were away)"),
+            "{out}"
+        );
+        assert_eq!(lines.len(), 3, "{out}");
+
+        // Read and confirmed: the next login finds nothing waiting.
+        let options = ClientOptions::default().password(PASSWORD);
+        let (_bob, mut events) = Client::connect_with(hub.addr, "bob", options)
+            .await
+            .unwrap();
+        let header = event_where(&mut events, |event| match event {
+            Event::Mailbox(header) => Some(header),
+            _ => None,
+        })
+        .await;
+        assert_eq!(header.count, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn who_lists_accounts_offline_with_when_they_were_last_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = hub_with_store(&dir).await;
+        create(&hub, "alice").await;
+        create(&hub, "bob").await;
+        // Alice comes and goes; bob never came.
+        let output = run(chinwag(&hub)
+            .args(["send", "--nick", "alice", "--to", "bob", "hi"])
+            .env("CHINWAG_PASSWORD", PASSWORD))
+        .await;
+        assert_eq!(stdout(&output), "* stored for bob\n");
+        let _carol = hub.hub.attach("carol").await.unwrap();
+
+        let output = run(chinwag(&hub).arg("who")).await;
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let out = stdout(&output);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 3, "{out}");
+        assert!(
+            lines[0].starts_with("* alice is offline, last seen "),
+            "{out}"
+        );
+        assert_eq!(lines[1], "* bob is offline, never seen");
+        assert_eq!(lines[2], "* carol is online (guest)");
+
+        let output = run(chinwag(&hub).args(["--json", "who"])).await;
+        let records = json_lines(&output);
+        let users = records[0]["users"].as_array().unwrap();
+        assert_eq!(users[0]["nick"], "alice");
+        assert_eq!(users[0]["registered"], true);
+        assert_eq!(users[0]["online"], false);
+        assert!(users[0]["last_seen_ms"].as_u64().unwrap() > 0);
+        assert_eq!(users[2]["registered"], false);
+
+        // Deleting the account takes it out of the table.
+        let output = run(chinwag(&hub)
+            .args(["account", "delete", "--nick", "bob", "--yes"])
+            .env("CHINWAG_PASSWORD", PASSWORD))
+        .await;
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        assert_eq!(stdout(&output), "* account bob deleted\n");
+        let output = run(chinwag(&hub).arg("who")).await;
+        assert!(!stdout(&output).contains("bob"), "{}", stdout(&output));
     }
 }

@@ -10,9 +10,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use chinwag_client::{Event, Events};
-use chinwag_hub::HubConfig;
 use chinwag_hub::protocol::{ClientFrame, Hello, HubCodec, PROTOCOL_VERSION, ServerFrame, Welcome};
+use chinwag_hub::store::StoreConfig;
+use chinwag_hub::{Hub, HubConfig, Storage};
 use futures::{SinkExt, StreamExt};
+use tempfile::TempDir;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::Framed;
 
@@ -39,11 +41,51 @@ pub async fn start_on(addr: SocketAddr) -> TestHub {
     TestHub::serve(listener, HubConfig::default())
 }
 
+/// A hub keeping accounts and mailboxes in a store in `dir`.
+pub async fn hub_with_store(dir: &TempDir) -> TestHub {
+    let store = TestHub::open_store(StoreConfig::new(dir.path())).await;
+    TestHub::with_store(HubConfig::default(), store).await
+}
+
+/// A hub keeping accounts and mailboxes in the store in `dir`, on `addr`
+/// (where an earlier one, now shut down, listened), retrying the bind as
+/// [`start_on`] does.
+pub async fn restart_with_store(addr: SocketAddr, dir: &TempDir) -> TestHub {
+    let listener = within("binding the same port again", async {
+        loop {
+            match TcpListener::bind(addr).await {
+                Ok(listener) => break listener,
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    })
+    .await;
+    let store = TestHub::open_store(StoreConfig::new(dir.path())).await;
+    let hub = Hub::start_with_storage(HubConfig::default(), Storage::sqlite(store))
+        .await
+        .unwrap();
+    let server = tokio::spawn({
+        let hub = hub.clone();
+        async move { hub.serve(listener).await }
+    });
+    TestHub { hub, addr, server }
+}
+
 /// The next event, failing the test if none comes in time.
 pub async fn next_event(events: &mut Events) -> Event {
     within("next event", events.recv())
         .await
         .expect("events ended")
+}
+
+/// The next event but the table of users that follows `WELCOME` (or any
+/// other `Event::Users`), for tests about something else.
+pub async fn next_event_after_table(events: &mut Events) -> Event {
+    event_where(events, |event| match event {
+        Event::Users(_) => None,
+        event => Some(event),
+    })
+    .await
 }
 
 /// Skips events until `pick` returns `Some`.
