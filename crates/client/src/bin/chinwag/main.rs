@@ -52,7 +52,8 @@ const EXIT_ERROR: u8 = 2;
 struct Login {
     /// Read the nickname's password from the first line of standard input
     /// (for a registered nickname). Or set `CHINWAG_PASSWORD`; at a terminal,
-    /// chinwag asks when the hub says the nickname is registered.
+    /// chinwag asks when the hub says the nickname is registered. Logging in
+    /// ends the account's session elsewhere, if it has one.
     #[arg(long)]
     password_stdin: bool,
 }
@@ -150,8 +151,8 @@ enum Command {
         login: Login,
     },
     /// Create an account (register a nickname with a password), change its
-    /// password, or delete it. No need to be online: nothing else is done
-    /// on the connection.
+    /// password, or delete it. No login needed: each request goes on a
+    /// connection of its own, which registers no nickname.
     Account {
         #[command(subcommand)]
         command: AccountCommand,
