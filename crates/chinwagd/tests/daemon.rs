@@ -434,3 +434,134 @@ fn an_address_in_use_is_reported_with_a_nonzero_exit() {
     assert!(!stdout.contains("listening"), "{stdout}");
     assert!(stderr.contains(&addr), "{stderr}");
 }
+
+/// Runs `chinwagd account ...` on `dir` with `stdin` as its input.
+fn account_command(
+    dir: &std::path::Path,
+    args: &[&str],
+    stdin: &str,
+) -> (ExitStatus, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .arg("account")
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .env_remove("CHINWAG_PASSWORD")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
+    (output.status, text(output.stdout), text(output.stderr))
+}
+
+/// Starts `chinwagd` on the data directory `dir`.
+fn start_on(dir: &std::path::Path) -> Daemon {
+    let mut command = Command::new(BIN);
+    command
+        .args(["--listen", "127.0.0.1:0", "--log", "error", "--data-dir"])
+        .arg(dir);
+    // The directory is the test's; the daemon's own spare one goes unused.
+    Daemon::spawn(command, tempfile::tempdir().unwrap())
+}
+
+/// The operator's commands create, list and delete accounts on a stopped
+/// daemon's data directory, and the daemon honours them.
+#[tokio::test]
+async fn the_operator_manages_accounts_on_the_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (status, out, err) = account_command(
+        dir.path(),
+        &["create", "--nick", "Bob", "--password-stdin"],
+        "correct horse\n",
+    );
+    assert!(status.success(), "{err}");
+    assert!(out.contains("created account Bob"), "{out}");
+    let (status, _, err) = account_command(
+        dir.path(),
+        &["create", "--nick", "bob", "--password-stdin"],
+        "another one\n",
+    );
+    assert!(!status.success());
+    assert!(err.contains("exists already"), "{err}");
+    let (status, _, err) = account_command(
+        dir.path(),
+        &["create", "--nick", "carol", "--password-stdin"],
+        "short\n",
+    );
+    assert!(!status.success());
+    assert!(err.contains("at least 8 bytes"), "{err}");
+    let (status, out, _) = account_command(dir.path(), &["list"], "");
+    assert!(status.success());
+    assert!(out.lines().any(|line| line.starts_with("Bob ")), "{out}");
+
+    let mut daemon = start_on(dir.path());
+    let mut guest = Client::connect(daemon.addr).await;
+    guest
+        .send(ClientFrame::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            nick: b"bob".to_vec().into(),
+            options: None,
+            password: None,
+        }))
+        .await;
+    assert!(
+        matches!(guest.recv().await, Some(ServerFrame::Error(e)) if e.code == Code::NICK_REGISTERED)
+    );
+    guest
+        .send(ClientFrame::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            nick: b"bob".to_vec().into(),
+            options: Some(0),
+            password: Some("correct horse".to_owned()),
+        }))
+        .await;
+    match guest.recv().await {
+        Some(ServerFrame::Welcome(welcome)) => assert_eq!(welcome.nick, "Bob"),
+        other => panic!("expected WELCOME, got {other:?}"),
+    }
+
+    // While it runs, the directory is its own.
+    let (status, _, err) = account_command(dir.path(), &["list"], "");
+    assert!(!status.success());
+    assert!(err.contains("in use by another chinwag"), "{err}");
+    drop(guest);
+    daemon.signal("-TERM");
+    assert_eq!(daemon.wait_exit(PATIENCE).code(), Some(0));
+
+    let (status, out, err) = account_command(dir.path(), &["delete", "--nick", "BOB"], "");
+    assert!(status.success(), "{err}");
+    assert!(out.contains("deleted account"), "{out}");
+    let (_, out, _) = account_command(dir.path(), &["list"], "");
+    assert!(!out.lines().any(|line| line.starts_with("Bob ")), "{out}");
+}
+
+/// A second daemon on a data directory in use stops at once, saying why.
+#[tokio::test]
+async fn a_second_daemon_on_the_same_data_directory_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = start_on(dir.path());
+    let output = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--log", "error", "--data-dir"])
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("in use by another chinwag"), "{err}");
+    // It bound nothing: nothing was printed for a listener.
+    assert!(output.stdout.is_empty(), "{:?}", output.stdout);
+    let _alice = Client::register(first.addr, "alice").await;
+    first.signal("-TERM");
+    assert_eq!(first.wait_exit(PATIENCE).code(), Some(0));
+}

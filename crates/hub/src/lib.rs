@@ -2,7 +2,9 @@
 //! message, the handle other tasks hold, the TCP front end, and in-process
 //! sessions.
 //!
-//! - [`Hub::start`] spawns the actor and returns a cloneable [`Hub`] handle.
+//! - [`Hub::start`] spawns the actor and returns a cloneable [`Hub`] handle;
+//!   [`Hub::start_with_storage`] does so with registered nicknames and
+//!   offline mailboxes kept in a [`Storage`] (`docs/durability.md`).
 //! - [`Hub::serve`] accepts connections from any [`Listener`] (TCP, Unix
 //!   sockets), each served by its own task; [`Hub::serve_text`] does the
 //!   same for plain-text (netcat) users, and [`Hub::serve_connection`] takes
@@ -13,7 +15,9 @@
 //! Layout: `hub.rs` (the handle) and `command.rs` (what it asks of the
 //! actor); `actor/` (the one task that owns the registry and routes:
 //! routing, delivery, gathering, replies and acknowledgements that complete
-//! later, presence, message ids); `registry.rs` (who is online); `outbox.rs`
+//! later, presence, message ids, accounts and the mailbox); `accounts.rs`
+//! (the store behind accounts, their policy, password hashing and the
+//! throttle on wrong passwords); `registry.rs` (who is online); `outbox.rs`
 //! (each connection's byte-bounded outbound queue, where flow control
 //! happens); `listener.rs` (the transports and listeners the hub serves) and
 //! `server.rs` (the accept loop, and connections handed over);

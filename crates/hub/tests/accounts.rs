@@ -385,9 +385,29 @@ async fn accounts_and_mailboxes_survive_a_restart_and_ids_go_on_rising() {
     let ack = alice.expect_ack(1).await;
     assert_eq!(status_of(&ack, "bob"), Code::STORED);
     drop(alice);
+    // Online when the hub stops, without confirming: both are kept.
+    let (_bob, frames) = log_in(&hub, "bob", 0).await;
+    assert_eq!(stored(&frames).len(), 1);
     hub.shutdown().await;
 
     let hub = hub_in(&dir, HubConfig::default()).await;
+    let (mut watcher, _) = hub
+        .connect()
+        .await
+        .registered_with_options("watcher", options::USERS)
+        .await;
+    let table = watcher
+        .recv_until(|frame| match frame {
+            ServerFrame::Users(users) => Some(users),
+            _ => None,
+        })
+        .await;
+    assert!(
+        table
+            .iter()
+            .any(|row| row.nick == "bob" && row.last_seen_ms > 0),
+        "bob was last seen when the hub stopped: {table:?}"
+    );
     let mut guest = hub.connect().await;
     guest.send(hello("bob")).await;
     assert_eq!(guest.expect_next_error().await.code, Code::NICK_REGISTERED);
@@ -675,5 +695,38 @@ async fn expired_messages_are_dropped_and_their_owner_told_how_many() {
         matches!(frames.first(), Some(ServerFrame::Mailbox(h)) if h.expired == 0),
         "{frames:?}"
     );
+    hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_text_user_is_told_a_registered_nickname_is_not_for_the_text_port() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    let dir = tempfile::tempdir().unwrap();
+    let hub = hub_in(&dir, HubConfig::default()).await;
+    create(&hub, "bob").await;
+    let listener = chinwag_hub::bind_tcp(([127, 0, 0, 1], 0).into()).unwrap();
+    let text_addr = listener.local_addr().unwrap();
+    tokio::spawn({
+        let hub = hub.hub.clone();
+        async move { hub.serve_text(listener).await }
+    });
+    let (read, mut write) = TcpStream::connect(text_addr).await.unwrap().into_split();
+    let mut lines = BufReader::new(read).lines();
+    let mut next = async || {
+        chinwag_testkit::within("a line", lines.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    // The greeting, then the answer to a registered name.
+    next().await;
+    write.write_all(b"Bob\n").await.unwrap();
+    assert_eq!(
+        next().await,
+        "! error: nickname is registered; the text port has no logins, choose another"
+    );
+    write.write_all(b"robert\n").await.unwrap();
+    assert!(next().await.starts_with("* welcome, robert"));
     hub.shutdown().await;
 }

@@ -19,12 +19,11 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::{Actor, encode, enqueue};
+use super::{Actor, encode};
 use crate::accounts::{
     AccountPolicy, Storage, Throttle, check_new_password, hash_password, verify_password,
 };
 use crate::command::{AccountChange, AccountJob, Answer, Command, Join};
-use crate::outbox::PushError;
 use crate::registry::{ConnId, Lookup};
 
 /// Passwords hashed or checked at once. Each argon2 run takes 19 MiB and
@@ -239,25 +238,7 @@ impl Actor {
         let Some(frame) = encode(&ServerFrame::User(row)) else {
             return;
         };
-        let mut cut = Vec::new();
-        for (id, member) in self.registry.watchers() {
-            if !member.users() {
-                continue;
-            }
-            let queued = enqueue(
-                id,
-                &member.outbox,
-                frame.clone(),
-                &mut self.wakes,
-                &mut self.congested,
-            );
-            if queued == Err(PushError::Overflow) {
-                cut.push(id);
-            }
-        }
-        for id in cut {
-            self.leave(id);
-        }
+        self.tell_watchers(|_, member| member.users().then(|| frame.clone()));
     }
 
     /// An account holder went offline: when is kept, here and in the store.

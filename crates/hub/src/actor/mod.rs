@@ -176,8 +176,18 @@ impl Actor {
         }
         self.flush_presence();
         self.wake_all();
+        let mut holders = Vec::new();
         for (_, member) in self.registry.online() {
             member.outbox.close(Some(Code::SHUTTING_DOWN), true);
+            if member.account {
+                holders.push(member.nick.clone());
+            }
+        }
+        // Account holders online now were last seen now: written before
+        // the store closes (it finishes what was queued).
+        self.now_ms = now_ms();
+        for nick in &holders {
+            self.seen_leaving(nick);
         }
         info!(online = self.registry.len(), "hub actor stopped");
         done.cancel();

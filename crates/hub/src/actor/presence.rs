@@ -1,12 +1,12 @@
 //! Comings and goings: `PRESENCE` notices, gathered over a batch of
 //! commands and queued once per follower.
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use chinwag_protocol::{Presence, ServerFrame};
 
 use super::{Actor, encode, enqueue};
 use crate::outbox::PushError;
-use crate::registry::ConnId;
+use crate::registry::{ConnId, Member};
 
 /// `PRESENCE` notices waiting to be queued. A storm of connections (a
 /// restart, a load balancer failing over) is n joins each announced to
@@ -60,31 +60,43 @@ impl Actor {
             let all = self.presence.frames.split().freeze();
             let mut joined = std::mem::take(&mut self.presence.joined);
             joined.sort_unstable();
-            let mut cut = Vec::new();
-            for (id, member) in self.registry.watchers() {
+            // Their departures are announced in turn, hence the loop.
+            self.tell_watchers(|id, _| {
                 let from = joined
                     .binary_search_by_key(&id, |&(joiner, _)| joiner)
                     .map_or(0, |at| joined[at].1);
-                if from == all.len() {
-                    continue;
-                }
-                let queued = enqueue(
-                    id,
-                    &member.outbox,
-                    all.slice(from..),
-                    &mut self.wakes,
-                    &mut self.congested,
-                );
-                if queued == Err(PushError::Overflow) {
-                    cut.push(id);
-                }
-            }
-            // Their departures are announced in turn, hence the loop.
-            for id in cut {
-                self.leave(id);
-            }
+                (from < all.len()).then(|| all.slice(from..))
+            });
             joined.clear();
             self.presence.joined = joined;
+        }
+    }
+
+    /// Queues for each of those who follow presence the frames
+    /// `frames_for` gives it, if any; whoever that overflows is cut, and
+    /// leaves once all are queued.
+    pub(super) fn tell_watchers(
+        &mut self,
+        mut frames_for: impl FnMut(ConnId, &Member) -> Option<Bytes>,
+    ) {
+        let mut cut = Vec::new();
+        for (id, member) in self.registry.watchers() {
+            let Some(frames) = frames_for(id, member) else {
+                continue;
+            };
+            let queued = enqueue(
+                id,
+                &member.outbox,
+                frames,
+                &mut self.wakes,
+                &mut self.congested,
+            );
+            if queued == Err(PushError::Overflow) {
+                cut.push(id);
+            }
+        }
+        for id in cut {
+            self.leave(id);
         }
     }
 }

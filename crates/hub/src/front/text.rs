@@ -18,7 +18,7 @@ use chinwag_protocol::text::{
     utc_clock, visible,
 };
 use chinwag_protocol::{
-    Hello, PREFIX_LEN, PROTOCOL_VERSION, SendFrame, SendPayload, ServerFrame, WireFrame,
+    Code, Hello, PREFIX_LEN, PROTOCOL_VERSION, SendFrame, SendPayload, ServerFrame, WireFrame,
 };
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
@@ -231,6 +231,11 @@ fn render(frame: &Bytes, out: &mut String) {
         ServerFrame::Ack(ack) => format_ack_failures(&ack).into_iter().for_each(line),
         ServerFrame::Presence(p) => line(format_presence(&p)),
         ServerFrame::Roster(roster) => line(format_roster(&roster)),
+        // Text users cannot log in: say what to do instead.
+        ServerFrame::Error(e) if e.code == Code::NICK_REGISTERED => line(
+            "! error: nickname is registered; the text port has no logins, choose another"
+                .to_owned(),
+        ),
         ServerFrame::Error(e) => line(format!("! error: {}", visible(&e.message))),
         // Text users never ask for runs, and a run holds no failures. They
         // are guests: no account, mailbox or table of users.
