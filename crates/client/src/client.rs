@@ -6,11 +6,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use chinwag_protocol::{Code, Nick, RecipientStatus, Recipients, Welcome};
+use chinwag_protocol::{
+    AccountDone, AccountRequest, Code, Nick, RecipientStatus, Recipients, UserEntry, Welcome,
+};
 use tokio::net::{ToSocketAddrs, lookup_host};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use crate::connection::{Request, Task, open};
+use crate::connection::{Request, Task, WhoReply, open};
+use crate::users::{SharedTable, Who};
 use crate::{ClientError, ClientOptions, Events};
 
 /// Requests from all of a client's handles waiting for the connection task.
@@ -50,6 +53,8 @@ struct Shared {
     /// ([`ClientOptions::max_pending`]).
     pending: Arc<Semaphore>,
     welcome: Welcome,
+    /// The table of users, kept by the connection task.
+    users: Arc<SharedTable>,
 }
 
 impl fmt::Debug for Client {
@@ -79,7 +84,12 @@ impl Client {
     /// [`ClientError::Resolve`], [`ClientError::Connect`] or
     /// [`ClientError::Timeout`] if the hub cannot be reached;
     /// [`ClientError::NickTaken`] or [`ClientError::Refused`] if the hub
-    /// refuses to register this client.
+    /// refuses to register this client; for accounts,
+    /// [`ClientError::NickRegistered`] (the nickname needs its password:
+    /// [`ClientOptions::password`]), [`ClientError::BadPassword`],
+    /// [`ClientError::LoginThrottled`], [`ClientError::NoSuchAccount`],
+    /// [`ClientError::AccountRequired`] or
+    /// [`ClientError::AccountsUnavailable`].
     pub async fn connect(
         addr: impl ToSocketAddrs,
         nick: &str,
@@ -88,7 +98,7 @@ impl Client {
     }
 
     /// As [`connect`](Self::connect), with options, for example to reconnect
-    /// automatically.
+    /// automatically or to log in to an account with its password.
     ///
     /// The address is resolved once, here; reconnections go to the same
     /// socket addresses.
@@ -97,7 +107,9 @@ impl Client {
     /// use chinwag_client::{Backoff, Client, ClientOptions};
     ///
     /// # async fn demo() -> Result<(), chinwag_client::ClientError> {
-    /// let options = ClientOptions::default().reconnect(Backoff::default());
+    /// let options = ClientOptions::default()
+    ///     .reconnect(Backoff::default())
+    ///     .password("correct horse battery");
     /// let (client, events) = Client::connect_with("127.0.0.1:2446", "alice", options).await?;
     /// # Ok(())
     /// # }
@@ -115,24 +127,27 @@ impl Client {
             .await
             .map_err(ClientError::Resolve)?
             .collect();
-        let (link, welcome) = open(
-            &addrs,
-            nick,
-            options.hello_options(),
-            options.connect_timeout,
-        )
-        .await?;
+        let (link, welcome) = open(&addrs, nick, &options).await?;
 
         let (requests, requests_rx) = mpsc::channel(REQUEST_QUEUE);
         let (events_tx, events_rx) = mpsc::channel(options.event_capacity.max(1));
         let pending = Arc::new(Semaphore::new(options.max_pending.max(1)));
-        let task = Task::new(addrs, welcome.nick.clone(), options, requests_rx, events_tx);
+        let users = Arc::new(SharedTable::default());
+        let task = Task::new(
+            addrs,
+            welcome.nick.clone(),
+            options,
+            requests_rx,
+            events_tx,
+            Arc::clone(&users),
+        );
         tokio::spawn(task.run(link));
         let client = Self {
             shared: Arc::new(Shared {
                 requests,
                 pending,
                 welcome,
+                users,
             }),
         };
         Ok((client, Events { rx: events_rx }))
@@ -148,6 +163,27 @@ impl Client {
     /// [`Event::Reconnected`](crate::Event::Reconnected).
     pub fn welcome(&self) -> &Welcome {
         &self.shared.welcome
+    }
+
+    /// The table of users: every registered user, online or not (with when
+    /// it was last seen), and every guest online, sorted
+    /// case-insensitively; a copy, as of the last frame the client read. It
+    /// leaves out clients that are not announced
+    /// ([`ClientOptions::quiet`]). `None` until the hub's table arrives,
+    /// right after connecting (as [`Event::Users`](crate::Event::Users)),
+    /// and when the hub keeps no table for this client
+    /// ([`ClientOptions::users`]; a hub without accounts).
+    ///
+    /// ```no_run
+    /// # fn demo(client: chinwag_client::Client) {
+    /// for user in client.users().unwrap_or_default() {
+    ///     let state = if user.online() { "online" } else { "offline" };
+    ///     println!("{} {state}", user.nick);
+    /// }
+    /// # }
+    /// ```
+    pub fn users(&self) -> Option<Vec<UserEntry>> {
+        self.shared.users.snapshot()
     }
 
     /// Whether the client has closed for good (quit, gave up, or ended by
@@ -279,12 +315,68 @@ impl Client {
     /// [`who`](Self::who) come from the [`Pending`].
     pub async fn submit_who(&self) -> Result<Pending<Vec<String>>, ClientError> {
         let (reply, rx) = oneshot::channel();
+        let reply = WhoReply::Names(reply);
         self.shared
             .requests
             .send(Request::Who { reply })
             .await
             .map_err(|_| ClientError::Closed)?;
         Ok(Pending { rx })
+    }
+
+    /// Asks the hub for the table of users ([`Who::Users`]), or who is
+    /// online where it keeps no table for this client ([`Who::Roster`]).
+    /// The table also replaces the one [`users`](Self::users) returns.
+    ///
+    /// Cancel-safe: if this is dropped before the answer comes, the answer
+    /// arrives as an [`Event::Users`](crate::Event::Users) (or
+    /// [`Event::Roster`](crate::Event::Roster)) instead.
+    ///
+    /// # Errors
+    /// As [`who`](Self::who).
+    pub async fn who_users(&self) -> Result<Who, ClientError> {
+        self.submit_who_users().await?.await
+    }
+
+    /// Queues a `WHO` as [`submit_who`](Self::submit_who) does, for the
+    /// answer of [`who_users`](Self::who_users).
+    ///
+    /// # Errors
+    /// As [`submit_who`](Self::submit_who).
+    pub async fn submit_who_users(&self) -> Result<Pending<Who>, ClientError> {
+        let (reply, rx) = oneshot::channel();
+        let reply = WhoReply::Table(reply);
+        self.shared
+            .requests
+            .send(Request::Who { reply })
+            .await
+            .map_err(|_| ClientError::Closed)?;
+        Ok(Pending { rx })
+    }
+
+    /// Sends an account request on this connection and waits for the
+    /// answer: for example, creating the account of the nickname this
+    /// client registered as a guest, which makes this connection that
+    /// account's session. Without a connection,
+    /// [`account`](crate::account) does the same.
+    ///
+    /// Cancel-safe: if this is dropped before the answer comes, the answer
+    /// arrives as an [`Event::AccountDone`](crate::Event::AccountDone) (a
+    /// refusal as an [`Event::Error`](crate::Event::Error)).
+    ///
+    /// # Errors
+    /// [`ClientError::Rejected`] when the hub refuses it (see
+    /// [`account`](crate::account) for the codes);
+    /// [`ClientError::Disconnected`] if the connection was lost first;
+    /// [`ClientError::Closed`] once the client is closed.
+    pub async fn account(&self, request: AccountRequest) -> Result<AccountDone, ClientError> {
+        let (reply, rx) = oneshot::channel();
+        self.shared
+            .requests
+            .send(Request::Account { request, reply })
+            .await
+            .map_err(|_| ClientError::Closed)?;
+        Pending { rx }.await
     }
 
     /// Leaves: sends `QUIT` and waits until the hub has closed the connection
@@ -330,9 +422,12 @@ impl<T> Future for Pending<T> {
 }
 
 /// What became of a message: for each recipient, whether the hub queued it
-/// on that recipient's connection.
+/// on that recipient's connection, or stored it in the mailbox of a
+/// registered recipient who is offline ([`Code::STORED`]).
 ///
-/// "Delivered" means queued on the recipient's live connection, not read.
+/// "Delivered" means queued on the recipient's live connection, not read;
+/// "stored" means on the hub's disk, to be handed over at the recipient's
+/// next login.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ack {
     frame: chinwag_protocol::Ack,
@@ -377,17 +472,39 @@ impl Ack {
             .map(|s| s.status)
     }
 
-    /// The recipients that did not get the message, with why.
+    /// The recipients that did not get the message and will not, with why
+    /// (for example `NO_SUCH_USER`, `MAILBOX_FULL`, `STORE_FAILED`): every
+    /// status but [`Code::DELIVERED`] and [`Code::STORED`].
     pub fn failures(&self) -> impl Iterator<Item = &RecipientStatus> {
         self.frame
             .statuses
             .iter()
-            .filter(|s| s.status != Code::DELIVERED)
+            .filter(|s| s.status != Code::DELIVERED && s.status != Code::STORED)
     }
 
-    /// Whether every recipient got the message (for a broadcast: everyone
-    /// online at the time, possibly nobody).
+    /// The recipients that were offline and have the message in their
+    /// mailbox ([`Code::STORED`]).
+    pub fn stored(&self) -> impl Iterator<Item = &RecipientStatus> {
+        self.frame
+            .statuses
+            .iter()
+            .filter(|s| s.status == Code::STORED)
+    }
+
+    /// Whether every recipient got the message live (for a broadcast:
+    /// everyone online at the time, possibly nobody). A message stored for
+    /// an offline recipient is not delivered yet: see [`is_ok`](Self::is_ok).
     pub fn all_delivered(&self) -> bool {
+        self.frame
+            .statuses
+            .iter()
+            .all(|s| s.status == Code::DELIVERED)
+    }
+
+    /// Whether the message reached every recipient or its mailbox: nothing
+    /// in [`failures`](Self::failures). What a sender usually wants to
+    /// know.
+    pub fn is_ok(&self) -> bool {
         self.failures().next().is_none()
     }
 

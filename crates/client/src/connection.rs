@@ -3,7 +3,9 @@
 //! [`Client`](crate::Client) handles send [`Request`]s on a bounded queue;
 //! the task writes frames, reads frames, routes each `ACK` to the request
 //! waiting for it by client id, answers the hub's `PING`s, hands events to the
-//! [`Events`](crate::Events) reader, and reconnects when told to.
+//! [`Events`](crate::Events) reader, keeps the table of users, confirms the
+//! stored messages it handed over (`mailbox.rs` decides when), and
+//! reconnects when told to.
 //!
 //! Everything happens in one `select!` loop whose branches never wait on each
 //! other: writing is a cancel-safe `write_buf` on a buffer the loop owns, so
@@ -14,13 +16,14 @@ use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use chinwag_protocol::{
-    AckRun, ClientCodec, ClientFrame, Code, DEFAULT_MAX_FRAME, Hello, MAX_FRAME_UNREGISTERED,
-    PROTOCOL_VERSION, ProtocolError, RecipientStatus, Recipients, SendFrame, ServerFrame, Welcome,
-    encode_into,
+    AccountAction, AccountDone, AccountRequest, AckRun, ClientCodec, ClientFrame, Code,
+    DEFAULT_MAX_FRAME, Hello, MAX_FRAME_UNREGISTERED, PROTOCOL_VERSION, ProtocolError,
+    RecipientStatus, Recipients, SendFrame, ServerFrame, Welcome, encode_into, options,
 };
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -31,12 +34,20 @@ use tokio::time::{Instant, sleep};
 use tokio_util::codec::FramedRead;
 use tracing::debug;
 
+use crate::mailbox::{Arrival, Mailbox};
+use crate::users::{SharedTable, Who};
 use crate::{Ack, Backoff, ClientError, ClientOptions, CloseReason, Event};
 
 /// Requests are taken from the queue only while less than this is waiting to
 /// be written, so a hub that reads slowly slows the senders down instead of
 /// growing this buffer (which can still hold one more message beyond it).
 const WRITE_HIGH_WATER: usize = 64 * 1024;
+
+/// The client id of the first `SEND`. An `ERROR` about an `ACCOUNT` request
+/// carries the action's byte (1 to 3) as its reference where an error about
+/// a message carries the message's id; starting above them keeps the two
+/// apart.
+const FIRST_SEND_ID: u64 = 4;
 
 /// What [`Client`](crate::Client) handles ask of the connection task.
 #[derive(Debug)]
@@ -49,9 +60,12 @@ pub(crate) enum Request {
         permit: OwnedSemaphorePermit,
         reply: oneshot::Sender<Result<Ack, ClientError>>,
     },
-    /// Ask who is online.
-    Who {
-        reply: oneshot::Sender<Result<Vec<String>, ClientError>>,
+    /// Ask who is online, or for the table of users.
+    Who { reply: WhoReply },
+    /// Create an account, change its password or delete it.
+    Account {
+        request: AccountRequest,
+        reply: oneshot::Sender<Result<AccountDone, ClientError>>,
     },
     /// Leave; answer once the connection is closed.
     Quit { reply: oneshot::Sender<()> },
@@ -64,7 +78,8 @@ impl Request {
             Self::Send { reply, .. } => {
                 let _ = reply.send(Err(error));
             }
-            Self::Who { reply } => {
+            Self::Who { reply } => reply.fail(error),
+            Self::Account { reply, .. } => {
                 let _ = reply.send(Err(error));
             }
             Self::Quit { reply } => {
@@ -80,17 +95,72 @@ pub(crate) struct Link {
     writer: OwnedWriteHalf,
     /// The largest payload the hub accepts from us, from its `WELCOME`.
     max_frame: usize,
+    /// The hub keeps the table of users for this connection, and sends it
+    /// right after `WELCOME`.
+    users: bool,
+}
+
+/// An unregistered connection: what [`handshake`] and the account requests
+/// of `account.rs` start from.
+pub(crate) struct Unregistered {
+    pub(crate) reader: FramedRead<OwnedReadHalf, ClientCodec>,
+    pub(crate) writer: OwnedWriteHalf,
+}
+
+impl Unregistered {
+    /// Connects to the first of `addrs` that answers.
+    pub(crate) async fn connect(addrs: &[SocketAddr]) -> Result<Self, ClientError> {
+        let stream = connect_any(addrs).await?;
+        // Frames are written whole and at once; Nagle would only add latency.
+        let _ = stream.set_nodelay(true);
+        let (read_half, writer) = stream.into_split();
+        Ok(Self {
+            reader: FramedRead::new(read_half, ClientCodec::default()),
+            writer,
+        })
+    }
+
+    /// Writes one frame, within the limit the hub holds unregistered
+    /// clients to.
+    pub(crate) async fn write(&mut self, frame: &ClientFrame) -> Result<(), ClientError> {
+        let mut out = BytesMut::new();
+        encode_into(frame, MAX_FRAME_UNREGISTERED, &mut out)?;
+        self.writer.write_all(&out).await?;
+        Ok(())
+    }
+
+    /// The next frame, with the hub's pings answered on the way; an error
+    /// if the connection ends first (`before` says before what).
+    pub(crate) async fn next(&mut self, before: &str) -> Result<ServerFrame, ClientError> {
+        loop {
+            match self.reader.next().await {
+                Some(Ok(ServerFrame::Ping(token))) => self.write(&ClientFrame::Pong(token)).await?,
+                Some(Ok(frame)) => return Ok(frame),
+                Some(Err(error)) => {
+                    return Err(
+                        not_a_hub(self.reader.read_buffer()).unwrap_or_else(|| error.into())
+                    );
+                }
+                None => {
+                    return Err(ClientError::Io(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("the hub closed the connection before {before}"),
+                    )));
+                }
+            }
+        }
+    }
 }
 
 /// Opens a connection to the first of `addrs` that answers and registers
-/// `nick` asking for the `HELLO` options `asked`, all within `timeout`.
+/// `nick` as `options` say (the `HELLO` options, the password), all within
+/// their `connect_timeout`.
 pub(crate) async fn open(
     addrs: &[SocketAddr],
     nick: &str,
-    asked: u32,
-    timeout: Duration,
+    options: &ClientOptions,
 ) -> Result<(Link, Welcome), ClientError> {
-    tokio::time::timeout(timeout, handshake(addrs, nick, asked))
+    tokio::time::timeout(options.connect_timeout, handshake(addrs, nick, options))
         .await
         .map_err(|_| ClientError::Timeout)?
 }
@@ -98,72 +168,49 @@ pub(crate) async fn open(
 async fn handshake(
     addrs: &[SocketAddr],
     nick: &str,
-    asked: u32,
+    options: &ClientOptions,
 ) -> Result<(Link, Welcome), ClientError> {
-    let stream = connect_any(addrs).await?;
-    // Frames are written whole and at once; Nagle would only add latency.
-    let _ = stream.set_nodelay(true);
-    let (read_half, mut writer) = stream.into_split();
-    let mut reader = FramedRead::new(read_half, ClientCodec::default());
-
-    let mut out = BytesMut::new();
-    let hello = ClientFrame::Hello(Hello {
+    let mut conn = Unregistered::connect(addrs).await?;
+    let asked = options.hello_options();
+    // With a password, `options` must be present; it always is.
+    conn.write(&ClientFrame::Hello(Hello {
         version: PROTOCOL_VERSION,
         nick: nick.as_bytes().to_vec().into(),
         options: Some(asked),
-        password: None,
-    });
-    encode_into(&hello, MAX_FRAME_UNREGISTERED, &mut out)?;
-    writer.write_all(&out).await?;
+        password: options.password.clone(),
+    }))
+    .await?;
 
-    loop {
-        let frame = match reader.next().await {
-            Some(Ok(frame)) => frame,
-            Some(Err(error)) => {
-                return Err(not_a_hub(reader.read_buffer()).unwrap_or_else(|| error.into()));
-            }
-            None => {
-                return Err(ClientError::Io(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the hub closed the connection before registering this client",
-                )));
-            }
-        };
-        match frame {
-            ServerFrame::Welcome(welcome) => {
-                let max_frame = welcome.max_frame as usize;
-                // The hub's ACK and ROSTER frames are not held to `max_frame`
-                // (an ACK can be 5/3 of the SEND it answers): accept more
-                // than we may send.
-                reader
-                    .decoder_mut()
-                    .set_max_frame(max_frame.saturating_mul(2).max(DEFAULT_MAX_FRAME));
-                let link = Link {
-                    reader,
-                    writer,
-                    max_frame,
-                };
-                return Ok((link, welcome));
-            }
-            ServerFrame::Error(error) if error.code == Code::NICK_TAKEN => {
-                return Err(ClientError::NickTaken {
-                    nick: nick.to_owned(),
-                });
-            }
+    let welcome = loop {
+        match conn.next("registering this client").await? {
+            ServerFrame::Welcome(welcome) => break welcome,
             ServerFrame::Error(error) => {
-                return Err(ClientError::Refused {
-                    code: error.code,
-                    message: error.message,
-                });
-            }
-            ServerFrame::Ping(token) => {
-                out.clear();
-                encode_into(&ClientFrame::Pong(token), MAX_FRAME_UNREGISTERED, &mut out)?;
-                writer.write_all(&out).await?;
+                return Err(ClientError::refusal(error.code, error.message, nick));
             }
             other => debug!(?other, "ignoring a frame before WELCOME"),
         }
-    }
+    };
+    let max_frame = welcome.max_frame as usize;
+    // The hub's ACK, ROSTER and USERS frames are not held to `max_frame`
+    // (an ACK can be 5/3 of the SEND it answers): accept more than we may
+    // send.
+    conn.reader
+        .decoder_mut()
+        .set_max_frame(max_frame.saturating_mul(2).max(DEFAULT_MAX_FRAME));
+
+    // Not waited for here: a hub that grants the option but sends no
+    // table (one from before accounts masked the options it was asked for
+    // with every bit it knew) would hold the connection up until it timed
+    // out.
+    let granted = welcome.options.unwrap_or(0);
+    let users = granted & options::USERS != 0 && asked & options::NO_PRESENCE == 0;
+    let link = Link {
+        reader: conn.reader,
+        writer: conn.writer,
+        max_frame,
+        users,
+    };
+    Ok((link, welcome))
 }
 
 /// What the first bytes from a server that is not a hub's binary port look
@@ -186,7 +233,7 @@ fn not_a_hub(first: &[u8]) -> Option<ClientError> {
     Some(ClientError::NotAHub(what.to_owned()))
 }
 
-async fn connect_any(addrs: &[SocketAddr]) -> Result<TcpStream, ClientError> {
+pub(crate) async fn connect_any(addrs: &[SocketAddr]) -> Result<TcpStream, ClientError> {
     let mut last = None;
     for &addr in addrs {
         match TcpStream::connect(addr).await {
@@ -209,6 +256,11 @@ struct Outlet {
     /// this is non-empty, so it holds at most a few control events beyond
     /// the one frame just read.
     backlog: VecDeque<Event>,
+    /// How many of the backlog's events are stored messages.
+    stored_waiting: usize,
+    /// The ids of stored messages moved into the queue since the task last
+    /// took them, to confirm.
+    handed: Vec<u64>,
     /// The reader dropped [`Events`](crate::Events): discard from now on.
     gone: bool,
 }
@@ -216,6 +268,9 @@ struct Outlet {
 impl Outlet {
     fn push(&mut self, event: Event) {
         if !self.gone {
+            if matches!(event, Event::Stored(_)) {
+                self.stored_waiting += 1;
+            }
             self.backlog.push_back(event);
         }
     }
@@ -229,11 +284,18 @@ impl Outlet {
     async fn flush_one(&mut self) {
         if let Ok(permit) = self.tx.reserve().await {
             if let Some(event) = self.backlog.pop_front() {
+                if let Event::Stored(message) = &event {
+                    self.stored_waiting = self.stored_waiting.saturating_sub(1);
+                    self.handed.push(message.id);
+                }
                 permit.send(event);
             }
         } else {
+            // Nothing discarded here is confirmed: it stays in the mailbox.
             self.gone = true;
             self.backlog.clear();
+            self.stored_waiting = 0;
+            self.handed.clear();
         }
     }
 
@@ -298,7 +360,8 @@ enum Ended {
 /// How a reconnection ended.
 enum Reconnect {
     Done {
-        link: Link,
+        /// Boxed: the other outcomes are small, and this one is rare.
+        link: Box<Link>,
         welcome: Welcome,
         attempts: u32,
     },
@@ -309,6 +372,39 @@ enum Reconnect {
     },
 }
 
+/// Who waits for the answer to a `WHO`.
+#[derive(Debug)]
+pub(crate) enum WhoReply {
+    /// [`Client::who`](crate::Client::who): the names online.
+    Names(oneshot::Sender<Result<Vec<String>, ClientError>>),
+    /// [`Client::who_users`](crate::Client::who_users): the table if there is one.
+    Table(oneshot::Sender<Result<Who, ClientError>>),
+}
+
+impl WhoReply {
+    /// Answers; gives the answer back if its caller gave up waiting.
+    fn answer(self, who: Who) -> Option<Who> {
+        match self {
+            Self::Names(reply) => {
+                let online = who.online();
+                reply.send(Ok(online)).err().map(|_| who)
+            }
+            Self::Table(reply) => reply.send(Ok(who)).err().and_then(Result::ok),
+        }
+    }
+
+    fn fail(self, error: ClientError) {
+        match self {
+            Self::Names(reply) => {
+                let _ = reply.send(Err(error));
+            }
+            Self::Table(reply) => {
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
+}
+
 /// The state of one live connection, apart from the socket.
 struct Conn {
     /// Bytes encoded and not yet written.
@@ -317,7 +413,17 @@ struct Conn {
     /// Messages sent, by client id.
     pending: HashMap<u64, Pending>,
     /// `WHO`s sent, in order: the hub answers them in order.
-    whos: VecDeque<oneshot::Sender<Result<Vec<String>, ClientError>>>,
+    whos: VecDeque<WhoReply>,
+    /// The table of users that follows `WELCOME` has not come yet: the
+    /// first `USERS` is that table, not the answer to a `WHO`.
+    table_due: bool,
+    /// Account requests sent, in order. The hub may answer them out of
+    /// order (passwords are checked off its actor), so an answer goes to
+    /// the first one of its action.
+    accounts: VecDeque<(
+        AccountAction,
+        oneshot::Sender<Result<AccountDone, ClientError>>,
+    )>,
 }
 
 impl Conn {
@@ -331,8 +437,20 @@ impl Conn {
             let _ = pending.reply.send(Err(ClientError::Disconnected));
         }
         for who in self.whos.drain(..) {
-            let _ = who.send(Err(ClientError::Disconnected));
+            who.fail(ClientError::Disconnected);
         }
+        for (_, reply) in self.accounts.drain(..) {
+            let _ = reply.send(Err(ClientError::Disconnected));
+        }
+    }
+
+    /// The account request waiting for an answer about `action`, if any.
+    fn take_account(
+        &mut self,
+        action: AccountAction,
+    ) -> Option<oneshot::Sender<Result<AccountDone, ClientError>>> {
+        let at = self.accounts.iter().position(|(a, _)| *a == action)?;
+        self.accounts.remove(at).map(|(_, reply)| reply)
     }
 }
 
@@ -346,6 +464,11 @@ pub(crate) struct Task {
     pub(crate) options: ClientOptions,
     pub(crate) requests: mpsc::Receiver<Request>,
     outlet: Outlet,
+    /// The table of users, shared with the [`Client`](crate::Client) handles.
+    users: Arc<SharedTable>,
+    /// Stored messages handed out over the client's life, and what to
+    /// confirm on the current connection.
+    mailbox: Mailbox,
     /// The next client id for a `SEND`; never reused, even across
     /// reconnections, so a late ack cannot be mistaken for another's.
     next_id: u64,
@@ -360,6 +483,7 @@ impl Task {
         options: ClientOptions,
         requests: mpsc::Receiver<Request>,
         events: mpsc::Sender<Event>,
+        users: Arc<SharedTable>,
     ) -> Self {
         Self {
             addrs,
@@ -369,9 +493,13 @@ impl Task {
             outlet: Outlet {
                 tx: events,
                 backlog: VecDeque::new(),
+                stored_waiting: 0,
+                handed: Vec::new(),
                 gone: false,
             },
-            next_id: 1,
+            users,
+            mailbox: Mailbox::default(),
+            next_id: FIRST_SEND_ID,
             next_ping: 1,
         }
     }
@@ -384,6 +512,11 @@ impl Task {
                 Ended::Lost(reason) => reason,
             };
             debug!(%reason, "connection lost");
+            // Reconnecting would only take the account back from the
+            // session that replaced this one, which would do the same.
+            if matches!(reason, CloseReason::SessionReplaced) {
+                break (reason, None);
+            }
             let Some(backoff) = self.options.reconnect.clone() else {
                 break (reason, None);
             };
@@ -395,7 +528,7 @@ impl Task {
                     welcome,
                     attempts,
                 } => {
-                    link = new_link;
+                    link = *new_link;
                     debug!(attempts, "reconnected");
                     self.outlet.push(Event::Reconnected {
                         after: lost_at.elapsed(),
@@ -430,7 +563,17 @@ impl Task {
             max_frame: link.max_frame,
             pending: HashMap::new(),
             whos: VecDeque::new(),
+            table_due: link.users,
+            accounts: VecDeque::new(),
         };
+        // What was handed out but not confirmed on the last connection is
+        // redelivered on this one, then recognised and confirmed.
+        self.mailbox.new_connection();
+        self.outlet.handed.clear();
+        // The last connection's table stays until this one's arrives.
+        if !link.users {
+            self.users.set(None);
+        }
         let keepalive = self.options.keepalive;
         // Fires one keepalive period after the last frame heard (checked
         // when it fires, so that traffic does not reset a timer per frame).
@@ -445,7 +588,12 @@ impl Task {
 
         let ended = loop {
             tokio::select! {
-                () = self.outlet.flush_one(), if self.outlet.waiting() => {}
+                () = self.outlet.flush_one(), if self.outlet.waiting() => {
+                    for id in self.outlet.handed.drain(..) {
+                        self.mailbox.handed(id);
+                    }
+                    self.confirm(&mut conn);
+                }
                 written = link.writer.write_buf(&mut conn.out), if !conn.out.is_empty() => {
                     match written {
                         Ok(0) => {
@@ -554,10 +702,17 @@ impl Task {
             }
             Request::Who { reply } => match conn.queue(&ClientFrame::Who) {
                 Ok(()) => conn.whos.push_back(reply),
-                Err(error) => {
-                    let _ = reply.send(Err(error.into()));
-                }
+                Err(error) => reply.fail(error.into()),
             },
+            Request::Account { request, reply } => {
+                let action = request.action;
+                match conn.queue(&ClientFrame::Account(request)) {
+                    Ok(()) => conn.accounts.push_back((action, reply)),
+                    Err(error) => {
+                        let _ = reply.send(Err(error.into()));
+                    }
+                }
+            }
             Request::Quit { reply } => {
                 // Handled by the loop; kept total for safety.
                 let _ = reply.send(());
@@ -565,11 +720,75 @@ impl Task {
         }
     }
 
+    /// Queues `CONFIRM`s for the stored messages handed over, when
+    /// [`Mailbox::confirm`] says it is time.
+    fn confirm(&mut self, conn: &mut Conn) {
+        while let Some(ids) = self.mailbox.confirm(self.outlet.stored_waiting > 0) {
+            if let Err(error) = conn.queue(&ClientFrame::Confirm(ids)) {
+                // 64 ids always fit a frame; left unconfirmed, they would
+                // only come again at the next login.
+                debug!(%error, "cannot encode a CONFIRM");
+            }
+        }
+    }
+
+    /// Answers the first `WHO` waiting, or reports the answer as an event.
+    fn on_who(&mut self, who: Who, conn: &mut Conn) {
+        let unclaimed = match conn.whos.pop_front() {
+            Some(reply) => reply.answer(who),
+            None => Some(who),
+        };
+        match unclaimed {
+            Some(Who::Roster(roster)) => self.outlet.push(Event::Roster(roster)),
+            Some(Who::Users(users)) => self.outlet.push(Event::Users(users)),
+            None => {}
+        }
+    }
+
     /// Acts on one frame from the hub; `Some` ends the connection.
     fn on_frame(&mut self, frame: ServerFrame, conn: &mut Conn) -> Option<CloseReason> {
         match frame {
             ServerFrame::Message(message) => self.outlet.push(Event::Message(message)),
-            ServerFrame::Presence(presence) => self.outlet.push(Event::Presence(presence)),
+            ServerFrame::Presence(presence) => {
+                self.users.update(|table| table.apply_presence(&presence));
+                self.outlet.push(Event::Presence(presence));
+            }
+            ServerFrame::Mailbox(header) => {
+                self.mailbox.announced(header.count);
+                self.outlet.push(Event::Mailbox(header));
+                self.confirm(conn);
+            }
+            ServerFrame::StoredMessage(message) => {
+                match self.mailbox.arrived(message.id, self.outlet.gone) {
+                    Some(Arrival::HandOut) => self.outlet.push(Event::Stored(message)),
+                    Some(Arrival::Duplicate) => {
+                        debug!(id = message.id, "stored message handed out before");
+                    }
+                    None => debug!(id = message.id, "stored message left for the next login"),
+                }
+                self.confirm(conn);
+            }
+            ServerFrame::Users(users) => {
+                self.users.set(Some(users.clone()));
+                if conn.table_due {
+                    conn.table_due = false;
+                    self.outlet.push(Event::Users(users));
+                } else {
+                    self.on_who(Who::Users(users), conn);
+                }
+            }
+            ServerFrame::User(user) => {
+                self.users.update(|table| table.apply_user(user.clone()));
+                self.outlet.push(Event::User(user));
+            }
+            ServerFrame::AccountDone(done) => match conn.take_account(done.action) {
+                Some(reply) => {
+                    if let Err(Ok(done)) = reply.send(Ok(done)) {
+                        self.outlet.push(Event::AccountDone(done));
+                    }
+                }
+                None => self.outlet.push(Event::AccountDone(done)),
+            },
             ServerFrame::Ack(ack) => {
                 if let Some(pending) = conn.pending.remove(&ack.client_id) {
                     let broadcast = pending.to.is_none();
@@ -579,19 +798,27 @@ impl Task {
                 }
             }
             ServerFrame::AckRun(run) => on_ack_run(run, conn),
-            ServerFrame::Roster(roster) => {
-                let unclaimed = match conn.whos.pop_front() {
-                    Some(who) => who.send(Ok(roster)).err().and_then(Result::ok),
-                    None => Some(roster),
-                };
-                if let Some(roster) = unclaimed {
-                    self.outlet.push(Event::Roster(roster));
-                }
+            ServerFrame::Roster(roster) => self.on_who(Who::Roster(roster), conn),
+            ServerFrame::Error(error) if error.code == Code::SESSION_REPLACED => {
+                return Some(CloseReason::SessionReplaced);
             }
             ServerFrame::Error(error) if error.code.is_fatal() => {
                 return Some(CloseReason::Hub(error));
             }
             ServerFrame::Error(error) => {
+                // References below the first message id name account actions.
+                let account = u8::try_from(error.reference)
+                    .ok()
+                    .filter(|_| error.reference < FIRST_SEND_ID)
+                    .and_then(AccountAction::from_u8)
+                    .and_then(|action| conn.take_account(action));
+                if let Some(reply) = account {
+                    let _ = reply.send(Err(ClientError::Rejected {
+                        code: error.code,
+                        message: error.message,
+                    }));
+                    return None;
+                }
                 let pending = if error.reference == 0 {
                     None
                 } else {
@@ -612,12 +839,6 @@ impl Task {
             }
             ServerFrame::Pong(_) => {}
             ServerFrame::Welcome(_) => debug!("ignoring a second WELCOME"),
-            // Accounts, mailboxes and the table of users: not asked for yet.
-            ServerFrame::AccountDone(_)
-            | ServerFrame::Mailbox(_)
-            | ServerFrame::StoredMessage(_)
-            | ServerFrame::Users(_)
-            | ServerFrame::User(_) => debug!("ignoring a frame this client did not ask for"),
         }
         None
     }
@@ -633,15 +854,15 @@ impl Task {
             }
             // `idle` needs `self`; an attempt is rare enough to clone for.
             let (addrs, nick) = (self.addrs.clone(), self.nick.clone());
-            let (asked, timeout) = (self.options.hello_options(), self.options.connect_timeout);
+            let options = self.options.clone();
             match self
-                .idle(async move { open(&addrs, &nick, asked, timeout).await })
+                .idle(async move { open(&addrs, &nick, &options).await })
                 .await
             {
                 Err(quit) => return quit,
                 Ok(Ok((link, welcome))) => {
                     return Reconnect::Done {
-                        link,
+                        link: Box::new(link),
                         welcome,
                         attempts,
                     };

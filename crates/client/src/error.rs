@@ -34,6 +34,45 @@ pub enum ClientError {
         /// The nickname that was asked for.
         nick: String,
     },
+    /// The nickname is registered (an account), and no password was given:
+    /// log in with [`ClientOptions::password`](crate::ClientOptions::password),
+    /// or choose another nickname. The hub's `NICK_REGISTERED`.
+    #[error("nickname {nick} is registered: log in with its password")]
+    NickRegistered {
+        /// The nickname that was asked for.
+        nick: String,
+    },
+    /// The password is wrong (`BAD_PASSWORD`). The hub counts it: a few in a
+    /// row lead to [`LoginThrottled`](Self::LoginThrottled).
+    #[error("wrong password for {nick}")]
+    BadPassword {
+        /// The account's nickname.
+        nick: String,
+    },
+    /// Too many wrong passwords lately for this nickname or from this
+    /// address; the password was not even checked (`LOGIN_THROTTLED`). About
+    /// one try every 20 seconds is let through again.
+    #[error("too many wrong passwords for {nick} lately; wait a minute and try again")]
+    LoginThrottled {
+        /// The account's nickname.
+        nick: String,
+    },
+    /// A password was given for a nickname nobody registered
+    /// (`NO_SUCH_ACCOUNT`): create the account first, or connect as a guest
+    /// without a password.
+    #[error("no account is registered as {nick}")]
+    NoSuchAccount {
+        /// The nickname that was asked for.
+        nick: String,
+    },
+    /// This hub admits only registered users, and no password was given
+    /// (`ACCOUNT_REQUIRED`).
+    #[error("this hub admits only registered users: log in to an account")]
+    AccountRequired,
+    /// A password was given, or an account request made, but this hub keeps
+    /// no accounts (`ACCOUNTS_UNAVAILABLE`: it runs without a store).
+    #[error("this hub keeps no accounts")]
+    AccountsUnavailable,
     /// The hub refused to register this client for another reason: its
     /// nickname rules, `SERVER_FULL`, `SHUTTING_DOWN`, an unsupported version.
     #[error("the hub refused the connection: {message}")]
@@ -44,7 +83,8 @@ pub enum ClientError {
         message: String,
     },
     /// The hub refused one request (for example `BAD_REQUEST` or
-    /// `RATE_LIMITED` for a message); the connection stays open.
+    /// `RATE_LIMITED` for a message, or `ACCOUNT_EXISTS` for an account
+    /// request); the connection stays open.
     #[error("the hub refused the request: {message}")]
     Rejected {
         /// The hub's code.
@@ -94,15 +134,39 @@ impl From<io::Error> for ClientError {
 
 impl ClientError {
     /// Whether trying the same connection again later could succeed: true for
-    /// network failures, timeouts, a taken nickname (its owner may leave) and
-    /// a full or restarting hub; false for a nickname the rules refuse.
+    /// network failures, timeouts, a taken nickname (its owner may leave),
+    /// a throttled login and a full or restarting hub; false for a nickname
+    /// the rules refuse and for credentials that are wrong or missing.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::InvalidNick(_) | Self::NotAHub(_) => false,
+            Self::InvalidNick(_)
+            | Self::NotAHub(_)
+            | Self::NickRegistered { .. }
+            | Self::BadPassword { .. }
+            | Self::NoSuchAccount { .. }
+            | Self::AccountRequired
+            | Self::AccountsUnavailable => false,
             Self::Refused { code, .. } => {
                 !(code.is_nick_error() || *code == Code::UNSUPPORTED_VERSION)
             }
             _ => true,
+        }
+    }
+
+    /// The error for the hub's refusal of `HELLO` with `code`, for `nick`:
+    /// a typed variant for each refusal a program handles differently,
+    /// [`Refused`](Self::Refused) for the rest.
+    pub(crate) fn refusal(code: Code, message: String, nick: &str) -> Self {
+        let nick = nick.to_owned();
+        match code {
+            Code::NICK_TAKEN => Self::NickTaken { nick },
+            Code::NICK_REGISTERED => Self::NickRegistered { nick },
+            Code::BAD_PASSWORD => Self::BadPassword { nick },
+            Code::LOGIN_THROTTLED => Self::LoginThrottled { nick },
+            Code::NO_SUCH_ACCOUNT => Self::NoSuchAccount { nick },
+            Code::ACCOUNT_REQUIRED => Self::AccountRequired,
+            Code::ACCOUNTS_UNAVAILABLE => Self::AccountsUnavailable,
+            code => Self::Refused { code, message },
         }
     }
 }

@@ -6,7 +6,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use chinwag_protocol::{ErrorFrame, Message, Presence, ProtocolError, Welcome};
+use chinwag_protocol::{
+    AccountDone, ErrorFrame, MailboxHeader, Message, Presence, ProtocolError, UserEntry, Welcome,
+};
 use futures::Stream;
 use tokio::sync::mpsc;
 
@@ -21,8 +23,36 @@ use crate::ClientError;
 pub enum Event {
     /// A message for this client: sent to it by name, or to everyone.
     Message(Message),
+    /// A message that waited in this account's mailbox while it was
+    /// offline: handle it as a [`Message`](Event::Message) (its `ts_ms` is
+    /// when it was sent, possibly days ago). Stored messages come right
+    /// after [`Event::Mailbox`], oldest first, before any live traffic.
+    ///
+    /// The client confirms it to the hub (which then drops it from the
+    /// mailbox) once it is in this event queue, so a program that
+    /// ignores this variant loses it. One the hub hands out again (its
+    /// confirmation was lost with a dropped connection) is not repeated.
+    /// Nothing is confirmed once [`Events`] is dropped.
+    Stored(Message),
+    /// At login to an account: how many stored messages follow as
+    /// [`Event::Stored`], and how many expired unread (the hub keeps them
+    /// 30 days) since the owner was last told. Sent at every login, even
+    /// for an empty mailbox.
+    Mailbox(MailboxHeader),
     /// Someone came online or went offline.
     Presence(Presence),
+    /// The table of users: right after connecting (and reconnecting), when
+    /// the hub keeps it for this client ([`ClientOptions::users`](crate::ClientOptions::users)),
+    /// and when it answers a `WHO` nobody waits for any more. The client
+    /// keeps the table itself: [`Client::users`](crate::Client::users).
+    Users(Vec<UserEntry>),
+    /// A change to the table of users (an account created or deleted),
+    /// already applied to [`Client::users`](crate::Client::users). A row
+    /// neither online nor registered is removed: an account deleted while
+    /// its owner was offline.
+    User(UserEntry),
+    /// The answer to an account request that nobody was waiting for.
+    AccountDone(AccountDone),
     /// A roster that no [`Client::who`](crate::Client::who) was waiting for
     /// (its caller gave up before the answer came).
     Roster(Vec<String>),
@@ -37,7 +67,9 @@ pub enum Event {
         /// Why the connection was lost.
         reason: CloseReason,
     },
-    /// The client connected again and re-registered its nickname.
+    /// The client connected again and re-registered its nickname (logged in
+    /// again, with a password). The table of users
+    /// ([`Client::users`](crate::Client::users)) is the new connection's.
     Reconnected {
         /// How long the client was disconnected: from noticing the loss to
         /// being registered again. Messages sent to it meanwhile were
@@ -67,6 +99,12 @@ pub enum CloseReason {
     /// The hub ended the connection with a fatal error, such as
     /// `SHUTTING_DOWN` or `SLOW_CONSUMER`.
     Hub(ErrorFrame),
+    /// Someone logged in to this account from another connection, which
+    /// replaced this one (`SESSION_REPLACED`). The client does not
+    /// reconnect after it, even with
+    /// [`ClientOptions::reconnect`](crate::ClientOptions::reconnect): it
+    /// would only take the account back from the other session.
+    SessionReplaced,
     /// The hub sent no frame for two keepalive periods.
     PingTimeout,
     /// The socket failed.
@@ -89,6 +127,9 @@ impl fmt::Display for CloseReason {
             Self::Quit => f.write_str("quit"),
             Self::HubClosed => f.write_str("the hub closed the connection"),
             Self::Hub(error) => write!(f, "the hub closed the connection: {}", error.message),
+            Self::SessionReplaced => f.write_str(
+                "this account logged in from another connection, which replaced this one",
+            ),
             Self::PingTimeout => f.write_str("the hub stopped answering"),
             Self::Io(error) => write!(f, "connection failed: {error}"),
             Self::Protocol(error) => write!(f, "the hub sent a bad frame: {error}"),

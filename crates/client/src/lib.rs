@@ -9,12 +9,23 @@
 //!   [`broadcast`](Client::broadcast), [`submit`](Client::submit)) resolve to
 //!   the message's [`Ack`]; [`Client::who`] to the roster; [`Client::quit`]
 //!   leaves.
-//! - [`ClientOptions`] turns on automatic reconnection with a [`Backoff`].
+//! - [`ClientOptions`] turns on automatic reconnection with a [`Backoff`],
+//!   and logs in to a registered nickname with its
+//!   [`password`](ClientOptions::password).
+//! - Accounts: [`create_account`], [`change_password`], [`delete_account`]
+//!   (and [`account`]) without registering; at login, the messages that
+//!   waited in the mailbox arrive as [`Event::Mailbox`] then
+//!   [`Event::Stored`], and are confirmed to the hub once handed over.
+//! - [`Client::users`]: the table of users (registered, online or not, and
+//!   guests online), kept up to date; [`Client::who_users`] asks for it.
 //!
 //! Layout: `client.rs` (the handle and [`Ack`]), `connection.rs` (the task
 //! that owns the socket: it writes requests, routes acks to the requests
 //! waiting for them, answers the hub's pings and reconnects), `event.rs`
-//! ([`Event`], [`Events`], [`CloseReason`]), `options.rs`, `error.rs`.
+//! ([`Event`], [`Events`], [`CloseReason`]), `users.rs` (the table of
+//! users, [`Who`]), `mailbox.rs` (which stored messages to hand over and
+//! when to confirm them), `account.rs` (account requests without
+//! registering), `options.rs`, `error.rs`.
 //!
 //! ```no_run
 //! use chinwag_client::{Client, Event};
@@ -39,19 +50,25 @@
 //! a queue of [`ClientOptions::event_capacity`]; while that is full the
 //! client stops reading from its socket.
 
+mod account;
 mod client;
 mod connection;
 mod error;
 mod event;
+mod mailbox;
 mod options;
+mod users;
 
+pub use account::{ACCOUNT_TIMEOUT, account, change_password, create_account, delete_account};
 pub use client::{Ack, Client, Pending, PendingAck};
 pub use error::ClientError;
 pub use event::{CloseReason, Event, Events};
 pub use options::{Backoff, ClientOptions};
+pub use users::Who;
 
 pub use chinwag_protocol::{
-    Code, ErrorFrame, Message, Presence, RecipientStatus, Recipients, Welcome,
+    AccountAction, AccountDone, AccountRequest, Code, ErrorFrame, MailboxHeader, Message, Presence,
+    RecipientStatus, Recipients, UserEntry, Welcome, user_flags,
 };
 
 /// The protocol crate, re-exported for its [`text`](chinwag_protocol::text)

@@ -1,5 +1,6 @@
 //! How a [`Client`](crate::Client) connects, queues and reconnects.
 
+use std::fmt;
 use std::time::Duration;
 
 use chinwag_protocol::options;
@@ -16,7 +17,17 @@ use chinwag_protocol::options;
 ///     .keepalive(Some(Duration::from_secs(15)));
 /// assert!(options.reconnect.is_some());
 /// ```
-#[derive(Debug, Clone)]
+///
+/// To log in to a registered nickname, give its password; it is never
+/// printed, not even by `Debug`:
+///
+/// ```
+/// use chinwag_client::ClientOptions;
+///
+/// let options = ClientOptions::default().password("correct horse");
+/// assert!(!format!("{options:?}").contains("horse"));
+/// ```
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct ClientOptions {
     /// Reconnect with this backoff when the connection is lost; `None` (the
@@ -52,6 +63,39 @@ pub struct ClientOptions {
     /// and messages to it still arrive. For one-shot commands. Off by
     /// default.
     pub quiet: bool,
+    /// Keep the table of users (`USERS`): every registered user, online or
+    /// not, with when each was last seen, and the guests online, kept up to
+    /// date from the hub's `USERS`, `USER` and `PRESENCE` frames and read
+    /// with [`Client::users`](crate::Client::users).
+    /// `None` (the default) asks for it when following
+    /// [`presence`](Self::presence) and not [`quiet`](Self::quiet);
+    /// `Some(true)` asks for it whatever those say (a quiet `who` wants the
+    /// table), although a hub sends none with `presence` off; `Some(false)`
+    /// never asks.
+    pub users: Option<bool>,
+    /// The account's password, to log in to a registered nickname. `None`
+    /// (the default) registers as a guest, which the hub refuses for a
+    /// registered nickname ([`ClientError::NickRegistered`](crate::ClientError::NickRegistered)).
+    /// Reconnections log in with it again. Never printed.
+    pub password: Option<String>,
+}
+
+/// Every field but the password, which shows only as present or not.
+impl fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("reconnect", &self.reconnect)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("quit_timeout", &self.quit_timeout)
+            .field("keepalive", &self.keepalive)
+            .field("event_capacity", &self.event_capacity)
+            .field("max_pending", &self.max_pending)
+            .field("presence", &self.presence)
+            .field("quiet", &self.quiet)
+            .field("users", &self.users)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .finish()
+    }
 }
 
 impl Default for ClientOptions {
@@ -65,6 +109,8 @@ impl Default for ClientOptions {
             max_pending: 1024,
             presence: true,
             quiet: false,
+            users: None,
+            password: None,
         }
     }
 }
@@ -126,6 +172,20 @@ impl ClientOptions {
         self
     }
 
+    /// Sets [`users`](Self::users).
+    #[must_use]
+    pub fn users(mut self, keep: bool) -> Self {
+        self.users = Some(keep);
+        self
+    }
+
+    /// Sets [`password`](Self::password): log in to the account.
+    #[must_use]
+    pub fn password(mut self, password: impl Into<String>) -> Self {
+        self.password = Some(password.into());
+        self
+    }
+
     /// The options this client asks for in `HELLO`. Pipelined messages are
     /// acknowledged a run at a time (`ACK_RUNS`); the connection task gives
     /// each its own `Ack` again.
@@ -136,7 +196,12 @@ impl ClientOptions {
             options::NO_PRESENCE
         };
         let quiet = if self.quiet { options::QUIET } else { 0 };
-        options::ACK_RUNS | presence | quiet
+        let users = if self.users.unwrap_or(self.presence && !self.quiet) {
+            options::USERS
+        } else {
+            0
+        };
+        options::ACK_RUNS | presence | quiet | users
     }
 }
 
@@ -192,5 +257,28 @@ impl Backoff {
         self.initial
             .checked_mul(1 << doublings)
             .map_or(self.max, |delay| delay.min(self.max))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_of_users_is_asked_for_where_presence_is_followed() {
+        let asks = |options: &ClientOptions| options.hello_options() & options::USERS != 0;
+        assert!(asks(&ClientOptions::default()));
+        assert!(!asks(&ClientOptions::default().presence(false)));
+        assert!(!asks(&ClientOptions::default().quiet(true)));
+        assert!(asks(&ClientOptions::default().quiet(true).users(true)));
+        assert!(!asks(&ClientOptions::default().users(false)));
+    }
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let options = ClientOptions::default().password("hunter2-hunter2");
+        let shown = format!("{options:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("<hidden>"), "{shown}");
     }
 }

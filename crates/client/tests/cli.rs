@@ -12,10 +12,17 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
 
 fn chinwag(hub: &TestHub) -> Command {
+    chinwag_at(hub.addr)
+}
+
+/// The program pointed at `addr`, with no password in its environment.
+fn chinwag_at(addr: std::net::SocketAddr) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_chinwag"));
     command
         .arg("--server")
-        .arg(hub.addr.to_string())
+        .arg(addr.to_string())
+        .env_remove("CHINWAG_PASSWORD")
+        .env_remove("CHINWAG_NEW_PASSWORD")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -107,7 +114,7 @@ async fn one_shot_commands_come_and_go_unannounced() {
             run(chinwag(&hub).args(["send", "--nick", "alice", "--to", "bob", text])).await;
         assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
         let output = run(chinwag(&hub).arg("who")).await;
-        assert_eq!(stdout(&output), "* online: bob\n");
+        assert_eq!(stdout(&output), "* bob is online (guest)\n");
     }
     // Bob's frames are the two messages, and nothing about anyone arriving
     // or leaving.
@@ -247,7 +254,7 @@ async fn piped_chat_reaches_a_listening_bob() {
     let out = stdout(&output);
     // Answers print in the order of the lines that asked (events, such as
     // bob leaving, may come between).
-    let roster = out.find("* online: alice, bob\n");
+    let roster = out.find("* alice is online (guest)\n* bob is online (guest)\n");
     let delivered = out.find("* delivered to bob\n");
     assert!(roster.is_some() && delivered.is_some(), "{out}");
     assert!(roster < delivered, "{out}");
@@ -285,15 +292,20 @@ async fn who_lists_everyone_else() {
     let _carol = hub.hub.attach("carol").await.unwrap();
     let _alice = hub.hub.attach("alice").await.unwrap();
 
+    // The table of users: on a hub without accounts, guests online.
     let output = run(chinwag(&hub).arg("who")).await;
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert_eq!(stdout(&output), "* online: alice, carol\n");
+    assert_eq!(
+        stdout(&output),
+        "* alice is online (guest)\n* carol is online (guest)\n"
+    );
 
     let output = run(chinwag(&hub).args(["--json", "who", "--nick", "quizzer"])).await;
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let guest = |nick: &str| serde_json::json!({"nick": nick, "online": true, "registered": false, "last_seen_ms": null});
     assert_eq!(
         json_lines(&output),
-        [serde_json::json!({"type": "roster", "online": ["alice", "carol"]})]
+        [serde_json::json!({"type": "users", "users": [guest("alice"), guest("carol")]})]
     );
 }
 
@@ -334,4 +346,434 @@ async fn listen_shows_each_message_on_one_line_whatever_its_text_holds() {
         "{out}"
     );
     assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");
+}
+
+// Accounts, mailboxes and the table of users. Against a scripted hub,
+// which lets each test play the hub's part exactly (see `accounts.rs` for
+// the library's side).
+
+mod scripted {
+    use std::process::Stdio;
+
+    use chinwag_hub::protocol::{
+        AccountAction, AccountDone, Ack, ClientFrame, Code, ErrorFrame, MailboxHeader, Message,
+        RecipientStatus, Recipients, ServerFrame, UserEntry, options, user_flags,
+    };
+    use futures::SinkExt;
+    use tokio::io::AsyncWriteExt;
+
+    use super::support::{ScriptedConn, ScriptedHub, next_frame, welcome};
+    use super::{chinwag_at, finish, json_lines, run, stderr, stdout};
+
+    /// Answers the client's one SEND with an ACK giving bob `status`.
+    async fn ack_bob(conn: &mut ScriptedConn, status: Code) {
+        let Some(ClientFrame::Send(send)) = next_frame(conn).await else {
+            panic!("expected SEND");
+        };
+        let ack = Ack {
+            client_id: send.id,
+            message_id: 1,
+            delivered: 0,
+            statuses: vec![RecipientStatus {
+                nick: "bob".into(),
+                status,
+            }],
+        };
+        conn.send(ServerFrame::Ack(ack)).await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn send_to_a_registered_user_offline_says_stored_and_exits_zero() {
+        let scripted = ScriptedHub::start().await;
+        let child = chinwag_at(scripted.addr)
+            .args(["send", "--nick", "carol", "--to", "bob", "see", "you"])
+            .env("CHINWAG_PASSWORD", "carol's password")
+            .spawn()
+            .unwrap();
+        let (mut conn, hello) = scripted.accept_hello().await;
+        assert_eq!(hello.password.as_deref(), Some("carol's password"));
+        welcome(&mut conn, &hello, options::KNOWN).await;
+        ack_bob(&mut conn, Code::STORED).await;
+        drop(conn);
+        let output = finish(child).await;
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        assert_eq!(stdout(&output), "* stored for bob\n");
+
+        // A full mailbox, or a store that cannot write: a failure.
+        for (code, line) in [
+            (Code::MAILBOX_FULL, "! not delivered to bob: mailbox full\n"),
+            (
+                Code::STORE_FAILED,
+                "! not delivered to bob: could not store\n",
+            ),
+        ] {
+            let child = chinwag_at(scripted.addr)
+                .args(["send", "--nick", "carol", "--to", "bob", "hi"])
+                .spawn()
+                .unwrap();
+            let mut conn = scripted.accept_granting(options::KNOWN).await;
+            ack_bob(&mut conn, code).await;
+            drop(conn);
+            let output = finish(child).await;
+            assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+            assert_eq!(stdout(&output), line);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn listen_shows_the_mailbox_then_the_stored_messages_and_confirms_them() {
+        let scripted = ScriptedHub::start().await;
+        let mut child = chinwag_at(scripted.addr)
+            .args([
+                "listen",
+                "--nick",
+                "bob",
+                "--count",
+                "2",
+                "--password-stdin",
+            ])
+            .env("TZ", "UTC")
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"bob's password\n").await.unwrap();
+        drop(stdin);
+        let (mut conn, hello) = scripted.accept_hello().await;
+        assert_eq!(hello.password.as_deref(), Some("bob's password"));
+        welcome(&mut conn, &hello, options::KNOWN).await;
+        let stored = |id: u64, text: &str| {
+            ServerFrame::StoredMessage(Message {
+                id,
+                // Tuesday 14 November 2023, 22:13 UTC.
+                ts_ms: 1_700_000_000_000,
+                from: "carol".into(),
+                to: Recipients::Users(vec!["bob".into()]),
+                text: text.into(),
+            })
+        };
+        for frame in [
+            ServerFrame::Users(Vec::new()),
+            ServerFrame::Mailbox(MailboxHeader {
+                count: 2,
+                expired: 3,
+            }),
+            stored(41, "see you"),
+            stored(42, "bye"),
+        ] {
+            conn.send(frame).await.unwrap();
+        }
+        assert_eq!(
+            next_frame(&mut conn).await,
+            Some(ClientFrame::Confirm(vec![41, 42]))
+        );
+        assert_eq!(next_frame(&mut conn).await, Some(ClientFrame::Quit));
+        drop(conn);
+        let output = finish(child).await;
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        assert_eq!(
+            stdout(&output),
+            "* online: bob\n\
+             * 2 messages while you were away\n\
+             * 3 messages expired unread\n\
+             [Tue 14 Nov 22:13] <carol> (to bob) see you  (while you were away)\n\
+             [Tue 14 Nov 22:13] <carol> (to bob) bye  (while you were away)\n"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_registered_nickname_without_a_password_says_how_to_give_one() {
+        let scripted = ScriptedHub::start().await;
+        let child = chinwag_at(scripted.addr)
+            .args(["listen", "--nick", "bob"])
+            .spawn()
+            .unwrap();
+        let (mut conn, _hello) = scripted.accept_hello().await;
+        conn.send(ServerFrame::Error(ErrorFrame::new(
+            Code::NICK_REGISTERED,
+            0,
+        )))
+        .await
+        .unwrap();
+        let output = finish(child).await;
+        assert_eq!(output.status.code(), Some(2));
+        let error = stderr(&output);
+        assert!(
+            error.contains("bob is registered and needs its password"),
+            "{error}"
+        );
+        assert!(error.contains("CHINWAG_PASSWORD"), "{error}");
+        assert!(error.contains("--password-stdin"), "{error}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn who_prints_the_table_of_users() {
+        use user_flags::{ONLINE, REGISTERED};
+        let row = |nick: &str, flags, last_seen_ms| UserEntry {
+            flags,
+            last_seen_ms,
+            nick: nick.into(),
+        };
+        let table = vec![
+            row("alice", REGISTERED | ONLINE, 0),
+            row("bob", REGISTERED, 1_700_000_000_000),
+            row("carol", REGISTERED, 0),
+            row("dave", ONLINE, 0),
+        ];
+        for json in [false, true] {
+            let scripted = ScriptedHub::start().await;
+            let mut command = chinwag_at(scripted.addr);
+            if json {
+                command.arg("--json");
+            }
+            let child = command
+                .args(["who", "--nick", "dave"])
+                .env("TZ", "UTC")
+                .spawn()
+                .unwrap();
+            let (mut conn, hello) = scripted.accept_hello().await;
+            // Not announced, but keeping the table.
+            let asked = hello.options.unwrap();
+            assert_ne!(asked & options::QUIET, 0);
+            assert_ne!(asked & options::USERS, 0);
+            welcome(&mut conn, &hello, options::KNOWN).await;
+            // The table after WELCOME, then the answer to WHO.
+            conn.send(ServerFrame::Users(table.clone())).await.unwrap();
+            assert_eq!(next_frame(&mut conn).await, Some(ClientFrame::Who));
+            conn.send(ServerFrame::Users(table.clone())).await.unwrap();
+            assert_eq!(next_frame(&mut conn).await, Some(ClientFrame::Quit));
+            drop(conn);
+            let output = finish(child).await;
+            assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+            if json {
+                assert_eq!(
+                    json_lines(&output),
+                    [serde_json::json!({"type": "users", "users": [
+                        {"nick": "alice", "online": true, "registered": true, "last_seen_ms": null},
+                        {"nick": "bob", "online": false, "registered": true, "last_seen_ms": 1_700_000_000_000_u64},
+                        {"nick": "carol", "online": false, "registered": true, "last_seen_ms": null},
+                    ]})]
+                );
+            } else {
+                // Everyone but the nickname that asked.
+                assert_eq!(
+                    stdout(&output),
+                    "* alice is online\n\
+                     * bob is offline, last seen Tue 14 Nov 22:13\n\
+                     * carol is offline, never seen\n"
+                );
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn account_commands_send_one_request_and_say_what_happened() {
+        let scripted = ScriptedHub::start().await;
+        let mut child = chinwag_at(scripted.addr)
+            .args(["account", "create", "--nick", "alice", "--password-stdin"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"correct horse\n").await.unwrap();
+        drop(stdin);
+        let mut conn = scripted.accept_raw().await;
+        let Some(ClientFrame::Account(request)) = next_frame(&mut conn).await else {
+            panic!("expected ACCOUNT");
+        };
+        assert_eq!(request.action, AccountAction::Create);
+        assert_eq!(request.password, "correct horse");
+        let done = AccountDone {
+            action: AccountAction::Create,
+            nick: "alice".into(),
+        };
+        conn.send(ServerFrame::AccountDone(done)).await.unwrap();
+        let output = finish(child).await;
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        assert_eq!(stdout(&output), "* account alice created\n");
+
+        // Refused: exit 1, the hub's reason on stderr.
+        let mut child = chinwag_at(scripted.addr)
+            .args(["account", "passwd", "--nick", "alice", "--password-stdin"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(b"old password\nnew password\n")
+            .await
+            .unwrap();
+        drop(stdin);
+        let mut conn = scripted.accept_raw().await;
+        let Some(ClientFrame::Account(request)) = next_frame(&mut conn).await else {
+            panic!("expected ACCOUNT");
+        };
+        assert_eq!(
+            (request.password.as_str(), request.new_password.as_str()),
+            ("old password", "new password")
+        );
+        conn.send(ServerFrame::Error(ErrorFrame::new(Code::BAD_PASSWORD, 2)))
+            .await
+            .unwrap();
+        let output = finish(child).await;
+        assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+        assert!(
+            stderr(&output).ends_with("refused: wrong password\n"),
+            "{}",
+            stderr(&output)
+        );
+
+        // Deleting from a script needs --yes; nothing is sent without it.
+        let output = run(chinwag_at(scripted.addr)
+            .args(["account", "delete", "--nick", "alice"])
+            .env("CHINWAG_PASSWORD", "correct horse"))
+        .await;
+        assert_eq!(output.status.code(), Some(2));
+        assert!(
+            stderr(&output).contains("pass --yes"),
+            "{}",
+            stderr(&output)
+        );
+
+        // A password the hub would refuse is refused before connecting.
+        let output = run(chinwag_at(scripted.addr)
+            .args(["account", "create", "--nick", "alice"])
+            .env("CHINWAG_PASSWORD", "short"))
+        .await;
+        assert_eq!(output.status.code(), Some(2));
+        assert!(
+            stderr(&output).contains("a password must be 8 to 1024 bytes long"),
+            "{}",
+            stderr(&output)
+        );
+    }
+}
+
+// The same commands against the real hub, its store on a temporary
+// directory: the whole story as a person types it.
+mod with_store {
+    use std::process::Stdio;
+
+    use chinwag_client::{Client, ClientOptions, Event};
+    use tokio::io::AsyncWriteExt;
+
+    use super::support::{TestHub, event_where, hub_with_store};
+    use super::{chinwag, finish, json_lines, run, stderr, stdout};
+
+    const PASSWORD: &str = "correct horse";
+
+    async fn create(hub: &TestHub, nick: &str) {
+        let mut child = chinwag(hub)
+            .args(["account", "create", "--nick", nick, "--password-stdin"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(format!("{PASSWORD}\n").as_bytes())
+            .await
+            .unwrap();
+        drop(stdin);
+        let output = finish(child).await;
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        assert_eq!(stdout(&output), format!("* account {nick} created\n"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_message_to_bob_offline_waits_for_his_login() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = hub_with_store(&dir).await;
+        create(&hub, "bob").await;
+
+        let output =
+            run(chinwag(&hub).args(["send", "--nick", "carol", "--to", "bob", "see you"])).await;
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        assert_eq!(stdout(&output), "* stored for bob\n");
+
+        // The wrong password: a clear error, status 2, and nothing read.
+        let output = run(chinwag(&hub)
+            .args(["listen", "--nick", "bob", "--count", "1"])
+            .env("CHINWAG_PASSWORD", "not his password"))
+        .await;
+        assert_eq!(output.status.code(), Some(2));
+        assert!(
+            stderr(&output).contains("wrong password for bob"),
+            "{}",
+            stderr(&output)
+        );
+
+        let output = run(chinwag(&hub)
+            .args(["listen", "--nick", "bob", "--count", "1"])
+            .env("CHINWAG_PASSWORD", PASSWORD))
+        .await;
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let out = stdout(&output);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "* online: bob");
+        assert_eq!(lines[1], "* 1 message while you were away");
+        assert!(
+            lines[2].starts_with('[')
+                && lines[2].ends_with("] <carol> (to bob) see you  (while you were away)"),
+            "{out}"
+        );
+        assert_eq!(lines.len(), 3, "{out}");
+
+        // Read and confirmed: the next login finds nothing waiting.
+        let options = ClientOptions::default().password(PASSWORD);
+        let (_bob, mut events) = Client::connect_with(hub.addr, "bob", options)
+            .await
+            .unwrap();
+        let header = event_where(&mut events, |event| match event {
+            Event::Mailbox(header) => Some(header),
+            _ => None,
+        })
+        .await;
+        assert_eq!(header.count, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn who_lists_accounts_offline_with_when_they_were_last_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = hub_with_store(&dir).await;
+        create(&hub, "alice").await;
+        create(&hub, "bob").await;
+        // Alice comes and goes; bob never came.
+        let output = run(chinwag(&hub)
+            .args(["send", "--nick", "alice", "--to", "bob", "hi"])
+            .env("CHINWAG_PASSWORD", PASSWORD))
+        .await;
+        assert_eq!(stdout(&output), "* stored for bob\n");
+        let _carol = hub.hub.attach("carol").await.unwrap();
+
+        let output = run(chinwag(&hub).arg("who")).await;
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let out = stdout(&output);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 3, "{out}");
+        assert!(
+            lines[0].starts_with("* alice is offline, last seen "),
+            "{out}"
+        );
+        assert_eq!(lines[1], "* bob is offline, never seen");
+        assert_eq!(lines[2], "* carol is online (guest)");
+
+        let output = run(chinwag(&hub).args(["--json", "who"])).await;
+        let records = json_lines(&output);
+        let users = records[0]["users"].as_array().unwrap();
+        assert_eq!(users[0]["nick"], "alice");
+        assert_eq!(users[0]["registered"], true);
+        assert_eq!(users[0]["online"], false);
+        assert!(users[0]["last_seen_ms"].as_u64().unwrap() > 0);
+        assert_eq!(users[2]["registered"], false);
+
+        // Deleting the account takes it out of the table.
+        let output = run(chinwag(&hub)
+            .args(["account", "delete", "--nick", "bob", "--yes"])
+            .env("CHINWAG_PASSWORD", PASSWORD))
+        .await;
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        assert_eq!(stdout(&output), "* account bob deleted\n");
+        let output = run(chinwag(&hub).arg("who")).await;
+        assert!(!stdout(&output).contains("bob"), "{}", stdout(&output));
+    }
 }

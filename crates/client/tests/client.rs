@@ -11,7 +11,9 @@ use chinwag_client::{
 };
 use chinwag_hub::HubConfig;
 use futures::{FutureExt, SinkExt};
-use support::{ScriptedHub, TestHub, event_where, next_event, next_frame, within};
+use support::{
+    ScriptedHub, TestHub, event_where, next_event, next_event_after_table, next_frame, within,
+};
 
 #[tokio::test]
 async fn messages_presence_and_acks_flow_between_clients() {
@@ -21,7 +23,7 @@ async fn messages_presence_and_acks_flow_between_clients() {
     assert_eq!(alice.nick(), "alice");
     assert_eq!(bob.welcome().roster, ["alice", "bob"]);
 
-    let Event::Presence(presence) = next_event(&mut alice_events).await else {
+    let Event::Presence(presence) = next_event_after_table(&mut alice_events).await else {
         panic!("expected bob's presence first");
     };
     assert!(presence.online);
@@ -43,7 +45,7 @@ async fn messages_presence_and_acks_flow_between_clients() {
         ["nobody"]
     );
 
-    let Event::Message(message) = next_event(&mut bob_events).await else {
+    let Event::Message(message) = next_event_after_table(&mut bob_events).await else {
         panic!("expected alice's message");
     };
     assert_eq!(message.from, "alice");
@@ -111,7 +113,11 @@ async fn who_answers_with_the_roster() {
 #[tokio::test]
 async fn a_roster_nobody_waits_for_arrives_as_an_event() {
     let hub = TestHub::start().await;
-    let (alice, mut events) = Client::connect(hub.addr, "alice").await.unwrap();
+    // Without the table of users, the hub answers WHO with a roster.
+    let options = ClientOptions::default().users(false);
+    let (alice, mut events) = Client::connect_with(hub.addr, "alice", options)
+        .await
+        .unwrap();
     // Polled once, the request is queued; then the caller gives up.
     assert!(alice.who().now_or_never().is_none());
     let roster = event_where(&mut events, |event| match event {
@@ -120,6 +126,17 @@ async fn a_roster_nobody_waits_for_arrives_as_an_event() {
     })
     .await;
     assert_eq!(roster, ["alice"]);
+
+    // With it, the answer is the table, after the one that followed WELCOME.
+    let (carol, mut events) = Client::connect(hub.addr, "carol").await.unwrap();
+    assert!(carol.who_users().now_or_never().is_none());
+    let mut tables = Vec::new();
+    while tables.len() < 2 {
+        if let Event::Users(users) = next_event(&mut events).await {
+            tables.push(users.into_iter().map(|u| u.nick).collect::<Vec<_>>());
+        }
+    }
+    assert_eq!(tables, [["alice", "carol"], ["alice", "carol"]]);
 }
 
 #[tokio::test]
@@ -136,7 +153,7 @@ async fn quit_shows_the_others_an_offline_presence_and_closes() {
     .await;
     assert_eq!((nick.as_str(), online), ("bob", false));
 
-    let Event::Closed { reason } = next_event(&mut bob_events).await else {
+    let Event::Closed { reason } = next_event_after_table(&mut bob_events).await else {
         panic!("expected Closed");
     };
     assert!(matches!(reason, CloseReason::Quit), "{reason:?}");
@@ -283,7 +300,7 @@ async fn submitted_messages_are_pipelined_and_arrive_in_order() {
         ids
     });
     for n in 0..200 {
-        let Event::Message(message) = next_event(&mut bob_events).await else {
+        let Event::Message(message) = next_event_after_table(&mut bob_events).await else {
             panic!("expected message {n}");
         };
         assert_eq!(message.text, format!("m{n}"));
@@ -299,10 +316,12 @@ async fn submitted_messages_are_pipelined_and_arrive_in_order() {
 async fn acks_rebuilt_from_runs_match_what_recipients_saw() {
     let hub = TestHub::start().await;
     let (alice, _alice_events) = Client::connect(hub.addr, "alice").await.unwrap();
-    assert_eq!(
-        alice.welcome().options,
-        Some(chinwag_client::protocol::options::ACK_RUNS)
+    // And the table of users, since it follows presence.
+    let (ack_runs, users) = (
+        chinwag_client::protocol::options::ACK_RUNS,
+        chinwag_client::protocol::options::USERS,
     );
+    assert_eq!(alice.welcome().options, Some(ack_runs | users));
     let (_bob, mut bob_events) = Client::connect(hub.addr, "bob").await.unwrap();
     let (_carol, _carol_events) = Client::connect(hub.addr, "Carol").await.unwrap();
 

@@ -13,7 +13,9 @@
 //!
 //! Output lines: `[12:01:33] <alice> hello`, with `(to bob, carol)` before the
 //! text when it was not a broadcast; `* bob is online`; `* bob went offline`;
-//! `! not delivered to dave: no such user`.
+//! `! not delivered to dave: no such user`; `* stored for bob`. At login to an
+//! account: `* 2 messages while you were away`, then each stored message as
+//! `[Tue 18:02] <carol> see you  (while you were away)`.
 //!
 //! Whatever a peer wrote is shown on one line, with the characters that could
 //! forge another line or take over a terminal made visible ([`visible`]): a
@@ -38,7 +40,7 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use crate::{Ack, Code, Message, Presence, Recipients};
+use crate::{Ack, Code, MailboxHeader, Message, Presence, Recipients, UserEntry};
 
 /// What a typed line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,13 +217,67 @@ pub fn format_presence(presence: &Presence) -> String {
 }
 
 /// One `! not delivered to dave: no such user` line per recipient that did
-/// not get the message; nothing when everyone did.
+/// not get the message; nothing when everyone did. A recipient whose copy
+/// waits in its mailbox ([`Code::STORED`]) got it as far as the sender can
+/// tell: see [`format_ack_stored`].
 pub fn format_ack_failures(ack: &Ack) -> Vec<String> {
     ack.statuses
         .iter()
-        .filter(|s| s.status != Code::DELIVERED)
+        .filter(|s| s.status != Code::DELIVERED && s.status != Code::STORED)
         .map(|s| format!("! not delivered to {}: {}", visible(&s.nick), s.status))
         .collect()
+}
+
+/// One `* stored for bob` line per recipient that was offline and has the
+/// message in its mailbox ([`Code::STORED`]), to read at its next login.
+pub fn format_ack_stored(ack: &Ack) -> Vec<String> {
+    ack.statuses
+        .iter()
+        .filter(|s| s.status == Code::STORED)
+        .map(|s| format!("* stored for {}", visible(&s.nick)))
+        .collect()
+}
+
+/// A message that waited in the mailbox: [`format_message`]'s line followed
+/// by `  (while you were away)`. `clock` is preformatted as for
+/// [`format_message`]; a day with the time (`Tue 18:02`) reads best, since
+/// such a message may be days old.
+pub fn format_stored_message(clock: &str, message: &Message) -> String {
+    let mut line = format_message(clock, message);
+    line.push_str("  (while you were away)");
+    line
+}
+
+/// The lines announcing a mailbox at login: `* 2 messages while you were
+/// away` and `* 3 messages expired unread`, each only when its count is not
+/// zero (so nothing at all for an empty mailbox).
+pub fn format_mailbox(header: &MailboxHeader) -> Vec<String> {
+    let messages = |n: u32| if n == 1 { "message" } else { "messages" };
+    let mut lines = Vec::new();
+    if header.count > 0 {
+        let n = header.count;
+        lines.push(format!("* {n} {} while you were away", messages(n)));
+    }
+    if header.expired > 0 {
+        let n = header.expired;
+        lines.push(format!("* {n} {} expired unread", messages(n)));
+    }
+    lines
+}
+
+/// One row of the table of users: `* alice is online`, `* dave is online
+/// (guest)`, `* bob is offline, last seen Tue 18:02` or `* carol is
+/// offline, never seen`. `last_seen` is the row's `last_seen_ms`
+/// preformatted by the caller (who chooses the time zone); it is used only
+/// for an offline user seen at least once.
+pub fn format_user(user: &UserEntry, last_seen: &str) -> String {
+    let nick = visible(&user.nick);
+    match (user.online(), user.registered()) {
+        (true, true) => format!("* {nick} is online"),
+        (true, false) => format!("* {nick} is online (guest)"),
+        (false, _) if user.last_seen_ms == 0 => format!("* {nick} is offline, never seen"),
+        (false, _) => format!("* {nick} is offline, last seen {last_seen}"),
+    }
 }
 
 /// `* online: alice, bob`.
@@ -332,6 +388,80 @@ mod tests {
             ["! not delivered to dave: no such user"]
         );
         assert_eq!(utc_clock(43_293_000 + 86_400_000), "12:01:33");
+    }
+
+    #[test]
+    fn formats_mailboxes_stored_messages_and_the_table_of_users() {
+        let message = Message {
+            id: 1,
+            ts_ms: 0,
+            from: "carol".into(),
+            to: users(&["bob"]),
+            text: "see you".into(),
+        };
+        assert_eq!(
+            format_stored_message("Tue 18:02", &message),
+            "[Tue 18:02] <carol> (to bob) see you  (while you were away)"
+        );
+        let header = |count, expired| MailboxHeader { count, expired };
+        assert!(format_mailbox(&header(0, 0)).is_empty());
+        assert_eq!(
+            format_mailbox(&header(2, 3)),
+            [
+                "* 2 messages while you were away",
+                "* 3 messages expired unread"
+            ]
+        );
+        assert_eq!(
+            format_mailbox(&header(1, 0)),
+            ["* 1 message while you were away"]
+        );
+        assert_eq!(
+            format_mailbox(&header(0, 1)),
+            ["* 1 message expired unread"]
+        );
+        let user = |flags, last_seen_ms| UserEntry {
+            flags,
+            last_seen_ms,
+            nick: "bob".into(),
+        };
+        use crate::user_flags::{ONLINE, REGISTERED};
+        assert_eq!(
+            format_user(&user(ONLINE | REGISTERED, 0), "-"),
+            "* bob is online"
+        );
+        assert_eq!(
+            format_user(&user(ONLINE, 0), "-"),
+            "* bob is online (guest)"
+        );
+        assert_eq!(
+            format_user(&user(REGISTERED, 5), "Tue 18:02"),
+            "* bob is offline, last seen Tue 18:02"
+        );
+        assert_eq!(
+            format_user(&user(REGISTERED, 0), "-"),
+            "* bob is offline, never seen"
+        );
+        let ack = Ack {
+            client_id: 1,
+            message_id: 1,
+            delivered: 0,
+            statuses: vec![
+                RecipientStatus {
+                    nick: "bob".into(),
+                    status: Code::STORED,
+                },
+                RecipientStatus {
+                    nick: "dave".into(),
+                    status: Code::MAILBOX_FULL,
+                },
+            ],
+        };
+        assert_eq!(format_ack_stored(&ack), ["* stored for bob"]);
+        assert_eq!(
+            format_ack_failures(&ack),
+            ["! not delivered to dave: mailbox full"]
+        );
     }
 
     #[test]

@@ -10,9 +10,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use chinwag_client::{Event, Events};
-use chinwag_hub::HubConfig;
-use chinwag_hub::protocol::{ClientFrame, HubCodec, PROTOCOL_VERSION, ServerFrame, Welcome};
+use chinwag_hub::protocol::{ClientFrame, Hello, HubCodec, PROTOCOL_VERSION, ServerFrame, Welcome};
+use chinwag_hub::store::StoreConfig;
+use chinwag_hub::{Hub, HubConfig, Storage};
 use futures::{SinkExt, StreamExt};
+use tempfile::TempDir;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::Framed;
 
@@ -39,11 +41,51 @@ pub async fn start_on(addr: SocketAddr) -> TestHub {
     TestHub::serve(listener, HubConfig::default())
 }
 
+/// A hub keeping accounts and mailboxes in a store in `dir`.
+pub async fn hub_with_store(dir: &TempDir) -> TestHub {
+    let store = TestHub::open_store(StoreConfig::new(dir.path())).await;
+    TestHub::with_store(HubConfig::default(), store).await
+}
+
+/// A hub keeping accounts and mailboxes in the store in `dir`, on `addr`
+/// (where an earlier one, now shut down, listened), retrying the bind as
+/// [`start_on`] does.
+pub async fn restart_with_store(addr: SocketAddr, dir: &TempDir) -> TestHub {
+    let listener = within("binding the same port again", async {
+        loop {
+            match TcpListener::bind(addr).await {
+                Ok(listener) => break listener,
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    })
+    .await;
+    let store = TestHub::open_store(StoreConfig::new(dir.path())).await;
+    let hub = Hub::start_with_storage(HubConfig::default(), Storage::sqlite(store))
+        .await
+        .unwrap();
+    let server = tokio::spawn({
+        let hub = hub.clone();
+        async move { hub.serve(listener).await }
+    });
+    TestHub { hub, addr, server }
+}
+
 /// The next event, failing the test if none comes in time.
 pub async fn next_event(events: &mut Events) -> Event {
     within("next event", events.recv())
         .await
         .expect("events ended")
+}
+
+/// The next event but the table of users that follows `WELCOME` (or any
+/// other `Event::Users`), for tests about something else.
+pub async fn next_event_after_table(events: &mut Events) -> Event {
+    event_where(events, |event| match event {
+        Event::Users(_) => None,
+        event => Some(event),
+    })
+    .await
 }
 
 /// Skips events until `pick` returns `Some`.
@@ -80,26 +122,50 @@ impl ScriptedHub {
 
     /// Accepts a client, reads its HELLO and welcomes it.
     pub async fn accept(&self) -> ScriptedConn {
+        // This stand-in grants no options unless told to.
+        self.accept_granting(0).await
+    }
+
+    /// Accepts a client, reads its HELLO and welcomes it, granting the
+    /// options it asked for among `grant`.
+    pub async fn accept_granting(&self, grant: u32) -> ScriptedConn {
+        let (mut conn, hello) = self.accept_hello().await;
+        welcome(&mut conn, &hello, grant).await;
+        conn
+    }
+
+    /// Accepts a client and reads its first frame, which must be HELLO;
+    /// the test answers it.
+    pub async fn accept_hello(&self) -> (ScriptedConn, Hello) {
+        let mut conn = self.accept_raw().await;
+        let Some(ClientFrame::Hello(hello)) = next_frame(&mut conn).await else {
+            panic!("expected HELLO");
+        };
+        (conn, hello)
+    }
+
+    /// Accepts a client; the test reads its frames.
+    pub async fn accept_raw(&self) -> ScriptedConn {
         let (stream, _) = within("a client connecting", self.listener.accept())
             .await
             .unwrap();
-        let mut conn = Framed::new(stream, HubCodec::default());
-        let Some(Ok(ClientFrame::Hello(hello))) = within("HELLO", conn.next()).await else {
-            panic!("expected HELLO");
-        };
-        let nick = String::from_utf8(hello.nick.to_vec()).unwrap();
-        conn.send(ServerFrame::Welcome(Welcome {
-            version: PROTOCOL_VERSION,
-            max_frame: 1024 * 1024,
-            roster: vec![nick.clone()],
-            nick,
-            // This stand-in grants no options.
-            options: hello.options.map(|_| 0),
-        }))
-        .await
-        .unwrap();
-        conn
+        Framed::new(stream, HubCodec::default())
     }
+}
+
+/// Welcomes the client that sent `hello`, granting what it asked for among
+/// `grant`.
+pub async fn welcome(conn: &mut ScriptedConn, hello: &Hello, grant: u32) {
+    let nick = String::from_utf8(hello.nick.to_vec()).unwrap();
+    conn.send(ServerFrame::Welcome(Welcome {
+        version: PROTOCOL_VERSION,
+        max_frame: 1024 * 1024,
+        roster: vec![nick.clone()],
+        nick,
+        options: hello.options.map(|asked| asked & grant),
+    }))
+    .await
+    .unwrap();
 }
 
 /// The next frame from the client, skipping none.

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use chinwag_client::protocol::text::{self, Input};
-use chinwag_client::{Ack, Client, ClientError, Event, Events};
+use chinwag_client::{Ack, Client, ClientError, Event, Events, Who};
 use futures::future::BoxFuture;
 use futures::stream::{FuturesOrdered, FuturesUnordered};
 use futures::{AsyncWriteExt as _, FutureExt as _, StreamExt as _};
@@ -24,16 +24,17 @@ use crate::{EXIT_NOT_DELIVERED, interrupted, print_line};
 /// The answer to one input line, waited for without holding up the input.
 enum Answer {
     Ack(Result<Ack, ClientError>),
-    Roster(Result<Vec<String>, ClientError>),
+    Who(Result<Who, ClientError>),
 }
 
 impl Answer {
     /// The lines to print, and whether the request fully succeeded.
     fn lines(&self, format: Format, all: bool) -> (Vec<String>, bool) {
         match self {
-            Self::Ack(Ok(ack)) => (format.ack(ack, all), ack.all_delivered()),
-            Self::Roster(Ok(roster)) => (vec![format.roster(roster)], true),
-            Self::Ack(Err(error)) | Self::Roster(Err(error)) => (vec![format!("! {error}")], false),
+            Self::Ack(Ok(ack)) => (format.ack(ack, all), ack.is_ok()),
+            Self::Who(Ok(Who::Users(users))) => (format.users(users), true),
+            Self::Who(Ok(who)) => (vec![format.roster(&who.online())], true),
+            Self::Ack(Err(error)) | Self::Who(Err(error)) => (vec![format!("! {error}")], false),
         }
     }
 }
@@ -55,9 +56,9 @@ async fn act(client: &Client, line: &str, say: &mut Vec<String>) -> Step {
             Err(error) => Step::Wait(std::future::ready(Answer::Ack(Err(error))).boxed()),
         },
         // Queued now, so that it goes out between the lines around it.
-        Ok(Input::Who) => match client.submit_who().await {
-            Ok(pending) => Step::Wait(pending.map(Answer::Roster).boxed()),
-            Err(error) => Step::Wait(std::future::ready(Answer::Roster(Err(error))).boxed()),
+        Ok(Input::Who) => match client.submit_who_users().await {
+            Ok(pending) => Step::Wait(pending.map(Answer::Who).boxed()),
+            Err(error) => Step::Wait(std::future::ready(Answer::Who(Err(error))).boxed()),
         },
         Ok(Input::Help) => {
             say.push(format!("* {}", text::HELP));
@@ -112,7 +113,7 @@ async fn interactive(
                 event = events.recv() => match event {
                     Some(Event::Closed { reason }) => return Ok(Some(reason)),
                     Some(event) => {
-                        if let Some(line) = format.event(&event) {
+                        for line in format.event(&event) {
                             show(&mut screen, &line).await?;
                         }
                     }
@@ -220,7 +221,7 @@ async fn scripted(client: &Client, mut events: Events, format: Format) -> anyhow
             event = events.recv() => match event {
                 Some(Event::Closed { reason }) => return Ok(report_close(&reason, format)?),
                 Some(event) => {
-                    if let Some(line) = format.event(&event) {
+                    for line in format.event(&event) {
                         print_line(&line)?;
                     }
                 }

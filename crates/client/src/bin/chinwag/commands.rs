@@ -2,13 +2,14 @@
 
 use std::process::ExitCode;
 
-use chinwag_client::{Client, ClientError, CloseReason, Event, Events, Recipients};
+use chinwag_client::{Client, ClientError, CloseReason, Event, Events, Recipients, Who};
 
 use crate::output::Format;
 use crate::{EXIT_NOT_DELIVERED, interrupted, print_line};
 
 /// `chinwag send`: one message, its ack, an exit status that says whether
-/// everyone got it.
+/// everyone got it (a copy stored in an offline recipient's mailbox
+/// counts).
 pub(crate) async fn send(
     client: &Client,
     to: Vec<String>,
@@ -39,7 +40,7 @@ pub(crate) async fn send(
             for line in format.ack(&ack, true) {
                 print_line(&line)?;
             }
-            Ok(if ack.all_delivered() {
+            Ok(if ack.is_ok() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(EXIT_NOT_DELIVERED)
@@ -78,10 +79,10 @@ pub(crate) async fn listen(
                 None => return Ok(ExitCode::SUCCESS),
                 Some(Event::Closed { reason }) => return Ok(report_close(&reason, format)?),
                 Some(event) => {
-                    if let Some(line) = format.event(&event) {
+                    for line in format.event(&event) {
                         print_line(&line)?;
                     }
-                    if matches!(event, Event::Message(_)) {
+                    if matches!(event, Event::Message(_) | Event::Stored(_)) {
                         messages += 1;
                         if Some(messages) == count {
                             return Ok(ExitCode::SUCCESS);
@@ -96,18 +97,34 @@ pub(crate) async fn listen(
     result
 }
 
-/// `chinwag who`: the roster, without the nickname that asked.
+/// `chinwag who`: the table of users (or, from a hub that keeps none, the
+/// roster), without the nickname that asked.
 pub(crate) async fn who(client: &Client, format: Format) -> anyhow::Result<ExitCode> {
-    let roster = client.who().await;
+    let who = client.who_users().await;
     client.quit().await;
-    let roster: Vec<String> = roster?
-        .into_iter()
-        .filter(|nick| !nick.eq_ignore_ascii_case(client.nick()))
-        .collect();
-    if roster.is_empty() && !format.json {
-        print_line("* nobody else is online")?;
-    } else {
-        print_line(&format.roster(&roster))?;
+    let me = |nick: &String| nick.eq_ignore_ascii_case(client.nick());
+    let lines = match who? {
+        Who::Users(mut users) => {
+            users.retain(|user| !me(&user.nick));
+            if users.is_empty() && !format.json {
+                vec!["* nobody else is known".to_owned()]
+            } else {
+                format.users(&users)
+            }
+        }
+        Who::Roster(mut roster) => {
+            roster.retain(|nick| !me(nick));
+            if roster.is_empty() && !format.json {
+                vec!["* nobody else is online".to_owned()]
+            } else {
+                vec![format.roster(&roster)]
+            }
+        }
+        // `Who` may grow; a hub's answer this program cannot show is empty.
+        _ => Vec::new(),
+    };
+    for line in lines {
+        print_line(&line)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -4,30 +4,41 @@
 //! chinwag chat --nick alice                     # talk; `@bob hi`, `/who`, `/quit`
 //! chinwag send --nick alice --to bob hello      # send one message, print the ack
 //! chinwag listen --nick bob --count 1           # print what arrives
-//! chinwag who                                   # who is online
+//! chinwag who                                   # who is online, and who is registered
+//! chinwag account create --nick alice           # register a nickname (asks a password)
 //! chinwag bench fanout --subscribers 100        # load the hub and measure it
 //! ```
 //!
 //! Every subcommand takes `--server HOST:PORT` (default `127.0.0.1:2446`) and
 //! `--json` (one JSON object per line; see `output.rs`). Exit status: 0 on
-//! success, 1 when a message did not reach every recipient or the hub ended
-//! the session (for `bench`: when a check failed), 2 for usage and
-//! connection errors.
+//! success (a message stored for an offline registered recipient counts),
+//! 1 when a message did not reach every recipient, the hub refused an
+//! account request, or the hub ended the session (for `bench`: when a check
+//! failed), 2 for usage and connection errors (a wrong password among
+//! them).
+//!
+//! A registered nickname logs in with its password, from
+//! `CHINWAG_PASSWORD`, `--password-stdin`, or a prompt at a terminal after
+//! the hub says the nickname is registered (`password.rs`).
 //!
 //! `chinwag bench` is the `chinwag-bench` crate (`crates/bench`): this
 //! program parses its flags and turns its verdict into the exit status.
 
+mod account;
 mod chat;
 mod commands;
 mod output;
+mod password;
 
 use std::io::{self, Write as _};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use chinwag_bench::{BenchArgs, Verdict};
-use chinwag_client::{Backoff, Client, ClientOptions, Events};
-use clap::{Parser, Subcommand};
+use chinwag_client::{Backoff, Client, ClientError, ClientOptions, Events};
+use clap::{Args, Parser, Subcommand};
+
+use crate::account::AccountCommand;
 
 use crate::output::Format;
 
@@ -35,6 +46,17 @@ use crate::output::Format;
 const EXIT_NOT_DELIVERED: u8 = 1;
 /// Usage or connection error.
 const EXIT_ERROR: u8 = 2;
+
+/// How a registered nickname's password is given (see `password.rs`).
+#[derive(Debug, Args)]
+struct Login {
+    /// Read the nickname's password from the first line of standard input
+    /// (for a registered nickname). Or set `CHINWAG_PASSWORD`; at a terminal,
+    /// chinwag asks when the hub says the nickname is registered. Logging in
+    /// ends the account's session elsewhere, if it has one.
+    #[arg(long)]
+    password_stdin: bool,
+}
 
 /// Talk to a chinwag hub.
 #[derive(Debug, Parser)]
@@ -62,20 +84,29 @@ enum Command {
     /// `/quit`, `/help`. With input that is not a terminal, sends each line,
     /// waits for every ack, prints the results and exits (1 if a message did
     /// not reach every recipient).
+    ///
+    /// Logged in to an account, messages that waited for you come first,
+    /// marked "(while you were away)".
     Chat {
         /// Your nickname.
         #[arg(long)]
         nick: String,
-        /// Reconnect (with backoff) when the connection is lost.
+        /// Reconnect (with backoff) when the connection is lost; not after
+        /// another login to the account replaced this session.
         #[arg(long)]
         reconnect: bool,
+        #[command(flatten)]
+        login: Login,
     },
     /// Send one message, print what became of it per recipient, and exit 0
-    /// only if every recipient got it.
+    /// only if every recipient got it or, registered and offline, has it in
+    /// its mailbox ("* stored for bob").
     Send {
         /// Your nickname.
         #[arg(long)]
         nick: String,
+        #[command(flatten)]
+        login: Login,
         /// A recipient; repeat it, or separate names with commas.
         #[arg(
             long,
@@ -91,23 +122,40 @@ enum Command {
         #[arg(required = true, value_name = "TEXT")]
         text: Vec<String>,
     },
-    /// Print incoming messages and presence until interrupted.
+    /// Print incoming messages and presence until interrupted. Logged in to
+    /// an account, messages that waited for you come first, marked
+    /// "(while you were away)".
     Listen {
         /// Your nickname.
         #[arg(long)]
         nick: String,
-        /// Exit after this many messages.
+        /// Exit after this many messages (stored ones included).
         #[arg(long, value_name = "N")]
         count: Option<u64>,
-        /// Reconnect (with backoff) when the connection is lost.
+        /// Reconnect (with backoff) when the connection is lost; not after
+        /// another login to the account replaced this session.
         #[arg(long)]
         reconnect: bool,
+        #[command(flatten)]
+        login: Login,
     },
-    /// Print who is online (besides the nickname used to ask).
+    /// Print everyone the hub knows (besides the nickname used to ask):
+    /// each registered user, online or offline with when it was last seen,
+    /// and each guest online. With --json, flags as fields: online,
+    /// registered, `last_seen_ms`.
     Who {
         /// The nickname to ask as; `who-<pid>` by default.
         #[arg(long)]
         nick: Option<String>,
+        #[command(flatten)]
+        login: Login,
+    },
+    /// Create an account (register a nickname with a password), change its
+    /// password, or delete it. No login needed: each request goes on a
+    /// connection of its own, which registers no nickname.
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
     },
     /// Load the hub and measure it (as hubload measures other hubs),
     /// checking every delivery; exit 1 if anything was lost, duplicated,
@@ -150,17 +198,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let format = Format { json: cli.json };
     let server = cli.server.as_str();
     match cli.command {
-        Command::Chat { nick, reconnect } => {
-            let (client, events) = connect(server, &nick, reconnect).await?;
+        Command::Chat {
+            nick,
+            reconnect,
+            login,
+        } => {
+            let (client, events) = connect(server, &nick, reconnect, &login).await?;
             chat::run(&client, events, format).await
         }
         Command::Send {
             nick,
+            login,
             to,
             all,
             text,
         } => {
-            let (client, events) = connect_quietly(server, &nick).await?;
+            let options = ClientOptions::default().quiet(true).presence(false);
+            let (client, events) = join(server, &nick, options, &login).await?;
             // Nothing but the ack matters here; dropped events are discarded.
             drop(events);
             commands::send(&client, to, all, &text.join(" "), format).await
@@ -169,16 +223,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             nick,
             count,
             reconnect,
+            login,
         } => {
-            let (client, events) = connect(server, &nick, reconnect).await?;
+            let (client, events) = connect(server, &nick, reconnect, &login).await?;
             commands::listen(&client, events, count, format).await
         }
-        Command::Who { nick } => {
+        Command::Who { nick, login } => {
             let nick = nick.unwrap_or_else(|| format!("who-{}", std::process::id()));
-            let (client, events) = connect_quietly(server, &nick).await?;
+            // Not announced, but asking for the table of users, which only
+            // comes with presence.
+            let options = ClientOptions::default().quiet(true).users(true);
+            let (client, events) = join(server, &nick, options, &login).await?;
             drop(events);
             commands::who(&client, format).await
         }
+        Command::Account { command } => account::run(server, command, format).await,
         Command::Bench(args) => match chinwag_bench::run(server, format.json, args).await? {
             Verdict::Passed => Ok(ExitCode::SUCCESS),
             Verdict::Failed => Ok(ExitCode::from(EXIT_NOT_DELIVERED)),
@@ -186,24 +245,52 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn connect(server: &str, nick: &str, reconnect: bool) -> anyhow::Result<(Client, Events)> {
+async fn connect(
+    server: &str,
+    nick: &str,
+    reconnect: bool,
+    login: &Login,
+) -> anyhow::Result<(Client, Events)> {
     let mut options = ClientOptions::default();
     if reconnect {
         options = options.reconnect(Backoff::default());
     }
-    Client::connect_with(server, nick, options)
-        .await
-        .with_context(|| format!("cannot join {server} as {nick}"))
+    join(server, nick, options, login).await
 }
 
-/// Connects for a one-shot command (`send`, `who`): not announced to
-/// anyone and following no one (`QUIET` and `NO_PRESENCE`), so that others
-/// do not see it come and go.
-async fn connect_quietly(server: &str, nick: &str) -> anyhow::Result<(Client, Events)> {
-    let options = ClientOptions::default().quiet(true).presence(false);
-    Client::connect_with(server, nick, options)
-        .await
-        .with_context(|| format!("cannot join {server} as {nick}"))
+/// Connects as `nick` with `options`, logging in with the password if one
+/// is given. Without one, a registered nickname is refused; at a terminal
+/// the person is then asked for it, and the program connects again with
+/// it (rather than keep the first connection waiting while someone types,
+/// which the connection timeout would cut short). One-shot commands
+/// (`send`, `who`) pass `QUIET` options, so that others do not see them
+/// come and go.
+async fn join(
+    server: &str,
+    nick: &str,
+    options: ClientOptions,
+    login: &Login,
+) -> anyhow::Result<(Client, Events)> {
+    let options = match password::from_stdin_or_env(login.password_stdin)? {
+        Some(password) => options.password(password),
+        None => options,
+    };
+    let context = || format!("cannot join {server} as {nick}");
+    match Client::connect_with(server, nick, options.clone()).await {
+        Err(ClientError::NickRegistered { .. }) if options.password.is_none() => {
+            if !password::can_prompt() {
+                anyhow::bail!(
+                    "cannot join {server} as {nick}: {nick} is registered and needs its password: {}",
+                    password::HOW
+                );
+            }
+            let password = password::prompt(format!("password for {nick}: ")).await?;
+            Client::connect_with(server, nick, options.password(password))
+                .await
+                .with_context(context)
+        }
+        connected => connected.with_context(context),
+    }
 }
 
 /// Prints one line on stdout, flushed, so that a program reading the other

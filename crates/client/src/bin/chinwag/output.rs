@@ -5,18 +5,26 @@
 //!
 //! | `type` | fields |
 //! |---|---|
-//! | `message` | `id`, `ts` (RFC 3339, UTC), `from`, `to` (list; empty for everyone), `text` |
+//! | `message` | `id`, `ts` (RFC 3339, UTC), `from`, `to` (list; empty for everyone), `text`; `stored: true` for one that waited in the mailbox |
+//! | `mailbox` | `count` (stored messages that follow), `expired` (dropped unread) |
 //! | `presence` | `nick`, `online`, `ts` |
-//! | `ack` | `id` (the hub's message id), `delivered` (count), `broadcast`, `ok` (everyone got it), `statuses` (`nick`, `status`, `code`) |
+//! | `ack` | `id` (the hub's message id), `delivered` (count), `broadcast`, `ok` (everyone got it or has it in its mailbox), `statuses` (`nick`, `status`, `code`) |
 //! | `roster` | `online` (list) |
+//! | `users` | `users` (list of `nick`, `online`, `registered`, `last_seen_ms`: milliseconds since the Unix epoch, or null while online or if never seen) |
+//! | `user` | a change to the table: `nick`, `online`, `registered`, `last_seen_ms` (neither online nor registered: the row is gone) |
+//! | `account` | `action` (`create`, `set password`, `delete`), `nick` |
 //! | `error` | `code`, `message`, `reference` |
 //! | `disconnected`, `closed` | `reason` |
 //! | `reconnected` | `after_ms`, `attempts` |
 
+use chinwag_client::AccountAction;
 use chinwag_client::protocol::text;
-use chinwag_client::{Ack, CloseReason, Code, ErrorFrame, Event, Message, Presence, Recipients};
-use jiff::Timestamp;
+use chinwag_client::{
+    AccountDone, Ack, CloseReason, Code, ErrorFrame, Event, MailboxHeader, Message, Presence,
+    Recipients, UserEntry,
+};
 use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
 /// How to print: for people or for programs.
@@ -34,6 +42,12 @@ enum Record<'a> {
         from: &'a str,
         to: &'a [String],
         text: &'a str,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        stored: bool,
+    },
+    Mailbox {
+        count: u32,
+        expired: u32,
     },
     Presence {
         nick: &'a str,
@@ -49,6 +63,14 @@ enum Record<'a> {
     },
     Roster {
         online: &'a [String],
+    },
+    Users {
+        users: Vec<Row<'a>>,
+    },
+    User(Row<'a>),
+    Account {
+        action: &'static str,
+        nick: &'a str,
     },
     Error {
         code: u16,
@@ -67,6 +89,26 @@ enum Record<'a> {
     },
 }
 
+/// A row of the table of users, its flags as fields.
+#[derive(Serialize)]
+struct Row<'a> {
+    nick: &'a str,
+    online: bool,
+    registered: bool,
+    last_seen_ms: Option<u64>,
+}
+
+impl<'a> Row<'a> {
+    fn new(user: &'a UserEntry) -> Self {
+        Self {
+            nick: &user.nick,
+            online: user.online(),
+            registered: user.registered(),
+            last_seen_ms: Some(user.last_seen_ms).filter(|&ms| ms != 0),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct Outcome<'a> {
     nick: &'a str,
@@ -83,13 +125,19 @@ impl Record<'_> {
 }
 
 impl Format {
-    /// The line for an event; `None` for events printed elsewhere
-    /// ([`Event::Closed`]) or not at all.
-    pub(crate) fn event(self, event: &Event) -> Option<String> {
-        Some(match event {
+    /// The lines for an event; none for events printed elsewhere
+    /// ([`Event::Closed`]) or not at all (for people: the table of users
+    /// and its changes, which `/who` shows).
+    pub(crate) fn event(self, event: &Event) -> Vec<String> {
+        let line = match event {
             Event::Message(message) => self.message(message),
+            Event::Stored(message) => self.stored(message),
+            Event::Mailbox(header) => return self.mailbox(*header),
             Event::Presence(presence) => self.presence(presence),
             Event::Roster(roster) => self.roster(roster),
+            Event::Users(users) if self.json => return self.users(users),
+            Event::User(user) if self.json => Record::User(Row::new(user)).to_line(),
+            Event::AccountDone(done) => self.account_done(done),
             Event::Error(error) => self.error(error),
             Event::Disconnected { reason } => {
                 if self.json {
@@ -114,26 +162,71 @@ impl Format {
                     format!("* reconnected after {:.1}s", after.as_secs_f64())
                 }
             }
-            _ => return None,
-        })
+            _ => return Vec::new(),
+        };
+        vec![line]
     }
 
     pub(crate) fn message(self, message: &Message) -> String {
         if self.json {
-            let to = match &message.to {
-                Recipients::Users(to) => to.as_slice(),
-                Recipients::Everyone => &[],
+            message_record(message, false)
+        } else {
+            text::format_message(&clock(message.ts_ms), message)
+        }
+    }
+
+    /// A message that waited in the mailbox: `[Tue 18:02] <carol> see you
+    /// (while you were away)`.
+    fn stored(self, message: &Message) -> String {
+        if self.json {
+            message_record(message, true)
+        } else {
+            text::format_stored_message(&day_clock(message.ts_ms), message)
+        }
+    }
+
+    /// `* 2 messages while you were away`, `* 3 messages expired unread`;
+    /// for people, nothing for an empty mailbox.
+    fn mailbox(self, header: MailboxHeader) -> Vec<String> {
+        if self.json {
+            let record = Record::Mailbox {
+                count: header.count,
+                expired: header.expired,
             };
-            Record::Message {
-                id: message.id,
-                ts: rfc3339(message.ts_ms),
-                from: &message.from,
-                to,
-                text: &message.text,
+            vec![record.to_line()]
+        } else {
+            text::format_mailbox(&header)
+        }
+    }
+
+    /// The table of users: one line per user for people, one record for
+    /// programs.
+    pub(crate) fn users(self, users: &[UserEntry]) -> Vec<String> {
+        if self.json {
+            let users = users.iter().map(Row::new).collect();
+            vec![Record::Users { users }.to_line()]
+        } else {
+            users
+                .iter()
+                .map(|user| text::format_user(user, &day_clock(user.last_seen_ms)))
+                .collect()
+        }
+    }
+
+    pub(crate) fn account_done(self, done: &AccountDone) -> String {
+        if self.json {
+            Record::Account {
+                action: done.action.describe(),
+                nick: &done.nick,
             }
             .to_line()
         } else {
-            text::format_message(&clock(message.ts_ms), message)
+            let nick = text::visible(&done.nick);
+            match done.action {
+                AccountAction::Create => format!("* account {nick} created"),
+                AccountAction::SetPassword => format!("* password changed for {nick}"),
+                AccountAction::Delete => format!("* account {nick} deleted"),
+            }
         }
     }
 
@@ -198,7 +291,7 @@ impl Format {
                 id: ack.message_id(),
                 delivered: ack.delivered(),
                 broadcast: ack.is_broadcast(),
-                ok: ack.all_delivered(),
+                ok: ack.is_ok(),
                 statuses,
             };
             return vec![record.to_line()];
@@ -218,9 +311,46 @@ impl Format {
                 );
             }
         }
+        // Said even where silence means delivered: the recipient has not
+        // read it yet.
+        lines.extend(text::format_ack_stored(ack.frame()));
         lines.extend(text::format_ack_failures(ack.frame()));
         lines
     }
+}
+
+fn message_record(message: &Message, stored: bool) -> String {
+    let to = match &message.to {
+        Recipients::Users(to) => to.as_slice(),
+        Recipients::Everyone => &[],
+    };
+    Record::Message {
+        id: message.id,
+        ts: rfc3339(message.ts_ms),
+        from: &message.from,
+        to,
+        text: &message.text,
+        stored,
+    }
+    .to_line()
+}
+
+/// The day and time in the local time zone, for what may be days old (a
+/// stored message, when someone was last seen): `Tue 18:02` within the
+/// last six days, `Tue 3 Nov 18:02` before, so that a weekday never
+/// stands for two dates.
+pub(crate) fn day_clock(ts_ms: u64) -> String {
+    let Some(ts) = timestamp(ts_ms) else {
+        return text::utc_clock(ts_ms);
+    };
+    let zoned = ts.to_zoned(TimeZone::system());
+    let recent = Timestamp::now().duration_since(ts) < SignedDuration::from_hours(6 * 24);
+    let pattern = if recent {
+        "%a %H:%M"
+    } else {
+        "%a %-d %b %H:%M"
+    };
+    zoned.strftime(pattern).to_string()
 }
 
 /// `HH:MM:SS` in the local time zone (from `TZ` or the system's setting;
@@ -269,6 +399,72 @@ mod tests {
         assert_eq!(value["from"], "alice");
         assert_eq!(value["to"], serde_json::json!([]));
         assert_eq!(value["text"], "hi \"all\"");
+    }
+
+    #[test]
+    fn stored_messages_and_the_table_read_as_documented() {
+        let message = Message {
+            id: 7,
+            ts_ms: 1_700_000_000_123,
+            from: "carol".into(),
+            to: Recipients::Users(vec!["bob".into()]),
+            text: "see you".into(),
+        };
+        let line = Format { json: true }.stored(&message);
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["type"], "message");
+        assert_eq!(value["stored"], true);
+        // Live messages do not carry the field.
+        let line = Format { json: true }.message(&message);
+        assert!(!line.contains("stored"), "{line}");
+
+        let people = Format { json: false }.stored(&message);
+        assert!(
+            people.ends_with("> (to bob) see you  (while you were away)"),
+            "{people}"
+        );
+        assert!(people.starts_with('['), "{people}");
+
+        let users = [
+            UserEntry {
+                flags: chinwag_client::user_flags::REGISTERED,
+                last_seen_ms: 1_700_000_000_123,
+                nick: "bob".into(),
+            },
+            UserEntry {
+                flags: chinwag_client::user_flags::ONLINE,
+                last_seen_ms: 0,
+                nick: "dave".into(),
+            },
+        ];
+        let lines = Format { json: true }.users(&users);
+        let value: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(value["type"], "users");
+        assert_eq!(
+            value["users"],
+            serde_json::json!([
+                {"nick": "bob", "online": false, "registered": true, "last_seen_ms": 1_700_000_000_123_u64},
+                {"nick": "dave", "online": true, "registered": false, "last_seen_ms": null},
+            ])
+        );
+        let lines = Format { json: false }.users(&users);
+        assert!(
+            lines[0].starts_with("* bob is offline, last seen "),
+            "{lines:?}"
+        );
+        assert_eq!(lines[1], "* dave is online (guest)");
+    }
+
+    #[test]
+    fn day_clock_names_the_day_and_the_date_when_it_is_old() {
+        let now = u64::try_from(Timestamp::now().as_millisecond()).unwrap();
+        let recent = day_clock(now);
+        // `Tue 18:02`
+        assert_eq!(recent.len(), 9, "{recent}");
+        let old = day_clock(1_700_000_000_123);
+        // `Tue 14 Nov 22:13`, whatever the zone's day.
+        assert!(old.contains(" Nov "), "{old}");
+        assert!(old.len() >= 15, "{old}");
     }
 
     #[test]
