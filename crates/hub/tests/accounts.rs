@@ -309,6 +309,13 @@ async fn a_second_login_replaces_the_first_which_is_told_why() {
     assert_eq!(watcher.expect_presence().await, ("bob".into(), true));
     watcher.send(send(1, &["bob"], "to the new one")).await;
     assert_eq!(second.expect_message().await.text, "to the new one");
+
+    // A one-shot command (QUIET) does not end its owner's chat.
+    let mut one_shot = hub.connect().await;
+    one_shot.send(login("bob", PASSWORD, options::QUIET)).await;
+    assert_eq!(one_shot.expect_next_error().await.code, Code::NICK_TAKEN);
+    watcher.send(send(2, &["bob"], "still there")).await;
+    assert_eq!(second.expect_message().await.text, "still there");
     hub.shutdown().await;
 }
 

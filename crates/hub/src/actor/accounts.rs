@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use chinwag_protocol::{
-    AccountAction, AccountDone, Code, ErrorFrame, Nick, ServerFrame, UserEntry, user_flags,
+    AccountAction, AccountDone, Code, ErrorFrame, Nick, ServerFrame, UserEntry, options, user_flags,
 };
 use chinwag_store::{Account, NewAccount, StoreError};
 use tokio::sync::{Semaphore, mpsc};
@@ -192,6 +192,13 @@ impl Actor {
             return;
         }
         if let Lookup::Online(older, member) = self.registry.lookup(&key) {
+            // A one-shot command (`QUIET`) does not end its owner's chat:
+            // only a session that is seen replaces another.
+            let quiet = join.options.is_some_and(|bits| bits & options::QUIET != 0);
+            if quiet && !member.quiet() {
+                let _ = join.reply.send(Err((Code::NICK_TAKEN, join.unregistered)));
+                return;
+            }
             info!(nick = %member.nick, "logged in again: the older session is replaced");
             member.outbox.close(Some(Code::SESSION_REPLACED), true);
             self.leave(older);
