@@ -300,7 +300,7 @@ pub fn utc_clock(ts_ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::RecipientStatus;
+    use crate::{RecipientStatus, user_flags};
 
     fn users(names: &[&str]) -> Recipients {
         Recipients::Users(names.iter().map(|s| (*s).to_owned()).collect())
@@ -425,21 +425,20 @@ mod tests {
             last_seen_ms,
             nick: "bob".into(),
         };
-        use crate::user_flags::{ONLINE, REGISTERED};
         assert_eq!(
-            format_user(&user(ONLINE | REGISTERED, 0), "-"),
+            format_user(&user(user_flags::ONLINE | user_flags::REGISTERED, 0), "-"),
             "* bob is online"
         );
         assert_eq!(
-            format_user(&user(ONLINE, 0), "-"),
+            format_user(&user(user_flags::ONLINE, 0), "-"),
             "* bob is online (guest)"
         );
         assert_eq!(
-            format_user(&user(REGISTERED, 5), "Tue 18:02"),
+            format_user(&user(user_flags::REGISTERED, 5), "Tue 18:02"),
             "* bob is offline, last seen Tue 18:02"
         );
         assert_eq!(
-            format_user(&user(REGISTERED, 0), "-"),
+            format_user(&user(user_flags::REGISTERED, 0), "-"),
             "* bob is offline, never seen"
         );
         let ack = Ack {
