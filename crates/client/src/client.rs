@@ -315,13 +315,17 @@ impl Client {
     /// [`who`](Self::who) come from the [`Pending`].
     pub async fn submit_who(&self) -> Result<Pending<Vec<String>>, ClientError> {
         let (reply, rx) = oneshot::channel();
-        let reply = WhoReply::Names(reply);
+        self.queue_who(WhoReply::Names(reply)).await?;
+        Ok(Pending { rx })
+    }
+
+    /// Queues a `WHO` whose answer goes to `reply`.
+    async fn queue_who(&self, reply: WhoReply) -> Result<(), ClientError> {
         self.shared
             .requests
             .send(Request::Who { reply })
             .await
-            .map_err(|_| ClientError::Closed)?;
-        Ok(Pending { rx })
+            .map_err(|_| ClientError::Closed)
     }
 
     /// Asks the hub for the table of users ([`Who::Users`]), or who is
@@ -345,12 +349,7 @@ impl Client {
     /// As [`submit_who`](Self::submit_who).
     pub async fn submit_who_users(&self) -> Result<Pending<Who>, ClientError> {
         let (reply, rx) = oneshot::channel();
-        let reply = WhoReply::Table(reply);
-        self.shared
-            .requests
-            .send(Request::Who { reply })
-            .await
-            .map_err(|_| ClientError::Closed)?;
+        self.queue_who(WhoReply::Table(reply)).await?;
         Ok(Pending { rx })
     }
 
