@@ -16,6 +16,7 @@ use crate::fanout::{self, FanoutArgs};
 use crate::latency::{self, LatencyArgs};
 use crate::procstat::Process;
 use crate::report::{Figures, Report};
+use crate::store::{self, StoreArgs};
 
 /// Worker threads of the bench's runtime: the bench shares the machine's two
 /// cores with the hub, as hubload does.
@@ -49,6 +50,10 @@ enum Workload {
     /// C idle registered connections: the hub's memory per connection
     /// (with --server-pid).
     Conns(ConnsArgs),
+    /// S guest senders send M messages, pipelined, to registered
+    /// recipients who are offline: stored messages per second, and the
+    /// time from SEND to its STORED ack (the hub needs a store).
+    Store(StoreArgs),
 }
 
 /// Whether a run passed every check.
@@ -89,6 +94,7 @@ pub async fn run(server: &str, json: bool, args: BenchArgs) -> Result<Verdict, S
             Workload::Direct(w) => emit(&direct::run(&ctx, w).await?, json),
             Workload::Latency(w) => emit(&latency::run(&ctx, w).await?, json),
             Workload::Conns(w) => emit(&conns::run(&ctx, w).await?, json),
+            Workload::Store(w) => emit(&store::run(&ctx, w).await?, json),
         }
     };
     if let Ok(result) = tokio::time::timeout(hard, work).await {

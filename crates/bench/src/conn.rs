@@ -155,33 +155,11 @@ pub(crate) async fn connect(ctx: &Ctx, spec: Spec) -> Result<Peer, SetupError> {
         read_buffer,
         presence,
     } = spec;
-    let stream = open(ctx.addr, source)
-        .await
-        .map_err(|source| SetupError::Connect {
-            addr: ctx.addr,
-            nick: nick.clone(),
-            source,
-        })?;
-    let (read, write) = stream.into_split();
-    let codec = BenchCodec::new(expect.size, MAX_INBOUND_FRAME, read_buffer);
-    let mut frames = FramedRead::with_capacity(read, codec, read_buffer);
-    let write = Arc::new(Mutex::new(write));
-    let welcome = tokio::time::timeout(
-        HANDSHAKE_TIMEOUT,
-        handshake(&nick, presence, &mut frames, &write),
-    )
-    .await
-    .map_err(|_| SetupError::Handshake {
-        nick: nick.clone(),
-        reason: format!("not welcomed within {} s", HANDSHAKE_TIMEOUT.as_secs()),
-    })??;
-    // The `WELCOME` lists everyone online, so with thousands of connections
-    // it grew the read buffer to tens of KiB, and what is left of the buffer
-    // still shares that allocation: start again from the size asked for.
-    let buffer = frames.read_buffer_mut();
-    let mut fresh = BytesMut::with_capacity(read_buffer.max(buffer.len()));
-    fresh.extend_from_slice(buffer);
-    *buffer = fresh;
+    let Registered {
+        frames,
+        write,
+        max_frame,
+    } = register(ctx, &nick, source, read_buffer, expect.size, presence).await?;
     let progress = Arc::new(Progress::default());
     let reader = tokio::spawn(receiver::run(receiver::Receiver {
         nick: nick.clone(),
@@ -197,15 +175,78 @@ pub(crate) async fn connect(ctx: &Ctx, spec: Spec) -> Result<Peer, SetupError> {
         nick,
         progress,
         write,
-        max_frame: welcome,
+        max_frame,
         reader: Some(reader),
     })
+}
+
+/// A registered connection not yet handed to a reader: for a workload
+/// that reads its connections itself (`store`).
+#[derive(Debug)]
+pub(crate) struct Registered {
+    pub(crate) frames: Frames,
+    pub(crate) write: SharedWrite,
+    /// The largest payload the hub accepts from this connection.
+    pub(crate) max_frame: usize,
+}
+
+/// A connection's read half, framed by the bench's decoder.
+pub(crate) type Frames = FramedRead<OwnedReadHalf, BenchCodec>;
+
+/// Opens a connection (from `source`, if given) and registers it as the
+/// guest `nick`, reading messages of `size` bytes with a `read_buffer`
+/// buffer.
+pub(crate) async fn register(
+    ctx: &Ctx,
+    nick: &str,
+    source: Option<IpAddr>,
+    read_buffer: usize,
+    size: usize,
+    presence: bool,
+) -> Result<Registered, SetupError> {
+    let stream = open(ctx.addr, source)
+        .await
+        .map_err(|source| SetupError::Connect {
+            addr: ctx.addr,
+            nick: nick.to_owned(),
+            source,
+        })?;
+    let (read, write) = stream.into_split();
+    let mut frames = framed(read, size, read_buffer);
+    let write = Arc::new(Mutex::new(write));
+    let max_frame = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        handshake(nick, presence, &mut frames, &write),
+    )
+    .await
+    .map_err(|_| SetupError::Handshake {
+        nick: nick.to_owned(),
+        reason: format!("not welcomed within {} s", HANDSHAKE_TIMEOUT.as_secs()),
+    })??;
+    // The `WELCOME` lists everyone online, so with thousands of connections
+    // it grew the read buffer to tens of KiB, and what is left of the buffer
+    // still shares that allocation: start again from the size asked for.
+    let buffer = frames.read_buffer_mut();
+    let mut fresh = BytesMut::with_capacity(read_buffer.max(buffer.len()));
+    fresh.extend_from_slice(buffer);
+    *buffer = fresh;
+    Ok(Registered {
+        frames,
+        write,
+        max_frame,
+    })
+}
+
+/// The bench's decoder on a read half, for messages of `size` bytes.
+pub(crate) fn framed(read: OwnedReadHalf, size: usize, read_buffer: usize) -> Frames {
+    let codec = BenchCodec::new(size, MAX_INBOUND_FRAME, read_buffer);
+    FramedRead::with_capacity(read, codec, read_buffer)
 }
 
 /// A TCP connection to `addr`, from `source` if given. Binding each source
 /// address before connecting is what lets `conns` hold more connections than
 /// one address has ephemeral ports.
-async fn open(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
+pub(crate) async fn open(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
     let stream = match source {
         None => TcpStream::connect(addr).await?,
         Some(ip) => {
@@ -229,7 +270,7 @@ async fn open(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream>
 async fn handshake(
     nick: &str,
     presence: bool,
-    frames: &mut FramedRead<OwnedReadHalf, BenchCodec>,
+    frames: &mut Frames,
     write: &SharedWrite,
 ) -> Result<usize, SetupError> {
     let fail = |reason: String| SetupError::Handshake {

@@ -7,10 +7,12 @@
 //! chinwag bench direct  --pairs 50 --messages 50000 --size 64
 //! chinwag bench latency --subscribers 100 --rate 5000 --duration 10
 //! chinwag bench conns   --count 10000 --source-ips 4 --server-pid PID
+//! chinwag bench store   --senders 50 --messages 200000 --size 256 --window 16
 //! ```
 //!
 //! Every workload first sends warm-up messages until each receiver has seen
-//! one, then measures. Every delivery is checked: a run in which anything is
+//! one (`store`: until each sender's first message is acked), then
+//! measures. Every delivery is checked: a run in which anything is
 //! lost, duplicated, out of order or corrupt, an ack is wrong or missing, the
 //! hub sends an error or cuts a connection, fails ([`Verdict::Failed`]; the
 //! `chinwag` program exits with status 1). Setup problems (cannot connect,
@@ -52,8 +54,10 @@
 //! - `wait.rs`: waiting on the receivers (deliveries, warm-up, the end).
 //! - `stuck.rs`: registered readers that never read, for `latency --stuck`.
 //! - `audience.rs`: the subscribers and publisher of a broadcast.
-//! - `fanout.rs`, `direct.rs`, `latency.rs`, `conns.rs`: the workloads,
-//!   each saying what it does and what it reports.
+//! - `mailbox.rs`: the registered recipients of `store`, their accounts
+//!   created over the wire and their mailboxes emptied after a run.
+//! - `fanout.rs`, `direct.rs`, `latency.rs`, `conns.rs`, `store.rs`: the
+//!   workloads, each saying what it does and what it reports.
 //! - `command.rs`: [`BenchArgs`] and [`run`], which dispatches to a workload
 //!   and prints its report.
 
@@ -70,12 +74,14 @@ mod direct;
 mod error;
 mod fanout;
 mod latency;
+mod mailbox;
 mod payload;
 mod procstat;
 mod receiver;
 mod report;
 mod sender;
 mod shared_write;
+mod store;
 mod stuck;
 mod wait;
 

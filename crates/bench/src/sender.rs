@@ -53,23 +53,62 @@ impl Sender {
         size: usize,
         clock: Clock,
     ) -> Result<Self, SetupError> {
+        Self::on(peer.write.clone(), peer.max_frame, index, to, size, clock)
+    }
+
+    /// A sender on the write half `write` of a connection whose hub takes
+    /// payloads of up to `max_frame` bytes (for a workload that reads its
+    /// connections itself, without a [`Peer`]).
+    pub(crate) fn on(
+        write: SharedWrite,
+        max_frame: usize,
+        index: u32,
+        to: Recipients,
+        size: usize,
+        clock: Clock,
+    ) -> Result<Self, SetupError> {
         let text = payload::blank(size);
-        if text.len() + MESSAGE_OVERHEAD > peer.max_frame {
+        if text.len() + MESSAGE_OVERHEAD > max_frame {
             return Err(SetupError::Usage(format!(
-                "--size {size} does not fit the hub's frame limit of {} bytes",
-                peer.max_frame
+                "--size {size} does not fit the hub's frame limit of {max_frame} bytes"
             )));
         }
         Ok(Self {
-            write: peer.write.clone(),
+            write,
             buf: BytesMut::with_capacity(FLUSH_AT + 2 * text.len() + 128),
             text_len: text.len(),
             frame: ClientFrame::Send(SendFrame { id: 0, to, text }),
             index,
             clock,
-            max_frame: peer.max_frame,
+            max_frame,
             warmups: 0,
         })
+    }
+
+    /// As [`push`](Self::push), for one message to `to` rather than to the
+    /// sender's own recipients. `to` is swapped in for the encoding and
+    /// back out after, so that a sender cycling through recipients
+    /// allocates nothing per message.
+    pub(crate) fn push_to(
+        &mut self,
+        kind: Kind,
+        seq: u64,
+        to: &mut Recipients,
+    ) -> Result<(), ProtocolError> {
+        if let ClientFrame::Send(send) = &mut self.frame {
+            std::mem::swap(&mut send.to, to);
+        }
+        let pushed = self.push(kind, seq);
+        if let ClientFrame::Send(send) = &mut self.frame {
+            std::mem::swap(&mut send.to, to);
+        }
+        pushed
+    }
+
+    /// Encodes a frame other than a message (a `PONG`) into the buffer,
+    /// to go out with the next write.
+    pub(crate) fn push_frame(&mut self, frame: &ClientFrame) -> Result<(), ProtocolError> {
+        encode_into(frame, self.max_frame, &mut self.buf)
     }
 
     /// Encodes one message into the buffer; the timestamp is taken now.

@@ -8,6 +8,8 @@ use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use chinwag_client::protocol::ServerFrame;
+use chinwag_hub::HubConfig;
+use chinwag_hub::store::StoreConfig;
 
 use serde_json::Value;
 use support::{TestHub, within};
@@ -212,5 +214,103 @@ async fn an_extra_user_online_fails_the_ack_check() {
     assert_eq!(report["bad_acks"], 100);
     assert_eq!(report["lost"], 0);
     drain.abort();
+    hub.shutdown().await;
+}
+
+/// A hub keeping accounts and mailboxes in a store opened with `store`.
+async fn hub_with_store(store: StoreConfig) -> TestHub {
+    let store = TestHub::open_store(store).await;
+    TestHub::with_store(HubConfig::default(), store).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_gets_every_message_stored_and_drains_the_mailboxes() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = hub_with_store(StoreConfig::new(dir.path())).await;
+    let args = [
+        "store",
+        "--senders",
+        "4",
+        "--messages",
+        "402",
+        "--size",
+        "256",
+        "--recipients",
+        "3",
+        "--window",
+        "8",
+    ];
+    let first = report(&bench(&hub, &args).await);
+    assert_eq!(first["workload"], "store");
+    assert_eq!(first["ok"], true, "{first}");
+    assert_eq!(first["failures"], serde_json::json!([]), "{first}");
+    assert_eq!(first["accounts_created"], 3, "{first}");
+    assert_eq!(first["accounts_existing"], 0, "{first}");
+    for (field, count) in [("sent", 402), ("acks", 402), ("stored", 402)] {
+        assert_eq!(first[field], count, "{field}: {first}");
+    }
+    for zero in [
+        "mailbox_full",
+        "store_failed",
+        "other_status",
+        "out_of_order",
+        "hub_errors",
+        "connections_cut",
+        "leftovers",
+        "missing",
+    ] {
+        assert_eq!(first[zero], 0, "{zero}: {first}");
+    }
+    // Every data message, and each sender's warm-up message, was in a
+    // mailbox and confirmed.
+    assert_eq!(first["drained_this_run"], 402, "{first}");
+    assert_eq!(first["confirmed"], 402 + 4, "{first}");
+    assert_eq!(first["latency"]["samples"], 402, "{first}");
+    assert!(
+        first["stored_per_s"].as_f64().is_some_and(|r| r > 0.0),
+        "{first}"
+    );
+
+    // Drained, the same accounts take a second run.
+    let again = report(&bench(&hub, &args).await);
+    assert_eq!(again["ok"], true, "{again}");
+    assert_eq!(again["accounts_created"], 0, "{again}");
+    assert_eq!(again["accounts_existing"], 3, "{again}");
+    assert_eq!(again["stored"], 402, "{again}");
+    assert_eq!(again["leftovers"], 0, "{again}");
+    assert_eq!(again["drained_this_run"], 402, "{again}");
+    hub.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_counts_a_full_mailbox_as_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = hub_with_store(StoreConfig {
+        mailbox_max_messages: 50,
+        ..StoreConfig::new(dir.path())
+    })
+    .await;
+    let args = [
+        "store",
+        "--senders",
+        "2",
+        "--messages",
+        "100",
+        "--recipients",
+        "1",
+        "--keep",
+    ];
+    let output = bench(&hub, &args).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("MAILBOX_FULL"), "{stderr}");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    // The two warm-up messages took two places of the fifty.
+    assert_eq!(report["stored"], 48, "{report}");
+    assert_eq!(report["mailbox_full"], 52, "{report}");
+    assert_eq!(report["acks"], 100, "{report}");
+    // Kept: no drain.
+    assert_eq!(report["confirmed"], Value::Null, "{report}");
     hub.shutdown().await;
 }

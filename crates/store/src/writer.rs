@@ -25,6 +25,7 @@
 //! at login does not hold up the writes behind it.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use rusqlite::Connection;
 use tokio::sync::mpsc;
@@ -71,6 +72,7 @@ impl Writer {
             }
         }
         if !writes.is_empty() {
+            let started = Instant::now();
             let committed = self.commit(&mut writes).map_err(|error| {
                 error!(%error, writes = writes.len(), "store commit failed; rolled back");
                 Arc::new(error)
@@ -78,6 +80,7 @@ impl Writer {
             debug!(
                 writes = writes.len(),
                 ok = committed.is_ok(),
+                commit_us = started.elapsed().as_micros(),
                 "group commit"
             );
             for job in writes {

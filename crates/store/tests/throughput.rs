@@ -2,7 +2,8 @@
 //! second and the time from handing a message over to its `Stored` answer
 //! (p50, p99), for 1 writer and for 16 writing at once (group commit at
 //! work). Numbers for `docs/durability.md`; the comparison with
-//! redis-server `--appendonly yes --appendfsync always` is for later.
+//! redis-server `--appendonly yes --appendfsync always`, through the hub,
+//! is `chinwag bench store` (`docs/performance.md`).
 //!
 //! `cargo test --release -p chinwag-store --test throughput -- --ignored --nocapture`
 
