@@ -1,7 +1,7 @@
 //! `chinwag`, the command-line client of a chinwag hub.
 //!
 //! ```text
-//! chinwag chat --nick alice                     # talk; `@bob hi`, `/who`, `/quit`
+//! chinwag chat --nick alice                     # talk; `@bob hi`, `/help`, `/quit`
 //! chinwag send --nick alice --to bob hello      # send one message, print the ack
 //! chinwag listen --nick bob --count 1           # print what arrives
 //! chinwag who                                   # who is online, and who is registered
@@ -27,10 +27,12 @@
 mod account;
 mod chat;
 mod commands;
+mod editor;
 mod output;
 mod password;
 
 use std::io::{self, Write as _};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -80,10 +82,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Chat interactively: `@bob hello` to bob, `hello` to everyone, `/who`,
-    /// `/quit`, `/help`. With input that is not a terminal, sends each line,
-    /// waits for every ack, prints the results and exits (1 if a message did
-    /// not reach every recipient).
+    /// Chat interactively: `@bob hello` (or `/msg bob hello`) to bob, `hello`
+    /// to everyone, `/me waves`, `/who`, `/quit`, `/help`. At a terminal,
+    /// Tab completes nicknames, and Up and Ctrl+R search the history of
+    /// lines typed, kept across runs. With input that is not a terminal,
+    /// sends each line, waits for every ack, prints the results and exits
+    /// (1 if a message did not reach every recipient).
     ///
     /// Logged in to an account, messages that waited for you come first,
     /// marked "(while you were away)".
@@ -95,6 +99,12 @@ enum Command {
         /// another login to the account replaced this session.
         #[arg(long)]
         reconnect: bool,
+        /// The history of lines typed at a terminal, at most 1,000 (a line
+        /// typed with a leading space is not kept). By default
+        /// `$XDG_STATE_HOME/chinwag/history`, or
+        /// `~/.local/state/chinwag/history`; empty: keep none.
+        #[arg(long, value_name = "FILE", env = "CHINWAG_HISTORY")]
+        history: Option<PathBuf>,
         #[command(flatten)]
         login: Login,
     },
@@ -201,10 +211,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Chat {
             nick,
             reconnect,
+            history,
             login,
         } => {
             let (client, events) = connect(server, &nick, reconnect, &login).await?;
-            chat::run(&client, events, format).await
+            chat::run(&client, events, format, history).await
         }
         Command::Send {
             nick,
