@@ -62,7 +62,9 @@ fn history_path_in(
     given: Option<PathBuf>,
     env: impl Fn(&str) -> Option<OsString>,
 ) -> Option<PathBuf> {
-    if let Some(path) = given {
+    // Read here rather than by clap, which refuses an empty variable, and
+    // empty is how a user asks for no history.
+    if let Some(path) = given.or_else(|| env("CHINWAG_HISTORY").map(PathBuf::from)) {
         return (!path.as_os_str().is_empty()).then_some(path);
     }
     let absolute = |name| env(name).map(PathBuf::from).filter(|dir| dir.is_absolute());
@@ -405,6 +407,15 @@ mod tests {
             Some(PathBuf::from("/tmp/h"))
         );
         assert_eq!(history_path_in(Some(PathBuf::new()), both), None);
+        // The variable, empty or not, and the flag before it.
+        let none = env(&[("CHINWAG_HISTORY", ""), ("HOME", "/home/a")]);
+        assert_eq!(history_path_in(None, none), None);
+        let given = env(&[("CHINWAG_HISTORY", "/h"), ("HOME", "/home/a")]);
+        assert_eq!(history_path_in(None, given), Some(PathBuf::from("/h")));
+        assert_eq!(
+            history_path_in(Some("/f".into()), given),
+            Some(PathBuf::from("/f"))
+        );
     }
 
     #[test]

@@ -102,8 +102,9 @@ enum Command {
         /// The history of lines typed at a terminal, at most 1,000 (a line
         /// typed with a leading space is not kept). By default
         /// `$XDG_STATE_HOME/chinwag/history`, or
-        /// `~/.local/state/chinwag/history`; empty: keep none.
-        #[arg(long, value_name = "FILE", env = "CHINWAG_HISTORY")]
+        /// `~/.local/state/chinwag/history`; empty: keep none. Also from
+        /// `CHINWAG_HISTORY` (which may be empty).
+        #[arg(long, value_name = "FILE")]
         history: Option<PathBuf>,
         #[command(flatten)]
         login: Login,
