@@ -26,7 +26,8 @@ fn changed_or(changed: usize, refusal: StoreError) -> Result<(), StoreError> {
 }
 
 /// Stores `messages` in order (each against its mailbox's quota, counting
-/// the ones before it), and raises the last message id past them.
+/// the ones before it), counts them in their accounts, and raises the last
+/// message id past them.
 pub(crate) fn store(
     conn: &Connection,
     quota: Quota,
@@ -41,19 +42,23 @@ pub(crate) fn store(
          ON CONFLICT DO NOTHING",
     )?;
     let mut outcomes = Vec::with_capacity(messages.len());
+    // What this request added to each mailbox, counted in once at the end.
+    let mut added: Vec<(String, u64, u64)> = Vec::new();
     for message in messages {
         let recipient = fold(&message.recipient);
+        let earlier = added.iter().find(|(folded, ..)| *folded == recipient);
+        let (more, more_bytes) = earlier.map_or((0, 0), |&(_, count, bytes)| (count, bytes));
         let used: Option<(u64, u64)> = usage
             .query_row([&recipient], |row| Ok((row.get(0)?, row.get(1)?)))
             .optional()?;
         let bytes = message.stored_bytes();
-        let outcome = match used {
+        let outcome = match used.map(|(count, used)| (count + more, used + more_bytes)) {
             None => StoreOutcome::NoSuchAccount,
             Some((count, used)) if count >= quota.messages || used + bytes > quota.bytes => {
                 StoreOutcome::MailboxFull
             }
             Some(_) => {
-                insert.execute(params![
+                let inserted = insert.execute(params![
                     recipient,
                     message.id,
                     message.sender,
@@ -62,10 +67,29 @@ pub(crate) fn store(
                     message.text,
                     bytes,
                 ])?;
+                // A message already there (the same id) counts as stored,
+                // and is counted once.
+                if inserted > 0 {
+                    match added.iter_mut().find(|(folded, ..)| *folded == recipient) {
+                        Some((_, count, total)) => {
+                            *count += 1;
+                            *total += bytes;
+                        }
+                        None => added.push((recipient, 1, bytes)),
+                    }
+                }
                 StoreOutcome::Stored
             }
         };
         outcomes.push(outcome);
+    }
+    let mut count = conn.prepare_cached(
+        "UPDATE accounts SET mailbox_count = mailbox_count + ?2,
+                             mailbox_bytes = mailbox_bytes + ?3
+         WHERE nick_folded = ?1",
+    )?;
+    for (recipient, messages, bytes) in &added {
+        count.execute(params![recipient, messages, bytes])?;
     }
     if let Some(last) = messages.iter().map(|message| message.id).max() {
         conn.prepare_cached(
@@ -76,15 +100,37 @@ pub(crate) fn store(
     Ok(outcomes)
 }
 
+/// Takes `count` messages of `bytes` off a mailbox's counts.
+fn uncount(conn: &Connection, recipient: &str, count: u64, bytes: u64) -> rusqlite::Result<()> {
+    if count == 0 {
+        return Ok(());
+    }
+    conn.prepare_cached(
+        "UPDATE accounts SET mailbox_count = max(0, mailbox_count - ?2),
+                             mailbox_bytes = max(0, mailbox_bytes - ?3)
+         WHERE nick_folded = ?1",
+    )?
+    .execute(params![recipient, count, bytes])?;
+    Ok(())
+}
+
 /// Removes the named messages from a mailbox; answers how many went.
 pub(crate) fn confirm(conn: &Connection, recipient: &str, ids: &[u64]) -> rusqlite::Result<u64> {
     let recipient = fold(recipient);
-    let mut delete = conn.prepare_cached("DELETE FROM mailbox WHERE recipient = ?1 AND id = ?2")?;
-    let mut removed = 0;
+    let mut delete = conn
+        .prepare_cached("DELETE FROM mailbox WHERE recipient = ?1 AND id = ?2 RETURNING bytes")?;
+    let (mut removed, mut bytes) = (0, 0);
     // An id past i64 cannot be stored, so it is not there to remove.
     for id in ids.iter().filter_map(|&id| i64::try_from(id).ok()) {
-        removed += delete.execute(params![recipient, id])? as u64;
+        let gone: Option<u64> = delete
+            .query_row(params![recipient, id], |row| row.get(0))
+            .optional()?;
+        if let Some(size) = gone {
+            removed += 1;
+            bytes += size;
+        }
     }
+    uncount(conn, &recipient, removed, bytes)?;
     Ok(removed)
 }
 
@@ -98,27 +144,30 @@ pub(crate) fn expire(
     let max_age_ms = u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX);
     // Clamped into i64 so that a far-future clock reads as "everything".
     let cutoff = i64::try_from(now_ms.saturating_sub(max_age_ms)).unwrap_or(i64::MAX);
-    let counts: Vec<(String, String, u64)> = conn
+    let counts: Vec<(String, String, u64, u64)> = conn
         .prepare_cached(
-            "SELECT a.nick_folded, a.nick, count(*)
+            "SELECT a.nick_folded, a.nick, count(*), sum(m.bytes)
              FROM mailbox m JOIN accounts a ON a.nick_folded = m.recipient
              WHERE m.ts_ms < ?1
              GROUP BY m.recipient
              ORDER BY m.recipient",
         )?
-        .query_map([cutoff], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+        .query_map([cutoff], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })?
         .collect::<rusqlite::Result<_>>()?;
     let mut tell = conn.prepare_cached(
         "UPDATE accounts SET expired_untold = expired_untold + ?2 WHERE nick_folded = ?1",
     )?;
-    for (folded, _, dropped) in &counts {
+    for (folded, _, dropped, bytes) in &counts {
         tell.execute(params![folded, dropped])?;
+        uncount(conn, folded, *dropped, *bytes)?;
     }
     conn.prepare_cached("DELETE FROM mailbox WHERE ts_ms < ?1")?
         .execute([cutoff])?;
     Ok(counts
         .into_iter()
-        .map(|(_, recipient, dropped)| Expired { recipient, dropped })
+        .map(|(_, recipient, dropped, _)| Expired { recipient, dropped })
         .collect())
 }
 
@@ -199,14 +248,17 @@ pub(crate) fn set_last_seen(
     )
 }
 
-/// Deletes an account; the mailbox goes with it (`ON DELETE CASCADE`).
+/// Deletes an account and its mailbox, in the same transaction.
 pub(crate) fn delete_account(
     conn: &Connection,
     nick: &str,
 ) -> rusqlite::Result<Result<(), StoreError>> {
+    let folded = fold(nick);
+    conn.prepare_cached("DELETE FROM mailbox WHERE recipient = ?1")?
+        .execute([&folded])?;
     let changed = conn
         .prepare_cached("DELETE FROM accounts WHERE nick_folded = ?1")?
-        .execute([fold(nick)])?;
+        .execute([&folded])?;
     Ok(changed_or(changed, StoreError::NoSuchAccount))
 }
 

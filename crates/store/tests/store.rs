@@ -492,3 +492,72 @@ fn the_tables_read_plainly_and_a_backup_opens_as_a_store() {
         [message_with("Bob", 7, "hello")]
     );
 }
+
+/// An account's counts agree with its mailbox after every kind of change:
+/// stores (a batch with repeats, a duplicate id, a refusal at the quota in
+/// mid-batch), confirmations and expiry.
+#[test]
+fn the_mailbox_counts_follow_every_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig {
+        mailbox_max_messages: 4,
+        ..StoreConfig::new(dir.path())
+    };
+    let store = open_with(&config, &["bob", "carol"]);
+    let check = |who: &str| {
+        let mailbox = store.mailbox(who).unwrap().wait().unwrap();
+        let account = store.account(who).unwrap().wait().unwrap().unwrap();
+        let bytes: u64 = mailbox
+            .messages
+            .iter()
+            .map(chinwag_store::StoredMessage::stored_bytes)
+            .sum();
+        assert_eq!(
+            account.mailbox_count,
+            mailbox.messages.len() as u64,
+            "{who}"
+        );
+        assert_eq!(account.mailbox_bytes, bytes, "{who}");
+    };
+    let batch = vec![
+        message("bob", 1),
+        message("carol", 2),
+        message("bob", 3),
+        message("bob", 3),
+        message("bob", 4),
+        message("bob", 5),
+        message("bob", 6),
+    ];
+    let outcomes = store.store_messages(batch).unwrap().wait().unwrap();
+    assert_eq!(
+        outcomes,
+        [
+            StoreOutcome::Stored,
+            StoreOutcome::Stored,
+            StoreOutcome::Stored,
+            StoreOutcome::Stored,
+            StoreOutcome::Stored,
+            StoreOutcome::Stored,
+            StoreOutcome::MailboxFull,
+        ]
+    );
+    check("bob");
+    check("carol");
+    assert_eq!(
+        store
+            .confirm("bob", vec![1, 3, 99])
+            .unwrap()
+            .wait()
+            .unwrap(),
+        2
+    );
+    check("bob");
+    let old = chinwag_store::StoredMessage {
+        ts_ms: T0 - 40 * 24 * 60 * 60 * 1000,
+        ..message("carol", 7)
+    };
+    assert_eq!(store_one(&store, old), StoreOutcome::Stored);
+    store.expire(T0, config.max_age).unwrap().wait().unwrap();
+    check("carol");
+    assert_eq!(ids(&store, "carol"), [2]);
+}
