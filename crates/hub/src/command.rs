@@ -67,12 +67,9 @@ pub(crate) enum Answer {
         change: AccountChange,
         result: Result<(), StoreError>,
     },
-    /// The statuses of an acknowledgement that waited for the store: each
-    /// recipient's index in the `ACK` and its status.
-    Stored {
-        message_id: u64,
-        statuses: Vec<(usize, Code)>,
-    },
+    /// The statuses of acknowledgements that waited for the store: for
+    /// each message, each recipient's index in its `ACK` and its status.
+    Stored(Vec<(u64, Vec<(usize, Code)>)>),
     /// A mailbox read at login, for connection `id`.
     Mailbox {
         id: ConnId,

@@ -59,10 +59,21 @@ pub(super) fn in_background<T: Send + 'static>(
     }
 }
 
+/// The copies for offline users that the current batch of commands
+/// routed, handed to the store together when the batch ends: one request,
+/// one task awaiting its answer and one command back to the actor for the
+/// whole batch, rather than for each message.
+#[derive(Default)]
+pub(super) struct ToStore {
+    copies: Vec<StoredMessage>,
+    /// Each message's id, and the `ACK` indices of its copies, in order.
+    messages: Vec<(u64, Vec<usize>)>,
+}
+
 impl Actor {
-    /// Hands a message's copies for offline registered users to the store.
-    /// Its `ACK` waits for the commit, behind the sender's earlier replies
-    /// (in `replies`, queued now) and ahead of its later ones.
+    /// Sets a message's copies for offline registered users aside for the
+    /// store. Its `ACK` waits for the commit, behind the sender's earlier
+    /// replies (in `replies`, queued now) and ahead of its later ones.
     pub(super) fn store_for_offline(
         &mut self,
         from: ConnId,
@@ -73,10 +84,28 @@ impl Actor {
             client_id,
             message_id,
             delivered,
-            mut statuses,
+            statuses,
             copies,
         } = message;
+        let earlier = replies.take();
+        self.reply(from, earlier);
+        self.acks.wait(
+            from,
+            PendingAck::new(client_id, message_id, delivered, statuses),
+        );
         let (indices, copies): (Vec<usize>, Vec<StoredMessage>) = copies.into_iter().unzip();
+        self.to_store.copies.extend(copies);
+        self.to_store.messages.push((message_id, indices));
+    }
+
+    /// Hands the batch's copies to the store in one request; its answer
+    /// settles every `ACK` that waited for it. A request the store refuses
+    /// at once (a full queue) settles them as `STORE_FAILED` now.
+    pub(super) fn flush_store(&mut self) {
+        if self.to_store.messages.is_empty() {
+            return;
+        }
+        let ToStore { copies, messages } = std::mem::take(&mut self.to_store);
         let handed = match &self.accounts.storage {
             Some(storage) => storage.mail.store_messages(copies),
             None => Err(StoreError::Closed),
@@ -84,47 +113,37 @@ impl Actor {
         let pending = match handed {
             Ok(pending) => pending,
             Err(error) => {
-                // Refused at once (a full queue): no wait, no `STORED`.
                 warn!(%error, "could not hand messages for offline users to the store");
-                for &index in &indices {
-                    if let Some((_, slot)) = statuses.get_mut(index) {
-                        *slot = Some(Code::STORE_FAILED);
-                    }
+                for (message_id, indices) in messages {
+                    let failed = indices.into_iter().map(|i| (i, Code::STORE_FAILED));
+                    self.stored(message_id, failed.collect());
                 }
-                let ack = PendingAck::new(client_id, message_id, delivered, statuses);
-                replies.frame(&ack.into_frame());
                 return;
             }
         };
-        let earlier = replies.take();
-        self.reply(from, earlier);
-        self.acks.wait(
-            from,
-            PendingAck::new(client_id, message_id, delivered, statuses),
-        );
         let answers = self.accounts.answers.clone();
         tokio::spawn(async move {
-            let statuses = match pending.await {
-                Ok(outcomes) => indices
-                    .into_iter()
-                    .zip(outcomes.into_iter().map(status))
-                    .collect(),
+            let outcomes = match pending.await {
+                Ok(outcomes) => Some(outcomes),
                 Err(error) => {
                     warn!(%error, "could not store messages for offline users");
-                    indices
-                        .into_iter()
-                        .map(|index| (index, Code::STORE_FAILED))
-                        .collect()
+                    None
                 }
             };
-            send_answer(
-                &answers,
-                Answer::Stored {
-                    message_id,
-                    statuses,
-                },
-            )
-            .await;
+            let mut outcomes = outcomes.map(Vec::into_iter);
+            let settled = messages
+                .into_iter()
+                .map(|(message_id, indices)| {
+                    let statuses = (indices.into_iter())
+                        .map(|index| {
+                            let outcome = outcomes.as_mut().and_then(Iterator::next);
+                            (index, outcome.map_or(Code::STORE_FAILED, status))
+                        })
+                        .collect();
+                    (message_id, statuses)
+                })
+                .collect();
+            send_answer(&answers, Answer::Stored(settled)).await;
         });
     }
 

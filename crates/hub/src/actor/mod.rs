@@ -41,6 +41,7 @@ use tracing::{debug, info, warn};
 use self::accounts::Accounts;
 use self::acks::PendingAcks;
 use self::gather::Gathered;
+use self::mailbox::ToStore;
 use self::message_id::MessageIds;
 use self::presence::PendingPresence;
 use self::route::LastFound;
@@ -75,6 +76,8 @@ pub(crate) struct Actor {
     last_found: LastFound,
     /// Registered nicknames, and the store behind them and the mailboxes.
     accounts: Accounts,
+    /// The current batch's copies for offline users, not yet handed over.
+    to_store: ToStore,
     /// The time stamped on what the current batch routes, read once per
     /// batch: a clock read per message was 3% of the hub's time, and a batch
     /// takes well under a millisecond.
@@ -110,6 +113,7 @@ impl Actor {
         };
         Self {
             accounts: Accounts::new(storage, accounts, config.accounts.clone(), answers),
+            to_store: ToStore::default(),
             registry: Registry::default(),
             wakes: Vec::new(),
             message_ids,
@@ -151,6 +155,7 @@ impl Actor {
                     for command in batch.drain(..) {
                         self.handle(command);
                     }
+                    self.flush_store();
                     self.flush_presence();
                     self.wake_all();
                 }
@@ -174,6 +179,7 @@ impl Actor {
             self.now_ms = now_ms();
             self.handle(command);
         }
+        self.flush_store();
         self.flush_presence();
         self.wake_all();
         let mut holders = Vec::new();
@@ -219,10 +225,11 @@ impl Actor {
                     change,
                     result,
                 } => self.account_written(job, change, result),
-                Answer::Stored {
-                    message_id,
-                    statuses,
-                } => self.stored(message_id, statuses),
+                Answer::Stored(settled) => {
+                    for (message_id, statuses) in settled {
+                        self.stored(message_id, statuses);
+                    }
+                }
                 Answer::Mailbox { id, mailbox } => self.mailbox_read(id, mailbox),
             },
             Command::Who { id } => self.who(id),
