@@ -210,6 +210,18 @@ fn last_prompt(screen: &str) -> Option<&str> {
 }
 
 /// The next message `session` gets, skipping other frames.
+/// A hub, bob on it in-process, and alice's `chat` at its prompt in a
+/// pane, with its history in a temporary directory (kept while it lives).
+async fn alice_chatting_with_bob() -> (TestHub, Session, tempfile::TempDir, Pane) {
+    let hub = TestHub::start().await;
+    let bob = hub.hub.attach("bob").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("history");
+    let pane = Pane::chat(&hub, &history, &["--nick", "alice"]).await;
+    pane.wait_for_line("").await;
+    (hub, bob, dir, pane)
+}
+
 async fn next_message(session: &mut Session) -> Message {
     within("a message", async {
         loop {
@@ -318,13 +330,7 @@ async fn tab_completes_nicknames() {
     if !tmux_installed().await {
         return;
     }
-    let hub = TestHub::start().await;
-    let mut bob = hub.hub.attach("bob").await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let history = dir.path().join("history");
-
-    let pane = Pane::chat(&hub, &history, &["--nick", "alice"]).await;
-    pane.wait_for_line("").await;
+    let (hub, mut bob, _dir, pane) = alice_chatting_with_bob().await;
     pane.type_text("@b").await;
     pane.press(&["Tab"]).await;
     pane.wait_for_line("@bob").await;
@@ -356,13 +362,7 @@ async fn ctrl_c_clears_the_line_and_a_second_quits() {
     if !tmux_installed().await {
         return;
     }
-    let hub = TestHub::start().await;
-    let mut bob = hub.hub.attach("bob").await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let history = dir.path().join("history");
-
-    let pane = Pane::chat(&hub, &history, &["--nick", "alice"]).await;
-    pane.wait_for_line("").await;
+    let (_hub, mut bob, dir, pane) = alice_chatting_with_bob().await;
     pane.type_text("half typed").await;
     pane.wait_for_line("half typed").await;
     pane.press(&["C-c"]).await;
@@ -371,7 +371,10 @@ async fn ctrl_c_clears_the_line_and_a_second_quits() {
     assert_eq!(pane.exit_status().await, 0);
     // Nothing was sent.
     gone_without_a_word(&mut bob).await;
-    assert!(!history.exists(), "nothing typed was kept");
+    assert!(
+        !dir.path().join("history").exists(),
+        "nothing typed was kept"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -379,13 +382,7 @@ async fn ctrl_d_deletes_a_character_and_quits_on_an_empty_line() {
     if !tmux_installed().await {
         return;
     }
-    let hub = TestHub::start().await;
-    let mut bob = hub.hub.attach("bob").await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let history = dir.path().join("history");
-
-    let pane = Pane::chat(&hub, &history, &["--nick", "alice"]).await;
-    pane.wait_for_line("").await;
+    let (_hub, mut bob, _dir, pane) = alice_chatting_with_bob().await;
     pane.type_text("abxc").await;
     // On the x: Ctrl+D deletes it, and Ctrl+K cuts what follows.
     pane.press(&["Left", "Left", "C-d"]).await;
@@ -404,13 +401,7 @@ async fn help_msg_and_me() {
     if !tmux_installed().await {
         return;
     }
-    let hub = TestHub::start().await;
-    let mut bob = hub.hub.attach("bob").await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let history = dir.path().join("history");
-
-    let pane = Pane::chat(&hub, &history, &["--nick", "alice"]).await;
-    pane.wait_for_line("").await;
+    let (_hub, mut bob, _dir, pane) = alice_chatting_with_bob().await;
     pane.type_text("/help").await;
     pane.enter().await;
     let screen = pane.wait_for_text("* /help ").await;
