@@ -727,3 +727,39 @@ async fn a_text_user_is_told_a_registered_nickname_is_not_for_the_text_port() {
     assert!(next().await.starts_with("* welcome, robert"));
     hub.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_table_larger_than_a_frame_comes_as_users_then_user_frames() {
+    use chinwag_hub::protocol::{Encode, ServerFrame as Frame};
+    use chinwag_hub::store::{AccountStore, NewAccount};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = TestHub::open_store(StoreConfig::new(dir.path())).await;
+    for n in 0..100 {
+        let account = NewAccount {
+            nick: format!("member-{n:03}"),
+            password_hash: "not a hash: nobody logs in".into(),
+            created_ms: 1,
+        };
+        store.create_account(account).unwrap().await.unwrap();
+    }
+    let mut config = HubConfig::default();
+    config.max_frame = 512;
+    let hub = TestHub::with_store(config, store).await;
+    let (mut alice, _) = hub
+        .connect()
+        .await
+        .registered_with_options("alice", options::USERS)
+        .await;
+    let first = users_table(&mut alice).await;
+    let size = Frame::Users(first.clone()).payload_len();
+    assert!(size <= 512, "a USERS frame of {size} bytes");
+    let mut rows: Vec<String> = first.into_iter().map(|row| row.nick).collect();
+    while rows.len() < 101 {
+        rows.push(next_user(&mut alice).await.nick);
+    }
+    let mut expected: Vec<String> = (0..100).map(|n| format!("member-{n:03}")).collect();
+    expected.insert(0, "alice".into());
+    assert_eq!(rows, expected, "every row once, in order");
+    hub.shutdown().await;
+}

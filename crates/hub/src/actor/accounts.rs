@@ -11,8 +11,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
+use bytes::{Bytes, BytesMut};
 use chinwag_protocol::{
-    AccountAction, AccountDone, Code, ErrorFrame, Nick, ServerFrame, UserEntry, options, user_flags,
+    AccountAction, AccountDone, Code, Encode, ErrorFrame, Nick, ServerFrame, UserEntry,
+    encode_into, options, user_flags,
 };
 use chinwag_store::{Account, NewAccount, StoreError};
 use tokio::sync::{Semaphore, mpsc};
@@ -491,12 +493,42 @@ impl Actor {
             return;
         };
         let answer = if member.users() {
-            ServerFrame::Users(self.users_table())
+            Some(self.table_frames())
         } else {
-            ServerFrame::Roster(self.registry.roster())
+            encode(&ServerFrame::Roster(self.registry.roster()))
         };
-        if let Some(frame) = encode(&answer) {
-            self.queue_for(id, frame);
+        if let Some(frames) = answer {
+            self.queue_for(id, frames);
         }
+    }
+
+    /// The table of users as frames no larger than the hub's frame limit
+    /// (which is what a client accepts by default): one `USERS` with as
+    /// many rows as fit, then a `USER` for each row left, which adds it. A
+    /// hub with more accounts than one frame holds is still read whole, by
+    /// any client that follows the protocol.
+    pub(super) fn table_frames(&self) -> Bytes {
+        let rows = self.users_table();
+        // The opcode and the count, then each row as a `USER` holds it.
+        let mut size = 1 + 4;
+        let fit = (rows.iter())
+            .take_while(|row| {
+                size += ServerFrame::User((*row).clone()).payload_len() - 1;
+                size <= self.max_frame
+            })
+            .count();
+        let mut rows = rows.into_iter();
+        let first: Vec<UserEntry> = rows.by_ref().take(fit).collect();
+        let mut frames = BytesMut::new();
+        let frames_ok =
+            encode_into(&ServerFrame::Users(first), usize::MAX, &mut frames).and_then(|()| {
+                rows.try_for_each(|row| {
+                    encode_into(&ServerFrame::User(row), usize::MAX, &mut frames)
+                })
+            });
+        if let Err(error) = frames_ok {
+            warn!(%error, "could not encode the table of users");
+        }
+        frames.freeze()
     }
 }

@@ -300,10 +300,7 @@ impl Actor {
             let _ = reply.send(Ok(()));
             return;
         }
-        if table
-            && let Some(frame) = encode(&ServerFrame::Users(self.users_table()))
-            && outbox.push(frame).is_err()
-        {
+        if table && outbox.push(self.table_frames()).is_err() {
             warn!(%nick, "the table of users did not fit in the new connection's queue");
             self.registry.leave(id);
             let _ = reply.send(Ok(()));
