@@ -149,9 +149,11 @@ struct Args {
     /// Worker threads of the runtime (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
-    /// Seconds to wait on shutdown for queued frames to be flushed.
-    #[arg(long, default_value_t = 5)]
-    shutdown_grace_secs: u64,
+    /// How long to wait on shutdown for queued frames to be flushed (units
+    /// as the other durations; `--shutdown-grace-secs 5`, its old name,
+    /// still works).
+    #[arg(long, alias = "shutdown-grace-secs", value_parser = grace, default_value = "5s")]
+    shutdown_grace: Duration,
 }
 
 /// Whether clients may create accounts.
@@ -280,7 +282,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     shutdown.await?;
     info!("shutting down");
-    let grace = Duration::from_secs(args.shutdown_grace_secs);
+    let grace = args.shutdown_grace;
     if tokio::time::timeout(grace, hub.shutdown()).await.is_err() {
         warn!(
             ?grace,
@@ -352,6 +354,18 @@ fn humantime_secs(text: &str) -> Result<Duration, String> {
 }
 
 /// A count or size that must be at least 1.
+/// A duration as [`humantime_secs`] reads it, or zero: not waiting at all
+/// is a choice a shutdown grace may make.
+fn grace(text: &str) -> Result<Duration, String> {
+    let number = text
+        .trim()
+        .trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    if number.parse::<f64>() == Ok(0.0) {
+        return Ok(Duration::ZERO);
+    }
+    humantime_secs(text)
+}
+
 fn positive(text: &str) -> Result<usize, String> {
     match text.trim().parse::<usize>() {
         Ok(0) => Err("must be at least 1".to_owned()),

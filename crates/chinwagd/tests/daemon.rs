@@ -650,3 +650,21 @@ async fn refusals_and_disconnections_are_logged_at_info_with_the_address() {
     daemon.signal("-TERM");
     assert_eq!(daemon.wait_exit(PATIENCE).code(), Some(0));
 }
+
+/// The shutdown grace takes a duration like the other flags, and its old
+/// name with a number of seconds (zero included) still works.
+#[test]
+fn the_shutdown_grace_takes_a_duration_and_its_old_name() {
+    for args in [
+        ["--shutdown-grace", "2s"],
+        ["--shutdown-grace-secs", "1"],
+        ["--shutdown-grace-secs", "0"],
+    ] {
+        let mut daemon = Daemon::start(&args);
+        daemon.signal("-TERM");
+        assert_eq!(daemon.wait_exit(PATIENCE).code(), Some(0), "{args:?}");
+    }
+    let (status, _, stderr) = run_to_exit(&["--shutdown-grace", "soon"]);
+    assert!(!status.success());
+    assert!(stderr.contains("is not a duration"), "{stderr}");
+}
