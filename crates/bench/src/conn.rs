@@ -204,13 +204,7 @@ pub(crate) async fn register(
     size: usize,
     presence: bool,
 ) -> Result<Registered, SetupError> {
-    let stream = open(ctx.addr, source)
-        .await
-        .map_err(|source| SetupError::Connect {
-            addr: ctx.addr,
-            nick: nick.to_owned(),
-            source,
-        })?;
+    let stream = open(ctx, nick, source).await?;
     let (read, write) = stream.into_split();
     let mut frames = framed(read, size, read_buffer);
     let write = Arc::new(Mutex::new(write));
@@ -243,10 +237,26 @@ pub(crate) fn framed(read: OwnedReadHalf, size: usize, read_buffer: usize) -> Fr
     FramedRead::with_capacity(read, codec, read_buffer)
 }
 
+/// A TCP connection to the hub for `nick`, from `source` if given; a
+/// failure is a setup error naming them.
+pub(crate) async fn open(
+    ctx: &Ctx,
+    nick: &str,
+    source: Option<IpAddr>,
+) -> Result<TcpStream, SetupError> {
+    open_socket(ctx.addr, source)
+        .await
+        .map_err(|error| SetupError::Connect {
+            addr: ctx.addr,
+            nick: nick.to_owned(),
+            source: error,
+        })
+}
+
 /// A TCP connection to `addr`, from `source` if given. Binding each source
 /// address before connecting is what lets `conns` hold more connections than
 /// one address has ephemeral ports.
-pub(crate) async fn open(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
+async fn open_socket(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
     let stream = match source {
         None => TcpStream::connect(addr).await?,
         Some(ip) => {

@@ -155,13 +155,7 @@ async fn create(ctx: &Ctx, nick: &str) -> Result<bool, SetupError> {
 
 /// Opens a connection for an account's business, not registered.
 async fn open(ctx: &Ctx, nick: &str) -> Result<(Frames, SharedWrite), SetupError> {
-    let stream = conn::open(ctx.addr, None)
-        .await
-        .map_err(|source| SetupError::Connect {
-            addr: ctx.addr,
-            nick: nick.to_owned(),
-            source,
-        })?;
+    let stream = conn::open(ctx, nick, None).await?;
     let (read, write) = stream.into_split();
     // Stored messages are decoded in full (the codec reads only `MESSAGE`s
     // in place), whatever their size.

@@ -166,14 +166,15 @@ impl Bucket {
 /// nothing by reconnecting), and a restart forgets it.
 #[derive(Debug, Default)]
 pub(crate) struct Throttle {
-    nicks: HashMap<String, Bucket>,
+    /// By case-folded nickname.
+    nicks: HashMap<Vec<u8>, Bucket>,
     addresses: HashMap<IpAddr, Bucket>,
 }
 
 impl Throttle {
     /// Whether a login to `nick` (folded) from `address` must be refused
     /// unchecked: one of its buckets has no failure left.
-    pub(crate) fn holds(&self, nick: &str, address: Option<IpAddr>, now: Instant) -> bool {
+    pub(crate) fn holds(&self, nick: &[u8], address: Option<IpAddr>, now: Instant) -> bool {
         let empty = |bucket: Option<&Bucket>, allowance| {
             bucket.is_some_and(|bucket| bucket.left(allowance, now) < 1.0)
         };
@@ -182,7 +183,7 @@ impl Throttle {
     }
 
     /// Counts a wrong password for `nick` from `address`.
-    pub(crate) fn failed(&mut self, nick: &str, address: Option<IpAddr>, now: Instant) {
+    pub(crate) fn failed(&mut self, nick: &[u8], address: Option<IpAddr>, now: Instant) {
         let take = |bucket: &mut Bucket, allowance: Allowance| {
             bucket.left = (bucket.left(allowance, now) - 1.0).max(0.0);
             bucket.at = now;
@@ -193,7 +194,7 @@ impl Throttle {
         };
         take(
             self.nicks
-                .entry(nick.to_owned())
+                .entry(nick.to_vec())
                 .or_insert_with(|| fresh(PER_NICK)),
             PER_NICK,
         );
@@ -244,18 +245,18 @@ mod tests {
         let start = Instant::now();
         let ip: IpAddr = [192, 0, 2, 1].into();
         for _ in 0..3 {
-            assert!(!throttle.holds("bob", Some(ip), start));
-            throttle.failed("bob", Some(ip), start);
+            assert!(!throttle.holds(b"bob", Some(ip), start));
+            throttle.failed(b"bob", Some(ip), start);
         }
-        assert!(throttle.holds("bob", Some(ip), start));
+        assert!(throttle.holds(b"bob", Some(ip), start));
         // Another address does not help a guesser: the nickname holds.
-        assert!(throttle.holds("bob", Some([192, 0, 2, 2].into()), start));
+        assert!(throttle.holds(b"bob", Some([192, 0, 2, 2].into()), start));
         // Another nickname from the same address is still allowed.
-        assert!(!throttle.holds("carol", Some(ip), start));
+        assert!(!throttle.holds(b"carol", Some(ip), start));
         let later = start + PER_NICK.every;
-        assert!(!throttle.holds("bob", Some(ip), later));
-        throttle.failed("bob", Some(ip), later);
-        assert!(throttle.holds("bob", Some(ip), later));
+        assert!(!throttle.holds(b"bob", Some(ip), later));
+        throttle.failed(b"bob", Some(ip), later);
+        assert!(throttle.holds(b"bob", Some(ip), later));
     }
 
     #[test]
@@ -264,10 +265,10 @@ mod tests {
         let now = Instant::now();
         let ip: IpAddr = [192, 0, 2, 1].into();
         for n in 0..10 {
-            throttle.failed(&format!("user{n}"), Some(ip), now);
+            throttle.failed(format!("user{n}").as_bytes(), Some(ip), now);
         }
-        assert!(throttle.holds("someone", Some(ip), now));
-        assert!(!throttle.holds("someone", Some([192, 0, 2, 9].into()), now));
+        assert!(throttle.holds(b"someone", Some(ip), now));
+        assert!(!throttle.holds(b"someone", Some([192, 0, 2, 9].into()), now));
         throttle.prune(now + PER_ADDRESS.every * 10 + PER_NICK.every * 3);
         assert!(throttle.nicks.is_empty() && throttle.addresses.is_empty());
     }

@@ -80,8 +80,13 @@ pub(crate) enum Answer {
 /// What a written account request changes in the actor's table.
 #[derive(Debug)]
 pub(crate) enum AccountChange {
-    Created { nick: String, hash: String },
-    Password { hash: String },
+    /// The nickname is the request's.
+    Created {
+        hash: String,
+    },
+    Password {
+        hash: String,
+    },
     Deleted,
 }
 

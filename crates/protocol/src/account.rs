@@ -76,7 +76,7 @@ impl std::fmt::Debug for AccountRequest {
 
 impl AccountRequest {
     /// The encoded length of the fields, without the opcode (as
-    /// [`UserEntry::payload_len`]).
+    /// [`UserEntry::encoded_len`]).
     pub(crate) fn payload_len(&self) -> usize {
         1 + nick_len(self.nick.as_bytes()) + 4 + self.password.len() + 4 + self.new_password.len()
     }
@@ -156,7 +156,10 @@ impl UserEntry {
         self.flags & user_flags::REGISTERED != 0
     }
 
-    pub(crate) fn payload_len(&self) -> usize {
+    /// The bytes this entry takes in a `USERS` frame (and a `USER` frame's
+    /// payload is one more, its opcode): what a hub counts to keep a table
+    /// within its frame limit.
+    pub fn encoded_len(&self) -> usize {
         1 + 8 + nick_len(self.nick.as_bytes())
     }
 

@@ -620,8 +620,8 @@ impl ServerFrame {
             // A token; a `MAILBOX`'s two counts.
             Self::Ping(_) | Self::Pong(_) | Self::Mailbox(_) => 8,
             Self::AccountDone(done) => 1 + nick_len(done.nick.as_bytes()),
-            Self::Users(users) => 4 + users.iter().map(UserEntry::payload_len).sum::<usize>(),
-            Self::User(user) => user.payload_len(),
+            Self::Users(users) => 4 + users.iter().map(UserEntry::encoded_len).sum::<usize>(),
+            Self::User(user) => user.encoded_len(),
         }
     }
 }

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use chinwag_protocol::{
-    AccountAction, AccountDone, Code, Encode, ErrorFrame, Nick, ServerFrame, UserEntry,
-    encode_into, options, user_flags,
+    AccountAction, AccountDone, Code, ErrorFrame, Nick, ServerFrame, UserEntry, encode_into,
+    options, user_flags,
 };
 use chinwag_store::{Account, NewAccount, StoreError};
 use tokio::sync::{Semaphore, mpsc};
@@ -68,7 +68,7 @@ impl Accounts {
         let known = accounts
             .into_iter()
             .map(|account| {
-                let key = account.nick.to_ascii_lowercase().into_bytes();
+                let key = key_of(&account.nick);
                 let known = Known {
                     nick: account.nick,
                     hash: account.password_hash.into(),
@@ -108,19 +108,23 @@ impl Accounts {
 
     /// Throttle check for a password about to be checked.
     fn throttled(&self, key: &[u8], address: Option<std::net::IpAddr>) -> bool {
-        self.throttle
-            .holds(&String::from_utf8_lossy(key), address, Instant::now())
+        self.throttle.holds(key, address, Instant::now())
     }
 
     fn failed(&mut self, key: &[u8], address: Option<std::net::IpAddr>) {
-        self.throttle
-            .failed(&String::from_utf8_lossy(key), address, Instant::now());
+        self.throttle.failed(key, address, Instant::now());
     }
 
     /// Forgets throttle entries that have refilled.
     pub(super) fn prune(&mut self) {
         self.throttle.prune(Instant::now());
     }
+}
+
+/// The key an account is kept under: its nickname, ASCII case folded, as
+/// the registry and the store fold it.
+fn key_of(nick: &str) -> Vec<u8> {
+    nick.to_ascii_lowercase().into_bytes()
 }
 
 /// Hands an answer to the actor, if it still runs.
@@ -335,7 +339,7 @@ impl Actor {
         hash: Option<Result<String, String>>,
     ) {
         let action = job.request.action;
-        let key = job.request.nick.to_ascii_lowercase().into_bytes();
+        let key = key_of(&job.request.nick);
         if !ok {
             self.accounts.failed(&key, job.address);
             let _ = job.reply.send(refusal(action, Code::BAD_PASSWORD, None));
@@ -360,12 +364,12 @@ impl Actor {
         let (change, written) = match (action, hash) {
             (AccountAction::Create, Some(hash)) => {
                 let account = NewAccount {
-                    nick: nick.clone(),
+                    nick,
                     password_hash: hash.clone(),
                     created_ms: self.now_ms,
                 };
                 let written = storage.accounts.create_account(account);
-                (AccountChange::Created { nick, hash }, written)
+                (AccountChange::Created { hash }, written)
             }
             (AccountAction::SetPassword, Some(hash)) => {
                 let written = storage.accounts.set_password(&nick, hash.clone());
@@ -407,7 +411,7 @@ impl Actor {
         result: Result<(), StoreError>,
     ) {
         let action = job.request.action;
-        let key = job.request.nick.to_ascii_lowercase().into_bytes();
+        let key = key_of(&job.request.nick);
         if let AccountChange::Created { .. } = change {
             self.accounts.creating.remove(&key);
         }
@@ -430,7 +434,8 @@ impl Actor {
         let shown_online = online.is_some_and(|(_, quiet)| !quiet);
         let online_flag = if shown_online { user_flags::ONLINE } else { 0 };
         let (nick, row) = match change {
-            AccountChange::Created { nick, hash } => {
+            AccountChange::Created { hash } => {
+                let nick = job.request.nick.clone();
                 info!(%nick, "account created");
                 // The guest who asked is now that account's session.
                 if let Some((id, _)) = online
@@ -513,7 +518,7 @@ impl Actor {
         let mut size = 1 + 4;
         let fit = (rows.iter())
             .take_while(|row| {
-                size += ServerFrame::User((*row).clone()).payload_len() - 1;
+                size += row.encoded_len();
                 size <= self.max_frame
             })
             .count();

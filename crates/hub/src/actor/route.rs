@@ -304,16 +304,7 @@ fn resolve<'a, 'r>(
             Some(seen) => !seen.insert(name.as_bytes().to_ascii_lowercase()),
         };
         if !repeated {
-            let found = lookup(registry, last_found, name.as_bytes());
-            // Only names nobody online has are looked up among accounts,
-            // and only if there are any: the online paths pay nothing.
-            let offline = if found.is_none() && !known.is_empty() {
-                known
-                    .get(name.as_bytes().to_ascii_lowercase().as_slice())
-                    .map(|known| known.nick.as_str())
-            } else {
-                None
-            };
+            let (found, offline) = lookup(registry, known, last_found, name.as_bytes());
             resolved.push(Named {
                 name,
                 found,
@@ -325,30 +316,40 @@ fn resolve<'a, 'r>(
     resolved
 }
 
-/// The online user called `name`, in any case.
+/// Who `name` is, in any case: the online user, or else the registered
+/// account's nickname as registered. Folded once, on the stack; accounts
+/// are looked in only for names nobody online has, and only if there are
+/// any, so the online paths pay nothing for them.
 fn lookup<'r>(
     registry: &'r Registry,
+    known: &'r HashMap<Vec<u8>, Known>,
     last_found: &mut LastFound,
     name: &[u8],
-) -> Option<(ConnId, &'r Member)> {
+) -> (Option<(ConnId, &'r Member)>, Option<&'r str>) {
     // No valid nickname is longer or outside ASCII, so such a name
     // matches nobody.
     let mut folded = [0u8; MAX_NICK_LEN];
-    let folded = folded.get_mut(..name.len())?;
+    let Some(folded) = folded.get_mut(..name.len()) else {
+        return (None, None);
+    };
     folded.copy_from_slice(name);
     folded.make_ascii_lowercase();
     if let Some(id) = last_found.get(folded) {
         // Still online: an id is never reused, so it is the same user.
         if let Some(member) = registry.member(id) {
-            return Some((id, member));
+            return (Some((id, member)), None);
         }
     }
     match registry.lookup(folded) {
         Lookup::Online(id, member) => {
             last_found.set(folded, id);
-            Some((id, member))
+            (Some((id, member)), None)
         }
-        Lookup::Unknown => None,
+        Lookup::Unknown if known.is_empty() => (None, None),
+        Lookup::Unknown => (
+            None,
+            known.get(&folded[..]).map(|known| known.nick.as_str()),
+        ),
     }
 }
 
