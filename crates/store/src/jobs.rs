@@ -7,6 +7,14 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use crate::StoreError;
+use crate::index::MailIndex;
+
+/// What a write works on: the group's transaction, and the mailboxes'
+/// index, whose changes are undone if the transaction is rolled back.
+pub(crate) struct Txn<'a> {
+    pub(crate) conn: &'a Connection,
+    pub(crate) index: &'a mut MailIndex,
+}
 
 /// What the writer's queue carries.
 pub(crate) enum Request {
@@ -23,7 +31,7 @@ pub(crate) enum Request {
 /// A write: run inside the group's transaction, answered after it.
 pub(crate) trait WriteJob: Send {
     /// Runs the write. An error fails the whole group (it is rolled back).
-    fn run(&mut self, conn: &Connection) -> rusqlite::Result<()>;
+    fn run(&mut self, tx: &mut Txn<'_>) -> rusqlite::Result<()>;
 
     /// Answers, once the group's transaction has committed (`Ok`) or been
     /// rolled back (`Err`).
@@ -32,6 +40,11 @@ pub(crate) trait WriteJob: Send {
 
 /// Work run once on a connection, answering as it ends.
 pub(crate) trait ReadJob: Send {
+    /// Takes what it needs from the mailboxes' index, on the writer's
+    /// thread, once the writes before it have committed. Most reads need
+    /// nothing.
+    fn prepare(&mut self, _index: &MailIndex) {}
+
     /// Runs it and answers.
     fn run(self: Box<Self>, conn: &Connection);
 
@@ -63,11 +76,11 @@ impl<T, F> Write<T, F> {
 impl<T, F> WriteJob for Write<T, F>
 where
     T: Send,
-    F: FnOnce(&Connection) -> rusqlite::Result<Result<T, StoreError>> + Send,
+    F: FnOnce(&mut Txn<'_>) -> rusqlite::Result<Result<T, StoreError>> + Send,
 {
-    fn run(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+    fn run(&mut self, tx: &mut Txn<'_>) -> rusqlite::Result<()> {
         if let Some(work) = self.work.take() {
-            self.done = Some(work(conn)?);
+            self.done = Some(work(tx)?);
         }
         Ok(())
     }
@@ -101,11 +114,65 @@ where
     F: FnOnce(&Connection) -> rusqlite::Result<Result<T, StoreError>> + Send,
 {
     fn run(self: Box<Self>, conn: &Connection) {
-        let answer = (self.work)(conn).unwrap_or_else(|error| {
-            tracing::error!(%error, "store read failed");
-            Err(StoreError::Failed(Arc::new(error)))
-        });
-        let _ = self.reply.send(answer);
+        answer_read(self.reply, (self.work)(conn));
+    }
+
+    fn refuse(self: Box<Self>, error: StoreError) {
+        let _ = self.reply.send(Err(error));
+    }
+}
+
+/// Sends a read's answer; SQLite failing is logged and answered `Failed`.
+fn answer_read<T>(reply: Reply<T>, result: rusqlite::Result<Result<T, StoreError>>) {
+    let answer = result.unwrap_or_else(|error| {
+        tracing::error!(%error, "store read failed");
+        Err(StoreError::Failed(Arc::new(error)))
+    });
+    let _ = reply.send(answer);
+}
+
+/// A read in two steps: `prepare` takes what it needs from the index on the
+/// writer's thread (a mailbox's rows, say), `work` reads the rows on the
+/// reader's.
+pub(crate) struct IndexedRead<T, P, X, F> {
+    prepare: Option<P>,
+    prepared: Option<X>,
+    work: F,
+    reply: Reply<T>,
+}
+
+impl<T, P, X, F> IndexedRead<T, P, X, F> {
+    pub(crate) fn new(prepare: P, work: F, reply: Reply<T>) -> Self {
+        Self {
+            prepare: Some(prepare),
+            prepared: None,
+            work,
+            reply,
+        }
+    }
+}
+
+impl<T, P, X, F> ReadJob for IndexedRead<T, P, X, F>
+where
+    T: Send,
+    X: Send,
+    P: FnOnce(&MailIndex) -> X + Send,
+    F: FnOnce(&Connection, X) -> rusqlite::Result<Result<T, StoreError>> + Send,
+{
+    fn prepare(&mut self, index: &MailIndex) {
+        if let Some(prepare) = self.prepare.take() {
+            self.prepared = Some(prepare(index));
+        }
+    }
+
+    fn run(self: Box<Self>, conn: &Connection) {
+        match self.prepared {
+            Some(prepared) => answer_read(self.reply, (self.work)(conn, prepared)),
+            // Never prepared: the writer passes every read through `prepare`.
+            None => {
+                let _ = self.reply.send(Err(StoreError::Closed));
+            }
+        }
     }
 
     fn refuse(self: Box<Self>, error: StoreError) {

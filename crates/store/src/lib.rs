@@ -89,6 +89,7 @@ mod account;
 mod backend;
 mod config;
 mod error;
+mod index;
 mod jobs;
 mod lock;
 mod message;

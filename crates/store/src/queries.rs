@@ -6,10 +6,13 @@
 //! request's answer alone (no such account, say), which fails nothing else.
 //! The reads run on the reader's connection.
 
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use crate::index::{Entries, MailIndex, Slot};
+use crate::jobs::Txn;
 use crate::message::fold;
 use crate::{Account, Expired, Mailbox, NewAccount, StoreError, StoreOutcome, StoredMessage};
 
@@ -25,40 +28,35 @@ fn changed_or(changed: usize, refusal: StoreError) -> Result<(), StoreError> {
     if changed == 0 { Err(refusal) } else { Ok(()) }
 }
 
-/// Stores `messages` in order (each against its mailbox's quota, counting
-/// the ones before it), counts them in their accounts, and raises the last
-/// message id past them.
+/// Stores `messages` in order, each against its mailbox's quota (counting
+/// the ones before it), and raises the last message id past them.
+///
+/// The quota, the account's existence and an id already stored are checked
+/// in the index; only the rows are written, appended to `mailbox`.
 pub(crate) fn store(
-    conn: &Connection,
+    tx: &mut Txn<'_>,
     quota: Quota,
     messages: &[StoredMessage],
 ) -> rusqlite::Result<Vec<StoreOutcome>> {
-    let mut usage = conn.prepare_cached(
-        "SELECT mailbox_count, mailbox_bytes FROM accounts WHERE nick_folded = ?1",
-    )?;
-    let mut insert = conn.prepare_cached(
+    let mut insert = tx.conn.prepare_cached(
         "INSERT INTO mailbox (recipient, id, sender, to_names, ts_ms, text, bytes)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT DO NOTHING",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     let mut outcomes = Vec::with_capacity(messages.len());
-    // What this request added to each mailbox, counted in once at the end.
-    let mut added: Vec<(String, u64, u64)> = Vec::new();
     for message in messages {
         let recipient = fold(&message.recipient);
-        let earlier = added.iter().find(|(folded, ..)| *folded == recipient);
-        let (more, more_bytes) = earlier.map_or((0, 0), |&(_, count, bytes)| (count, bytes));
-        let used: Option<(u64, u64)> = usage
-            .query_row([&recipient], |row| Ok((row.get(0)?, row.get(1)?)))
-            .optional()?;
         let bytes = message.stored_bytes();
-        let outcome = match used.map(|(count, used)| (count + more, used + more_bytes)) {
+        let outcome = match tx.index.get(&recipient) {
             None => StoreOutcome::NoSuchAccount,
-            Some((count, used)) if count >= quota.messages || used + bytes > quota.bytes => {
+            // A message already there (the same id) counts as stored, once.
+            Some(entries) if entries.by_id.contains_key(&message.id) => StoreOutcome::Stored,
+            Some(entries)
+                if entries.count() >= quota.messages || entries.bytes + bytes > quota.bytes =>
+            {
                 StoreOutcome::MailboxFull
             }
             Some(_) => {
-                let inserted = insert.execute(params![
+                insert.execute(params![
                     recipient,
                     message.id,
                     message.sender,
@@ -67,108 +65,80 @@ pub(crate) fn store(
                     message.text,
                     bytes,
                 ])?;
-                // A message already there (the same id) counts as stored,
-                // and is counted once.
-                if inserted > 0 {
-                    match added.iter_mut().find(|(folded, ..)| *folded == recipient) {
-                        Some((_, count, total)) => {
-                            *count += 1;
-                            *total += bytes;
-                        }
-                        None => added.push((recipient, 1, bytes)),
-                    }
-                }
+                let seq = tx.conn.last_insert_rowid();
+                tx.index.add(&recipient, message.id, Slot { seq, bytes });
                 StoreOutcome::Stored
             }
         };
         outcomes.push(outcome);
     }
-    let mut count = conn.prepare_cached(
-        "UPDATE accounts SET mailbox_count = mailbox_count + ?2,
-                             mailbox_bytes = mailbox_bytes + ?3
-         WHERE nick_folded = ?1",
-    )?;
-    for (recipient, messages, bytes) in &added {
-        count.execute(params![recipient, messages, bytes])?;
-    }
     if let Some(last) = messages.iter().map(|message| message.id).max() {
-        conn.prepare_cached(
-            "UPDATE hub_state SET value = max(value, ?1) WHERE key = 'last_message_id'",
-        )?
-        .execute([last])?;
+        tx.conn
+            .prepare_cached(
+                "UPDATE hub_state SET value = max(value, ?1) WHERE key = 'last_message_id'",
+            )?
+            .execute([last])?;
     }
     Ok(outcomes)
 }
 
-/// Takes `count` messages of `bytes` off a mailbox's counts.
-fn uncount(conn: &Connection, recipient: &str, count: u64, bytes: u64) -> rusqlite::Result<()> {
-    if count == 0 {
-        return Ok(());
-    }
-    conn.prepare_cached(
-        "UPDATE accounts SET mailbox_count = max(0, mailbox_count - ?2),
-                             mailbox_bytes = max(0, mailbox_bytes - ?3)
-         WHERE nick_folded = ?1",
-    )?
-    .execute(params![recipient, count, bytes])?;
+/// Deletes one stored message's row.
+fn delete_row(conn: &Connection, seq: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM mailbox WHERE seq = ?1")?
+        .execute([seq])?;
     Ok(())
 }
 
 /// Removes the named messages from a mailbox; answers how many went.
-pub(crate) fn confirm(conn: &Connection, recipient: &str, ids: &[u64]) -> rusqlite::Result<u64> {
+pub(crate) fn confirm(tx: &mut Txn<'_>, recipient: &str, ids: &[u64]) -> rusqlite::Result<u64> {
     let recipient = fold(recipient);
-    let mut delete = conn
-        .prepare_cached("DELETE FROM mailbox WHERE recipient = ?1 AND id = ?2 RETURNING bytes")?;
-    let (mut removed, mut bytes) = (0, 0);
-    // An id past i64 cannot be stored, so it is not there to remove.
-    for id in ids.iter().filter_map(|&id| i64::try_from(id).ok()) {
-        let gone: Option<u64> = delete
-            .query_row(params![recipient, id], |row| row.get(0))
-            .optional()?;
-        if let Some(size) = gone {
+    let mut removed = 0;
+    for &id in ids {
+        if let Some(slot) = tx.index.remove(&recipient, id) {
+            delete_row(tx.conn, slot.seq)?;
             removed += 1;
-            bytes += size;
         }
     }
-    uncount(conn, &recipient, removed, bytes)?;
     Ok(removed)
 }
 
 /// Deletes messages routed before `now_ms - max_age`, counting them per
 /// mailbox, and adds each count to the account's untold ones.
 pub(crate) fn expire(
-    conn: &Connection,
+    tx: &mut Txn<'_>,
     now_ms: u64,
     max_age: Duration,
 ) -> rusqlite::Result<Vec<Expired>> {
     let max_age_ms = u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX);
     // Clamped into i64 so that a far-future clock reads as "everything".
     let cutoff = i64::try_from(now_ms.saturating_sub(max_age_ms)).unwrap_or(i64::MAX);
-    let counts: Vec<(String, String, u64, u64)> = conn
-        .prepare_cached(
-            "SELECT a.nick_folded, a.nick, count(*), sum(m.bytes)
-             FROM mailbox m JOIN accounts a ON a.nick_folded = m.recipient
-             WHERE m.ts_ms < ?1
-             GROUP BY m.recipient
-             ORDER BY m.recipient",
-        )?
-        .query_map([cutoff], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-        })?
+    // A scan of the table: the sweep runs hourly, and an index on age
+    // would cost every stored message a second B-tree insert meanwhile.
+    let gone: Vec<(String, u64)> = tx
+        .conn
+        .prepare_cached("DELETE FROM mailbox WHERE ts_ms < ?1 RETURNING recipient, id")?
+        .query_map([cutoff], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
-    let mut tell = conn.prepare_cached(
-        "UPDATE accounts SET expired_untold = expired_untold + ?2 WHERE nick_folded = ?1",
-    )?;
-    for (folded, _, dropped, bytes) in &counts {
-        tell.execute(params![folded, dropped])?;
-        uncount(conn, folded, *dropped, *bytes)?;
+    let mut dropped: BTreeMap<String, u64> = BTreeMap::new();
+    for (recipient, id) in gone {
+        tx.index.remove(&recipient, id);
+        *dropped.entry(recipient).or_default() += 1;
     }
-    conn.prepare_cached("DELETE FROM mailbox WHERE ts_ms < ?1")?
-        .execute([cutoff])?;
-    Ok(counts
-        .into_iter()
-        .map(|(_, recipient, dropped, _)| Expired { recipient, dropped })
-        .collect())
+    let mut tell = tx.conn.prepare_cached(
+        "UPDATE accounts SET expired_untold = expired_untold + ?2 WHERE nick_folded = ?1
+         RETURNING nick",
+    )?;
+    let mut expired = Vec::with_capacity(dropped.len());
+    for (folded, dropped) in dropped {
+        // A row whose account is gone has nobody to tell.
+        if let Some(recipient) = tell
+            .query_row(params![folded, dropped], |row| row.get(0))
+            .optional()?
+        {
+            expired.push(Expired { recipient, dropped });
+        }
+    }
+    Ok(expired)
 }
 
 /// Takes `told` off a mailbox's count of expired messages not yet told.
@@ -188,21 +158,26 @@ pub(crate) fn clear_expired(
 
 /// Creates an account, unless its nickname is taken.
 pub(crate) fn create_account(
-    conn: &Connection,
+    tx: &mut Txn<'_>,
     account: &NewAccount,
 ) -> rusqlite::Result<Result<(), StoreError>> {
-    let changed = conn
+    let folded = fold(&account.nick);
+    let changed = tx
+        .conn
         .prepare_cached(
             "INSERT INTO accounts (nick_folded, nick, password_hash, created_ms)
              VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT DO NOTHING",
         )?
         .execute(params![
-            fold(&account.nick),
+            folded,
             account.nick,
             account.password_hash,
             account.created_ms,
         ])?;
+    if changed > 0 {
+        tx.index.add_account(&folded);
+    }
     Ok(changed_or(changed, StoreError::AccountExists))
 }
 
@@ -250,82 +225,127 @@ pub(crate) fn set_last_seen(
 
 /// Deletes an account and its mailbox, in the same transaction.
 pub(crate) fn delete_account(
-    conn: &Connection,
+    tx: &mut Txn<'_>,
     nick: &str,
 ) -> rusqlite::Result<Result<(), StoreError>> {
     let folded = fold(nick);
-    conn.prepare_cached("DELETE FROM mailbox WHERE recipient = ?1")?
-        .execute([&folded])?;
-    let changed = conn
+    let rows: Vec<i64> = tx
+        .index
+        .remove_account(&folded)
+        .map(|entries| entries.by_id.values().map(|slot| slot.seq).collect())
+        .unwrap_or_default();
+    for seq in rows {
+        delete_row(tx.conn, seq)?;
+    }
+    let changed = tx
+        .conn
         .prepare_cached("DELETE FROM accounts WHERE nick_folded = ?1")?
         .execute([&folded])?;
     Ok(changed_or(changed, StoreError::NoSuchAccount))
 }
 
 /// The columns [`account_from_row`] reads, in its order.
-const ACCOUNT_COLUMNS: &str =
-    "nick, password_hash, created_ms, last_seen_ms, mailbox_count, mailbox_bytes";
+const ACCOUNT_COLUMNS: &str = "nick_folded, nick, password_hash, created_ms, last_seen_ms";
 
-fn account_from_row(row: &Row<'_>) -> rusqlite::Result<Account> {
+/// Each mailbox's messages and bytes, by folded nickname, as the index has
+/// them.
+pub(crate) type Counts = HashMap<String, (u64, u64)>;
+
+/// The counts of one mailbox, or of all (`None`), from the index.
+pub(crate) fn counts(index: &MailIndex, account: Option<&str>) -> Counts {
+    let count =
+        |(folded, entries): (&String, &Entries)| (folded.clone(), (entries.count(), entries.bytes));
+    match account {
+        Some(account) => {
+            let folded = fold(account);
+            index
+                .get(&folded)
+                .map(|entries| count((&folded, entries)))
+                .into_iter()
+                .collect()
+        }
+        None => index.iter().map(count).collect(),
+    }
+}
+
+fn account_from_row(row: &Row<'_>, counts: &Counts) -> rusqlite::Result<Account> {
+    let folded = row.get_ref(0)?.as_str()?;
+    let (mailbox_count, mailbox_bytes) = counts.get(folded).copied().unwrap_or_default();
     Ok(Account {
-        nick: row.get(0)?,
-        password_hash: row.get(1)?,
-        created_ms: row.get(2)?,
-        last_seen_ms: row.get(3)?,
-        mailbox_count: row.get(4)?,
-        mailbox_bytes: row.get(5)?,
+        nick: row.get(1)?,
+        password_hash: row.get(2)?,
+        created_ms: row.get(3)?,
+        last_seen_ms: row.get(4)?,
+        mailbox_count,
+        mailbox_bytes,
     })
 }
 
 /// One account.
-pub(crate) fn account(conn: &Connection, nick: &str) -> rusqlite::Result<Option<Account>> {
+pub(crate) fn account(
+    conn: &Connection,
+    nick: &str,
+    counts: &Counts,
+) -> rusqlite::Result<Option<Account>> {
     conn.prepare_cached(&format!(
         "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE nick_folded = ?1"
     ))?
-    .query_row([fold(nick)], account_from_row)
+    .query_row([fold(nick)], |row| account_from_row(row, counts))
     .optional()
 }
 
 /// Every account, by folded nickname.
-pub(crate) fn accounts(conn: &Connection) -> rusqlite::Result<Vec<Account>> {
+pub(crate) fn accounts(conn: &Connection, counts: &Counts) -> rusqlite::Result<Vec<Account>> {
     conn.prepare_cached(&format!(
         "SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY nick_folded"
     ))?
-    .query_map([], account_from_row)?
+    .query_map([], |row| account_from_row(row, counts))?
     .collect()
 }
 
+/// A mailbox's rows, in id order, as the index has them (`None`: no such
+/// account).
+pub(crate) fn mailbox_rows(index: &MailIndex, recipient: &str) -> Option<Vec<i64>> {
+    index
+        .get(&fold(recipient))
+        .map(|entries| entries.by_id.values().map(|slot| slot.seq).collect())
+}
+
 /// A mailbox, oldest first, read in one read transaction so that its
-/// messages and its expired count agree.
+/// messages and its expired count agree. `rows` are its rows as of the
+/// writes before this read; one confirmed and deleted since is left out.
 pub(crate) fn mailbox(
     conn: &Connection,
     recipient: &str,
+    rows: Option<Vec<i64>>,
 ) -> rusqlite::Result<Result<Mailbox, StoreError>> {
-    let recipient = fold(recipient);
     let tx = conn.unchecked_transaction()?;
     let owner: Option<(String, u64)> = tx
         .prepare_cached("SELECT nick, expired_untold FROM accounts WHERE nick_folded = ?1")?
-        .query_row([&recipient], |row| Ok((row.get(0)?, row.get(1)?)))
+        .query_row([fold(recipient)], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
-    let Some((nick, expired)) = owner else {
+    let (Some((nick, expired)), Some(rows)) = (owner, rows) else {
         return Ok(Err(StoreError::NoSuchAccount));
     };
-    let messages = tx
-        .prepare_cached(
-            "SELECT id, sender, to_names, ts_ms, text FROM mailbox
-             WHERE recipient = ?1 ORDER BY id",
-        )?
-        .query_map([&recipient], |row| {
-            Ok(StoredMessage {
-                recipient: nick.clone(),
-                id: row.get(0)?,
-                sender: row.get(1)?,
-                to: StoredMessage::split_names(&row.get::<_, String>(2)?),
-                ts_ms: row.get(3)?,
-                text: row.get(4)?,
+    let mut read =
+        tx.prepare_cached("SELECT id, sender, to_names, ts_ms, text FROM mailbox WHERE seq = ?1")?;
+    let mut messages = Vec::with_capacity(rows.len());
+    for seq in rows {
+        let message = read
+            .query_row([seq], |row| {
+                Ok(StoredMessage {
+                    recipient: nick.clone(),
+                    id: row.get(0)?,
+                    sender: row.get(1)?,
+                    to: StoredMessage::split_names(&row.get::<_, String>(2)?),
+                    ts_ms: row.get(3)?,
+                    text: row.get(4)?,
+                })
             })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
+            .optional()?;
+        messages.extend(message);
+    }
+    drop(read);
     tx.finish()?;
     Ok(Ok(Mailbox { messages, expired }))
 }

@@ -11,7 +11,8 @@ use rusqlite::Connection;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
-use crate::jobs::{Read, Request, Write};
+use crate::index::MailIndex;
+use crate::jobs::{IndexedRead, Read, Request, Txn, Write};
 use crate::lock::DirLock;
 use crate::message::check_i64;
 use crate::queries::{self, Quota};
@@ -74,7 +75,9 @@ impl Store {
     /// writer and reader threads.
     ///
     /// This blocks on the disk (a migration can take a while): call it before
-    /// starting the runtime, or in `spawn_blocking`.
+    /// starting the runtime, or in `spawn_blocking`. Opening reads every
+    /// stored message's place and size (not its text) into the mailboxes'
+    /// index, about a second per million stored messages.
     ///
     /// # Errors
     ///
@@ -91,12 +94,17 @@ impl Store {
                 source,
             })?;
         }
+        let index = MailIndex::load(&conn).map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
         let reader_conn = schema::open_reader(&path)?;
 
         let (requests, requests_rx) = mpsc::channel(config.write_queue.max(1));
         let (reads, reads_rx) = mpsc::channel(config.read_queue.max(1));
         let writer = Writer {
             conn,
+            index,
             requests: requests_rx,
             reads,
             group_max: config.group_max.max(1),
@@ -167,7 +175,7 @@ impl Store {
     fn write<T, F>(&self, work: F) -> Result<Pending<T>, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> rusqlite::Result<Result<T, StoreError>> + Send + 'static,
+        F: FnOnce(&mut Txn<'_>) -> rusqlite::Result<Result<T, StoreError>> + Send + 'static,
     {
         let (reply, pending) = Pending::channel();
         self.submit(Request::Write(Box::new(Write::new(work, reply))))?;
@@ -183,6 +191,22 @@ impl Store {
     {
         let (reply, pending) = Pending::channel();
         self.submit(Request::Read(Box::new(Read::new(work, reply))))?;
+        Ok(pending)
+    }
+
+    /// Hands over a read that needs the index: `prepare` takes what it needs
+    /// from it on the writer's thread, as of the writes handed over before
+    /// it, and `work` then runs on the reader's connection.
+    fn indexed_read<T, P, X, F>(&self, prepare: P, work: F) -> Result<Pending<T>, StoreError>
+    where
+        T: Send + 'static,
+        X: Send + 'static,
+        P: FnOnce(&MailIndex) -> X + Send + 'static,
+        F: FnOnce(&Connection, X) -> rusqlite::Result<Result<T, StoreError>> + Send + 'static,
+    {
+        let (reply, pending) = Pending::channel();
+        let job = IndexedRead::new(prepare, work, reply);
+        self.submit(Request::Read(Box::new(job)))?;
         Ok(pending)
     }
 }
@@ -206,8 +230,8 @@ impl MailStore for Store {
     fn store_message(&self, message: StoredMessage) -> Result<Pending<StoreOutcome>, StoreError> {
         message.check()?;
         let quota = self.inner.quota;
-        self.write(move |conn| {
-            let outcomes = queries::store(conn, quota, std::slice::from_ref(&message))?;
+        self.write(move |tx| {
+            let outcomes = queries::store(tx, quota, std::slice::from_ref(&message))?;
             Ok(outcomes.first().copied().ok_or(StoreError::Closed))
         })
     }
@@ -218,27 +242,31 @@ impl MailStore for Store {
     ) -> Result<Pending<Vec<StoreOutcome>>, StoreError> {
         messages.iter().try_for_each(StoredMessage::check)?;
         let quota = self.inner.quota;
-        self.write(move |conn| queries::store(conn, quota, &messages).map(Ok))
+        self.write(move |tx| queries::store(tx, quota, &messages).map(Ok))
     }
 
     fn mailbox(&self, recipient: &str) -> Result<Pending<Mailbox>, StoreError> {
         let recipient = recipient.to_owned();
-        self.read(move |conn| queries::mailbox(conn, &recipient))
+        let key = recipient.clone();
+        self.indexed_read(
+            move |index| queries::mailbox_rows(index, &key),
+            move |conn, rows| queries::mailbox(conn, &recipient, rows),
+        )
     }
 
     fn confirm(&self, recipient: &str, ids: Vec<u64>) -> Result<Pending<u64>, StoreError> {
         let recipient = recipient.to_owned();
-        self.write(move |conn| queries::confirm(conn, &recipient, &ids).map(Ok))
+        self.write(move |tx| queries::confirm(tx, &recipient, &ids).map(Ok))
     }
 
     fn expire(&self, now_ms: u64, max_age: Duration) -> Result<Pending<Vec<Expired>>, StoreError> {
-        self.write(move |conn| queries::expire(conn, now_ms, max_age).map(Ok))
+        self.write(move |tx| queries::expire(tx, now_ms, max_age).map(Ok))
     }
 
     fn clear_expired(&self, recipient: &str, told: u64) -> Result<Pending<()>, StoreError> {
         check_i64(told, "expired count")?;
         let recipient = recipient.to_owned();
-        self.write(move |conn| queries::clear_expired(conn, &recipient, told))
+        self.write(move |tx| queries::clear_expired(tx.conn, &recipient, told))
     }
 
     fn last_message_id(&self) -> Result<Pending<u64>, StoreError> {
@@ -249,31 +277,38 @@ impl MailStore for Store {
 impl AccountStore for Store {
     fn create_account(&self, account: NewAccount) -> Result<Pending<()>, StoreError> {
         check_i64(account.created_ms, "creation time")?;
-        self.write(move |conn| queries::create_account(conn, &account))
+        self.write(move |tx| queries::create_account(tx, &account))
     }
 
     fn account(&self, nick: &str) -> Result<Pending<Option<Account>>, StoreError> {
         let nick = nick.to_owned();
-        self.read(move |conn| queries::account(conn, &nick).map(Ok))
+        let key = nick.clone();
+        self.indexed_read(
+            move |index| queries::counts(index, Some(&key)),
+            move |conn, counts| queries::account(conn, &nick, &counts).map(Ok),
+        )
     }
 
     fn accounts(&self) -> Result<Pending<Vec<Account>>, StoreError> {
-        self.read(|conn| queries::accounts(conn).map(Ok))
+        self.indexed_read(
+            |index| queries::counts(index, None),
+            |conn, counts| queries::accounts(conn, &counts).map(Ok),
+        )
     }
 
     fn set_password(&self, nick: &str, password_hash: String) -> Result<Pending<()>, StoreError> {
         let nick = nick.to_owned();
-        self.write(move |conn| queries::set_password(conn, &nick, &password_hash))
+        self.write(move |tx| queries::set_password(tx.conn, &nick, &password_hash))
     }
 
     fn set_last_seen(&self, nick: &str, at_ms: u64) -> Result<Pending<()>, StoreError> {
         check_i64(at_ms, "last seen time")?;
         let nick = nick.to_owned();
-        self.write(move |conn| queries::set_last_seen(conn, &nick, at_ms))
+        self.write(move |tx| queries::set_last_seen(tx.conn, &nick, at_ms))
     }
 
     fn delete_account(&self, nick: &str) -> Result<Pending<()>, StoreError> {
         let nick = nick.to_owned();
-        self.write(move |conn| queries::delete_account(conn, &nick))
+        self.write(move |tx| queries::delete_account(tx, &nick))
     }
 }

@@ -11,7 +11,7 @@
 //! grow by themselves, and a lone write is committed at once, with no timer.
 //!
 //! If any write or the commit fails (a full disk, an I/O error), the group
-//! is rolled back and every write in it is answered
+//! is rolled back, the index's changes with it, and every write in it is answered
 //! [`StoreError::Failed`](crate::StoreError::Failed): they shared a
 //! transaction, so none of them is on disk. The error is logged and the
 //! writer goes on with the next group, which succeeds once the disk has
@@ -22,7 +22,10 @@
 //! passes them to the reader thread after their group has committed: a read
 //! sees every write handed over before it, yet runs on its own connection
 //! (WAL lets it read while the next group commits), so a large mailbox read
-//! at login does not hold up the writes behind it.
+//! at login does not hold up the writes behind it. The writer also keeps
+//! the mailboxes' index (`index.rs`): a read that needs it (a mailbox at
+//! login: which rows) takes it on the writer's thread, as of its group's
+//! commit, before being passed on.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -33,11 +36,15 @@ use tokio::sync::mpsc::error::TrySendError;
 use tracing::{debug, error, warn};
 
 use crate::StoreError;
-use crate::jobs::{ReadJob, Request, WriteJob};
+use crate::index::MailIndex;
+use crate::jobs::{ReadJob, Request, Txn, WriteJob};
 
 /// The writer thread's state.
 pub(crate) struct Writer {
     pub(crate) conn: Connection,
+    /// The mailboxes' index, as of the last commit (and, during a group,
+    /// with the group's changes, undone if it is rolled back).
+    pub(crate) index: MailIndex,
     pub(crate) requests: mpsc::Receiver<Request>,
     /// The reader's queue; dropped when the writer ends, which ends the
     /// reader.
@@ -61,7 +68,7 @@ impl Writer {
         }
     }
 
-    fn handle_group(&self, group: impl Iterator<Item = Request>) {
+    fn handle_group(&mut self, group: impl Iterator<Item = Request>) {
         let mut writes = Vec::new();
         let mut reads = Vec::new();
         for request in group {
@@ -87,7 +94,8 @@ impl Writer {
                 job.answer(committed.clone());
             }
         }
-        for job in reads {
+        for mut job in reads {
+            job.prepare(&self.index);
             match self.reads.try_send(job) {
                 Ok(()) => {}
                 Err(TrySendError::Full(job)) => job.refuse(StoreError::Busy),
@@ -96,13 +104,23 @@ impl Writer {
         }
     }
 
-    /// Runs `writes` in one transaction and commits it, or rolls it back.
-    fn commit(&self, writes: &mut [Box<dyn WriteJob>]) -> rusqlite::Result<()> {
+    /// Runs `writes` in one transaction and commits it, or rolls it back,
+    /// and the index's changes with it.
+    fn commit(&mut self, writes: &mut [Box<dyn WriteJob>]) -> rusqlite::Result<()> {
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let mut tx = Txn {
+            conn: &self.conn,
+            index: &mut self.index,
+        };
         let result = writes
             .iter_mut()
-            .try_for_each(|job| job.run(&self.conn))
+            .try_for_each(|job| job.run(&mut tx))
             .and_then(|()| self.conn.execute_batch("COMMIT"));
+        if result.is_ok() {
+            self.index.commit();
+        } else {
+            self.index.roll_back();
+        }
         // SQLite rolls some failures back by itself (a full disk can); roll
         // back whatever it left open.
         if result.is_err()

@@ -66,6 +66,10 @@ fn a_full_store_fails_writes_never_claims_them_and_recovers() {
             read, stored,
             "what the store holds is what it said it stored"
         );
+        // The failed commits took nothing from the mailbox's counts either
+        // (the index's changes were undone with each rolled-back group).
+        let bob = store.account("bob").unwrap().wait().unwrap().unwrap();
+        assert_eq!(bob.mailbox_count, stored.len() as u64);
 
         // Room again: the same store, still running, stores.
         let ceiling = store.set_max_db_bytes(None).unwrap().wait().unwrap();
@@ -88,4 +92,65 @@ fn a_full_store_fails_writes_never_claims_them_and_recovers() {
     assert_eq!(read, stored);
     assert!(read.is_disjoint(&failed));
     assert!(read.iter().all(|id| !(2_000..2_010).contains(id)));
+}
+
+/// A group that fills the disk halfway through: the rows it wrote before
+/// the failure are rolled back, and so is what the store had counted of
+/// them, so the quota and the mailbox read stay true.
+#[test]
+fn a_batch_that_fills_the_disk_midway_counts_none_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ceiling = 64 * 1024;
+    let config = StoreConfig {
+        max_db_bytes: Some(ceiling),
+        ..StoreConfig::new(dir.path())
+    };
+    // About a page each, so that a few pages of room take a few of them.
+    let big = "b".repeat(3_000);
+    let store = open_with(&config, &["bob"]);
+    let mut stored = 0_u64;
+    for id in 1..=1_000 {
+        match store
+            .store_message(message_with("bob", id, &big))
+            .unwrap()
+            .wait()
+        {
+            Ok(StoreOutcome::Stored) => stored += 1,
+            Err(StoreError::Failed(_)) => break,
+            other => panic!("message {id}: {other:?}"),
+        }
+    }
+    assert!(stored > 0, "nothing fitted under the ceiling");
+
+    // Room for some of the next batch, not all of it.
+    store
+        .set_max_db_bytes(Some(ceiling + 4 * 4096))
+        .unwrap()
+        .wait()
+        .unwrap();
+    let batch = (2_000..2_010)
+        .map(|id| message_with("bob", id, &big))
+        .collect();
+    assert!(matches!(
+        store.store_messages(batch).unwrap().wait(),
+        Err(StoreError::Failed(_))
+    ));
+    let bob = store.account("bob").unwrap().wait().unwrap().unwrap();
+    assert_eq!(bob.mailbox_count, stored);
+    let read = store.mailbox("bob").unwrap().wait().unwrap();
+    assert_eq!(read.messages.len() as u64, stored);
+
+    // Room again: the same ids store, each counted once.
+    store.set_max_db_bytes(None).unwrap().wait().unwrap();
+    let batch = (2_000..2_010)
+        .map(|id| message_with("bob", id, &big))
+        .collect();
+    let outcomes = store.store_messages(batch).unwrap().wait().unwrap();
+    assert!(
+        outcomes
+            .iter()
+            .all(|outcome| *outcome == StoreOutcome::Stored)
+    );
+    let bob = store.account("bob").unwrap().wait().unwrap().unwrap();
+    assert_eq!(bob.mailbox_count, stored + 10);
 }

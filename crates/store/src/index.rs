@@ -1,0 +1,246 @@
+//! The mailboxes' index, in the writer's memory.
+//!
+//! The `mailbox` table is append-only in the order messages are stored
+//! (`seq`, its rowid), with no index of its own: a commit appends its
+//! messages to the last pages of one B-tree instead of writing a page in
+//! every recipient's part of a tree keyed by recipient. Finding a
+//! recipient's messages is this index's job: for every account, its stored
+//! messages by hub id, each with the row that holds it and what it counts
+//! against the quota. The writer builds it from the tables when the store
+//! opens, and keeps it as it writes: the quota check, duplicate ids,
+//! confirmations and reads at login all look here instead of at the disk.
+//!
+//! Changes made inside a group's transaction are recorded with how to undo
+//! them: if the group is rolled back (a full disk), the writer undoes them,
+//! and the index again matches what is on disk.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rusqlite::Connection;
+use tracing::warn;
+
+/// Where one stored message is, and what it weighs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Slot {
+    /// Its row in `mailbox`.
+    pub(crate) seq: i64,
+    /// What it counts against the byte quota.
+    pub(crate) bytes: u64,
+}
+
+/// One account's mailbox.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Entries {
+    /// Its messages by hub id, so in the order they are delivered.
+    pub(crate) by_id: BTreeMap<u64, Slot>,
+    /// The sum of their bytes.
+    pub(crate) bytes: u64,
+}
+
+impl Entries {
+    /// How many messages it holds.
+    pub(crate) fn count(&self) -> u64 {
+        self.by_id.len() as u64
+    }
+}
+
+/// A change to undo if its group's transaction is rolled back.
+#[derive(Debug)]
+enum Undo {
+    Added {
+        account: String,
+        id: u64,
+    },
+    Removed {
+        account: String,
+        id: u64,
+        slot: Slot,
+    },
+    AccountAdded {
+        account: String,
+    },
+    AccountRemoved {
+        account: String,
+        entries: Entries,
+    },
+}
+
+/// Every account's mailbox, keyed by folded nickname.
+#[derive(Debug, Default)]
+pub(crate) struct MailIndex {
+    accounts: HashMap<String, Entries>,
+    undo: Vec<Undo>,
+}
+
+impl MailIndex {
+    /// Builds the index from the tables: every account, then every stored
+    /// message. A row whose account is gone (none should be) is left out and
+    /// counted in a warning.
+    pub(crate) fn load(conn: &Connection) -> rusqlite::Result<Self> {
+        let mut accounts: HashMap<String, Entries> = conn
+            .prepare("SELECT nick_folded FROM accounts")?
+            .query_map([], |row| row.get::<_, String>(0))?
+            .map(|folded| folded.map(|folded| (folded, Entries::default())))
+            .collect::<rusqlite::Result<_>>()?;
+        let mut orphans = 0_u64;
+        let mut rows = conn.prepare("SELECT seq, recipient, id, bytes FROM mailbox")?;
+        let mut rows = rows.query([])?;
+        while let Some(row) = rows.next()? {
+            let recipient = row.get_ref(1)?.as_str()?;
+            let Some(entries) = accounts.get_mut(recipient) else {
+                orphans += 1;
+                continue;
+            };
+            let slot = Slot {
+                seq: row.get(0)?,
+                bytes: row.get(3)?,
+            };
+            entries.bytes += slot.bytes;
+            entries.by_id.insert(row.get(2)?, slot);
+        }
+        if orphans > 0 {
+            warn!(orphans, "stored messages without an account are ignored");
+        }
+        Ok(Self {
+            accounts,
+            undo: Vec::new(),
+        })
+    }
+
+    /// One account's mailbox, if the account exists.
+    pub(crate) fn get(&self, account: &str) -> Option<&Entries> {
+        self.accounts.get(account)
+    }
+
+    /// Every account's mailbox.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&String, &Entries)> {
+        self.accounts.iter()
+    }
+
+    /// Records a stored message.
+    pub(crate) fn add(&mut self, account: &str, id: u64, slot: Slot) {
+        if let Some(entries) = self.accounts.get_mut(account)
+            && !entries.by_id.contains_key(&id)
+        {
+            entries.by_id.insert(id, slot);
+            entries.bytes += slot.bytes;
+            self.undo.push(Undo::Added {
+                account: account.to_owned(),
+                id,
+            });
+        }
+    }
+
+    /// Forgets a stored message, answering where it was.
+    pub(crate) fn remove(&mut self, account: &str, id: u64) -> Option<Slot> {
+        let entries = self.accounts.get_mut(account)?;
+        let slot = entries.by_id.remove(&id)?;
+        entries.bytes -= slot.bytes;
+        self.undo.push(Undo::Removed {
+            account: account.to_owned(),
+            id,
+            slot,
+        });
+        Some(slot)
+    }
+
+    /// Records a new, empty account's mailbox.
+    pub(crate) fn add_account(&mut self, account: &str) {
+        if !self.accounts.contains_key(account) {
+            self.accounts.insert(account.to_owned(), Entries::default());
+            self.undo.push(Undo::AccountAdded {
+                account: account.to_owned(),
+            });
+        }
+    }
+
+    /// Forgets an account's mailbox, answering what it held.
+    pub(crate) fn remove_account(&mut self, account: &str) -> Option<&Entries> {
+        let entries = self.accounts.remove(account)?;
+        self.undo.push(Undo::AccountRemoved {
+            account: account.to_owned(),
+            entries,
+        });
+        match self.undo.last() {
+            Some(Undo::AccountRemoved { entries, .. }) => Some(entries),
+            _ => None,
+        }
+    }
+
+    /// The group's transaction committed: its changes stand.
+    pub(crate) fn commit(&mut self) {
+        self.undo.clear();
+    }
+
+    /// The group's transaction was rolled back: undoes its changes, last
+    /// first.
+    pub(crate) fn roll_back(&mut self) {
+        while let Some(undo) = self.undo.pop() {
+            match undo {
+                Undo::Added { account, id } => {
+                    if let Some(entries) = self.accounts.get_mut(&account)
+                        && let Some(slot) = entries.by_id.remove(&id)
+                    {
+                        entries.bytes -= slot.bytes;
+                    }
+                }
+                Undo::Removed { account, id, slot } => {
+                    if let Some(entries) = self.accounts.get_mut(&account) {
+                        entries.bytes += slot.bytes;
+                        entries.by_id.insert(id, slot);
+                    }
+                }
+                Undo::AccountAdded { account } => {
+                    self.accounts.remove(&account);
+                }
+                Undo::AccountRemoved { account, entries } => {
+                    self.accounts.insert(account, entries);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot(seq: i64, bytes: u64) -> Slot {
+        Slot { seq, bytes }
+    }
+
+    #[test]
+    fn a_rolled_back_group_leaves_the_index_as_it_was() {
+        let mut index = MailIndex::default();
+        index.add_account("bob");
+        index.add("bob", 1, slot(1, 10));
+        index.add("bob", 2, slot(2, 20));
+        index.commit();
+
+        index.add("bob", 3, slot(3, 30));
+        assert_eq!(index.remove("bob", 1), Some(slot(1, 10)));
+        index.add_account("carol");
+        index.add("carol", 4, slot(4, 40));
+        assert_eq!(index.remove_account("bob").map(Entries::count), Some(2));
+        index.roll_back();
+
+        let bob = index.get("bob").unwrap();
+        assert_eq!(bob.by_id.keys().copied().collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(bob.bytes, 30);
+        assert!(index.get("carol").is_none());
+    }
+
+    #[test]
+    fn a_message_for_no_account_or_already_there_is_not_counted_twice() {
+        let mut index = MailIndex::default();
+        index.add("nobody", 1, slot(1, 10));
+        assert!(index.get("nobody").is_none());
+        index.add_account("bob");
+        index.add("bob", 1, slot(1, 10));
+        index.add("bob", 1, slot(2, 10));
+        assert_eq!(
+            index.get("bob").map(|bob| (bob.count(), bob.bytes)),
+            Some((1, 10))
+        );
+    }
+}
