@@ -87,6 +87,7 @@
 
 mod account;
 mod backend;
+mod checkpoint;
 mod config;
 mod error;
 mod index;

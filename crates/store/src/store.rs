@@ -11,6 +11,7 @@ use rusqlite::Connection;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
+use crate::checkpoint;
 use crate::index::MailIndex;
 use crate::jobs::{IndexedRead, Read, Request, Txn, Write};
 use crate::lock::DirLock;
@@ -50,18 +51,23 @@ struct Inner {
 struct Threads {
     writer: Option<JoinHandle<()>>,
     reader: Option<JoinHandle<()>>,
-    /// Held until both threads, and so both connections, are done.
+    checkpointer: Option<JoinHandle<()>>,
+    /// Held until every thread, and so every connection, is done.
     _lock: DirLock,
 }
 
 impl Drop for Threads {
     fn drop(&mut self) {
         // The writer ends once the queue is closed and drained, and its end
-        // closes the reader's queue. A thread that panicked has nothing left
-        // to hand back.
-        for thread in [self.writer.take(), self.reader.take()]
-            .into_iter()
-            .flatten()
+        // closes the reader's and the checkpointer's queues. A thread that
+        // panicked has nothing left to hand back.
+        for thread in [
+            self.writer.take(),
+            self.reader.take(),
+            self.checkpointer.take(),
+        ]
+        .into_iter()
+        .flatten()
         {
             let _ = thread.join();
         }
@@ -72,7 +78,7 @@ impl Store {
     /// Opens (creating if missing) the data directory `config.data_dir`:
     /// takes its lock, opens `chinwag.db` in WAL mode with
     /// `synchronous=FULL`, brings the schema up to date, and starts the
-    /// writer and reader threads.
+    /// writer, reader and checkpointer threads.
     ///
     /// This blocks on the disk (a migration can take a while): call it before
     /// starting the runtime, or in `spawn_blocking`. Opening reads every
@@ -99,6 +105,8 @@ impl Store {
             source,
         })?;
         let reader_conn = schema::open_reader(&path)?;
+        checkpoint::take_over(&conn);
+        let (checkpoints, checkpointer) = checkpoint::open(&path)?;
 
         let (requests, requests_rx) = mpsc::channel(config.write_queue.max(1));
         let (reads, reads_rx) = mpsc::channel(config.read_queue.max(1));
@@ -108,11 +116,13 @@ impl Store {
             requests: requests_rx,
             reads,
             group_max: config.group_max.max(1),
+            checkpoints,
         };
         let writer = spawn("chinwag-store-writer", move || writer.run())?;
         let reader = spawn("chinwag-store-reader", move || {
             read_loop(&reader_conn, reads_rx);
         })?;
+        let checkpointer = spawn("chinwag-store-checkpoint", move || checkpointer.run())?;
         Ok(Self {
             inner: Arc::new(Inner {
                 requests,
@@ -124,6 +134,7 @@ impl Store {
                 _threads: Threads {
                     writer: Some(writer),
                     reader: Some(reader),
+                    checkpointer: Some(checkpointer),
                     _lock: lock,
                 },
             }),

@@ -36,6 +36,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tracing::{debug, error, warn};
 
 use crate::StoreError;
+use crate::checkpoint::Checkpoints;
 use crate::index::MailIndex;
 use crate::jobs::{ReadJob, Request, Txn, WriteJob};
 
@@ -50,6 +51,8 @@ pub(crate) struct Writer {
     /// reader.
     pub(crate) reads: mpsc::Sender<Box<dyn ReadJob>>,
     pub(crate) group_max: usize,
+    /// Wakes the checkpointer as the log grows (`checkpoint.rs`).
+    pub(crate) checkpoints: Checkpoints,
 }
 
 impl Writer {
@@ -84,6 +87,9 @@ impl Writer {
                 error!(%error, writes = writes.len(), "store commit failed; rolled back");
                 Arc::new(error)
             });
+            if committed.is_ok() {
+                self.checkpoints.after_commit(&self.conn);
+            }
             debug!(
                 writes = writes.len(),
                 ok = committed.is_ok(),

@@ -561,3 +561,36 @@ fn the_mailbox_counts_follow_every_change() {
     check("carol");
     assert_eq!(ids(&store, "carol"), [2]);
 }
+
+/// Writes that never pause still let the log start over: checkpoints run
+/// beside the writer, and past 4,000 pages (16 MiB) the writer checkpoints
+/// itself, so `chinwag.db-wal` stays near that however much is written.
+#[test]
+fn the_log_stays_bounded_under_writes_that_never_pause() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig {
+        mailbox_max_messages: u64::MAX,
+        mailbox_max_bytes: u64::MAX,
+        ..StoreConfig::new(dir.path())
+    };
+    let store = open_with(&config, &["bob"]);
+    let text = "w".repeat(4_000);
+    // 48 MB in all, 64 messages always queued.
+    let mut in_flight = std::collections::VecDeque::new();
+    for id in 1..=12_000 {
+        in_flight.push_back(store.store_message(message_with("bob", id, &text)).unwrap());
+        if in_flight.len() == 64 {
+            let answer = in_flight.pop_front().unwrap().wait();
+            assert_eq!(answer.unwrap(), StoreOutcome::Stored);
+        }
+    }
+    for pending in in_flight {
+        assert_eq!(pending.wait().unwrap(), StoreOutcome::Stored);
+    }
+    let log = std::fs::metadata(dir.path().join("chinwag.db-wal"))
+        .unwrap()
+        .len();
+    assert!(log < 24 << 20, "the log grew to {log} bytes");
+    let bob = store.account("bob").unwrap().wait().unwrap().unwrap();
+    assert_eq!(bob.mailbox_count, 12_000);
+}
