@@ -57,8 +57,21 @@ impl<'a> Utf8<'a> {
 
 impl std::fmt::Display for Utf8<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Always UTF-8, so nothing is ever replaced.
-        f.write_str(&String::from_utf8_lossy(self.0))
+        // Always UTF-8, so the check passes and nothing is ever replaced.
+        match std::str::from_utf8(self.0) {
+            Ok(text) => f.write_str(text),
+            Err(_) => f.write_str(&String::from_utf8_lossy(self.0)),
+        }
+    }
+}
+
+impl From<Utf8<'_>> for String {
+    /// An owned copy, without going through `Display`'s formatter.
+    fn from(text: Utf8<'_>) -> Self {
+        // Always UTF-8 (checked again: the crate has no `unsafe`), so the
+        // lossy branch never runs.
+        Self::from_utf8(text.0.to_vec())
+            .unwrap_or_else(|error| Self::from_utf8_lossy(error.as_bytes()).into_owned())
     }
 }
 
@@ -188,5 +201,17 @@ where
             w.u16(status.0)?;
         }
         w.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Utf8;
+
+    #[test]
+    fn checked_text_displays_and_copies_as_itself() {
+        let text = Utf8::checked("héllo, wörld ✓".as_bytes());
+        assert_eq!(String::from(text), "héllo, wörld ✓");
+        assert_eq!(text.to_string(), "héllo, wörld ✓");
     }
 }

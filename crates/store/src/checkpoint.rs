@@ -9,14 +9,14 @@
 //! commits of the slowest percent (9 ms against 1 ms for the median).
 //!
 //! Here the writer's automatic checkpoint is off. A WAL hook records how
-//! many pages the log holds after each commit; past [`SOFT_PAGES`] the
+//! many pages the log holds after each commit; past [`SOFT_BYTES`] the
 //! writer wakes the checkpointer thread, which runs a passive checkpoint on
 //! a connection of its own while the writer goes on committing (a passive
 //! checkpoint never blocks a writer, and is never blocked by one). The log
 //! starts over at the writer's next transaction once a checkpoint has
 //! copied all of it. Under a load that never pauses, the writer keeps
 //! appending while the checkpointer copies, and the log would never be
-//! copied whole; past [`HARD_PAGES`] the writer checkpoints itself (little
+//! copied whole; past [`HARD_BYTES`] the writer checkpoints itself (little
 //! is left to copy by then), which bounds the log.
 //!
 //! A checkpoint that fails (a full disk) is logged and tried again at the
@@ -33,18 +33,17 @@ use tracing::{debug, warn};
 
 use crate::StoreError;
 
-/// Pages in the log past which the checkpointer is woken: SQLite's own
-/// threshold for its automatic checkpoint.
-pub(crate) const SOFT_PAGES: i32 = 1_000;
+/// The log's length past which the checkpointer is woken: SQLite's own
+/// threshold for its automatic checkpoint (1,000 pages of 4 KiB).
+const SOFT_BYTES: i64 = 4 << 20;
 
-/// Pages in the log past which the writer checkpoints itself (16 MiB at
-/// 4 KiB pages).
-pub(crate) const HARD_PAGES: i32 = 4_000;
+/// The log's length past which the writer checkpoints itself.
+const HARD_BYTES: i64 = 16 << 20;
 
-/// Pages the log grows by between two wake-ups of the checkpointer while it
-/// is past [`SOFT_PAGES`]: each checkpoint ends with an fsync of the
+/// How much the log grows between two wake-ups of the checkpointer while it
+/// is past [`SOFT_BYTES`]: each checkpoint ends with an fsync of the
 /// database, and one a megabyte is plenty.
-const WAKE_EVERY_PAGES: i32 = 250;
+const WAKE_EVERY_BYTES: i64 = 1 << 20;
 
 thread_local! {
     /// Pages in the log after this thread's last commit, as the WAL hook
@@ -69,6 +68,10 @@ pub(crate) fn take_over(conn: &Connection) {
 /// What the writer does about checkpoints after each commit.
 pub(crate) struct Checkpoints {
     wake: SyncSender<()>,
+    /// The thresholds above, in pages of this database.
+    soft: i32,
+    hard: i32,
+    every: i32,
     /// The log's length at the last wake-up (0 once it started over).
     woken_at: i32,
 }
@@ -81,13 +84,13 @@ impl Checkpoints {
         if pages < self.woken_at {
             self.woken_at = 0;
         }
-        if pages >= HARD_PAGES {
+        if pages >= self.hard {
             match checkpoint(conn) {
                 Ok((log, copied)) => debug!(log, copied, "the writer checkpointed"),
                 Err(error) => warn!(%error, "store checkpoint failed"),
             }
             LOG_PAGES.set(0);
-        } else if pages >= SOFT_PAGES && pages >= self.woken_at + WAKE_EVERY_PAGES {
+        } else if pages >= self.soft && pages >= self.woken_at + self.every {
             self.woken_at = pages;
             match self.wake.try_send(()) {
                 // Full: a wake is already pending. Disconnected: the
@@ -108,6 +111,10 @@ fn checkpoint(conn: &Connection) -> rusqlite::Result<(i32, i32)> {
 
 /// Opens the checkpointer's connection and the writer's end of its wake-ups.
 pub(crate) fn open(path: &Path) -> Result<(Checkpoints, Checkpointer), StoreError> {
+    let open_error = |source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -117,13 +124,20 @@ pub(crate) fn open(path: &Path) -> Result<(Checkpoints, Checkpointer), StoreErro
         conn.execute_batch("PRAGMA synchronous = FULL")?;
         Ok(conn)
     })
-    .map_err(|source| StoreError::Open {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    .map_err(open_error)?;
+    let page: i64 = conn
+        .query_row("PRAGMA page_size", [], |row| row.get(0))
+        .map_err(open_error)?;
+    let pages = |bytes: i64| i32::try_from(bytes / page.max(512)).unwrap_or(i32::MAX);
     let (wake, woken) = std::sync::mpsc::sync_channel(1);
     Ok((
-        Checkpoints { wake, woken_at: 0 },
+        Checkpoints {
+            wake,
+            soft: pages(SOFT_BYTES),
+            hard: pages(HARD_BYTES),
+            every: pages(WAKE_EVERY_BYTES),
+            woken_at: 0,
+        },
         Checkpointer { conn, woken },
     ))
 }

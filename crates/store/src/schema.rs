@@ -145,6 +145,7 @@ pub(crate) fn migrations() -> Migrations<'static> {
 /// Opens the writer's connection: creates the file if missing, sets the
 /// durability settings, and brings the schema up to date.
 ///
+/// - `page_size=16384` (a new database only).
 /// - `journal_mode=WAL`: a commit appends to the log and fsyncs it once;
 ///   readers go on reading the last commit meanwhile.
 /// - `synchronous=FULL`: in WAL mode, every commit fsyncs the log before
@@ -158,6 +159,14 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
         source,
     };
     let mut conn = Connection::open(path).map_err(open_error)?;
+    // 16 KiB pages for a new database (an existing one keeps its own): the
+    // mailbox is appended to, so a commit and a checkpoint write a quarter
+    // as many frames, each a system call or two, for the same bytes.
+    // Measured with `chinwag bench store` (W=16, 4 rounds A/B): 306,000 a
+    // second against 290,000 with 4 KiB pages, 3.85 µs of the daemon's CPU
+    // a message against 4.07.
+    conn.execute_batch("PRAGMA page_size = 16384")
+        .map_err(open_error)?;
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
         .map_err(open_error)?;

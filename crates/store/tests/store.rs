@@ -563,7 +563,7 @@ fn the_mailbox_counts_follow_every_change() {
 }
 
 /// Writes that never pause still let the log start over: checkpoints run
-/// beside the writer, and past 4,000 pages (16 MiB) the writer checkpoints
+/// beside the writer, and past 16 MiB the writer checkpoints
 /// itself, so `chinwag.db-wal` stays near that however much is written.
 #[test]
 fn the_log_stays_bounded_under_writes_that_never_pause() {

@@ -214,7 +214,7 @@ impl StoredCopy {
             to: (message.to.clone().into_iter().flatten())
                 .map(str::to_owned)
                 .collect(),
-            text: message.text.to_string(),
+            text: String::from(message.text),
         }
     }
 
