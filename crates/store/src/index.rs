@@ -35,9 +35,17 @@ pub(crate) struct Entries {
     pub(crate) by_id: BTreeMap<u64, Slot>,
     /// The sum of their bytes.
     pub(crate) bytes: u64,
+    /// The highest id it ever held: an id above it is not there without
+    /// looking (the hub's ids grow, so a new message's always is).
+    max_id: u64,
 }
 
 impl Entries {
+    /// Whether it holds message `id`.
+    pub(crate) fn holds(&self, id: u64) -> bool {
+        id <= self.max_id && self.by_id.contains_key(&id)
+    }
+
     /// How many messages it holds.
     pub(crate) fn count(&self) -> u64 {
         self.by_id.len() as u64
@@ -95,8 +103,10 @@ impl MailIndex {
                 seq: row.get(0)?,
                 bytes: row.get(3)?,
             };
+            let id = row.get(2)?;
             entries.bytes += slot.bytes;
-            entries.by_id.insert(row.get(2)?, slot);
+            entries.max_id = entries.max_id.max(id);
+            entries.by_id.insert(id, slot);
         }
         if orphans > 0 {
             warn!(orphans, "stored messages without an account are ignored");
@@ -120,10 +130,12 @@ impl MailIndex {
     /// Records a stored message.
     pub(crate) fn add(&mut self, account: &str, id: u64, slot: Slot) {
         if let Some(entries) = self.accounts.get_mut(account)
-            && !entries.by_id.contains_key(&id)
+            && !entries.holds(id)
         {
             entries.by_id.insert(id, slot);
             entries.bytes += slot.bytes;
+            // Not undone with the rest: a higher bound only costs a look.
+            entries.max_id = entries.max_id.max(id);
             self.undo.push(Undo::Added {
                 account: account.to_owned(),
                 id,

@@ -1,5 +1,7 @@
 //! What a mailbox holds, and what storing a message can come to.
 
+use std::borrow::Cow;
+
 use crate::StoreError;
 
 /// One message for one recipient, as stored and as read back.
@@ -36,9 +38,12 @@ impl StoredMessage {
         (self.text.len() + self.sender.len() + to.saturating_sub(1)) as u64
     }
 
-    /// The addressees as one column.
-    pub(crate) fn to_names(&self) -> String {
-        self.to.join(" ")
+    /// The addressees as one column (borrowed when there is one name).
+    pub(crate) fn to_names(&self) -> Cow<'_, str> {
+        match self.to.as_slice() {
+            [one] => Cow::Borrowed(one),
+            names => Cow::Owned(names.join(" ")),
+        }
     }
 
     /// The addressees from their column.
@@ -105,8 +110,12 @@ pub struct Expired {
 
 /// The key the store files a nickname under: ASCII case folded, the hub
 /// registry's rule (`Nick::folded`).
-pub(crate) fn fold(nick: &str) -> String {
-    nick.to_ascii_lowercase()
+pub(crate) fn fold(nick: &str) -> Cow<'_, str> {
+    if nick.bytes().any(|byte| byte.is_ascii_uppercase()) {
+        Cow::Owned(nick.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(nick)
+    }
 }
 
 #[cfg(test)]

@@ -49,7 +49,7 @@ pub(crate) fn store(
         let outcome = match tx.index.get(&recipient) {
             None => StoreOutcome::NoSuchAccount,
             // A message already there (the same id) counts as stored, once.
-            Some(entries) if entries.by_id.contains_key(&message.id) => StoreOutcome::Stored,
+            Some(entries) if entries.holds(message.id) => StoreOutcome::Stored,
             Some(entries)
                 if entries.count() >= quota.messages || entries.bytes + bytes > quota.bytes =>
             {
@@ -253,8 +253,9 @@ pub(crate) type Counts = HashMap<String, (u64, u64)>;
 
 /// The counts of one mailbox, or of all (`None`), from the index.
 pub(crate) fn counts(index: &MailIndex, account: Option<&str>) -> Counts {
-    let count =
-        |(folded, entries): (&String, &Entries)| (folded.clone(), (entries.count(), entries.bytes));
+    let count = |(folded, entries): (&str, &Entries)| {
+        (folded.to_owned(), (entries.count(), entries.bytes))
+    };
     match account {
         Some(account) => {
             let folded = fold(account);
@@ -264,7 +265,10 @@ pub(crate) fn counts(index: &MailIndex, account: Option<&str>) -> Counts {
                 .into_iter()
                 .collect()
         }
-        None => index.iter().map(count).collect(),
+        None => index
+            .iter()
+            .map(|(folded, entries)| count((folded, entries)))
+            .collect(),
     }
 }
 
