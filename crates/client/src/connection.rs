@@ -781,6 +781,11 @@ impl Task {
                 self.users.update(|table| table.apply_user(user.clone()));
                 self.outlet.push(Event::User(user));
             }
+            ServerFrame::Receipts(receipts) => {
+                for receipt in receipts {
+                    self.outlet.push(Event::Receipt(receipt));
+                }
+            }
             ServerFrame::AccountDone(done) => match conn.take_account(done.action) {
                 Some(reply) => {
                     if let Err(Ok(done)) = reply.send(Ok(done)) {

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use chinwag_protocol::{
-    AccountDone, ErrorFrame, MailboxHeader, Message, Presence, ProtocolError, UserEntry, Welcome,
+    AccountDone, ErrorFrame, MailboxHeader, Message, Presence, ProtocolError, Receipt, UserEntry, Welcome,
 };
 use futures::Stream;
 use tokio::sync::mpsc;
@@ -51,6 +51,9 @@ pub enum Event {
     /// neither online nor registered is removed: an account deleted while
     /// its owner was offline.
     User(UserEntry),
+    /// A message this client sent was confirmed by a recipient's client
+    /// (only when the client asked for receipts).
+    Receipt(Receipt),
     /// The answer to an account request that nobody was waiting for.
     AccountDone(AccountDone),
     /// A roster that no [`Client::who`](crate::Client::who) was waiting for

@@ -6,6 +6,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::account::{AccountDone, AccountRequest, MailboxHeader, UserEntry};
+use crate::receipt::Receipt;
 use crate::wire::{Reader, put_count, put_nick, put_nicks, put_text};
 use crate::{AccountAction, Code, ProtocolError};
 
@@ -28,7 +29,8 @@ pub mod opcode {
     pub const PONG: u8 = 0x06;
     /// Client: create an account, change its password, or delete it.
     pub const ACCOUNT: u8 = 0x07;
-    /// Client: these stored messages are handled; drop them from the mailbox.
+    /// Client: these messages are handled: drop stored ones from the
+    /// mailbox, and tell their senders who asked for receipts.
     pub const CONFIRM: u8 = 0x08;
     /// Hub: registration accepted.
     pub const WELCOME: u8 = 0x81;
@@ -54,6 +56,8 @@ pub mod opcode {
     pub const USERS: u8 = 0x8b;
     /// Hub: a change to the table of users.
     pub const USER: u8 = 0x8c;
+    /// Hub: messages you sent, confirmed by their recipients.
+    pub const RECEIPT: u8 = 0x8d;
 }
 
 /// Options a client may ask for in `HELLO`, as bits of its `options` field;
@@ -82,8 +86,16 @@ pub mod options {
     /// and goings are `PRESENCE` frames as for everyone. Not with
     /// `NO_PRESENCE`, which asks for none of it.
     pub const USERS: u32 = 1 << 3;
+    /// The client confirms every `MESSAGE` it has handled, not only stored
+    /// ones, with `CONFIRM` (batched): the hub turns each confirmation into
+    /// a receipt for a sender who asked for one.
+    pub const CONFIRMS: u32 = 1 << 4;
+    /// The client wants receipts: a `RECEIPT` frame tells it which of its
+    /// messages each recipient's client confirmed, and when (only from
+    /// recipients whose clients confirm).
+    pub const RECEIPTS: u32 = 1 << 5;
     /// Every option this crate knows.
-    pub const KNOWN: u32 = ACK_RUNS | NO_PRESENCE | QUIET | USERS;
+    pub const KNOWN: u32 = ACK_RUNS | NO_PRESENCE | QUIET | USERS | CONFIRMS | RECEIPTS;
 }
 
 /// Target kinds inside a `recipients` field.
@@ -348,7 +360,7 @@ pub enum ClientFrameOf<S> {
     Pong(u64),
     /// Create an account, change its password, or delete it.
     Account(AccountRequest),
-    /// Stored messages handled: their hub ids ([`Message::id`]).
+    /// Messages handled: their hub ids ([`Message::id`]).
     Confirm(Vec<u64>),
 }
 
@@ -385,6 +397,9 @@ pub enum ServerFrame {
     Users(Vec<UserEntry>),
     /// A change to the table of users (only with [`options::USERS`]).
     User(UserEntry),
+    /// Messages this client sent, confirmed by their recipients (only with
+    /// [`options::RECEIPTS`]).
+    Receipts(Vec<Receipt>),
 }
 
 /// Anything that can be written as one frame's payload: the frames
@@ -622,6 +637,7 @@ impl ServerFrame {
             Self::AccountDone(done) => 1 + nick_len(done.nick.as_bytes()),
             Self::Users(users) => 4 + users.iter().map(UserEntry::encoded_len).sum::<usize>(),
             Self::User(user) => user.encoded_len(),
+            Self::Receipts(receipts) => 4 + receipts.iter().map(Receipt::encoded_len).sum::<usize>(),
         }
     }
 }
@@ -698,6 +714,13 @@ impl Encode for ServerFrame {
                 dst.put_u8(opcode::USER);
                 user.encode(dst)?;
             }
+            Self::Receipts(receipts) => {
+                dst.put_u8(opcode::RECEIPT);
+                put_count(dst, receipts.len())?;
+                for receipt in receipts {
+                    receipt.encode(dst)?;
+                }
+            }
         }
         Ok(())
     }
@@ -738,6 +761,14 @@ impl WireFrame for ServerFrame {
                 Self::Users(users)
             }
             opcode::USER => Self::User(UserEntry::decode(&mut r)?),
+            opcode::RECEIPT => {
+                let count = r.count_of(Receipt::MIN_LEN)?;
+                let mut receipts = Vec::with_capacity(count);
+                for _ in 0..count {
+                    receipts.push(Receipt::decode(&mut r)?);
+                }
+                Self::Receipts(receipts)
+            }
             opcode::ACK => {
                 let client_id = r.u64("truncated client id")?;
                 let message_id = r.u64("truncated message id")?;

@@ -19,6 +19,7 @@ mod codec;
 mod error;
 mod frame;
 mod nick;
+mod receipt;
 mod send;
 pub mod text;
 mod view;
@@ -39,5 +40,6 @@ pub use frame::{
     opcode, options,
 };
 pub use nick::{MAX_NICK_LEN, Nick, NickError, RESERVED_NICKS};
+pub use receipt::Receipt;
 pub use send::{Names, SendPayload};
 pub use view::{AckView, MessageView, Utf8};

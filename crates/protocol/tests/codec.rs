@@ -557,7 +557,7 @@ fn unknown_opcodes_are_refused_in_each_direction() {
             other => panic!("client opcode {op:#04x}: {other:?}"),
         }
     }
-    for op in [0x00, 0x01, 0x02, 0x03, 0x04, 0x80, 0x8d, 0xff] {
+    for op in [0x00, 0x01, 0x02, 0x03, 0x04, 0x80, 0x8e, 0xff] {
         match decode_server_payload(&[op]) {
             Err(e @ ProtocolError::UnknownOpcode(got)) => {
                 assert_eq!(got, op);
@@ -652,6 +652,14 @@ fn garbage_server_payloads_are_malformed() {
             b"\x83\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0\x01\x01a\0",
         ),
         ("PRESENCE state 2", b"\x84\x02\0\0\0\0\0\0\0\0\x01a"),
+        (
+            "RECEIPT count larger than a seventeenth of the frame",
+            b"\x8d\0\0\0\x02\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0\x01\x01a",
+        ),
+        (
+            "RECEIPT recipient truncated",
+            b"\x8d\0\0\0\x01\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0\x01\x03ab",
+        ),
         (
             "PRESENCE nick not UTF-8",
             b"\x84\x01\0\0\0\0\0\0\0\0\x01\xff",

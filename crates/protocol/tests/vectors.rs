@@ -14,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 use chinwag_protocol::{
     AccountAction, AccountDone, AccountRequest, Ack, AckRun, ClientCodec, ClientFrame, Code,
     DEFAULT_MAX_FRAME, ErrorFrame, Hello, HubCodec, MailboxHeader, Message, Nick, NickError,
-    PROTOCOL_VERSION, Presence, RESERVED_NICKS, RecipientStatus, Recipients, SendFrame,
+    PROTOCOL_VERSION, Presence, RESERVED_NICKS, Receipt, RecipientStatus, Recipients, SendFrame,
     ServerFrame, UserEntry, Welcome, opcode, options, user_flags,
 };
 use tokio_util::codec::{Decoder, Encoder};
@@ -446,8 +446,20 @@ fn login_vectors() -> [(&'static str, Expected); 7] {
 }
 
 /// The vectors of `HELLO`'s options and what they bring.
-fn option_vectors() -> [(&'static str, Expected); 4] {
+fn option_vectors() -> [(&'static str, Expected); 6] {
     [
+        (
+            "hello-receipts",
+            hello_with(b"alice", Some(options::CONFIRMS | options::RECEIPTS)),
+        ),
+        (
+            "receipt",
+            Expected::Server(ServerFrame::Receipts(vec![Receipt {
+                message_id: 12,
+                received_ms: TS,
+                recipient: "bob".to_owned(),
+            }])),
+        ),
         (
             "hello-with-options",
             hello_with(b"alice", Some(options::ACK_RUNS)),

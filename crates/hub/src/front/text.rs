@@ -238,8 +238,10 @@ fn render(frame: &Bytes, out: &mut String) {
         ),
         ServerFrame::Error(e) => line(format!("! error: {}", visible(&e.message))),
         // Text users never ask for runs, and a run holds no failures. They
-        // are guests: no account, mailbox or table of users.
+        // are guests: no account, mailbox or table of users, and they ask
+        // for no receipts.
         ServerFrame::AckRun(_)
+        | ServerFrame::Receipts(_)
         | ServerFrame::Ping(_)
         | ServerFrame::Pong(_)
         | ServerFrame::AccountDone(_)
