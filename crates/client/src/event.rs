@@ -7,7 +7,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use chinwag_protocol::{
-    AccountDone, ErrorFrame, MailboxHeader, Message, Presence, ProtocolError, Receipt, UserEntry, Welcome,
+    AccountDone, ErrorFrame, MailboxHeader, Message, Presence, ProtocolError, Receipt, UserEntry,
+    Welcome,
 };
 use futures::Stream;
 use tokio::sync::mpsc;

@@ -75,6 +75,12 @@ pub(crate) enum Answer {
         id: ConnId,
         mailbox: Result<Mailbox, StoreError>,
     },
+    /// Stored messages `nick` confirmed, whose senders are owed a receipt:
+    /// each message's id and sender.
+    Confirmed {
+        nick: String,
+        receipts: Vec<(u64, String)>,
+    },
 }
 
 /// What a written account request changes in the actor's table.

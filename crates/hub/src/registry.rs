@@ -86,6 +86,17 @@ impl Member {
     pub(crate) fn users(&self) -> bool {
         self.options & options::USERS != 0
     }
+
+    /// Whether its client confirms the messages it handles (`CONFIRMS`):
+    /// a sender who asked is owed a receipt when it does.
+    pub(crate) fn confirms(&self) -> bool {
+        self.options & options::CONFIRMS != 0
+    }
+
+    /// Whether it wants receipts for the messages it sends (`RECEIPTS`).
+    pub(crate) fn receipts(&self) -> bool {
+        self.options & options::RECEIPTS != 0
+    }
 }
 
 /// What a recipient name resolves to.

@@ -81,7 +81,14 @@ async fn the_hub_grants_the_options_it_knows_and_only_when_asked() {
     let (_a, welcome) = register_with(addr, "alice", u32::MAX).await;
     assert_eq!(
         welcome.options,
-        Some(options::ACK_RUNS | options::NO_PRESENCE | options::QUIET | options::USERS),
+        Some(
+            options::ACK_RUNS
+                | options::NO_PRESENCE
+                | options::QUIET
+                | options::USERS
+                | options::CONFIRMS
+                | options::RECEIPTS
+        ),
         "unknown bits are not granted"
     );
     let (_b, welcome) = register_with(addr, "bob", 0).await;

@@ -439,6 +439,21 @@ pub trait WireFrame: Encode + Sized {
     fn decode(payload: Bytes) -> Result<Self, ProtocolError>;
 }
 
+/// A counted list of entries, each at least `min_each` bytes (a count the
+/// rest of the frame cannot hold is refused before anything is allocated).
+fn list<T>(
+    r: &mut Reader,
+    min_each: usize,
+    decode: fn(&mut Reader) -> Result<T, ProtocolError>,
+) -> Result<Vec<T>, ProtocolError> {
+    let count = r.count_of(min_each)?;
+    let mut entries = Vec::with_capacity(count);
+    for _ in 0..count {
+        entries.push(decode(r)?);
+    }
+    Ok(entries)
+}
+
 /// `PING` and `PONG`, the same both ways: an opcode and a token.
 fn put_token(dst: &mut BytesMut, opcode: u8, token: u64) {
     dst.put_u8(opcode);
@@ -637,7 +652,9 @@ impl ServerFrame {
             Self::AccountDone(done) => 1 + nick_len(done.nick.as_bytes()),
             Self::Users(users) => 4 + users.iter().map(UserEntry::encoded_len).sum::<usize>(),
             Self::User(user) => user.encoded_len(),
-            Self::Receipts(receipts) => 4 + receipts.iter().map(Receipt::encoded_len).sum::<usize>(),
+            Self::Receipts(receipts) => {
+                4 + receipts.iter().map(Receipt::encoded_len).sum::<usize>()
+            }
         }
     }
 }
@@ -751,24 +768,10 @@ impl WireFrame for ServerFrame {
                 count: r.u32("truncated stored count")?,
                 expired: r.u32("truncated expired count")?,
             }),
-            opcode::USERS => {
-                // Each entry takes at least ten bytes.
-                let count = r.count_of(10)?;
-                let mut users = Vec::with_capacity(count);
-                for _ in 0..count {
-                    users.push(UserEntry::decode(&mut r)?);
-                }
-                Self::Users(users)
-            }
+            // Each entry takes at least ten bytes.
+            opcode::USERS => Self::Users(list(&mut r, 10, UserEntry::decode)?),
             opcode::USER => Self::User(UserEntry::decode(&mut r)?),
-            opcode::RECEIPT => {
-                let count = r.count_of(Receipt::MIN_LEN)?;
-                let mut receipts = Vec::with_capacity(count);
-                for _ in 0..count {
-                    receipts.push(Receipt::decode(&mut r)?);
-                }
-                Self::Receipts(receipts)
-            }
+            opcode::RECEIPT => Self::Receipts(list(&mut r, Receipt::MIN_LEN, Receipt::decode)?),
             opcode::ACK => {
                 let client_id = r.u64("truncated client id")?;
                 let message_id = r.u64("truncated message id")?;

@@ -23,7 +23,8 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::{
-    Account, Expired, Mailbox, NewAccount, Pending, StoreError, StoreOutcome, StoredMessage,
+    Account, Confirmed, Expired, Mailbox, NewAccount, Pending, StoreError, StoreOutcome,
+    StoredMessage,
 };
 
 /// Offline mailboxes: messages stored for registered users until their
@@ -51,8 +52,8 @@ pub trait MailStore: fmt::Debug + Send + Sync {
 
     /// Removes the named messages from a mailbox, once the recipient's client
     /// has confirmed them; ids not there are ignored. Answers how many were
-    /// removed.
-    fn confirm(&self, recipient: &str, ids: Vec<u64>) -> Result<Pending<u64>, StoreError>;
+    /// removed, and who is owed a receipt for which of them.
+    fn confirm(&self, recipient: &str, ids: Vec<u64>) -> Result<Pending<Confirmed>, StoreError>;
 
     /// Deletes every stored message older than `max_age` at `now_ms`, and
     /// answers how many each mailbox lost. Each count is also kept with the

@@ -76,12 +76,13 @@
 //!     to: vec!["bob".into()],
 //!     ts_ms: 1_700_000_000_001,
 //!     text: "see you at noon".into(),
+//!     receipt: false,
 //! };
 //! // `.await` it inside a runtime; `wait` blocks a plain thread.
 //! assert_eq!(store.store_message(message)?.wait()?, StoreOutcome::Stored);
 //! let mailbox = store.mailbox("BOB")?.wait()?;
 //! assert_eq!(mailbox.messages[0].text, "see you at noon");
-//! assert_eq!(store.confirm("bob", vec![42])?.wait()?, 1);
+//! assert_eq!(store.confirm("bob", vec![42])?.wait()?.removed, 1);
 //! # Ok::<(), chinwag_store::StoreError>(())
 //! ```
 
@@ -104,6 +105,6 @@ pub use account::{Account, NewAccount};
 pub use backend::{AccountStore, MailStore};
 pub use config::{DEFAULT_DATA_DIR, StoreConfig};
 pub use error::StoreError;
-pub use message::{Expired, Mailbox, StoreOutcome, StoredMessage};
+pub use message::{Confirmed, Expired, Mailbox, StoreOutcome, StoredMessage};
 pub use pending::Pending;
 pub use store::Store;

@@ -28,6 +28,9 @@ pub struct StoredMessage {
     pub ts_ms: u64,
     /// The text.
     pub text: String,
+    /// Its sender asked for a receipt (`RECEIPTS`): confirming it answers
+    /// who is owed one ([`Confirmed::receipts`]).
+    pub receipt: bool,
 }
 
 impl StoredMessage {
@@ -88,6 +91,16 @@ pub enum StoreOutcome {
     NoSuchAccount,
 }
 
+/// What confirming messages came to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Confirmed {
+    /// How many left the mailbox.
+    pub removed: u64,
+    /// Of those, the ones whose sender asked for a receipt: each message's
+    /// id and its sender, in the order confirmed.
+    pub receipts: Vec<(u64, String)>,
+}
+
 /// A mailbox as read at login.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Mailbox {
@@ -131,6 +144,7 @@ mod tests {
             to: vec!["bob".into(), "carol".into()],
             ts_ms: 0,
             text: "hello".into(),
+            receipt: false,
         };
         assert_eq!(message.stored_bytes(), 5 + 5 + "bob carol".len() as u64);
         assert_eq!(message.to_names(), "bob carol");

@@ -14,7 +14,9 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use crate::index::{Entries, MailIndex, Slot};
 use crate::jobs::Txn;
 use crate::message::fold;
-use crate::{Account, Expired, Mailbox, NewAccount, StoreError, StoreOutcome, StoredMessage};
+use crate::{
+    Account, Confirmed, Expired, Mailbox, NewAccount, StoreError, StoreOutcome, StoredMessage,
+};
 
 /// A mailbox's limits, as the writer applies them.
 #[derive(Debug, Clone, Copy)]
@@ -39,8 +41,8 @@ pub(crate) fn store(
     messages: &[StoredMessage],
 ) -> rusqlite::Result<Vec<StoreOutcome>> {
     let mut insert = tx.conn.prepare_cached(
-        "INSERT INTO mailbox (recipient, id, sender, to_names, ts_ms, text, bytes)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO mailbox (recipient, id, sender, to_names, ts_ms, text, bytes, receipt)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
     let mut outcomes = Vec::with_capacity(messages.len());
     for message in messages {
@@ -64,6 +66,7 @@ pub(crate) fn store(
                     message.ts_ms,
                     message.text,
                     bytes,
+                    message.receipt,
                 ])?;
                 let seq = tx.conn.last_insert_rowid();
                 tx.index.add(&recipient, message.id, Slot { seq, bytes });
@@ -89,17 +92,29 @@ fn delete_row(conn: &Connection, seq: i64) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Removes the named messages from a mailbox; answers how many went.
-pub(crate) fn confirm(tx: &mut Txn<'_>, recipient: &str, ids: &[u64]) -> rusqlite::Result<u64> {
+/// Removes the named messages from a mailbox; answers how many went, and
+/// the senders owed a receipt.
+pub(crate) fn confirm(
+    tx: &mut Txn<'_>,
+    recipient: &str,
+    ids: &[u64],
+) -> rusqlite::Result<Confirmed> {
     let recipient = fold(recipient);
-    let mut removed = 0;
+    let mut delete = tx
+        .conn
+        .prepare_cached("DELETE FROM mailbox WHERE seq = ?1 RETURNING sender, receipt")?;
+    let mut confirmed = Confirmed::default();
     for &id in ids {
         if let Some(slot) = tx.index.remove(&recipient, id) {
-            delete_row(tx.conn, slot.seq)?;
-            removed += 1;
+            let (sender, receipt): (String, bool) =
+                delete.query_row([slot.seq], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            confirmed.removed += 1;
+            if receipt {
+                confirmed.receipts.push((id, sender));
+            }
         }
     }
-    Ok(removed)
+    Ok(confirmed)
 }
 
 /// Deletes messages routed before `now_ms - max_age`, counting them per
@@ -253,9 +268,8 @@ pub(crate) type Counts = HashMap<String, (u64, u64)>;
 
 /// The counts of one mailbox, or of all (`None`), from the index.
 pub(crate) fn counts(index: &MailIndex, account: Option<&str>) -> Counts {
-    let count = |(folded, entries): (&str, &Entries)| {
-        (folded.to_owned(), (entries.count(), entries.bytes))
-    };
+    let count =
+        |(folded, entries): (&str, &Entries)| (folded.to_owned(), (entries.count(), entries.bytes));
     match account {
         Some(account) => {
             let folded = fold(account);
@@ -331,8 +345,9 @@ pub(crate) fn mailbox(
     let (Some((nick, expired)), Some(rows)) = (owner, rows) else {
         return Ok(Err(StoreError::NoSuchAccount));
     };
-    let mut read =
-        tx.prepare_cached("SELECT id, sender, to_names, ts_ms, text FROM mailbox WHERE seq = ?1")?;
+    let mut read = tx.prepare_cached(
+        "SELECT id, sender, to_names, ts_ms, text, receipt FROM mailbox WHERE seq = ?1",
+    )?;
     let mut messages = Vec::with_capacity(rows.len());
     for seq in rows {
         let message = read
@@ -344,6 +359,7 @@ pub(crate) fn mailbox(
                     to: StoredMessage::split_names(&row.get::<_, String>(2)?),
                     ts_ms: row.get(3)?,
                     text: row.get(4)?,
+                    receipt: row.get(5)?,
                 })
             })
             .optional()?;

@@ -137,9 +137,16 @@ ALTER TABLE accounts DROP COLUMN mailbox_count;
 ALTER TABLE accounts DROP COLUMN mailbox_bytes;
 ";
 
+/// Version 4: whether a stored message's sender asked for a receipt
+/// (`receipt`, 0 or 1), so that its recipient's confirmation, days later,
+/// can still be told to the sender.
+const V4: &str = "
+ALTER TABLE mailbox ADD COLUMN receipt INTEGER NOT NULL DEFAULT 0;
+";
+
 /// Every migration, oldest first.
 pub(crate) fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3)])
+    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up(V4)])
 }
 
 /// Opens the writer's connection: creates the file if missing, sets the
@@ -208,7 +215,7 @@ mod tests {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .unwrap();
-        assert_eq!(version, 3);
+        assert_eq!(version, 4);
         let tables: Vec<String> = conn
             .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
             .unwrap()
@@ -232,7 +239,7 @@ mod tests {
                 ('amy', 3, 'carol', 'bob amy', 30, 'first', 5);",
         )
         .unwrap();
-        migrations().to_latest(&mut conn).unwrap();
+        migrations().to_version(&mut conn, 3).unwrap();
         let rows: Vec<(i64, String, i64, String)> = conn
             .prepare("SELECT seq, recipient, id, text FROM mailbox ORDER BY seq")
             .unwrap()

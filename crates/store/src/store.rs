@@ -20,8 +20,8 @@ use crate::queries::{self, Quota};
 use crate::schema;
 use crate::writer::{Writer, read_loop};
 use crate::{
-    Account, AccountStore, Expired, MailStore, Mailbox, NewAccount, Pending, StoreConfig,
-    StoreError, StoreOutcome, StoredMessage,
+    Account, AccountStore, Confirmed, Expired, MailStore, Mailbox, NewAccount, Pending,
+    StoreConfig, StoreError, StoreOutcome, StoredMessage,
 };
 
 /// The SQLite store: a cheap, cloneable handle to the writer and reader
@@ -265,7 +265,7 @@ impl MailStore for Store {
         )
     }
 
-    fn confirm(&self, recipient: &str, ids: Vec<u64>) -> Result<Pending<u64>, StoreError> {
+    fn confirm(&self, recipient: &str, ids: Vec<u64>) -> Result<Pending<Confirmed>, StoreError> {
         let recipient = recipient.to_owned();
         self.write(move |tx| queries::confirm(tx, &recipient, &ids).map(Ok))
     }

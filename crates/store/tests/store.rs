@@ -103,7 +103,15 @@ fn the_quota_counts_messages_and_frees_on_confirm() {
     assert_eq!(store_one(&store, message("carol", 5)), StoreOutcome::Stored);
     assert_eq!(ids(&store, "carol"), [5]);
 
-    assert_eq!(store.confirm("bob", vec![1]).unwrap().wait().unwrap(), 1);
+    assert_eq!(
+        store
+            .confirm("bob", vec![1])
+            .unwrap()
+            .wait()
+            .unwrap()
+            .removed,
+        1
+    );
     assert_eq!(store_one(&store, message("bob", 6)), StoreOutcome::Stored);
     assert_eq!(ids(&store, "bob"), [2, 3, 6]);
 }
@@ -147,16 +155,23 @@ fn confirm_removes_only_the_named_ids_of_that_mailbox() {
         store_one(&store, message("bob", id));
         store_one(&store, message("carol", id));
     }
-    let removed = store
+    let confirmed = store
         .confirm("Bob", vec![2, 4, 99, u64::MAX])
         .unwrap()
         .wait()
         .unwrap();
-    assert_eq!(removed, 2);
+    assert_eq!(confirmed.removed, 2);
+    // Messages 2 and 4 asked for receipts (the even ids): their senders are
+    // owed one each.
+    assert_eq!(
+        confirmed.receipts,
+        [(2, message("bob", 2).sender), (4, message("bob", 4).sender)]
+    );
     assert_eq!(ids(&store, "bob"), [1, 3, 5]);
     assert_eq!(ids(&store, "carol"), [1, 2, 3, 4, 5]);
-    // Confirming again removes nothing more.
-    assert_eq!(store.confirm("bob", vec![2]).unwrap().wait().unwrap(), 0);
+    // Confirming again removes nothing more, and owes nothing more.
+    let again = store.confirm("bob", vec![2, 3]).unwrap().wait().unwrap();
+    assert_eq!((again.removed, again.receipts), (1, Vec::new()));
 }
 
 #[test]
@@ -548,7 +563,8 @@ fn the_mailbox_counts_follow_every_change() {
             .confirm("bob", vec![1, 3, 99])
             .unwrap()
             .wait()
-            .unwrap(),
+            .unwrap()
+            .removed,
         2
     );
     check("bob");

@@ -224,19 +224,44 @@ impl Actor {
         }
     }
 
-    /// Stored messages member `id` has handled leave its mailbox.
+    /// Messages member `id` has handled: receipts owed for live ones are
+    /// due, and stored ones leave its mailbox (and the store answers whose
+    /// senders are owed a receipt for them).
     pub(super) fn confirm(&mut self, id: ConnId, ids: Vec<u64>) {
         let Some(member) = self.registry.member(id) else {
             return;
         };
-        if !member.account || ids.is_empty() {
+        if ids.is_empty() {
             return;
         }
-        if let Some(storage) = &self.accounts.storage {
-            in_background(
-                "could not remove confirmed messages from a mailbox",
-                storage.mail.confirm(member.nick.as_str(), ids),
-            );
+        if member.confirms() {
+            self.receipts
+                .confirmed(id, member.nick.as_str(), &ids, self.now_ms);
+        }
+        if !member.account {
+            return;
+        }
+        let Some(storage) = &self.accounts.storage else {
+            return;
+        };
+        let nick = member.nick.to_string();
+        match storage.mail.confirm(&nick, ids) {
+            Ok(pending) => {
+                let answers = self.accounts.answers.clone();
+                tokio::spawn(async move {
+                    match pending.await {
+                        Ok(confirmed) if !confirmed.receipts.is_empty() => {
+                            let receipts = confirmed.receipts;
+                            send_answer(&answers, Answer::Confirmed { nick, receipts }).await;
+                        }
+                        Ok(_) => {}
+                        Err(error) => {
+                            warn!(%error, "could not remove confirmed messages from a mailbox");
+                        }
+                    }
+                });
+            }
+            Err(error) => warn!(%error, "could not remove confirmed messages from a mailbox"),
         }
     }
 

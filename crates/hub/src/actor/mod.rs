@@ -14,7 +14,8 @@
 //! - `presence.rs`: comings and goings, queued once per batch;
 //! - `message_id.rs`: hub message ids, unique across restarts;
 //! - `accounts.rs`: logins, `ACCOUNT` requests and the table of users;
-//! - `mailbox.rs`: messages stored for offline users, and delivered at login.
+//! - `mailbox.rs`: messages stored for offline users, and delivered at login;
+//! - `receipts.rs`: receipts owed by confirming clients, and due to senders.
 
 mod accounts;
 mod acks;
@@ -23,6 +24,7 @@ mod gather;
 mod mailbox;
 mod message_id;
 mod presence;
+mod receipts;
 mod route;
 
 use std::sync::Arc;
@@ -44,6 +46,7 @@ use self::gather::Gathered;
 use self::mailbox::ToStore;
 use self::message_id::MessageIds;
 use self::presence::PendingPresence;
+use self::receipts::Receipts;
 use self::route::LastFound;
 use crate::HubConfig;
 use crate::accounts::Storage;
@@ -78,6 +81,11 @@ pub(crate) struct Actor {
     accounts: Accounts,
     /// The current batch's copies for offline users, not yet handed over.
     to_store: ToStore,
+    /// Receipts owed by confirming connections, and the batch's due.
+    receipts: Receipts,
+    /// The folded nickname of the sender whose run is being routed, when
+    /// it asked for receipts (set once per run).
+    receipt_sender: Option<Arc<str>>,
     /// The time stamped on what the current batch routes, read once per
     /// batch: a clock read per message was 3% of the hub's time, and a batch
     /// takes well under a millisecond.
@@ -114,6 +122,8 @@ impl Actor {
         Self {
             accounts: Accounts::new(storage, accounts, config.accounts.clone(), answers),
             to_store: ToStore::default(),
+            receipts: Receipts::default(),
+            receipt_sender: None,
             registry: Registry::default(),
             wakes: Vec::new(),
             message_ids,
@@ -156,6 +166,7 @@ impl Actor {
                         self.handle(command);
                     }
                     self.flush_store();
+                    self.flush_receipts();
                     self.flush_presence();
                     self.wake_all();
                 }
@@ -180,6 +191,7 @@ impl Actor {
             self.handle(command);
         }
         self.flush_store();
+        self.flush_receipts();
         self.flush_presence();
         self.wake_all();
         let mut holders = Vec::new();
@@ -231,6 +243,9 @@ impl Actor {
                     }
                 }
                 Answer::Mailbox { id, mailbox } => self.mailbox_read(id, mailbox),
+                Answer::Confirmed { nick, receipts } => {
+                    self.receipts.stored_confirmed(&nick, receipts, self.now_ms);
+                }
             },
             Command::Who { id } => self.who(id),
             Command::Leave { id, done } => {
@@ -325,6 +340,7 @@ impl Actor {
     fn leave(&mut self, id: ConnId) {
         self.congested.remove(&id);
         self.acks.forget(id);
+        self.receipts.forget(id);
         if let Some(member) = self.registry.leave(id) {
             debug!(nick = %member.nick, "left");
             if member.account {

@@ -3,6 +3,7 @@
 //! delivery, and the sender's replies written in the run's order.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use bytes::BytesMut;
 use chinwag_protocol::{
@@ -18,6 +19,7 @@ use super::accounts::Known;
 use super::acks::Replies;
 use super::delivery::{Delivery, InFlight, Named};
 use super::mailbox::ForStore;
+use super::receipts::Receipts;
 use crate::outbox::Pressure;
 use crate::registry::{ConnId, Lookup, Member, Registry};
 
@@ -38,6 +40,9 @@ impl Actor {
     ) {
         let mut permit = InFlight::new(permit);
         let ack_runs = self.registry.member(id).is_some_and(Member::ack_runs);
+        self.receipt_sender = (self.registry.member(id))
+            .filter(|sender| sender.receipts())
+            .map(|sender| Arc::from(sender.nick.folded()));
         let mut replies = Replies::new(ack_runs, sends.len());
         // Room for the whole run in one recipient's buffer (a `MESSAGE` is a
         // `SEND` plus the sender's name, an id and a time): grown by
@@ -161,7 +166,11 @@ impl Actor {
         delivery.pace();
 
         let cut = std::mem::take(&mut delivery.cut);
-        if let Some(copy) = offline {
+        if let (Some(sender), Some(named)) = (&self.receipt_sender, named.as_deref()) {
+            owe_receipts(&mut self.receipts, sender, message_id, named);
+        }
+        if let Some(mut copy) = offline {
+            copy.receipt = self.receipt_sender.is_some();
             // Its `ACK` waits for the store.
             let named = named.as_deref().unwrap_or_default();
             let for_store = copy.for_store(send.id(), delivery.delivered, named);
@@ -193,10 +202,30 @@ impl Actor {
     }
 }
 
+/// Receipts for message `message_id` are owed to `sender` by the
+/// confirming recipients it reached (messages to everyone get none).
+fn owe_receipts(
+    receipts: &mut Receipts,
+    sender: &Arc<str>,
+    message_id: u64,
+    named: &[Named<'_, '_>],
+) {
+    for named in named {
+        if let Some((id, member)) = named.found
+            && named.status == Code::DELIVERED
+            && member.confirms()
+        {
+            receipts.owe(id, message_id, sender);
+        }
+    }
+}
+
 /// A message as its offline registered recipients will have it.
 struct StoredCopy {
     id: u64,
     ts_ms: u64,
+    /// Its sender asked for a receipt.
+    receipt: bool,
     from: String,
     to: Vec<String>,
     text: String,
@@ -215,6 +244,7 @@ impl StoredCopy {
                 .map(str::to_owned)
                 .collect(),
             text: String::from(message.text),
+            receipt: false,
         }
     }
 
@@ -237,6 +267,7 @@ impl StoredCopy {
                     to: self.to.clone(),
                     ts_ms: self.ts_ms,
                     text: self.text.clone(),
+                    receipt: self.receipt,
                 };
                 Some((index, copy))
             })

@@ -53,6 +53,7 @@ pub fn message(recipient: &str, id: u64) -> StoredMessage {
         to: vec![recipient.to_ascii_lowercase(), format!("cc{}", id % 3)],
         ts_ms: T0 + id,
         text: format!("message {id}: {}", "x".repeat((id % 17) as usize)),
+        receipt: id.is_multiple_of(2),
     }
 }
 

@@ -1,0 +1,191 @@
+//! Receipts: a recipient's client confirmed a message, told to its sender
+//! (`docs/protocol.md`, section 8.10).
+//!
+//! A message from a sender with `RECEIPTS` to named users, delivered live
+//! to a connection with `CONFIRMS`, leaves an entry here: that connection
+//! owes that sender a receipt for that message id. Its `CONFIRM` turns the
+//! entry into a receipt due to the sender; a stored message's confirmation
+//! comes back from the store with its sender instead. Receipts due are
+//! gathered per sender during a batch of commands and queued once, at the
+//! batch's end, as one `RECEIPT` frame (or several, if one would exceed the
+//! frame limit), to whichever connection holds the sender's nickname then,
+//! if it asked for receipts.
+//!
+//! Nothing here costs a message that asked for no receipt: the router looks
+//! at the sender's options once per run.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use chinwag_protocol::{Receipt, ServerFrame};
+
+use super::{Actor, encode};
+use crate::registry::{ConnId, IdMap, Lookup};
+
+/// Unconfirmed messages remembered per connection; past this the oldest
+/// are forgotten and give no receipt (a client that says it confirms and
+/// never does costs at most this much).
+pub(super) const MAX_OWED: usize = 65_536;
+
+/// Receipts owed and due.
+#[derive(Debug, Default)]
+pub(super) struct Receipts {
+    /// Per confirming connection: message id → the folded nickname of the
+    /// sender owed a receipt. Ids grow, so the first entry is the oldest.
+    owed: IdMap<BTreeMap<u64, Arc<str>>>,
+    /// The current batch's receipts, by the sender's folded nickname.
+    due: HashMap<Arc<str>, Vec<Receipt>>,
+}
+
+impl Receipts {
+    /// Connection `recipient` was sent message `message_id`, for which
+    /// `sender` wants a receipt.
+    pub(super) fn owe(&mut self, recipient: ConnId, message_id: u64, sender: &Arc<str>) {
+        let owed = self.owed.entry(recipient).or_default();
+        owed.insert(message_id, sender.clone());
+        if owed.len() > MAX_OWED {
+            owed.pop_first();
+        }
+    }
+
+    /// Connection `recipient` (nicknamed `nick`) confirmed `ids`: the
+    /// receipts owed for them are due.
+    pub(super) fn confirmed(&mut self, recipient: ConnId, nick: &str, ids: &[u64], now_ms: u64) {
+        let Some(owed) = self.owed.get_mut(&recipient) else {
+            return;
+        };
+        for id in ids {
+            if let Some(sender) = owed.remove(id) {
+                push_due(&mut self.due, sender, *id, nick, now_ms);
+            }
+        }
+        if owed.is_empty() {
+            self.owed.remove(&recipient);
+        }
+    }
+
+    /// Stored messages `nick` confirmed whose senders asked for a receipt:
+    /// each message's id and its sender (as the store has the name).
+    pub(super) fn stored_confirmed(&mut self, nick: &str, owed: Vec<(u64, String)>, now_ms: u64) {
+        for (id, sender) in owed {
+            let sender: Arc<str> = Arc::from(sender.to_ascii_lowercase());
+            push_due(&mut self.due, sender, id, nick, now_ms);
+        }
+    }
+
+    /// A connection is gone: what it did not confirm gives no receipt.
+    pub(super) fn forget(&mut self, recipient: ConnId) {
+        self.owed.remove(&recipient);
+    }
+
+    /// Whether any receipt waits to be queued.
+    pub(super) fn any_due(&self) -> bool {
+        !self.due.is_empty()
+    }
+}
+
+fn push_due(
+    due: &mut HashMap<Arc<str>, Vec<Receipt>>,
+    sender: Arc<str>,
+    message_id: u64,
+    recipient: &str,
+    now_ms: u64,
+) {
+    due.entry(sender).or_default().push(Receipt {
+        message_id,
+        received_ms: now_ms,
+        recipient: recipient.to_owned(),
+    });
+}
+
+impl Actor {
+    /// Queues the batch's receipts, each sender's in as few `RECEIPT`
+    /// frames as the frame limit allows, to the connection holding the
+    /// sender's nickname if it asked for receipts. A sender offline, or
+    /// online without `RECEIPTS`, gets none.
+    pub(super) fn flush_receipts(&mut self) {
+        if !self.receipts.any_due() {
+            return;
+        }
+        let due = std::mem::take(&mut self.receipts.due);
+        for (sender, receipts) in due {
+            let id = match self.registry.lookup(sender.as_bytes()) {
+                Lookup::Online(id, member) if member.receipts() => id,
+                _ => continue,
+            };
+            for frame in frames(receipts, self.max_frame) {
+                if let Some(frame) = encode(&frame) {
+                    self.queue_for(id, frame);
+                }
+            }
+        }
+    }
+}
+
+/// `receipts` as `RECEIPT` frames, each within `max_frame` bytes (length
+/// prefix included).
+fn frames(receipts: Vec<Receipt>, max_frame: usize) -> Vec<ServerFrame> {
+    // The length prefix, the opcode and the count.
+    const OVERHEAD: usize = 4 + 1 + 4;
+    let mut frames = Vec::new();
+    let mut batch = Vec::new();
+    let mut size = OVERHEAD;
+    for receipt in receipts {
+        let len = receipt.encoded_len();
+        if !batch.is_empty() && size + len > max_frame {
+            frames.push(ServerFrame::Receipts(std::mem::take(&mut batch)));
+            size = OVERHEAD;
+        }
+        size += len;
+        batch.push(receipt);
+    }
+    if !batch.is_empty() {
+        frames.push(ServerFrame::Receipts(batch));
+    }
+    frames
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn receipt(id: u64) -> Receipt {
+        Receipt {
+            message_id: id,
+            received_ms: 1,
+            recipient: "bob".into(),
+        }
+    }
+
+    #[test]
+    fn receipts_are_split_to_fit_the_frame_limit() {
+        // Each receipt is 8 + 8 + 4 = 20 bytes; 9 bytes of frame around them.
+        let frames = frames((1..=10).map(receipt).collect(), 9 + 3 * 20);
+        let sizes: Vec<usize> = frames
+            .iter()
+            .map(|frame| match frame {
+                ServerFrame::Receipts(r) => r.len(),
+                _ => 0,
+            })
+            .collect();
+        assert_eq!(sizes, [3, 3, 3, 1]);
+    }
+
+    #[test]
+    fn a_connection_owes_at_most_max_owed_and_forgets_the_oldest() {
+        let mut receipts = Receipts::default();
+        let sender: Arc<str> = Arc::from("alice");
+        let bob = ConnId(7);
+        for id in 0..=MAX_OWED as u64 {
+            receipts.owe(bob, id, &sender);
+        }
+        receipts.confirmed(bob, "bob", &[0, 1, MAX_OWED as u64], 5);
+        let due = &receipts.due[&sender];
+        assert_eq!(
+            due.iter().map(|r| r.message_id).collect::<Vec<_>>(),
+            [1, MAX_OWED as u64]
+        );
+        receipts.forget(bob);
+        assert!(receipts.owed.is_empty());
+    }
+}

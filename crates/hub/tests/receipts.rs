@@ -1,0 +1,252 @@
+//! Receipts through real sockets (`docs/protocol.md`, section 8.10): a
+//! recipient whose client confirms (`CONFIRMS`) turns each confirmation
+//! into a `RECEIPT` for a sender who asked (`RECEIPTS`), for live messages
+//! and for stored ones confirmed at a later login, across a restart too;
+//! and nobody else sees anything new.
+
+use std::collections::BTreeSet;
+
+use chinwag_hub::HubConfig;
+use chinwag_hub::protocol::{
+    AccountAction, ClientFrame, Code, Receipt, Recipients, ServerFrame, options,
+};
+use chinwag_hub::store::StoreConfig;
+use chinwag_testkit::{RawClient, TestHub, account, login, send, send_frame};
+use tempfile::TempDir;
+use tokio::net::TcpStream;
+
+const PASSWORD: &str = "correct horse";
+
+/// Quiet about presence, so that only what a test looks for arrives.
+const SENDER: u32 = options::RECEIPTS | options::NO_PRESENCE;
+const CONFIRMING: u32 = options::CONFIRMS | options::NO_PRESENCE;
+
+async fn client(hub: &TestHub, nick: &str, options: u32) -> RawClient<TcpStream> {
+    let (client, welcome) = hub
+        .connect()
+        .await
+        .registered_with_options(nick, options)
+        .await;
+    assert_eq!(welcome.options, Some(options), "options granted");
+    client
+}
+
+/// Reads `MESSAGE`s until `count` have come; answers their ids.
+async fn received(client: &mut RawClient<TcpStream>, count: usize) -> Vec<u64> {
+    let mut ids = Vec::new();
+    while ids.len() < count {
+        ids.push(client.expect_message().await.id);
+    }
+    ids
+}
+
+/// Reads `RECEIPT` frames until `count` receipts have come.
+async fn receipts(client: &mut RawClient<TcpStream>, count: usize) -> Vec<Receipt> {
+    let mut all = Vec::new();
+    while all.len() < count {
+        let mut batch = client
+            .recv_until(|frame| match frame {
+                ServerFrame::Receipts(receipts) => Some(receipts),
+                _ => None,
+            })
+            .await;
+        all.append(&mut batch);
+    }
+    all
+}
+
+/// (message id, recipient) of each receipt.
+fn pairs(receipts: &[Receipt]) -> BTreeSet<(u64, String)> {
+    receipts
+        .iter()
+        .map(|receipt| (receipt.message_id, receipt.recipient.clone()))
+        .collect()
+}
+
+/// Every frame `client` was sent before the answer to a `WHO` it sends
+/// after `after` has had the answer to its own: whatever the hub did
+/// because of `after`'s earlier commands is queued for `client` by then
+/// (the actor takes commands in order, and queues receipts at the end of
+/// the batch that made them).
+async fn frames_after(
+    client: &mut RawClient<TcpStream>,
+    after: &mut RawClient<TcpStream>,
+) -> Vec<ServerFrame> {
+    after.who().await;
+    client.send(ClientFrame::Who).await;
+    let mut before = Vec::new();
+    loop {
+        match client
+            .recv()
+            .await
+            .expect("connection closed while waiting")
+        {
+            ServerFrame::Roster(_) => return before,
+            other => before.push(other),
+        }
+    }
+}
+
+fn has_receipt(frames: &[ServerFrame]) -> bool {
+    frames
+        .iter()
+        .any(|frame| matches!(frame, ServerFrame::Receipts(_)))
+}
+
+#[tokio::test]
+async fn each_confirmation_is_a_receipt_for_the_sender_who_asked() {
+    let hub = TestHub::start().await;
+    let mut alice = client(&hub, "alice", SENDER).await;
+    let mut bob = client(&hub, "bob", CONFIRMING).await;
+    let mut carol = client(&hub, "Carol", CONFIRMING).await;
+
+    let mut sent = Vec::new();
+    for n in 1..=3 {
+        alice.send(send(n, &["bob", "carol"], "hi")).await;
+        let ack = alice.expect_ack(n).await;
+        assert!(ack.statuses.iter().all(|s| s.status == Code::DELIVERED));
+        sent.push(ack.message_id);
+    }
+    assert_eq!(received(&mut bob, 3).await, sent);
+    assert_eq!(received(&mut carol, 3).await, sent);
+
+    // Bob confirms all three at once, carol the first two; an id nobody
+    // owes anything for is ignored.
+    bob.send(ClientFrame::Confirm(sent.clone())).await;
+    carol
+        .send(ClientFrame::Confirm(vec![sent[0], sent[1], 999_999]))
+        .await;
+    let got = receipts(&mut alice, 5).await;
+    let mut want: BTreeSet<(u64, String)> = sent.iter().map(|&id| (id, "bob".to_owned())).collect();
+    want.extend(sent[..2].iter().map(|&id| (id, "Carol".to_owned())));
+    assert_eq!(pairs(&got), want);
+    assert!(got.iter().all(|receipt| receipt.received_ms > 0));
+
+    // Confirming again owes nothing more.
+    bob.send(ClientFrame::Confirm(sent.clone())).await;
+    assert!(!has_receipt(&frames_after(&mut alice, &mut bob).await));
+    hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn no_receipt_unless_the_sender_asked_and_the_recipient_confirms() {
+    let hub = TestHub::start().await;
+    let mut asks = client(&hub, "alice", SENDER).await;
+    let mut plain = client(&hub, "dave", options::NO_PRESENCE).await;
+    let mut confirming = client(&hub, "bob", CONFIRMING).await;
+    let mut silent = client(&hub, "erin", options::NO_PRESENCE).await;
+
+    // A recipient without CONFIRMS: its confirmation gives nothing.
+    asks.send(send(1, &["erin"], "one")).await;
+    asks.expect_ack(1).await;
+    let id = silent.expect_message().await.id;
+    silent.send(ClientFrame::Confirm(vec![id])).await;
+    assert!(!has_receipt(&frames_after(&mut asks, &mut silent).await));
+
+    // A sender without RECEIPTS: a confirming recipient gives it nothing.
+    plain.send(send(1, &["bob"], "two")).await;
+    plain.expect_ack(1).await;
+    let id = confirming.expect_message().await.id;
+    confirming.send(ClientFrame::Confirm(vec![id])).await;
+    assert!(!has_receipt(
+        &frames_after(&mut plain, &mut confirming).await
+    ));
+
+    // A message to everyone gets no receipts, even from those who confirm.
+    asks.send(send_frame(2, Recipients::Everyone, "all")).await;
+    asks.expect_ack(2).await;
+    let id = confirming.expect_message().await.id;
+    confirming.send(ClientFrame::Confirm(vec![id])).await;
+    assert!(!has_receipt(
+        &frames_after(&mut asks, &mut confirming).await
+    ));
+    hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_receipt_goes_to_the_senders_current_connection_and_a_gone_recipient_owes_none() {
+    let hub = TestHub::start().await;
+    let mut alice = client(&hub, "alice", SENDER).await;
+    let mut bob = client(&hub, "bob", CONFIRMING).await;
+    let mut carol = client(&hub, "carol", CONFIRMING).await;
+    alice.send(send(1, &["bob", "carol"], "hi")).await;
+    let message_id = alice.expect_ack(1).await.message_id;
+    received(&mut bob, 1).await;
+    received(&mut carol, 1).await;
+
+    // Alice reconnects before anyone confirms: her new connection gets it.
+    alice.send(ClientFrame::Quit).await;
+    alice.expect_closed().await;
+    let mut alice = client(&hub, "alice", SENDER).await;
+    bob.send(ClientFrame::Confirm(vec![message_id])).await;
+    let got = receipts(&mut alice, 1).await;
+    assert_eq!(
+        pairs(&got),
+        BTreeSet::from([(message_id, "bob".to_owned())])
+    );
+
+    // Carol leaves without confirming; back under a new connection, her
+    // late confirmation is for a message that connection never had.
+    carol.send(ClientFrame::Quit).await;
+    carol.expect_closed().await;
+    let mut carol = client(&hub, "carol", CONFIRMING).await;
+    carol.send(ClientFrame::Confirm(vec![message_id])).await;
+    assert!(!has_receipt(&frames_after(&mut alice, &mut carol).await));
+    hub.shutdown().await;
+}
+
+async fn hub_in(dir: &TempDir) -> TestHub {
+    let store = TestHub::open_store(StoreConfig::new(dir.path())).await;
+    TestHub::with_store(HubConfig::default(), store).await
+}
+
+#[tokio::test]
+async fn a_stored_message_gives_its_receipt_when_confirmed_at_a_later_login_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = hub_in(&dir).await;
+    for nick in ["alice", "bob"] {
+        let mut creator = hub.connect().await;
+        creator
+            .send(account(AccountAction::Create, nick, PASSWORD, ""))
+            .await;
+        creator
+            .recv_until(|frame| matches!(frame, ServerFrame::AccountDone(_)).then_some(()))
+            .await;
+    }
+    let mut alice = hub.connect().await;
+    alice.send(login("alice", PASSWORD, SENDER)).await;
+    alice.expect_welcome().await;
+    alice.send(send(1, &["bob"], "while you were away")).await;
+    let ack = alice.expect_ack(1).await;
+    assert_eq!(ack.statuses[0].status, Code::STORED);
+    // A guest's stored message without a receipt asked for, beside it.
+    let mut guest = client(&hub, "guest", options::NO_PRESENCE).await;
+    guest.send(send(1, &["bob"], "no receipt wanted")).await;
+    let unwanted = guest.expect_ack(1).await.message_id;
+    drop(alice);
+    hub.shutdown().await;
+
+    // Days later, as far as the hub can tell: a new process on the same
+    // data directory.
+    let hub = hub_in(&dir).await;
+    let mut alice = hub.connect().await;
+    alice.send(login("alice", PASSWORD, SENDER)).await;
+    alice.expect_welcome().await;
+    let mut bob = hub.connect().await;
+    bob.send(login("bob", PASSWORD, CONFIRMING)).await;
+    bob.expect_welcome().await;
+    let mut ids = Vec::new();
+    while ids.len() < 2 {
+        if let ServerFrame::StoredMessage(message) = bob.recv().await.expect("the mailbox") {
+            ids.push(message.id);
+        }
+    }
+    assert_eq!(ids, [ack.message_id, unwanted]);
+    bob.send(ClientFrame::Confirm(ids)).await;
+    let got = receipts(&mut alice, 1).await;
+    assert_eq!(
+        pairs(&got),
+        BTreeSet::from([(ack.message_id, "bob".to_owned())])
+    );
+    hub.shutdown().await;
+}
