@@ -81,6 +81,12 @@ pub(crate) enum Answer {
         nick: String,
         receipts: Vec<(u64, String)>,
     },
+    /// The receipts kept for connection `id`'s account while it was
+    /// offline, taken at its login.
+    KeptReceipts {
+        id: ConnId,
+        kept: Vec<chinwag_store::KeptReceipt>,
+    },
 }
 
 /// What a written account request changes in the actor's table.

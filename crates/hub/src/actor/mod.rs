@@ -246,6 +246,7 @@ impl Actor {
                 Answer::Confirmed { nick, receipts } => {
                     self.receipts.stored_confirmed(&nick, receipts, self.now_ms);
                 }
+                Answer::KeptReceipts { id, kept } => self.kept_receipts(id, kept),
             },
             Command::Who { id } => self.who(id),
             Command::Leave { id, done } => {
@@ -323,6 +324,7 @@ impl Actor {
         }
         if account {
             self.read_mailbox(id);
+            self.take_kept_receipts(id);
         }
         debug!(%nick, account, "joined");
         if quiet {
