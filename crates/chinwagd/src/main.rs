@@ -155,6 +155,10 @@ struct Args {
     /// still works).
     #[arg(long, alias = "shutdown-grace-secs", value_parser = grace, default_value = "5s")]
     shutdown_grace: Duration,
+    /// A test hook, not for use: after this long, wedge the hub's actor for
+    /// a minute (the systemd watchdog's test).
+    #[arg(long, hide = true, value_parser = humantime_secs)]
+    test_wedge_actor_after: Option<Duration>,
 }
 
 /// Whether clients may create accounts.
@@ -263,6 +267,13 @@ async fn run(args: Args, activated: systemd::Activated) -> anyhow::Result<()> {
 
     systemd::ready(&format!("listening on {addr}"));
     let watchdog = systemd::watchdog(hub.clone());
+    if let Some(after) = args.test_wedge_actor_after {
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let _ = hub.wedge_actor_for_tests(Duration::from_secs(60)).await;
+        });
+    }
 
     shutdown.await?;
     info!("shutting down");

@@ -250,3 +250,36 @@ fn the_shipped_units_verify_and_rate_2_or_lower_for_exposure() {
         .unwrap_or_else(|| panic!("no exposure level in: {report}"));
     assert!(exposure <= 2.0, "exposure {exposure} above 2.0:\n{report}");
 }
+
+#[test]
+fn a_wedged_actor_stops_the_watchdog_pings() {
+    let dir = tempfile::tempdir().unwrap();
+    let notify = NotifySocket::bind(dir.path());
+    let _daemon = Running(
+        Command::new(BIN)
+            .args(["--listen", "127.0.0.1:0", "--log", "error", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(["--test-wedge-actor-after", "1s"])
+            .env("NOTIFY_SOCKET", &notify.path)
+            .env("WATCHDOG_USEC", "200000")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    notify.until("READY=1");
+    let first = notify.next();
+    assert!(first.contains(&"WATCHDOG=1".to_owned()), "{first:?}");
+    // Pings every 100 ms until the actor is wedged a second in; then none,
+    // however long systemd would wait (its timeout is 200 ms here).
+    notify
+        .socket
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut buf = [0; 4096];
+    let mut pings = 1;
+    while notify.socket.recv(&mut buf).is_ok() {
+        pings += 1;
+        assert!(pings < 100, "pings went on with the actor wedged");
+    }
+    assert!(pings >= 3, "too few pings before the wedge: {pings}");
+}

@@ -140,4 +140,7 @@ pub(crate) enum Command {
     },
     /// Answer with the roster (for embedders).
     Roster { reply: oneshot::Sender<Vec<String>> },
+    /// Block the actor's thread for this long: a test hook that wedges the
+    /// actor (`Hub::wedge_actor_for_tests`).
+    Wedge(std::time::Duration),
 }

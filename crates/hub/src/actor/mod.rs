@@ -258,6 +258,10 @@ impl Actor {
             Command::Roster { reply } => {
                 let _ = reply.send(self.registry.roster());
             }
+            Command::Wedge(duration) => {
+                warn!(?duration, "wedging the actor, as a test asked");
+                std::thread::sleep(duration);
+            }
         }
     }
 
