@@ -179,7 +179,21 @@ enum Command {
     Account(account::AccountCommand),
 }
 
-fn main() -> anyhow::Result<()> {
+/// Runs the daemon (or an account command). A failure is one line on
+/// stderr, `chinwagd: ` and the error with its causes, and exit status 1:
+/// never a backtrace, whatever `RUST_BACKTRACE` says (an operator reads it
+/// in the journal; a bad flag is clap's, status 2).
+fn main() -> std::process::ExitCode {
+    match run_main() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("chinwagd: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_main() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(Command::Account(command)) = &args.command {
         return account::run(&args.data_dir, command);

@@ -668,3 +668,26 @@ fn the_shutdown_grace_takes_a_duration_and_its_old_name() {
     assert!(!status.success());
     assert!(stderr.contains("is not a duration"), "{stderr}");
 }
+
+/// A start-up failure is one line and status 1, never a backtrace, even
+/// with `RUST_BACKTRACE=1` in the environment.
+#[test]
+fn a_startup_error_is_one_line_without_a_backtrace() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let data = tempfile::tempdir().unwrap();
+    let output = Command::new(BIN)
+        .args(["--listen", &addr, "--log", "off", "--data-dir"])
+        .arg(data.path())
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].starts_with(&format!("chinwagd: cannot listen on {addr}: ")),
+        "{stderr}"
+    );
+}
