@@ -12,9 +12,9 @@ use chinwag_hub::{Hub, HubConfig, RateLimit, Storage, bind_tcp};
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod account;
+mod logging;
 mod systemd;
 use tracing::{info, warn};
-use tracing_subscriber::EnvFilter;
 
 /// The daemon's allocator. The hub allocates each message's frames on the
 /// actor's thread and the writers free them on others, which glibc's malloc
@@ -147,6 +147,11 @@ struct Args {
     /// (e.g. `info`, `chinwag_hub=debug`). `RUST_LOG` is used when unset.
     #[arg(long)]
     log: Option<String>,
+    /// Log format: `text` lines or `json` objects on stderr, or straight to
+    /// systemd's `journal`; `auto` is the journal when stderr is the
+    /// journal's stream (run by systemd), else text.
+    #[arg(long, value_enum, default_value_t = logging::LogFormat::Auto)]
+    log_format: logging::LogFormat,
     /// Worker threads of the runtime (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
@@ -212,18 +217,7 @@ fn run_main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args, activated: systemd::Activated) -> anyhow::Result<()> {
-    let filter = match &args.log {
-        // The parser's error repeats its cause as its source: print it once.
-        Some(filter) => EnvFilter::try_new(filter)
-            .map_err(|error| anyhow::anyhow!("invalid --log filter {filter:?}: {error}"))?,
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colours only for a person at a terminal, not for journald or a file.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    logging::init(args.log.as_deref(), args.log_format)?;
 
     let config = hub_config(&args);
     open_file_limit(config.max_connections + config.max_unregistered);
