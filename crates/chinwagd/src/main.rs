@@ -12,6 +12,7 @@ use chinwag_hub::{Hub, HubConfig, RateLimit, Storage, bind_tcp};
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod account;
+mod config;
 mod logging;
 mod systemd;
 use tracing::{info, warn};
@@ -40,6 +41,21 @@ struct Args {
     /// daemon must not be running on it).
     #[command(subcommand)]
     command: Option<Command>,
+    /// The configuration file, TOML: every flag below is a key spelled
+    /// as the flag without its dashes (`max-connections = 10000`). Flags
+    /// win over the environment (`CHINWAGD_MAX_CONNECTIONS`), which wins
+    /// over the file, which wins over the defaults. Default:
+    /// /etc/chinwag/chinwagd.toml when it exists.
+    #[arg(long, global = true, env = "CHINWAGD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Check the configuration (flags, environment and file) and exit: 0
+    /// and one line when it is good, else the error and 1.
+    #[arg(long)]
+    check_config: bool,
+    /// Print the effective configuration as TOML, each setting with where
+    /// it came from, and exit.
+    #[arg(long)]
+    print_config: bool,
     /// The data directory: accounts and mailboxes (`chinwag.db`, SQLite),
     /// created if missing. One daemon at a time may use it.
     #[arg(long, global = true, default_value = DEFAULT_DATA_DIR, env = "CHINWAG_DATA_DIR")]
@@ -199,7 +215,19 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run_main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let loaded = config::load()?;
+    if loaded.args.print_config {
+        print!("{}", loaded.to_toml());
+        return Ok(());
+    }
+    if loaded.args.check_config {
+        match &loaded.file {
+            Some(file) => println!("chinwagd: configuration OK ({})", file.display()),
+            None => println!("chinwagd: configuration OK (no file)"),
+        }
+        return Ok(());
+    }
+    let args = loaded.args;
     if let Some(Command::Account(command)) = &args.command {
         return account::run(&args.data_dir, command);
     }

@@ -712,3 +712,52 @@ fn the_log_is_json_objects_when_asked() {
     }
     assert!(store_open, "{stderr}");
 }
+
+/// A setting from the configuration file is used as its flag would be, and
+/// the flag still wins over it.
+#[tokio::test]
+async fn the_configuration_file_sets_what_its_flag_would_and_a_flag_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("chinwagd.toml");
+    std::fs::write(
+        &config,
+        "# a comment\nmax-connections = 1\nlisten = \"192.0.2.1:1\"\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    // The file's listen address would fail; the flag's (127.0.0.1:0) wins.
+    let mut daemon = Daemon::start(&["--config", &config]);
+    let _alice = Client::register(daemon.addr, "alice").await;
+    let mut second = Client::connect(daemon.addr).await;
+    second.expect_fatal(Code::SERVER_FULL).await;
+    daemon.signal("-TERM");
+    assert_eq!(daemon.wait_exit(PATIENCE).code(), Some(0));
+
+    // --check-config: a bad key is one line naming the file, line and key.
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "max-connections = 1\nmax-conections = 2\n",
+    )
+    .unwrap();
+    let bad = dir.path().join("bad.toml");
+    let (status, stdout, stderr) =
+        run_to_exit(&["--config", bad.to_str().unwrap(), "--check-config"]);
+    assert_eq!(status.code(), Some(1));
+    assert!(stdout.is_empty(), "{stdout}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "chinwagd: {}:2: unknown key `max-conections`",
+            bad.display()
+        )
+    );
+}
+
+/// The example configuration shipped in `dist/` passes `--check-config`.
+#[test]
+fn the_shipped_example_configuration_checks() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../dist/chinwagd.toml");
+    let (status, stdout, stderr) = run_to_exit(&["--config", example, "--check-config"]);
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.starts_with("chinwagd: configuration OK"), "{stdout}");
+}
