@@ -284,6 +284,11 @@ fn line_of(text: &str, at: usize) -> usize {
 }
 
 impl Loaded {
+    /// Each setting's values as in force (by flag name).
+    pub(crate) fn effective(&self) -> &BTreeMap<String, Vec<String>> {
+        &self.effective
+    }
+
     /// The effective settings as a TOML file, each with where it came from.
     pub(crate) fn to_toml(&self) -> String {
         use std::fmt::Write as _;

@@ -11,9 +11,9 @@
 
 use anyhow::Context as _;
 use clap::ValueEnum;
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Registry, reload};
 
 /// `--log-format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -41,15 +41,23 @@ fn stderr_is_journal() -> bool {
     stream.to_string_lossy() == format!("{}:{}", stderr.dev(), stderr.ino())
 }
 
-/// Installs the subscriber: `filter` (`--log`, else `RUST_LOG`, else
-/// `info`) in `format`.
-pub(crate) fn init(filter: Option<&str>, format: LogFormat) -> anyhow::Result<()> {
-    let filter = match filter {
+/// The log filter, changed live on SIGHUP (`reload.rs`).
+pub(crate) type FilterHandle = reload::Handle<EnvFilter, Registry>;
+
+/// The filter `--log` gives (else `RUST_LOG`, else `info`).
+pub(crate) fn filter(filter: Option<&str>) -> anyhow::Result<EnvFilter> {
+    Ok(match filter {
         // The parser's error repeats its cause as its source: print it once.
         Some(filter) => EnvFilter::try_new(filter)
             .map_err(|error| anyhow::anyhow!("invalid --log filter {filter:?}: {error}"))?,
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-    };
+    })
+}
+
+/// Installs the subscriber: `filter` (`--log`, else `RUST_LOG`, else
+/// `info`) in `format`; answers the handle that changes the filter.
+pub(crate) fn init(filter: Option<&str>, format: LogFormat) -> anyhow::Result<FilterHandle> {
+    let (filter, handle) = reload::Layer::new(self::filter(filter)?);
     let format = match format {
         LogFormat::Auto if stderr_is_journal() => LogFormat::Journal,
         LogFormat::Auto => LogFormat::Text,
@@ -77,5 +85,5 @@ pub(crate) fn init(filter: Option<&str>, format: LogFormat) -> anyhow::Result<()
             )
             .init(),
     }
-    Ok(())
+    Ok(handle)
 }

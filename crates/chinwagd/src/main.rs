@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod account;
 mod config;
 mod logging;
+mod reload;
 mod systemd;
 use tracing::{info, warn};
 
@@ -227,6 +228,7 @@ fn run_main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    let effective = loaded.effective().clone();
     let args = loaded.args;
     if let Some(Command::Account(command)) = &args.command {
         return account::run(&args.data_dir, command);
@@ -241,11 +243,15 @@ fn run_main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    runtime.block_on(run(args, activated))
+    runtime.block_on(run(args, activated, effective))
 }
 
-async fn run(args: Args, activated: systemd::Activated) -> anyhow::Result<()> {
-    logging::init(args.log.as_deref(), args.log_format)?;
+async fn run(
+    args: Args,
+    activated: systemd::Activated,
+    effective: std::collections::BTreeMap<String, Vec<String>>,
+) -> anyhow::Result<()> {
+    let filter = logging::init(args.log.as_deref(), args.log_format)?;
 
     let config = hub_config(&args);
     open_file_limit(config.max_connections + config.max_unregistered);
@@ -303,6 +309,8 @@ async fn run(args: Args, activated: systemd::Activated) -> anyhow::Result<()> {
 
     systemd::ready(&format!("listening on {addr}"));
     let watchdog = systemd::watchdog(hub.clone());
+    #[cfg(unix)]
+    let reloads = reload::on_sighup(filter, effective)?;
     if let Some(after) = args.test_wedge_actor_after {
         let hub = hub.clone();
         tokio::spawn(async move {
@@ -317,6 +325,8 @@ async fn run(args: Args, activated: systemd::Activated) -> anyhow::Result<()> {
     if let Some(watchdog) = watchdog {
         watchdog.abort();
     }
+    #[cfg(unix)]
+    reloads.abort();
     let grace = args.shutdown_grace;
     if tokio::time::timeout(grace, hub.shutdown()).await.is_err() {
         warn!(
