@@ -17,6 +17,8 @@
 //!   byte stream (a TCP socket or one end of a pipe) with the `expect_*`
 //!   helpers, and [`next`] / [`codes_until_closed`] for tests that hold the
 //!   `Framed` stream themselves.
+//! - `proxy.rs`: [`FaultProxy`], a TCP proxy that cuts connections at
+//!   seeded random points (mid-frame too), for tests of reconnection.
 //!
 //! Over pipes nothing leaves the process, so a test on a paused clock
 //! (`#[tokio::test(start_paused = true)]`) sees the hub's deadlines fire at
@@ -45,6 +47,7 @@ mod client;
 mod forgeries;
 mod frames;
 mod hubs;
+mod proxy;
 mod wait;
 
 pub use client::{RawClient, codes_until_closed, next};
@@ -54,4 +57,5 @@ pub use frames::{
     send_frame, users,
 };
 pub use hubs::{PipeHub, TestHub};
+pub use proxy::{Cut, CutPoints, FaultProxy, Faults, LINGER};
 pub use wait::{PATIENCE, guard, settle, timed, within};
