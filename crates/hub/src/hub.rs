@@ -128,7 +128,12 @@ impl Hub {
             next_conn: AtomicU64::new(1),
             config,
         });
-        let actor = Actor::new(&shared.config, shared.commands.downgrade(), loaded);
+        let actor = Actor::new(
+            &shared.config,
+            shared.commands.downgrade(),
+            shared.tracker.clone(),
+            loaded,
+        );
         shared
             .tracker
             .spawn(actor.run(rx, shared.shutdown.clone(), shared.actor_done.clone()));

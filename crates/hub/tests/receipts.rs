@@ -304,3 +304,52 @@ async fn receipts_for_a_sender_who_went_offline_wait_for_its_next_login() {
     assert!(!has_receipt(&frames_after(&mut alice, &mut other).await));
     hub.shutdown().await;
 }
+
+/// A stored message confirmed the moment the hub shuts down still gives
+/// its receipt: the store's answer may come after the actor has stopped,
+/// and then the receipt is kept for the sender's next login.
+#[tokio::test]
+async fn a_confirmation_just_before_shutdown_keeps_its_receipt() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = hub_in(&dir).await;
+    for nick in ["alice", "bob"] {
+        let mut creator = hub.connect().await;
+        creator
+            .send(account(AccountAction::Create, nick, PASSWORD, ""))
+            .await;
+        creator
+            .recv_until(|frame| matches!(frame, ServerFrame::AccountDone(_)).then_some(()))
+            .await;
+    }
+    let mut alice = hub.connect().await;
+    alice.send(login("alice", PASSWORD, SENDER)).await;
+    alice.expect_welcome().await;
+    alice.send(send(1, &["bob"], "stored")).await;
+    let message_id = alice.expect_ack(1).await.message_id;
+    alice.send(ClientFrame::Quit).await;
+    alice.expect_closed().await;
+
+    let mut bob = hub.connect().await;
+    bob.send(login("bob", PASSWORD, CONFIRMING)).await;
+    bob.expect_welcome().await;
+    let id = bob
+        .recv_until(|frame| match frame {
+            ServerFrame::StoredMessage(message) => Some(message.id),
+            _ => None,
+        })
+        .await;
+    bob.send(ClientFrame::Confirm(vec![id])).await;
+    bob.who().await;
+    hub.shutdown().await;
+
+    let hub = hub_in(&dir).await;
+    let mut alice = hub.connect().await;
+    alice.send(login("alice", PASSWORD, SENDER)).await;
+    alice.expect_welcome().await;
+    let got = receipts(&mut alice, 1).await;
+    assert_eq!(
+        pairs(&got),
+        BTreeSet::from([(message_id, "bob".to_owned())])
+    );
+    hub.shutdown().await;
+}

@@ -128,9 +128,13 @@ fn key_of(nick: &str) -> Vec<u8> {
 }
 
 /// Hands an answer to the actor, if it still runs.
-pub(super) async fn send_answer(answers: &mpsc::WeakSender<Command>, answer: Answer) {
-    if let Some(commands) = answers.upgrade() {
-        let _ = commands.send(Command::Answer(Box::new(answer))).await;
+pub(super) async fn send_answer(answers: &mpsc::WeakSender<Command>, answer: Answer) -> bool {
+    match answers.upgrade() {
+        Some(commands) => commands
+            .send(Command::Answer(Box::new(answer)))
+            .await
+            .is_ok(),
+        None => false,
     }
 }
 

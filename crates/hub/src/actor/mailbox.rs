@@ -10,7 +10,9 @@
 //! message at once.
 
 use chinwag_protocol::{Code, MailboxHeader, Message, Recipients, ServerFrame};
-use chinwag_store::{Mailbox, Pending, StoreError, StoreOutcome, StoredMessage};
+use chinwag_store::{
+    KeptReceipt, MailStore, Mailbox, Pending, StoreError, StoreOutcome, StoredMessage,
+};
 use tracing::warn;
 
 use super::accounts::send_answer;
@@ -56,6 +58,29 @@ pub(super) fn in_background<T: Send + 'static>(
             });
         }
         Err(error) => warn!(%error, "{what}"),
+    }
+}
+
+/// Keeps the receipts a confirmation owed, for each sender's next login:
+/// the actor stopped before it could hand them out (a shutdown).
+async fn keep_for_next_login(mail: &dyn MailStore, recipient: &str, owed: Vec<(u64, String)>) {
+    let received_ms = super::now_ms();
+    let kept = owed
+        .into_iter()
+        .map(|(message_id, owner)| KeptReceipt {
+            owner,
+            message_id,
+            recipient: recipient.to_owned(),
+            received_ms,
+        })
+        .collect();
+    match mail.keep_receipts(kept) {
+        Ok(pending) => {
+            if let Err(error) = pending.await {
+                warn!(%error, "could not keep receipts at shutdown");
+            }
+        }
+        Err(error) => warn!(%error, "could not keep receipts at shutdown"),
     }
 }
 
@@ -245,14 +270,23 @@ impl Actor {
             return;
         };
         let nick = member.nick.to_string();
+        let mail = storage.mail.clone();
         match storage.mail.confirm(&nick, ids) {
             Ok(pending) => {
                 let answers = self.accounts.answers.clone();
-                tokio::spawn(async move {
+                // Tracked: shutdown waits for it, so that receipts the store
+                // names after the actor has stopped are kept, not lost.
+                self.tasks.spawn(async move {
                     match pending.await {
                         Ok(confirmed) if !confirmed.receipts.is_empty() => {
                             let receipts = confirmed.receipts;
-                            send_answer(&answers, Answer::Confirmed { nick, receipts }).await;
+                            let answer = Answer::Confirmed {
+                                nick: nick.clone(),
+                                receipts: receipts.clone(),
+                            };
+                            if !send_answer(&answers, answer).await {
+                                keep_for_next_login(&*mail, &nick, receipts).await;
+                            }
                         }
                         Ok(_) => {}
                         Err(error) => {

@@ -38,6 +38,7 @@ use chinwag_store::Account;
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use self::accounts::Accounts;
@@ -86,6 +87,10 @@ pub(crate) struct Actor {
     /// The folded nickname of the sender whose run is being routed, when
     /// it asked for receipts (set once per run).
     receipt_sender: Option<Arc<str>>,
+    /// The hub's tasks, which shutdown waits for: a store answer that must
+    /// not be lost if it comes after the actor has stopped is awaited by
+    /// one of these.
+    tasks: TaskTracker,
     /// The time stamped on what the current batch routes, read once per
     /// batch: a clock read per message was 3% of the hub's time, and a batch
     /// takes well under a millisecond.
@@ -106,6 +111,7 @@ impl Actor {
     pub(crate) fn new(
         config: &HubConfig,
         answers: mpsc::WeakSender<Command>,
+        tasks: TaskTracker,
         loaded: Option<Loaded>,
     ) -> Self {
         let mut message_ids = MessageIds::starting_now();
@@ -124,6 +130,7 @@ impl Actor {
             to_store: ToStore::default(),
             receipts: Receipts::default(),
             receipt_sender: None,
+            tasks,
             registry: Registry::default(),
             wakes: Vec::new(),
             message_ids,
