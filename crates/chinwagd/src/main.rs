@@ -12,8 +12,9 @@ use chinwag_hub::{Hub, HubConfig, RateLimit, Storage, bind_tcp};
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod account;
+mod logging;
+mod systemd;
 use tracing::{info, warn};
-use tracing_subscriber::EnvFilter;
 
 /// The daemon's allocator. The hub allocates each message's frames on the
 /// actor's thread and the writers free them on others, which glibc's malloc
@@ -146,6 +147,11 @@ struct Args {
     /// (e.g. `info`, `chinwag_hub=debug`). `RUST_LOG` is used when unset.
     #[arg(long)]
     log: Option<String>,
+    /// Log format: `text` lines or `json` objects on stderr, or straight to
+    /// systemd's `journal`; `auto` is the journal when stderr is the
+    /// journal's stream (run by systemd), else text.
+    #[arg(long, value_enum, default_value_t = logging::LogFormat::Auto)]
+    log_format: logging::LogFormat,
     /// Worker threads of the runtime (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
@@ -154,6 +160,10 @@ struct Args {
     /// still works).
     #[arg(long, alias = "shutdown-grace-secs", value_parser = grace, default_value = "5s")]
     shutdown_grace: Duration,
+    /// A test hook, not for use: after this long, wedge the hub's actor for
+    /// a minute (the systemd watchdog's test).
+    #[arg(long, hide = true, value_parser = humantime_secs)]
+    test_wedge_actor_after: Option<Duration>,
 }
 
 /// Whether clients may create accounts.
@@ -174,11 +184,27 @@ enum Command {
     Account(account::AccountCommand),
 }
 
-fn main() -> anyhow::Result<()> {
+/// Runs the daemon (or an account command). A failure is one line on
+/// stderr, `chinwagd: ` and the error with its causes, and exit status 1:
+/// never a backtrace, whatever `RUST_BACKTRACE` says (an operator reads it
+/// in the journal; a bad flag is clap's, status 2).
+fn main() -> std::process::ExitCode {
+    match run_main() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("chinwagd: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_main() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(Command::Account(command)) = &args.command {
         return account::run(&args.data_dir, command);
     }
+    // While the process has one thread: taking them clears $LISTEN_FDS.
+    let activated = systemd::take_listeners()?;
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(threads) = args.threads {
         runtime.worker_threads(threads.max(1));
@@ -187,23 +213,102 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    runtime.block_on(run(args))
+    runtime.block_on(run(args, activated))
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
-    let filter = match &args.log {
-        // The parser's error repeats its cause as its source: print it once.
-        Some(filter) => EnvFilter::try_new(filter)
-            .map_err(|error| anyhow::anyhow!("invalid --log filter {filter:?}: {error}"))?,
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colours only for a person at a terminal, not for journald or a file.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+async fn run(args: Args, activated: systemd::Activated) -> anyhow::Result<()> {
+    logging::init(args.log.as_deref(), args.log_format)?;
 
+    let config = hub_config(&args);
+    open_file_limit(config.max_connections + config.max_unregistered);
+
+    // The store first: a second daemon on the same data directory stops
+    // here, before it binds anything.
+    let mut store_config = StoreConfig::new(&args.data_dir);
+    store_config.mailbox_max_messages = args.mailbox_max_messages;
+    store_config.mailbox_max_bytes = args.mailbox_max_bytes;
+    store_config.max_age = args.mailbox_max_age;
+    let store = tokio::task::spawn_blocking(move || Store::open(&store_config))
+        .await
+        .context("the store's opening failed")?
+        .with_context(|| format!("cannot open the data directory {}", args.data_dir.display()))?;
+    info!(data_dir = %args.data_dir.display(), "store open");
+
+    // Before anything says we are up: a SIGTERM sent the moment the address
+    // is printed must shut us down cleanly, not kill us by default action.
+    let shutdown = shutdown_signal()?;
+    let listener = match activated.binary {
+        Some(listener) => systemd::into_tokio(listener)?,
+        None => bind_tcp(resolve(&args.listen).await?)
+            .with_context(|| format!("cannot listen on {}", args.listen))?,
+    };
+    let addr = listener.local_addr()?;
+    // A plain line on stdout, for scripts and tests that listen on port 0.
+    println!("chinwagd listening on {addr}");
+
+    let text_listener = match (activated.text, args.text_listen) {
+        (Some(listener), _) => {
+            let listener = systemd::into_tokio(listener)?;
+            println!("chinwagd text port on {}", listener.local_addr()?);
+            Some(listener)
+        }
+        (None, Some(text_addr)) => {
+            let listener = bind_tcp(resolve(&text_addr).await?)
+                .with_context(|| format!("cannot listen on {text_addr} for text"))?;
+            println!("chinwagd text port on {}", listener.local_addr()?);
+            Some(listener)
+        }
+        (None, None) => None,
+    };
+
+    let hub = Hub::start_with_storage(config, Storage::sqlite(store))
+        .await
+        .context("cannot read the accounts")?;
+    let server = tokio::spawn({
+        let hub = hub.clone();
+        async move { hub.serve(listener).await }
+    });
+    let text_server = text_listener.map(|listener| {
+        let hub = hub.clone();
+        tokio::spawn(async move { hub.serve_text(listener).await })
+    });
+
+    systemd::ready(&format!("listening on {addr}"));
+    let watchdog = systemd::watchdog(hub.clone());
+    if let Some(after) = args.test_wedge_actor_after {
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let _ = hub.wedge_actor_for_tests(Duration::from_secs(60)).await;
+        });
+    }
+
+    shutdown.await?;
+    info!("shutting down");
+    systemd::stopping();
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
+    let grace = args.shutdown_grace;
+    if tokio::time::timeout(grace, hub.shutdown()).await.is_err() {
+        warn!(
+            ?grace,
+            "some connections did not flush in time; exiting anyway"
+        );
+    }
+    for server in std::iter::once(server).chain(text_server) {
+        match server.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => warn!(%error, "listener failed"),
+            Err(error) => warn!(%error, "listener task failed"),
+        }
+    }
+    info!("bye");
+    Ok(())
+}
+
+/// The hub's settings from the flags.
+fn hub_config(args: &Args) -> HubConfig {
     let mut config = HubConfig::default();
     config.max_connections = args.max_connections;
     config.max_unregistered = args.max_unregistered;
@@ -234,70 +339,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     config.accounts.require_accounts = args.require_accounts;
     config.accounts.registration_open = args.registration == Registration::Open;
     config.accounts.mailbox_max_age = args.mailbox_max_age;
-
-    open_file_limit(config.max_connections + config.max_unregistered);
-
-    // The store first: a second daemon on the same data directory stops
-    // here, before it binds anything.
-    let mut store_config = StoreConfig::new(&args.data_dir);
-    store_config.mailbox_max_messages = args.mailbox_max_messages;
-    store_config.mailbox_max_bytes = args.mailbox_max_bytes;
-    store_config.max_age = args.mailbox_max_age;
-    let store = tokio::task::spawn_blocking(move || Store::open(&store_config))
-        .await
-        .context("the store's opening failed")?
-        .with_context(|| format!("cannot open the data directory {}", args.data_dir.display()))?;
-    info!(data_dir = %args.data_dir.display(), "store open");
-
-    // Before anything says we are up: a SIGTERM sent the moment the address
-    // is printed must shut us down cleanly, not kill us by default action.
-    let shutdown = shutdown_signal()?;
-    let listener = bind_tcp(resolve(&args.listen).await?)
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let addr = listener.local_addr()?;
-    // A plain line on stdout, for scripts and tests that listen on port 0.
-    println!("chinwagd listening on {addr}");
-
-    let text_listener = match args.text_listen {
-        Some(text_addr) => {
-            let listener = bind_tcp(resolve(&text_addr).await?)
-                .with_context(|| format!("cannot listen on {text_addr} for text"))?;
-            println!("chinwagd text port on {}", listener.local_addr()?);
-            Some(listener)
-        }
-        None => None,
-    };
-
-    let hub = Hub::start_with_storage(config, Storage::sqlite(store))
-        .await
-        .context("cannot read the accounts")?;
-    let server = tokio::spawn({
-        let hub = hub.clone();
-        async move { hub.serve(listener).await }
-    });
-    let text_server = text_listener.map(|listener| {
-        let hub = hub.clone();
-        tokio::spawn(async move { hub.serve_text(listener).await })
-    });
-
-    shutdown.await?;
-    info!("shutting down");
-    let grace = args.shutdown_grace;
-    if tokio::time::timeout(grace, hub.shutdown()).await.is_err() {
-        warn!(
-            ?grace,
-            "some connections did not flush in time; exiting anyway"
-        );
-    }
-    for server in std::iter::once(server).chain(text_server) {
-        match server.await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => warn!(%error, "listener failed"),
-            Err(error) => warn!(%error, "listener task failed"),
-        }
-    }
-    info!("bye");
-    Ok(())
+    config
 }
 
 /// Installs the handlers for Ctrl+C (SIGINT) and SIGTERM at once, and

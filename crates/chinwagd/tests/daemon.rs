@@ -668,3 +668,47 @@ fn the_shutdown_grace_takes_a_duration_and_its_old_name() {
     assert!(!status.success());
     assert!(stderr.contains("is not a duration"), "{stderr}");
 }
+
+/// A start-up failure is one line and status 1, never a backtrace, even
+/// with `RUST_BACKTRACE=1` in the environment.
+#[test]
+fn a_startup_error_is_one_line_without_a_backtrace() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let data = tempfile::tempdir().unwrap();
+    let output = Command::new(BIN)
+        .args(["--listen", &addr, "--log", "off", "--data-dir"])
+        .arg(data.path())
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].starts_with(&format!("chinwagd: cannot listen on {addr}: ")),
+        "{stderr}"
+    );
+}
+
+/// `--log-format json`: every log line is a JSON object with its level and
+/// message; `text` stays lines (the default away from systemd).
+#[test]
+fn the_log_is_json_objects_when_asked() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (status, _, stderr) =
+        run_to_exit(&["--listen", &addr, "--log", "info", "--log-format", "json"]);
+    assert!(!status.success());
+    let (log, last) = stderr.trim_end().rsplit_once('\n').expect("log lines");
+    assert!(last.starts_with("chinwagd: cannot listen"), "{stderr}");
+    let mut store_open = false;
+    for line in log.lines() {
+        let entry: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|error| panic!("{error}: {line}"));
+        assert!(entry["level"].is_string(), "{line}");
+        store_open |= entry["fields"]["message"] == "store open";
+    }
+    assert!(store_open, "{stderr}");
+}

@@ -81,6 +81,12 @@ pub(crate) enum Answer {
         nick: String,
         receipts: Vec<(u64, String)>,
     },
+    /// The receipts kept for connection `id`'s account while it was
+    /// offline, taken at its login.
+    KeptReceipts {
+        id: ConnId,
+        kept: Vec<chinwag_store::KeptReceipt>,
+    },
 }
 
 /// What a written account request changes in the actor's table.
@@ -134,4 +140,7 @@ pub(crate) enum Command {
     },
     /// Answer with the roster (for embedders).
     Roster { reply: oneshot::Sender<Vec<String>> },
+    /// Block the actor's thread for this long: a test hook that wedges the
+    /// actor (`Hub::wedge_actor_for_tests`).
+    Wedge(std::time::Duration),
 }

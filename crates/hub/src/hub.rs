@@ -150,6 +150,20 @@ impl Hub {
         answer.await.map_err(|_| HubError::Closed)
     }
 
+    /// A test hook: blocks the actor's thread for `duration`, as an actor
+    /// stuck in a bug would be, so that a test can see what notices (the
+    /// daemon's systemd watchdog). Never call it otherwise.
+    ///
+    /// # Errors
+    /// [`HubError::Closed`] once the hub has shut down.
+    #[doc(hidden)]
+    pub async fn wedge_actor_for_tests(
+        &self,
+        duration: std::time::Duration,
+    ) -> Result<(), HubError> {
+        self.command(Command::Wedge(duration)).await
+    }
+
     /// Begins shutdown without waiting for it: stop accepting, stop reading,
     /// route what was already sent, flush every queue, and tell each client
     /// with a `SHUTTING_DOWN` error.

@@ -250,3 +250,57 @@ async fn a_stored_message_gives_its_receipt_when_confirmed_at_a_later_login_afte
     );
     hub.shutdown().await;
 }
+
+#[tokio::test]
+async fn receipts_for_a_sender_who_went_offline_wait_for_its_next_login() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = hub_in(&dir).await;
+    let mut creator = hub.connect().await;
+    creator
+        .send(account(AccountAction::Create, "alice", PASSWORD, ""))
+        .await;
+    creator
+        .recv_until(|frame| matches!(frame, ServerFrame::AccountDone(_)).then_some(()))
+        .await;
+    let mut alice = hub.connect().await;
+    alice.send(login("alice", PASSWORD, SENDER)).await;
+    alice.expect_welcome().await;
+    let mut bob = client(&hub, "bob", CONFIRMING).await;
+    alice.send(send(1, &["bob"], "read this later")).await;
+    let message_id = alice.expect_ack(1).await.message_id;
+    assert_eq!(received(&mut bob, 1).await, [message_id]);
+
+    // Alice leaves; bob confirms while she is away, then the hub restarts.
+    alice.send(ClientFrame::Quit).await;
+    alice.expect_closed().await;
+    bob.send(ClientFrame::Confirm(vec![message_id])).await;
+    bob.who().await;
+    hub.shutdown().await;
+
+    let hub = hub_in(&dir).await;
+    // A login that does not ask for receipts leaves them kept...
+    let mut alice = hub.connect().await;
+    alice
+        .send(login("alice", PASSWORD, options::NO_PRESENCE))
+        .await;
+    alice.expect_welcome().await;
+    alice.send(ClientFrame::Quit).await;
+    alice.expect_closed().await;
+    // ...for the next that does, which gets them once.
+    let mut alice = hub.connect().await;
+    alice.send(login("alice", PASSWORD, SENDER)).await;
+    alice.expect_welcome().await;
+    let got = receipts(&mut alice, 1).await;
+    assert_eq!(
+        pairs(&got),
+        BTreeSet::from([(message_id, "bob".to_owned())])
+    );
+    alice.send(ClientFrame::Quit).await;
+    alice.expect_closed().await;
+    let mut alice = hub.connect().await;
+    alice.send(login("alice", PASSWORD, SENDER)).await;
+    alice.expect_welcome().await;
+    let mut other = client(&hub, "other", options::NO_PRESENCE).await;
+    assert!(!has_receipt(&frames_after(&mut alice, &mut other).await));
+    hub.shutdown().await;
+}

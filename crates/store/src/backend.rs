@@ -23,8 +23,8 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::{
-    Account, Confirmed, Expired, Mailbox, NewAccount, Pending, StoreError, StoreOutcome,
-    StoredMessage,
+    Account, Confirmed, Expired, KeptReceipt, Mailbox, NewAccount, Pending, StoreError,
+    StoreOutcome, StoredMessage,
 };
 
 /// Offline mailboxes: messages stored for registered users until their
@@ -64,6 +64,15 @@ pub trait MailStore: fmt::Debug + Send + Sync {
     /// Records that a mailbox's owner was told of `told` expired messages
     /// (the [`Mailbox::expired`] they were shown).
     fn clear_expired(&self, recipient: &str, told: u64) -> Result<Pending<()>, StoreError>;
+
+    /// Keeps receipts for senders who are offline, each for its owner's next
+    /// login; an owner with no account is skipped, and one already holding
+    /// [`MAX_KEPT_RECEIPTS`](crate::MAX_KEPT_RECEIPTS) keeps no more.
+    fn keep_receipts(&self, receipts: Vec<KeptReceipt>) -> Result<Pending<()>, StoreError>;
+
+    /// Takes (reads and deletes, in one commit) the receipts kept for
+    /// `owner`, oldest first.
+    fn take_receipts(&self, owner: &str) -> Result<Pending<Vec<KeptReceipt>>, StoreError>;
 
     /// The highest message id ever handed to the store (0 for none): a
     /// restarted hub hands out ids above it.

@@ -105,6 +105,7 @@ pub use account::{Account, NewAccount};
 pub use backend::{AccountStore, MailStore};
 pub use config::{DEFAULT_DATA_DIR, StoreConfig};
 pub use error::StoreError;
-pub use message::{Confirmed, Expired, Mailbox, StoreOutcome, StoredMessage};
+pub use message::{Confirmed, Expired, KeptReceipt, Mailbox, StoreOutcome, StoredMessage};
 pub use pending::Pending;
+pub use queries::MAX_KEPT_RECEIPTS;
 pub use store::Store;

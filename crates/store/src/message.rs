@@ -101,6 +101,20 @@ pub struct Confirmed {
     pub receipts: Vec<(u64, String)>,
 }
 
+/// A receipt kept for a sender who was offline when the recipient's client
+/// confirmed the message, until the sender's next login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptReceipt {
+    /// The sender owed it: an account's nickname, any case.
+    pub owner: String,
+    /// The hub's id of the message.
+    pub message_id: u64,
+    /// Who confirmed it.
+    pub recipient: String,
+    /// When, in milliseconds since the Unix epoch.
+    pub received_ms: u64,
+}
+
 /// A mailbox as read at login.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Mailbox {

@@ -15,7 +15,8 @@ use crate::index::{Entries, MailIndex, Slot};
 use crate::jobs::Txn;
 use crate::message::fold;
 use crate::{
-    Account, Confirmed, Expired, Mailbox, NewAccount, StoreError, StoreOutcome, StoredMessage,
+    Account, Confirmed, Expired, KeptReceipt, Mailbox, NewAccount, StoreError, StoreOutcome,
+    StoredMessage,
 };
 
 /// A mailbox's limits, as the writer applies them.
@@ -115,6 +116,72 @@ pub(crate) fn confirm(
         }
     }
     Ok(confirmed)
+}
+
+/// Receipts kept for one sender at most: past it, more are dropped (a
+/// sender offline for long, whose many messages are all being confirmed).
+pub const MAX_KEPT_RECEIPTS: u64 = 100_000;
+
+/// Keeps receipts for their owners' next login.
+pub(crate) fn keep_receipts(tx: &mut Txn<'_>, receipts: &[KeptReceipt]) -> rusqlite::Result<()> {
+    let mut count = tx
+        .conn
+        .prepare_cached("SELECT count(*) FROM receipts WHERE owner = ?1")?;
+    let mut insert = tx.conn.prepare_cached(
+        "INSERT INTO receipts (owner, message_id, recipient, received_ms) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    // Each owner's count, read once per request.
+    let mut kept: HashMap<String, u64> = HashMap::new();
+    for receipt in receipts {
+        let owner = fold(&receipt.owner);
+        if tx.index.get(&owner).is_none() {
+            continue;
+        }
+        if !kept.contains_key(owner.as_ref()) {
+            let held: u64 = count.query_row([&owner], |row| row.get(0))?;
+            kept.insert(owner.to_string(), held);
+        }
+        let Some(held) = kept.get_mut(owner.as_ref()) else {
+            continue;
+        };
+        if *held >= MAX_KEPT_RECEIPTS {
+            continue;
+        }
+        *held += 1;
+        insert.execute(params![
+            owner,
+            receipt.message_id,
+            receipt.recipient,
+            receipt.received_ms
+        ])?;
+    }
+    Ok(())
+}
+
+/// Reads and deletes the receipts kept for `owner`.
+pub(crate) fn take_receipts(tx: &mut Txn<'_>, owner: &str) -> rusqlite::Result<Vec<KeptReceipt>> {
+    let folded = fold(owner);
+    let mut taken: Vec<(i64, KeptReceipt)> = tx
+        .conn
+        .prepare_cached(
+            "DELETE FROM receipts WHERE owner = ?1
+             RETURNING seq, message_id, recipient, received_ms",
+        )?
+        .query_map([&folded], |row| {
+            Ok((
+                row.get(0)?,
+                KeptReceipt {
+                    owner: owner.to_owned(),
+                    message_id: row.get(1)?,
+                    recipient: row.get(2)?,
+                    received_ms: row.get(3)?,
+                },
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    // RETURNING gives no order: oldest first.
+    taken.sort_by_key(|(seq, _)| *seq);
+    Ok(taken.into_iter().map(|(_, receipt)| receipt).collect())
 }
 
 /// Deletes messages routed before `now_ms - max_age`, counting them per
@@ -252,6 +319,9 @@ pub(crate) fn delete_account(
     for seq in rows {
         delete_row(tx.conn, seq)?;
     }
+    tx.conn
+        .prepare_cached("DELETE FROM receipts WHERE owner = ?1")?
+        .execute([&folded])?;
     let changed = tx
         .conn
         .prepare_cached("DELETE FROM accounts WHERE nick_folded = ?1")?

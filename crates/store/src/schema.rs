@@ -144,9 +144,25 @@ const V4: &str = "
 ALTER TABLE mailbox ADD COLUMN receipt INTEGER NOT NULL DEFAULT 0;
 ";
 
+/// Version 5: receipts kept for senders who were offline when their
+/// message was confirmed, until their next login. `owner` is the sender's
+/// folded nickname; the index finds one sender's at login (receipts are
+/// written far less often than messages, and each row is small).
+const V5: &str = "
+CREATE TABLE receipts (
+    seq         INTEGER PRIMARY KEY,
+    owner       TEXT NOT NULL REFERENCES accounts (nick_folded) ON DELETE CASCADE,
+    message_id  INTEGER NOT NULL,
+    recipient   TEXT NOT NULL,
+    received_ms INTEGER NOT NULL
+) STRICT;
+
+CREATE INDEX receipts_by_owner ON receipts (owner);
+";
+
 /// Every migration, oldest first.
 pub(crate) fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up(V4)])
+    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up(V4), M::up(V5)])
 }
 
 /// Opens the writer's connection: creates the file if missing, sets the
@@ -215,7 +231,7 @@ mod tests {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .unwrap();
-        assert_eq!(version, 4);
+        assert_eq!(version, 5);
         let tables: Vec<String> = conn
             .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
             .unwrap()
@@ -223,7 +239,7 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(tables, ["accounts", "hub_state", "mailbox"]);
+        assert_eq!(tables, ["accounts", "hub_state", "mailbox", "receipts"]);
     }
 
     #[test]

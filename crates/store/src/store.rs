@@ -20,8 +20,8 @@ use crate::queries::{self, Quota};
 use crate::schema;
 use crate::writer::{Writer, read_loop};
 use crate::{
-    Account, AccountStore, Confirmed, Expired, MailStore, Mailbox, NewAccount, Pending,
-    StoreConfig, StoreError, StoreOutcome, StoredMessage,
+    Account, AccountStore, Confirmed, Expired, KeptReceipt, MailStore, Mailbox, NewAccount,
+    Pending, StoreConfig, StoreError, StoreOutcome, StoredMessage,
 };
 
 /// The SQLite store: a cheap, cloneable handle to the writer and reader
@@ -278,6 +278,19 @@ impl MailStore for Store {
         check_i64(told, "expired count")?;
         let recipient = recipient.to_owned();
         self.write(move |tx| queries::clear_expired(tx.conn, &recipient, told))
+    }
+
+    fn keep_receipts(&self, receipts: Vec<KeptReceipt>) -> Result<Pending<()>, StoreError> {
+        for receipt in &receipts {
+            check_i64(receipt.message_id, "message id")?;
+            check_i64(receipt.received_ms, "receipt time")?;
+        }
+        self.write(move |tx| queries::keep_receipts(tx, &receipts).map(Ok))
+    }
+
+    fn take_receipts(&self, owner: &str) -> Result<Pending<Vec<KeptReceipt>>, StoreError> {
+        let owner = owner.to_owned();
+        self.write(move |tx| queries::take_receipts(tx, &owner).map(Ok))
     }
 
     fn last_message_id(&self) -> Result<Pending<u64>, StoreError> {

@@ -610,3 +610,54 @@ fn the_log_stays_bounded_under_writes_that_never_pause() {
     let bob = store.account("bob").unwrap().wait().unwrap().unwrap();
     assert_eq!(bob.mailbox_count, 12_000);
 }
+
+/// Receipts for a sender who is offline wait for its next login: kept
+/// across a reopen, taken once, in order; none for a name with no account.
+#[test]
+fn receipts_kept_for_an_offline_sender_are_taken_once_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig::new(dir.path());
+    let receipt = |owner: &str, message_id| chinwag_store::KeptReceipt {
+        owner: owner.to_owned(),
+        message_id,
+        recipient: "bob".to_owned(),
+        received_ms: T0 + message_id,
+    };
+    {
+        let store = open_with(&config, &["Alice", "bob"]);
+        store
+            .keep_receipts(vec![
+                receipt("ALICE", 3),
+                receipt("nobody", 4),
+                receipt("alice", 5),
+            ])
+            .unwrap()
+            .wait()
+            .unwrap();
+    }
+    let store = open(&config);
+    let taken = store.take_receipts("alice").unwrap().wait().unwrap();
+    assert_eq!(
+        taken
+            .iter()
+            .map(|r| (r.message_id, r.received_ms))
+            .collect::<Vec<_>>(),
+        [(3, T0 + 3), (5, T0 + 5)]
+    );
+    assert!(
+        store
+            .take_receipts("alice")
+            .unwrap()
+            .wait()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .take_receipts("nobody")
+            .unwrap()
+            .wait()
+            .unwrap()
+            .is_empty()
+    );
+}

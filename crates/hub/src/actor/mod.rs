@@ -246,6 +246,7 @@ impl Actor {
                 Answer::Confirmed { nick, receipts } => {
                     self.receipts.stored_confirmed(&nick, receipts, self.now_ms);
                 }
+                Answer::KeptReceipts { id, kept } => self.kept_receipts(id, kept),
             },
             Command::Who { id } => self.who(id),
             Command::Leave { id, done } => {
@@ -256,6 +257,10 @@ impl Actor {
             }
             Command::Roster { reply } => {
                 let _ = reply.send(self.registry.roster());
+            }
+            Command::Wedge(duration) => {
+                warn!(?duration, "wedging the actor, as a test asked");
+                std::thread::sleep(duration);
             }
         }
     }
@@ -323,6 +328,7 @@ impl Actor {
         }
         if account {
             self.read_mailbox(id);
+            self.take_kept_receipts(id);
         }
         debug!(%nick, account, "joined");
         if quiet {

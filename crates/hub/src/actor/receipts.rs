@@ -9,7 +9,8 @@
 //! gathered per sender during a batch of commands and queued once, at the
 //! batch's end, as one `RECEIPT` frame (or several, if one would exceed the
 //! frame limit), to whichever connection holds the sender's nickname then,
-//! if it asked for receipts.
+//! if it asked for receipts. A sender offline with an account has them
+//! kept by the store, and given at its next login that asks for receipts.
 //!
 //! Nothing here costs a message that asked for no receipt: the router looks
 //! at the sender's options once per run.
@@ -18,9 +19,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chinwag_protocol::{Receipt, ServerFrame};
+use chinwag_store::KeptReceipt;
+use tracing::warn;
 
+use super::accounts::send_answer;
+use super::mailbox::in_background;
 use super::{Actor, encode};
-use crate::registry::{ConnId, IdMap, Lookup};
+use crate::command::Answer;
+use crate::registry::{ConnId, IdMap, Lookup, Member};
 
 /// Unconfirmed messages remembered per connection; past this the oldest
 /// are forgotten and give no receipt (a client that says it confirms and
@@ -101,24 +107,93 @@ fn push_due(
 impl Actor {
     /// Queues the batch's receipts, each sender's in as few `RECEIPT`
     /// frames as the frame limit allows, to the connection holding the
-    /// sender's nickname if it asked for receipts. A sender offline, or
-    /// online without `RECEIPTS`, gets none.
+    /// sender's nickname if it asked for receipts. A sender online without
+    /// `RECEIPTS` gets none; one offline with an account has them kept by
+    /// the store for its next login; a guest offline gets none.
     pub(super) fn flush_receipts(&mut self) {
         if !self.receipts.any_due() {
             return;
         }
         let due = std::mem::take(&mut self.receipts.due);
+        let mut keep = Vec::new();
         for (sender, receipts) in due {
             let id = match self.registry.lookup(sender.as_bytes()) {
                 Lookup::Online(id, member) if member.receipts() => id,
-                _ => continue,
-            };
-            for frame in frames(receipts, self.max_frame) {
-                if let Some(frame) = encode(&frame) {
-                    self.queue_for(id, frame);
+                Lookup::Online(..) => continue,
+                Lookup::Unknown => {
+                    if self.accounts.known.contains_key(sender.as_bytes()) {
+                        keep.extend(receipts.into_iter().map(|receipt| KeptReceipt {
+                            owner: sender.to_string(),
+                            message_id: receipt.message_id,
+                            recipient: receipt.recipient,
+                            received_ms: receipt.received_ms,
+                        }));
+                    }
+                    continue;
                 }
+            };
+            self.queue_receipts(id, receipts);
+        }
+        if !keep.is_empty()
+            && let Some(storage) = &self.accounts.storage
+        {
+            in_background(
+                "could not keep receipts for offline senders",
+                storage.mail.keep_receipts(keep),
+            );
+        }
+    }
+
+    /// Queues `receipts` for member `id`, split to the frame limit.
+    pub(super) fn queue_receipts(&mut self, id: ConnId, receipts: Vec<Receipt>) {
+        for frame in frames(receipts, self.max_frame) {
+            if let Some(frame) = encode(&frame) {
+                self.queue_for(id, frame);
             }
         }
+    }
+
+    /// A login that asked for receipts: those kept while it was offline
+    /// are taken from the store, and come after its `WELCOME`.
+    pub(super) fn take_kept_receipts(&mut self, id: ConnId) {
+        let (Some(member), Some(storage)) = (self.registry.member(id), &self.accounts.storage)
+        else {
+            return;
+        };
+        if !member.receipts() {
+            return;
+        }
+        match storage.mail.take_receipts(member.nick.as_str()) {
+            Ok(pending) => {
+                let answers = self.accounts.answers.clone();
+                tokio::spawn(async move {
+                    match pending.await {
+                        Ok(kept) if !kept.is_empty() => {
+                            send_answer(&answers, Answer::KeptReceipts { id, kept }).await;
+                        }
+                        Ok(_) => {}
+                        Err(error) => warn!(%error, "could not read the receipts kept at login"),
+                    }
+                });
+            }
+            Err(error) => warn!(%error, "could not read the receipts kept at login"),
+        }
+    }
+
+    /// The receipts kept for member `id` while it was offline.
+    pub(super) fn kept_receipts(&mut self, id: ConnId, kept: Vec<KeptReceipt>) {
+        if !self.registry.member(id).is_some_and(Member::receipts) {
+            return;
+        }
+        let receipts = kept
+            .into_iter()
+            .map(|kept| Receipt {
+                message_id: kept.message_id,
+                received_ms: kept.received_ms,
+                recipient: kept.recipient,
+            })
+            .collect();
+        self.queue_receipts(id, receipts);
     }
 }
 
