@@ -64,10 +64,12 @@ pub enum Event {
     /// ([`ClientOptions::confirms`](crate::ClientOptions::confirms)): one
     /// per message per such recipient, usually within 50 ms of the
     /// delivery. A message stored for an offline recipient gets its receipt
-    /// when the recipient logs in and handles it, possibly days later; it
-    /// goes to whichever connection holds this nickname then, so
-    /// `message_id` may name a message sent by an earlier connection, or by
-    /// another program.
+    /// when the recipient logs in and handles it, possibly days later. A
+    /// receipt goes to whichever connection holds this nickname then; for
+    /// an account offline then, the hub keeps it and hands it over right
+    /// after the next login that asks for receipts (once: a connection lost
+    /// at once may lose it). So `message_id` may name a message sent by an
+    /// earlier connection, or by another program.
     Receipt(Receipt),
     /// The answer to an account request that nobody was waiting for.
     AccountDone(AccountDone),

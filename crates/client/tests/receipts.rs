@@ -225,6 +225,48 @@ async fn a_stored_message_gets_its_receipt_when_its_owner_reads_it() {
     assert_eq!(pairs(&got), [(ack.message_id(), "bob".to_owned())].into());
 }
 
+/// A receipt that comes while its sender's account is offline is kept by
+/// the hub and handed over after the sender's next login that asks for
+/// receipts, as an event like any other. Bob's client confirms alice's
+/// message only once it hands it over, which it cannot while his events
+/// queue is full: it is handed over, and confirmed, after alice left.
+#[tokio::test]
+async fn a_receipt_kept_for_an_offline_sender_comes_after_its_next_login() {
+    const PASSWORD: &str = "correct horse";
+    let dir = tempfile::tempdir().unwrap();
+    let hub = hub_with_store(&dir).await;
+    chinwag_client::create_account(hub.addr, "alice", PASSWORD)
+        .await
+        .unwrap();
+    let alice_options = asking_for_receipts().password(PASSWORD);
+    let (alice, _alice_events) = Client::connect_with(hub.addr, "alice", alice_options.clone())
+        .await
+        .unwrap();
+    // The table of users fills bob's queue of one event.
+    let (bob, mut bob_events) =
+        Client::connect_with(hub.addr, "bob", confirming().event_capacity(1))
+            .await
+            .unwrap();
+    let ack = alice.send_to(&["bob"], "read this later").await.unwrap();
+    assert!(ack.all_delivered());
+    alice.quit().await;
+
+    let message = event_where(&mut bob_events, |event| match event {
+        Event::Message(message) => Some(message),
+        _ => None,
+    })
+    .await;
+    assert_eq!(message.id, ack.message_id());
+    // Its CONFIRM goes before the QUIT, and the hub takes them in order.
+    bob.quit().await;
+
+    let (_alice, mut alice_events) = Client::connect_with(hub.addr, "alice", alice_options)
+        .await
+        .unwrap();
+    let got = receipts(&mut alice_events, 1).await;
+    assert_eq!(pairs(&got), [(ack.message_id(), "bob".to_owned())].into());
+}
+
 fn message(id: u64) -> ServerFrame {
     ServerFrame::Message(Message {
         id,
