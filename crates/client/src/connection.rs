@@ -4,8 +4,8 @@
 //! the task writes frames, reads frames, routes each `ACK` to the request
 //! waiting for it by client id, answers the hub's `PING`s, hands events to the
 //! [`Events`](crate::Events) reader, keeps the table of users, confirms the
-//! stored messages it handed over (`mailbox.rs` decides when), and
-//! reconnects when told to.
+//! stored messages it handed over and, with `CONFIRMS` granted, the live
+//! ones (`confirm.rs` decides when), and reconnects when told to.
 //!
 //! Everything happens in one `select!` loop whose branches never wait on each
 //! other: writing is a cancel-safe `write_buf` on a buffer the loop owns, so
@@ -34,6 +34,7 @@ use tokio::time::{Instant, sleep};
 use tokio_util::codec::FramedRead;
 use tracing::debug;
 
+use crate::confirm::Confirms;
 use crate::mailbox::{Arrival, Mailbox};
 use crate::users::{SharedTable, Who};
 use crate::{Ack, Backoff, ClientError, ClientOptions, CloseReason, Event};
@@ -98,6 +99,8 @@ pub(crate) struct Link {
     /// The hub keeps the table of users for this connection, and sends it
     /// right after `WELCOME`.
     users: bool,
+    /// The hub granted `CONFIRMS`: live messages are confirmed too.
+    confirms: bool,
 }
 
 /// An unregistered connection: what [`handshake`] and the account requests
@@ -209,6 +212,9 @@ async fn handshake(
         writer: conn.writer,
         max_frame,
         users,
+        // Confirming what the hub did not grant would be ignored; not
+        // sending it keeps such a client's traffic as it always was.
+        confirms: granted & asked & options::CONFIRMS != 0,
     };
     Ok((link, welcome))
 }
@@ -258,11 +264,22 @@ struct Outlet {
     backlog: VecDeque<Event>,
     /// How many of the backlog's events are stored messages.
     stored_waiting: usize,
-    /// The ids of stored messages moved into the queue since the task last
-    /// took them, to confirm.
-    handed: Vec<u64>,
+    /// The messages moved into the queue since the task last took them, to
+    /// confirm.
+    handed: Vec<Handed>,
+    /// Live messages are confirmed too (the current connection was granted
+    /// `CONFIRMS`).
+    confirm_live: bool,
     /// The reader dropped [`Events`](crate::Events): discard from now on.
     gone: bool,
+}
+
+/// A message moved into the event queue: handed to the application, and to
+/// be confirmed.
+#[derive(Debug, Clone, Copy)]
+enum Handed {
+    Stored(u64),
+    Live(u64),
 }
 
 impl Outlet {
@@ -284,14 +301,21 @@ impl Outlet {
     async fn flush_one(&mut self) {
         if let Ok(permit) = self.tx.reserve().await {
             if let Some(event) = self.backlog.pop_front() {
-                if let Event::Stored(message) = &event {
-                    self.stored_waiting = self.stored_waiting.saturating_sub(1);
-                    self.handed.push(message.id);
+                match &event {
+                    Event::Stored(message) => {
+                        self.stored_waiting = self.stored_waiting.saturating_sub(1);
+                        self.handed.push(Handed::Stored(message.id));
+                    }
+                    Event::Message(message) if self.confirm_live => {
+                        self.handed.push(Handed::Live(message.id));
+                    }
+                    _ => {}
                 }
                 permit.send(event);
             }
         } else {
-            // Nothing discarded here is confirmed: it stays in the mailbox.
+            // Nothing discarded here is confirmed: a stored message stays
+            // in the mailbox, and a live one's sender gets no receipt.
             self.gone = true;
             self.backlog.clear();
             self.stored_waiting = 0;
@@ -424,11 +448,29 @@ struct Conn {
         AccountAction,
         oneshot::Sender<Result<AccountDone, ClientError>>,
     )>,
+    /// Messages handed over and not yet confirmed.
+    confirms: Confirms,
+    /// `QUIT` is queued: nothing may follow it (the hub closes the
+    /// connection on it, and a write to a closed socket would turn a quit
+    /// into a failure).
+    quit_sent: bool,
 }
 
 impl Conn {
     fn queue(&mut self, frame: &ClientFrame) -> Result<(), ProtocolError> {
         encode_into(frame, self.max_frame, &mut self.out)
+    }
+
+    fn queue_confirm(&mut self, ids: Vec<u64>) {
+        if self.quit_sent {
+            return;
+        }
+        if let Err(error) = self.queue(&ClientFrame::Confirm(ids)) {
+            // 64 ids always fit a frame; left unconfirmed, stored messages
+            // would only come again at the next login, and live ones give
+            // no receipt.
+            debug!(%error, "cannot encode a CONFIRM");
+        }
     }
 
     /// Fails every request still waiting for an answer.
@@ -442,6 +484,16 @@ impl Conn {
         for (_, reply) in self.accounts.drain(..) {
             let _ = reply.send(Err(ClientError::Disconnected));
         }
+    }
+
+    /// Queues `QUIT`, after a `CONFIRM` of what was handed over and not yet
+    /// confirmed (the hub takes frames in order).
+    fn quit(&mut self) {
+        while let Some(ids) = self.confirms.take() {
+            self.queue_confirm(ids);
+        }
+        let _ = self.queue(&ClientFrame::Quit);
+        self.quit_sent = true;
     }
 
     /// The account request waiting for an answer about `action`, if any.
@@ -466,8 +518,8 @@ pub(crate) struct Task {
     outlet: Outlet,
     /// The table of users, shared with the [`Client`](crate::Client) handles.
     users: Arc<SharedTable>,
-    /// Stored messages handed out over the client's life, and what to
-    /// confirm on the current connection.
+    /// Stored messages handed out over the client's life, and how much of
+    /// the current connection's mailbox has been read.
     mailbox: Mailbox,
     /// The next client id for a `SEND`; never reused, even across
     /// reconnections, so a late ack cannot be mistaken for another's.
@@ -495,6 +547,7 @@ impl Task {
                 backlog: VecDeque::new(),
                 stored_waiting: 0,
                 handed: Vec::new(),
+                confirm_live: false,
                 gone: false,
             },
             users,
@@ -556,24 +609,33 @@ impl Task {
         self.outlet.drain().await;
     }
 
-    /// Serves one registered connection until it ends.
-    async fn serve(&mut self, link: &mut Link) -> Ended {
-        let mut conn = Conn {
+    /// The state of a new connection, with the client's made ready for it.
+    fn start(&mut self, link: &Link) -> Conn {
+        // What was handed out but not confirmed on the last connection is
+        // redelivered on this one, then recognised and confirmed (stored
+        // messages); the hub forgot the live ones with the connection.
+        self.mailbox.new_connection();
+        self.outlet.handed.clear();
+        self.outlet.confirm_live = link.confirms;
+        // The last connection's table stays until this one's arrives.
+        if !link.users {
+            self.users.set(None);
+        }
+        Conn {
             out: BytesMut::new(),
             max_frame: link.max_frame,
             pending: HashMap::new(),
             whos: VecDeque::new(),
             table_due: link.users,
             accounts: VecDeque::new(),
-        };
-        // What was handed out but not confirmed on the last connection is
-        // redelivered on this one, then recognised and confirmed.
-        self.mailbox.new_connection();
-        self.outlet.handed.clear();
-        // The last connection's table stays until this one's arrives.
-        if !link.users {
-            self.users.set(None);
+            confirms: Confirms::default(),
+            quit_sent: false,
         }
+    }
+
+    /// Serves one registered connection until it ends.
+    async fn serve(&mut self, link: &mut Link) -> Ended {
+        let mut conn = self.start(link);
         let keepalive = self.options.keepalive;
         // Fires one keepalive period after the last frame heard (checked
         // when it fires, so that traffic does not reset a timer per frame).
@@ -585,13 +647,24 @@ impl Task {
         let mut quitting: Option<Option<oneshot::Sender<()>>> = None;
         let quit_timer = sleep(far);
         tokio::pin!(quit_timer);
+        // Fires when the live messages handed over must be confirmed; set
+        // to each new deadline (`armed`) as it appears.
+        let confirm_timer = sleep(far);
+        tokio::pin!(confirm_timer);
+        let mut armed = None;
 
         let ended = loop {
+            if let Some(due) = conn.confirms.due()
+                && armed != Some(due)
+            {
+                confirm_timer.as_mut().reset(due);
+                armed = Some(due);
+            }
             tokio::select! {
                 () = self.outlet.flush_one(), if self.outlet.waiting() => {
-                    for id in self.outlet.handed.drain(..) {
-                        self.mailbox.handed(id);
-                    }
+                    self.take_handed(&mut conn);
+                }
+                () = &mut confirm_timer, if conn.confirms.due().is_some() => {
                     self.confirm(&mut conn);
                 }
                 written = link.writer.write_buf(&mut conn.out), if !conn.out.is_empty() => {
@@ -632,7 +705,7 @@ impl Task {
                         None => None,
                     };
                     // QUIT, then wait for the hub to close the connection.
-                    let _ = conn.queue(&ClientFrame::Quit);
+                    conn.quit();
                     quitting = Some(quitter);
                     quit_timer.as_mut().reset(Instant::now() + self.options.quit_timeout);
                 }
@@ -720,15 +793,31 @@ impl Task {
         }
     }
 
-    /// Queues `CONFIRM`s for the stored messages handed over, when
-    /// [`Mailbox::confirm`] says it is time.
-    fn confirm(&mut self, conn: &mut Conn) {
-        while let Some(ids) = self.mailbox.confirm(self.outlet.stored_waiting > 0) {
-            if let Err(error) = conn.queue(&ClientFrame::Confirm(ids)) {
-                // 64 ids always fit a frame; left unconfirmed, they would
-                // only come again at the next login.
-                debug!(%error, "cannot encode a CONFIRM");
+    /// Takes the messages the outlet handed over to be confirmed, and
+    /// queues the `CONFIRM`s that are due.
+    fn take_handed(&mut self, conn: &mut Conn) {
+        if self.outlet.handed.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        for handed in self.outlet.handed.drain(..) {
+            match handed {
+                Handed::Stored(id) => conn.confirms.stored(id),
+                Handed::Live(id) => conn.confirms.live(id, now),
             }
+        }
+        self.confirm(conn);
+    }
+
+    /// Queues the `CONFIRM`s that [`Confirms::next`] says are due.
+    fn confirm(&mut self, conn: &mut Conn) {
+        if conn.confirms.is_empty() {
+            return;
+        }
+        let read = self.mailbox.read(self.outlet.stored_waiting > 0);
+        let now = Instant::now();
+        while let Some(ids) = conn.confirms.next(read, now) {
+            conn.queue_confirm(ids);
         }
     }
 
@@ -763,6 +852,7 @@ impl Task {
                     Some(Arrival::HandOut) => self.outlet.push(Event::Stored(message)),
                     Some(Arrival::Duplicate) => {
                         debug!(id = message.id, "stored message handed out before");
+                        conn.confirms.stored(message.id);
                     }
                     None => debug!(id = message.id, "stored message left for the next login"),
                 }

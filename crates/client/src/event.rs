@@ -52,8 +52,24 @@ pub enum Event {
     /// neither online nor registered is removed: an account deleted while
     /// its owner was offline.
     User(UserEntry),
-    /// A message this client sent was confirmed by a recipient's client
-    /// (only when the client asked for receipts).
+    /// A recipient's client received a message this client sent: its
+    /// `message_id` is the [`Ack::message_id`](crate::Ack::message_id) the
+    /// message's ack gave, `recipient` whose client confirmed it, and
+    /// `received_ms` when the hub had the confirmation (milliseconds since
+    /// the Unix epoch, hub clock).
+    ///
+    /// Only with [`ClientOptions::receipts`](crate::ClientOptions::receipts)
+    /// granted, for messages to named users (a broadcast gets none), from
+    /// recipients whose clients confirm
+    /// ([`ClientOptions::confirms`](crate::ClientOptions::confirms)): one
+    /// per message per such recipient, usually within 50 ms of the
+    /// delivery. A message stored for an offline recipient gets its receipt
+    /// when the recipient logs in and handles it, possibly days later. A
+    /// receipt goes to whichever connection holds this nickname then; for
+    /// an account offline then, the hub keeps it and hands it over right
+    /// after the next login that asks for receipts (once: a connection lost
+    /// at once may lose it). So `message_id` may name a message sent by an
+    /// earlier connection, or by another program.
     Receipt(Receipt),
     /// The answer to an account request that nobody was waiting for.
     AccountDone(AccountDone),

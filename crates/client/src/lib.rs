@@ -18,14 +18,18 @@
 //!   [`Event::Stored`], and are confirmed to the hub once handed over.
 //! - [`Client::users`]: the table of users (registered, online or not, and
 //!   guests online), kept up to date; [`Client::who_users`] asks for it.
+//! - Receipts: with [`ClientOptions::confirms`] the client confirms each
+//!   message it hands to the application, and with
+//!   [`ClientOptions::receipts`] it hears, as [`Event::Receipt`], which
+//!   recipients' clients confirmed the messages it sent.
 //!
 //! Layout: `client.rs` (the handle and [`Ack`]), `connection.rs` (the task
 //! that owns the socket: it writes requests, routes acks to the requests
 //! waiting for them, answers the hub's pings and reconnects), `event.rs`
 //! ([`Event`], [`Events`], [`CloseReason`]), `users.rs` (the table of
-//! users, [`Who`]), `mailbox.rs` (which stored messages to hand over and
-//! when to confirm them), `account.rs` (account requests without
-//! registering), `options.rs`, `error.rs`.
+//! users, [`Who`]), `mailbox.rs` (which stored messages to hand over),
+//! `confirm.rs` (when to confirm what was handed over), `account.rs`
+//! (account requests without registering), `options.rs`, `error.rs`.
 //!
 //! ```no_run
 //! use chinwag_client::{Client, Event};
@@ -52,6 +56,7 @@
 
 mod account;
 mod client;
+mod confirm;
 mod connection;
 mod error;
 mod event;
@@ -68,7 +73,7 @@ pub use users::Who;
 
 pub use chinwag_protocol::{
     AccountAction, AccountDone, AccountRequest, Code, ErrorFrame, MailboxHeader, Message, Presence,
-    RecipientStatus, Recipients, UserEntry, Welcome, user_flags,
+    Receipt, RecipientStatus, Recipients, UserEntry, Welcome, user_flags,
 };
 
 /// The protocol crate, re-exported for its [`text`](chinwag_protocol::text)

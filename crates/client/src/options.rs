@@ -18,6 +18,17 @@ use chinwag_protocol::options;
 /// assert!(options.reconnect.is_some());
 /// ```
 ///
+/// Receipts: a client that [`confirms`](Self::confirms) what it receives
+/// tells the senders who asked for [`receipts`](Self::receipts) that it
+/// got their messages. `chinwag chat` and `chinwag listen` do both:
+///
+/// ```
+/// use chinwag_client::ClientOptions;
+///
+/// let options = ClientOptions::default().confirms(true).receipts(true);
+/// assert!(options.confirms && options.receipts);
+/// ```
+///
 /// To log in to a registered nickname, give its password; it is never
 /// printed, not even by `Debug`:
 ///
@@ -27,6 +38,10 @@ use chinwag_protocol::options;
 /// let options = ClientOptions::default().password("correct horse");
 /// assert!(!format!("{options:?}").contains("horse"));
 /// ```
+// Each bool is one protocol option, independent of the others and set by a
+// builder method of its own: an enum for each would only rename true and
+// false.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct ClientOptions {
@@ -73,6 +88,21 @@ pub struct ClientOptions {
     /// table), although a hub sends none with `presence` off; `Some(false)`
     /// never asks.
     pub users: Option<bool>,
+    /// Confirm every message handed to the application (`CONFIRMS`), so
+    /// that a sender who asked for [`receipts`](Self::receipts) learns that
+    /// this client received it. A message counts as received once it is in
+    /// the [`Events`](crate::Events) queue, as a stored message does; the
+    /// client confirms in batches, at most 50 ms or 64 messages after one
+    /// was handed over, and what is left when it quits. Off by default: a
+    /// program that reads messages without giving them to anyone should not
+    /// say they were received. Stored messages are confirmed either way
+    /// (that is what takes them out of the mailbox).
+    pub confirms: bool,
+    /// Ask for receipts (`RECEIPTS`): an [`Event::Receipt`](crate::Event::Receipt)
+    /// for each message this client sends to named users, from each
+    /// recipient whose client confirms it (see [`confirms`](Self::confirms)).
+    /// Off by default.
+    pub receipts: bool,
     /// The account's password, to log in to a registered nickname. `None`
     /// (the default) registers as a guest, which the hub refuses for a
     /// registered nickname ([`ClientError::NickRegistered`](crate::ClientError::NickRegistered)).
@@ -93,6 +123,8 @@ impl fmt::Debug for ClientOptions {
             .field("presence", &self.presence)
             .field("quiet", &self.quiet)
             .field("users", &self.users)
+            .field("confirms", &self.confirms)
+            .field("receipts", &self.receipts)
             .field("password", &self.password.as_ref().map(|_| "<hidden>"))
             .finish()
     }
@@ -110,6 +142,8 @@ impl Default for ClientOptions {
             presence: true,
             quiet: false,
             users: None,
+            confirms: false,
+            receipts: false,
             password: None,
         }
     }
@@ -179,6 +213,20 @@ impl ClientOptions {
         self
     }
 
+    /// Sets [`confirms`](Self::confirms).
+    #[must_use]
+    pub fn confirms(mut self, confirm: bool) -> Self {
+        self.confirms = confirm;
+        self
+    }
+
+    /// Sets [`receipts`](Self::receipts).
+    #[must_use]
+    pub fn receipts(mut self, receipts: bool) -> Self {
+        self.receipts = receipts;
+        self
+    }
+
     /// Sets [`password`](Self::password): log in to the account.
     #[must_use]
     pub fn password(mut self, password: impl Into<String>) -> Self {
@@ -201,7 +249,9 @@ impl ClientOptions {
         } else {
             0
         };
-        options::ACK_RUNS | presence | quiet | users
+        let confirms = if self.confirms { options::CONFIRMS } else { 0 };
+        let receipts = if self.receipts { options::RECEIPTS } else { 0 };
+        options::ACK_RUNS | presence | quiet | users | confirms | receipts
     }
 }
 
@@ -272,6 +322,26 @@ mod tests {
         assert!(!asks(&ClientOptions::default().quiet(true)));
         assert!(asks(&ClientOptions::default().quiet(true).users(true)));
         assert!(!asks(&ClientOptions::default().users(false)));
+    }
+
+    #[test]
+    fn confirms_and_receipts_are_asked_for_each_on_its_own() {
+        let bits = |options: ClientOptions| {
+            options.hello_options() & (options::CONFIRMS | options::RECEIPTS)
+        };
+        assert_eq!(bits(ClientOptions::default()), 0);
+        assert_eq!(
+            bits(ClientOptions::default().confirms(true)),
+            options::CONFIRMS
+        );
+        assert_eq!(
+            bits(ClientOptions::default().receipts(true)),
+            options::RECEIPTS
+        );
+        assert_eq!(
+            bits(ClientOptions::default().confirms(true).receipts(true)),
+            options::CONFIRMS | options::RECEIPTS
+        );
     }
 
     #[test]

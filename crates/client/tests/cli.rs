@@ -777,3 +777,233 @@ mod with_store {
         assert!(!stdout(&output).contains("bob"), "{}", stdout(&output));
     }
 }
+
+// Receipts: `send --wait received` against the real hub, with `listen` (or
+// a client that does not confirm) on the other end; what `listen` asks for
+// and prints, against a scripted hub.
+mod receipts {
+    use std::process::Stdio;
+
+    use chinwag_client::Client;
+    use chinwag_hub::protocol::{ClientFrame, Message, Receipt, Recipients, ServerFrame, options};
+    use futures::SinkExt;
+    use serde_json::Value;
+
+    use super::support::{ScriptedHub, TestHub, next_frame, welcome};
+    use super::{chinwag, chinwag_at, finish, json_lines, run, stderr, stdout};
+
+    /// `* received by bob HH:MM:SS`, whatever the time.
+    fn is_receipt_line(line: &str, nick: &str) -> bool {
+        let prefix = format!("* received by {nick} ");
+        line.strip_prefix(&prefix).is_some_and(|clock| {
+            clock.len() == 8 && clock.chars().filter(|c| *c == ':').count() == 2
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn send_wait_received_exits_zero_once_the_listener_confirms() {
+        let hub = TestHub::start().await;
+        let listen = chinwag(&hub)
+            .args(["listen", "--nick", "bob", "--count", "2"])
+            .spawn()
+            .unwrap();
+        hub.wait_online("bob").await;
+
+        let output = run(chinwag(&hub).args([
+            "send", "--nick", "alice", "--to", "bob", "--wait", "received", "did", "you", "get",
+            "this?",
+        ]))
+        .await;
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let out = stdout(&output);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2, "{out}");
+        assert_eq!(lines[0], "* delivered to bob");
+        assert!(is_receipt_line(lines[1], "bob"), "{out}");
+
+        // As records: the ack, then the receipt naming its message.
+        let output = run(chinwag(&hub).args([
+            "--json", "send", "--nick", "alice", "--to", "BOB", "--wait", "received", "again",
+        ]))
+        .await;
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let records = json_lines(&output);
+        assert_eq!(records.len(), 2, "{records:?}");
+        assert_eq!(records[0]["type"], "ack");
+        assert_eq!(records[1]["type"], "receipt");
+        assert_eq!(records[1]["id"], records[0]["id"]);
+        assert_eq!(records[1]["recipient"], "bob");
+        let ts = records[1]["ts"].as_str().unwrap();
+        assert!(ts.contains('T') && ts.ends_with('Z'), "{ts}");
+
+        let output = finish(listen).await;
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        assert!(stdout(&output).contains("<alice> (to bob) did you get this?"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn send_wait_received_says_who_did_not_confirm_in_time() {
+        let hub = TestHub::start().await;
+        // Bob's client does not confirm (the library's default), carol's
+        // listen was told not to.
+        let (_bob, _bob_events) = Client::connect(hub.addr, "bob").await.unwrap();
+        let carol = chinwag(&hub)
+            .args(["listen", "--nick", "carol", "--no-receipts"])
+            .spawn()
+            .unwrap();
+        hub.wait_online("carol").await;
+
+        for (to, missing) in [
+            ("bob", "bob"),
+            ("carol", "carol"),
+            ("bob,carol", "bob, carol"),
+        ] {
+            let output = run(chinwag(&hub).args([
+                "send",
+                "--nick",
+                "alice",
+                "--to",
+                to,
+                "--wait",
+                "received",
+                "--timeout",
+                "300ms",
+                "hello?",
+            ]))
+            .await;
+            assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+            let err = stderr(&output);
+            assert!(
+                err.starts_with(&format!("chinwag: no receipt within 300ms from {missing}:")),
+                "{err}"
+            );
+            assert!(
+                !stdout(&output).contains("received by"),
+                "{}",
+                stdout(&output)
+            );
+        }
+
+        // Not delivered to everyone: 1 at once, as without --wait.
+        let output = run(chinwag(&hub).args([
+            "send", "--nick", "alice", "--to", "bob,dave", "--wait", "received", "hi",
+        ]))
+        .await;
+        assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+        assert_eq!(
+            stdout(&output),
+            "* delivered to bob\n! not delivered to dave: no such user\n"
+        );
+        drop(carol);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn send_wait_received_is_refused_where_no_receipt_can_come() {
+        let hub = TestHub::start().await;
+        let (_bob, _events) = Client::connect(hub.addr, "bob").await.unwrap();
+        for args in [
+            &["--all", "--wait", "received", "hi"][..],
+            &["--to", "everyone", "--wait", "received", "hi"],
+            &["--to", "bob", "--timeout", "5s", "hi"],
+        ] {
+            let output = run(chinwag(&hub).args(["send", "--nick", "alice"]).args(args)).await;
+            assert_eq!(output.status.code(), Some(2), "{args:?}");
+            assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
+        }
+        let err = stderr(
+            &run(chinwag(&hub).args([
+                "send", "--nick", "alice", "--to", "everyone", "--wait", "received", "hi",
+            ]))
+            .await,
+        );
+        assert!(
+            err.contains("a message to everyone gets no receipts"),
+            "{err}"
+        );
+    }
+
+    fn message(id: u64) -> ServerFrame {
+        ServerFrame::Message(Message {
+            id,
+            // 22:13:20 UTC.
+            ts_ms: 1_700_000_000_000,
+            from: "carol".into(),
+            to: Recipients::Users(vec!["alice".into()]),
+            text: "hi".into(),
+        })
+    }
+
+    /// `listen` asks to confirm and for receipts, prints the receipts that
+    /// come (for messages sent before it started), and confirms the message
+    /// it printed before it leaves; `--no-receipts` asks for neither and
+    /// confirms no live message.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn listen_asks_for_receipts_prints_them_and_confirms_what_it_printed() {
+        let receipt = ServerFrame::Receipts(vec![Receipt {
+            message_id: 12,
+            received_ms: 1_700_000_000_000,
+            recipient: "bob".into(),
+        }]);
+        for json in [false, true] {
+            let scripted = ScriptedHub::start().await;
+            let mut command = chinwag_at(scripted.addr);
+            if json {
+                command.arg("--json");
+            }
+            let child = command
+                .args(["listen", "--nick", "alice", "--count", "1"])
+                .env("TZ", "UTC")
+                .spawn()
+                .unwrap();
+            let (mut conn, hello) = scripted.accept_hello().await;
+            let asked = hello.options.unwrap();
+            let both = options::CONFIRMS | options::RECEIPTS;
+            assert_eq!(asked & both, both);
+            welcome(&mut conn, &hello, options::KNOWN).await;
+            conn.send(receipt.clone()).await.unwrap();
+            conn.send(message(13)).await.unwrap();
+            assert_eq!(
+                next_frame(&mut conn).await,
+                Some(ClientFrame::Confirm(vec![13]))
+            );
+            assert_eq!(next_frame(&mut conn).await, Some(ClientFrame::Quit));
+            drop(conn);
+            let output = finish(child).await;
+            assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+            if json {
+                let records = json_lines(&output);
+                let receipts: Vec<&Value> =
+                    records.iter().filter(|r| r["type"] == "receipt").collect();
+                assert_eq!(
+                    receipts,
+                    [
+                        &serde_json::json!({"type": "receipt", "id": 12, "recipient": "bob", "ts": "2023-11-14T22:13:20.000Z"})
+                    ]
+                );
+            } else {
+                assert_eq!(
+                    stdout(&output),
+                    "* online: alice\n\
+                     * received by bob 22:13:20 (message 12, sent earlier)\n\
+                     [22:13:20] <carol> (to alice) hi\n"
+                );
+            }
+        }
+
+        let scripted = ScriptedHub::start().await;
+        let child = chinwag_at(scripted.addr)
+            .args(["listen", "--nick", "alice", "--count", "1", "--no-receipts"])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let (mut conn, hello) = scripted.accept_hello().await;
+        let asked = hello.options.unwrap();
+        assert_eq!(asked & (options::CONFIRMS | options::RECEIPTS), 0);
+        welcome(&mut conn, &hello, options::KNOWN).await;
+        conn.send(message(13)).await.unwrap();
+        assert_eq!(next_frame(&mut conn).await, Some(ClientFrame::Quit));
+        drop(conn);
+        let output = finish(child).await;
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    }
+}

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
+use chinwag_client::{Client, ClientOptions, Event};
 use chinwag_hub::Session;
 use chinwag_hub::protocol::{Message, Recipients, ServerFrame};
 use support::{PATIENCE, TestHub, within};
@@ -441,6 +442,53 @@ async fn help_msg_and_me() {
     pane.wait_for_line("half").await;
     assert!(!screen.contains("alice> half<bob>"), "{screen}");
     pane.press(&["C-c", "C-c"]).await;
+    assert_eq!(pane.exit_status().await, 0);
+}
+
+/// A message to someone whose client confirms what it receives: the chat
+/// says when it was received, under the line that sent it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_received_is_said_so() {
+    if !tmux_installed().await {
+        return;
+    }
+    let hub = TestHub::start().await;
+    let options = ClientOptions::default().confirms(true);
+    let (_bob, mut bob_events) = Client::connect_with(hub.addr, "bob", options)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pane = Pane::chat(&hub, &dir.path().join("history"), &["--nick", "alice"]).await;
+    pane.wait_for_line("").await;
+    pane.type_text("@bob are you there?").await;
+    pane.enter().await;
+    let message = within("bob's message", async {
+        loop {
+            if let Some(Event::Message(message)) = bob_events.recv().await {
+                return message;
+            }
+        }
+    })
+    .await;
+    assert_eq!(message.text, "are you there?");
+    let screen = pane.wait_for_text("* received by bob ").await;
+    let line = screen
+        .lines()
+        .find(|line| line.starts_with("* received by bob "))
+        .unwrap_or_else(|| panic!("{screen}"));
+    // `* received by bob 12:03:11`: the time, and nothing more for a
+    // message sent from this chat.
+    let clock = line.trim_end().trim_start_matches("* received by bob ");
+    assert_eq!(clock.len(), 8, "{line:?}");
+    assert_eq!(clock.matches(':').count(), 2, "{line:?}");
+    let sent = screen
+        .lines()
+        .position(|line| line.starts_with("alice> @bob are you there?"));
+    let received = screen
+        .lines()
+        .position(|line| line.starts_with("* received by bob "));
+    assert!(sent < received, "{screen}");
+    pane.press(&["C-d"]).await;
     assert_eq!(pane.exit_status().await, 0);
 }
 

@@ -81,6 +81,10 @@ fn plan() -> Vec<(&'static str, &'static str)> {
             "run",
         ),
         (
+            "chinwag send --nick carol --to bob --wait received \"ok?\"",
+            "run",
+        ),
+        (
             "chinwag send --nick carol --to everyone \"hello, all\"",
             "run",
         ),
@@ -262,11 +266,15 @@ async fn three_terminals(bin: &Path, cwd: &Path, written: &[&str]) {
     // The one-shot commands.
     run_ok(bin, cwd, written[7], &[]).await;
     bob.line_with("one-shot message").await;
-    run_ok(bin, cwd, written[8], &[]).await;
-    bob.line_with("hello, all").await;
+    // Bob's listen confirms what it prints.
+    let received = run_ok(bin, cwd, written[8], &[]).await;
+    assert!(received.contains("* received by bob "), "{received}");
+    bob.line_with("<carol> (to bob) ok?").await;
     run_ok(bin, cwd, written[9], &[]).await;
+    bob.line_with("hello, all").await;
+    run_ok(bin, cwd, written[10], &[]).await;
     bob.line_with("<dave> (to bob) hi").await;
-    let mut eve = Running::start(bin, cwd, written[10], &[]);
+    let mut eve = Running::start(bin, cwd, written[11], &[]);
     within("eve to be online", async {
         loop {
             let out = output(
@@ -284,14 +292,14 @@ async fn three_terminals(bin: &Path, cwd: &Path, written: &[&str]) {
     assert!(json.starts_with('{') && json.contains("\"hi\""), "{json}");
     let eve_done = within("eve's listen --count 1 to exit", eve.child.wait()).await;
     assert!(eve_done.is_ok_and(|status| status.success()));
-    let who = run_ok(bin, cwd, written[11], &[]).await;
+    let who = run_ok(bin, cwd, written[12], &[]).await;
     assert!(who.contains("bob"), "{who}");
     if which("nc") {
-        let text = output(sh(bin, cwd, written[12], &[]), Some("zed\n/quit\n".into())).await;
+        let text = output(sh(bin, cwd, written[13], &[]), Some("zed\n/quit\n".into())).await;
         let text = String::from_utf8_lossy(&text.stdout);
         assert!(text.contains("* welcome, zed"), "{text}");
     } else {
-        eprintln!("skipping `{}`: nc is not installed here", written[12]);
+        eprintln!("skipping `{}`: nc is not installed here", written[13]);
     }
 }
 
@@ -301,7 +309,7 @@ async fn accounts(bin: &Path, cwd: &Path, written: &[&str]) {
     let account = [("CHINWAG_PASSWORD", PASSWORD)];
     within("bob's listener to leave", async {
         loop {
-            let out = output(sh(bin, cwd, written[13], &account), None).await;
+            let out = output(sh(bin, cwd, written[14], &account), None).await;
             if out.status.success() {
                 break;
             }
@@ -310,9 +318,9 @@ async fn accounts(bin: &Path, cwd: &Path, written: &[&str]) {
         }
     })
     .await;
-    let stored = run_ok(bin, cwd, written[14], &[]).await;
+    let stored = run_ok(bin, cwd, written[15], &[]).await;
     assert!(stored.contains("* stored for bob"), "{stored}");
-    let mut bob = Running::start(bin, cwd, written[15], &account);
+    let mut bob = Running::start(bin, cwd, written[16], &account);
     let away = bob.line_with("(while you were away)").await;
     assert!(
         away.contains("<carol>") && away.contains("see you"),
@@ -323,13 +331,13 @@ async fn accounts(bin: &Path, cwd: &Path, written: &[&str]) {
         ("CHINWAG_PASSWORD", PASSWORD),
         ("CHINWAG_NEW_PASSWORD", NEW_PASSWORD),
     ];
-    run_ok(bin, cwd, written[16], &both).await;
+    run_ok(bin, cwd, written[17], &both).await;
     // As written, in a script: it asks for --yes rather than deleting.
     let new = [("CHINWAG_PASSWORD", NEW_PASSWORD)];
-    let refused = output(sh(bin, cwd, written[17], &new), None).await;
+    let refused = output(sh(bin, cwd, written[18], &new), None).await;
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--yes"));
-    let delete_yes = format!("{} --yes", written[17]);
+    let delete_yes = format!("{} --yes", written[18]);
     run_ok(bin, cwd, &delete_yes, &new).await;
 }
 

@@ -7,6 +7,9 @@
 //! and every ack is in, with status 1 if some message did not reach all of
 //! its recipients.
 //!
+//! Both say when a recipient received a message sent from here, after its
+//! ack: `* received by bob 12:03:11` (`receipts.rs`).
+//!
 //! Both take the text syntax of the protocol crate (`@bob hi`, `/who`)
 //! and, for people used to IRC, `/msg bob hi` (the same as `@bob hi`) and
 //! `/me waves` (sent to everyone as the text `* alice waves`). Those two
@@ -29,8 +32,9 @@ use futures::{FutureExt as _, StreamExt as _};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 use crate::commands::report_close;
-use crate::editor::{Completions, LineEditor, Read};
+use crate::editor::{Completions, LineEditor, Read, Screen};
 use crate::output::Format;
+use crate::receipts::Sent;
 use crate::{EXIT_NOT_DELIVERED, interrupted, print_line};
 
 /// `/help`: one command per line.
@@ -81,6 +85,13 @@ enum Answer {
 }
 
 impl Answer {
+    /// Remembers a message's id from its ack, for its receipts.
+    fn remember(&self, sent: &mut Sent) {
+        if let Self::Ack(Ok(ack)) = self {
+            sent.remember(ack);
+        }
+    }
+
     /// The lines to print, and whether the request fully succeeded.
     fn lines(&self, format: Format, all: bool) -> (Vec<String>, bool) {
         match self {
@@ -252,6 +263,7 @@ async fn interactive(
             screen.show(&warning).await?;
         }
         let mut waiting = FuturesUnordered::new();
+        let mut sent = Sent::default();
         // In raw mode Ctrl+C arrives as a key; this catches SIGTERM (and a
         // Ctrl+C between two lines), so that the terminal is restored and
         // QUIT sent then too.
@@ -262,6 +274,14 @@ async fn interactive(
                 () = &mut interrupted => return Ok(None),
                 event = events.recv() => match event {
                     Some(Event::Closed { reason }) => return Ok(Some(reason)),
+                    Some(Event::Receipt(receipt)) => {
+                        // Its message's ack is in by now: shown first, and
+                        // its id learnt.
+                        while let Some(Some(answer)) = waiting.next().now_or_never() {
+                            show(&screen, &answer, format, &mut sent).await?;
+                        }
+                        screen.show(&sent.line(format, &receipt)).await?;
+                    }
                     Some(event) => {
                         online.follow(&event);
                         for line in format.event(&event) {
@@ -271,10 +291,7 @@ async fn interactive(
                     None => return Ok(None),
                 },
                 Some(answer) = waiting.next(), if !waiting.is_empty() => {
-                    let answer: Answer = answer;
-                    for line in answer.lines(format, false).0 {
-                        screen.show(&line).await?;
-                    }
+                    show(&screen, &answer, format, &mut sent).await?;
                 }
                 read = editor.read() => match read {
                     Some(Read::Line(line)) => {
@@ -310,6 +327,33 @@ async fn interactive(
     }
 }
 
+/// Shows an answer at the terminal (only what went wrong, or was stored),
+/// remembering a message's id for its receipts.
+async fn show(
+    screen: &Screen,
+    answer: &Answer,
+    format: Format,
+    sent: &mut Sent,
+) -> anyhow::Result<()> {
+    answer.remember(sent);
+    for line in answer.lines(format, false).0 {
+        screen.show(&line).await?;
+    }
+    Ok(())
+}
+
+/// Prints an answer to a piped chat (what became of each recipient),
+/// remembering a message's id for its receipts; whether it fully
+/// succeeded.
+fn print(answer: &Answer, format: Format, sent: &mut Sent) -> std::io::Result<bool> {
+    answer.remember(sent);
+    let (lines, ok) = answer.lines(format, true);
+    for line in lines {
+        print_line(&line)?;
+    }
+    Ok(ok)
+}
+
 /// Not at a terminal: send every line, wait for every answer, and exit 1 if
 /// anything did not go through.
 async fn scripted(client: &Client, mut events: Events, format: Format) -> anyhow::Result<ExitCode> {
@@ -318,6 +362,7 @@ async fn scripted(client: &Client, mut events: Events, format: Format) -> anyhow
     let mut failed = false;
     // Answers print in the order of the lines that asked for them.
     let mut waiting = FuturesOrdered::new();
+    let mut sent = Sent::default();
     let interrupted = interrupted();
     tokio::pin!(interrupted);
     loop {
@@ -353,15 +398,18 @@ async fn scripted(client: &Client, mut events: Events, format: Format) -> anyhow
                 }
             }
             Some(answer) = waiting.next(), if !waiting.is_empty() => {
-                let answer: Answer = answer;
-                let (lines, ok) = answer.lines(format, true);
-                failed |= !ok;
-                for line in lines {
-                    print_line(&line)?;
-                }
+                failed |= !print(&answer, format, &mut sent)?;
             }
             event = events.recv() => match event {
                 Some(Event::Closed { reason }) => return Ok(report_close(&reason, format)?),
+                Some(Event::Receipt(receipt)) => {
+                    // Its message's ack is in by now, and so are those of
+                    // the lines before it: printed first, and its id learnt.
+                    while let Some(Some(answer)) = waiting.next().now_or_never() {
+                        failed |= !print(&answer, format, &mut sent)?;
+                    }
+                    print_line(&sent.line(format, &receipt))?;
+                }
                 Some(event) => {
                     for line in format.event(&event) {
                         print_line(&line)?;

@@ -1,29 +1,23 @@
 //! The one-shot subcommands: `send`, `listen` and `who`.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
-use chinwag_client::{Client, ClientError, CloseReason, Event, Events, Recipients, Who};
+use chinwag_client::protocol::options;
+use chinwag_client::{Ack, Client, ClientError, CloseReason, Event, Events, Recipients, Who};
 
 use crate::output::Format;
-use crate::{EXIT_NOT_DELIVERED, interrupted, print_line};
+use crate::{EXIT_NOT_DELIVERED, interrupted, print_line, receipts};
 
-/// `chinwag send`: one message, its ack, an exit status that says whether
-/// everyone got it (a copy stored in an offline recipient's mailbox
-/// counts).
-pub(crate) async fn send(
-    client: &Client,
-    to: Vec<String>,
-    all: bool,
-    text: &str,
-    format: Format,
-) -> anyhow::Result<ExitCode> {
+/// The recipients of `chinwag send --to ...` (or `--all`).
+pub(crate) fn recipients(to: Vec<String>, all: bool) -> Recipients {
     // `everyone` and `all` are reserved nicknames (no user can have them):
     // `--to everyone` means what it says, as `--all` does.
     let everyone = |name: &String| {
         let name = name.strip_prefix('@').unwrap_or(name);
         name.eq_ignore_ascii_case("everyone") || name.eq_ignore_ascii_case("all")
     };
-    let to = if all || (to.len() == 1 && to.iter().all(everyone)) {
+    if all || (to.len() == 1 && to.iter().all(everyone)) {
         Recipients::Everyone
     } else {
         // `--to @bob` reads naturally to people used to the chat syntax.
@@ -32,9 +26,54 @@ pub(crate) async fn send(
             None => name,
         });
         Recipients::Users(names.collect())
+    }
+}
+
+/// `chinwag send`: one message, its ack, an exit status that says whether
+/// everyone got it (a copy stored in an offline recipient's mailbox
+/// counts). With `wait` (`--wait received`), then the recipients'
+/// receipts, for at most that long (`receipts::wait`); the client asked
+/// for them.
+pub(crate) async fn send(
+    client: &Client,
+    mut events: Events,
+    to: Recipients,
+    text: &str,
+    wait: Option<Duration>,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let Some(timeout) = wait else {
+        // Nothing but the ack matters here; dropped events are discarded.
+        drop(events);
+        let sent = client.send(to, text).await;
+        client.quit().await;
+        return answer(sent, format);
     };
+    let granted = client.welcome().options.unwrap_or(0);
+    if granted & options::RECEIPTS == 0 {
+        client.quit().await;
+        anyhow::bail!("this hub sends no receipts (it is older than them): nothing was sent");
+    }
     let sent = client.send(to, text).await;
+    let status = match &sent {
+        Ok(ack) if ack.is_ok() => {
+            for line in format.ack(ack, true) {
+                print_line(&line)?;
+            }
+            receipts::wait(ack, &mut events, timeout, format).await
+        }
+        // Not everyone got it: no need to wait to know the answer.
+        _ => {
+            client.quit().await;
+            return answer(sent, format);
+        }
+    };
     client.quit().await;
+    status
+}
+
+/// Prints what became of a message sent, and picks the exit status.
+fn answer(sent: Result<Ack, ClientError>, format: Format) -> anyhow::Result<ExitCode> {
     match sent {
         Ok(ack) => {
             for line in format.ack(&ack, true) {

@@ -3,6 +3,7 @@
 //! ```text
 //! chinwag chat --nick alice                     # talk; `@bob hi`, `/help`, `/quit`
 //! chinwag send --nick alice --to bob hello      # send one message, print the ack
+//! chinwag send --nick alice --to bob --wait received hello   # and bob's receipt
 //! chinwag listen --nick bob --count 1           # print what arrives
 //! chinwag who                                   # who is online, and who is registered
 //! chinwag account create --nick alice           # register a nickname (asks a password)
@@ -15,7 +16,12 @@
 //! 1 when a message did not reach every recipient, the hub refused an
 //! account request, or the hub ended the session (for `bench`: when a check
 //! failed), 2 for usage and connection errors (a wrong password among
-//! them).
+//! them), 3 when `send --wait received` saw no receipt from some recipient
+//! within its timeout.
+//!
+//! `chat` and `listen` confirm the messages they show, so that a sender who
+//! asked for receipts learns they were received, and ask for receipts of
+//! the messages they send (`--no-receipts`: neither); `receipts.rs`.
 //!
 //! A registered nickname logs in with its password, from
 //! `CHINWAG_PASSWORD`, `--password-stdin`, or a prompt at a terminal after
@@ -27,18 +33,21 @@
 mod account;
 mod chat;
 mod commands;
+mod duration;
 mod editor;
 mod output;
 mod password;
+mod receipts;
 
 use std::io::{self, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use chinwag_bench::{BenchArgs, Verdict};
-use chinwag_client::{Backoff, Client, ClientError, ClientOptions, Events};
-use clap::{Args, Parser, Subcommand};
+use chinwag_client::{Backoff, Client, ClientError, ClientOptions, Events, Recipients};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::account::AccountCommand;
 
@@ -48,6 +57,8 @@ use crate::output::Format;
 const EXIT_NOT_DELIVERED: u8 = 1;
 /// Usage or connection error.
 const EXIT_ERROR: u8 = 2;
+/// `send --wait received`: some recipient's receipt did not come in time.
+const EXIT_NOT_RECEIVED: u8 = 3;
 
 /// How a registered nickname's password is given (see `password.rs`).
 #[derive(Debug, Args)]
@@ -58,6 +69,13 @@ struct Login {
     /// ends the account's session elsewhere, if it has one.
     #[arg(long)]
     password_stdin: bool,
+}
+
+/// What `send --wait` waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Wait {
+    /// Every recipient's client confirmed receiving the message.
+    Received,
 }
 
 /// Talk to a chinwag hub.
@@ -106,12 +124,24 @@ enum Command {
         /// `CHINWAG_HISTORY` (which may be empty).
         #[arg(long, value_name = "FILE")]
         history: Option<PathBuf>,
+        /// Neither confirm the messages you receive nor ask for receipts.
+        /// By default chat confirms each message it shows, so that its
+        /// sender may learn you received it, and says when someone
+        /// received yours: "* received by bob 12:03:11".
+        #[arg(long)]
+        no_receipts: bool,
         #[command(flatten)]
         login: Login,
     },
     /// Send one message, print what became of it per recipient, and exit 0
     /// only if every recipient got it or, registered and offline, has it in
-    /// its mailbox ("* stored for bob").
+    /// its mailbox ("* stored for bob"), 1 if not.
+    ///
+    /// With --wait received, then wait until each recipient's client
+    /// confirms receiving it ("* received by bob 12:03:11"; `chinwag chat`
+    /// and `listen` confirm what they show), and exit 3 if some did not
+    /// within --timeout: offline (a stored message is confirmed at its
+    /// owner's next login), or running a client that does not confirm.
     Send {
         /// Your nickname.
         #[arg(long)]
@@ -129,6 +159,21 @@ enum Command {
         /// Send to everyone online instead.
         #[arg(long, conflicts_with = "to")]
         all: bool,
+        /// Wait for more than the ack: `received`, until every recipient's
+        /// client has confirmed receiving the message (exit 3 if some did
+        /// not within --timeout). Not for a message to everyone, which
+        /// gets no receipts.
+        #[arg(long, value_enum, value_name = "WHAT", conflicts_with = "all")]
+        wait: Option<Wait>,
+        /// How long --wait waits: 10s, 500ms, 2m.
+        #[arg(
+            long,
+            value_name = "DURATION",
+            value_parser = duration::parse,
+            default_value = "10s",
+            requires = "wait"
+        )]
+        timeout: Duration,
         /// The message; several words are joined with spaces.
         #[arg(required = true, value_name = "TEXT")]
         text: Vec<String>,
@@ -147,6 +192,12 @@ enum Command {
         /// another login to the account replaced this session.
         #[arg(long)]
         reconnect: bool,
+        /// Neither confirm the messages printed nor ask for receipts. By
+        /// default listen confirms each message it prints, so that its
+        /// sender may learn you received it, and prints the receipts that
+        /// come for messages this nickname sent earlier.
+        #[arg(long)]
+        no_receipts: bool,
         #[command(flatten)]
         login: Login,
     },
@@ -213,9 +264,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             nick,
             reconnect,
             history,
+            no_receipts,
             login,
         } => {
-            let (client, events) = connect(server, &nick, reconnect, &login).await?;
+            let (client, events) = connect(server, &nick, reconnect, !no_receipts, &login).await?;
             chat::run(&client, events, format, history).await
         }
         Command::Send {
@@ -224,20 +276,32 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             to,
             all,
             text,
+            wait,
+            timeout,
         } => {
-            let options = ClientOptions::default().quiet(true).presence(false);
+            let to = commands::recipients(to, all);
+            let wait = wait.map(|Wait::Received| timeout);
+            if wait.is_some() && to == Recipients::Everyone {
+                anyhow::bail!(
+                    "a message to everyone gets no receipts: name its recipients with --to \
+                     to wait for theirs"
+                );
+            }
+            let options = ClientOptions::default()
+                .quiet(true)
+                .presence(false)
+                .receipts(wait.is_some());
             let (client, events) = join(server, &nick, options, &login).await?;
-            // Nothing but the ack matters here; dropped events are discarded.
-            drop(events);
-            commands::send(&client, to, all, &text.join(" "), format).await
+            commands::send(&client, events, to, &text.join(" "), wait, format).await
         }
         Command::Listen {
             nick,
             count,
             reconnect,
+            no_receipts,
             login,
         } => {
-            let (client, events) = connect(server, &nick, reconnect, &login).await?;
+            let (client, events) = connect(server, &nick, reconnect, !no_receipts, &login).await?;
             commands::listen(&client, events, count, format).await
         }
         Command::Who { nick, login } => {
@@ -257,13 +321,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Connects for a session (`chat`, `listen`): confirming what it is
+/// handed and asking for receipts unless told not to (`receipts`).
 async fn connect(
     server: &str,
     nick: &str,
     reconnect: bool,
+    receipts: bool,
     login: &Login,
 ) -> anyhow::Result<(Client, Events)> {
-    let mut options = ClientOptions::default();
+    let mut options = ClientOptions::default()
+        .confirms(receipts)
+        .receipts(receipts);
     if reconnect {
         options = options.reconnect(Backoff::default());
     }

@@ -9,6 +9,7 @@
 //! | `mailbox` | `count` (stored messages that follow), `expired` (dropped unread) |
 //! | `presence` | `nick`, `online`, `ts` |
 //! | `ack` | `id` (the hub's message id), `delivered` (count), `broadcast`, `ok` (everyone got it or has it in its mailbox), `statuses` (`nick`, `status`, `code`) |
+//! | `receipt` | `id` (the hub's message id, as in its `ack`), `recipient` (whose client confirmed receiving it), `ts` (when the hub had the confirmation) |
 //! | `roster` | `online` (list) |
 //! | `users` | `users` (list of `nick`, `online`, `registered`, `last_seen_ms`: milliseconds since the Unix epoch, or null while online or if never seen) |
 //! | `user` | a change to the table: `nick`, `online`, `registered`, `last_seen_ms` (neither online nor registered: the row is gone) |
@@ -21,7 +22,7 @@ use chinwag_client::AccountAction;
 use chinwag_client::protocol::text;
 use chinwag_client::{
     AccountDone, Ack, CloseReason, Code, ErrorFrame, Event, MailboxHeader, Message, Presence,
-    Recipients, UserEntry,
+    Receipt, Recipients, UserEntry,
 };
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
@@ -60,6 +61,11 @@ enum Record<'a> {
         broadcast: bool,
         ok: bool,
         statuses: Vec<Outcome<'a>>,
+    },
+    Receipt {
+        id: u64,
+        recipient: &'a str,
+        ts: String,
     },
     Roster {
         online: &'a [String],
@@ -138,6 +144,8 @@ impl Format {
             Event::Users(users) if self.json => return self.users(users),
             Event::User(user) if self.json => Record::User(Row::new(user)).to_line(),
             Event::AccountDone(done) => self.account_done(done),
+            // Here, nothing says which message it is for: see `receipts.rs`.
+            Event::Receipt(receipt) => self.receipt(receipt, false),
             Event::Error(error) => self.error(error),
             Event::Disconnected { reason } => {
                 if self.json {
@@ -227,6 +235,31 @@ impl Format {
                 AccountAction::SetPassword => format!("* password changed for {nick}"),
                 AccountAction::Delete => format!("* account {nick} deleted"),
             }
+        }
+    }
+
+    /// A receipt: `* received by bob 12:03:11` (local time), for a message
+    /// this program sent (`sent_here`), and with the message's id for one
+    /// sent before it started (a message stored for days, confirmed at its
+    /// owner's login).
+    pub(crate) fn receipt(self, receipt: &Receipt, sent_here: bool) -> String {
+        if self.json {
+            return Record::Receipt {
+                id: receipt.message_id,
+                recipient: &receipt.recipient,
+                ts: rfc3339(receipt.received_ms),
+            }
+            .to_line();
+        }
+        let line = format!(
+            "* received by {} {}",
+            text::visible(&receipt.recipient),
+            clock(receipt.received_ms)
+        );
+        if sent_here {
+            line
+        } else {
+            format!("{line} (message {}, sent earlier)", receipt.message_id)
         }
     }
 
@@ -453,6 +486,37 @@ mod tests {
             "{lines:?}"
         );
         assert_eq!(lines[1], "* dave is online (guest)");
+    }
+
+    #[test]
+    fn receipts_read_as_documented() {
+        let receipt = Receipt {
+            message_id: 12,
+            received_ms: 1_700_000_000_123,
+            recipient: "bob".into(),
+        };
+        let line = Format { json: true }.receipt(&receipt, true);
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"type": "receipt", "id": 12, "recipient": "bob", "ts": "2023-11-14T22:13:20.123Z"})
+        );
+        let people = Format { json: false };
+        let at = clock(1_700_000_000_123);
+        assert_eq!(
+            people.receipt(&receipt, true),
+            format!("* received by bob {at}")
+        );
+        assert_eq!(
+            people.receipt(&receipt, false),
+            format!("* received by bob {at} (message 12, sent earlier)")
+        );
+        // A nickname is shown as any text from the hub is.
+        let odd = Receipt {
+            recipient: "b\x1bob".into(),
+            ..receipt
+        };
+        assert!(!people.receipt(&odd, true).contains('\x1b'));
     }
 
     #[test]

@@ -1,0 +1,174 @@
+//! When to confirm to the hub what the client handed to the application:
+//! one batcher for both kinds of `CONFIRM` a client sends, the stored
+//! messages of its mailbox and, with `CONFIRMS` granted, live messages.
+//!
+//! A `CONFIRM` goes out as soon as [`CONFIRM_BATCH`] ids wait, and
+//! otherwise:
+//!
+//! - for stored messages, once every message the `MAILBOX` header announced
+//!   has arrived and been handed over (`mailbox.rs` says when), so that a
+//!   mailbox costs a few `CONFIRM`s rather than one per message, and a
+//!   large one is confirmed as it is read;
+//! - for live messages, [`CONFIRM_DELAY`] after the oldest one waiting was
+//!   handed over, so that a busy conversation costs one `CONFIRM` per 64
+//!   messages and a quiet one still gives its senders their receipts at
+//!   once, as people count time;
+//! - and everything waiting, whatever it is, when the client quits, before
+//!   its `QUIT`: what was handed over is confirmed (a program that reads
+//!   one message and leaves, as `chinwag listen --count 1` does, is not
+//!   sent it again, and its sender gets a receipt).
+//!
+//! Stored messages come before anything live on a connection
+//! (`docs/protocol.md`, section 8.7), so the two kinds hardly ever wait
+//! together; when they do, the rule of either lets the whole batch go, which
+//! only ever confirms sooner.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Ids confirmed in one `CONFIRM` at most, so that a large mailbox is
+/// confirmed as it is read rather than all at the end (a connection lost at
+/// message 9,000 of 10,000 then costs at most this many redeliveries), and
+/// a busy conversation in frames of 513 bytes.
+pub(crate) const CONFIRM_BATCH: usize = 64;
+
+/// How long the id of a live message handed over may wait for others to
+/// share its `CONFIRM` (`docs/protocol.md`, section 8.10).
+pub(crate) const CONFIRM_DELAY: Duration = Duration::from_millis(50);
+
+/// The ids handed over and not yet confirmed, on one connection.
+#[derive(Debug, Default)]
+pub(crate) struct Confirms {
+    ids: Vec<u64>,
+    /// A stored message's id is among `ids`: they all go once the mailbox
+    /// has been handed over.
+    stored: bool,
+    /// When the live ids among `ids` must go: [`CONFIRM_DELAY`] after the
+    /// oldest was handed over.
+    due: Option<Instant>,
+}
+
+impl Confirms {
+    /// A stored message was handed over (or recognised as handed over
+    /// before, on an earlier connection).
+    pub(crate) fn stored(&mut self, id: u64) {
+        self.ids.push(id);
+        self.stored = true;
+    }
+
+    /// A live message was handed over at `now`.
+    pub(crate) fn live(&mut self, id: u64, now: Instant) {
+        self.ids.push(id);
+        self.due.get_or_insert(now + CONFIRM_DELAY);
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// When the live ids waiting must go, if any wait.
+    pub(crate) fn due(&self) -> Option<Instant> {
+        self.due
+    }
+
+    /// The ids of the next `CONFIRM`, if it is time for one: a full batch;
+    /// or whatever waits (at most a batch) when `mailbox_read` (every
+    /// stored message announced has been handed over) and a stored one
+    /// waits, or when `now` is past the live ones' deadline. Call it until
+    /// it answers `None`.
+    pub(crate) fn next(&mut self, mailbox_read: bool, now: Instant) -> Option<Vec<u64>> {
+        let full = self.ids.len() >= CONFIRM_BATCH;
+        let stored = self.stored && mailbox_read;
+        let late = self.due.is_some_and(|due| now >= due);
+        if full || stored || late {
+            self.take()
+        } else {
+            None
+        }
+    }
+
+    /// The ids of the next `CONFIRM` whatever the time (the client is
+    /// quitting); `None` once nothing waits.
+    pub(crate) fn take(&mut self) -> Option<Vec<u64>> {
+        if self.ids.is_empty() {
+            return None;
+        }
+        let take = self.ids.len().min(CONFIRM_BATCH);
+        let batch: Vec<u64> = self.ids.drain(..take).collect();
+        // What is left keeps the reasons it had to go, which can only make
+        // it go sooner.
+        if self.ids.is_empty() {
+            self.stored = false;
+            self.due = None;
+        }
+        Some(batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `CONFIRM` due at `now`.
+    fn due(confirms: &mut Confirms, mailbox_read: bool, now: Instant) -> Vec<Vec<u64>> {
+        std::iter::from_fn(|| confirms.next(mailbox_read, now)).collect()
+    }
+
+    #[test]
+    fn live_ids_go_50_ms_after_the_oldest_or_64_at_a_time() {
+        let start = Instant::now();
+        let mut confirms = Confirms::default();
+        confirms.live(1, start);
+        confirms.live(2, start + Duration::from_millis(30));
+        // The deadline is the oldest's.
+        assert_eq!(confirms.due(), Some(start + CONFIRM_DELAY));
+        assert!(due(&mut confirms, true, start + Duration::from_millis(49)).is_empty());
+        assert_eq!(
+            due(&mut confirms, true, start + CONFIRM_DELAY),
+            [vec![1, 2]]
+        );
+        assert_eq!(confirms.due(), None);
+        assert!(confirms.is_empty());
+
+        // A burst: a full batch goes at once, the rest when due.
+        for id in 10..80 {
+            confirms.live(id, start);
+            for batch in due(&mut confirms, true, start) {
+                assert_eq!(batch, (10..74).collect::<Vec<_>>());
+            }
+        }
+        assert_eq!(
+            due(&mut confirms, true, start + CONFIRM_DELAY),
+            [(74..80).collect::<Vec<_>>()]
+        );
+    }
+
+    #[test]
+    fn stored_ids_go_once_the_mailbox_is_read_without_a_deadline() {
+        let start = Instant::now();
+        let mut confirms = Confirms::default();
+        confirms.stored(7);
+        confirms.stored(8);
+        assert_eq!(confirms.due(), None);
+        // However long the mailbox takes to arrive.
+        let later = start + Duration::from_secs(60);
+        assert!(due(&mut confirms, false, later).is_empty());
+        assert_eq!(due(&mut confirms, true, later), [vec![7, 8]]);
+        assert!(due(&mut confirms, true, later).is_empty());
+    }
+
+    #[test]
+    fn quitting_takes_everything_a_batch_at_a_time() {
+        let start = Instant::now();
+        let mut confirms = Confirms::default();
+        for id in 1..=100 {
+            confirms.live(id, start);
+        }
+        let sizes: Vec<usize> = std::iter::from_fn(|| confirms.take())
+            .map(|batch| batch.len())
+            .collect();
+        assert_eq!(sizes, [64, 36]);
+        assert_eq!((confirms.due(), confirms.take()), (None, None));
+    }
+}
