@@ -40,7 +40,13 @@ fn the_deb_holds_the_daemon_its_units_and_its_configuration() {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let out = tempfile::tempdir().unwrap();
     let output = out.path().to_str().unwrap();
-    // The daemon under test is the debug build cargo made for these tests.
+    // The programs under test are the debug builds cargo made for these
+    // tests; the client's is built here if the run did not need it.
+    run(
+        "cargo",
+        &["build", "-p", "chinwag-client", "--bin", "chinwag"],
+        &workspace,
+    );
     run(
         "cargo",
         &[
@@ -66,6 +72,7 @@ fn the_deb_holds_the_daemon_its_units_and_its_configuration() {
     let contents = run("dpkg-deb", &["-c", deb], out.path());
     for file in [
         "./usr/bin/chinwagd",
+        "./usr/bin/chinwag",
         "./usr/lib/systemd/system/chinwagd.service",
         "./usr/lib/systemd/system/chinwagd.socket",
         "./etc/chinwag/chinwagd.toml",
@@ -103,4 +110,37 @@ fn the_deb_holds_the_daemon_its_units_and_its_configuration() {
         checked.starts_with("chinwagd: configuration OK"),
         "{checked}"
     );
+
+    install_check_and_purge(deb);
+}
+
+/// As root with `dpkg` (CI): installs the package into this machine, checks
+/// the installed configuration with the installed daemon (its default
+/// path), and purges it, leaving nothing of it behind.
+fn install_check_and_purge(deb: &str) {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|output| output.stdout.starts_with(b"0\n"));
+    if !root || !have("dpkg", &["--version"]) {
+        eprintln!("SKIPPED installing the .deb: needs root and dpkg");
+        return;
+    }
+    let here = Path::new("/");
+    run("dpkg", &["-i", deb], here);
+    let checked = run("/usr/bin/chinwagd", &["--check-config"], here);
+    assert_eq!(
+        checked.trim(),
+        "chinwagd: configuration OK (/etc/chinwag/chinwagd.toml)"
+    );
+    assert!(run("/usr/bin/chinwag", &["--version"], here).starts_with("chinwag "));
+    run("dpkg", &["--purge", "chinwagd"], here);
+    for gone in [
+        "/usr/bin/chinwagd",
+        "/usr/bin/chinwag",
+        "/etc/chinwag/chinwagd.toml",
+        "/usr/lib/systemd/system/chinwagd.service",
+    ] {
+        assert!(!Path::new(gone).exists(), "{gone} left after purge");
+    }
 }
