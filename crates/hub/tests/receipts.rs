@@ -195,6 +195,27 @@ async fn a_receipt_goes_to_the_senders_current_connection_and_a_gone_recipient_o
     hub.shutdown().await;
 }
 
+/// Creates an account for each of `nicks`.
+async fn create(hub: &TestHub, nicks: &[&str]) {
+    for nick in nicks {
+        let mut creator = hub.connect().await;
+        creator
+            .send(account(AccountAction::Create, nick, PASSWORD, ""))
+            .await;
+        creator
+            .recv_until(|frame| matches!(frame, ServerFrame::AccountDone(_)).then_some(()))
+            .await;
+    }
+}
+
+/// A login to `nick`'s account asking for `options`, past its `WELCOME`.
+async fn logged_in(hub: &TestHub, nick: &str, options: u32) -> RawClient<TcpStream> {
+    let mut client = hub.connect().await;
+    client.send(login(nick, PASSWORD, options)).await;
+    client.expect_welcome().await;
+    client
+}
+
 async fn hub_in(dir: &TempDir) -> TestHub {
     let store = TestHub::open_store(StoreConfig::new(dir.path())).await;
     TestHub::with_store(HubConfig::default(), store).await
@@ -204,18 +225,8 @@ async fn hub_in(dir: &TempDir) -> TestHub {
 async fn a_stored_message_gives_its_receipt_when_confirmed_at_a_later_login_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let hub = hub_in(&dir).await;
-    for nick in ["alice", "bob"] {
-        let mut creator = hub.connect().await;
-        creator
-            .send(account(AccountAction::Create, nick, PASSWORD, ""))
-            .await;
-        creator
-            .recv_until(|frame| matches!(frame, ServerFrame::AccountDone(_)).then_some(()))
-            .await;
-    }
-    let mut alice = hub.connect().await;
-    alice.send(login("alice", PASSWORD, SENDER)).await;
-    alice.expect_welcome().await;
+    create(&hub, &["alice", "bob"]).await;
+    let mut alice = logged_in(&hub, "alice", SENDER).await;
     alice.send(send(1, &["bob"], "while you were away")).await;
     let ack = alice.expect_ack(1).await;
     assert_eq!(ack.statuses[0].status, Code::STORED);
@@ -229,12 +240,8 @@ async fn a_stored_message_gives_its_receipt_when_confirmed_at_a_later_login_afte
     // Days later, as far as the hub can tell: a new process on the same
     // data directory.
     let hub = hub_in(&dir).await;
-    let mut alice = hub.connect().await;
-    alice.send(login("alice", PASSWORD, SENDER)).await;
-    alice.expect_welcome().await;
-    let mut bob = hub.connect().await;
-    bob.send(login("bob", PASSWORD, CONFIRMING)).await;
-    bob.expect_welcome().await;
+    let mut alice = logged_in(&hub, "alice", SENDER).await;
+    let mut bob = logged_in(&hub, "bob", CONFIRMING).await;
     let mut ids = Vec::new();
     while ids.len() < 2 {
         if let ServerFrame::StoredMessage(message) = bob.recv().await.expect("the mailbox") {
@@ -255,16 +262,8 @@ async fn a_stored_message_gives_its_receipt_when_confirmed_at_a_later_login_afte
 async fn receipts_for_a_sender_who_went_offline_wait_for_its_next_login() {
     let dir = tempfile::tempdir().unwrap();
     let hub = hub_in(&dir).await;
-    let mut creator = hub.connect().await;
-    creator
-        .send(account(AccountAction::Create, "alice", PASSWORD, ""))
-        .await;
-    creator
-        .recv_until(|frame| matches!(frame, ServerFrame::AccountDone(_)).then_some(()))
-        .await;
-    let mut alice = hub.connect().await;
-    alice.send(login("alice", PASSWORD, SENDER)).await;
-    alice.expect_welcome().await;
+    create(&hub, &["alice"]).await;
+    let mut alice = logged_in(&hub, "alice", SENDER).await;
     let mut bob = client(&hub, "bob", CONFIRMING).await;
     alice.send(send(1, &["bob"], "read this later")).await;
     let message_id = alice.expect_ack(1).await.message_id;
@@ -287,9 +286,7 @@ async fn receipts_for_a_sender_who_went_offline_wait_for_its_next_login() {
     alice.send(ClientFrame::Quit).await;
     alice.expect_closed().await;
     // ...for the next that does, which gets them once.
-    let mut alice = hub.connect().await;
-    alice.send(login("alice", PASSWORD, SENDER)).await;
-    alice.expect_welcome().await;
+    let mut alice = logged_in(&hub, "alice", SENDER).await;
     let got = receipts(&mut alice, 1).await;
     assert_eq!(
         pairs(&got),
@@ -297,9 +294,7 @@ async fn receipts_for_a_sender_who_went_offline_wait_for_its_next_login() {
     );
     alice.send(ClientFrame::Quit).await;
     alice.expect_closed().await;
-    let mut alice = hub.connect().await;
-    alice.send(login("alice", PASSWORD, SENDER)).await;
-    alice.expect_welcome().await;
+    let mut alice = logged_in(&hub, "alice", SENDER).await;
     let mut other = client(&hub, "other", options::NO_PRESENCE).await;
     assert!(!has_receipt(&frames_after(&mut alice, &mut other).await));
     hub.shutdown().await;
@@ -312,26 +307,14 @@ async fn receipts_for_a_sender_who_went_offline_wait_for_its_next_login() {
 async fn a_confirmation_just_before_shutdown_keeps_its_receipt() {
     let dir = tempfile::tempdir().unwrap();
     let hub = hub_in(&dir).await;
-    for nick in ["alice", "bob"] {
-        let mut creator = hub.connect().await;
-        creator
-            .send(account(AccountAction::Create, nick, PASSWORD, ""))
-            .await;
-        creator
-            .recv_until(|frame| matches!(frame, ServerFrame::AccountDone(_)).then_some(()))
-            .await;
-    }
-    let mut alice = hub.connect().await;
-    alice.send(login("alice", PASSWORD, SENDER)).await;
-    alice.expect_welcome().await;
+    create(&hub, &["alice", "bob"]).await;
+    let mut alice = logged_in(&hub, "alice", SENDER).await;
     alice.send(send(1, &["bob"], "stored")).await;
     let message_id = alice.expect_ack(1).await.message_id;
     alice.send(ClientFrame::Quit).await;
     alice.expect_closed().await;
 
-    let mut bob = hub.connect().await;
-    bob.send(login("bob", PASSWORD, CONFIRMING)).await;
-    bob.expect_welcome().await;
+    let mut bob = logged_in(&hub, "bob", CONFIRMING).await;
     let id = bob
         .recv_until(|frame| match frame {
             ServerFrame::StoredMessage(message) => Some(message.id),
@@ -343,9 +326,7 @@ async fn a_confirmation_just_before_shutdown_keeps_its_receipt() {
     hub.shutdown().await;
 
     let hub = hub_in(&dir).await;
-    let mut alice = hub.connect().await;
-    alice.send(login("alice", PASSWORD, SENDER)).await;
-    alice.expect_welcome().await;
+    let mut alice = logged_in(&hub, "alice", SENDER).await;
     let got = receipts(&mut alice, 1).await;
     assert_eq!(
         pairs(&got),
