@@ -38,6 +38,7 @@ pub(crate) async fn connect(
             source: None,
             read_buffer: STREAM_READ_BUFFER,
             presence: true,
+            receipts: None,
         })
         .collect();
     let mut peers =
@@ -57,6 +58,7 @@ pub(crate) async fn connect(
             source: None,
             read_buffer: STREAM_READ_BUFFER,
             presence: true,
+            receipts: None,
         },
     )
     .await?;

@@ -7,18 +7,22 @@
 //! CPU per delivery in `fanout`, several times what hubload spends per NATS
 //! delivery, and the bench shares the two cores with the hub. So a `MESSAGE`
 //! whose fields are well formed and whose text is a bench payload is read
-//! in place, yielding only its [`Header`]. A well-formed `PRESENCE` (the
-//! `conns` workload gets one per arrival per connection: 50 million for
-//! 10,000 connections) is skipped the same way, and a well-formed `ACK` whose
-//! every status is "delivered" (one per message sent) yields only its id
-//! and count. Everything else (other frames, a text that is not a bench
+//! in place, yielding only its [`Header`] and the hub's id for it (what a
+//! `CONFIRM` names). A well-formed `PRESENCE` (the `conns` workload gets one
+//! per arrival per connection: 50 million for 10,000 connections) is skipped
+//! the same way, and a well-formed `ACK` whose every status is "delivered"
+//! (one per message sent) yields only its ids and count. A well-formed
+//! `RECEIPT` (`direct --receipts` gets one per message sent, in batches) is
+//! checked in place and handed over as its bytes, each receipt read from
+//! them where it lies ([`ReceiptBatch`]), rather than as a `String` per
+//! receipt. Everything else (other frames, a text that is not a bench
 //! payload, an ACK with a failure in it, anything malformed) is split off
 //! and decoded by `chinwag_protocol`, whose verdict is the one that counts.
 //!
 //! Framing is `ClientCodec`'s: a `u32` big-endian length prefix, refused
 //! before anything is buffered for it when over the limit.
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use chinwag_protocol::{Code, PREFIX_LEN, ProtocolError, ServerFrame, WireFrame, opcode};
 use tokio_util::codec::Decoder;
 
@@ -28,16 +32,24 @@ use crate::payload::{self, Header};
 #[derive(Debug)]
 pub(crate) enum Inbound {
     /// A well-formed `MESSAGE` carrying a bench payload of the expected size.
-    Delivery(Header),
+    Delivery {
+        /// The hub's id for the message.
+        id: u64,
+        header: Header,
+    },
     /// A well-formed `PRESENCE` notice, not otherwise read.
     Presence,
     /// A well-formed `ACK` that says "delivered" for every recipient it
     /// names.
     Delivered {
         client_id: u64,
+        /// The hub's id for the message (what its receipts name).
+        message_id: u64,
         /// How many recipients the message was queued for.
         delivered: u32,
     },
+    /// A well-formed `RECEIPT`.
+    Receipts(ReceiptBatch),
     /// Any other frame (including a `MESSAGE` whose text is not a bench
     /// payload), decoded in full.
     Frame(ServerFrame),
@@ -87,35 +99,45 @@ impl Decoder for BenchCodec {
             return Ok(None);
         }
         let payload = &src[PREFIX_LEN..frame_len];
-        if let Some(header) = message_text(payload).and_then(|text| payload::parse(text, self.size))
+        if let Some((id, header)) = message_text(payload)
+            .and_then(|(id, text)| Some((id, payload::parse(text, self.size)?)))
         {
             src.advance(frame_len);
-            return Ok(Some(Inbound::Delivery(header)));
+            return Ok(Some(Inbound::Delivery { id, header }));
         }
         if is_presence(payload) {
             src.advance(frame_len);
             return Ok(Some(Inbound::Presence));
         }
-        if let Some((client_id, delivered)) = all_delivered(payload) {
+        if let Some((client_id, message_id, delivered)) = all_delivered(payload) {
             src.advance(frame_len);
             return Ok(Some(Inbound::Delivered {
                 client_id,
+                message_id,
                 delivered,
             }));
+        }
+        if is_receipts(payload) {
+            let frame = src.split_to(frame_len).freeze();
+            return Ok(Some(Inbound::Receipts(ReceiptBatch {
+                receipts: frame.slice(PREFIX_LEN + RECEIPTS_AT..),
+            })));
         }
         let payload = src.split_to(frame_len).freeze().slice(PREFIX_LEN..);
         ServerFrame::decode(payload).map(|frame| Some(Inbound::Frame(frame)))
     }
 }
 
-/// The text of a well-formed `MESSAGE` payload (section 5.2 of
-/// `docs/protocol.md`); `None` for any other frame, or a malformed one.
-fn message_text(payload: &[u8]) -> Option<&[u8]> {
+/// The hub's id and the text of a well-formed `MESSAGE` payload (section
+/// 5.2 of `docs/protocol.md`); `None` for any other frame, or a malformed
+/// one.
+fn message_text(payload: &[u8]) -> Option<(u64, &[u8])> {
     let (&op, rest) = payload.split_first()?;
     if op != opcode::MESSAGE {
         return None;
     }
     // id (u64), ts_ms (u64)
+    let id = u64::from_be_bytes(*rest.first_chunk::<8>()?);
     let mut rest = rest.get(16..)?;
     nick(&mut rest)?;
     let (&kind, after) = rest.split_first()?;
@@ -137,7 +159,7 @@ fn message_text(payload: &[u8]) -> Option<&[u8]> {
     let text = &rest[4..];
     // Exactly the text is left: no truncation, no trailing bytes. (The bench
     // payload's ASCII is valid UTF-8; `payload::parse` checks every byte.)
-    (text.len() == len).then_some(text)
+    (text.len() == len).then_some((id, text))
 }
 
 /// Whether `payload` is a well-formed `PRESENCE` (section 5.2 of
@@ -156,16 +178,18 @@ fn is_presence(payload: &[u8]) -> bool {
     op == opcode::PRESENCE && online <= 1 && nick(&mut rest).is_some() && rest.is_empty()
 }
 
-/// The client id and delivered count of a well-formed `ACK` (section 5.4
-/// of `docs/protocol.md`) whose every status is "delivered"; `None` for any
-/// other frame, a malformed one, or one with a failure to report.
-fn all_delivered(payload: &[u8]) -> Option<(u64, u32)> {
+/// The client id, message id and delivered count of a well-formed `ACK`
+/// (section 5.4 of `docs/protocol.md`) whose every status is "delivered";
+/// `None` for any other frame, a malformed one, or one with a failure to
+/// report.
+fn all_delivered(payload: &[u8]) -> Option<(u64, u64, u32)> {
     let (&op, rest) = payload.split_first()?;
     if op != opcode::ACK {
         return None;
     }
     // client_id (u64), message_id (u64), delivered (u32), count (u32)
     let client_id = u64::from_be_bytes(*rest.first_chunk::<8>()?);
+    let message_id = u64::from_be_bytes(*rest.get(8..)?.first_chunk::<8>()?);
     let delivered = u32::from_be_bytes(*rest.get(16..)?.first_chunk::<4>()?);
     let count = u32::from_be_bytes(*rest.get(20..)?.first_chunk::<4>()?);
     let mut rest = &rest[24..];
@@ -177,7 +201,65 @@ fn all_delivered(payload: &[u8]) -> Option<(u64, u32)> {
         }
         rest = after;
     }
-    rest.is_empty().then_some((client_id, delivered))
+    rest.is_empty()
+        .then_some((client_id, message_id, delivered))
+}
+
+/// Where a `RECEIPT`'s receipts begin: after the opcode and the count.
+const RECEIPTS_AT: usize = 1 + 4;
+
+/// The fewest bytes a receipt takes: two `u64`s and a nickname's length.
+const RECEIPT_MIN_LEN: usize = 8 + 8 + 1;
+
+/// Whether `payload` is a well-formed `RECEIPT` (section 5.2 of
+/// `docs/protocol.md`): the opcode, a count no larger than the frame can
+/// hold, and that many receipts (`message_id`, `received_ms`, a UTF-8
+/// `recipient`) with nothing after them.
+fn is_receipts(payload: &[u8]) -> bool {
+    let Some((&op, rest)) = payload.split_first() else {
+        return false;
+    };
+    let Some((count, mut rest)) = rest.split_first_chunk::<4>() else {
+        return false;
+    };
+    let count = u32::from_be_bytes(*count) as usize;
+    if op != opcode::RECEIPT || count > rest.len() / RECEIPT_MIN_LEN {
+        return false;
+    }
+    for _ in 0..count {
+        let Some(after) = rest.get(16..) else {
+            return false;
+        };
+        rest = after;
+        if nick(&mut rest).is_none() {
+            return false;
+        }
+    }
+    rest.is_empty()
+}
+
+/// The receipts of a `RECEIPT` the codec has checked, read where they lie.
+#[derive(Debug)]
+pub(crate) struct ReceiptBatch {
+    /// The frame's receipts, after its count; well formed.
+    receipts: Bytes,
+}
+
+impl ReceiptBatch {
+    /// Each receipt's `message_id` and `recipient` (the hub's time of the
+    /// confirmation is not the bench's business: it times receipts by its
+    /// own clock).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, &[u8])> {
+        let mut rest: &[u8] = &self.receipts;
+        std::iter::from_fn(move || {
+            let (id, after) = rest.split_first_chunk::<8>()?;
+            // received_ms (u64), then the nickname's length and bytes.
+            let (&len, after) = after.get(8..)?.split_first()?;
+            let recipient = after.get(..usize::from(len))?;
+            rest = &after[usize::from(len)..];
+            Some((u64::from_be_bytes(*id), recipient))
+        })
+    }
 }
 
 /// Skips a `nick` field that must be UTF-8.
@@ -192,7 +274,8 @@ fn nick(rest: &mut &[u8]) -> Option<()> {
 #[cfg(test)]
 mod tests {
     use chinwag_protocol::{
-        Ack, DEFAULT_MAX_FRAME, Message, Presence, RecipientStatus, Recipients, encode_frame,
+        Ack, DEFAULT_MAX_FRAME, Message, Presence, Receipt, RecipientStatus, Recipients,
+        encode_frame,
     };
 
     use super::*;
@@ -231,14 +314,14 @@ mod tests {
             Recipients::Users(vec!["b0".into(), "é".into()]),
             text,
         ));
-        let Some(Inbound::Delivery(header)) = codec.decode(&mut buf).unwrap() else {
+        let Some(Inbound::Delivery { id, header }) = codec.decode(&mut buf).unwrap() else {
             panic!("not a delivery");
         };
-        assert_eq!(header, first);
-        let Some(Inbound::Delivery(header)) = codec.decode(&mut buf).unwrap() else {
+        assert_eq!((id, header), (9, first));
+        let Some(Inbound::Delivery { id, header }) = codec.decode(&mut buf).unwrap() else {
             panic!("not a delivery");
         };
-        assert_eq!(header, second);
+        assert_eq!((id, header), (9, second));
         assert!(buf.is_empty());
         assert!(codec.decode(&mut buf).unwrap().is_none());
     }
@@ -253,7 +336,7 @@ mod tests {
         buf.extend_from_slice(&whole[whole.len() - 1..]);
         assert!(matches!(
             codec.decode(&mut buf).unwrap(),
-            Some(Inbound::Delivery(_))
+            Some(Inbound::Delivery { .. })
         ));
     }
 
@@ -279,6 +362,7 @@ mod tests {
                 codec.decode(&mut buf).unwrap(),
                 Some(Inbound::Delivered {
                     client_id: 11,
+                    message_id: 12,
                     delivered: 1
                 })
             ));
@@ -298,6 +382,55 @@ mod tests {
         let mut buf = ack(vec![status("b0", Code::DELIVERED)]);
         buf[PREFIX_LEN + 1 + 8 + 8 + 4 + 3] = 2;
         assert!(codec.decode(&mut buf).is_err());
+    }
+
+    #[test]
+    fn receipts_are_read_in_place_and_malformed_ones_refused() {
+        let mut codec = BenchCodec::new(64, DEFAULT_MAX_FRAME, 1024);
+        let receipt = |message_id, recipient: &str| Receipt {
+            message_id,
+            received_ms: 1_700_000_000_000,
+            recipient: recipient.to_owned(),
+        };
+        let frame = |receipts| {
+            let frame = ServerFrame::Receipts(receipts);
+            BytesMut::from(&encode_frame(&frame, DEFAULT_MAX_FRAME).unwrap()[..])
+        };
+        let mut buf = frame(vec![
+            receipt(7, "b0"),
+            receipt(8, "é"),
+            receipt(u64::MAX, ""),
+        ]);
+        buf.extend_from_slice(&frame(vec![]));
+        let Some(Inbound::Receipts(batch)) = codec.decode(&mut buf).unwrap() else {
+            panic!("not read in place");
+        };
+        let read: Vec<(u64, &[u8])> = batch.iter().collect();
+        assert_eq!(
+            read,
+            [(7, &b"b0"[..]), (8, "é".as_bytes()), (u64::MAX, &b""[..])]
+        );
+        let Some(Inbound::Receipts(empty)) = codec.decode(&mut buf).unwrap() else {
+            panic!("not read in place");
+        };
+        assert_eq!(empty.iter().count(), 0);
+        assert!(buf.is_empty());
+        // Malformed ones go to the full decoder, which refuses them: a count
+        // claiming one more than there is, a recipient that is not UTF-8,
+        // and a byte after the last receipt.
+        let count_at = PREFIX_LEN + 1 + 3;
+        let mut more = frame(vec![receipt(7, "b0")]);
+        more[count_at] = 2;
+        let mut not_utf8 = frame(vec![receipt(7, "b0")]);
+        let last = not_utf8.len() - 1;
+        not_utf8[last] = 0xff;
+        let mut trailing = frame(vec![receipt(7, "b0")]);
+        trailing.extend_from_slice(b"x");
+        let len = u32::try_from(trailing.len() - PREFIX_LEN).unwrap();
+        trailing[..PREFIX_LEN].copy_from_slice(&len.to_be_bytes());
+        for mut bad in [more, not_utf8, trailing] {
+            assert!(codec.decode(&mut bad).is_err());
+        }
     }
 
     #[test]

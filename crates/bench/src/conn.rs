@@ -3,7 +3,8 @@
 //! Each connection is split once registered: its read half goes to a
 //! [`receiver`] task that checks everything the hub sends;
 //! its write half is shared ([`SharedWrite`]) between whoever sends on it
-//! and that task, which answers the hub's `PING`s.
+//! and that task, which answers the hub's `PING`s (and, with receipts, a
+//! task that writes its `CONFIRM`s: `receipts.rs`).
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -25,6 +26,7 @@ use crate::bar::Bar;
 use crate::codec::{BenchCodec, Inbound};
 use crate::context::Ctx;
 use crate::error::SetupError;
+use crate::receipts::{ReceiptSpec, Receipts};
 use crate::receiver::{self, Expect, Progress, Tally};
 use crate::shared_write::{SharedWrite, send_frame};
 
@@ -66,6 +68,9 @@ pub(crate) struct Spec {
     pub(crate) read_buffer: usize,
     /// Follow presence; `false` asks for `NO_PRESENCE`.
     pub(crate) presence: bool,
+    /// Confirm what arrives and check the receipts of what is sent: asks
+    /// for `CONFIRMS` and `RECEIPTS` too.
+    pub(crate) receipts: Option<ReceiptSpec>,
 }
 
 /// One registered connection, with the task reading it.
@@ -154,13 +159,29 @@ pub(crate) async fn connect(ctx: &Ctx, spec: Spec) -> Result<Peer, SetupError> {
         source,
         read_buffer,
         presence,
+        receipts,
     } = spec;
+    let options = if receipts.is_some() {
+        options::CONFIRMS | options::RECEIPTS
+    } else {
+        0
+    };
     let Registered {
         frames,
         write,
         max_frame,
-    } = register(ctx, &nick, source, read_buffer, expect.size, presence).await?;
+    } = register(
+        ctx,
+        &nick,
+        source,
+        read_buffer,
+        expect.size,
+        presence,
+        options,
+    )
+    .await?;
     let progress = Arc::new(Progress::default());
+    let receipts = receipts.map(|spec| Receipts::new(spec, Arc::clone(&write)));
     let reader = tokio::spawn(receiver::run(receiver::Receiver {
         nick: nick.clone(),
         frames,
@@ -170,6 +191,7 @@ pub(crate) async fn connect(ctx: &Ctx, spec: Spec) -> Result<Peer, SetupError> {
         clock: ctx.clock,
         latencies: Arc::clone(&ctx.latencies),
         stop: ctx.stop.clone(),
+        receipts,
     }));
     Ok(Peer {
         nick,
@@ -195,7 +217,8 @@ pub(crate) type Frames = FramedRead<OwnedReadHalf, BenchCodec>;
 
 /// Opens a connection (from `source`, if given) and registers it as the
 /// guest `nick`, reading messages of `size` bytes with a `read_buffer`
-/// buffer.
+/// buffer. `options` are asked for besides `ACK_RUNS` (and `NO_PRESENCE`
+/// without `presence`); the hub must grant them.
 pub(crate) async fn register(
     ctx: &Ctx,
     nick: &str,
@@ -203,6 +226,7 @@ pub(crate) async fn register(
     read_buffer: usize,
     size: usize,
     presence: bool,
+    options: u32,
 ) -> Result<Registered, SetupError> {
     let stream = open(ctx, nick, source).await?;
     let (read, write) = stream.into_split();
@@ -210,7 +234,7 @@ pub(crate) async fn register(
     let write = Arc::new(Mutex::new(write));
     let max_frame = tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
-        handshake(nick, presence, &mut frames, &write),
+        handshake(nick, presence, options, &mut frames, &write),
     )
     .await
     .map_err(|_| SetupError::Handshake {
@@ -276,10 +300,12 @@ async fn open_socket(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<Tcp
 
 /// Sends `HELLO` and waits for `WELCOME`; returns the hub's frame limit.
 /// A nickname still taken (by the connection of a run that just ended, which
-/// the hub has not seen go yet) is asked for again a few times.
+/// the hub has not seen go yet) is asked for again a few times. `extra`
+/// options must be granted.
 async fn handshake(
     nick: &str,
     presence: bool,
+    extra: u32,
     frames: &mut Frames,
     write: &SharedWrite,
 ) -> Result<usize, SetupError> {
@@ -291,7 +317,7 @@ async fn handshake(
         version: PROTOCOL_VERSION,
         nick: Bytes::copy_from_slice(nick.as_bytes()),
         // What a client sending runs of messages asks for.
-        options: Some(options::ACK_RUNS | if presence { 0 } else { options::NO_PRESENCE }),
+        options: Some(options::ACK_RUNS | extra | if presence { 0 } else { options::NO_PRESENCE }),
         password: None,
     });
     let mut retries = 0;
@@ -301,6 +327,12 @@ async fn handshake(
     loop {
         match frames.next().await {
             Some(Ok(Inbound::Frame(ServerFrame::Welcome(welcome)))) => {
+                let granted = welcome.options.unwrap_or(0);
+                if granted & extra != extra {
+                    return Err(fail(format!(
+                        "the hub granted options {granted:#x}, not all of {extra:#x} (too old a hub?)"
+                    )));
+                }
                 return Ok(usize::try_from(welcome.max_frame).unwrap_or(usize::MAX));
             }
             Some(Ok(Inbound::Frame(ServerFrame::Error(error))))

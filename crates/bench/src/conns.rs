@@ -153,6 +153,7 @@ pub(crate) async fn run(ctx: &Ctx, args: &ConnsArgs) -> Result<Report<Conns>, Se
             source: sources.as_ref().map(|ips| ips[i as usize % ips.len()]),
             read_buffer: IDLE_READ_BUFFER,
             presence,
+            receipts: None,
         })
         .collect();
     let started = Instant::now();

@@ -5,6 +5,7 @@
 //! ```text
 //! chinwag bench fanout  --subscribers 100 --messages 100000 --size 64
 //! chinwag bench direct  --pairs 50 --messages 50000 --size 64
+//! chinwag bench direct  --pairs 50 --messages 50000 --size 64 --receipts
 //! chinwag bench latency --subscribers 100 --rate 5000 --duration 10
 //! chinwag bench conns   --count 10000 --source-ips 4 --server-pid PID
 //! chinwag bench store   --senders 50 --messages 200000 --size 256 --window 16
@@ -44,6 +45,9 @@
 //! - `codec.rs`: the decoder, which reads bench messages in place.
 //! - `shared_write.rs`: a connection's write half, shared by its sender and
 //!   its receiver.
+//! - `receipts.rs`: with receipts, confirming what a connection receives
+//!   (through a writer task of its own) and checking the receipts of what
+//!   it sent.
 //! - `receiver.rs`: the task that reads one connection and checks every
 //!   frame.
 //! - `report.rs`: the delivery checks, and the table or JSON object printed.
@@ -77,6 +81,7 @@ mod latency;
 mod mailbox;
 mod payload;
 mod procstat;
+mod receipts;
 mod receiver;
 mod report;
 mod sender;

@@ -9,23 +9,31 @@
 //! run is going lives in atomics; everything else stays in the task and is
 //! returned as a [`Tally`] when it is told to stop.
 //!
+//! With receipts (`direct --receipts`), the task also confirms every data
+//! message it receives, and checks every receipt for the messages its
+//! connection sent ([`Receipts`]); while confirmations are pending it waits
+//! for the socket with a timer, [`CONFIRM_QUIET`], after which it confirms
+//! them. Without, it reads as it always did.
+//!
 //! The receive path allocates nothing per delivery: bench messages are read
 //! in place by the [`BenchCodec`], and latencies are recorded in a fixed
 //! buffer and merged into the shared histogram a batch at a time.
 
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use chinwag_protocol::{Ack, ClientFrame, Code, ErrorFrame, Message, ServerFrame};
-use futures::StreamExt;
+use chinwag_protocol::{Ack, ClientFrame, Code, ErrorFrame, Message, ProtocolError, ServerFrame};
+use futures::{FutureExt as _, StreamExt};
 use hdrhistogram::Histogram;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio_util::codec::FramedRead;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use crate::clock::Clock;
-use crate::codec::{BenchCodec, Inbound};
+use crate::codec::{BenchCodec, Inbound, ReceiptBatch};
 use crate::payload::{self, Header, Kind, WARMUP_ID};
+use crate::receipts::{CONFIRM_QUIET, ReceiptTally, Receipts, Wrong};
 use crate::shared_write::SharedWrite;
 use crate::stuck::STUCK_PREFIX;
 
@@ -64,6 +72,8 @@ pub(crate) struct Progress {
     pub(crate) ready: AtomicBool,
     /// `ACK`s received for data messages.
     pub(crate) acks: AtomicU64,
+    /// Good receipts received (with receipts).
+    pub(crate) receipts: AtomicU64,
 }
 
 /// What one connection saw, counted when its task stopped.
@@ -86,6 +96,9 @@ pub(crate) struct Tally {
     pub(crate) bad_acks: u64,
     /// `ERROR` frames received.
     pub(crate) hub_errors: u64,
+    /// Receipts, confirmations, and what was wrong with them (all 0 but
+    /// `bad` without receipts).
+    pub(crate) receipts: ReceiptTally,
     /// How the connection ended, if not because the bench stopped it.
     pub(crate) cut: Option<String>,
     /// The first thing that went wrong, described.
@@ -119,6 +132,8 @@ pub(crate) struct Receiver {
     pub(crate) clock: Clock,
     pub(crate) latencies: Arc<Mutex<Histogram<u64>>>,
     pub(crate) stop: CancellationToken,
+    /// With receipts: confirming what arrives, checking what comes back.
+    pub(crate) receipts: Option<Receipts>,
 }
 
 /// Which sequence numbers have arrived, one bit each.
@@ -157,47 +172,59 @@ pub(crate) async fn run(mut r: Receiver) -> Tally {
     let mut batch: Vec<u64> = Vec::new();
     let mut last_ack = 0u64;
     let mut last_error: Option<ErrorFrame> = None;
+    let mut receipts = r.receipts.take();
     let stop = r.stop.clone();
     let stopped = stop.cancelled();
     tokio::pin!(stopped);
     loop {
-        // Frames first: the stop signal only matters once the socket is
-        // quiet, and checking it costs nothing while frames keep coming.
-        let frame = tokio::select! {
-            biased;
-            frame = r.frames.next() => frame,
-            () = &mut stopped => break,
+        let Some(frame) = next_frame(&mut r.frames, receipts.as_mut(), stopped.as_mut()).await
+        else {
+            break;
         };
         match frame {
-            Some(Ok(Inbound::Delivery(header))) => {
-                on_delivery(&r, header, &mut seen, &mut tally, &mut batch);
+            Some(Ok(Inbound::Delivery { id, header })) => {
+                if on_delivery(&r, header, &mut seen, &mut tally, &mut batch) {
+                    confirm(receipts.as_mut(), id, header);
+                }
             }
             Some(Ok(Inbound::Frame(ServerFrame::Message(message)))) => {
-                on_message(&r, &message, &mut seen, &mut tally, &mut batch);
+                if let Some(header) = on_message(&r, &message, &mut seen, &mut tally, &mut batch) {
+                    confirm(receipts.as_mut(), message.id, header);
+                }
             }
             Some(Ok(Inbound::Delivered {
                 client_id,
+                message_id,
                 delivered,
             })) => {
-                on_ack(&r, client_id, delivered, None, &mut last_ack, &mut tally);
+                if on_ack(&r, client_id, delivered, None, &mut last_ack, &mut tally) {
+                    await_receipt(receipts.as_mut(), client_id, message_id);
+                }
             }
             Some(Ok(Inbound::Frame(ServerFrame::Ack(ack)))) => {
                 let (client_id, delivered) = (ack.client_id, ack.delivered);
-                on_ack(
+                if on_ack(
                     &r,
                     client_id,
                     delivered,
                     Some(&ack),
                     &mut last_ack,
                     &mut tally,
-                );
+                ) {
+                    await_receipt(receipts.as_mut(), client_id, ack.message_id);
+                }
             }
             Some(Ok(Inbound::Frame(ServerFrame::AckRun(run)))) => {
                 // A run holds messages to named users, each delivered to
                 // every name; the bench names one user per such message.
-                for (client_id, _) in run.ids() {
-                    on_ack(&r, client_id, 1, None, &mut last_ack, &mut tally);
+                for (client_id, message_id) in run.ids() {
+                    if on_ack(&r, client_id, 1, None, &mut last_ack, &mut tally) {
+                        await_receipt(receipts.as_mut(), client_id, message_id);
+                    }
                 }
+            }
+            Some(Ok(Inbound::Receipts(list))) => {
+                on_receipts(&r, &list, receipts.as_mut(), &mut tally);
             }
             Some(Ok(Inbound::Frame(ServerFrame::Error(error)))) => {
                 tally.hub_errors += 1;
@@ -232,21 +259,55 @@ pub(crate) async fn run(mut r: Receiver) -> Tally {
         }
     }
     flush_latencies(&r.latencies, &mut batch);
+    if let Some(receipts) = receipts {
+        let bad = tally.receipts.bad;
+        tally.receipts = receipts.finish();
+        tally.receipts.bad += bad;
+    }
     tally
 }
 
+/// The next frame, or `None` once told to stop. Frames first: the stop
+/// signal only matters once the socket is quiet, and checking it costs
+/// nothing while frames keep coming. With confirmations pending: a frame
+/// already there, or else one within [`CONFIRM_QUIET`], or else they are
+/// confirmed and it waits on (the timer is made only once the socket has
+/// nothing to read).
+async fn next_frame(
+    frames: &mut FramedRead<OwnedReadHalf, BenchCodec>,
+    receipts: Option<&mut Receipts>,
+    mut stopped: Pin<&mut WaitForCancellationFuture<'_>>,
+) -> Option<Option<Result<Inbound, ProtocolError>>> {
+    if let Some(pending) = receipts.filter(|receipts| receipts.pending()) {
+        if let Some(frame) = frames.next().now_or_never() {
+            return Some(frame);
+        }
+        tokio::select! {
+            biased;
+            frame = frames.next() => return Some(frame),
+            () = tokio::time::sleep(CONFIRM_QUIET) => pending.confirm(),
+            () = &mut stopped => return None,
+        }
+    }
+    tokio::select! {
+        biased;
+        frame = frames.next() => Some(frame),
+        () = stopped => None,
+    }
+}
+
 /// A `MESSAGE` the codec did not read in place: it is not a bench payload
-/// of the expected size (the codec hands over every one that is).
+/// of the expected size (the codec hands over every one that is). Its
+/// header if it is a data message counted, as [`on_delivery`].
 fn on_message(
     r: &Receiver,
     message: &Message,
     seen: &mut Seen,
     tally: &mut Tally,
     batch: &mut Vec<u64>,
-) {
+) -> Option<Header> {
     if let Some(header) = payload::parse(message.text.as_bytes(), r.expect.size) {
-        on_delivery(r, header, seen, tally, batch);
-        return;
+        return on_delivery(r, header, seen, tally, batch).then_some(header);
     }
     tally.corrupt += 1;
     tally.note(|| {
@@ -255,15 +316,18 @@ fn on_message(
             r.nick, message.from, r.expect.size
         )
     });
+    None
 }
 
+/// Checks a bench message; true if it is a data message, counted (the
+/// expected sender, a sequence number in range and not seen before).
 fn on_delivery(
     r: &Receiver,
     header: Header,
     seen: &mut Seen,
     tally: &mut Tally,
     batch: &mut Vec<u64>,
-) {
+) -> bool {
     if r.expect.from != Some(header.sender) {
         tally.corrupt += 1;
         tally.note(|| {
@@ -276,13 +340,14 @@ fn on_delivery(
                     .map_or_else(|| "none".to_owned(), |from| from.to_string())
             )
         });
-        return;
+        return false;
     }
     match header.kind {
         Kind::Warmup => {
             if !r.progress.ready.load(Relaxed) {
                 r.progress.ready.store(true, Relaxed);
             }
+            false
         }
         Kind::Data => {
             let now = r.clock.now_ns();
@@ -294,12 +359,12 @@ fn on_delivery(
                         r.nick, header.seq, r.expect.messages
                     )
                 });
-                return;
+                return false;
             }
             if !seen.mark(header.seq) {
                 tally.duplicated += 1;
                 tally.note(|| format!("{}: message {} arrived twice", r.nick, header.seq));
-                return;
+                return false;
             }
             if header.seq < seen.next {
                 tally.out_of_order += 1;
@@ -325,13 +390,62 @@ fn on_delivery(
                     flush_latencies(&r.latencies, batch);
                 }
             }
+            true
         }
     }
 }
 
+/// With receipts, a data message counted is to be confirmed.
+fn confirm(receipts: Option<&mut Receipts>, id: u64, header: Header) {
+    if let Some(receipts) = receipts {
+        receipts.delivered(id, header);
+    }
+}
+
+/// With receipts, the ack of data message `client_id` (its sequence number
+/// plus one) makes its receipt awaited.
+fn await_receipt(receipts: Option<&mut Receipts>, client_id: u64, message_id: u64) {
+    if let Some(receipts) = receipts {
+        receipts.acked(client_id.wrapping_sub(1), message_id);
+    }
+}
+
+/// Checks each receipt of a `RECEIPT` frame. Without receipts, any is
+/// wrong: the connection did not ask for them.
+fn on_receipts(
+    r: &Receiver,
+    list: &ReceiptBatch,
+    receipts: Option<&mut Receipts>,
+    tally: &mut Tally,
+) {
+    let Some(receipts) = receipts else {
+        let count = list.iter().count() as u64;
+        tally.receipts.bad += count;
+        tally.note(|| format!("{}: {count} receipts, never asked for", r.nick));
+        return;
+    };
+    let now = r.clock.now_ns();
+    for (message_id, recipient) in list.iter() {
+        if let Err(wrong) = receipts.receipt(message_id, recipient, now) {
+            tally.note(|| match wrong {
+                Wrong::Recipient => format!(
+                    "{}: the receipt of message id {message_id} names {}",
+                    r.nick,
+                    String::from_utf8_lossy(recipient)
+                ),
+                Wrong::NotAwaited => format!(
+                    "{}: a receipt for message id {message_id}, which awaits none (a duplicate, or not acked here)",
+                    r.nick
+                ),
+            });
+        }
+    }
+    r.progress.receipts.store(receipts.tally.receipts, Relaxed);
+}
+
 /// Checks the ack of message `client_id`; `ack` is the whole frame when it
 /// was decoded in full (it may name failures), `None` when every status in
-/// it said "delivered".
+/// it said "delivered". True for a data message's ack (whatever it says).
 fn on_ack(
     r: &Receiver,
     client_id: u64,
@@ -339,9 +453,9 @@ fn on_ack(
     ack: Option<&Ack>,
     last_ack: &mut u64,
     tally: &mut Tally,
-) {
+) -> bool {
     if client_id & WARMUP_ID != 0 {
-        return;
+        return false;
     }
     tally.acks += 1;
     r.progress.acks.store(tally.acks, Relaxed);
@@ -355,7 +469,7 @@ fn on_ack(
         (healthy..=healthy.saturating_add(r.expect.stuck)).contains(&delivered)
     });
     if counted && all_delivered && in_order {
-        return;
+        return true;
     }
     tally.bad_acks += 1;
     tally.note(|| {
@@ -381,6 +495,7 @@ fn on_ack(
             },
         )
     });
+    true
 }
 
 fn flush_latencies(histogram: &Mutex<Histogram<u64>>, batch: &mut Vec<u64>) {

@@ -288,7 +288,7 @@ pub(crate) fn rate(per_second: f64) -> String {
     }
 }
 
-fn micros(us: f64) -> String {
+pub(crate) fn micros(us: f64) -> String {
     if us < 100.0 {
         format!("{us:.1}")
     } else {

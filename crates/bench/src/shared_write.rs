@@ -1,5 +1,6 @@
 //! A connection's write half, shared (behind an async mutex) by whoever
-//! sends on it and its receiver task, which answers the hub's `PING`s; and
+//! sends on it and its receiver task, which answers the hub's `PING`s (and
+//! with receipts the task that writes its `CONFIRM`s, `receipts.rs`); and
 //! writing one frame on it.
 
 use std::sync::Arc;

@@ -1,6 +1,7 @@
 //! Watching a run's connections from the workload's own task (the
 //! coordinator): waiting until every delivery and ack has arrived
-//! ([`wait_for`]), the warm-up barrier ([`count_ready`], [`not_ready`]),
+//! ([`wait_for`]), then with receipts every receipt ([`wait_for_receipts`]),
+//! the warm-up barrier ([`count_ready`], [`not_ready`]),
 //! when the last delivery came ([`last_delivery_ns`]), and at the end
 //! stopping the receivers and collecting what they counted ([`collect`]).
 //!
@@ -62,24 +63,54 @@ pub(crate) async fn wait_for(
     acks: u64,
     bar: &mut Bar,
 ) -> Wait {
-    let mut last_seen = u64::MAX;
-    let mut last_change = Instant::now();
-    loop {
+    wait_until(ctx, peers, || {
         let delivered: u64 = peers
             .iter()
             .map(|p| p.progress.delivered.load(Relaxed))
             .sum();
         let acked: u64 = peers.iter().map(|p| p.progress.acks.load(Relaxed)).sum();
         bar.set(delivered);
-        if delivered >= deliveries && acked >= acks {
+        (delivered + acked, delivered >= deliveries && acked >= acks)
+    })
+    .await
+}
+
+/// Waits until `receipts` good receipts have arrived over `peers`, a
+/// connection ends, none arrives for a while, or the deadline.
+pub(crate) async fn wait_for_receipts(
+    ctx: &Ctx,
+    peers: &[Peer],
+    receipts: u64,
+    bar: &mut Bar,
+) -> Wait {
+    wait_until(ctx, peers, || {
+        let received: u64 = peers
+            .iter()
+            .map(|p| p.progress.receipts.load(Relaxed))
+            .sum();
+        bar.set(received);
+        (received, received >= receipts)
+    })
+    .await
+}
+
+/// Polls `progress` (how much has arrived, and whether all of it) until it
+/// says all, a connection ends, it stands still for [`IDLE_TIMEOUT`], or
+/// the deadline.
+async fn wait_until(ctx: &Ctx, peers: &[Peer], mut progress: impl FnMut() -> (u64, bool)) -> Wait {
+    let mut last_seen = u64::MAX;
+    let mut last_change = Instant::now();
+    loop {
+        let (seen, complete) = progress();
+        if complete {
             return Wait::Complete;
         }
         if peers.iter().any(Peer::ended) {
             return Wait::Cut;
         }
         let now = Instant::now();
-        if delivered + acked != last_seen {
-            last_seen = delivered + acked;
+        if seen != last_seen {
+            last_seen = seen;
             last_change = now;
         } else if now.duration_since(last_change) > IDLE_TIMEOUT {
             return Wait::Idle;

@@ -119,6 +119,35 @@ async fn direct_pairs_each_get_all_their_partners_messages() {
     );
     // Without --server-pid there is nothing to say about the server.
     assert_eq!(report["server_rss_kb"], Value::Null);
+    // Without --receipts, no receipt figures.
+    for absent in ["receipts", "receipts_per_s", "receipt_latency", "confirmed"] {
+        assert!(report.get(absent).is_none(), "{absent}: {report}");
+    }
+    hub.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_with_receipts_gets_a_receipt_for_every_message() {
+    let hub = TestHub::start().await;
+    let args = ["direct", "--pairs", "2", "--messages", "200", "--receipts"];
+    let report = report(&bench(&hub, &args).await);
+    assert_eq!(report["workload"], "direct");
+    assert_clean(&report, 2 * 2 * 200);
+    assert_eq!(report["acks"], 2 * 2 * 200);
+    assert_eq!(report["receipts_expected"], 2 * 2 * 200, "{report}");
+    assert_eq!(report["receipts"], 2 * 2 * 200, "{report}");
+    assert_eq!(report["confirmed"], 2 * 2 * 200, "{report}");
+    assert_eq!(report["bad_receipts"], 0, "{report}");
+    assert!(
+        report["receipts_per_s"].as_f64().is_some_and(|r| r > 0.0),
+        "{report}"
+    );
+    // Sequence numbers 0, 16, ..., 192 of each of the 4 senders.
+    let latency = &report["receipt_latency"];
+    assert_eq!(latency["samples"], 4 * 13, "{report}");
+    let p50 = latency["p50_us"].as_f64().unwrap();
+    let p99 = latency["p99_us"].as_f64().unwrap();
+    assert!(0.0 < p50 && p50 <= p99, "{report}");
     hub.shutdown().await;
 }
 
