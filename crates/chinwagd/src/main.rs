@@ -199,6 +199,16 @@ enum Command {
     /// directory (with the daemon stopped).
     #[command(subcommand)]
     Account(account::AccountCommand),
+    /// Print a shell completion script for chinwagd to standard output
+    /// (e.g. `chinwagd completions bash > /etc/bash_completion.d/chinwagd`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print chinwagd's manual page (roff) to standard output
+    /// (e.g. `chinwagd man > chinwagd.1`).
+    Man,
 }
 
 /// Runs the daemon (or an account command). A failure is one line on
@@ -217,6 +227,22 @@ fn main() -> std::process::ExitCode {
 
 fn run_main() -> anyhow::Result<()> {
     let loaded = config::load()?;
+    match &loaded.args.command {
+        Some(Command::Completions { shell }) => {
+            use clap::CommandFactory as _;
+            let mut command = Args::command();
+            clap_complete::generate(*shell, &mut command, "chinwagd", &mut std::io::stdout());
+            return Ok(());
+        }
+        Some(Command::Man) => {
+            use clap::CommandFactory as _;
+            clap_mangen::Man::new(Args::command())
+                .render(&mut std::io::stdout())
+                .context("cannot write the manual page")?;
+            return Ok(());
+        }
+        _ => {}
+    }
     if loaded.args.print_config {
         print!("{}", loaded.to_toml());
         return Ok(());

@@ -761,3 +761,18 @@ fn the_shipped_example_configuration_checks() {
     assert!(status.success(), "{stderr}");
     assert!(stdout.starts_with("chinwagd: configuration OK"), "{stdout}");
 }
+
+/// Shell completions and the manual page come from the flags themselves.
+#[test]
+fn completions_and_the_manual_page_name_the_flags() {
+    for (args, want) in [
+        (&["completions", "bash"][..], "--max-connections"),
+        (&["completions", "zsh"][..], "--data-dir"),
+        (&["man"][..], "\\-\\-check\\-config"),
+    ] {
+        let output = Command::new(BIN).args(args).output().unwrap();
+        assert!(output.status.success(), "{args:?}");
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(text.contains(want), "{args:?} lacks {want}:\n{text}");
+    }
+}

@@ -1007,3 +1007,21 @@ mod receipts {
         assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     }
 }
+
+/// Shell completions and the manual page come from the commands themselves.
+#[test]
+fn completions_and_the_manual_page_name_the_commands() {
+    for (args, want) in [
+        (&["completions", "bash"][..], "--no-receipts"),
+        (&["completions", "fish"][..], "listen"),
+        (&["man"][..], ".TH chinwag 1"),
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_chinwag"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?}");
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(text.contains(want), "{args:?} lacks {want}:\n{text}");
+    }
+}

@@ -100,6 +100,16 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Print a shell completion script for chinwag to standard output
+    /// (e.g. `chinwag completions bash > ~/.local/share/bash-completion/completions/chinwag`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print chinwag's manual page (roff) to standard output
+    /// (e.g. `chinwag man > chinwag.1`).
+    Man,
     /// Chat interactively: `@bob hello` (or `/msg bob hello`) to bob, `hello`
     /// to everyone, `/me waves`, `/who`, `/quit`, `/help`. At a terminal,
     /// Tab completes nicknames, and Up and Ctrl+R search the history of
@@ -260,6 +270,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let format = Format { json: cli.json };
     let server = cli.server.as_str();
     match cli.command {
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "chinwag", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            use clap::CommandFactory as _;
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Chat {
             nick,
             reconnect,
