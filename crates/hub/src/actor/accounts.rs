@@ -128,13 +128,23 @@ fn key_of(nick: &str) -> Vec<u8> {
 }
 
 /// Hands an answer to the actor, if it still runs.
-pub(super) async fn send_answer(answers: &mpsc::WeakSender<Command>, answer: Answer) -> bool {
-    match answers.upgrade() {
-        Some(commands) => commands
-            .send(Command::Answer(Box::new(answer)))
-            .await
-            .is_ok(),
-        None => false,
+pub(super) async fn send_answer(answers: &mpsc::WeakSender<Command>, answer: Answer) {
+    let _ = return_answer(answers, answer).await;
+}
+
+/// As [`send_answer`], handing the answer back when the actor has stopped,
+/// for whoever must not lose it.
+pub(super) async fn return_answer(
+    answers: &mpsc::WeakSender<Command>,
+    answer: Answer,
+) -> Result<(), Answer> {
+    let Some(commands) = answers.upgrade() else {
+        return Err(answer);
+    };
+    match commands.send(Command::Answer(Box::new(answer))).await {
+        Err(mpsc::error::SendError(Command::Answer(answer))) => Err(*answer),
+        // Sent; or (never) some other command came back.
+        _ => Ok(()),
     }
 }
 

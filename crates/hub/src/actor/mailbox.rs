@@ -15,7 +15,7 @@ use chinwag_store::{
 };
 use tracing::warn;
 
-use super::accounts::send_answer;
+use super::accounts::{return_answer, send_answer};
 use super::acks::{PendingAck, Replies};
 use super::{Actor, encode};
 use crate::command::Answer;
@@ -219,6 +219,10 @@ impl Actor {
         });
         let mut frames = Vec::with_capacity(mailbox.messages.len() + 1);
         frames.extend(encode(&header));
+        if !mailbox.messages.is_empty() {
+            let ids = mailbox.messages.iter().map(|stored| stored.id).collect();
+            self.stored_out.insert(id, ids);
+        }
         for stored in mailbox.messages {
             let to = if stored.to.is_empty() {
                 Recipients::Everyone
@@ -263,15 +267,23 @@ impl Actor {
             self.receipts
                 .confirmed(id, member.nick.as_str(), &ids, self.now_ms);
         }
-        if !member.account {
+        // Of these, the stored messages this login delivered.
+        let Some(out) = self.stored_out.get_mut(&id) else {
             return;
+        };
+        let stored: Vec<u64> = ids.into_iter().filter(|id| out.remove(id)).collect();
+        if out.is_empty() {
+            self.stored_out.remove(&id);
         }
         let Some(storage) = &self.accounts.storage else {
             return;
         };
+        if stored.is_empty() {
+            return;
+        }
         let nick = member.nick.to_string();
         let mail = storage.mail.clone();
-        match storage.mail.confirm(&nick, ids) {
+        match storage.mail.confirm(&nick, stored) {
             Ok(pending) => {
                 let answers = self.accounts.answers.clone();
                 // Tracked: shutdown waits for it, so that receipts the store
@@ -279,12 +291,13 @@ impl Actor {
                 self.tasks.spawn(async move {
                     match pending.await {
                         Ok(confirmed) if !confirmed.receipts.is_empty() => {
-                            let receipts = confirmed.receipts;
                             let answer = Answer::Confirmed {
                                 nick: nick.clone(),
-                                receipts: receipts.clone(),
+                                receipts: confirmed.receipts,
                             };
-                            if !send_answer(&answers, answer).await {
+                            if let Err(Answer::Confirmed { receipts, .. }) =
+                                return_answer(&answers, answer).await
+                            {
                                 keep_for_next_login(&*mail, &nick, receipts).await;
                             }
                         }

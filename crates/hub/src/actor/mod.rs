@@ -27,6 +27,7 @@ mod presence;
 mod receipts;
 mod route;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -53,7 +54,7 @@ use crate::HubConfig;
 use crate::accounts::Storage;
 use crate::command::{Answer, Command, Join};
 use crate::outbox::{Outbox, Pressure, PushError};
-use crate::registry::{ConnId, IdSet, Member, Registry};
+use crate::registry::{ConnId, IdMap, IdSet, Member, Registry};
 
 /// Commands the actor takes from its queue at once. Consumers woken by a
 /// batch are woken once, after it.
@@ -82,6 +83,11 @@ pub(crate) struct Actor {
     accounts: Accounts,
     /// The current batch's copies for offline users, not yet handed over.
     to_store: ToStore,
+    /// Per connection, the stored messages its login delivered and it has
+    /// not confirmed: only these make a `CONFIRM` a write to the store (a
+    /// client that confirms every live message would otherwise cost the
+    /// store a transaction per batch of confirmations).
+    stored_out: IdMap<HashSet<u64>>,
     /// Receipts owed by confirming connections, and the batch's due.
     receipts: Receipts,
     /// The folded nickname of the sender whose run is being routed, when
@@ -128,6 +134,7 @@ impl Actor {
         Self {
             accounts: Accounts::new(storage, accounts, config.accounts.clone(), answers),
             to_store: ToStore::default(),
+            stored_out: IdMap::default(),
             receipts: Receipts::default(),
             receipt_sender: None,
             tasks,
@@ -354,6 +361,7 @@ impl Actor {
         self.congested.remove(&id);
         self.acks.forget(id);
         self.receipts.forget(id);
+        self.stored_out.remove(&id);
         if let Some(member) = self.registry.leave(id) {
             debug!(nick = %member.nick, "left");
             if member.account {
