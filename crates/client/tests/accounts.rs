@@ -14,7 +14,7 @@ use chinwag_client::{
     Event, MailboxHeader, Message, Recipients, UserEntry, Who, user_flags,
 };
 use futures::SinkExt;
-use support::{ScriptedConn, ScriptedHub, event_where, next_event, next_frame, welcome};
+use support::{ScriptedHub, event_where, next_event, next_frame, next_request, send_all, welcome};
 
 fn stored(id: u64, text: &str) -> ServerFrame {
     ServerFrame::StoredMessage(Message {
@@ -28,23 +28,6 @@ fn stored(id: u64, text: &str) -> ServerFrame {
 
 fn mailbox(count: u32, expired: u32) -> ServerFrame {
     ServerFrame::Mailbox(MailboxHeader { count, expired })
-}
-
-async fn send_all(conn: &mut ScriptedConn, frames: impl IntoIterator<Item = ServerFrame>) {
-    for frame in frames {
-        conn.send(frame).await.unwrap();
-    }
-}
-
-/// The next frame from the client that is not a keepalive.
-async fn next_request(conn: &mut ScriptedConn) -> ClientFrame {
-    loop {
-        match next_frame(conn).await {
-            Some(ClientFrame::Ping(_)) => {}
-            Some(frame) => return frame,
-            None => panic!("the client closed the connection"),
-        }
-    }
 }
 
 /// The texts of the next `count` stored messages among `events`, skipping

@@ -10,10 +10,9 @@ use std::collections::BTreeSet;
 
 use chinwag_client::protocol::{ClientFrame, Message, Recipients, ServerFrame, options};
 use chinwag_client::{Client, ClientOptions, Code, Event, Events, Receipt};
-use futures::SinkExt;
 use support::{
-    ScriptedConn, ScriptedHub, TestHub, event_where, hub_with_store, next_event, next_frame,
-    welcome,
+    ScriptedConn, ScriptedHub, TestHub, event_where, hub_with_store, next_event, next_request,
+    send_all, welcome,
 };
 
 fn confirming() -> ClientOptions {
@@ -275,23 +274,6 @@ fn message(id: u64) -> ServerFrame {
         to: Recipients::Users(vec!["alice".into()]),
         text: format!("message {id}"),
     })
-}
-
-async fn send_all(conn: &mut ScriptedConn, frames: impl IntoIterator<Item = ServerFrame>) {
-    for frame in frames {
-        conn.send(frame).await.unwrap();
-    }
-}
-
-/// The next frame from the client that is not a keepalive.
-async fn next_request(conn: &mut ScriptedConn) -> ClientFrame {
-    loop {
-        match next_frame(conn).await {
-            Some(ClientFrame::Ping(_)) => {}
-            Some(frame) => return frame,
-            None => panic!("the client closed the connection"),
-        }
-    }
 }
 
 /// Connects to `scripted` with `options`; the hub grants what was asked

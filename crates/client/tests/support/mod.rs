@@ -168,6 +168,24 @@ pub async fn welcome(conn: &mut ScriptedConn, hello: &Hello, grant: u32) {
     .unwrap();
 }
 
+/// Sends `frames` to the client, in order.
+pub async fn send_all(conn: &mut ScriptedConn, frames: impl IntoIterator<Item = ServerFrame>) {
+    for frame in frames {
+        conn.send(frame).await.unwrap();
+    }
+}
+
+/// The next frame from the client that is not a keepalive.
+pub async fn next_request(conn: &mut ScriptedConn) -> ClientFrame {
+    loop {
+        match next_frame(conn).await {
+            Some(ClientFrame::Ping(_)) => {}
+            Some(frame) => return frame,
+            None => panic!("the client closed the connection"),
+        }
+    }
+}
+
 /// The next frame from the client, skipping none.
 pub async fn next_frame(conn: &mut ScriptedConn) -> Option<ClientFrame> {
     within("a frame from the client", conn.next())
