@@ -39,8 +39,9 @@ impl Actor {
         permit: OwnedSemaphorePermit,
     ) {
         let mut permit = InFlight::new(permit);
-        let ack_runs = self.registry.member(id).is_some_and(Member::ack_runs);
-        self.receipt_sender = (self.registry.member(id))
+        let sender = self.registry.member(id);
+        let ack_runs = sender.is_some_and(Member::ack_runs);
+        self.receipt_sender = sender
             .filter(|sender| sender.receipts())
             .map(|sender| Arc::from(sender.nick.folded()));
         let mut replies = Replies::new(ack_runs, sends.len());
