@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use crate::{
     Account, Confirmed, Expired, KeptReceipt, Mailbox, NewAccount, Pending, StoreError,
-    StoreOutcome, StoredMessage,
+    StoreOutcome, StoreStats, StoredMessage,
 };
 
 /// Offline mailboxes: messages stored for registered users until their
@@ -77,6 +77,16 @@ pub trait MailStore: fmt::Debug + Send + Sync {
     /// The highest message id ever handed to the store (0 for none): a
     /// restarted hub hands out ids above it.
     fn last_message_id(&self) -> Result<Pending<u64>, StoreError>;
+
+    /// The backend's figures now, for the operator: commit latencies,
+    /// whether it can write, its size on disk. Never waits: a backend that
+    /// keeps none answers the default (no figures, writable).
+    fn stats(&self) -> StoreStats {
+        StoreStats {
+            writable: true,
+            ..StoreStats::default()
+        }
+    }
 }
 
 /// Registered nicknames and their password hashes.

@@ -53,6 +53,7 @@
 //! | `lock.rs` | the data directory's lock |
 //! | `message.rs`, `account.rs` | what the store holds, and a store's outcomes |
 //! | `pending.rs` | [`Pending`], an answer still to come |
+//! | `stats.rs` | what the store tells its operator: commit latencies, whether it can write, its size |
 //! | `config.rs`, `error.rs` | every limit with its default; the crate's error |
 //!
 //! # Example
@@ -98,6 +99,7 @@ mod message;
 mod pending;
 mod queries;
 mod schema;
+mod stats;
 mod store;
 mod writer;
 
@@ -108,4 +110,5 @@ pub use error::StoreError;
 pub use message::{Confirmed, Expired, KeptReceipt, Mailbox, StoreOutcome, StoredMessage};
 pub use pending::Pending;
 pub use queries::MAX_KEPT_RECEIPTS;
+pub use stats::{LATENCY_BOUNDS_US, Latencies, StoreStats};
 pub use store::Store;

@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ use crate::schema;
 use crate::writer::{Writer, read_loop};
 use crate::{
     Account, AccountStore, Confirmed, Expired, KeptReceipt, MailStore, Mailbox, NewAccount,
-    Pending, StoreConfig, StoreError, StoreOutcome, StoredMessage,
+    Pending, StoreConfig, StoreError, StoreOutcome, StoreStats, StoredMessage,
 };
 
 /// The SQLite store: a cheap, cloneable handle to the writer and reader
@@ -44,6 +44,9 @@ struct Inner {
     requests: mpsc::Sender<Request>,
     quota: Quota,
     dir: PathBuf,
+    db_path: PathBuf,
+    /// Kept by the writer: commit latencies and failures.
+    stats: Arc<Mutex<StoreStats>>,
     _threads: Threads,
 }
 
@@ -108,6 +111,10 @@ impl Store {
         checkpoint::take_over(&conn);
         let (checkpoints, checkpointer) = checkpoint::open(&path)?;
 
+        let stats = Arc::new(Mutex::new(StoreStats {
+            writable: true,
+            ..StoreStats::default()
+        }));
         let (requests, requests_rx) = mpsc::channel(config.write_queue.max(1));
         let (reads, reads_rx) = mpsc::channel(config.read_queue.max(1));
         let writer = Writer {
@@ -117,6 +124,7 @@ impl Store {
             reads,
             group_max: config.group_max.max(1),
             checkpoints,
+            stats: stats.clone(),
         };
         let writer = spawn("chinwag-store-writer", move || writer.run())?;
         let reader = spawn("chinwag-store-reader", move || {
@@ -131,6 +139,8 @@ impl Store {
                     bytes: config.mailbox_max_bytes,
                 },
                 dir: config.data_dir.clone(),
+                db_path: path,
+                stats,
                 _threads: Threads {
                     writer: Some(writer),
                     reader: Some(reader),
@@ -295,6 +305,21 @@ impl MailStore for Store {
 
     fn last_message_id(&self) -> Result<Pending<u64>, StoreError> {
         self.read(|conn| queries::last_message_id(conn).map(Ok))
+    }
+
+    fn stats(&self) -> StoreStats {
+        let mut stats = (self.inner.stats.lock())
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        // The database, its log and its shared-memory index: what a backup
+        // or a disk-space alert counts.
+        let files = ["", "-wal", "-shm"].map(|suffix| {
+            let mut path = self.inner.db_path.clone().into_os_string();
+            path.push(suffix);
+            std::fs::metadata(path).map_or(0, |meta| meta.len())
+        });
+        stats.disk_bytes = Some(files.iter().sum());
+        stats
     }
 }
 

@@ -27,7 +27,7 @@
 //! login: which rows) takes it on the writer's thread, as of its group's
 //! commit, before being passed on.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use rusqlite::Connection;
@@ -35,10 +35,10 @@ use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use tracing::{debug, error, warn};
 
-use crate::StoreError;
 use crate::checkpoint::Checkpoints;
 use crate::index::MailIndex;
 use crate::jobs::{ReadJob, Request, Txn, WriteJob};
+use crate::{StoreError, StoreStats};
 
 /// The writer thread's state.
 pub(crate) struct Writer {
@@ -53,6 +53,9 @@ pub(crate) struct Writer {
     pub(crate) group_max: usize,
     /// Wakes the checkpointer as the log grows (`checkpoint.rs`).
     pub(crate) checkpoints: Checkpoints,
+    /// Commit latencies and failures, for the handles' `stats` (locked once
+    /// per group commit).
+    pub(crate) stats: Arc<Mutex<StoreStats>>,
 }
 
 impl Writer {
@@ -87,13 +90,20 @@ impl Writer {
                 error!(%error, writes = writes.len(), "store commit failed; rolled back");
                 Arc::new(error)
             });
+            let took = started.elapsed();
             if committed.is_ok() {
                 self.checkpoints.after_commit(&self.conn);
+            }
+            {
+                let mut stats = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
+                stats.commits.record(took);
+                stats.writable = committed.is_ok();
+                stats.failed_commits += u64::from(committed.is_err());
             }
             debug!(
                 writes = writes.len(),
                 ok = committed.is_ok(),
-                commit_us = started.elapsed().as_micros(),
+                commit_us = took.as_micros(),
                 "group commit"
             );
             for job in writes {
