@@ -7,7 +7,9 @@ use std::sync::Arc;
 use chinwag_protocol::{AccountRequest, Code, Nick, SendPayload, ServerFrame};
 use chinwag_store::{Mailbox, StoreError};
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
+use tokio::time::Instant;
 
+use crate::metrics::ActorFigures;
 use crate::outbox::Outbox;
 use crate::registry::ConnId;
 
@@ -113,6 +115,9 @@ pub(crate) enum Command {
         id: ConnId,
         send: SendPayload,
         permit: OwnedSemaphorePermit,
+        /// When its bytes arrived (for the routing latency the admin
+        /// endpoint shows).
+        arrived: Instant,
     },
     /// Route several messages of one sender, in order: those a connection
     /// found already read behind one another. One permit covers them all,
@@ -122,6 +127,8 @@ pub(crate) enum Command {
         id: ConnId,
         sends: Vec<SendPayload>,
         permit: OwnedSemaphorePermit,
+        /// When the last of their bytes arrived.
+        arrived: Instant,
     },
     /// Create an account, change its password or delete it.
     Account(AccountJob),
@@ -140,6 +147,10 @@ pub(crate) enum Command {
     },
     /// Answer with the roster (for embedders).
     Roster { reply: oneshot::Sender<Vec<String>> },
+    /// Answer with the actor's figures (the admin endpoint).
+    Figures {
+        reply: oneshot::Sender<ActorFigures>,
+    },
     /// Block the actor's thread for this long: a test hook that wedges the
     /// actor (`Hub::wedge_actor_for_tests`).
     Wedge(std::time::Duration),

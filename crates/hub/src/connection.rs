@@ -25,6 +25,8 @@ use tracing::{debug, info, warn};
 use crate::admission::Ticket;
 use crate::command::{AccountJob, Command};
 use crate::flood::{TokenBucket, Verdict};
+use crate::front::Front;
+use crate::metrics::MeterGuard;
 use crate::outbox::Outbox;
 use crate::registry::ConnId;
 use crate::{Hub, HubError};
@@ -132,13 +134,24 @@ pub(crate) struct Connection {
     timer: Pin<Box<Sleep>>,
     /// Resolves when the hub begins to shut down.
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// Its place in the table of meters (`/connz`), left when it ends.
+    pub(crate) meter: MeterGuard,
 }
 
 impl Connection {
     /// A new connection, holding `slot` under the limit of unregistered ones.
-    pub(crate) fn new(hub: Hub, slot: OwnedSemaphorePermit, mut ticket: Ticket) -> Self {
+    /// `peer` and `front` say where it came from and what it speaks, for
+    /// `/connz`.
+    pub(crate) fn new(
+        hub: Hub,
+        slot: OwnedSemaphorePermit,
+        mut ticket: Ticket,
+        (peer, front): (String, Front),
+    ) -> Self {
         let config = &hub.shared.config;
         let outbox = hub.new_outbox();
+        let id = hub.next_conn_id();
+        let meter = (hub.shared.meters).enlist(id, peer, front, outbox.clone());
         // Shedding closes the outbox with `SERVER_FULL`: its writer says so
         // and the connection ends.
         ticket.enlist(&outbox);
@@ -146,7 +159,8 @@ impl Connection {
             permits: hub.new_in_flight(),
             bucket: config.rate_limit.map(TokenBucket::new),
             outbox,
-            id: hub.next_conn_id(),
+            id,
+            meter,
             registration: Registration::Unregistered,
             slot,
             ticket,
@@ -340,6 +354,7 @@ impl Connection {
                     id: self.id,
                     send,
                     permit,
+                    arrived: Instant::now(),
                 };
                 if self.hub.try_command(command).await.is_err() {
                     return Some(Outcome::Shutdown);
@@ -475,6 +490,7 @@ impl Connection {
             Ok(()) => {
                 tracing::Span::current().record("nick", nick.as_str());
                 info!("registered");
+                self.meter.meter.registered(nick.as_str());
                 self.registration = Registration::Registered(nick);
                 // Registered: no longer a candidate for shedding.
                 self.ticket.registered();

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chinwag_protocol::{Nick, SendPayload};
-use chinwag_store::StoreError;
+use chinwag_store::{MailStore, StoreError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -19,6 +19,7 @@ use crate::accounts::Storage;
 use crate::actor::{Actor, Loaded};
 use crate::admission::Admission;
 use crate::command::{Command, Join};
+use crate::metrics::Meters;
 use crate::outbox::Outbox;
 use crate::registry::ConnId;
 use crate::stats::Counters;
@@ -67,6 +68,10 @@ pub(crate) struct Shared {
     pub(crate) admission: Arc<Admission>,
     /// Limits breached, for logs and stats.
     pub(crate) counters: Counters,
+    /// Every connection's meter (the admin endpoint).
+    pub(crate) meters: Arc<Meters>,
+    /// The mailboxes' store, for its figures (`Hub::metrics`).
+    pub(crate) mail: Option<Arc<dyn MailStore>>,
     next_conn: AtomicU64,
 }
 
@@ -122,6 +127,8 @@ impl Hub {
             unregistered: Arc::new(Semaphore::new(config.max_unregistered)),
             admission: Arc::new(Admission::new(config.addresses.clone())),
             counters: Counters::default(),
+            meters: Arc::default(),
+            mail: loaded.as_ref().map(|loaded| loaded.storage.mail.clone()),
             shutdown: CancellationToken::new(),
             actor_done: CancellationToken::new(),
             tracker: TaskTracker::new(),

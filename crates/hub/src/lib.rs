@@ -24,7 +24,8 @@
 //! `connection.rs` (what every front end shares about a peer); `front/`
 //! (the binary and text front ends); `writer.rs` (a connection's writer);
 //! `flood.rs` (flood control); `session.rs` (in-process users); `config.rs`
-//! (limits); `stats.rs` (counters of limits hit). `docs/architecture.md`
+//! (limits); `stats.rs` (counters of limits hit); `metrics.rs` (what the
+//! admin endpoint reads: messages by outcome, traffic per connection). `docs/architecture.md`
 //! tells the story of one message through them, and `docs/limits.md` lists
 //! every limit.
 //!
@@ -49,6 +50,7 @@ mod flood;
 mod front;
 mod hub;
 mod listener;
+mod metrics;
 mod outbox;
 mod registry;
 mod server;
@@ -65,6 +67,7 @@ pub use error::HubError;
 pub use front::Front;
 pub use hub::Hub;
 pub use listener::{BACKLOG, Listener, Split, Transport, bind_tcp};
+pub use metrics::{ConnectionInfo, HubMetrics};
 pub use session::Session;
 pub use stats::HubStats;
 

@@ -60,6 +60,8 @@ struct State {
     /// wait here, behind what was queued before, until the stored messages
     /// are put in front of them ([`Outbox::unpark`]).
     parked: Option<VecDeque<Bytes>>,
+    /// Bytes the writer has written, ever (for the admin endpoint).
+    written: u64,
 }
 
 /// Queue slots an outbox keeps between bursts. A queue never shrinks by
@@ -356,7 +358,15 @@ impl Outbox {
     /// Records that `bytes` taken from the queue have been written, releasing
     /// paused publishers once the queue is at or below half its high-water mark.
     pub(crate) fn written(&self, bytes: usize) {
-        self.lock().uncount(bytes, self.high_water);
+        let mut state = self.lock();
+        state.written += bytes as u64;
+        state.uncount(bytes, self.high_water);
+    }
+
+    /// Bytes written ever, and bytes queued (or being written) now.
+    pub(crate) fn traffic(&self) -> (u64, u64) {
+        let state = self.lock();
+        (state.written, state.bytes as u64)
     }
 }
 

@@ -4,6 +4,7 @@
 //! exists": registered nicknames, online or not, are the actor's table of
 //! accounts (`actor/accounts.rs`), consulted only for names not online.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
@@ -61,9 +62,29 @@ pub(crate) struct Member {
     /// Logged in to the account of its nickname: its last-seen time is
     /// kept, and it confirms stored messages.
     pub(crate) account: bool,
+    /// Messages it sent and messages queued for it (the admin endpoint's
+    /// `/connz`): the actor's own counts, next to what it touches anyway.
+    pub(crate) sent: Cell<u64>,
+    pub(crate) received: Cell<u64>,
 }
 
 impl Member {
+    pub(crate) fn new(nick: Nick, outbox: Arc<Outbox>, options: u32, account: bool) -> Self {
+        Self {
+            nick,
+            outbox,
+            options,
+            account,
+            sent: Cell::new(0),
+            received: Cell::new(0),
+        }
+    }
+
+    /// Counts `count` more messages queued for it.
+    pub(crate) fn received(&self, count: u64) {
+        self.received.set(self.received.get() + count);
+    }
+
     /// Asked for `ACK_RUNS`: runs of delivered messages get one `ACK_RUN`.
     pub(crate) fn ack_runs(&self) -> bool {
         self.options & options::ACK_RUNS != 0

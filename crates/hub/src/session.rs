@@ -137,6 +137,7 @@ impl Session {
                 id: self.id,
                 send,
                 permit,
+                arrived: tokio::time::Instant::now(),
             })
             .await?;
         Ok(self.next_id)

@@ -165,6 +165,7 @@ impl<'n> Delivery<'_, 'n> {
         match queued {
             Ok(pressure) => {
                 self.delivered += 1;
+                member.received(1);
                 if pressure == Pressure::Congested {
                     self.behind.push(member.outbox.clone());
                 }

@@ -175,6 +175,7 @@ impl Actor {
     /// The store's answer for a message's offline recipients.
     pub(super) fn stored(&mut self, message_id: u64, statuses: Vec<(usize, Code)>) {
         for (index, status) in statuses {
+            self.tally.status(status);
             self.settle(message_id, index, status);
         }
     }
@@ -219,6 +220,7 @@ impl Actor {
         });
         let mut frames = Vec::with_capacity(mailbox.messages.len() + 1);
         frames.extend(encode(&header));
+        member.received(mailbox.messages.len() as u64);
         if !mailbox.messages.is_empty() {
             let ids = mailbox.messages.iter().map(|stored| stored.id).collect();
             self.stored_out.insert(id, ids);

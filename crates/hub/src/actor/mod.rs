@@ -53,6 +53,7 @@ use self::route::LastFound;
 use crate::HubConfig;
 use crate::accounts::Storage;
 use crate::command::{Answer, Command, Join};
+use crate::metrics::{ActorFigures, Tally};
 use crate::outbox::{Outbox, Pressure, PushError};
 use crate::registry::{ConnId, IdMap, IdSet, Member, Registry};
 
@@ -90,6 +91,8 @@ pub(crate) struct Actor {
     stored_out: IdMap<HashSet<u64>>,
     /// Receipts owed by confirming connections, and the batch's due.
     receipts: Receipts,
+    /// Messages by outcome, and routing latency (the admin endpoint).
+    tally: Tally,
     /// The folded nickname of the sender whose run is being routed, when
     /// it asked for receipts (set once per run).
     receipt_sender: Option<Arc<str>>,
@@ -136,6 +139,7 @@ impl Actor {
             to_store: ToStore::default(),
             stored_out: IdMap::default(),
             receipts: Receipts::default(),
+            tally: Tally::default(),
             receipt_sender: None,
             tasks,
             registry: Registry::default(),
@@ -183,6 +187,7 @@ impl Actor {
                     self.flush_receipts();
                     self.flush_presence();
                     self.wake_all();
+                    self.tally.batch_done();
                 }
                 () = shutdown.cancelled() => break,
                 _ = sweep.tick() => {
@@ -225,6 +230,19 @@ impl Actor {
         done.cancel();
     }
 
+    /// The figures a scrape asks for: the tally, who is online, and each
+    /// registered connection's messages.
+    fn figures(&self) -> ActorFigures {
+        ActorFigures {
+            tally: self.tally.clone(),
+            online: self.registry.len(),
+            accounts: self.accounts.known.len(),
+            members: (self.registry.online())
+                .map(|(id, member)| (id, (member.sent.get(), member.received.get())))
+                .collect(),
+        }
+    }
+
     fn wake_all(&mut self) {
         for outbox in self.wakes.drain(..) {
             outbox.wake();
@@ -237,10 +255,24 @@ impl Actor {
         }
         match command {
             Command::Join(join) => self.join(join),
-            Command::Send { id, send, permit } => {
+            Command::Send {
+                id,
+                send,
+                permit,
+                arrived,
+            } => {
+                self.tally.arrived(arrived);
                 self.route_run(id, std::slice::from_ref(&send), permit);
             }
-            Command::SendMany { id, sends, permit } => self.route_run(id, &sends, permit),
+            Command::SendMany {
+                id,
+                sends,
+                permit,
+                arrived,
+            } => {
+                self.tally.arrived(arrived);
+                self.route_run(id, &sends, permit);
+            }
             Command::Account(job) => self.account(job),
             Command::Confirm { id, ids } => self.confirm(id, ids),
             Command::Answer(answer) => match *answer {
@@ -272,6 +304,9 @@ impl Actor {
             Command::Roster { reply } => {
                 let _ = reply.send(self.registry.roster());
             }
+            Command::Figures { reply } => {
+                let _ = reply.send(self.figures());
+            }
             Command::Wedge(duration) => {
                 warn!(?duration, "wedging the actor, as a test asked");
                 std::thread::sleep(duration);
@@ -294,12 +329,7 @@ impl Actor {
         } = join;
         // Granted: the options asked for that this hub knows.
         let granted = options.map(|asked| asked & options::KNOWN);
-        let member = Member {
-            nick,
-            outbox,
-            options: granted.unwrap_or(0),
-            account,
-        };
+        let member = Member::new(nick, outbox, granted.unwrap_or(0), account);
         if self.registry.join(id, member).is_err() {
             let _ = reply.send(Err((Code::NICK_TAKEN, unregistered)));
             return;

@@ -20,6 +20,7 @@ use super::acks::Replies;
 use super::delivery::{Delivery, InFlight, Named};
 use super::mailbox::ForStore;
 use super::receipts::Receipts;
+use crate::metrics::Tally;
 use crate::outbox::Pressure;
 use crate::registry::{ConnId, Lookup, Member, Registry};
 
@@ -40,6 +41,9 @@ impl Actor {
     ) {
         let mut permit = InFlight::new(permit);
         let sender = self.registry.member(id);
+        if let Some(sender) = sender {
+            sender.sent.set(sender.sent.get() + sends.len() as u64);
+        }
         let ack_runs = sender.is_some_and(Member::ack_runs);
         self.receipt_sender = sender
             .filter(|sender| sender.receipts())
@@ -81,6 +85,7 @@ impl Actor {
             return;
         };
         let mut reply_error = |code: Code, message: &str| {
+            self.tally.refuse(code);
             let error = ServerFrame::Error(ErrorFrame {
                 code,
                 reference: send.id(),
@@ -127,12 +132,7 @@ impl Actor {
         let mut delivery = Delivery::new(permit, &mut self.congested, &mut self.wakes);
         // A message for one user is written into the buffer of that user's
         // messages in this command, queued when the command is done.
-        let single = named.as_deref().and_then(|named| {
-            let mut found = named.iter().filter_map(|named| named.found);
-            let first = found.next()?;
-            found.next().is_none().then_some(first)
-        });
-        if let Some((id, member)) = single {
+        if let Some((id, member)) = named.as_deref().and_then(single) {
             let room = self.gathered.room;
             let chunk = self.gathered.chunk(id, &member.outbox, delivery.wakes);
             let start = chunk.frames.len();
@@ -166,6 +166,7 @@ impl Actor {
         }
         delivery.pace();
 
+        count_routed(&mut self.tally, &delivery, named.as_deref());
         let cut = std::mem::take(&mut delivery.cut);
         if let (Some(sender), Some(named)) = (&self.receipt_sender, named.as_deref()) {
             owe_receipts(&mut self.receipts, sender, message_id, named);
@@ -200,6 +201,28 @@ impl Actor {
         {
             self.queue_for(sender, replies.freeze());
         }
+    }
+}
+
+/// The one recipient found, if the message reaches exactly one.
+fn single<'r>(named: &[Named<'_, 'r>]) -> Option<(ConnId, &'r Member)> {
+    let mut found = named.iter().filter_map(|named| named.found);
+    let first = found.next()?;
+    found.next().is_none().then_some(first)
+}
+
+/// Counts a message routed: the copies queued, and the recipients it could
+/// not reach (those it is stored for are counted when the store answers).
+fn count_routed(tally: &mut Tally, delivery: &Delivery<'_, '_>, named: Option<&[Named<'_, '_>]>) {
+    tally.routed += 1;
+    tally.delivered += u64::from(delivery.delivered);
+    for named in named.into_iter().flatten() {
+        if named.offline.is_none() && named.status != Code::DELIVERED {
+            tally.refuse(named.status);
+        }
+    }
+    for &(_, code) in &delivery.failures {
+        tally.refuse(code);
     }
 }
 

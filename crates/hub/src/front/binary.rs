@@ -20,7 +20,9 @@ use super::reader::{self, StallCodec, StallGuard};
 use crate::admission::Ticket;
 use crate::command::Command;
 use crate::connection::{Connection, Outcome, Quiet, Request};
+use crate::front::Front;
 use crate::listener::Transport;
+use crate::metrics::Metered;
 use crate::writer::write_frames;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
@@ -42,7 +44,7 @@ pub(crate) fn serve<T: Transport>(
     // A plain function rather than an `async` wrapper: a future that awaits
     // another it was handed holds room for both, and this one lives as long
     // as the connection.
-    let connection = Connection::new(hub, slot, ticket);
+    let connection = Connection::new(hub, slot, ticket, (format!("{peer:?}"), Front::Binary));
     let span = info_span!("conn", ?peer, id = connection.id.0, nick = field::Empty);
     run(connection, io).instrument(span)
 }
@@ -52,6 +54,7 @@ async fn run<T: Transport>(mut connection: Connection, mut io: T) {
     let config = &connection.hub.shared.config;
     let write_deadline = config.slow_consumer_deadline;
     let (read_half, write_half) = io.split();
+    let read_half = Metered::new(read_half, connection.meter.meter.clone());
     let codec = FrameCodec::new(config.max_frame_unregistered);
     let (read_half, codec) = reader::guard(read_half, codec, config.frame_timeout);
     // Small to begin with: an idle connection holds little, and the
@@ -206,16 +209,20 @@ async fn send_buffered<R: AsyncRead + Unpin>(
             Err(outcome) => return outcome,
         }
     }
+    // When the bytes were read: no clock read of its own.
+    let arrived = reader.get_ref().last_read();
     let command = match first {
         Some(send) => Command::Send {
             id: connection.id,
             send,
             permit,
+            arrived,
         },
         None => Command::SendMany {
             id: connection.id,
             sends,
             permit,
+            arrived,
         },
     };
     if connection.hub.try_command(command).await.is_err() {

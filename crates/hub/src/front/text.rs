@@ -29,7 +29,9 @@ use super::lines::{Line, LineCodec};
 use crate::Hub;
 use crate::admission::Ticket;
 use crate::connection::{Connection, Outcome, Quiet, Request};
+use crate::front::Front;
 use crate::listener::Transport;
+use crate::metrics::Metered;
 use crate::outbox::{KEEP_SLOTS, Outbox, frames};
 use crate::writer::write_deadline;
 
@@ -45,7 +47,7 @@ pub(crate) async fn serve<T: Transport>(
     slot: OwnedSemaphorePermit,
     ticket: Ticket,
 ) {
-    let mut connection = Connection::new(hub, slot, ticket);
+    let mut connection = Connection::new(hub, slot, ticket, (format!("{peer:?}"), Front::Text));
     let span = info_span!("text", ?peer, id = connection.id.0, nick = field::Empty);
     async move {
         debug!("accepted");
@@ -60,6 +62,7 @@ async fn run<T: Transport>(connection: &mut Connection, mut io: T) -> Outcome {
     let config = &connection.hub.shared.config;
     let deadline = config.slow_consumer_deadline;
     let (read_half, write_half) = io.split();
+    let read_half = Metered::new(read_half, connection.meter.meter.clone());
     // Small, as a binary connection's: people type little, and an idle text
     // user should not hold tokio-util's default 8 KiB. It grows for a long
     // line like any `FramedRead` buffer: up to the limit before
