@@ -89,6 +89,11 @@ struct Args {
     /// unless given.
     #[arg(long, value_name = "ADDR")]
     text_listen: Option<String>,
+    /// Serve the admin HTTP endpoint on this address: /metrics
+    /// (Prometheus), /healthz, /readyz and /connz. Off unless given; keep it
+    /// on loopback or behind a firewall (it has no authentication).
+    #[arg(long, value_name = "ADDR")]
+    admin_listen: Option<String>,
     /// Registered users at once; a connection beyond gets a "server full" error.
     #[arg(long, default_value_t = HubConfig::default().max_connections, value_parser = positive)]
     max_connections: usize,
@@ -297,33 +302,24 @@ async fn run(
     // Before anything says we are up: a SIGTERM sent the moment the address
     // is printed must shut us down cleanly, not kill us by default action.
     let shutdown = shutdown_signal()?;
-    let listener = match activated.binary {
-        Some(listener) => systemd::into_tokio(listener)?,
-        None => bind_tcp(resolve(&args.listen).await?)
-            .with_context(|| format!("cannot listen on {}", args.listen))?,
-    };
+    let Listeners {
+        binary: listener,
+        text: text_listener,
+        admin: admin_listener,
+    } = bind_listeners(&args, activated).await?;
     let addr = listener.local_addr()?;
-    // A plain line on stdout, for scripts and tests that listen on port 0.
-    println!("chinwagd listening on {addr}");
-
-    let text_listener = match (activated.text, args.text_listen) {
-        (Some(listener), _) => {
-            let listener = systemd::into_tokio(listener)?;
-            println!("chinwagd text port on {}", listener.local_addr()?);
-            Some(listener)
-        }
-        (None, Some(text_addr)) => {
-            let listener = bind_tcp(resolve(&text_addr).await?)
-                .with_context(|| format!("cannot listen on {text_addr} for text"))?;
-            println!("chinwagd text port on {}", listener.local_addr()?);
-            Some(listener)
-        }
-        (None, None) => None,
-    };
 
     let hub = Hub::start_with_storage(config, Storage::sqlite(store))
         .await
         .context("cannot read the accounts")?;
+    let readiness = chinwag_admin::Readiness::default();
+    let admin_server = admin_listener.map(|listener| {
+        tokio::spawn(chinwag_admin::serve(
+            listener,
+            hub.clone(),
+            readiness.clone(),
+        ))
+    });
     let server = tokio::spawn({
         let hub = hub.clone();
         async move { hub.serve(listener).await }
@@ -333,6 +329,7 @@ async fn run(
         tokio::spawn(async move { hub.serve_text(listener).await })
     });
 
+    readiness.set_ready(true);
     systemd::ready(&format!("listening on {addr}"));
     let watchdog = systemd::watchdog(hub.clone());
     #[cfg(unix)]
@@ -367,8 +364,66 @@ async fn run(
             Err(error) => warn!(%error, "listener task failed"),
         }
     }
+    // Up while the hub drained, saying so on /readyz.
+    if let Some(admin) = admin_server {
+        admin.abort();
+    }
     info!("bye");
     Ok(())
+}
+
+/// The daemon's listeners: handed over by systemd, or bound here.
+struct Listeners {
+    binary: tokio::net::TcpListener,
+    text: Option<tokio::net::TcpListener>,
+    admin: Option<tokio::net::TcpListener>,
+}
+
+/// Takes the listeners systemd passed, binds the others, and prints where
+/// each listens (a plain line on stdout each, for scripts and tests that
+/// listen on port 0).
+async fn bind_listeners(args: &Args, activated: systemd::Activated) -> anyhow::Result<Listeners> {
+    let listener = match activated.binary {
+        Some(listener) => systemd::into_tokio(listener)?,
+        None => bind_tcp(resolve(&args.listen).await?)
+            .with_context(|| format!("cannot listen on {}", args.listen))?,
+    };
+    println!("chinwagd listening on {}", listener.local_addr()?);
+
+    let text_listener = match (activated.text, &args.text_listen) {
+        (Some(listener), _) => {
+            let listener = systemd::into_tokio(listener)?;
+            println!("chinwagd text port on {}", listener.local_addr()?);
+            Some(listener)
+        }
+        (None, Some(text_addr)) => {
+            let listener = bind_tcp(resolve(text_addr).await?)
+                .with_context(|| format!("cannot listen on {text_addr} for text"))?;
+            println!("chinwagd text port on {}", listener.local_addr()?);
+            Some(listener)
+        }
+        (None, None) => None,
+    };
+
+    let admin_listener = match &args.admin_listen {
+        Some(admin_addr) => {
+            let listener = tokio::net::TcpListener::bind(resolve(admin_addr).await?)
+                .await
+                .with_context(|| format!("cannot listen on {admin_addr} for the admin endpoint"))?;
+            println!(
+                "chinwagd admin endpoint on http://{}",
+                listener.local_addr()?
+            );
+            Some(listener)
+        }
+        None => None,
+    };
+
+    Ok(Listeners {
+        binary: listener,
+        text: text_listener,
+        admin: admin_listener,
+    })
 }
 
 /// The hub's settings from the flags.

@@ -15,7 +15,7 @@ use std::process::{ExitStatus, Stdio};
 use chinwag_testkit::{PATIENCE, guard};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 /// The daemon's binary, built by Cargo for the integration tests.
 pub const BIN: &str = env!("CARGO_BIN_EXE_chinwagd");
@@ -30,6 +30,8 @@ pub struct Daemon {
     /// Its first line on stdout, once read: `None` if stdout ended first
     /// (the daemon exited, or was killed, before it was up).
     first_line: oneshot::Receiver<Option<String>>,
+    /// The lines after the first (the other listeners' addresses).
+    more_lines: mpsc::UnboundedReceiver<String>,
 }
 
 impl Daemon {
@@ -52,13 +54,20 @@ impl Daemon {
             .expect("cannot start chinwagd");
         let stdout = child.stdout.take().expect("stdout is piped");
         let (tell, first_line) = oneshot::channel();
+        let (more, more_lines) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             let mut lines = BufReader::new(stdout).lines();
             let _ = tell.send(lines.next_line().await.ok().flatten());
             // Keep draining, so that the daemon never blocks on a full pipe.
-            while let Ok(Some(_)) = lines.next_line().await {}
+            while let Ok(Some(line)) = lines.next_line().await {
+                let _ = more.send(line);
+            }
         });
-        Self { child, first_line }
+        Self {
+            child,
+            first_line,
+            more_lines,
+        }
     }
 
     /// Waits for the daemon's first line and returns the address in it.
@@ -83,6 +92,24 @@ impl Daemon {
     /// up within [`PATIENCE`].
     pub async fn up(&mut self) -> SocketAddr {
         guard(PATIENCE, "chinwagd's first line", self.address()).await
+    }
+
+    /// The next line the daemon prints after its first that begins with
+    /// `prefix`, without the prefix: another listener's address.
+    ///
+    /// # Panics
+    /// If none comes within [`PATIENCE`].
+    pub async fn line_after(&mut self, prefix: &str) -> String {
+        guard(PATIENCE, "a line from chinwagd", async {
+            loop {
+                let line = (self.more_lines.recv().await)
+                    .unwrap_or_else(|| panic!("chinwagd's stdout ended before {prefix:?}"));
+                if let Some(rest) = line.strip_prefix(prefix) {
+                    return rest.to_owned();
+                }
+            }
+        })
+        .await
     }
 
     /// `kill -9`: SIGKILL, and waits for the process to be gone (its

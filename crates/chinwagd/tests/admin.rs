@@ -1,0 +1,97 @@
+//! The daemon's admin endpoint (`--admin-listen`), scraped over HTTP while
+//! clients talk through the daemon: readiness, the metrics and the table
+//! of connections agree with what the test did, and a wedged actor fails
+//! `/healthz`.
+
+mod support;
+
+use std::net::SocketAddr;
+
+use chinwag_testkit::{PATIENCE, RawClient, send, within};
+use support::Daemon;
+
+const ADMIN: &str = "chinwagd admin endpoint on http://";
+
+/// `GET path`: status and body, from a thread of its own (the client
+/// blocks).
+async fn get(admin: SocketAddr, path: &str) -> (u16, String) {
+    let url = format!("http://{admin}{path}");
+    tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(PATIENCE))
+            .build()
+            .into();
+        let mut response = agent.get(&url).call().expect("the endpoint answers");
+        let status = response.status().as_u16();
+        let body = response.body_mut().read_to_string().expect("a text body");
+        (status, body)
+    })
+    .await
+    .expect("the request's thread")
+}
+
+async fn start(dir: &std::path::Path, args: &[&str]) -> (Daemon, SocketAddr, SocketAddr) {
+    let mut all = vec!["--admin-listen", "127.0.0.1:0"];
+    all.extend_from_slice(args);
+    let mut daemon = Daemon::start(dir, &all);
+    let addr = daemon.up().await;
+    let admin = daemon.line_after(ADMIN).await;
+    let admin = admin.parse().expect("the admin endpoint's address");
+    (daemon, addr, admin)
+}
+
+#[tokio::test]
+async fn the_admin_endpoint_shows_the_daemon_ready_and_its_traffic() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let (daemon, addr, admin) = start(dir.path(), &[]).await;
+    assert_eq!(get(admin, "/readyz").await, (200, "ready\n".to_owned()));
+    assert_eq!(get(admin, "/healthz").await, (200, "ok\n".to_owned()));
+
+    let mut bob = RawClient::connect(addr).await.registered("bob").await;
+    let mut alice = RawClient::connect(addr).await.registered("alice").await;
+    for id in 1..=3 {
+        alice.send(send(id, &["bob"], "through chinwagd")).await;
+        alice.expect_ack(id).await;
+        bob.expect_message().await;
+    }
+    let (status, text) = get(admin, "/metrics").await;
+    assert_eq!(status, 200);
+    for expected in [
+        "chinwag_ready 1\n",
+        "chinwag_users_online 2\n",
+        "chinwag_messages_routed_total 3\n",
+        "chinwag_messages_delivered_total 3\n",
+        "chinwag_store_writable 1\n",
+    ] {
+        assert!(text.contains(expected), "{expected:?} in\n{text}");
+    }
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    let (status, connz) = get(admin, "/connz?sort=msgs_from").await;
+    assert_eq!(status, 200);
+    let connz: serde_json::Value = serde_json::from_str(&connz).expect("JSON");
+    assert_eq!(connz["total"], 2);
+    assert_eq!(connz["connections"][0]["nick"], "alice");
+    assert_eq!(connz["connections"][0]["in_msgs"], 3);
+    assert_eq!(connz["connections"][1]["nick"], "bob");
+    assert_eq!(connz["connections"][1]["out_msgs"], 3);
+    let status = daemon.terminate().await;
+    assert_eq!(status.code(), Some(0), "{status}");
+}
+
+#[tokio::test]
+async fn a_wedged_actor_fails_healthz() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let (_daemon, _addr, admin) = start(dir.path(), &["--test-wedge-actor-after", "1s"]).await;
+    assert_eq!(get(admin, "/healthz").await.0, 200);
+    within("/healthz to fail once the actor is wedged", async {
+        loop {
+            let (status, body) = get(admin, "/healthz").await;
+            if status == 503 {
+                assert_eq!(body, "the hub's actor did not answer in time\n");
+                break;
+            }
+        }
+    })
+    .await;
+}
