@@ -333,7 +333,7 @@ async fn run(
     systemd::ready(&format!("listening on {addr}"));
     let watchdog = systemd::watchdog(hub.clone());
     #[cfg(unix)]
-    let reloads = reload::on_sighup(filter, effective)?;
+    let reloads = reload::on_sighup(filter, effective, hub.clone())?;
     if let Some(after) = args.test_wedge_actor_after {
         let hub = hub.clone();
         tokio::spawn(async move {
@@ -427,7 +427,7 @@ async fn bind_listeners(args: &Args, activated: systemd::Activated) -> anyhow::R
 }
 
 /// The hub's settings from the flags.
-fn hub_config(args: &Args) -> HubConfig {
+pub(crate) fn hub_config(args: &Args) -> HubConfig {
     let mut config = HubConfig::default();
     config.max_connections = args.max_connections;
     config.max_unregistered = args.max_unregistered;

@@ -1,24 +1,54 @@
 //! SIGHUP: the configuration read again, and what can change live changed.
 //!
 //! The flags, the environment and the file are read again exactly as at
-//! start-up (`config.rs`). The log filter (`log`) changes at once; every
-//! other setting that changed is logged as waiting for a restart (the hub
-//! reads its limits once, when it starts). A configuration that does not
-//! load changes nothing, and says why. systemd is told `RELOADING=1` and
-//! then `READY=1` around it.
+//! start-up (`config.rs`). The log filter (`log`) changes at once; the
+//! hub's limits, flood control, per-address limits and account policy go to
+//! [`Hub::reconfigure`] (`crates/hub/src/reconfigure.rs` says which take
+//! effect for everyone and which for new connections); every other setting
+//! that changed (addresses to listen on, the data directory, the mailbox
+//! quotas, the limits sized into the process) is logged as waiting for a
+//! restart, and again at every reload until then. A configuration that does
+//! not load changes nothing, and says why. systemd is told `RELOADING=1`
+//! and then `READY=1` around it.
 
 use std::collections::BTreeMap;
 
+use chinwag_hub::Hub;
 use sd_notify::NotifyState;
 use tracing::{error, info, warn};
 
 use crate::config;
 use crate::logging::{self, FilterHandle};
 
+/// The settings a running hub takes ([`Hub::reconfigure`]), by their keys.
+const LIVE: &[&str] = &[
+    "registration-timeout",
+    "frame-timeout",
+    "ping-interval",
+    "max-missed-pings",
+    "max-in-flight-bytes",
+    "outbox-high-water",
+    "outbox-limit",
+    "slow-consumer-deadline",
+    "max-unregistered-per-address",
+    "max-connections-per-address",
+    "connect-rate",
+    "connect-burst",
+    "ipv6-prefix",
+    "exempt",
+    "rate-limit",
+    "rate-burst",
+    "flood-grace",
+    "require-accounts",
+    "registration",
+    "mailbox-max-age",
+];
+
 /// Reloads on every SIGHUP, for as long as the daemon runs.
 pub(crate) fn on_sighup(
     filter: FilterHandle,
     mut current: BTreeMap<String, Vec<String>>,
+    hub: Hub,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     use anyhow::Context as _;
     use tokio::signal::unix::{SignalKind, signal};
@@ -28,7 +58,7 @@ pub(crate) fn on_sighup(
             let mut states = vec![NotifyState::Reloading];
             states.extend(NotifyState::monotonic_usec_now());
             let _ = sd_notify::notify(&states);
-            match reload(&filter, &current) {
+            match reload(&filter, &current, &hub).await {
                 Ok(now) => current = now,
                 Err(error) => error!("reload failed, nothing changed: {error:#}"),
             }
@@ -37,11 +67,13 @@ pub(crate) fn on_sighup(
     }))
 }
 
-/// Reads the configuration again and applies it; answers the settings now
-/// in force.
-fn reload(
+/// Reads the configuration again and applies what can change live;
+/// answers the settings now in force (those waiting for a restart keep
+/// their old values, so the next reload names them again).
+async fn reload(
     filter: &FilterHandle,
     current: &BTreeMap<String, Vec<String>>,
+    hub: &Hub,
 ) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
     // The command line is the same as at start-up, so this never exits.
     let loaded = config::load()?;
@@ -50,11 +82,24 @@ fn reload(
         filter.reload(logging::filter(loaded.args.log.as_deref())?)?;
         info!(filter = ?new.get("log"), "log filter changed");
     }
+    let reconfigured = hub.reconfigure(crate::hub_config(&loaded.args)).await?;
+    let mut in_force = current.clone();
     for (key, value) in &new {
-        if key != "log" && current.get(key) != Some(value) {
+        if current.get(key) == Some(value) {
+            continue;
+        }
+        if key == "log" || LIVE.contains(&key.as_str()) {
+            in_force.insert(key.clone(), value.clone());
+            if key != "log" {
+                info!(setting = %key, value = ?value, "changed in the configuration; in force now");
+            }
+        } else {
             warn!(setting = %key, value = ?value, "changed in the configuration; takes effect at the next restart");
         }
     }
-    info!("configuration reloaded");
-    Ok(new)
+    info!(
+        hub_settings = ?reconfigured.applied,
+        "configuration reloaded"
+    );
+    Ok(in_force)
 }

@@ -285,8 +285,10 @@ fn a_wedged_actor_stops_the_watchdog_pings() {
 }
 
 /// SIGHUP reads the configuration again: the log filter changes at once,
-/// another changed setting is said to wait for a restart, and systemd is
-/// told `RELOADING=1` then `READY=1`.
+/// flood control goes to the hub and is in force, a setting sized at start
+/// is said to wait for a restart, and systemd is told `RELOADING=1` then
+/// `READY=1`. (What each live setting does to connections is the hub's
+/// `tests/reconfigure.rs`.)
 #[test]
 fn sighup_reloads_the_log_filter_and_names_what_needs_a_restart() {
     use std::io::BufRead as _;
@@ -325,7 +327,11 @@ fn sighup_reloads_the_log_filter_and_names_what_needs_a_restart() {
     });
     notify.until("READY=1");
 
-    std::fs::write(&config, "log = \"info\"\nmax-connections = 5\n").unwrap();
+    std::fs::write(
+        &config,
+        "log = \"info\"\nmax-connections = 5\nrate-limit = \"2/s\"\n",
+    )
+    .unwrap();
     daemon.signal("-HUP");
     let reloading = notify.next();
     assert!(
@@ -350,6 +356,16 @@ fn sighup_reloads_the_log_filter_and_names_what_needs_a_restart() {
         seen.iter()
             .any(|l| l.contains("max-connections") && l.contains("next restart")),
         "{seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("rate-limit") && l.contains("in force now")),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("configuration reloaded") && l.contains("rate_limit")),
+        "the hub took it: {seen:?}"
     );
     daemon.signal("-TERM");
     assert!(daemon.wait_exit().success());

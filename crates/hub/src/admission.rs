@@ -26,7 +26,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use crate::outbox::Outbox;
 use chinwag_protocol::Code;
@@ -142,7 +142,8 @@ struct Waiting {
 /// The hub's admission state, shared by its accept loops.
 #[derive(Debug)]
 pub(crate) struct Admission {
-    limits: AddressLimits,
+    /// Replaced whole by a reconfiguration; read once per admission.
+    limits: RwLock<Arc<AddressLimits>>,
     addresses: Mutex<HashMap<IpAddr, PerAddress>>,
     waiting: Mutex<(u64, HashMap<u64, Waiting>)>,
 }
@@ -157,24 +158,39 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Admission {
     pub(crate) fn new(limits: AddressLimits) -> Self {
         Self {
-            limits,
+            limits: RwLock::new(Arc::new(limits)),
             addresses: Mutex::default(),
             waiting: Mutex::default(),
         }
     }
 
-    /// The address `ip` is limited under: `None` when exempt.
-    fn key(&self, ip: IpAddr) -> Option<IpAddr> {
+    /// The limits in force.
+    fn limits(&self) -> Arc<AddressLimits> {
+        self.limits
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// New limits, for the connections admitted from now on (and the
+    /// registrations and counts of those already in: an address over a
+    /// lowered limit keeps what it has and gets no more).
+    pub(crate) fn set_limits(&self, limits: AddressLimits) {
+        *self.limits.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(limits);
+    }
+
+    /// The address `ip` is limited under (by `limits`): `None` when exempt.
+    fn key(limits: &AddressLimits, ip: IpAddr) -> Option<IpAddr> {
         let ip = match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
             v4 @ IpAddr::V4(_) => v4,
         };
-        if self.limits.exempt.iter().any(|net| net.contains(&ip)) {
+        if limits.exempt.iter().any(|net| net.contains(&ip)) {
             return None;
         }
         match ip {
             IpAddr::V6(v6) => {
-                let prefix = u32::from(self.limits.ipv6_prefix.min(128));
+                let prefix = u32::from(limits.ipv6_prefix.min(128));
                 let mask = u128::MAX.checked_shl(128 - prefix).unwrap_or(0);
                 Some(IpAddr::V6((u128::from(v6) & mask).into()))
             }
@@ -185,9 +201,9 @@ impl Admission {
     /// Admits a new connection from `ip`, or says why not.
     pub(crate) fn admit(self: &Arc<Self>, ip: Option<IpAddr>) -> Result<Ticket, Refusal> {
         let now = Instant::now();
-        let key = ip.and_then(|ip| self.key(ip));
+        let limits = self.limits();
+        let key = ip.and_then(|ip| Self::key(&limits, ip));
         if let Some(key) = key {
-            let limits = &self.limits;
             let mut addresses = lock(&self.addresses);
             if addresses.len() >= PRUNE_AT {
                 addresses.retain(|_, held| held.unregistered + held.registered > 0);
@@ -300,7 +316,7 @@ impl Ticket {
         let addresses = lock(&self.admission.addresses);
         if addresses
             .get(&key)
-            .is_some_and(|held| held.registered >= self.admission.limits.registered)
+            .is_some_and(|held| held.registered >= self.admission.limits().registered)
         {
             return Err(Refusal::Registered);
         }
@@ -358,14 +374,20 @@ mod tests {
     #[test]
     fn loopback_is_exempt_by_default_and_ipv6_is_grouped_by_its_prefix() {
         let admission = admission(AddressLimits::default());
-        assert_eq!(admission.key("127.3.4.5".parse().unwrap()), None);
-        assert_eq!(admission.key("::1".parse().unwrap()), None);
-        let a = admission.key("2001:db8:1:2:aaaa::1".parse().unwrap());
-        let b = admission.key("2001:db8:1:2:bbbb::2".parse().unwrap());
-        let c = admission.key("2001:db8:1:3::1".parse().unwrap());
+        assert_eq!(
+            Admission::key(&admission.limits(), "127.3.4.5".parse().unwrap()),
+            None
+        );
+        assert_eq!(
+            Admission::key(&admission.limits(), "::1".parse().unwrap()),
+            None
+        );
+        let a = Admission::key(&admission.limits(), "2001:db8:1:2:aaaa::1".parse().unwrap());
+        let b = Admission::key(&admission.limits(), "2001:db8:1:2:bbbb::2".parse().unwrap());
+        let c = Admission::key(&admission.limits(), "2001:db8:1:3::1".parse().unwrap());
         assert_eq!(a, b);
         assert_ne!(a, c);
-        let mapped = admission.key("::ffff:192.0.2.7".parse().unwrap());
+        let mapped = Admission::key(&admission.limits(), "::ffff:192.0.2.7".parse().unwrap());
         assert_eq!(mapped, Some(ip("192.0.2.7")));
     }
 

@@ -147,6 +147,9 @@ pub(crate) enum Command {
     },
     /// Answer with the roster (for embedders).
     Roster { reply: oneshot::Sender<Vec<String>> },
+    /// Take the account policy and the slow-consumer deadline of a new
+    /// configuration (`reconfigure.rs`).
+    Reconfigure(Arc<crate::HubConfig>),
     /// Answer with the actor's figures (the admin endpoint).
     Figures {
         reply: oneshot::Sender<ActorFigures>,

@@ -10,6 +10,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chinwag_protocol::{
@@ -26,10 +27,11 @@ use crate::admission::Ticket;
 use crate::command::{AccountJob, Command};
 use crate::flood::{TokenBucket, Verdict};
 use crate::front::Front;
+use crate::hub::InFlightBudget;
 use crate::metrics::MeterGuard;
 use crate::outbox::Outbox;
 use crate::registry::ConnId;
-use crate::{Hub, HubError};
+use crate::{Hub, HubConfig, HubError};
 
 /// A deadline that does not come (about 30 years).
 const NEVER: Duration = Duration::from_secs(86_400 * 365 * 30);
@@ -115,6 +117,13 @@ pub(crate) struct Connection {
     pub(crate) outbox: Arc<Outbox>,
     /// In-flight bytes of this connection's messages (see `HubConfig::max_in_flight_bytes`).
     pub(crate) permits: Arc<Semaphore>,
+    /// The whole of that budget, fixed when the connection began.
+    pub(crate) budget: InFlightBudget,
+    /// The hub's configuration as this connection last took it, and the
+    /// reconfiguration it came from: a newer one is taken at the next
+    /// frame (`refresh`).
+    pub(crate) config: Arc<HubConfig>,
+    generation: u64,
     pub(crate) registration: Registration,
     /// Its place under the limit of unregistered connections, then, from
     /// `Joining` on, under the limit of registered ones (the unregistered
@@ -148,15 +157,18 @@ impl Connection {
         mut ticket: Ticket,
         (peer, front): (String, Front),
     ) -> Self {
-        let config = &hub.shared.config;
-        let outbox = hub.new_outbox();
+        let generation = hub.shared.generation.load(Ordering::Acquire);
+        let config = hub.config();
+        let outbox = Hub::new_outbox(&config);
+        let budget = InFlightBudget::of(&config);
         let id = hub.next_conn_id();
         let meter = (hub.shared.meters).enlist(id, peer, front, outbox.clone());
         // Shedding closes the outbox with `SERVER_FULL`: its writer says so
         // and the connection ends.
         ticket.enlist(&outbox);
         Self {
-            permits: hub.new_in_flight(),
+            permits: budget.semaphore(),
+            budget,
             bucket: config.rate_limit.map(TokenBucket::new),
             outbox,
             id,
@@ -168,6 +180,8 @@ impl Connection {
             heard: Instant::now(),
             timer: Box::pin(tokio::time::sleep(config.registration_timeout)),
             shutdown: Box::pin(hub.shared.shutdown.clone().cancelled_owned()),
+            config,
+            generation,
             hub,
         }
     }
@@ -175,6 +189,25 @@ impl Connection {
     /// The nickname, once registered.
     pub(crate) fn nick(&self) -> Option<&Nick> {
         self.registration.nick()
+    }
+
+    /// Takes the hub's configuration again if it was reconfigured since
+    /// this connection last looked: one load of a word that changes only
+    /// on a reconfiguration, per frame. Flood control starts afresh under
+    /// the new rate limit; deadlines and pings follow the new values from
+    /// their next use. (What is fixed when a connection begins, such as its
+    /// outbox's limits, stays: `reconfigure.rs`.)
+    fn refresh(&mut self) {
+        let generation = self.hub.shared.generation.load(Ordering::Acquire);
+        if generation == self.generation {
+            return;
+        }
+        self.generation = generation;
+        let config = self.hub.config();
+        if config.rate_limit != self.config.rate_limit {
+            self.bucket = config.rate_limit.map(TokenBucket::new);
+        }
+        self.config = config;
     }
 
     /// Ends a connection whose reader or writer has stopped: says goodbye to
@@ -258,14 +291,14 @@ impl Connection {
         input: &mut S,
         pings: bool,
     ) -> Result<Option<S::Item>, Outcome> {
-        let config = &self.hub.shared.config;
-        let interval = config.ping_interval;
-        let max_missed = config.max_missed_pings;
         loop {
+            let interval = self.config.ping_interval;
+            let max_missed = self.config.max_missed_pings;
             tokio::select! {
                 biased;
                 () = self.shutdown.as_mut() => return Err(Outcome::Shutdown),
                 next = input.next() => {
+                    self.refresh();
                     if !self.registration.is_registered() {
                         self.ticket.progressed();
                     }
@@ -313,7 +346,7 @@ impl Connection {
         &mut self,
         send: &SendPayload,
     ) -> Result<OwnedSemaphorePermit, Option<Outcome>> {
-        self.permits_for(self.hub.in_flight_cost(send)).await
+        self.permits_for(self.budget.cost(send)).await
     }
 
     /// `cost` in-flight permits, waiting for them if need be.
@@ -497,7 +530,7 @@ impl Connection {
                 // Liveness is counted from registration: the first `PING`
                 // to a client that stays silent comes one ping interval
                 // after its `WELCOME`, however long registration may take.
-                let interval = self.hub.shared.config.ping_interval;
+                let interval = self.config.ping_interval;
                 self.heard = Instant::now();
                 self.timer.as_mut().reset(self.heard + interval);
             }

@@ -6,8 +6,8 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use chinwag_protocol::{Nick, SendPayload};
 use chinwag_store::{MailStore, StoreError};
@@ -52,7 +52,12 @@ pub struct Hub {
 
 pub(crate) struct Shared {
     pub(crate) commands: mpsc::Sender<Command>,
-    pub(crate) config: HubConfig,
+    /// The configuration in force: replaced whole by
+    /// [`Hub::reconfigure`] (`reconfigure.rs`).
+    pub(crate) config: RwLock<Arc<HubConfig>>,
+    /// Bumped by each reconfiguration: a connection that sees it changed
+    /// takes the new configuration at its next frame.
+    pub(crate) generation: AtomicU64,
     /// Cancelled when shutdown begins: stop accepting and reading.
     pub(crate) shutdown: CancellationToken,
     /// Cancelled when the actor has routed everything it was sent and exited.
@@ -75,10 +80,47 @@ pub(crate) struct Shared {
     next_conn: AtomicU64,
 }
 
+impl Shared {
+    /// The configuration in force now.
+    pub(crate) fn config(&self) -> Arc<HubConfig> {
+        self.config
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// One connection's or session's budget of in-flight bytes, fixed when it
+/// begins (see `HubConfig::max_in_flight_bytes`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct InFlightBudget(u32);
+
+impl InFlightBudget {
+    /// The budget as permits: at least one, at most what one acquisition
+    /// can take.
+    pub(crate) fn of(config: &HubConfig) -> Self {
+        let budget = config.max_in_flight_bytes;
+        Self(u32::try_from(budget).unwrap_or(u32::MAX).max(1))
+    }
+
+    /// A semaphore holding the whole budget.
+    pub(crate) fn semaphore(self) -> Arc<Semaphore> {
+        Arc::new(Semaphore::new(self.0 as usize))
+    }
+
+    /// What sending `send` takes from the budget: about the bytes it will
+    /// occupy, and never more than the whole budget, so that a message
+    /// larger than the budget waits for the others and then goes alone.
+    pub(crate) fn cost(self, send: &SendPayload) -> u32 {
+        let bytes = u32::try_from(send.len() + 32).unwrap_or(u32::MAX);
+        bytes.clamp(1, self.0)
+    }
+}
+
 impl fmt::Debug for Hub {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Hub")
-            .field("config", &self.shared.config)
+            .field("config", &self.shared.config())
             .field("shutting_down", &self.shared.shutdown.is_cancelled())
             .finish_non_exhaustive()
     }
@@ -121,6 +163,7 @@ impl Hub {
 
     fn spawn(config: HubConfig, loaded: Option<Loaded>) -> Self {
         let (commands, rx) = mpsc::channel(config.command_queue.max(1));
+        let actor_config = config.clone();
         let shared = Arc::new(Shared {
             commands,
             connections: Arc::new(Semaphore::new(config.max_connections)),
@@ -133,10 +176,11 @@ impl Hub {
             actor_done: CancellationToken::new(),
             tracker: TaskTracker::new(),
             next_conn: AtomicU64::new(1),
-            config,
+            config: RwLock::new(Arc::new(config)),
+            generation: AtomicU64::new(0),
         });
         let actor = Actor::new(
-            &shared.config,
+            &actor_config,
             shared.commands.downgrade(),
             shared.tracker.clone(),
             loaded,
@@ -147,9 +191,10 @@ impl Hub {
         Self { shared }
     }
 
-    /// The configuration this hub runs with.
-    pub fn config(&self) -> &HubConfig {
-        &self.shared.config
+    /// The configuration this hub runs with now (as
+    /// [`reconfigure`](Self::reconfigure) last left it).
+    pub fn config(&self) -> Arc<HubConfig> {
+        self.shared.config()
     }
 
     /// Who is online, sorted case-insensitively.
@@ -200,7 +245,8 @@ impl Hub {
 
     /// Connections and sessions being served right now, registered or not.
     pub fn connection_count(&self) -> usize {
-        let config = &self.shared.config;
+        // Both limits are set once, at start (`reconfigure.rs`).
+        let config = self.config();
         (config.max_connections - self.shared.connections.available_permits())
             + (config.max_unregistered - self.shared.unregistered.available_permits())
     }
@@ -266,29 +312,7 @@ impl Hub {
         }
     }
 
-    /// A semaphore of in-flight bytes for one connection or session.
-    pub(crate) fn new_in_flight(&self) -> Arc<Semaphore> {
-        Arc::new(Semaphore::new(self.in_flight_budget() as usize))
-    }
-
-    /// The in-flight budget as permits: at least one, at most what one
-    /// acquisition can take.
-    fn in_flight_budget(&self) -> u32 {
-        let budget = self.shared.config.max_in_flight_bytes;
-        u32::try_from(budget).unwrap_or(u32::MAX).max(1)
-    }
-
-    /// What sending `send` takes from its sender's in-flight budget: about
-    /// the bytes it will occupy, and never more than the whole budget, so
-    /// that a message larger than the budget waits for the others and then
-    /// goes alone.
-    pub(crate) fn in_flight_cost(&self, send: &SendPayload) -> u32 {
-        let bytes = u32::try_from(send.len() + 32).unwrap_or(u32::MAX);
-        bytes.clamp(1, self.in_flight_budget())
-    }
-
-    pub(crate) fn new_outbox(&self) -> Arc<Outbox> {
-        let config = &self.shared.config;
+    pub(crate) fn new_outbox(config: &HubConfig) -> Arc<Outbox> {
         Arc::new(Outbox::new(config.outbox_high_water, config.outbox_limit))
     }
 }

@@ -25,7 +25,8 @@
 //! (the binary and text front ends); `writer.rs` (a connection's writer);
 //! `flood.rs` (flood control); `session.rs` (in-process users); `config.rs`
 //! (limits); `stats.rs` (counters of limits hit); `metrics.rs` (what the
-//! admin endpoint reads: messages by outcome, traffic per connection). `docs/architecture.md`
+//! admin endpoint reads: messages by outcome, traffic per connection);
+//! `reconfigure.rs` (which settings a running hub can change). `docs/architecture.md`
 //! tells the story of one message through them, and `docs/limits.md` lists
 //! every limit.
 //!
@@ -52,6 +53,7 @@ mod hub;
 mod listener;
 mod metrics;
 mod outbox;
+mod reconfigure;
 mod registry;
 mod server;
 mod session;
@@ -68,6 +70,7 @@ pub use front::Front;
 pub use hub::Hub;
 pub use listener::{BACKLOG, Listener, Split, Transport, bind_tcp};
 pub use metrics::{ConnectionInfo, HubMetrics};
+pub use reconfigure::Reconfigured;
 pub use session::Session;
 pub use stats::HubStats;
 

@@ -10,6 +10,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::error;
 
 use crate::command::Command;
+use crate::hub::InFlightBudget;
 use crate::outbox::Outbox;
 use crate::registry::ConnId;
 use crate::{Hub, HubError};
@@ -45,6 +46,7 @@ pub struct Session {
     nick: Nick,
     outbox: Arc<Outbox>,
     permits: Arc<Semaphore>,
+    budget: InFlightBudget,
     next_id: u64,
     left: bool,
     _slot: OwnedSemaphorePermit,
@@ -79,7 +81,9 @@ impl Hub {
             .try_acquire_owned()
             .map_err(|_| HubError::Refused(chinwag_protocol::Code::SERVER_FULL))?;
         let id = self.next_conn_id();
-        let outbox = self.new_outbox();
+        let config = self.config();
+        let outbox = Self::new_outbox(&config);
+        let budget = InFlightBudget::of(&config);
         // If this future is dropped while the join is in flight, the actor
         // may register the nickname anyway; the guard takes it back.
         let guard = LeaveOnDrop {
@@ -95,7 +99,8 @@ impl Hub {
             id,
             nick,
             outbox,
-            permits: self.new_in_flight(),
+            permits: budget.semaphore(),
+            budget,
             next_id: 0,
             left: false,
             _slot: slot,
@@ -124,7 +129,7 @@ impl Session {
         };
         let send =
             SendPayload::try_from(&frame).map_err(|_| HubError::Refused(Code::BAD_REQUEST))?;
-        let cost = self.hub.in_flight_cost(&send);
+        let cost = self.budget.cost(&send);
         let permit = self
             .permits
             .clone()

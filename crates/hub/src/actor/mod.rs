@@ -304,6 +304,10 @@ impl Actor {
             Command::Roster { reply } => {
                 let _ = reply.send(self.registry.roster());
             }
+            Command::Reconfigure(config) => {
+                self.accounts.policy = config.accounts.clone();
+                self.deadline = config.slow_consumer_deadline;
+            }
             Command::Figures { reply } => {
                 let _ = reply.send(self.figures());
             }

@@ -51,7 +51,7 @@ pub(crate) fn serve<T: Transport>(
 
 async fn run<T: Transport>(mut connection: Connection, mut io: T) {
     debug!("accepted");
-    let config = &connection.hub.shared.config;
+    let config = connection.config.clone();
     let write_deadline = config.slow_consumer_deadline;
     let (read_half, write_half) = io.split();
     let read_half = Metered::new(read_half, connection.meter.meter.clone());
@@ -142,7 +142,7 @@ async fn read_frames<R: AsyncRead + Unpin>(
             return outcome;
         }
         if !was_registered && connection.registration.is_registered() {
-            let max_frame = connection.hub.shared.config.max_frame;
+            let max_frame = connection.config.max_frame;
             reader.decoder_mut().inner.set_max_frame(max_frame);
         }
     }
@@ -186,7 +186,7 @@ async fn send_buffered<R: AsyncRead + Unpin>(
                 break;
             }
         };
-        let more = connection.hub.in_flight_cost(&next) as usize;
+        let more = connection.budget.cost(&next) as usize;
         if cost + more > room {
             room = connection.permits.available_permits();
             if cost + more > room {

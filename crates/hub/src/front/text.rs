@@ -59,7 +59,7 @@ pub(crate) async fn serve<T: Transport>(
 }
 
 async fn run<T: Transport>(connection: &mut Connection, mut io: T) -> Outcome {
-    let config = &connection.hub.shared.config;
+    let config = connection.config.clone();
     let deadline = config.slow_consumer_deadline;
     let (read_half, write_half) = io.split();
     let read_half = Metered::new(read_half, connection.meter.meter.clone());
@@ -163,7 +163,7 @@ async fn read_lines<R: AsyncRead + Unpin>(
         }
         if !was_registered && let Some(nick) = connection.nick() {
             tracing::Span::current().record("nick", nick.as_str());
-            let max_line = connection.hub.shared.config.max_frame;
+            let max_line = connection.config.max_frame;
             lines.decoder_mut().set_max(max_line);
         }
     }
