@@ -180,6 +180,38 @@ async fn send_reports_usage_and_connection_errors_with_status_2() {
     assert!(!err.contains("panicked"), "{err}");
 }
 
+/// `listen` rides out a hub restart without being asked to: it says it was
+/// disconnected, reconnects to the hub started again on the same address,
+/// and prints what is sent to it there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_reconnects_to_a_restarted_hub_by_default() {
+    let first = TestHub::start().await;
+    let addr = first.addr;
+    let listen = chinwag_at(addr)
+        .args(["--json", "listen", "--nick", "bob", "--count", "1"])
+        .spawn()
+        .unwrap();
+    first.wait_online("bob").await;
+    first.hub.shutdown().await;
+    let second = support::start_on(addr).await;
+    second.wait_online("bob").await;
+    let mut alice = second.hub.attach("alice").await.unwrap();
+    alice
+        .send(Recipients::Users(vec!["bob".into()]), "after the restart")
+        .await
+        .unwrap();
+    let output = finish(listen).await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let records = json_lines(&output);
+    let kinds: Vec<&str> = records.iter().filter_map(|r| r["type"].as_str()).collect();
+    let at = |kind: &str| kinds.iter().position(|k| *k == kind);
+    assert!(at("disconnected").is_some(), "{kinds:?}");
+    assert!(at("disconnected") < at("reconnected"), "{kinds:?}");
+    assert!(at("reconnected") < at("message"), "{kinds:?}");
+    let message = &records[at("message").expect("a message")];
+    assert_eq!(message["text"], "after the restart");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listen_json_prints_one_object_per_event() {
     let hub = TestHub::start().await;

@@ -501,7 +501,8 @@ async fn the_terminal_is_put_back_when_the_hub_ends_the_session_mid_line() {
     let dir = tempfile::tempdir().unwrap();
     let history = dir.path().join("history");
 
-    let pane = Pane::chat(&hub, &history, &["--nick", "alice"]).await;
+    // Without reconnecting (the default would ride the shutdown out).
+    let pane = Pane::chat(&hub, &history, &["--nick", "alice", "--no-reconnect"]).await;
     pane.wait_for_line("").await;
     pane.type_text("half").await;
     pane.wait_for_line("half").await;

@@ -123,9 +123,16 @@ enum Command {
         /// Your nickname.
         #[arg(long)]
         nick: String,
-        /// Reconnect (with backoff) when the connection is lost; not after
-        /// another login to the account replaced this session.
+        /// Do not reconnect when the connection is lost. By default the
+        /// session reconnects, with backoff (100 ms doubling up to 30 s,
+        /// for as long as it takes: a restarted hub, a dropped network),
+        /// logs in again and goes on; never after another login to the
+        /// account replaced it.
         #[arg(long)]
+        no_reconnect: bool,
+        /// Reconnect when the connection is lost: the default (kept for
+        /// scripts written when it was not).
+        #[arg(long, hide = true, conflicts_with = "no_reconnect")]
         reconnect: bool,
         /// The history of lines typed at a terminal, at most 1,000 (a line
         /// typed with a leading space is not kept). By default
@@ -198,9 +205,16 @@ enum Command {
         /// Exit after this many messages (stored ones included).
         #[arg(long, value_name = "N")]
         count: Option<u64>,
-        /// Reconnect (with backoff) when the connection is lost; not after
-        /// another login to the account replaced this session.
+        /// Do not reconnect when the connection is lost. By default the
+        /// session reconnects, with backoff (100 ms doubling up to 30 s,
+        /// for as long as it takes: a restarted hub, a dropped network),
+        /// logs in again and goes on; never after another login to the
+        /// account replaced it.
         #[arg(long)]
+        no_reconnect: bool,
+        /// Reconnect when the connection is lost: the default (kept for
+        /// scripts written when it was not).
+        #[arg(long, hide = true, conflicts_with = "no_reconnect")]
         reconnect: bool,
         /// Neither confirm the messages printed nor ask for receipts. By
         /// default listen confirms each message it prints, so that its
@@ -283,12 +297,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Chat {
             nick,
-            reconnect,
+            no_reconnect,
             history,
             no_receipts,
             login,
+            ..
         } => {
-            let (client, events) = connect(server, &nick, reconnect, !no_receipts, &login).await?;
+            let (client, events) =
+                connect(server, &nick, !no_reconnect, !no_receipts, &login).await?;
             chat::run(&client, events, format, history).await
         }
         Command::Send {
@@ -318,11 +334,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Listen {
             nick,
             count,
-            reconnect,
+            no_reconnect,
             no_receipts,
             login,
+            ..
         } => {
-            let (client, events) = connect(server, &nick, reconnect, !no_receipts, &login).await?;
+            let (client, events) =
+                connect(server, &nick, !no_reconnect, !no_receipts, &login).await?;
             commands::listen(&client, events, count, format).await
         }
         Command::Who { nick, login } => {
