@@ -97,6 +97,36 @@ pub async fn serve(listener: TcpListener, hub: Hub, readiness: Readiness) -> io:
     axum::serve(listener, router(hub, readiness)).await
 }
 
+/// Serves the admin endpoint on a thread of its own, with a runtime of its
+/// own, until the process exits: `/healthz` must answer (that the hub does
+/// not) even when the hub's runtime is stuck, its workers blocked by a
+/// wedged actor. It reaches the hub through the same channels as any task.
+/// `listener` is bound by the caller (in non-blocking mode, as
+/// `tokio::net::TcpListener::into_std` leaves it).
+///
+/// # Errors
+/// If the thread or its runtime cannot be started; errors of the server
+/// itself end the thread, logged.
+pub fn serve_on_own_thread(
+    listener: std::net::TcpListener,
+    hub: Hub,
+    readiness: Readiness,
+) -> io::Result<std::thread::JoinHandle<()>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("chinwag-admin".to_owned())
+        .spawn(move || {
+            let served = runtime.block_on(async move {
+                serve(TcpListener::from_std(listener)?, hub, readiness).await
+            });
+            if let Err(error) = served {
+                tracing::error!(%error, "the admin endpoint stopped");
+            }
+        })
+}
+
 /// A plain-text response.
 fn text(status: StatusCode, body: impl Into<String>) -> Response {
     (

@@ -313,13 +313,12 @@ async fn run(
         .await
         .context("cannot read the accounts")?;
     let readiness = chinwag_admin::Readiness::default();
-    let admin_server = admin_listener.map(|listener| {
-        tokio::spawn(chinwag_admin::serve(
-            listener,
-            hub.clone(),
-            readiness.clone(),
-        ))
-    });
+    // On a thread and runtime of its own: /healthz answers (no) even when
+    // the hub's workers are blocked.
+    if let Some(listener) = admin_listener {
+        chinwag_admin::serve_on_own_thread(listener.into_std()?, hub.clone(), readiness.clone())
+            .context("cannot start the admin endpoint")?;
+    }
     let server = tokio::spawn({
         let hub = hub.clone();
         async move { hub.serve(listener).await }
@@ -364,10 +363,8 @@ async fn run(
             Err(error) => warn!(%error, "listener task failed"),
         }
     }
-    // Up while the hub drained, saying so on /readyz.
-    if let Some(admin) = admin_server {
-        admin.abort();
-    }
+    // The admin endpoint was up while the hub drained, saying so on
+    // /readyz; it ends with the process.
     info!("bye");
     Ok(())
 }
