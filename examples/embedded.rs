@@ -78,14 +78,15 @@ fn show(who: &str, frame: &ServerFrame) {
         }
         ServerFrame::AckRun(run) => format!("* {} messages delivered", run.count),
         ServerFrame::Error(e) => format!("! {}", text::visible(&e.message)),
-        // Liveness, and accounts, the table of users and receipts, which
-        // this example does not ask for.
+        // Liveness, and accounts, the table of users, receipts and reliable
+        // sessions, which this example does not ask for.
         ServerFrame::Ping(_)
         | ServerFrame::Receipts(_)
         | ServerFrame::Pong(_)
         | ServerFrame::AccountDone(_)
         | ServerFrame::Mailbox(_)
         | ServerFrame::StoredMessage(_)
+        | ServerFrame::Sequenced(_)
         | ServerFrame::Users(_)
         | ServerFrame::User(_) => return,
     };

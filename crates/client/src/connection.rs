@@ -23,7 +23,7 @@ use bytes::BytesMut;
 use chinwag_protocol::{
     AccountAction, AccountDone, AccountRequest, AckRun, ClientCodec, ClientFrame, Code,
     DEFAULT_MAX_FRAME, Hello, MAX_FRAME_UNREGISTERED, PROTOCOL_VERSION, ProtocolError,
-    RecipientStatus, Recipients, SendFrame, ServerFrame, Welcome, encode_into, options,
+    RecipientStatus, Recipients, SendFrame, Sequenced, ServerFrame, Welcome, encode_into, options,
 };
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -834,10 +834,26 @@ impl Task {
         }
     }
 
-    /// Acts on one frame from the hub; `Some` ends the connection.
+    /// The table of users: kept, and handed out as the table after
+    /// connecting or as the answer to a `WHO`.
+    fn on_users(&mut self, users: Vec<chinwag_protocol::UserEntry>, conn: &mut Conn) {
+        self.users.set(Some(users.clone()));
+        if conn.table_due {
+            conn.table_due = false;
+            self.outlet.push(Event::Users(users));
+        } else {
+            self.on_who(Who::Users(users), conn);
+        }
+    }
+
+    /// Acts on one frame from the hub; `Some` ends the connection. (A
+    /// `SEQUENCED` comes only to a reliable session, which this library
+    /// does not ask for yet: it is handed out as any message.)
     fn on_frame(&mut self, frame: ServerFrame, conn: &mut Conn) -> Option<CloseReason> {
         match frame {
-            ServerFrame::Message(message) => self.outlet.push(Event::Message(message)),
+            ServerFrame::Message(message) | ServerFrame::Sequenced(Sequenced { message, .. }) => {
+                self.outlet.push(Event::Message(message));
+            }
             ServerFrame::Presence(presence) => {
                 self.users.update(|table| table.apply_presence(&presence));
                 self.outlet.push(Event::Presence(presence));
@@ -858,15 +874,7 @@ impl Task {
                 }
                 self.confirm(conn);
             }
-            ServerFrame::Users(users) => {
-                self.users.set(Some(users.clone()));
-                if conn.table_due {
-                    conn.table_due = false;
-                    self.outlet.push(Event::Users(users));
-                } else {
-                    self.on_who(Who::Users(users), conn);
-                }
-            }
+            ServerFrame::Users(users) => self.on_users(users, conn),
             ServerFrame::User(user) => {
                 self.users.update(|table| table.apply_user(user.clone()));
                 self.outlet.push(Event::User(user));

@@ -118,6 +118,13 @@ impl Member {
     pub(crate) fn receipts(&self) -> bool {
         self.options & options::RECEIPTS != 0
     }
+
+    /// A reliable session (`RELIABLE`, granted to account logins only):
+    /// messages naming it are stored first, and reach it as `SEQUENCED`
+    /// once on disk.
+    pub(crate) fn reliable(&self) -> bool {
+        self.options & options::RELIABLE != 0
+    }
 }
 
 /// What a recipient name resolves to.

@@ -58,6 +58,8 @@ pub mod opcode {
     pub const USER: u8 = 0x8c;
     /// Hub: messages you sent, confirmed by their recipients.
     pub const RECEIPT: u8 = 0x8d;
+    /// Hub: a message for a reliable session, with its sequence number.
+    pub const SEQUENCED: u8 = 0x8e;
 }
 
 /// Options a client may ask for in `HELLO`, as bits of its `options` field;
@@ -94,8 +96,14 @@ pub mod options {
     /// messages each recipient's client confirmed, and when (only from
     /// recipients whose clients confirm).
     pub const RECEIPTS: u32 = 1 << 5;
+    /// A reliable session (an account's login only): every message naming
+    /// the account is held in its mailbox until the client confirms it, and
+    /// comes as `SEQUENCED`, numbered per recipient, once it is on disk; a
+    /// message not confirmed before the connection drops comes again at
+    /// the next login. The client confirms as with `CONFIRMS`.
+    pub const RELIABLE: u32 = 1 << 6;
     /// Every option this crate knows.
-    pub const KNOWN: u32 = ACK_RUNS | NO_PRESENCE | QUIET | USERS | CONFIRMS | RECEIPTS;
+    pub const KNOWN: u32 = ACK_RUNS | NO_PRESENCE | QUIET | USERS | CONFIRMS | RECEIPTS | RELIABLE;
 }
 
 /// Target kinds inside a `recipients` field.
@@ -205,6 +213,18 @@ pub struct Message {
     pub to: Recipients,
     /// The message text.
     pub text: String,
+}
+
+/// `SEQUENCED`: a message for a reliable session, numbered per recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sequenced {
+    /// This recipient's sequence number for it: increasing, one more than
+    /// the last unless a message in between was lost to the store (a
+    /// failed commit); the same message keeps its number when it comes
+    /// again after a reconnection.
+    pub seq: u64,
+    /// The message, as `MESSAGE` carries it.
+    pub message: Message,
 }
 
 impl Message {
@@ -393,6 +413,10 @@ pub enum ServerFrame {
     /// A message that waited in this client's mailbox (the layout of
     /// `MESSAGE`); to be confirmed with `CONFIRM` once handled.
     StoredMessage(Message),
+    /// A message for a reliable session ([`options::RELIABLE`]): its
+    /// sequence number, then `MESSAGE`'s layout. To be confirmed once
+    /// handled; the same number may come again after a reconnection.
+    Sequenced(Sequenced),
     /// The table of users (only with [`options::USERS`]).
     Users(Vec<UserEntry>),
     /// A change to the table of users (only with [`options::USERS`]).
@@ -642,6 +666,7 @@ impl ServerFrame {
             }
             // The views count their opcode themselves.
             Self::Message(m) | Self::StoredMessage(m) => return m.view().payload_len(),
+            Self::Sequenced(s) => return 8 + s.message.view().payload_len(),
             Self::Ack(a) => return a.view().payload_len(),
             Self::AckRun(_) => 8 + 8 + 4,
             Self::Presence(p) => 1 + 8 + nick_len(p.nick.as_bytes()),
@@ -720,6 +745,16 @@ impl Encode for ServerFrame {
                     *first = opcode::STORED_MESSAGE;
                 }
             }
+            Self::Sequenced(s) => {
+                // The opcode and the number, then `MESSAGE`'s payload
+                // without its opcode (moved down over it).
+                dst.put_u8(opcode::SEQUENCED);
+                dst.put_u64(s.seq);
+                let at = dst.len();
+                s.message.view().encode_payload(dst)?;
+                dst.copy_within(at + 1.., at);
+                dst.truncate(dst.len() - 1);
+            }
             Self::Users(users) => {
                 dst.put_u8(opcode::USERS);
                 put_count(dst, users.len())?;
@@ -756,6 +791,10 @@ impl WireFrame for ServerFrame {
             }),
             opcode::MESSAGE => Self::Message(Message::decode(&mut r)?),
             opcode::STORED_MESSAGE => Self::StoredMessage(Message::decode(&mut r)?),
+            opcode::SEQUENCED => Self::Sequenced(Sequenced {
+                seq: r.u64("truncated sequence number")?,
+                message: Message::decode(&mut r)?,
+            }),
             opcode::ACCOUNT_DONE => {
                 let action = AccountAction::from_u8(r.u8("truncated account action")?)
                     .ok_or(ProtocolError::Malformed("unknown account action"))?;

@@ -6,8 +6,8 @@ use chinwag_protocol::{
     AccountAction, AccountDone, AccountRequest, Ack, AckRun, AckView, ClientCodec, ClientFrame,
     Code, DEFAULT_MAX_FRAME, Encode, ErrorFrame, FrameCodec, Hello, HubCodec, MailboxHeader,
     Message, MessageView, Nick, NickError, PREFIX_LEN, Presence, ProtocolError, RecipientStatus,
-    Recipients, SendFrame, ServerFrame, UserEntry, Welcome, WireFrame, encode_frame, encode_into,
-    user_flags,
+    Recipients, SendFrame, Sequenced, ServerFrame, UserEntry, Welcome, WireFrame, encode_frame,
+    encode_into, user_flags,
 };
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -198,6 +198,16 @@ fn account_server_frames() -> Vec<ServerFrame> {
             from: "carol".to_owned(),
             to: Recipients::Users(strings(&["bob", "dave"])),
             text: "call me".to_owned(),
+        }),
+        ServerFrame::Sequenced(Sequenced {
+            seq: u64::MAX,
+            message: Message {
+                id: 5,
+                ts_ms: 1_735_689_601_235,
+                from: "carol".to_owned(),
+                to: Recipients::Users(strings(&["bob"])),
+                text: "numbered".to_owned(),
+            },
         }),
         ServerFrame::Users(vec![
             UserEntry {
@@ -557,7 +567,7 @@ fn unknown_opcodes_are_refused_in_each_direction() {
             other => panic!("client opcode {op:#04x}: {other:?}"),
         }
     }
-    for op in [0x00, 0x01, 0x02, 0x03, 0x04, 0x80, 0x8e, 0xff] {
+    for op in [0x00, 0x01, 0x02, 0x03, 0x04, 0x80, 0x8f, 0xff] {
         match decode_server_payload(&[op]) {
             Err(e @ ProtocolError::UnknownOpcode(got)) => {
                 assert_eq!(got, op);

@@ -8,7 +8,7 @@ use chinwag_protocol::{
     AccountAction, AccountDone, AccountRequest, Ack, AckRun, ClientCodec, ClientFrame, Code,
     Encode, ErrorFrame, Hello, HubCodec, MAX_NICK_LEN, MailboxHeader, Message, Nick, NickError,
     PREFIX_LEN, Presence, ProtocolError, RESERVED_NICKS, RecipientStatus, Recipients, SendFrame,
-    SendPayload, ServerFrame, UserEntry, Welcome, WireFrame, encode_frame, user_flags,
+    SendPayload, Sequenced, ServerFrame, UserEntry, Welcome, WireFrame, encode_frame, user_flags,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -143,6 +143,8 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
             }),
         message().prop_map(ServerFrame::Message),
         message().prop_map(ServerFrame::StoredMessage),
+        (any::<u64>(), message())
+            .prop_map(|(seq, message)| ServerFrame::Sequenced(Sequenced { seq, message })),
         (any::<u64>(), any::<u64>(), any::<u32>(), vec(status, 0..8)).prop_map(
             |(client_id, message_id, delivered, statuses)| {
                 ServerFrame::Ack(Ack {

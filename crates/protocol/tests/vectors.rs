@@ -15,7 +15,7 @@ use chinwag_protocol::{
     AccountAction, AccountDone, AccountRequest, Ack, AckRun, ClientCodec, ClientFrame, Code,
     DEFAULT_MAX_FRAME, ErrorFrame, Hello, HubCodec, MailboxHeader, Message, Nick, NickError,
     PROTOCOL_VERSION, Presence, RESERVED_NICKS, Receipt, RecipientStatus, Recipients, SendFrame,
-    ServerFrame, UserEntry, Welcome, opcode, options, user_flags,
+    Sequenced, ServerFrame, UserEntry, Welcome, opcode, options, user_flags,
 };
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -243,6 +243,20 @@ fn stored(id: u64, ts_ms: u64, text: &str) -> Expected {
     }))
 }
 
+/// As [`stored`], for a reliable session: numbered `seq`.
+fn sequenced(seq: u64, id: u64, ts_ms: u64, text: &str) -> Expected {
+    Expected::Server(ServerFrame::Sequenced(Sequenced {
+        seq,
+        message: Message {
+            id,
+            ts_ms,
+            from: "carol".to_owned(),
+            to: users(&["bob"]),
+            text: text.to_owned(),
+        },
+    }))
+}
+
 fn user_entry(flags: u8, last_seen_ms: u64, nick: &str) -> UserEntry {
     UserEntry {
         flags,
@@ -376,7 +390,7 @@ fn conversation_vectors() -> [(&'static str, Expected); 8] {
 }
 
 /// The vectors of accounts, mailboxes and the table of users.
-fn account_vectors() -> [(&'static str, Expected); 13] {
+fn account_vectors() -> [(&'static str, Expected); 14] {
     let (password, new_password) = ("opensesame", "sesame-2026");
     [
         ("hello-with-password", hello_login(b"bob", 0, password)),
@@ -402,6 +416,7 @@ fn account_vectors() -> [(&'static str, Expected); 13] {
         ),
         ("mailbox", mailbox(2, 1)),
         ("stored-message", stored(2, TS, "call me")),
+        ("sequenced", sequenced(5, 2, TS, "call me")),
         ("users", users_table(TS)),
         (
             "user-created",
@@ -603,6 +618,7 @@ fn every_vector_in_the_document_decodes_and_reencodes_exactly() {
         opcode::ACCOUNT_DONE,
         opcode::MAILBOX,
         opcode::STORED_MESSAGE,
+        opcode::SEQUENCED,
         opcode::USERS,
         opcode::USER,
     ];

@@ -17,6 +17,9 @@ pub struct Account {
     pub mailbox_count: u64,
     /// Bytes waiting in its mailbox (the quota's measure).
     pub mailbox_bytes: u64,
+    /// The highest number a message stored for it was given (0 for none):
+    /// the hub numbers the next ones above it.
+    pub last_number: u64,
 }
 
 /// What creating an account needs.

@@ -78,6 +78,7 @@
 //!     ts_ms: 1_700_000_000_001,
 //!     text: "see you at noon".into(),
 //!     receipt: false,
+//!     number: 0,
 //! };
 //! // `.await` it inside a runtime; `wait` blocks a plain thread.
 //! assert_eq!(store.store_message(message)?.wait()?, StoreOutcome::Stored);

@@ -31,6 +31,11 @@ pub struct StoredMessage {
     /// Its sender asked for a receipt (`RECEIPTS`): confirming it answers
     /// who is owed one ([`Confirmed::receipts`]).
     pub receipt: bool,
+    /// Its number for its recipient (a reliable session's `SEQUENCED`),
+    /// given by the hub; 0 for none. Storing it raises the account's last
+    /// number ([`Account::last_number`](crate::Account::last_number)) to at
+    /// least this, in the same commit.
+    pub number: u64,
 }
 
 impl StoredMessage {
@@ -159,6 +164,7 @@ mod tests {
             ts_ms: 0,
             text: "hello".into(),
             receipt: false,
+            number: 0,
         };
         assert_eq!(message.stored_bytes(), 5 + 5 + "bob carol".len() as u64);
         assert_eq!(message.to_names(), "bob carol");

@@ -42,8 +42,8 @@ pub(crate) fn store(
     messages: &[StoredMessage],
 ) -> rusqlite::Result<Vec<StoreOutcome>> {
     let mut insert = tx.conn.prepare_cached(
-        "INSERT INTO mailbox (recipient, id, sender, to_names, ts_ms, text, bytes, receipt)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO mailbox (recipient, id, sender, to_names, ts_ms, text, bytes, receipt, number)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?;
     let mut outcomes = Vec::with_capacity(messages.len());
     for message in messages {
@@ -68,6 +68,7 @@ pub(crate) fn store(
                     message.text,
                     bytes,
                     message.receipt,
+                    message.number,
                 ])?;
                 let seq = tx.conn.last_insert_rowid();
                 tx.index.add(&recipient, message.id, Slot { seq, bytes });
@@ -76,6 +77,7 @@ pub(crate) fn store(
         };
         outcomes.push(outcome);
     }
+    raise_last_numbers(tx.conn, messages)?;
     if let Some(last) = messages.iter().map(|message| message.id).max() {
         tx.conn
             .prepare_cached(
@@ -84,6 +86,27 @@ pub(crate) fn store(
             .execute([last])?;
     }
     Ok(outcomes)
+}
+
+/// Raises each recipient's last number to the highest of `messages` that
+/// carry one: one statement per recipient, not per message. Numbers of
+/// messages refused (a full mailbox) count too: the hub gave them out.
+fn raise_last_numbers(conn: &Connection, messages: &[StoredMessage]) -> rusqlite::Result<()> {
+    let mut highest: Vec<(String, u64)> = Vec::new();
+    for message in messages.iter().filter(|message| message.number > 0) {
+        let recipient = fold(&message.recipient);
+        match highest.iter_mut().find(|(nick, _)| *nick == recipient) {
+            Some((_, number)) => *number = (*number).max(message.number),
+            None => highest.push((recipient.into_owned(), message.number)),
+        }
+    }
+    let mut raise = conn.prepare_cached(
+        "UPDATE accounts SET last_number = max(last_number, ?1) WHERE nick_folded = ?2",
+    )?;
+    for (recipient, number) in highest {
+        raise.execute(params![number, recipient])?;
+    }
+    Ok(())
 }
 
 /// Deletes one stored message's row.
@@ -330,7 +353,8 @@ pub(crate) fn delete_account(
 }
 
 /// The columns [`account_from_row`] reads, in its order.
-const ACCOUNT_COLUMNS: &str = "nick_folded, nick, password_hash, created_ms, last_seen_ms";
+const ACCOUNT_COLUMNS: &str =
+    "nick_folded, nick, password_hash, created_ms, last_seen_ms, last_number";
 
 /// Each mailbox's messages and bytes, by folded nickname, as the index has
 /// them.
@@ -366,6 +390,7 @@ fn account_from_row(row: &Row<'_>, counts: &Counts) -> rusqlite::Result<Account>
         last_seen_ms: row.get(4)?,
         mailbox_count,
         mailbox_bytes,
+        last_number: row.get(5)?,
     })
 }
 
@@ -416,7 +441,7 @@ pub(crate) fn mailbox(
         return Ok(Err(StoreError::NoSuchAccount));
     };
     let mut read = tx.prepare_cached(
-        "SELECT id, sender, to_names, ts_ms, text, receipt FROM mailbox WHERE seq = ?1",
+        "SELECT id, sender, to_names, ts_ms, text, receipt, number FROM mailbox WHERE seq = ?1",
     )?;
     let mut messages = Vec::with_capacity(rows.len());
     for seq in rows {
@@ -430,6 +455,7 @@ pub(crate) fn mailbox(
                     ts_ms: row.get(3)?,
                     text: row.get(4)?,
                     receipt: row.get(5)?,
+                    number: row.get(6)?,
                 })
             })
             .optional()?;

@@ -160,9 +160,26 @@ CREATE TABLE receipts (
 CREATE INDEX receipts_by_owner ON receipts (owner);
 ";
 
+/// Version 6: reliable sessions. Each stored message's number for its
+/// recipient (`number`; 0 for those stored before), and each account's last
+/// number handed out (`last_number`), so that a number a client has seen is
+/// never handed out again, across restarts, even once every message is
+/// confirmed and gone.
+const V6: &str = "
+ALTER TABLE mailbox ADD COLUMN number INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE accounts ADD COLUMN last_number INTEGER NOT NULL DEFAULT 0;
+";
+
 /// Every migration, oldest first.
 pub(crate) fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up(V4), M::up(V5)])
+    Migrations::new(vec![
+        M::up(V1),
+        M::up(V2),
+        M::up(V3),
+        M::up(V4),
+        M::up(V5),
+        M::up(V6),
+    ])
 }
 
 /// Opens the writer's connection: creates the file if missing, sets the
@@ -231,7 +248,7 @@ mod tests {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .unwrap();
-        assert_eq!(version, 5);
+        assert_eq!(version, 6);
         let tables: Vec<String> = conn
             .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
             .unwrap()

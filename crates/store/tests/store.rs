@@ -8,7 +8,7 @@ use std::thread;
 use std::time::Duration;
 
 use chinwag_store::{
-    AccountStore, Expired, MailStore, Store, StoreConfig, StoreError, StoreOutcome,
+    AccountStore, Expired, MailStore, Store, StoreConfig, StoreError, StoreOutcome, StoredMessage,
 };
 use support::{HASH, T0, accounts, message, message_with, open, open_with};
 
@@ -660,4 +660,51 @@ fn receipts_kept_for_an_offline_sender_are_taken_once_in_order() {
             .unwrap()
             .is_empty()
     );
+}
+
+/// A message's number for its recipient is stored with it, read back with
+/// the mailbox, and raises the account's last number, which stays when the
+/// message is confirmed and gone, across a reopening: a number a client saw
+/// is never handed out again.
+#[test]
+fn numbers_are_kept_with_messages_and_the_last_outlives_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig::new(dir.path());
+    {
+        let store = open_with(&config, &["bob"]);
+        let numbered = |id, number| StoredMessage {
+            number,
+            ..message("bob", id)
+        };
+        let outcomes = store
+            .store_messages(vec![numbered(10, 7), numbered(11, 8)])
+            .unwrap()
+            .wait()
+            .unwrap();
+        assert_eq!(outcomes, [StoreOutcome::Stored, StoreOutcome::Stored]);
+        let mailbox = store.mailbox("bob").unwrap().wait().unwrap();
+        let numbers: Vec<u64> = mailbox.messages.iter().map(|m| m.number).collect();
+        assert_eq!(numbers, [7, 8]);
+        assert_eq!(
+            store
+                .confirm("bob", vec![10, 11])
+                .unwrap()
+                .wait()
+                .unwrap()
+                .removed,
+            2
+        );
+        // An unnumbered message leaves the last number as it was.
+        store
+            .store_message(message("bob", 12))
+            .unwrap()
+            .wait()
+            .unwrap();
+    }
+    let store = open(&config);
+    let bob = store.account("bob").unwrap().wait().unwrap().unwrap();
+    assert_eq!(bob.last_number, 8);
+    let mailbox = store.mailbox("bob").unwrap().wait().unwrap();
+    assert_eq!(mailbox.messages.len(), 1);
+    assert_eq!(mailbox.messages[0].number, 0);
 }

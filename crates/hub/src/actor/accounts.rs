@@ -40,6 +40,9 @@ pub(super) struct Known {
     pub(super) nick: String,
     hash: Arc<str>,
     last_seen_ms: Option<u64>,
+    /// The last number a stored message for it was given (reliable
+    /// sessions' `SEQUENCED`): the next is one more.
+    last_number: u64,
 }
 
 /// The accounts, the store they are kept in, and the throttle on wrong
@@ -73,6 +76,7 @@ impl Accounts {
                     nick: account.nick,
                     hash: account.password_hash.into(),
                     last_seen_ms: account.last_seen_ms,
+                    last_number: account.last_number,
                 };
                 (key, known)
             })
@@ -85,6 +89,21 @@ impl Accounts {
             policy,
             hashing: Arc::new(Semaphore::new(HASHING)),
             answers,
+        }
+    }
+
+    /// The next number for a message stored for `nick` (0 if it has no
+    /// account). Numbers are given in routing order; the store keeps the
+    /// last one given with the message, so a restarted hub goes on above
+    /// every number a client may have seen (messages reach a reliable
+    /// session only once stored).
+    pub(super) fn next_number(&mut self, nick: &str) -> u64 {
+        match self.known.get_mut(&key_of(nick)) {
+            Some(known) => {
+                known.last_number += 1;
+                known.last_number
+            }
+            None => 0,
         }
     }
 
@@ -462,6 +481,7 @@ impl Actor {
                     nick: nick.clone(),
                     hash: hash.into(),
                     last_seen_ms: None,
+                    last_number: 0,
                 };
                 self.accounts.known.insert(key, known);
                 let row = UserEntry {

@@ -17,9 +17,13 @@ use crate::registry::{ConnId, IdSet, Member, Registry};
 pub(super) struct Named<'a, 'r> {
     pub(super) name: Utf8<'a>,
     pub(super) found: Option<(ConnId, &'r Member)>,
-    /// Not online, but registered: the account's nickname as registered.
-    /// The message is stored for it.
+    /// Not online, but registered (or online in a reliable session, which
+    /// is given its messages once stored): the account's nickname as
+    /// registered. The message is stored for it.
     pub(super) offline: Option<&'r str>,
+    /// Online in a reliable session: its stored copy is delivered to it
+    /// once the store has it.
+    pub(super) held: bool,
     pub(super) status: Code,
 }
 

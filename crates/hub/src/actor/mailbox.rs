@@ -9,7 +9,7 @@
 //! reply the sender is owed after it; the other recipients had their
 //! message at once.
 
-use chinwag_protocol::{Code, MailboxHeader, Message, Recipients, ServerFrame};
+use chinwag_protocol::{Code, MailboxHeader, Message, Recipients, Sequenced, ServerFrame};
 use chinwag_store::{
     KeptReceipt, MailStore, Mailbox, Pending, StoreError, StoreOutcome, StoredMessage,
 };
@@ -20,7 +20,7 @@ use super::acks::{PendingAck, Replies};
 use super::{Actor, encode};
 use crate::command::Answer;
 use crate::outbox::Pressure;
-use crate::registry::ConnId;
+use crate::registry::{ConnId, Lookup};
 
 /// One message to hand to the store: who sent it, its ids, and for each
 /// of its offline registered recipients the index of its status in the
@@ -32,6 +32,28 @@ pub(super) struct ForStore {
     /// The `ACK`'s statuses; `None` for the recipients being stored.
     pub(super) statuses: Vec<(String, Option<Code>)>,
     pub(super) copies: Vec<(usize, StoredMessage)>,
+    /// The indices of the copies for reliable sessions online, to be
+    /// delivered once stored.
+    pub(super) held: Vec<usize>,
+}
+
+/// A stored copy as a reliable session is given it.
+fn sequenced(stored: &StoredMessage) -> ServerFrame {
+    let to = if stored.to.is_empty() {
+        Recipients::Everyone
+    } else {
+        Recipients::Users(stored.to.clone())
+    };
+    ServerFrame::Sequenced(Sequenced {
+        seq: stored.number,
+        message: Message {
+            id: stored.id,
+            ts_ms: stored.ts_ms,
+            from: stored.sender.clone(),
+            to,
+            text: stored.text.clone(),
+        },
+    })
 }
 
 /// The `ACK` status a store's answer comes to.
@@ -111,7 +133,15 @@ impl Actor {
             delivered,
             statuses,
             copies,
+            held,
         } = message;
+        let held: Vec<(usize, StoredMessage)> = (copies.iter())
+            .filter(|(index, _)| held.contains(index))
+            .cloned()
+            .collect();
+        if !held.is_empty() {
+            self.held.insert(message_id, held);
+        }
         let earlier = replies.take();
         self.reply(from, earlier);
         self.acks.wait(
@@ -172,9 +202,47 @@ impl Actor {
         });
     }
 
+    /// Numbers each stored copy of a message for its recipient, in routing
+    /// order (`SEQUENCED`).
+    pub(super) fn number(&mut self, message: &mut ForStore) {
+        for (_, copy) in &mut message.copies {
+            copy.number = self.accounts.next_number(&copy.recipient);
+        }
+    }
+
+    /// Delivers a stored copy to its recipient if it is online in a
+    /// reliable session, and has not had it already (from its mailbox, at a
+    /// login that read it after the commit); says whether it did. Its
+    /// `CONFIRM` then takes the copy out of the mailbox.
+    fn deliver_held(&mut self, copy: &StoredMessage) -> bool {
+        let folded = copy.recipient.to_ascii_lowercase();
+        let Lookup::Online(id, member) = self.registry.lookup(folded.as_bytes()) else {
+            return false;
+        };
+        if !member.reliable()
+            || (self.stored_out.get(&id)).is_some_and(|out| out.contains(&copy.id))
+        {
+            return false;
+        }
+        let Some(frame) = encode(&sequenced(copy)) else {
+            return false;
+        };
+        member.received(1);
+        self.stored_out.entry(id).or_default().insert(copy.id);
+        self.queue_for(id, frame);
+        true
+    }
+
     /// The store's answer for a message's offline recipients.
     pub(super) fn stored(&mut self, message_id: u64, statuses: Vec<(usize, Code)>) {
-        for (index, status) in statuses {
+        let mut held = self.held.remove(&message_id).unwrap_or_default();
+        for (index, mut status) in statuses {
+            if let Some(at) = held.iter().position(|(held, _)| *held == index) {
+                let (_, copy) = held.swap_remove(at);
+                if status == Code::STORED && self.deliver_held(&copy) {
+                    status = Code::DELIVERED;
+                }
+            }
             self.tally.status(status);
             self.settle(message_id, index, status);
         }
@@ -214,18 +282,28 @@ impl Actor {
             warn!(%error, nick = %member.nick, "could not read a mailbox at login");
             Mailbox::default()
         });
+        // A reliable session may have had some already: delivered once
+        // stored, after this read was asked for.
+        let out = self.stored_out.entry(id).or_default();
+        let messages: Vec<StoredMessage> = (mailbox.messages.into_iter())
+            .filter(|stored| out.insert(stored.id))
+            .collect();
+        if out.is_empty() {
+            self.stored_out.remove(&id);
+        }
         let header = ServerFrame::Mailbox(MailboxHeader {
-            count: u32::try_from(mailbox.messages.len()).unwrap_or(u32::MAX),
+            count: u32::try_from(messages.len()).unwrap_or(u32::MAX),
             expired: u32::try_from(mailbox.expired).unwrap_or(u32::MAX),
         });
-        let mut frames = Vec::with_capacity(mailbox.messages.len() + 1);
+        let mut frames = Vec::with_capacity(messages.len() + 1);
         frames.extend(encode(&header));
-        member.received(mailbox.messages.len() as u64);
-        if !mailbox.messages.is_empty() {
-            let ids = mailbox.messages.iter().map(|stored| stored.id).collect();
-            self.stored_out.insert(id, ids);
-        }
-        for stored in mailbox.messages {
+        member.received(messages.len() as u64);
+        let reliable = member.reliable();
+        for stored in messages {
+            if reliable {
+                frames.extend(encode(&sequenced(&stored)));
+                continue;
+            }
             let to = if stored.to.is_empty() {
                 Recipients::Everyone
             } else {

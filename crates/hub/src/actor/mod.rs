@@ -27,7 +27,7 @@ mod presence;
 mod receipts;
 mod route;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -35,7 +35,7 @@ use bytes::Bytes;
 use chinwag_protocol::{
     Code, Encode, PROTOCOL_VERSION, ServerFrame, Welcome, encode_frame, options,
 };
-use chinwag_store::Account;
+use chinwag_store::{Account, StoredMessage};
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
@@ -89,6 +89,9 @@ pub(crate) struct Actor {
     /// client that confirms every live message would otherwise cost the
     /// store a transaction per batch of confirmations).
     stored_out: IdMap<HashSet<u64>>,
+    /// Copies for reliable sessions online, by message id, with their
+    /// index in the `ACK`: delivered once the store has them.
+    held: HashMap<u64, Vec<(usize, StoredMessage)>>,
     /// Receipts owed by confirming connections, and the batch's due.
     receipts: Receipts,
     /// Messages by outcome, and routing latency (the admin endpoint).
@@ -139,6 +142,7 @@ impl Actor {
             to_store: ToStore::default(),
             stored_out: IdMap::default(),
             receipts: Receipts::default(),
+            held: HashMap::new(),
             tally: Tally::default(),
             receipt_sender: None,
             tasks,
@@ -331,8 +335,15 @@ impl Actor {
             reply,
             ..
         } = join;
-        // Granted: the options asked for that this hub knows.
-        let granted = options.map(|asked| asked & options::KNOWN);
+        // Granted: the options asked for that this hub knows; a reliable
+        // session only to an account's login (its mailbox holds the
+        // messages).
+        let known = if account {
+            options::KNOWN
+        } else {
+            options::KNOWN & !options::RELIABLE
+        };
+        let granted = options.map(|asked| asked & known);
         let member = Member::new(nick, outbox, granted.unwrap_or(0), account);
         if self.registry.join(id, member).is_err() {
             let _ = reply.send(Err((Code::NICK_TAKEN, unregistered)));

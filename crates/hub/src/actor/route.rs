@@ -175,7 +175,8 @@ impl Actor {
             copy.receipt = self.receipt_sender.is_some();
             // Its `ACK` waits for the store.
             let named = named.as_deref().unwrap_or_default();
-            let for_store = copy.for_store(send.id(), delivery.delivered, named);
+            let mut for_store = copy.for_store(send.id(), delivery.delivered, named);
+            self.number(&mut for_store);
             self.store_for_offline(from, for_store, replies);
         } else {
             let (ids, delivered) = ((send.id(), message_id), delivery.delivered);
@@ -282,7 +283,7 @@ impl StoredCopy {
                 (named.name.to_string(), status)
             })
             .collect();
-        let copies = (named.iter().enumerate())
+        let copies: Vec<(usize, StoredMessage)> = (named.iter().enumerate())
             .filter_map(|(index, named)| {
                 let copy = StoredMessage {
                     recipient: named.offline?.to_owned(),
@@ -292,9 +293,14 @@ impl StoredCopy {
                     ts_ms: self.ts_ms,
                     text: self.text.clone(),
                     receipt: self.receipt,
+                    number: 0,
                 };
                 Some((index, copy))
             })
+            .collect();
+        let held = (copies.iter())
+            .filter(|(index, _)| named.get(*index).is_some_and(|named| named.held))
+            .map(|(index, _)| *index)
             .collect();
         ForStore {
             client_id,
@@ -302,6 +308,7 @@ impl StoredCopy {
             delivered,
             statuses,
             copies,
+            held,
         }
     }
 }
@@ -360,10 +367,14 @@ fn resolve<'a, 'r>(
         };
         if !repeated {
             let (found, offline) = lookup(registry, known, last_found, name.as_bytes());
+            // A reliable session is given its messages once they are
+            // stored: for routing, as if it were offline.
+            let held = found.and_then(|(_, member)| member.reliable().then_some(member));
             resolved.push(Named {
                 name,
-                found,
-                offline,
+                found: if held.is_some() { None } else { found },
+                offline: held.map_or(offline, |member| Some(member.nick.as_str())),
+                held: held.is_some(),
                 status: Code::NO_SUCH_USER,
             });
         }

@@ -250,6 +250,7 @@ fn render(frame: &Bytes, out: &mut String) {
         | ServerFrame::AccountDone(_)
         | ServerFrame::Mailbox(_)
         | ServerFrame::StoredMessage(_)
+        | ServerFrame::Sequenced(_)
         | ServerFrame::Users(_)
         | ServerFrame::User(_) => {}
     }

@@ -54,6 +54,7 @@ pub fn message(recipient: &str, id: u64) -> StoredMessage {
         ts_ms: T0 + id,
         text: format!("message {id}: {}", "x".repeat((id % 17) as usize)),
         receipt: id.is_multiple_of(2),
+        number: 0,
     }
 }
 

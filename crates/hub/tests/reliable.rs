@@ -1,0 +1,188 @@
+//! Reliable sessions (`RELIABLE`, issue 18), over real sockets with a store
+//! on disk: a message naming an account in a reliable session reaches it
+//! as `SEQUENCED` once stored, numbered for that recipient, and comes
+//! again at every login until the client confirms it; numbers go on above
+//! the last across a restart; a guest is not granted the option.
+
+use chinwag_hub::HubConfig;
+use chinwag_hub::protocol::{ClientFrame, Code, Sequenced, ServerFrame, options};
+use chinwag_hub::store::StoreConfig;
+use chinwag_testkit::{RawClient, TestHub, account, hello_with_options, login, send};
+use tokio::net::TcpStream;
+
+const PASSWORD: &str = "correct horse";
+
+async fn create(hub: &TestHub, nick: &str) {
+    let mut client = hub.connect().await;
+    client
+        .send(account(
+            chinwag_hub::protocol::AccountAction::Create,
+            nick,
+            PASSWORD,
+            "",
+        ))
+        .await;
+    client
+        .recv_until(|frame| matches!(frame, ServerFrame::AccountDone(_)).then_some(()))
+        .await;
+}
+
+/// Logs in to `nick` in a reliable session: the options granted, and the
+/// messages its mailbox held (as `SEQUENCED`), in the order they came.
+async fn reliable_login(hub: &TestHub, nick: &str) -> (RawClient<TcpStream>, u32, Vec<Sequenced>) {
+    let mut client = hub.connect().await;
+    client
+        .send(login(
+            nick,
+            PASSWORD,
+            options::RELIABLE | options::NO_PRESENCE,
+        ))
+        .await;
+    let welcome = client.expect_welcome().await;
+    let mut held = Vec::new();
+    let mut left = None;
+    while left != Some(0) {
+        match client.recv().await.expect("the mailbox follows WELCOME") {
+            ServerFrame::Mailbox(header) => left = Some(header.count),
+            ServerFrame::Sequenced(sequenced) => {
+                held.push(sequenced);
+                left = left.map(|n| n - 1);
+            }
+            other => panic!("{other:?} before the end of the mailbox"),
+        }
+    }
+    (client, welcome.options.unwrap_or(0), held)
+}
+
+/// Waits until `nick` has left (the hub's roster no longer has it).
+async fn wait_offline(hub: &TestHub, nick: &str) {
+    chinwag_testkit::within("leaving", async {
+        while hub
+            .hub
+            .roster()
+            .await
+            .expect("a roster")
+            .iter()
+            .any(|n| n == nick)
+        {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}
+
+/// The next `SEQUENCED` frame.
+async fn next_sequenced(client: &mut RawClient<TcpStream>) -> Sequenced {
+    client
+        .recv_until(|frame| match frame {
+            ServerFrame::Sequenced(sequenced) => Some(sequenced),
+            _ => None,
+        })
+        .await
+}
+
+fn numbers(held: &[Sequenced]) -> Vec<u64> {
+    held.iter().map(|sequenced| sequenced.seq).collect()
+}
+
+#[tokio::test]
+async fn messages_come_numbered_once_stored_and_again_until_confirmed() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let store = TestHub::open_store(StoreConfig::new(dir.path())).await;
+    let hub = TestHub::with_store(HubConfig::default(), store).await;
+    create(&hub, "bob").await;
+    let (mut bob, granted, held) = reliable_login(&hub, "bob").await;
+    assert_ne!(granted & options::RELIABLE, 0, "granted to an account");
+    assert!(held.is_empty());
+
+    let mut alice = hub.register("alice").await;
+    for id in 1..=3 {
+        alice.send(send(id, &["bob"], format!("m{id}"))).await;
+        let ack = alice.expect_ack(id).await;
+        assert_eq!(ack.statuses[0].status, Code::DELIVERED, "{ack:?}");
+    }
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got.push(next_sequenced(&mut bob).await);
+    }
+    assert_eq!(numbers(&got), [1, 2, 3]);
+    let texts: Vec<&str> = got.iter().map(|s| s.message.text.as_str()).collect();
+    assert_eq!(texts, ["m1", "m2", "m3"]);
+
+    // Only the first confirmed when the connection drops.
+    bob.send(ClientFrame::Confirm(vec![got[0].message.id]))
+        .await;
+    bob.sync().await;
+    drop(bob);
+    wait_offline(&hub, "bob").await;
+    let (bob, _, again) = reliable_login(&hub, "bob").await;
+    assert_eq!(numbers(&again), [2, 3], "the unconfirmed, same numbers");
+    let ids: Vec<u64> = again.iter().map(|s| s.message.id).collect();
+    assert_eq!(ids, [got[1].message.id, got[2].message.id], "and ids");
+    let mut bob = bob;
+    bob.send(ClientFrame::Confirm(ids)).await;
+    bob.sync().await;
+    drop(bob);
+    wait_offline(&hub, "bob").await;
+
+    // Confirmed: gone. The next message goes on from the last number.
+    let (mut bob, _, none) = reliable_login(&hub, "bob").await;
+    assert!(none.is_empty(), "{none:?}");
+    alice.send(send(4, &["bob"], "m4")).await;
+    alice.expect_ack(4).await;
+    assert_eq!(next_sequenced(&mut bob).await.seq, 4);
+    hub.hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn numbers_go_on_above_the_last_across_a_restart_and_offline() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let config = StoreConfig::new(dir.path());
+    {
+        let store = TestHub::open_store(config.clone()).await;
+        let hub = TestHub::with_store(HubConfig::default(), store).await;
+        create(&hub, "bob").await;
+        let (mut bob, _, _) = reliable_login(&hub, "bob").await;
+        let mut alice = hub.register("alice").await;
+        alice.send(send(1, &["bob"], "before")).await;
+        alice.expect_ack(1).await;
+        let first = next_sequenced(&mut bob).await;
+        assert_eq!(first.seq, 1);
+        bob.send(ClientFrame::Confirm(vec![first.message.id])).await;
+        bob.sync().await;
+        hub.hub.shutdown().await;
+    }
+    let store = TestHub::open_store(config).await;
+    let hub = TestHub::with_store(HubConfig::default(), store).await;
+    // Offline now: stored, numbered on, and given numbered at the login.
+    let mut alice = hub.register("alice").await;
+    alice.send(send(1, &["bob"], "while away")).await;
+    let ack = alice.expect_ack(1).await;
+    assert_eq!(ack.statuses[0].status, Code::STORED);
+    let (_bob, _, held) = reliable_login(&hub, "bob").await;
+    assert_eq!(numbers(&held), [2]);
+    assert_eq!(held[0].message.text, "while away");
+    assert_eq!(held[0].message.from, "alice");
+    hub.hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_guest_is_not_granted_a_reliable_session_and_gets_messages_as_before() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let store = TestHub::open_store(StoreConfig::new(dir.path())).await;
+    let hub = TestHub::with_store(HubConfig::default(), store).await;
+    let mut guest = hub.connect().await;
+    guest
+        .send(hello_with_options("guest", options::RELIABLE))
+        .await;
+    let welcome = guest.expect_welcome().await;
+    assert_eq!(welcome.options.unwrap_or(0) & options::RELIABLE, 0);
+    let mut alice = hub.register("alice").await;
+    alice.send(send(1, &["guest"], "live")).await;
+    assert_eq!(
+        alice.expect_ack(1).await.statuses[0].status,
+        Code::DELIVERED
+    );
+    assert_eq!(guest.expect_message().await.text, "live");
+    hub.hub.shutdown().await;
+}
