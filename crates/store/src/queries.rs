@@ -77,7 +77,6 @@ pub(crate) fn store(
         };
         outcomes.push(outcome);
     }
-    raise_last_numbers(tx.conn, messages)?;
     if let Some(last) = messages.iter().map(|message| message.id).max() {
         tx.conn
             .prepare_cached(
@@ -88,25 +87,28 @@ pub(crate) fn store(
     Ok(outcomes)
 }
 
-/// Raises each recipient's last number to the highest of `messages` that
-/// carry one: one statement per recipient, not per message. Numbers of
-/// messages refused (a full mailbox) count too: the hub gave them out.
-fn raise_last_numbers(conn: &Connection, messages: &[StoredMessage]) -> rusqlite::Result<()> {
-    let mut highest: Vec<(String, u64)> = Vec::new();
-    for message in messages.iter().filter(|message| message.number > 0) {
-        let recipient = fold(&message.recipient);
-        match highest.iter_mut().find(|(nick, _)| *nick == recipient) {
-            Some((_, number)) => *number = (*number).max(message.number),
-            None => highest.push((recipient.into_owned(), message.number)),
-        }
-    }
-    let mut raise = conn.prepare_cached(
-        "UPDATE accounts SET last_number = max(last_number, ?1) WHERE nick_folded = ?2",
-    )?;
-    for (recipient, number) in highest {
-        raise.execute(params![number, recipient])?;
+/// Raises an account's last number to `highest` (the highest number among
+/// messages leaving its mailbox). Numbers are kept with the messages while
+/// they are stored (the last given is then the mailbox's highest), and in
+/// the account once they leave it: storing a message costs nothing more.
+fn raise_last_number(conn: &Connection, folded: &str, highest: u64) -> rusqlite::Result<()> {
+    if highest > 0 {
+        conn.prepare_cached(
+            "UPDATE accounts SET last_number = max(last_number, ?1) WHERE nick_folded = ?2",
+        )?
+        .execute(params![highest, folded])?;
     }
     Ok(())
+}
+
+/// Each mailbox's highest number, by folded nickname (one scan of the
+/// table: read with the accounts, when a hub starts).
+fn highest_numbers(conn: &Connection) -> rusqlite::Result<HashMap<String, u64>> {
+    conn.prepare_cached(
+        "SELECT recipient, max(number) FROM mailbox WHERE number > 0 GROUP BY recipient",
+    )?
+    .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+    .collect()
 }
 
 /// Deletes one stored message's row.
@@ -126,18 +128,23 @@ pub(crate) fn confirm(
     let recipient = fold(recipient);
     let mut delete = tx
         .conn
-        .prepare_cached("DELETE FROM mailbox WHERE seq = ?1 RETURNING sender, receipt")?;
+        .prepare_cached("DELETE FROM mailbox WHERE seq = ?1 RETURNING sender, receipt, number")?;
     let mut confirmed = Confirmed::default();
+    let mut highest = 0;
     for &id in ids {
         if let Some(slot) = tx.index.remove(&recipient, id) {
-            let (sender, receipt): (String, bool) =
-                delete.query_row([slot.seq], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            let (sender, receipt, number): (String, bool, u64) = delete
+                .query_row([slot.seq], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })?;
             confirmed.removed += 1;
+            highest = highest.max(number);
             if receipt {
                 confirmed.receipts.push((id, sender));
             }
         }
     }
+    raise_last_number(tx.conn, &recipient, highest)?;
     Ok(confirmed)
 }
 
@@ -219,22 +226,25 @@ pub(crate) fn expire(
     let cutoff = i64::try_from(now_ms.saturating_sub(max_age_ms)).unwrap_or(i64::MAX);
     // A scan of the table: the sweep runs hourly, and an index on age
     // would cost every stored message a second B-tree insert meanwhile.
-    let gone: Vec<(String, u64)> = tx
+    let gone: Vec<(String, u64, u64)> = tx
         .conn
-        .prepare_cached("DELETE FROM mailbox WHERE ts_ms < ?1 RETURNING recipient, id")?
-        .query_map([cutoff], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .prepare_cached("DELETE FROM mailbox WHERE ts_ms < ?1 RETURNING recipient, id, number")?
+        .query_map([cutoff], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
         .collect::<rusqlite::Result<_>>()?;
-    let mut dropped: BTreeMap<String, u64> = BTreeMap::new();
-    for (recipient, id) in gone {
+    let mut dropped: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for (recipient, id, number) in gone {
         tx.index.remove(&recipient, id);
-        *dropped.entry(recipient).or_default() += 1;
+        let (count, highest) = dropped.entry(recipient).or_default();
+        *count += 1;
+        *highest = (*highest).max(number);
     }
     let mut tell = tx.conn.prepare_cached(
         "UPDATE accounts SET expired_untold = expired_untold + ?2 WHERE nick_folded = ?1
          RETURNING nick",
     )?;
     let mut expired = Vec::with_capacity(dropped.len());
-    for (folded, dropped) in dropped {
+    for (folded, (dropped, highest)) in dropped {
+        raise_last_number(tx.conn, &folded, highest)?;
         // A row whose account is gone has nobody to tell.
         if let Some(recipient) = tell
             .query_row(params![folded, dropped], |row| row.get(0))
@@ -394,26 +404,47 @@ fn account_from_row(row: &Row<'_>, counts: &Counts) -> rusqlite::Result<Account>
     })
 }
 
-/// One account.
+/// One account. Its last number is the higher of the one kept with it and
+/// its mailbox's highest (a scan of the mailbox, which has no index by
+/// recipient: for the operator's commands and tests, not for traffic).
 pub(crate) fn account(
     conn: &Connection,
     nick: &str,
     counts: &Counts,
 ) -> rusqlite::Result<Option<Account>> {
-    conn.prepare_cached(&format!(
-        "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE nick_folded = ?1"
-    ))?
-    .query_row([fold(nick)], |row| account_from_row(row, counts))
-    .optional()
+    let folded = fold(nick);
+    let Some(mut account) = conn
+        .prepare_cached(&format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE nick_folded = ?1"
+        ))?
+        .query_row([&folded], |row| account_from_row(row, counts))
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let highest: u64 = conn
+        .prepare_cached("SELECT coalesce(max(number), 0) FROM mailbox WHERE recipient = ?1")?
+        .query_row([&folded], |row| row.get(0))?;
+    account.last_number = account.last_number.max(highest);
+    Ok(Some(account))
 }
 
-/// Every account, by folded nickname.
+/// Every account, by folded nickname, each with its last number (as
+/// [`account`], with one scan of the mailbox for all).
 pub(crate) fn accounts(conn: &Connection, counts: &Counts) -> rusqlite::Result<Vec<Account>> {
-    conn.prepare_cached(&format!(
-        "SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY nick_folded"
-    ))?
-    .query_map([], |row| account_from_row(row, counts))?
-    .collect()
+    let highest = highest_numbers(conn)?;
+    let mut accounts: Vec<Account> = conn
+        .prepare_cached(&format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY nick_folded"
+        ))?
+        .query_map([], |row| account_from_row(row, counts))?
+        .collect::<rusqlite::Result<_>>()?;
+    for account in &mut accounts {
+        if let Some(&number) = highest.get(fold(&account.nick).as_ref()) {
+            account.last_number = account.last_number.max(number);
+        }
+    }
+    Ok(accounts)
 }
 
 /// A mailbox's rows, in id order, as the index has them (`None`: no such

@@ -707,4 +707,32 @@ fn numbers_are_kept_with_messages_and_the_last_outlives_them() {
     let mailbox = store.mailbox("bob").unwrap().wait().unwrap();
     assert_eq!(mailbox.messages.len(), 1);
     assert_eq!(mailbox.messages[0].number, 0);
+
+    // Still stored: the mailbox's highest is the last, in the list of
+    // accounts too. Dropped by the age limit: the account keeps it.
+    let numbered = StoredMessage {
+        number: 9,
+        ..message("bob", 13)
+    };
+    store.store_message(numbered).unwrap().wait().unwrap();
+    let listed = store.accounts().unwrap().wait().unwrap();
+    assert_eq!(listed[0].last_number, 9);
+    let far_future = T0 + 365 * 24 * 3_600_000;
+    store
+        .expire(far_future, Duration::from_secs(1))
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert!(
+        store
+            .mailbox("bob")
+            .unwrap()
+            .wait()
+            .unwrap()
+            .messages
+            .is_empty()
+    );
+    drop(store);
+    let store = open(&config);
+    assert_eq!(store.accounts().unwrap().wait().unwrap()[0].last_number, 9);
 }

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use chinwag_protocol::{
-    AccountAction, AccountDone, Code, ErrorFrame, Nick, ServerFrame, UserEntry, encode_into,
-    options, user_flags,
+    AccountAction, AccountDone, Code, ErrorFrame, MAX_NICK_LEN, Nick, ServerFrame, UserEntry,
+    encode_into, options, user_flags,
 };
 use chinwag_store::{Account, NewAccount, StoreError};
 use tokio::sync::{Semaphore, mpsc};
@@ -98,7 +98,14 @@ impl Accounts {
     /// every number a client may have seen (messages reach a reliable
     /// session only once stored).
     pub(super) fn next_number(&mut self, nick: &str) -> u64 {
-        match self.known.get_mut(&key_of(nick)) {
+        // Folded on the stack: this runs for every stored copy.
+        let mut folded = [0u8; MAX_NICK_LEN];
+        let Some(folded) = folded.get_mut(..nick.len()) else {
+            return 0;
+        };
+        folded.copy_from_slice(nick.as_bytes());
+        folded.make_ascii_lowercase();
+        match self.known.get_mut(&folded[..]) {
             Some(known) => {
                 known.last_number += 1;
                 known.last_number
