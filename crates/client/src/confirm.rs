@@ -8,7 +8,10 @@
 //! - for stored messages, once every message the `MAILBOX` header announced
 //!   has arrived and been handed over (`mailbox.rs` says when), so that a
 //!   mailbox costs a few `CONFIRM`s rather than one per message, and a
-//!   large one is confirmed as it is read;
+//!   large one is confirmed as it is read; and at the latest
+//!   [`CONFIRM_DELAY`] after the oldest was handed over, so that a
+//!   connection that keeps dropping before the whole mailbox is through
+//!   still makes progress;
 //! - for live messages, [`CONFIRM_DELAY`] after the oldest one waiting was
 //!   handed over, so that a busy conversation costs one `CONFIRM` per 64
 //!   messages and a quiet one still gives its senders their receipts at
@@ -44,17 +47,22 @@ pub(crate) struct Confirms {
     /// A stored message's id is among `ids`: they all go once the mailbox
     /// has been handed over.
     stored: bool,
-    /// When the live ids among `ids` must go: [`CONFIRM_DELAY`] after the
-    /// oldest was handed over.
+    /// When the ids waiting must go at the latest: [`CONFIRM_DELAY`] after
+    /// the oldest was handed over.
     due: Option<Instant>,
 }
 
 impl Confirms {
-    /// A stored message was handed over (or recognised as handed over
-    /// before, on an earlier connection).
-    pub(crate) fn stored(&mut self, id: u64) {
+    /// A stored message was handed over at `now` (or recognised as handed
+    /// over before, on an earlier connection). It goes with the rest of the
+    /// mailbox, or [`CONFIRM_DELAY`] after the oldest waiting, whichever
+    /// comes first: over a connection that drops before a large mailbox is
+    /// through, what was handed over is confirmed all the same, and the
+    /// next login starts further on.
+    pub(crate) fn stored(&mut self, id: u64, now: Instant) {
         self.ids.push(id);
         self.stored = true;
+        self.due.get_or_insert(now + CONFIRM_DELAY);
     }
 
     /// A live message was handed over at `now`.
@@ -145,17 +153,24 @@ mod tests {
     }
 
     #[test]
-    fn stored_ids_go_once_the_mailbox_is_read_without_a_deadline() {
+    fn stored_ids_go_once_the_mailbox_is_read_or_50_ms_after_the_oldest() {
         let start = Instant::now();
         let mut confirms = Confirms::default();
-        confirms.stored(7);
-        confirms.stored(8);
+        confirms.stored(7, start);
+        confirms.stored(8, start + Duration::from_millis(30));
+        assert_eq!(confirms.due(), Some(start + CONFIRM_DELAY));
+        // The mailbox read: at once.
+        assert_eq!(due(&mut confirms, true, start), [vec![7, 8]]);
         assert_eq!(confirms.due(), None);
-        // However long the mailbox takes to arrive.
-        let later = start + Duration::from_secs(60);
-        assert!(due(&mut confirms, false, later).is_empty());
-        assert_eq!(due(&mut confirms, true, later), [vec![7, 8]]);
-        assert!(due(&mut confirms, true, later).is_empty());
+        // Still arriving: not before the deadline, and all at it.
+        confirms.stored(9, start);
+        confirms.stored(10, start);
+        assert!(due(&mut confirms, false, start + Duration::from_millis(49)).is_empty());
+        assert_eq!(
+            due(&mut confirms, false, start + CONFIRM_DELAY),
+            [vec![9, 10]]
+        );
+        assert!(confirms.is_empty());
     }
 
     #[test]

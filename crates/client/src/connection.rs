@@ -101,6 +101,9 @@ pub(crate) struct Link {
     users: bool,
     /// The hub granted `CONFIRMS`: live messages are confirmed too.
     confirms: bool,
+    /// The hub granted `RELIABLE`: messages come as `SEQUENCED`, each
+    /// handed out once however many times it comes, and confirmed.
+    reliable: bool,
 }
 
 /// An unregistered connection: what [`handshake`] and the account requests
@@ -215,6 +218,7 @@ async fn handshake(
         // Confirming what the hub did not grant would be ignored; not
         // sending it keeps such a client's traffic as it always was.
         confirms: granted & asked & options::CONFIRMS != 0,
+        reliable: granted & asked & options::RELIABLE != 0,
     };
     Ok((link, welcome))
 }
@@ -616,7 +620,9 @@ impl Task {
         // messages); the hub forgot the live ones with the connection.
         self.mailbox.new_connection();
         self.outlet.handed.clear();
-        self.outlet.confirm_live = link.confirms;
+        // A reliable session confirms what it is handed: that is what
+        // takes a message out of the mailbox.
+        self.outlet.confirm_live = link.confirms || link.reliable;
         // The last connection's table stays until this one's arrives.
         if !link.users {
             self.users.set(None);
@@ -802,7 +808,7 @@ impl Task {
         let now = Instant::now();
         for handed in self.outlet.handed.drain(..) {
             match handed {
-                Handed::Stored(id) => conn.confirms.stored(id),
+                Handed::Stored(id) => conn.confirms.stored(id, now),
                 Handed::Live(id) => conn.confirms.live(id, now),
             }
         }
@@ -834,6 +840,38 @@ impl Task {
         }
     }
 
+    /// A message for a reliable session: part of the mailbox while the
+    /// `MAILBOX` header's count has not all arrived (handed out as stored),
+    /// live after; either way handed out once in this client's life, and a
+    /// copy seen before is confirmed again, not shown.
+    fn on_sequenced(&mut self, message: chinwag_protocol::Message, conn: &mut Conn) {
+        if !self.mailbox.read(false) {
+            return self.on_frame_stored(message, conn);
+        }
+        match self.mailbox.live(message.id, self.outlet.gone) {
+            Some(Arrival::HandOut) => self.outlet.push(Event::Message(message)),
+            Some(Arrival::Duplicate) => {
+                debug!(id = message.id, "numbered message handed out before");
+                conn.confirms.live(message.id, Instant::now());
+                self.confirm(conn);
+            }
+            None => {}
+        }
+    }
+
+    /// A message from the mailbox, at login.
+    fn on_frame_stored(&mut self, message: chinwag_protocol::Message, conn: &mut Conn) {
+        match self.mailbox.arrived(message.id, self.outlet.gone) {
+            Some(Arrival::HandOut) => self.outlet.push(Event::Stored(message)),
+            Some(Arrival::Duplicate) => {
+                debug!(id = message.id, "stored message handed out before");
+                conn.confirms.stored(message.id, Instant::now());
+            }
+            None => debug!(id = message.id, "stored message left for the next login"),
+        }
+        self.confirm(conn);
+    }
+
     /// The table of users: kept, and handed out as the table after
     /// connecting or as the answer to a `WHO`.
     fn on_users(&mut self, users: Vec<chinwag_protocol::UserEntry>, conn: &mut Conn) {
@@ -851,9 +889,8 @@ impl Task {
     /// does not ask for yet: it is handed out as any message.)
     fn on_frame(&mut self, frame: ServerFrame, conn: &mut Conn) -> Option<CloseReason> {
         match frame {
-            ServerFrame::Message(message) | ServerFrame::Sequenced(Sequenced { message, .. }) => {
-                self.outlet.push(Event::Message(message));
-            }
+            ServerFrame::Message(message) => self.outlet.push(Event::Message(message)),
+            ServerFrame::Sequenced(Sequenced { message, .. }) => self.on_sequenced(message, conn),
             ServerFrame::Presence(presence) => {
                 self.users.update(|table| table.apply_presence(&presence));
                 self.outlet.push(Event::Presence(presence));
@@ -863,17 +900,7 @@ impl Task {
                 self.outlet.push(Event::Mailbox(header));
                 self.confirm(conn);
             }
-            ServerFrame::StoredMessage(message) => {
-                match self.mailbox.arrived(message.id, self.outlet.gone) {
-                    Some(Arrival::HandOut) => self.outlet.push(Event::Stored(message)),
-                    Some(Arrival::Duplicate) => {
-                        debug!(id = message.id, "stored message handed out before");
-                        conn.confirms.stored(message.id);
-                    }
-                    None => debug!(id = message.id, "stored message left for the next login"),
-                }
-                self.confirm(conn);
-            }
+            ServerFrame::StoredMessage(message) => self.on_frame_stored(message, conn),
             ServerFrame::Users(users) => self.on_users(users, conn),
             ServerFrame::User(user) => {
                 self.users.update(|table| table.apply_user(user.clone()));

@@ -125,6 +125,21 @@ impl Mailbox {
         Some(Arrival::HandOut)
     }
 
+    /// A numbered message arrived live (a reliable session's `SEQUENCED`
+    /// after its mailbox): as [`arrived`](Self::arrived), without counting
+    /// it against the mailbox. One that came before a reconnection, and
+    /// comes again because its confirmation was lost, is a duplicate.
+    pub(crate) fn live(&mut self, id: u64, reader_gone: bool) -> Option<Arrival> {
+        if reader_gone {
+            return None;
+        }
+        if self.seen.contains(id) {
+            return Some(Arrival::Duplicate);
+        }
+        self.seen.insert(id);
+        Some(Arrival::HandOut)
+    }
+
     /// Whether the mailbox has been read: every stored message the header
     /// announced has arrived, and none waits to be handed over
     /// (`waiting`). True on a connection without a mailbox.
@@ -142,10 +157,21 @@ mod tests {
 
     /// A mailbox and the confirm batcher, as the connection task holds them
     /// for one connection.
-    #[derive(Default)]
+    /// A mailbox read at one instant: no deadline passes meanwhile.
     struct Reading {
         mailbox: Mailbox,
         confirms: Confirms,
+        now: Instant,
+    }
+
+    impl Default for Reading {
+        fn default() -> Self {
+            Self {
+                mailbox: Mailbox::default(),
+                confirms: Confirms::default(),
+                now: Instant::now(),
+            }
+        }
     }
 
     impl Reading {
@@ -153,7 +179,7 @@ mod tests {
         /// handed over.
         fn confirm(&mut self, waiting: bool) -> Vec<Vec<u64>> {
             let read = self.mailbox.read(waiting);
-            let now = Instant::now();
+            let now = self.now;
             std::iter::from_fn(|| self.confirms.next(read, now)).collect()
         }
 
@@ -166,9 +192,9 @@ mod tests {
                 match self.mailbox.arrived(id, false) {
                     Some(Arrival::HandOut) => {
                         confirms.extend(self.confirm(true));
-                        self.confirms.stored(id);
+                        self.confirms.stored(id, self.now);
                     }
-                    Some(Arrival::Duplicate) => self.confirms.stored(id),
+                    Some(Arrival::Duplicate) => self.confirms.stored(id, self.now),
                     None => {}
                 }
                 confirms.extend(self.confirm(false));
@@ -206,7 +232,7 @@ mod tests {
         // Arrived, but still waiting for room in the event queue.
         assert!(!reading.mailbox.read(true));
         assert!(reading.confirm(true).is_empty());
-        reading.confirms.stored(5);
+        reading.confirms.stored(5, reading.now);
         assert_eq!(reading.confirm(false), [vec![5]]);
     }
 
@@ -221,8 +247,8 @@ mod tests {
         reading.mailbox.announced(3);
         assert_eq!(reading.mailbox.arrived(1, false), Some(Arrival::Duplicate));
         assert_eq!(reading.mailbox.arrived(2, false), Some(Arrival::Duplicate));
-        reading.confirms.stored(1);
-        reading.confirms.stored(2);
+        reading.confirms.stored(1, reading.now);
+        reading.confirms.stored(2, reading.now);
         assert!(reading.confirm(false).is_empty(), "one still to come");
         assert_eq!(reading.deliver([3]), [vec![1, 2, 3]]);
     }

@@ -103,6 +103,16 @@ pub struct ClientOptions {
     /// recipient whose client confirms it (see [`confirms`](Self::confirms)).
     /// Off by default.
     pub receipts: bool,
+    /// Ask for a reliable session (`RELIABLE`, `docs/protocol.md` section
+    /// 8.11; granted to an account's login, with a
+    /// [`password`](Self::password)): every message naming the account is
+    /// held in its mailbox until this client confirms it, and comes again
+    /// after a reconnection if it was not confirmed; the client hands each
+    /// to the application once, whatever number of times it comes, and
+    /// confirms it once handed over. Together with
+    /// [`reconnect`](Self::reconnect), a dropped connection or a restarted
+    /// hub loses nothing sent to this account. Off by default.
+    pub reliable: bool,
     /// The account's password, to log in to a registered nickname. `None`
     /// (the default) registers as a guest, which the hub refuses for a
     /// registered nickname ([`ClientError::NickRegistered`](crate::ClientError::NickRegistered)).
@@ -125,6 +135,7 @@ impl fmt::Debug for ClientOptions {
             .field("users", &self.users)
             .field("confirms", &self.confirms)
             .field("receipts", &self.receipts)
+            .field("reliable", &self.reliable)
             .field("password", &self.password.as_ref().map(|_| "<hidden>"))
             .finish()
     }
@@ -144,6 +155,7 @@ impl Default for ClientOptions {
             users: None,
             confirms: false,
             receipts: false,
+            reliable: false,
             password: None,
         }
     }
@@ -227,6 +239,13 @@ impl ClientOptions {
         self
     }
 
+    /// Sets [`reliable`](Self::reliable).
+    #[must_use]
+    pub fn reliable(mut self, reliable: bool) -> Self {
+        self.reliable = reliable;
+        self
+    }
+
     /// Sets [`password`](Self::password): log in to the account.
     #[must_use]
     pub fn password(mut self, password: impl Into<String>) -> Self {
@@ -251,7 +270,8 @@ impl ClientOptions {
         };
         let confirms = if self.confirms { options::CONFIRMS } else { 0 };
         let receipts = if self.receipts { options::RECEIPTS } else { 0 };
-        options::ACK_RUNS | presence | quiet | users | confirms | receipts
+        let reliable = if self.reliable { options::RELIABLE } else { 0 };
+        options::ACK_RUNS | presence | quiet | users | confirms | receipts | reliable
     }
 }
 

@@ -238,6 +238,15 @@ impl Actor {
             return;
         }
         if let Lookup::Online(older, member) = self.registry.lookup(&key) {
+            // The newer connection wins, not the faster password check: a
+            // client that lost its connection mid-login and logged in again
+            // on a new one must not be replaced by its own stale login.
+            if older > join.id {
+                let _ = join
+                    .reply
+                    .send(Err((Code::SESSION_REPLACED, join.unregistered)));
+                return;
+            }
             // A one-shot command (`QUIET`) does not end its owner's chat:
             // only a session that is seen replaces another.
             let quiet = join.options.is_some_and(|bits| bits & options::QUIET != 0);
