@@ -232,19 +232,7 @@ async fn bytes_of_connections_that_left_stay_in_the_totals() {
     gone.send_raw(&hello_bytes).await;
     gone.expect_welcome().await;
     drop(gone);
-    // Gone once the roster no longer has it.
-    chinwag_testkit::within("gone leaving", async {
-        while hub
-            .hub
-            .roster()
-            .await
-            .expect("a roster")
-            .contains(&"gone".to_owned())
-        {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    hub.wait_offline("gone").await;
     let mut total = 0;
     chinwag_testkit::within("the meter leaving the table", async {
         loop {

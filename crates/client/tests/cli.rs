@@ -763,6 +763,64 @@ mod with_store {
         assert_eq!(header.count, 0);
     }
 
+    /// Logged in, `listen` is a reliable session: a message that reached a
+    /// `listen` that never printed it (frozen, then killed with `kill -9`)
+    /// comes to the next one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_message_a_killed_listen_never_printed_comes_to_the_next_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = hub_with_store(&dir).await;
+        create(&hub, "bob").await;
+        let mut frozen = chinwag(&hub)
+            .args(["listen", "--nick", "bob"])
+            .env("CHINWAG_PASSWORD", PASSWORD)
+            .spawn()
+            .unwrap();
+        hub.wait_online("bob").await;
+        let pid = frozen.id().unwrap().to_string();
+        let stopped = tokio::process::Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .await
+            .unwrap();
+        assert!(stopped.success());
+        let mut alice = hub.hub.attach("alice").await.unwrap();
+        alice
+            .send(
+                chinwag_hub::protocol::Recipients::Users(vec!["bob".into()]),
+                "while frozen",
+            )
+            .await
+            .unwrap();
+        // Acknowledged: stored and sent to the frozen listen.
+        super::within("the ack", async {
+            loop {
+                if let Some(chinwag_hub::protocol::ServerFrame::Ack(ack)) = alice.recv().await {
+                    assert_eq!(
+                        ack.statuses[0].status,
+                        chinwag_hub::protocol::Code::DELIVERED,
+                        "{ack:?}"
+                    );
+                    return;
+                }
+            }
+        })
+        .await;
+        frozen.kill().await.unwrap();
+        hub.wait_offline("bob").await;
+
+        let output = run(chinwag(&hub)
+            .args(["listen", "--nick", "bob", "--count", "1"])
+            .env("CHINWAG_PASSWORD", PASSWORD))
+        .await;
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        assert!(
+            stdout(&output).contains("<alice> (to bob) while frozen"),
+            "{}",
+            stdout(&output)
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn who_lists_accounts_offline_with_when_they_were_last_seen() {
         let dir = tempfile::tempdir().unwrap();

@@ -54,23 +54,6 @@ async fn reliable_login(hub: &TestHub, nick: &str) -> (RawClient<TcpStream>, u32
     (client, welcome.options.unwrap_or(0), held)
 }
 
-/// Waits until `nick` has left (the hub's roster no longer has it).
-async fn wait_offline(hub: &TestHub, nick: &str) {
-    chinwag_testkit::within("leaving", async {
-        while hub
-            .hub
-            .roster()
-            .await
-            .expect("a roster")
-            .iter()
-            .any(|n| n == nick)
-        {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
-}
-
 /// The next `SEQUENCED` frame.
 async fn next_sequenced(client: &mut RawClient<TcpStream>) -> Sequenced {
     client
@@ -114,7 +97,7 @@ async fn messages_come_numbered_once_stored_and_again_until_confirmed() {
         .await;
     bob.sync().await;
     drop(bob);
-    wait_offline(&hub, "bob").await;
+    hub.wait_offline("bob").await;
     let (bob, _, again) = reliable_login(&hub, "bob").await;
     assert_eq!(numbers(&again), [2, 3], "the unconfirmed, same numbers");
     let ids: Vec<u64> = again.iter().map(|s| s.message.id).collect();
@@ -123,7 +106,7 @@ async fn messages_come_numbered_once_stored_and_again_until_confirmed() {
     bob.send(ClientFrame::Confirm(ids)).await;
     bob.sync().await;
     drop(bob);
-    wait_offline(&hub, "bob").await;
+    hub.wait_offline("bob").await;
 
     // Confirmed: gone. The next message goes on from the last number.
     let (mut bob, _, none) = reliable_login(&hub, "bob").await;

@@ -118,6 +118,23 @@ impl TestHub {
         .await;
     }
 
+    /// Waits until `nick` has left (the hub's roster no longer has it).
+    ///
+    /// # Panics
+    /// If it is still online after [`PATIENCE`](crate::PATIENCE).
+    pub async fn wait_offline(&self, nick: &str) {
+        within(&format!("{nick} leaving"), async {
+            loop {
+                let roster = self.hub.roster().await.expect("the hub is running");
+                if !roster.iter().any(|n| n.eq_ignore_ascii_case(nick)) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+    }
+
     /// Shuts the hub down and checks that `serve` returned `Ok`.
     ///
     /// # Panics

@@ -144,7 +144,8 @@ enum Command {
         /// Neither confirm the messages you receive nor ask for receipts.
         /// By default chat confirms each message it shows, so that its
         /// sender may learn you received it, and says when someone
-        /// received yours: "* received by bob 12:03:11".
+        /// received yours: "* received by bob 12:03:11"; logged in, it is a
+        /// reliable session, which this turns off too.
         #[arg(long)]
         no_receipts: bool,
         #[command(flatten)]
@@ -219,7 +220,9 @@ enum Command {
         /// Neither confirm the messages printed nor ask for receipts. By
         /// default listen confirms each message it prints, so that its
         /// sender may learn you received it, and prints the receipts that
-        /// come for messages this nickname sent earlier.
+        /// come for messages this nickname sent earlier; logged in, it is a
+        /// reliable session, which this turns off too (what was not
+        /// printed when the connection dropped is not sent again).
         #[arg(long)]
         no_receipts: bool,
         #[command(flatten)]
@@ -361,7 +364,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Connects for a session (`chat`, `listen`): confirming what it is
-/// handed and asking for receipts unless told not to (`receipts`).
+/// handed and asking for receipts unless told not to (`receipts`), and,
+/// logged in to an account, in a reliable session: what was sent to it and
+/// not printed when the connection dropped (or the program was killed)
+/// comes again at the next login, and is printed once. A reliable session
+/// confirms what it prints, so `--no-receipts` (confirm nothing) goes
+/// without one.
 async fn connect(
     server: &str,
     nick: &str,
@@ -371,7 +379,8 @@ async fn connect(
 ) -> anyhow::Result<(Client, Events)> {
     let mut options = ClientOptions::default()
         .confirms(receipts)
-        .receipts(receipts);
+        .receipts(receipts)
+        .reliable(receipts);
     if reconnect {
         options = options.reconnect(Backoff::default());
     }
