@@ -42,8 +42,17 @@ impl Daemon {
     /// # Panics
     /// If the process cannot be started.
     pub fn start(dir: &Path, args: &[&str]) -> Self {
+        Self::start_on(dir, "127.0.0.1:0", args)
+    }
+
+    /// As [`start`](Self::start), listening on `listen` (an address an
+    /// earlier daemon used, for a restart clients reconnect to).
+    ///
+    /// # Panics
+    /// If the process cannot be started.
+    pub fn start_on(dir: &Path, listen: &str, args: &[&str]) -> Self {
         let mut child = Command::new(BIN)
-            .args(["--listen", "127.0.0.1:0", "--log", "error", "--data-dir"])
+            .args(["--listen", listen, "--log", "error", "--data-dir"])
             .arg(dir)
             .args(args)
             .stdin(Stdio::null())

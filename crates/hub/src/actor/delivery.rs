@@ -21,9 +21,9 @@ pub(super) struct Named<'a, 'r> {
     /// is given its messages once stored): the account's nickname as
     /// registered. The message is stored for it.
     pub(super) offline: Option<&'r str>,
-    /// Online in a reliable session: its stored copy is delivered to it
-    /// once the store has it.
-    pub(super) held: bool,
+    /// Online in a reliable session (this connection): its stored copy is
+    /// delivered to it once the store has it, if it is still there.
+    pub(super) held: Option<ConnId>,
     pub(super) status: Code,
 }
 

@@ -20,7 +20,7 @@ use super::acks::{PendingAck, Replies};
 use super::{Actor, encode};
 use crate::command::Answer;
 use crate::outbox::Pressure;
-use crate::registry::{ConnId, Lookup};
+use crate::registry::ConnId;
 
 /// One message to hand to the store: who sent it, its ids, and for each
 /// of its offline registered recipients the index of its status in the
@@ -32,9 +32,9 @@ pub(super) struct ForStore {
     /// The `ACK`'s statuses; `None` for the recipients being stored.
     pub(super) statuses: Vec<(String, Option<Code>)>,
     pub(super) copies: Vec<(usize, StoredMessage)>,
-    /// The indices of the copies for reliable sessions online, to be
-    /// delivered once stored.
-    pub(super) held: Vec<usize>,
+    /// The indices of the copies for reliable sessions online, and their
+    /// connections: delivered to them once stored.
+    pub(super) held: Vec<(usize, ConnId)>,
 }
 
 /// A stored copy as a reliable session is given it.
@@ -135,9 +135,11 @@ impl Actor {
             copies,
             held,
         } = message;
-        let held: Vec<(usize, StoredMessage)> = (copies.iter())
-            .filter(|(index, _)| held.contains(index))
-            .cloned()
+        let held: Vec<(usize, StoredMessage, ConnId)> = (copies.iter())
+            .filter_map(|(index, copy)| {
+                let (_, session) = held.iter().find(|(held, _)| held == index)?;
+                Some((*index, copy.clone(), *session))
+            })
             .collect();
         if !held.is_empty() {
             self.held.insert(message_id, held);
@@ -210,18 +212,19 @@ impl Actor {
         }
     }
 
-    /// Delivers a stored copy to its recipient if it is online in a
-    /// reliable session, and has not had it already (from its mailbox, at a
-    /// login that read it after the commit); says whether it did. Its
-    /// `CONFIRM` then takes the copy out of the mailbox.
-    fn deliver_held(&mut self, copy: &StoredMessage) -> bool {
-        let folded = copy.recipient.to_ascii_lowercase();
-        let Lookup::Online(id, member) = self.registry.lookup(folded.as_bytes()) else {
+    /// Delivers a stored copy to the reliable session it was routed to,
+    /// if that session is still online (and has not had it from its
+    /// mailbox); says whether it did. Its `CONFIRM` then takes the copy out
+    /// of the mailbox. A session that logged in since reads it in its
+    /// mailbox: a login hands the store every copy routed before it ahead
+    /// of its mailbox read (`read_mailbox`), so delivering it here too
+    /// would show it twice, or after later ones.
+    fn deliver_held(&mut self, copy: &StoredMessage, session: ConnId) -> bool {
+        let Some(member) = self.registry.member(session) else {
             return false;
         };
-        if !member.reliable()
-            || (self.stored_out.get(&id)).is_some_and(|out| out.contains(&copy.id))
-        {
+        let id = session;
+        if (self.stored_out.get(&id)).is_some_and(|out| out.contains(&copy.id)) {
             return false;
         }
         let Some(frame) = encode(&sequenced(copy)) else {
@@ -237,9 +240,9 @@ impl Actor {
     pub(super) fn stored(&mut self, message_id: u64, statuses: Vec<(usize, Code)>) {
         let mut held = self.held.remove(&message_id).unwrap_or_default();
         for (index, mut status) in statuses {
-            if let Some(at) = held.iter().position(|(held, _)| *held == index) {
-                let (_, copy) = held.swap_remove(at);
-                if status == Code::STORED && self.deliver_held(&copy) {
+            if let Some(at) = held.iter().position(|(held, _, _)| *held == index) {
+                let (_, copy, session) = held.swap_remove(at);
+                if status == Code::STORED && self.deliver_held(&copy, session) {
                     status = Code::DELIVERED;
                 }
             }
@@ -254,10 +257,20 @@ impl Actor {
         let Some(member) = self.registry.member(id) else {
             return;
         };
+        if self.accounts.storage.is_none() {
+            return;
+        }
+        member.outbox.park();
+        // Every copy routed before this login goes to the store ahead of
+        // the read, so the read has it: none is left for a session that
+        // is gone (`deliver_held`).
+        self.flush_store();
+        let Some(member) = self.registry.member(id) else {
+            return;
+        };
         let Some(storage) = &self.accounts.storage else {
             return;
         };
-        member.outbox.park();
         match storage.mail.mailbox(member.nick.as_str()) {
             Ok(pending) => {
                 let answers = self.accounts.answers.clone();

@@ -91,7 +91,7 @@ pub(crate) struct Actor {
     stored_out: IdMap<HashSet<u64>>,
     /// Copies for reliable sessions online, by message id, with their
     /// index in the `ACK`: delivered once the store has them.
-    held: HashMap<u64, Vec<(usize, StoredMessage)>>,
+    held: HashMap<u64, Vec<(usize, StoredMessage, ConnId)>>,
     /// Receipts owed by confirming connections, and the batch's due.
     receipts: Receipts,
     /// Messages by outcome, and routing latency (the admin endpoint).

@@ -299,8 +299,7 @@ impl StoredCopy {
             })
             .collect();
         let held = (copies.iter())
-            .filter(|(index, _)| named.get(*index).is_some_and(|named| named.held))
-            .map(|(index, _)| *index)
+            .filter_map(|(index, _)| Some((*index, named.get(*index)?.held?)))
             .collect();
         ForStore {
             client_id,
@@ -369,12 +368,12 @@ fn resolve<'a, 'r>(
             let (found, offline) = lookup(registry, known, last_found, name.as_bytes());
             // A reliable session is given its messages once they are
             // stored: for routing, as if it were offline.
-            let held = found.and_then(|(_, member)| member.reliable().then_some(member));
+            let held = found.filter(|(_, member)| member.reliable());
             resolved.push(Named {
                 name,
                 found: if held.is_some() { None } else { found },
-                offline: held.map_or(offline, |member| Some(member.nick.as_str())),
-                held: held.is_some(),
+                offline: held.map_or(offline, |(_, member)| Some(member.nick.as_str())),
+                held: held.map(|(id, _)| id),
                 status: Code::NO_SUCH_USER,
             });
         }

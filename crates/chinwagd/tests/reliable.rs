@@ -1,0 +1,168 @@
+//! Reliable sessions across `kill -9` of the daemon (issue 18, test 2): a
+//! guest keeps sending to an account whose client is in a reliable session
+//! (the library, reconnecting); the daemon is killed with SIGKILL at random
+//! moments and started again on the same data directory and address. Every
+//! message whose `ACK` the sender got reaches the recipient's application
+//! exactly once, in the order sent; a message in flight at a kill (no
+//! `ACK`) arrives at most once; nothing arrives twice.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chinwag_client::{Backoff, Client, ClientOptions, Event};
+use chinwag_testkit::within;
+use support::{Daemon, create_account};
+
+const PASSWORD: &str = "correct horse";
+
+/// Kills of the daemon in the run.
+const KILLS: u32 = 6;
+
+fn reconnecting() -> ClientOptions {
+    ClientOptions::default().reconnect(Backoff::new(
+        Duration::from_millis(5),
+        Duration::from_millis(100),
+    ))
+}
+
+/// A small generator for the kills' timing (xorshift), seeded from the
+/// clock and printed, so a failing run says what it did.
+struct Random(u64);
+
+impl Random {
+    fn below(&mut self, bound: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % bound
+    }
+}
+
+/// Sends one message after another to bob until `stop`: each text, and
+/// whether its `ACK` came.
+async fn send_until(alice: Arc<Client>, stop: Arc<AtomicBool>) -> Vec<(String, bool)> {
+    let mut outcomes = Vec::new();
+    let mut n = 0;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        let text = format!("message {n}");
+        if let Ok(ack) = alice.send_to(&["bob"], &text).await {
+            outcomes.push((text, ack.status("bob").is_some()));
+        } else {
+            // Disconnected: the daemon is down. The next one a little
+            // later, as a person would (the pace of retries, not a wait
+            // for anything).
+            outcomes.push((text, false));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    outcomes
+}
+
+/// What bob was shown against what alice sent: nothing twice, every
+/// acknowledged message, in the order sent.
+fn check(outcomes: &[(String, bool)], shown: &[String], last: &str) {
+    let mut times: HashMap<&str, usize> = HashMap::new();
+    for text in shown {
+        *times.entry(text.as_str()).or_default() += 1;
+    }
+    let twice: Vec<_> = times.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "shown more than once: {twice:?}");
+    let acked: Vec<&str> = (outcomes.iter())
+        .filter(|(_, acked)| *acked)
+        .map(|(text, _)| text.as_str())
+        .collect();
+    let missing: Vec<_> = acked.iter().filter(|t| !times.contains_key(**t)).collect();
+    assert!(missing.is_empty(), "acknowledged, never shown: {missing:?}");
+    // In the order sent: the acknowledged ones appear in bob's list in
+    // the order alice sent them.
+    let order: Vec<&str> = (shown.iter().map(String::as_str))
+        .filter(|text| acked.contains(text))
+        .collect();
+    assert_eq!(order, acked);
+    let unacked = outcomes.len() - acked.len();
+    let unacked_shown = (shown.iter())
+        .filter(|text| *text != last && !acked.contains(&text.as_str()))
+        .count();
+    println!(
+        "{KILLS} kills: {} acknowledged, all shown once in order; {unacked} unacknowledged \
+         (refused while the daemon was down, or in flight at a kill), {unacked_shown} of them shown once",
+        acked.len(),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_messages_reach_a_reliable_session_once_across_kill_9() {
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |since| since.as_nanos() as u64 | 1);
+    println!("seed {seed}");
+    let mut random = Random(seed);
+    let dir = tempfile::tempdir().expect("a directory");
+    let data = dir.path().join("data");
+    create_account(&data, "bob", PASSWORD).await;
+    let mut daemon = Daemon::start(&data, &[]);
+    let addr = daemon.up().await;
+    let listen = addr.to_string();
+
+    // Bob's application: every message handed to it, in order.
+    let options = reconnecting().password(PASSWORD).reliable(true);
+    let (_bob, mut events) = Client::connect_with(addr, "bob", options)
+        .await
+        .expect("bob logs in");
+    let shown = Arc::new(Mutex::new(Vec::<String>::new()));
+    tokio::spawn({
+        let shown = shown.clone();
+        async move {
+            while let Some(event) = events.recv().await {
+                if let Event::Message(message) | Event::Stored(message) = event {
+                    shown.lock().expect("not poisoned").push(message.text);
+                }
+            }
+        }
+    });
+
+    // Alice sends one message after another, noting which were
+    // acknowledged and which met a kill.
+    let (alice, _alice_events) = Client::connect_with(addr, "alice", reconnecting())
+        .await
+        .expect("alice");
+    let alice = Arc::new(alice);
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = tokio::spawn(send_until(alice.clone(), stop.clone()));
+
+    for _ in 0..KILLS {
+        tokio::time::sleep(Duration::from_millis(20 + random.below(200))).await;
+        daemon.kill().await;
+        daemon = Daemon::start_on(&data, &listen, &[]);
+        daemon.up().await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let outcomes = sender.await.expect("the sender");
+    let last = "the last one";
+    within("the last message acknowledged", async {
+        while alice.send_to(&["bob"], last).await.is_err() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    within("bob shown the last message", async {
+        while !shown
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .any(|t| t == last)
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+
+    let shown = shown.lock().expect("not poisoned").clone();
+    check(&outcomes, &shown, last);
+    daemon.terminate().await;
+}
