@@ -51,22 +51,9 @@ async fn hub_with_admin(
     (hub, store, admin, readiness)
 }
 
-/// `GET path` on the admin endpoint: status and body (from a thread of its
-/// own: the client blocks).
+/// `GET path` on the admin endpoint: status and body.
 async fn get(admin: SocketAddr, path: &str) -> (u16, String) {
-    let url = format!("http://{admin}{path}");
-    tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let mut response = agent.get(&url).call().expect("the endpoint answers");
-        let status = response.status().as_u16();
-        let body = response.body_mut().read_to_string().expect("a text body");
-        (status, body)
-    })
-    .await
-    .expect("the request's thread")
+    chinwag_testkit::http_get(admin, path).await
 }
 
 /// Checks `text` with the `OpenMetrics` parser of the Prometheus project's

@@ -7,28 +7,14 @@ mod support;
 
 use std::net::SocketAddr;
 
-use chinwag_testkit::{PATIENCE, RawClient, send, within};
+use chinwag_testkit::{RawClient, send, within};
 use support::Daemon;
 
 const ADMIN: &str = "chinwagd admin endpoint on http://";
 
-/// `GET path`: status and body, from a thread of its own (the client
-/// blocks).
+/// `GET path`: status and body.
 async fn get(admin: SocketAddr, path: &str) -> (u16, String) {
-    let url = format!("http://{admin}{path}");
-    tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(PATIENCE))
-            .build()
-            .into();
-        let mut response = agent.get(&url).call().expect("the endpoint answers");
-        let status = response.status().as_u16();
-        let body = response.body_mut().read_to_string().expect("a text body");
-        (status, body)
-    })
-    .await
-    .expect("the request's thread")
+    chinwag_testkit::http_get(admin, path).await
 }
 
 async fn start(dir: &std::path::Path, args: &[&str]) -> (Daemon, SocketAddr, SocketAddr) {

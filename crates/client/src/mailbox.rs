@@ -112,17 +112,7 @@ impl Mailbox {
     /// mailbox for the next login).
     pub(crate) fn arrived(&mut self, id: u64, reader_gone: bool) -> Option<Arrival> {
         self.arrived = self.arrived.saturating_add(1);
-        if reader_gone {
-            return None;
-        }
-        if self.seen.contains(id) {
-            return Some(Arrival::Duplicate);
-        }
-        // Remembered from now, not from when it reaches the event queue:
-        // a copy redelivered while this one still waits to be handed over
-        // must not be handed over too.
-        self.seen.insert(id);
-        Some(Arrival::HandOut)
+        self.live(id, reader_gone)
     }
 
     /// A numbered message arrived live (a reliable session's `SEQUENCED`
@@ -136,6 +126,9 @@ impl Mailbox {
         if self.seen.contains(id) {
             return Some(Arrival::Duplicate);
         }
+        // Remembered from now, not from when it reaches the event queue:
+        // a copy redelivered while this one still waits to be handed over
+        // must not be handed over too.
         self.seen.insert(id);
         Some(Arrival::HandOut)
     }

@@ -19,6 +19,7 @@
 //!   `Framed` stream themselves.
 //! - `proxy.rs`: [`FaultProxy`], a TCP proxy that cuts connections at
 //!   seeded random points (mid-frame too), for tests of reconnection.
+//! - `http.rs`: [`http_get`], for the tests of the admin endpoint.
 //!
 //! Over pipes nothing leaves the process, so a test on a paused clock
 //! (`#[tokio::test(start_paused = true)]`) sees the hub's deadlines fire at
@@ -46,6 +47,7 @@
 mod client;
 mod forgeries;
 mod frames;
+mod http;
 mod hubs;
 mod proxy;
 mod wait;
@@ -56,6 +58,7 @@ pub use frames::{
     account, encode, encode_frames, hello, hello_bytes, hello_with_options, login, raw_frame, send,
     send_frame, users,
 };
+pub use http::http_get;
 pub use hubs::{PipeHub, TestHub};
 pub use proxy::{Cut, CutPoints, FaultProxy, Faults, LINGER};
 pub use wait::{PATIENCE, guard, settle, timed, within};
