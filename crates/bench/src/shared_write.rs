@@ -8,11 +8,12 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use chinwag_protocol::{ClientFrame, DEFAULT_MAX_FRAME, ProtocolError, encode_into};
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Mutex;
 
+use crate::tls::WriteHalf;
+
 /// A connection's write half, shared by its sender and its receiver task.
-pub(crate) type SharedWrite = Arc<Mutex<OwnedWriteHalf>>;
+pub(crate) type SharedWrite = Arc<Mutex<WriteHalf>>;
 
 /// Writes one frame on its own (registration, pongs).
 pub(crate) async fn send_frame(

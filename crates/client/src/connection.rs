@@ -28,7 +28,6 @@ use chinwag_protocol::{
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::time::{Instant, sleep};
 use tokio_util::codec::FramedRead;
@@ -36,6 +35,7 @@ use tracing::debug;
 
 use crate::confirm::Confirms;
 use crate::mailbox::{Arrival, Mailbox};
+use crate::tls::{self, ReadHalf, TlsOptions, WriteHalf};
 use crate::users::{SharedTable, Who};
 use crate::{Ack, Backoff, ClientError, ClientOptions, CloseReason, Event};
 
@@ -92,8 +92,8 @@ impl Request {
 
 /// A registered connection: the socket's two halves.
 pub(crate) struct Link {
-    reader: FramedRead<OwnedReadHalf, ClientCodec>,
-    writer: OwnedWriteHalf,
+    reader: FramedRead<ReadHalf, ClientCodec>,
+    writer: WriteHalf,
     /// The largest payload the hub accepts from us, from its `WELCOME`.
     max_frame: usize,
     /// The hub keeps the table of users for this connection, and sends it
@@ -106,17 +106,18 @@ pub(crate) struct Link {
 /// An unregistered connection: what [`handshake`] and the account requests
 /// of `account.rs` start from.
 pub(crate) struct Unregistered {
-    pub(crate) reader: FramedRead<OwnedReadHalf, ClientCodec>,
-    pub(crate) writer: OwnedWriteHalf,
+    pub(crate) reader: FramedRead<ReadHalf, ClientCodec>,
+    pub(crate) writer: WriteHalf,
 }
 
 impl Unregistered {
-    /// Connects to the first of `addrs` that answers.
-    pub(crate) async fn connect(addrs: &[SocketAddr]) -> Result<Self, ClientError> {
+    /// Connects to the first of `addrs` that answers, over TLS with `tls`.
+    pub(crate) async fn connect(
+        addrs: &[SocketAddr],
+        tls: Option<&TlsOptions>,
+    ) -> Result<Self, ClientError> {
         let stream = connect_any(addrs).await?;
-        // Frames are written whole and at once; Nagle would only add latency.
-        let _ = stream.set_nodelay(true);
-        let (read_half, writer) = stream.into_split();
+        let (read_half, writer) = tls::open(stream, tls).await?;
         Ok(Self {
             reader: FramedRead::new(read_half, ClientCodec::default()),
             writer,
@@ -173,7 +174,7 @@ async fn handshake(
     nick: &str,
     options: &ClientOptions,
 ) -> Result<(Link, Welcome), ClientError> {
-    let mut conn = Unregistered::connect(addrs).await?;
+    let mut conn = Unregistered::connect(addrs, options.tls.as_ref()).await?;
     let asked = options.hello_options();
     // With a password, `options` must be present; it always is.
     conn.write(&ClientFrame::Hello(Hello {
