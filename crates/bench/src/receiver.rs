@@ -521,7 +521,13 @@ fn pong(write: &SharedWrite, token: u64) {
         let mut buf = bytes::BytesMut::with_capacity(16);
         if chinwag_protocol::encode_into(&ClientFrame::Pong(token), 64, &mut buf).is_ok() {
             // A failed write shows up as the connection ending, on the read side.
-            let _ = tokio::io::AsyncWriteExt::write_all(&mut *guard, &buf).await;
+            if tokio::io::AsyncWriteExt::write_all(&mut *guard, &buf)
+                .await
+                .is_ok()
+            {
+                // TLS sends the tail of a write only when flushed.
+                let _ = tokio::io::AsyncWriteExt::flush(&mut *guard).await;
+            }
         }
     });
 }

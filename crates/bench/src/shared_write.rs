@@ -22,6 +22,9 @@ pub(crate) async fn send_frame(
 ) -> Result<(), ProtocolError> {
     let mut buf = BytesMut::with_capacity(64);
     encode_into(frame, DEFAULT_MAX_FRAME, &mut buf)?;
-    write.lock().await.write_all(&buf).await?;
+    let mut write = write.lock().await;
+    write.write_all(&buf).await?;
+    // TLS sends the tail of a write only when flushed.
+    write.flush().await?;
     Ok(())
 }

@@ -130,6 +130,8 @@ impl Unregistered {
         let mut out = BytesMut::new();
         encode_into(frame, MAX_FRAME_UNREGISTERED, &mut out)?;
         self.writer.write_all(&out).await?;
+        // TLS sends the tail of a write only when flushed.
+        self.writer.flush().await?;
         Ok(())
     }
 
@@ -254,6 +256,16 @@ pub(crate) async fn connect_any(addrs: &[SocketAddr]) -> Result<TcpStream, Clien
             "the address resolved to nothing",
         ))
     }))
+}
+
+/// Writes what `out` holds (`Some` of how much), or with nothing left to
+/// write flushes the stream (`None`). Cancel-safe, as both are.
+async fn write_or_flush(writer: &mut WriteHalf, out: &mut BytesMut) -> io::Result<Option<usize>> {
+    if out.is_empty() {
+        writer.flush().await.map(|()| None)
+    } else {
+        writer.write_buf(out).await.map(Some)
+    }
 }
 
 /// Events on their way to the [`Events`](crate::Events) reader.
@@ -653,6 +665,10 @@ impl Task {
         let confirm_timer = sleep(far);
         tokio::pin!(confirm_timer);
         let mut armed = None;
+        // Over TLS, what the last write left in the TLS buffer (the socket
+        // would block) goes out only when flushed: once the buffer of
+        // frames has been written, the stream is flushed too.
+        let mut unflushed = false;
 
         let ended = loop {
             if let Some(due) = conn.confirms.due()
@@ -668,13 +684,16 @@ impl Task {
                 () = &mut confirm_timer, if conn.confirms.due().is_some() => {
                     self.confirm(&mut conn);
                 }
-                written = link.writer.write_buf(&mut conn.out), if !conn.out.is_empty() => {
+                written = write_or_flush(&mut link.writer, &mut conn.out),
+                    if !conn.out.is_empty() || unflushed =>
+                {
                     match written {
-                        Ok(0) => {
+                        Ok(Some(0)) => {
                             let error = io::Error::from(io::ErrorKind::WriteZero);
                             break Ended::Lost(CloseReason::Io(error));
                         }
-                        Ok(_) => {}
+                        Ok(Some(_)) => unflushed = link.writer.buffers(),
+                        Ok(None) => unflushed = false,
                         Err(error) => break Ended::Lost(CloseReason::Io(error)),
                     }
                 }

@@ -201,6 +201,14 @@ impl AsyncRead for ReadHalf {
     }
 }
 
+impl WriteHalf {
+    /// Whether a write can leave bytes behind that only a flush sends
+    /// (TLS, when the socket would block); a TCP socket's never does.
+    pub(crate) fn buffers(&self) -> bool {
+        matches!(self, Self::Tls(_))
+    }
+}
+
 impl AsyncWrite for WriteHalf {
     fn poll_write(
         self: Pin<&mut Self>,
