@@ -17,6 +17,7 @@ use crate::latency::{self, LatencyArgs};
 use crate::procstat::Process;
 use crate::report::{Figures, Report};
 use crate::store::{self, StoreArgs};
+use crate::tls::Tls;
 
 /// Worker threads of the bench's runtime: the bench shares the machine's two
 /// cores with the hub, as hubload does.
@@ -67,15 +68,21 @@ pub enum Verdict {
     Failed,
 }
 
-/// Runs one workload against the hub at `server` and prints its report (a
-/// table, or with `json` one JSON object on stdout).
+/// Runs one workload against the hub at `server` (over TLS with `tls`)
+/// and prints its report (a table, or with `json` one JSON object on
+/// stdout).
 ///
 /// # Errors
 ///
 /// A [`SetupError`] when the run could not start or go on (the `chinwag`
 /// program exits with status 2); a failed check is not an error but a
 /// [`Verdict::Failed`].
-pub async fn run(server: &str, json: bool, args: BenchArgs) -> Result<Verdict, SetupError> {
+pub async fn run(
+    server: &str,
+    json: bool,
+    args: BenchArgs,
+    tls: Option<Tls>,
+) -> Result<Verdict, SetupError> {
     raise_fd_limit();
     let addr = resolve(server).await?;
     if let Some(pid) = args.server_pid
@@ -87,7 +94,7 @@ pub async fn run(server: &str, json: bool, args: BenchArgs) -> Result<Verdict, S
     }
     let hard = Duration::from_secs(args.timeout);
     let deadline = Instant::now() + hard.mul_f64(0.9);
-    let ctx = Ctx::new(addr, server, args.server_pid, deadline, !json)?;
+    let ctx = Ctx::new(addr, server, args.server_pid, deadline, !json, tls)?;
     let work = async {
         match &args.workload {
             Workload::Fanout(w) => emit(&fanout::run(&ctx, w).await?, json),

@@ -16,7 +16,6 @@ use chinwag_protocol::{
     ClientFrame, Code, DEFAULT_MAX_FRAME, Hello, PROTOCOL_VERSION, ServerFrame, options,
 };
 use futures::StreamExt;
-use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{Mutex, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
@@ -29,6 +28,7 @@ use crate::error::SetupError;
 use crate::receipts::{ReceiptSpec, Receipts};
 use crate::receiver::{self, Expect, Progress, Tally};
 use crate::shared_write::{SharedWrite, send_frame};
+use crate::tls::{self, ReadHalf, WriteHalf};
 
 /// Registrations in flight at once (hubload's default). Well below the hub's
 /// 1,000 unregistered connections, and enough to keep both cores busy.
@@ -213,7 +213,7 @@ pub(crate) struct Registered {
 }
 
 /// A connection's read half, framed by the bench's decoder.
-pub(crate) type Frames = FramedRead<OwnedReadHalf, BenchCodec>;
+pub(crate) type Frames = FramedRead<ReadHalf, BenchCodec>;
 
 /// Opens a connection (from `source`, if given) and registers it as the
 /// guest `nick`, reading messages of `size` bytes with a `read_buffer`
@@ -228,8 +228,7 @@ pub(crate) async fn register(
     presence: bool,
     options: u32,
 ) -> Result<Registered, SetupError> {
-    let stream = open(ctx, nick, source).await?;
-    let (read, write) = stream.into_split();
+    let (read, write) = open_split(ctx, nick, source).await?;
     let mut frames = framed(read, size, read_buffer);
     let write = Arc::new(Mutex::new(write));
     let max_frame = tokio::time::timeout(
@@ -256,7 +255,7 @@ pub(crate) async fn register(
 }
 
 /// The bench's decoder on a read half, for messages of `size` bytes.
-pub(crate) fn framed(read: OwnedReadHalf, size: usize, read_buffer: usize) -> Frames {
+pub(crate) fn framed(read: ReadHalf, size: usize, read_buffer: usize) -> Frames {
     let codec = BenchCodec::new(size, MAX_INBOUND_FRAME, read_buffer);
     FramedRead::with_capacity(read, codec, read_buffer)
 }
@@ -269,6 +268,23 @@ pub(crate) async fn open(
     source: Option<IpAddr>,
 ) -> Result<TcpStream, SetupError> {
     open_socket(ctx.addr, source)
+        .await
+        .map_err(|error| SetupError::Connect {
+            addr: ctx.addr,
+            nick: nick.to_owned(),
+            source: error,
+        })
+}
+
+/// A connection to the hub for `nick` as [`open`], over TLS when the run
+/// is, split.
+pub(crate) async fn open_split(
+    ctx: &Ctx,
+    nick: &str,
+    source: Option<IpAddr>,
+) -> Result<(ReadHalf, WriteHalf), SetupError> {
+    let stream = open(ctx, nick, source).await?;
+    tls::split(stream, ctx.tls.as_ref())
         .await
         .map_err(|error| SetupError::Connect {
             addr: ctx.addr,

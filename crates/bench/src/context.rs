@@ -14,6 +14,7 @@ use crate::clock::Clock;
 use crate::error::SetupError;
 use crate::procstat::{CpuUse, Process};
 use crate::report::{Checks, Figures, Percentiles, Report};
+use crate::tls::{Connector, Tls};
 
 /// Longest wait for every receiver to see a warm-up message.
 pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -38,6 +39,8 @@ pub(crate) struct Ctx {
     pub(crate) latencies: Arc<Mutex<Histogram<u64>>>,
     /// Whether progress bars may be shown (not with `--json`).
     pub(crate) bars: bool,
+    /// TLS to the hub's TLS port, if the run is over TLS.
+    pub(crate) tls: Option<Connector>,
 }
 
 impl Ctx {
@@ -49,7 +52,9 @@ impl Ctx {
         server_pid: Option<u32>,
         deadline: Instant,
         bars: bool,
+        tls: Option<Tls>,
     ) -> Result<Self, SetupError> {
+        let tls = tls.map(Connector::new).transpose()?;
         let latencies = Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)
             .map_err(|error| SetupError::Task(error.to_string()))?;
         Ok(Self {
@@ -61,6 +66,7 @@ impl Ctx {
             stop: CancellationToken::new(),
             latencies: Arc::new(Mutex::new(latencies)),
             bars,
+            tls,
         })
     }
 

@@ -88,7 +88,9 @@ mod sender;
 mod shared_write;
 mod store;
 mod stuck;
+mod tls;
 mod wait;
 
 pub use self::command::{BenchArgs, Verdict, WORKER_THREADS, run};
 pub use self::error::SetupError;
+pub use self::tls::Tls;

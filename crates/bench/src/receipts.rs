@@ -333,7 +333,8 @@ async fn write_confirms(write: SharedWrite, outgoing: Arc<Outgoing>) {
         if !outgoing.lock().is_empty() {
             let mut half = write.lock().await;
             std::mem::swap(&mut *outgoing.lock(), &mut frames);
-            if half.write_all(&frames).await.is_err() {
+            // TLS sends the tail of a write only when flushed.
+            if half.write_all(&frames).await.is_err() || half.flush().await.is_err() {
                 return;
             }
             drop(half);
@@ -365,6 +366,7 @@ mod tests {
             listener.accept()
         );
         let (_, write) = ours.unwrap().into_split();
+        let write = crate::tls::WriteHalf::Tcp(write);
         let spec = ReceiptSpec {
             partner: partner.to_owned(),
             own_times: Arc::new(SendTimes::new(100)),

@@ -26,7 +26,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use chinwag_protocol::{Ack, ClientFrame, Code, ErrorFrame, Message, ProtocolError, ServerFrame};
 use futures::{FutureExt as _, StreamExt};
 use hdrhistogram::Histogram;
-use tokio::net::tcp::OwnedReadHalf;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
@@ -36,6 +35,7 @@ use crate::payload::{self, Header, Kind, WARMUP_ID};
 use crate::receipts::{CONFIRM_QUIET, ReceiptTally, Receipts, Wrong};
 use crate::shared_write::SharedWrite;
 use crate::stuck::STUCK_PREFIX;
+use crate::tls::ReadHalf;
 
 /// Latencies buffered before taking the histogram's lock.
 const LATENCY_BATCH: usize = 256;
@@ -125,7 +125,7 @@ impl Tally {
 #[derive(Debug)]
 pub(crate) struct Receiver {
     pub(crate) nick: String,
-    pub(crate) frames: FramedRead<OwnedReadHalf, BenchCodec>,
+    pub(crate) frames: FramedRead<ReadHalf, BenchCodec>,
     pub(crate) write: SharedWrite,
     pub(crate) expect: Expect,
     pub(crate) progress: Arc<Progress>,
@@ -274,7 +274,7 @@ pub(crate) async fn run(mut r: Receiver) -> Tally {
 /// confirmed and it waits on (the timer is made only once the socket has
 /// nothing to read).
 async fn next_frame(
-    frames: &mut FramedRead<OwnedReadHalf, BenchCodec>,
+    frames: &mut FramedRead<ReadHalf, BenchCodec>,
     receipts: Option<&mut Receipts>,
     mut stopped: Pin<&mut WaitForCancellationFuture<'_>>,
 ) -> Option<Option<Result<Inbound, ProtocolError>>> {
@@ -521,7 +521,13 @@ fn pong(write: &SharedWrite, token: u64) {
         let mut buf = bytes::BytesMut::with_capacity(16);
         if chinwag_protocol::encode_into(&ClientFrame::Pong(token), 64, &mut buf).is_ok() {
             // A failed write shows up as the connection ending, on the read side.
-            let _ = tokio::io::AsyncWriteExt::write_all(&mut *guard, &buf).await;
+            if tokio::io::AsyncWriteExt::write_all(&mut *guard, &buf)
+                .await
+                .is_ok()
+            {
+                // TLS sends the tail of a write only when flushed.
+                let _ = tokio::io::AsyncWriteExt::flush(&mut *guard).await;
+            }
         }
     });
 }

@@ -149,7 +149,12 @@ impl Sender {
     /// Writes whatever is buffered.
     pub(crate) async fn flush(&mut self) -> Result<(), ProtocolError> {
         if !self.buf.is_empty() {
-            self.write.lock().await.write_all(&self.buf).await?;
+            let mut write = self.write.lock().await;
+            write.write_all(&self.buf).await?;
+            // TLS keeps the tail of a write it could not send yet until
+            // flushed; a plain socket flushes for nothing.
+            write.flush().await?;
+            drop(write);
             self.buf.clear();
         }
         Ok(())

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use chinwag_protocol::{ClientFrame, DEFAULT_MAX_FRAME, ProtocolError, encode_into};
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Mutex;
 
+use crate::tls::WriteHalf;
+
 /// A connection's write half, shared by its sender and its receiver task.
-pub(crate) type SharedWrite = Arc<Mutex<OwnedWriteHalf>>;
+pub(crate) type SharedWrite = Arc<Mutex<WriteHalf>>;
 
 /// Writes one frame on its own (registration, pongs).
 pub(crate) async fn send_frame(
@@ -21,6 +22,9 @@ pub(crate) async fn send_frame(
 ) -> Result<(), ProtocolError> {
     let mut buf = BytesMut::with_capacity(64);
     encode_into(frame, DEFAULT_MAX_FRAME, &mut buf)?;
-    write.lock().await.write_all(&buf).await?;
+    let mut write = write.lock().await;
+    write.write_all(&buf).await?;
+    // TLS sends the tail of a write only when flushed.
+    write.flush().await?;
     Ok(())
 }

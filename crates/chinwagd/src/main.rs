@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use chinwag_hub::store::{DEFAULT_DATA_DIR, Store, StoreConfig};
-use chinwag_hub::{Hub, HubConfig, RateLimit, Storage, bind_tcp};
+use chinwag_hub::{Hub, HubConfig, RateLimit, Storage, TlsAcceptor, bind_tcp};
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod account;
@@ -94,6 +94,18 @@ struct Args {
     /// on loopback or behind a firewall (it has no authentication).
     #[arg(long, value_name = "ADDR")]
     admin_listen: Option<String>,
+    /// Also accept the binary protocol over TLS (1.2 or 1.3) on this
+    /// address, with --tls-cert and --tls-key. Off unless given.
+    #[arg(long, value_name = "ADDR")]
+    tls_listen: Option<String>,
+    /// The TLS certificate chain, PEM, the server's own certificate first
+    /// (certbot's fullchain.pem). Read again on SIGHUP.
+    #[arg(long, value_name = "PEM")]
+    tls_cert: Option<PathBuf>,
+    /// The TLS certificate's private key, PEM (PKCS#8, PKCS#1 or SEC1;
+    /// certbot's privkey.pem). Read again on SIGHUP.
+    #[arg(long, value_name = "PEM")]
+    tls_key: Option<PathBuf>,
     /// Registered users at once; a connection beyond gets a "server full" error.
     #[arg(long, default_value_t = HubConfig::default().max_connections, value_parser = positive)]
     max_connections: usize,
@@ -302,10 +314,12 @@ async fn run(
     // Before anything says we are up: a SIGTERM sent the moment the address
     // is printed must shut us down cleanly, not kill us by default action.
     let shutdown = shutdown_signal()?;
+    let tls = tls_acceptor(&args)?;
     let Listeners {
         binary: listener,
         text: text_listener,
         admin: admin_listener,
+        tls: tls_listener,
     } = bind_listeners(&args, activated).await?;
     let addr = listener.local_addr()?;
 
@@ -327,12 +341,16 @@ async fn run(
         let hub = hub.clone();
         tokio::spawn(async move { hub.serve_text(listener).await })
     });
+    let tls_server = tls_listener.zip(tls.clone()).map(|(listener, tls)| {
+        let hub = hub.clone();
+        tokio::spawn(async move { hub.serve_tls(listener, tls).await })
+    });
 
     readiness.set_ready(true);
     systemd::ready(&format!("listening on {addr}"));
     let watchdog = systemd::watchdog(hub.clone());
     #[cfg(unix)]
-    let reloads = reload::on_sighup(filter, effective, hub.clone())?;
+    let reloads = reload::on_sighup(filter, effective, hub.clone(), tls)?;
     if let Some(after) = args.test_wedge_actor_after {
         let hub = hub.clone();
         tokio::spawn(async move {
@@ -356,7 +374,7 @@ async fn run(
             "some connections did not flush in time; exiting anyway"
         );
     }
-    for server in std::iter::once(server).chain(text_server) {
+    for server in std::iter::once(server).chain(text_server).chain(tls_server) {
         match server.await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => warn!(%error, "listener failed"),
@@ -374,6 +392,20 @@ struct Listeners {
     binary: tokio::net::TcpListener,
     text: Option<tokio::net::TcpListener>,
     admin: Option<tokio::net::TcpListener>,
+    tls: Option<tokio::net::TcpListener>,
+}
+
+/// The TLS acceptor, with `--tls-listen`: its certificate and key read
+/// now, so that a bad one stops the daemon at start-up.
+fn tls_acceptor(args: &Args) -> anyhow::Result<Option<TlsAcceptor>> {
+    let Some(addr) = &args.tls_listen else {
+        return Ok(None);
+    };
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        anyhow::bail!("--tls-listen {addr} needs --tls-cert and --tls-key");
+    };
+    let tls = TlsAcceptor::from_pem_files(cert, key).context("cannot load the TLS certificate")?;
+    Ok(Some(tls))
 }
 
 /// Takes the listeners systemd passed, binds the others, and prints where
@@ -416,10 +448,21 @@ async fn bind_listeners(args: &Args, activated: systemd::Activated) -> anyhow::R
         None => None,
     };
 
+    let tls_listener = match &args.tls_listen {
+        Some(tls_addr) => {
+            let listener = bind_tcp(resolve(tls_addr).await?)
+                .with_context(|| format!("cannot listen on {tls_addr} for TLS"))?;
+            println!("chinwagd TLS port on {}", listener.local_addr()?);
+            Some(listener)
+        }
+        None => None,
+    };
+
     Ok(Listeners {
         binary: listener,
         text: text_listener,
         admin: admin_listener,
+        tls: tls_listener,
     })
 }
 

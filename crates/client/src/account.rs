@@ -12,8 +12,8 @@ use chinwag_protocol::{
 use tokio::net::{ToSocketAddrs, lookup_host};
 use tracing::debug;
 
-use crate::ClientError;
 use crate::connection::Unregistered;
+use crate::{ClientError, TlsOptions};
 
 /// How long an account request may take, connecting included. Generous:
 /// the hub hashes passwords with argon2id on purpose slowly, and a busy hub
@@ -53,12 +53,26 @@ pub async fn account(
     addr: impl ToSocketAddrs,
     request: AccountRequest,
 ) -> Result<AccountDone, ClientError> {
+    account_with_tls(addr, request, None).await
+}
+
+/// As [`account`], over TLS with `tls` (a hub's `--tls-listen` port) when
+/// given: the password then crosses the network encrypted.
+///
+/// # Errors
+/// As [`account`], and the TLS errors of
+/// [`Client::connect_with`](crate::Client::connect_with).
+pub async fn account_with_tls(
+    addr: impl ToSocketAddrs,
+    request: AccountRequest,
+    tls: Option<&TlsOptions>,
+) -> Result<AccountDone, ClientError> {
     Nick::parse(request.nick.as_bytes())?;
     let addrs: Vec<_> = lookup_host(addr)
         .await
         .map_err(ClientError::Resolve)?
         .collect();
-    tokio::time::timeout(ACCOUNT_TIMEOUT, exchange(&addrs, request))
+    tokio::time::timeout(ACCOUNT_TIMEOUT, exchange(&addrs, request, tls))
         .await
         .map_err(|_| ClientError::Timeout)?
 }
@@ -66,8 +80,9 @@ pub async fn account(
 async fn exchange(
     addrs: &[std::net::SocketAddr],
     request: AccountRequest,
+    tls: Option<&TlsOptions>,
 ) -> Result<AccountDone, ClientError> {
-    let mut conn = Unregistered::connect(addrs).await?;
+    let mut conn = Unregistered::connect(addrs, tls).await?;
     let action = request.action;
     conn.write(&ClientFrame::Account(request)).await?;
     let answer = loop {

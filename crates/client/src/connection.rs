@@ -28,7 +28,6 @@ use chinwag_protocol::{
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::time::{Instant, sleep};
 use tokio_util::codec::FramedRead;
@@ -36,6 +35,7 @@ use tracing::debug;
 
 use crate::confirm::Confirms;
 use crate::mailbox::{Arrival, Mailbox};
+use crate::tls::{self, ReadHalf, TlsOptions, WriteHalf};
 use crate::users::{SharedTable, Who};
 use crate::{Ack, Backoff, ClientError, ClientOptions, CloseReason, Event};
 
@@ -92,8 +92,8 @@ impl Request {
 
 /// A registered connection: the socket's two halves.
 pub(crate) struct Link {
-    reader: FramedRead<OwnedReadHalf, ClientCodec>,
-    writer: OwnedWriteHalf,
+    reader: FramedRead<ReadHalf, ClientCodec>,
+    writer: WriteHalf,
     /// The largest payload the hub accepts from us, from its `WELCOME`.
     max_frame: usize,
     /// The hub keeps the table of users for this connection, and sends it
@@ -109,17 +109,18 @@ pub(crate) struct Link {
 /// An unregistered connection: what [`handshake`] and the account requests
 /// of `account.rs` start from.
 pub(crate) struct Unregistered {
-    pub(crate) reader: FramedRead<OwnedReadHalf, ClientCodec>,
-    pub(crate) writer: OwnedWriteHalf,
+    pub(crate) reader: FramedRead<ReadHalf, ClientCodec>,
+    pub(crate) writer: WriteHalf,
 }
 
 impl Unregistered {
-    /// Connects to the first of `addrs` that answers.
-    pub(crate) async fn connect(addrs: &[SocketAddr]) -> Result<Self, ClientError> {
+    /// Connects to the first of `addrs` that answers, over TLS with `tls`.
+    pub(crate) async fn connect(
+        addrs: &[SocketAddr],
+        tls: Option<&TlsOptions>,
+    ) -> Result<Self, ClientError> {
         let stream = connect_any(addrs).await?;
-        // Frames are written whole and at once; Nagle would only add latency.
-        let _ = stream.set_nodelay(true);
-        let (read_half, writer) = stream.into_split();
+        let (read_half, writer) = tls::open(stream, tls).await?;
         Ok(Self {
             reader: FramedRead::new(read_half, ClientCodec::default()),
             writer,
@@ -132,6 +133,8 @@ impl Unregistered {
         let mut out = BytesMut::new();
         encode_into(frame, MAX_FRAME_UNREGISTERED, &mut out)?;
         self.writer.write_all(&out).await?;
+        // TLS sends the tail of a write only when flushed.
+        self.writer.flush().await?;
         Ok(())
     }
 
@@ -176,7 +179,7 @@ async fn handshake(
     nick: &str,
     options: &ClientOptions,
 ) -> Result<(Link, Welcome), ClientError> {
-    let mut conn = Unregistered::connect(addrs).await?;
+    let mut conn = Unregistered::connect(addrs, options.tls.as_ref()).await?;
     let asked = options.hello_options();
     // With a password, `options` must be present; it always is.
     conn.write(&ClientFrame::Hello(Hello {
@@ -257,6 +260,16 @@ pub(crate) async fn connect_any(addrs: &[SocketAddr]) -> Result<TcpStream, Clien
             "the address resolved to nothing",
         ))
     }))
+}
+
+/// Writes what `out` holds (`Some` of how much), or with nothing left to
+/// write flushes the stream (`None`). Cancel-safe, as both are.
+async fn write_or_flush(writer: &mut WriteHalf, out: &mut BytesMut) -> io::Result<Option<usize>> {
+    if out.is_empty() {
+        writer.flush().await.map(|()| None)
+    } else {
+        writer.write_buf(out).await.map(Some)
+    }
 }
 
 /// Events on their way to the [`Events`](crate::Events) reader.
@@ -658,6 +671,10 @@ impl Task {
         let confirm_timer = sleep(far);
         tokio::pin!(confirm_timer);
         let mut armed = None;
+        // Over TLS, what the last write left in the TLS buffer (the socket
+        // would block) goes out only when flushed: once the buffer of
+        // frames has been written, the stream is flushed too.
+        let mut unflushed = false;
 
         let ended = loop {
             if let Some(due) = conn.confirms.due()
@@ -673,13 +690,16 @@ impl Task {
                 () = &mut confirm_timer, if conn.confirms.due().is_some() => {
                     self.confirm(&mut conn);
                 }
-                written = link.writer.write_buf(&mut conn.out), if !conn.out.is_empty() => {
+                written = write_or_flush(&mut link.writer, &mut conn.out),
+                    if !conn.out.is_empty() || unflushed =>
+                {
                     match written {
-                        Ok(0) => {
+                        Ok(Some(0)) => {
                             let error = io::Error::from(io::ErrorKind::WriteZero);
                             break Ended::Lost(CloseReason::Io(error));
                         }
-                        Ok(_) => {}
+                        Ok(Some(_)) => unflushed = link.writer.buffers(),
+                        Ok(None) => unflushed = false,
                         Err(error) => break Ended::Lost(CloseReason::Io(error)),
                     }
                 }

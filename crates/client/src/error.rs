@@ -103,6 +103,19 @@ pub enum ClientError {
     /// what it looks like.
     #[error("not a chinwag hub's binary port: {0}")]
     NotAHub(String),
+    /// TLS could not be set up: a CA file that does not load, no system
+    /// roots, a server name that is neither a DNS name nor an IP address.
+    #[error("TLS: {0}")]
+    TlsSetup(String),
+    /// The TLS handshake failed: the server's certificate was refused (not
+    /// for this name, expired, not signed by a trusted root) or the server
+    /// refused ours. The source says which.
+    #[error("TLS handshake failed")]
+    Tls(#[source] io::Error),
+    /// The server answered the TLS handshake with bytes that are not TLS:
+    /// it does not speak TLS on this port (a hub's plain `--listen` port).
+    #[error("the server does not speak TLS on this port (is it the hub's plain --listen port?)")]
+    NotTls,
     /// The client has closed for good: it quit, gave up reconnecting, or
     /// the hub ended the session. See [`Event::Closed`](crate::Event::Closed)
     /// for why.
@@ -141,6 +154,9 @@ impl ClientError {
         match self {
             Self::InvalidNick(_)
             | Self::NotAHub(_)
+            | Self::TlsSetup(_)
+            | Self::Tls(_)
+            | Self::NotTls
             | Self::NickRegistered { .. }
             | Self::BadPassword { .. }
             | Self::NoSuchAccount { .. }

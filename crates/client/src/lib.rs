@@ -62,13 +62,17 @@ mod error;
 mod event;
 mod mailbox;
 mod options;
+mod tls;
 mod users;
 
-pub use account::{ACCOUNT_TIMEOUT, account, change_password, create_account, delete_account};
+pub use account::{
+    ACCOUNT_TIMEOUT, account, account_with_tls, change_password, create_account, delete_account,
+};
 pub use client::{Ack, Client, Pending, PendingAck};
 pub use error::ClientError;
 pub use event::{CloseReason, Event, Events};
 pub use options::{Backoff, ClientOptions};
+pub use tls::TlsOptions;
 pub use users::Who;
 
 pub use chinwag_protocol::{
@@ -79,3 +83,6 @@ pub use chinwag_protocol::{
 /// The protocol crate, re-exported for its [`text`](chinwag_protocol::text)
 /// helpers and frame types.
 pub use chinwag_protocol as protocol;
+
+/// rustls, re-exported for [`TlsOptions::client_config`].
+pub use tokio_rustls::rustls;

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use chinwag_protocol::options;
 
+use crate::TlsOptions;
+
 /// Settings for [`Client::connect_with`](crate::Client::connect_with).
 /// `ClientOptions::default()` is what [`Client::connect`](crate::Client::connect) uses.
 ///
@@ -118,6 +120,9 @@ pub struct ClientOptions {
     /// registered nickname ([`ClientError::NickRegistered`](crate::ClientError::NickRegistered)).
     /// Reconnections log in with it again. Never printed.
     pub password: Option<String>,
+    /// Speak TLS to the hub (its `--tls-listen` port), checking its
+    /// certificate as these options say. `None` (the default): plain TCP.
+    pub tls: Option<TlsOptions>,
 }
 
 /// Every field but the password, which shows only as present or not.
@@ -137,6 +142,7 @@ impl fmt::Debug for ClientOptions {
             .field("receipts", &self.receipts)
             .field("reliable", &self.reliable)
             .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -157,6 +163,7 @@ impl Default for ClientOptions {
             receipts: false,
             reliable: false,
             password: None,
+            tls: None,
         }
     }
 }
@@ -250,6 +257,13 @@ impl ClientOptions {
     #[must_use]
     pub fn password(mut self, password: impl Into<String>) -> Self {
         self.password = Some(password.into());
+        self
+    }
+
+    /// Sets [`tls`](Self::tls): speak TLS to the hub's TLS port.
+    #[must_use]
+    pub fn tls(mut self, tls: TlsOptions) -> Self {
+        self.tls = Some(tls);
         self
     }
 

@@ -343,3 +343,43 @@ async fn store_counts_a_full_mailbox_as_a_failure() {
     assert_eq!(report["confirmed"], Value::Null, "{report}");
     hub.shutdown().await;
 }
+
+/// `chinwag --tls --ca CA bench ...` against the hub's TLS port (and only
+/// that one: a bench that ignored `--tls` would send plain `HELLO`s there
+/// and be closed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_and_direct_run_over_tls() {
+    let hub = TestHub::start().await;
+    let certs = chinwag_testkit::TestCerts::new(1);
+    let tls = chinwag_hub::TlsAcceptor::from_pem_files(&certs.cert, &certs.key).unwrap();
+    let listener = chinwag_hub::bind_tcp(([127, 0, 0, 1], 0).into()).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let serving = tokio::spawn({
+        let hub = hub.hub.clone();
+        async move { hub.serve_tls(listener, tls).await }
+    });
+    let over_tls = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_chinwag"));
+        command
+            .args(["--tls", "--ca"])
+            .arg(&certs.ca)
+            .args(["--server", &addr.to_string(), "bench"])
+            .args(args)
+            .arg("--json")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        within("chinwag --tls bench to finish", command.output())
+    };
+    let fanout = ["fanout", "--subscribers", "10", "--messages", "20000"];
+    let report_of = report(&over_tls(&fanout).await.unwrap());
+    assert_eq!(report_of["workload"], "fanout");
+    assert_clean(&report_of, 10 * 20000);
+    let direct = ["direct", "--pairs", "4", "--messages", "20000"];
+    let report_of = report(&over_tls(&direct).await.unwrap());
+    assert_eq!(report_of["workload"], "direct");
+    assert_clean(&report_of, 2 * 4 * 20000);
+    hub.shutdown().await;
+    serving.await.unwrap().unwrap();
+}

@@ -9,6 +9,8 @@
 //!   sockets), each served by its own task; [`Hub::serve_text`] does the
 //!   same for plain-text (netcat) users, and [`Hub::serve_connection`] takes
 //!   one accepted elsewhere (any [`Transport`]).
+//! - [`Hub::serve_tls`] does so over TLS, with a [`TlsAcceptor`] whose
+//!   certificate can be reloaded while it serves.
 //! - [`Hub::attach`] gives an in-process [`Session`] (no socket).
 //! - [`Hub::shutdown`] stops accepting, flushes every queue and waits.
 //!
@@ -20,7 +22,8 @@
 //! throttle on wrong passwords); `registry.rs` (who is online); `outbox.rs`
 //! (each connection's byte-bounded outbound queue, where flow control
 //! happens); `listener.rs` (the transports and listeners the hub serves) and
-//! `server.rs` (the accept loop, and connections handed over);
+//! `server.rs` (the accept loop, and connections handed over); `tls.rs`
+//! (TLS around any listener, its handshake in the connection's task);
 //! `connection.rs` (what every front end shares about a peer); `front/`
 //! (the binary and text front ends); `writer.rs` (a connection's writer);
 //! `flood.rs` (flood control); `session.rs` (in-process users); `config.rs`
@@ -58,6 +61,7 @@ mod registry;
 mod server;
 mod session;
 mod stats;
+mod tls;
 mod writer;
 
 pub use accounts::{
@@ -73,9 +77,14 @@ pub use metrics::{ConnectionInfo, HubMetrics};
 pub use reconfigure::Reconfigured;
 pub use session::Session;
 pub use stats::HubStats;
+pub use tls::{TlsAcceptor, TlsError, TlsListener, TlsStream};
 
 /// The protocol crate, re-exported for embedders.
 pub use chinwag_protocol as protocol;
+
+/// rustls, re-exported for embedders that build a [`TlsAcceptor`] from
+/// certificates in memory ([`TlsAcceptor::from_der`]).
+pub use tokio_rustls::rustls;
 
 /// The store crate, re-exported for embedders that keep accounts.
 pub use chinwag_store as store;

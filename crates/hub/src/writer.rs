@@ -123,6 +123,24 @@ where
     io.shutdown().await
 }
 
+/// Flushes `io`, within `deadline` as a write: a TLS stream keeps the tail
+/// of what it was given when the socket would block, and sends it only
+/// when flushed. A plain socket's flush is done at the first poll, and no
+/// clock is read for it.
+async fn flush_deadline<W>(io: &mut W, deadline: Duration, outbox: &Outbox) -> io::Result<()>
+where
+    W: AsyncWrite + Unpin,
+{
+    let mut flush = std::pin::pin!(io.flush());
+    if let Some(flushed) = futures::FutureExt::now_or_never(flush.as_mut()) {
+        return flushed;
+    }
+    match timeout(deadline, flush).await {
+        Ok(flushed) => flushed,
+        Err(_) => Err(no_progress(outbox)),
+    }
+}
+
 /// As [`write_deadline`], for several buffers written with vectored writes.
 async fn write_vectored_deadline<W>(
     io: &mut W,
@@ -149,7 +167,7 @@ where
             }
         }
     }
-    Ok(())
+    flush_deadline(io, deadline, outbox).await
 }
 
 /// A write that made no progress before the deadline: the peer is cut as a
@@ -162,8 +180,8 @@ fn no_progress(outbox: &Outbox) -> io::Error {
     )
 }
 
-/// Writes all of `bytes`, cutting the connection as a slow consumer when one
-/// write makes no progress for `deadline`. The deadline is per write, not
+/// Writes all of `bytes` and flushes them, cutting the connection as a slow
+/// consumer when one write (or the flush) makes no progress for `deadline`. The deadline is per write, not
 /// for the whole: a reader that keeps taking bytes, however slowly, is not
 /// cut by it (the outbox's own bounds deal with one that falls behind).
 pub(crate) async fn write_deadline<W>(
@@ -184,7 +202,7 @@ where
             written => bytes = &bytes[written..],
         }
     }
-    Ok(())
+    flush_deadline(io, deadline, outbox).await
 }
 
 #[cfg(test)]

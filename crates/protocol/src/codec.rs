@@ -47,6 +47,13 @@ pub const DEFAULT_MAX_FRAME: usize = 1024 * 1024;
 /// before `WELCOME` must fit in it.
 pub const MAX_FRAME_UNREGISTERED: usize = 16 * 1024;
 
+/// The ALPN protocol name of the binary protocol over TLS
+/// (`docs/protocol.md`, "TLS"): the frames inside TLS are the same as over
+/// plain TCP. A hub offers it and a client asks for it, so that a client
+/// of another protocol (`h2`, `http/1.1`) that asks for its own is refused
+/// in the handshake rather than misread.
+pub const TLS_ALPN: &[u8] = b"chinwag";
+
 /// A codec that decodes frames of type `In` and encodes any [`WireFrame`].
 ///
 /// The hub uses [`HubCodec`] (decodes [`ClientFrame`]s) and clients use

@@ -31,7 +31,7 @@ pub use account::{
 pub use code::Code;
 pub use codec::{
     ClientCodec, DEFAULT_MAX_FRAME, FrameCodec, HubCodec, MAX_FRAME_UNREGISTERED, PREFIX_LEN,
-    encode_frame, encode_into,
+    TLS_ALPN, encode_frame, encode_into,
 };
 pub use error::ProtocolError;
 pub use frame::{

@@ -17,6 +17,8 @@
 //!   byte stream (a TCP socket or one end of a pipe) with the `expect_*`
 //!   helpers, and [`next`] / [`codes_until_closed`] for tests that hold the
 //!   `Framed` stream themselves.
+//! - `certs.rs`: [`TestCerts`], a private CA and a server certificate for
+//!   the TLS tests, as PEM files.
 //! - `proxy.rs`: [`FaultProxy`], a TCP proxy that cuts connections at
 //!   seeded random points (mid-frame too), for tests of reconnection.
 //! - `http.rs`: [`http_get`], for the tests of the admin endpoint.
@@ -44,6 +46,7 @@
 // `# Panics` section on each of them.
 #![allow(clippy::missing_panics_doc)]
 
+mod certs;
 mod client;
 mod forgeries;
 mod frames;
@@ -52,6 +55,7 @@ mod hubs;
 mod proxy;
 mod wait;
 
+pub use certs::TestCerts;
 pub use client::{RawClient, codes_until_closed, next};
 pub use forgeries::FORGERIES;
 pub use frames::{

@@ -136,6 +136,20 @@ impl Daemon {
             .expect("waiting for chinwagd");
     }
 
+    /// SIGHUP: the daemon reloads (returns once the signal is sent).
+    ///
+    /// # Panics
+    /// If `kill` fails.
+    pub async fn hangup(&self) {
+        let pid = self.child.id().expect("chinwagd is still running");
+        let status = Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .await
+            .expect("running kill");
+        assert!(status.success(), "kill -HUP {pid} failed");
+    }
+
     /// SIGTERM, the orderly stop, and its exit status.
     ///
     /// # Panics

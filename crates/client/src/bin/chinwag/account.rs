@@ -5,7 +5,7 @@ use std::io::{self, BufRead as _, Write as _};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use chinwag_client::{AccountDone, ClientError};
+use chinwag_client::{AccountAction, AccountDone, AccountRequest, ClientError};
 use clap::Subcommand;
 
 use crate::output::Format;
@@ -57,7 +57,7 @@ pub(crate) enum AccountCommand {
 }
 
 pub(crate) async fn run(
-    server: &str,
+    server: &crate::Server<'_>,
     command: AccountCommand,
     format: Format,
 ) -> anyhow::Result<ExitCode> {
@@ -72,7 +72,7 @@ pub(crate) async fn run(
                 None => bail!("no password for the new account {nick}: {HOW}"),
             };
             password::check_new(&password)?;
-            let done = chinwag_client::create_account(server, &nick, &password).await;
+            let done = exchange(server, AccountAction::Create, &nick, &password, "").await;
             (nick, done)
         }
         AccountCommand::Passwd {
@@ -81,7 +81,7 @@ pub(crate) async fn run(
         } => {
             let (current, new) = passwords_to_change(&nick, password_stdin).await?;
             password::check_new(&new)?;
-            let done = chinwag_client::change_password(server, &nick, &current, &new).await;
+            let done = exchange(server, AccountAction::SetPassword, &nick, &current, &new).await;
             (nick, done)
         }
         AccountCommand::Delete {
@@ -100,11 +100,28 @@ pub(crate) async fn run(
                 eprintln!("chinwag: nothing deleted");
                 return Ok(ExitCode::from(EXIT_NOT_DELIVERED));
             }
-            let done = chinwag_client::delete_account(server, &nick, &password).await;
+            let done = exchange(server, AccountAction::Delete, &nick, &password, "").await;
             (nick, done)
         }
     };
-    report(server, &nick, done, format)
+    report(server.addr, &nick, done, format)
+}
+
+/// One account request to `server`, over TLS if it says so.
+async fn exchange(
+    server: &crate::Server<'_>,
+    action: AccountAction,
+    nick: &str,
+    password: &str,
+    new_password: &str,
+) -> Result<AccountDone, ClientError> {
+    let request = AccountRequest {
+        action,
+        nick: nick.to_owned(),
+        password: password.to_owned(),
+        new_password: new_password.to_owned(),
+    };
+    chinwag_client::account_with_tls(server.addr, request, server.tls.as_ref()).await
 }
 
 /// The current and the new password for `account passwd`.

@@ -46,7 +46,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use chinwag_bench::{BenchArgs, Verdict};
-use chinwag_client::{Backoff, Client, ClientError, ClientOptions, Events, Recipients};
+use chinwag_client::{Backoff, Client, ClientError, ClientOptions, Events, Recipients, TlsOptions};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::account::AccountCommand;
@@ -91,6 +91,20 @@ struct Cli {
         env = "CHINWAG_SERVER"
     )]
     server: String,
+    /// Speak TLS to the hub (its --tls-listen port). Its certificate must
+    /// name the host of --server (or --tls-server-name) and chain to the
+    /// system's roots (or to --ca).
+    #[arg(long, global = true)]
+    tls: bool,
+    /// With --tls: trust only the certificates in this PEM file (a private
+    /// CA, or the hub's own self-signed certificate), not the system's roots.
+    #[arg(long, global = true, value_name = "FILE", requires = "tls")]
+    ca: Option<std::path::PathBuf>,
+    /// With --tls: the name the hub's certificate must carry, when it is
+    /// not the host of --server (e.g. --server 10.0.0.5:2449 for a
+    /// certificate of chat.example.org).
+    #[arg(long, global = true, value_name = "NAME", requires = "tls")]
+    tls_server_name: Option<String>,
     /// Print one JSON object per line instead of text for people.
     #[arg(long, global = true)]
     json: bool,
@@ -285,7 +299,11 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let format = Format { json: cli.json };
-    let server = cli.server.as_str();
+    let tls = tls_options(&cli)?;
+    let server = &Server {
+        addr: cli.server.as_str(),
+        tls,
+    };
     match cli.command {
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
@@ -356,7 +374,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             commands::who(&client, format).await
         }
         Command::Account { command } => account::run(server, command, format).await,
-        Command::Bench(args) => match chinwag_bench::run(server, format.json, args).await? {
+        Command::Bench(args) => match chinwag_bench::run(
+            server.addr,
+            format.json,
+            args,
+            server.tls.as_ref().map(|tls| chinwag_bench::Tls {
+                config: tls.client_config(),
+                server_name: tls.server_name(),
+            }),
+        )
+        .await?
+        {
             Verdict::Passed => Ok(ExitCode::SUCCESS),
             Verdict::Failed => Ok(ExitCode::from(EXIT_NOT_DELIVERED)),
         },
@@ -371,7 +399,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// confirms what it prints, so `--no-receipts` (confirm nothing) goes
 /// without one.
 async fn connect(
-    server: &str,
+    server: &Server<'_>,
     nick: &str,
     reconnect: bool,
     receipts: bool,
@@ -395,31 +423,66 @@ async fn connect(
 /// (`send`, `who`) pass `QUIET` options, so that others do not see them
 /// come and go.
 async fn join(
-    server: &str,
+    server: &Server<'_>,
     nick: &str,
-    options: ClientOptions,
+    mut options: ClientOptions,
     login: &Login,
 ) -> anyhow::Result<(Client, Events)> {
+    options.tls.clone_from(&server.tls);
+    let addr = server.addr;
     let options = match password::from_stdin_or_env(login.password_stdin)? {
         Some(password) => options.password(password),
         None => options,
     };
-    let context = || format!("cannot join {server} as {nick}");
-    match Client::connect_with(server, nick, options.clone()).await {
+    let context = || format!("cannot join {addr} as {nick}");
+    match Client::connect_with(addr, nick, options.clone()).await {
         Err(ClientError::NickRegistered { .. }) if options.password.is_none() => {
             if !password::can_prompt() {
                 anyhow::bail!(
-                    "cannot join {server} as {nick}: {nick} is registered and needs its password: {}",
+                    "cannot join {addr} as {nick}: {nick} is registered and needs its password: {}",
                     password::HOW
                 );
             }
             let password = password::prompt(format!("password for {nick}: ")).await?;
-            Client::connect_with(server, nick, options.password(password))
+            Client::connect_with(addr, nick, options.password(password))
                 .await
                 .with_context(context)
         }
         connected => connected.with_context(context),
     }
+}
+
+/// The hub to talk to: its address, and TLS if asked for.
+pub(crate) struct Server<'a> {
+    pub(crate) addr: &'a str,
+    pub(crate) tls: Option<TlsOptions>,
+}
+
+/// TLS as `--tls`, `--ca` and `--tls-server-name` say: the certificate
+/// must name the host of `--server` unless told another name.
+fn tls_options(cli: &Cli) -> anyhow::Result<Option<TlsOptions>> {
+    if !cli.tls {
+        return Ok(None);
+    }
+    let name = cli
+        .tls_server_name
+        .as_deref()
+        .unwrap_or_else(|| host_of(&cli.server));
+    let tls = match &cli.ca {
+        Some(ca) => TlsOptions::with_ca_file(name, ca)?,
+        None => TlsOptions::new(name)?,
+    };
+    Ok(Some(tls))
+}
+
+/// The host part of `HOST:PORT` (`[::1]:2449` gives `::1`).
+fn host_of(server: &str) -> &str {
+    if let Some(rest) = server.strip_prefix('[')
+        && let Some((host, _)) = rest.split_once(']')
+    {
+        return host;
+    }
+    server.rsplit_once(':').map_or(server, |(host, _)| host)
 }
 
 /// Prints one line on stdout, flushed, so that a program reading the other
