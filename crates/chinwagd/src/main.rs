@@ -223,8 +223,8 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print chinwagd's manual page (roff) to standard output
-    /// (e.g. `chinwagd man > chinwagd.1`).
+    /// Print chinwagd's manual page (roff, section 8) to standard output
+    /// (e.g. `chinwagd man > chinwagd.8`).
     Man,
 }
 
@@ -247,16 +247,20 @@ fn run_main() -> anyhow::Result<()> {
     match &loaded.args.command {
         Some(Command::Completions { shell }) => {
             use clap::CommandFactory as _;
-            let mut command = Args::command();
-            clap_complete::generate(*shell, &mut command, "chinwagd", &mut std::io::stdout());
-            return Ok(());
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Args::command(), "chinwagd", &mut script);
+            return print_generated(&script);
         }
         Some(Command::Man) => {
             use clap::CommandFactory as _;
+            let mut page = Vec::new();
+            // Section 8: a daemon, administered by root (man-pages(7)).
             clap_mangen::Man::new(Args::command())
-                .render(&mut std::io::stdout())
-                .context("cannot write the manual page")?;
-            return Ok(());
+                .section("8")
+                .manual("System Manager's Manual")
+                .render(&mut page)
+                .context("cannot render the manual page")?;
+            return print_generated(&page);
         }
         _ => {}
     }
@@ -287,6 +291,19 @@ fn run_main() -> anyhow::Result<()> {
         .build()
         .context("cannot start the runtime")?;
     runtime.block_on(run(args, activated, effective))
+}
+
+/// Writes what `completions` or `man` generated to stdout. A reader that
+/// closed early (`chinwagd man | head -1`) is not an error: like other Unix
+/// tools, the command ends quietly with success. (Generated into memory
+/// first, because `clap_complete` panics when its writer fails.)
+fn print_generated(text: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text).and_then(|()| stdout.flush()) {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        result => result.context("cannot write to standard output"),
+    }
 }
 
 async fn run(

@@ -1115,3 +1115,30 @@ fn completions_and_the_manual_page_name_the_commands() {
         assert!(text.contains(want), "{args:?} lacks {want}:\n{text}");
     }
 }
+
+/// A reader that closes early (`chinwag man | head -1`) is no error: the
+/// generating commands end quietly with status 0, as other Unix tools do.
+/// Here the reader is gone before the first byte, so every write fails.
+#[test]
+fn generating_into_a_closed_pipe_ends_quietly() {
+    for args in [
+        &["man"][..],
+        &["completions", "bash"],
+        &["completions", "zsh"],
+        &["completions", "fish"],
+    ] {
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_chinwag"))
+            .args(args)
+            .stdout(writer)
+            .output()
+            .expect("chinwag runs");
+        assert!(
+            output.status.success() && output.stderr.is_empty(),
+            "{args:?} into a closed pipe: {}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}

@@ -22,6 +22,9 @@
 //! - `proxy.rs`: [`FaultProxy`], a TCP proxy that cuts connections at
 //!   seeded random points (mid-frame too), for tests of reconnection.
 //! - `http.rs`: [`http_get`], for the tests of the admin endpoint.
+//! - `generated.rs`: [`assert_generated`], which holds the manual pages
+//!   and shell completions committed under `dist/` to what the programs
+//!   print now (or rewrites them, with [`REGENERATE`] set).
 //!
 //! Over pipes nothing leaves the process, so a test on a paused clock
 //! (`#[tokio::test(start_paused = true)]`) sees the hub's deadlines fire at
@@ -50,6 +53,7 @@ mod certs;
 mod client;
 mod forgeries;
 mod frames;
+mod generated;
 mod http;
 mod hubs;
 mod proxy;
@@ -62,6 +66,7 @@ pub use frames::{
     account, encode, encode_frames, hello, hello_bytes, hello_with_options, login, raw_frame, send,
     send_frame, users,
 };
+pub use generated::{REGENERATE, REGENERATE_COMMAND, assert_generated};
 pub use http::http_get;
 pub use hubs::{PipeHub, TestHub};
 pub use proxy::{Cut, CutPoints, FaultProxy, Faults, LINGER};

@@ -80,7 +80,7 @@ enum Wait {
 
 /// Talk to a chinwag hub.
 #[derive(Debug, Parser)]
-#[command(name = "chinwag", version, about)]
+#[command(name = "chinwag", version)]
 struct Cli {
     /// The hub's address.
     #[arg(
@@ -305,15 +305,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         tls,
     };
     match cli.command {
+        // Generated into memory, then printed: `clap_complete` panics when
+        // its writer fails, and a reader that closed early (`chinwag man |
+        // head -1`) is no error (see `main`).
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
-            let mut command = Cli::command();
-            clap_complete::generate(shell, &mut command, "chinwag", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "chinwag", &mut script);
+            print_all(&script)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Man => {
             use clap::CommandFactory as _;
-            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .manual("User Commands")
+                .render(&mut page)?;
+            print_all(&page)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Chat {
@@ -490,6 +498,13 @@ fn host_of(server: &str) -> &str {
 pub(crate) fn print_line(line: &str) -> io::Result<()> {
     let mut stdout = io::stdout().lock();
     writeln!(stdout, "{line}")?;
+    stdout.flush()
+}
+
+/// Prints `text` on stdout, flushed.
+fn print_all(text: &[u8]) -> io::Result<()> {
+    let mut stdout = io::stdout().lock();
+    stdout.write_all(text)?;
     stdout.flush()
 }
 
