@@ -23,7 +23,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::{
-    Account, Confirmed, Expired, KeptReceipt, Mailbox, NewAccount, Pending, StoreError,
+    Account, Confirmed, Expired, KeptReceipt, Mailbox, NewAccount, Pending, SentRecord, StoreError,
     StoreOutcome, StoreStats, StoredMessage,
 };
 
@@ -43,7 +43,24 @@ pub trait MailStore: fmt::Debug + Send + Sync {
     fn store_messages(
         &self,
         messages: Vec<StoredMessage>,
+    ) -> Result<Pending<Vec<StoreOutcome>>, StoreError> {
+        self.store_routed(messages, Vec::new())
+    }
+
+    /// As [`store_messages`](Self::store_messages), and in the same commit
+    /// records what became of messages reliable sessions sent
+    /// ([`SentRecord`]; one already recorded is left as it was): a message
+    /// whose copies are stored is always recognised when sent again.
+    fn store_routed(
+        &self,
+        messages: Vec<StoredMessage>,
+        sent: Vec<SentRecord>,
     ) -> Result<Pending<Vec<StoreOutcome>>, StoreError>;
+
+    /// A sender's newest [`SENT_WINDOW`](crate::SENT_WINDOW) records of
+    /// what became of its messages, oldest first (none for a name with no
+    /// account, or none kept). Read at a reliable session's login.
+    fn sent(&self, sender: &str) -> Result<Pending<Vec<SentRecord>>, StoreError>;
 
     /// Reads a mailbox: every message, oldest first, with the number the age
     /// limit dropped since its owner was last told. Reading removes nothing.

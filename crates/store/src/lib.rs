@@ -108,8 +108,10 @@ pub use account::{Account, NewAccount};
 pub use backend::{AccountStore, MailStore};
 pub use config::{DEFAULT_DATA_DIR, StoreConfig};
 pub use error::StoreError;
-pub use message::{Confirmed, Expired, KeptReceipt, Mailbox, StoreOutcome, StoredMessage};
+pub use message::{
+    Confirmed, Expired, KeptReceipt, Mailbox, SentRecord, StoreOutcome, StoredMessage,
+};
 pub use pending::Pending;
-pub use queries::MAX_KEPT_RECEIPTS;
+pub use queries::{MAX_KEPT_RECEIPTS, SENT_MAX_AGE, SENT_WINDOW};
 pub use stats::{LATENCY_BOUNDS_US, Latencies, StoreStats};
 pub use store::Store;

@@ -120,6 +120,64 @@ pub struct KeptReceipt {
     pub received_ms: u64,
 }
 
+/// What became of a message a reliable session sent: kept so that the
+/// same message sent again (its client id the same, after a lost
+/// connection or a hub restart) is answered with this outcome instead of
+/// being routed twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentRecord {
+    /// The sender: an account's nickname, any case (read back as the
+    /// reader asked for it).
+    pub sender: String,
+    /// The id the sender's client gave the message (`SEND`'s `id`).
+    pub client_id: u64,
+    /// The hub's id for it.
+    pub message_id: u64,
+    /// When the hub routed it, in milliseconds since the Unix epoch. The
+    /// record is kept for [`SENT_MAX_AGE`](crate::SENT_MAX_AGE) after.
+    pub ts_ms: u64,
+    /// How many recipients it was queued for.
+    pub delivered: u32,
+    /// Each recipient's status code in the `ACK`, in its order.
+    pub statuses: Vec<(String, u16)>,
+}
+
+impl SentRecord {
+    /// The statuses as one column: `nick code` pairs separated by spaces
+    /// (nicknames hold no spaces).
+    pub(crate) fn statuses_column(&self) -> String {
+        let mut column = String::new();
+        for (nick, code) in &self.statuses {
+            if !column.is_empty() {
+                column.push(' ');
+            }
+            column.push_str(nick);
+            column.push(' ');
+            column.push_str(&code.to_string());
+        }
+        column
+    }
+
+    /// The statuses from their column; a pair that does not read is
+    /// skipped.
+    pub(crate) fn split_statuses(column: &str) -> Vec<(String, u16)> {
+        let words: Vec<&str> = column.split(' ').filter(|word| !word.is_empty()).collect();
+        words
+            .chunks(2)
+            .filter_map(|pair| match pair {
+                [nick, code] => Some(((*nick).to_owned(), code.parse().ok()?)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub(crate) fn check(&self) -> Result<(), StoreError> {
+        check_i64(self.client_id, "client id")?;
+        check_i64(self.message_id, "message id")?;
+        check_i64(self.ts_ms, "timestamp")
+    }
+}
+
 /// A mailbox as read at login.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Mailbox {

@@ -15,9 +15,68 @@ use crate::index::{Entries, MailIndex, Slot};
 use crate::jobs::Txn;
 use crate::message::fold;
 use crate::{
-    Account, Confirmed, Expired, KeptReceipt, Mailbox, NewAccount, StoreError, StoreOutcome,
-    StoredMessage,
+    Account, Confirmed, Expired, KeptReceipt, Mailbox, NewAccount, SentRecord, StoreError,
+    StoreOutcome, StoredMessage,
 };
+
+/// How long what became of a reliable session's message is kept
+/// ([`SentRecord`]): a client that sends it again within this, after a lost
+/// connection or a hub restart, is answered with the outcome instead of
+/// the message being routed twice.
+pub const SENT_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How many of a sender's newest [`SentRecord`]s a login reads: the hub
+/// recognises a message sent again among these. The client library keeps
+/// no more than this many messages unacknowledged.
+pub const SENT_WINDOW: usize = 1024;
+
+/// Records what became of messages reliable sessions sent, in the
+/// transaction that stores their copies (so a message whose copies were
+/// stored is never routed again when sent again). A record already there
+/// is left as it was.
+pub(crate) fn remember_sent(conn: &Connection, sent: &[SentRecord]) -> rusqlite::Result<()> {
+    let mut insert = conn.prepare_cached(
+        "INSERT OR IGNORE INTO sent (sender, message_id, client_id, ts_ms, delivered, statuses)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for record in sent {
+        insert.execute(params![
+            fold(&record.sender),
+            record.message_id,
+            record.client_id,
+            record.ts_ms,
+            record.delivered,
+            record.statuses_column(),
+        ])?;
+    }
+    Ok(())
+}
+
+/// A sender's newest [`SENT_WINDOW`] records, oldest first.
+pub(crate) fn sent(conn: &Connection, sender: &str) -> rusqlite::Result<Vec<SentRecord>> {
+    let mut records: Vec<SentRecord> = conn
+        .prepare_cached(
+            "SELECT message_id, client_id, ts_ms, delivered, statuses FROM sent
+             WHERE sender = ?1 ORDER BY message_id DESC LIMIT ?2",
+        )?
+        .query_map(
+            params![fold(sender), i64::try_from(SENT_WINDOW).unwrap_or(i64::MAX)],
+            |row| {
+                let statuses: String = row.get(4)?;
+                Ok(SentRecord {
+                    sender: sender.to_owned(),
+                    message_id: row.get(0)?,
+                    client_id: row.get(1)?,
+                    ts_ms: row.get(2)?,
+                    delivered: row.get(3)?,
+                    statuses: SentRecord::split_statuses(&statuses),
+                })
+            },
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    records.reverse();
+    Ok(records)
+}
 
 /// A mailbox's limits, as the writer applies them.
 #[derive(Debug, Clone, Copy)]
@@ -231,6 +290,10 @@ pub(crate) fn expire(
         .prepare_cached("DELETE FROM mailbox WHERE ts_ms < ?1 RETURNING recipient, id, number")?
         .query_map([cutoff], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
         .collect::<rusqlite::Result<_>>()?;
+    let sent_cutoff = now_ms.saturating_sub(u64::try_from(SENT_MAX_AGE.as_millis()).unwrap_or(0));
+    tx.conn
+        .prepare_cached("DELETE FROM sent WHERE ts_ms < ?1")?
+        .execute([i64::try_from(sent_cutoff).unwrap_or(i64::MAX)])?;
     let mut dropped: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for (recipient, id, number) in gone {
         tx.index.remove(&recipient, id);
@@ -354,6 +417,9 @@ pub(crate) fn delete_account(
     }
     tx.conn
         .prepare_cached("DELETE FROM receipts WHERE owner = ?1")?
+        .execute([&folded])?;
+    tx.conn
+        .prepare_cached("DELETE FROM sent WHERE sender = ?1")?
         .execute([&folded])?;
     let changed = tx
         .conn

@@ -170,6 +170,23 @@ ALTER TABLE mailbox ADD COLUMN number INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE accounts ADD COLUMN last_number INTEGER NOT NULL DEFAULT 0;
 ";
 
+/// Version 7: what became of each message a reliable session sent, by its
+/// sender's client id, so that the same message sent again is answered
+/// with its outcome instead of being routed twice. Keyed by sender and hub
+/// message id (a login reads a sender's newest); kept for a day
+/// (`SENT_MAX_AGE`), swept with the expired messages.
+const V7: &str = "
+CREATE TABLE sent (
+    sender     TEXT NOT NULL REFERENCES accounts (nick_folded) ON DELETE CASCADE,
+    message_id INTEGER NOT NULL,
+    client_id  INTEGER NOT NULL,
+    ts_ms      INTEGER NOT NULL,
+    delivered  INTEGER NOT NULL,
+    statuses   TEXT NOT NULL,
+    PRIMARY KEY (sender, message_id)
+) STRICT, WITHOUT ROWID;
+";
+
 /// Every migration, oldest first.
 pub(crate) fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -179,6 +196,7 @@ pub(crate) fn migrations() -> Migrations<'static> {
         M::up(V4),
         M::up(V5),
         M::up(V6),
+        M::up(V7),
     ])
 }
 
@@ -248,7 +266,7 @@ mod tests {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .unwrap();
-        assert_eq!(version, 6);
+        assert_eq!(version, 7);
         let tables: Vec<String> = conn
             .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
             .unwrap()
@@ -256,7 +274,10 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(tables, ["accounts", "hub_state", "mailbox", "receipts"]);
+        assert_eq!(
+            tables,
+            ["accounts", "hub_state", "mailbox", "receipts", "sent"]
+        );
     }
 
     #[test]

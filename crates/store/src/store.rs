@@ -21,7 +21,7 @@ use crate::schema;
 use crate::writer::{Writer, read_loop};
 use crate::{
     Account, AccountStore, Confirmed, Expired, KeptReceipt, MailStore, Mailbox, NewAccount,
-    Pending, StoreConfig, StoreError, StoreOutcome, StoreStats, StoredMessage,
+    Pending, SentRecord, StoreConfig, StoreError, StoreOutcome, StoreStats, StoredMessage,
 };
 
 /// The SQLite store: a cheap, cloneable handle to the writer and reader
@@ -257,13 +257,23 @@ impl MailStore for Store {
         })
     }
 
-    fn store_messages(
+    fn store_routed(
         &self,
         messages: Vec<StoredMessage>,
+        sent: Vec<SentRecord>,
     ) -> Result<Pending<Vec<StoreOutcome>>, StoreError> {
         messages.iter().try_for_each(StoredMessage::check)?;
+        sent.iter().try_for_each(SentRecord::check)?;
         let quota = self.inner.quota;
-        self.write(move |tx| queries::store(tx, quota, &messages).map(Ok))
+        self.write(move |tx| {
+            queries::remember_sent(tx.conn, &sent)?;
+            queries::store(tx, quota, &messages).map(Ok)
+        })
+    }
+
+    fn sent(&self, sender: &str) -> Result<Pending<Vec<SentRecord>>, StoreError> {
+        let sender = sender.to_owned();
+        self.read(move |conn| queries::sent(conn, &sender).map(Ok))
     }
 
     fn mailbox(&self, recipient: &str) -> Result<Pending<Mailbox>, StoreError> {

@@ -736,3 +736,75 @@ fn numbers_are_kept_with_messages_and_the_last_outlives_them() {
     let store = open(&config);
     assert_eq!(store.accounts().unwrap().wait().unwrap()[0].last_number, 9);
 }
+
+/// What became of a reliable session's messages: recorded in the commit
+/// that stores their copies (or alone), read back newest window first in
+/// order, kept across a reopen, swept after a day, gone with the account.
+#[test]
+fn sent_records_are_kept_with_their_copies_and_read_back_per_sender() {
+    use chinwag_store::{SENT_MAX_AGE, SENT_WINDOW, SentRecord};
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig::new(dir.path());
+    let record = |client_id: u64, message_id: u64| SentRecord {
+        sender: "Alice".to_owned(),
+        client_id,
+        message_id,
+        ts_ms: T0 + message_id,
+        delivered: 1,
+        statuses: vec![("bob".to_owned(), 31), ("carol".to_owned(), 0)],
+    };
+    {
+        let store = open_with(&config, &["alice", "bob", "carol"]);
+        // With a copy for an offline recipient, and alone.
+        let outcomes = store
+            .store_routed(vec![message("bob", 1)], vec![record(100, 1)])
+            .unwrap()
+            .wait()
+            .unwrap();
+        assert_eq!(outcomes, [StoreOutcome::Stored]);
+        let batch: Vec<_> = (2..=SENT_WINDOW as u64 + 5)
+            .map(|id| record(100 + id, id))
+            .collect();
+        store
+            .store_routed(Vec::new(), batch)
+            .unwrap()
+            .wait()
+            .unwrap();
+        // Recorded again (a resend that raced): the first record stands.
+        let mut again = record(100, 1);
+        again.delivered = 9;
+        store
+            .store_routed(Vec::new(), vec![again])
+            .unwrap()
+            .wait()
+            .unwrap();
+    }
+    let store = open(&config);
+    // Any case finds them (the sender reads back as asked for).
+    assert_eq!(
+        store.sent("ALICE").unwrap().wait().unwrap().len(),
+        SENT_WINDOW
+    );
+    let sent = store.sent("Alice").unwrap().wait().unwrap();
+    assert_eq!(sent.len(), SENT_WINDOW);
+    // The newest window, oldest first, every field as written.
+    assert_eq!(sent[0], record(106, 6));
+    assert_eq!(
+        sent[SENT_WINDOW - 1],
+        record(105 + SENT_WINDOW as u64, SENT_WINDOW as u64 + 5)
+    );
+    assert!(store.sent("bob").unwrap().wait().unwrap().is_empty());
+
+    // A day after, the sweep takes them.
+    let day = u64::try_from(SENT_MAX_AGE.as_millis()).unwrap();
+    store
+        .expire(T0 + 500 + day, Duration::from_secs(365 * 24 * 3600))
+        .unwrap()
+        .wait()
+        .unwrap();
+    let left = store.sent("alice").unwrap().wait().unwrap();
+    assert_eq!(left.first().map(|r| r.message_id), Some(500));
+    // And the account's deletion takes the rest.
+    store.delete_account("alice").unwrap().wait().unwrap();
+    assert!(store.sent("alice").unwrap().wait().unwrap().is_empty());
+}
