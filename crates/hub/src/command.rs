@@ -54,8 +54,13 @@ pub(crate) struct AccountJob {
 /// answer), coming back to it.
 #[derive(Debug)]
 pub(crate) enum Answer {
-    /// A login's password was checked.
-    Login { join: Join, ok: bool },
+    /// A login's password was checked; for a reliable session whose
+    /// account's sent messages were not in memory, they were read.
+    Login {
+        join: Join,
+        ok: bool,
+        sent: Option<Result<Vec<chinwag_store::SentRecord>, StoreError>>,
+    },
     /// An account request's password was checked (`ok`), and for a new
     /// account or password, the new hash made.
     Checked {

@@ -169,3 +169,66 @@ async fn a_guest_is_not_granted_a_reliable_session_and_gets_messages_as_before()
     assert_eq!(guest.expect_message().await.text, "live");
     hub.hub.shutdown().await;
 }
+
+/// The statuses of an `ACK`, by name.
+fn statuses(ack: &chinwag_hub::protocol::Ack) -> Vec<(String, Code)> {
+    (ack.statuses.iter())
+        .map(|status| (status.nick.clone(), status.status))
+        .collect()
+}
+
+/// A reliable session's message sent again (the same client id: on the
+/// same connection, after a new login, and after a restart of the hub on
+/// the same store) is answered with the first `ACK`, the same hub id, and
+/// is not routed again: the recipients' next message is the one after.
+#[tokio::test]
+async fn a_message_sent_again_is_answered_as_before_and_not_routed_twice() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let config = StoreConfig::new(dir.path());
+    let first = {
+        let store = TestHub::open_store(config.clone()).await;
+        let hub = TestHub::with_store(HubConfig::default(), store).await;
+        create(&hub, "alice").await;
+        create(&hub, "carol").await;
+        let mut bob = hub.register("bob").await;
+        let (mut alice, _, _) = reliable_login(&hub, "alice").await;
+        alice.send(send(7, &["bob", "carol"], "once")).await;
+        let first = alice.expect_ack(7).await;
+        assert_eq!(
+            statuses(&first),
+            [
+                ("bob".to_owned(), Code::DELIVERED),
+                ("carol".to_owned(), Code::STORED)
+            ]
+        );
+        // Again on the same connection, then after a new login.
+        alice.send(send(7, &["bob", "carol"], "once")).await;
+        assert_eq!(alice.expect_ack(7).await, first);
+        drop(alice);
+        hub.wait_offline("alice").await;
+        let (mut alice, _, _) = reliable_login(&hub, "alice").await;
+        alice.send(send(7, &["bob", "carol"], "once")).await;
+        assert_eq!(alice.expect_ack(7).await, first);
+        alice.send(send(8, &["bob"], "next")).await;
+        alice.expect_ack(8).await;
+        assert_eq!(bob.expect_message().await.text, "once");
+        assert_eq!(bob.expect_message().await.text, "next");
+        hub.hub.shutdown().await;
+        first
+    };
+    // A restarted hub reads it back at the login.
+    let store = TestHub::open_store(config).await;
+    let hub = TestHub::with_store(HubConfig::default(), store).await;
+    let mut bob = hub.register("bob").await;
+    let (mut alice, _, _) = reliable_login(&hub, "alice").await;
+    alice.send(send(7, &["bob", "carol"], "once")).await;
+    assert_eq!(alice.expect_ack(7).await, first);
+    alice.send(send(9, &["bob"], "after the restart")).await;
+    alice.expect_ack(9).await;
+    assert_eq!(bob.expect_message().await.text, "after the restart");
+    // Carol's mailbox holds it once.
+    let (_carol, _, held) = reliable_login(&hub, "carol").await;
+    let texts: Vec<&str> = held.iter().map(|s| s.message.text.as_str()).collect();
+    assert_eq!(texts, ["once"]);
+    hub.hub.shutdown().await;
+}

@@ -98,6 +98,10 @@ impl Code {
     pub const ACCOUNT_REQUIRED: Self = Self(45);
     /// The hub keeps no accounts (it runs without a store).
     pub const ACCOUNTS_UNAVAILABLE: Self = Self(46);
+    /// A reliable session's login: the hub could not read what the
+    /// account sent before (its store failed), so it cannot tell a message
+    /// sent again from a new one; try again later.
+    pub const STORE_UNAVAILABLE: Self = Self(47);
 
     /// Whether the hub closes the connection after sending an error with this code.
     pub fn is_fatal(self) -> bool {
@@ -148,6 +152,7 @@ impl Code {
             Self::REGISTRATION_CLOSED => "registration is closed",
             Self::ACCOUNT_REQUIRED => "an account is required",
             Self::ACCOUNTS_UNAVAILABLE => "this hub keeps no accounts",
+            Self::STORE_UNAVAILABLE => "the hub's store cannot be read; try again later",
             _ => return None,
         })
     }

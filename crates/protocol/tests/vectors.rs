@@ -703,6 +703,7 @@ const CODES: &[(Code, &str)] = &[
     (Code::REGISTRATION_CLOSED, "REGISTRATION_CLOSED"),
     (Code::ACCOUNT_REQUIRED, "ACCOUNT_REQUIRED"),
     (Code::ACCOUNTS_UNAVAILABLE, "ACCOUNTS_UNAVAILABLE"),
+    (Code::STORE_UNAVAILABLE, "STORE_UNAVAILABLE"),
 ];
 
 /// Ack statuses: neither fatal nor not, since they never arrive in an `ERROR`.

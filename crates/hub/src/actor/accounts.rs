@@ -16,7 +16,7 @@ use chinwag_protocol::{
     AccountAction, AccountDone, Code, ErrorFrame, MAX_NICK_LEN, Nick, ServerFrame, UserEntry,
     encode_into, options, user_flags,
 };
-use chinwag_store::{Account, NewAccount, StoreError};
+use chinwag_store::{Account, NewAccount, SentRecord, StoreError};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -207,9 +207,23 @@ impl Actor {
             (Some(known), Some(password)) => {
                 let hash = known.hash.clone();
                 let password = password.clone();
+                // A reliable session's client may send again what it sent
+                // before: the hub must know those messages before the
+                // session can send anything (`resend.rs`), so they are read
+                // with the password's check, when not in memory already.
+                let reliable = join
+                    .options
+                    .is_some_and(|bits| bits & options::RELIABLE != 0);
+                let read_sent = (reliable && !self.resends.has(&key))
+                    .then(|| accounts.storage.as_ref().map(|s| s.mail.clone()))
+                    .flatten();
+                let nick = known.nick.clone();
                 accounts.off_actor(move || {
                     let ok = verify_password(&hash, &password);
-                    Answer::Login { join, ok }
+                    let sent = read_sent
+                        .filter(|_| ok)
+                        .map(|mail| mail.sent(&nick).and_then(chinwag_store::Pending::wait));
+                    Answer::Login { join, ok, sent }
                 });
             }
         }
@@ -217,7 +231,12 @@ impl Actor {
 
     /// A login's password, checked: registers it, replacing an older
     /// session of the same account, or refuses it.
-    pub(super) fn logged_in(&mut self, mut join: Join, ok: bool) {
+    pub(super) fn logged_in(
+        &mut self,
+        mut join: Join,
+        ok: bool,
+        sent: Option<Result<Vec<SentRecord>, StoreError>>,
+    ) {
         let key = join.nick.folded().into_bytes();
         let Some(known) = self.accounts.known.get(&key) else {
             // Deleted while the password was checked.
@@ -229,6 +248,19 @@ impl Actor {
         // Online as spelled at registration, however the login spelled it.
         if let Ok(registered) = Nick::parse(known.nick.as_bytes()) {
             join.nick = registered;
+        }
+        match sent {
+            Some(Ok(records)) => self.resends.install(key.clone(), records, self.now_ms),
+            Some(Err(error)) => {
+                // Without them a message sent again could be routed twice:
+                // the login is refused, and the client tries again.
+                warn!(%error, nick = %known.nick, "could not read what a reliable session sent");
+                let _ = join
+                    .reply
+                    .send(Err((Code::STORE_UNAVAILABLE, join.unregistered)));
+                return;
+            }
+            None => {}
         }
         if !ok {
             self.accounts.failed(&key, join.address);

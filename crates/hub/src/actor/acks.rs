@@ -223,7 +223,24 @@ impl PendingAcks {
                 break;
             }
         }
+        Some((sender, self.drain(sender)))
+    }
+
+    /// What the sender of `message_id` can be sent now, as
+    /// [`settle`](Self::settle) gives it, with no new status: for an
+    /// acknowledgement that waited for the store with every status known.
+    pub(super) fn release(&mut self, message_id: u64) -> Option<(ConnId, BytesMut)> {
+        let sender = *self.senders.get(&message_id)?;
+        Some((sender, self.drain(sender)))
+    }
+
+    /// Takes the complete replies at the head of what `sender` is owed,
+    /// encoded in order.
+    fn drain(&mut self, sender: ConnId) -> BytesMut {
         let mut out = BytesMut::new();
+        let Some(owed) = self.owed.get_mut(&sender) else {
+            return out;
+        };
         while let Some(first) = owed.front() {
             if let Owed::Waiting(ack) = first
                 && !ack.is_complete()
@@ -242,7 +259,7 @@ impl PendingAcks {
         if owed.is_empty() {
             self.owed.remove(&sender);
         }
-        Some((sender, out))
+        out
     }
 
     /// Forgets everything owed to a sender that has left.

@@ -11,7 +11,7 @@
 
 use chinwag_protocol::{Code, MailboxHeader, Message, Recipients, Sequenced, ServerFrame};
 use chinwag_store::{
-    KeptReceipt, MailStore, Mailbox, Pending, StoreError, StoreOutcome, StoredMessage,
+    KeptReceipt, MailStore, Mailbox, Pending, SentRecord, StoreError, StoreOutcome, StoredMessage,
 };
 use tracing::warn;
 
@@ -113,6 +113,9 @@ async fn keep_for_next_login(mail: &dyn MailStore, recipient: &str, owed: Vec<(u
 #[derive(Default)]
 pub(super) struct ToStore {
     copies: Vec<StoredMessage>,
+    /// What became of the reliable sessions' messages, kept in the same
+    /// commit as the copies (`resend.rs`).
+    pub(super) sent: Vec<SentRecord>,
     /// Each message's id, and the `ACK` indices of its copies, in order.
     messages: Vec<(u64, Vec<usize>)>,
 }
@@ -162,9 +165,13 @@ impl Actor {
         if self.to_store.messages.is_empty() {
             return;
         }
-        let ToStore { copies, messages } = std::mem::take(&mut self.to_store);
+        let ToStore {
+            copies,
+            sent,
+            messages,
+        } = std::mem::take(&mut self.to_store);
         let handed = match &self.accounts.storage {
-            Some(storage) => storage.mail.store_messages(copies),
+            Some(storage) => storage.mail.store_routed(copies, sent),
             None => Err(StoreError::Closed),
         };
         let pending = match handed {
@@ -236,19 +243,23 @@ impl Actor {
         true
     }
 
-    /// The store's answer for a message's offline recipients.
-    pub(super) fn stored(&mut self, message_id: u64, statuses: Vec<(usize, Code)>) {
+    /// The store's answer for a message's offline recipients (none, for
+    /// a reliable session's message that only had to be remembered).
+    pub(super) fn stored(&mut self, message_id: u64, mut statuses: Vec<(usize, Code)>) {
         let mut held = self.held.remove(&message_id).unwrap_or_default();
-        for (index, mut status) in statuses {
-            if let Some(at) = held.iter().position(|(held, _, _)| *held == index) {
+        for (index, status) in &mut statuses {
+            if let Some(at) = held.iter().position(|(held, _, _)| *held == *index) {
                 let (_, copy, session) = held.swap_remove(at);
-                if status == Code::STORED && self.deliver_held(&copy, session) {
-                    status = Code::DELIVERED;
+                if *status == Code::STORED && self.deliver_held(&copy, session) {
+                    *status = Code::DELIVERED;
                 }
             }
-            self.tally.status(status);
-            self.settle(message_id, index, status);
+            self.tally.status(*status);
+            self.settle(message_id, *index, *status);
         }
+        // An acknowledgement with nothing left to wait for goes out now.
+        self.release(message_id);
+        self.resend_settled(message_id, &statuses);
     }
 
     /// A login to an account: its outbox holds live traffic back (after

@@ -25,6 +25,7 @@ mod mailbox;
 mod message_id;
 mod presence;
 mod receipts;
+mod resend;
 mod route;
 
 use std::collections::{HashMap, HashSet};
@@ -49,13 +50,14 @@ use self::mailbox::ToStore;
 use self::message_id::MessageIds;
 use self::presence::PendingPresence;
 use self::receipts::Receipts;
+use self::resend::Resends;
 use self::route::LastFound;
 use crate::HubConfig;
 use crate::accounts::Storage;
 use crate::command::{Answer, Command, Join};
 use crate::metrics::{ActorFigures, Tally};
 use crate::outbox::{Outbox, Pressure, PushError};
-use crate::registry::{ConnId, IdMap, IdSet, Member, Registry};
+use crate::registry::{ConnId, IdMap, IdSet, Lookup, Member, Registry};
 
 /// Commands the actor takes from its queue at once. Consumers woken by a
 /// batch are woken once, after it.
@@ -94,6 +96,9 @@ pub(crate) struct Actor {
     held: HashMap<u64, Vec<(usize, StoredMessage, ConnId)>>,
     /// Receipts owed by confirming connections, and the batch's due.
     receipts: Receipts,
+    /// What became of reliable sessions' newest messages, so that one sent
+    /// again is answered rather than routed twice.
+    resends: Resends,
     /// Messages by outcome, and routing latency (the admin endpoint).
     tally: Tally,
     /// The folded nickname of the sender whose run is being routed, when
@@ -142,6 +147,7 @@ impl Actor {
             to_store: ToStore::default(),
             stored_out: IdMap::default(),
             receipts: Receipts::default(),
+            resends: Resends::default(),
             held: HashMap::new(),
             tally: Tally::default(),
             receipt_sender: None,
@@ -204,6 +210,10 @@ impl Actor {
                     self.now_ms = now_ms();
                     self.expire();
                     self.accounts.prune();
+                    let registry = &self.registry;
+                    self.resends.prune(self.now_ms, |key| {
+                        matches!(registry.lookup(key), Lookup::Online(..))
+                    });
                 }
             }
         }
@@ -280,7 +290,7 @@ impl Actor {
             Command::Account(job) => self.account(job),
             Command::Confirm { id, ids } => self.confirm(id, ids),
             Command::Answer(answer) => match *answer {
-                Answer::Login { join, ok } => self.logged_in(join, ok),
+                Answer::Login { join, ok, sent } => self.logged_in(join, ok, sent),
                 Answer::Checked { job, ok, hash } => self.account_checked(job, ok, hash),
                 Answer::Written {
                     job,

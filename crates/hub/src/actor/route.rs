@@ -3,6 +3,7 @@
 //! delivery, and the sender's replies written in the run's order.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -81,6 +82,10 @@ impl Actor {
         permit: &mut InFlight,
         replies: &mut Replies,
     ) {
+        // A reliable session's message sent before is answered, not routed.
+        let ControlFlow::Continue(reliable) = self.resent(from, send.id(), replies) else {
+            return;
+        };
         let Some(sender) = self.registry.member(from) else {
             return;
         };
@@ -171,13 +176,12 @@ impl Actor {
         if let (Some(sender), Some(named)) = (&self.receipt_sender, named.as_deref()) {
             owe_receipts(&mut self.receipts, sender, message_id, named);
         }
-        if let Some(mut copy) = offline {
-            copy.receipt = self.receipt_sender.is_some();
+        if offline.is_some() || reliable.is_some() {
             // Its `ACK` waits for the store.
-            let named = named.as_deref().unwrap_or_default();
-            let mut for_store = copy.for_store(send.id(), delivery.delivered, named);
-            self.number(&mut for_store);
-            self.store_for_offline(from, for_store, replies);
+            let receipt = self.receipt_sender.is_some();
+            let ids = (send.id(), message_id);
+            let for_store = for_store(offline, ids, &delivery, named.as_deref(), receipt);
+            self.hold_for_store(from, for_store, reliable.as_ref(), replies);
         } else {
             let (ids, delivered) = ((send.id(), message_id), delivery.delivered);
             acknowledge(
@@ -198,6 +202,17 @@ impl Actor {
     /// waiting for it; whatever its sender can now be sent is queued.
     pub(super) fn settle(&mut self, message_id: u64, recipient: usize, status: Code) {
         if let Some((sender, replies)) = self.acks.settle(message_id, recipient, status)
+            && !replies.is_empty()
+        {
+            self.queue_for(sender, replies.freeze());
+        }
+    }
+
+    /// An acknowledgement that waited for the store with every status
+    /// known (a reliable session's message, remembered): queued with what
+    /// waited behind it.
+    pub(super) fn release(&mut self, message_id: u64) {
+        if let Some((sender, replies)) = self.acks.release(message_id)
             && !replies.is_empty()
         {
             self.queue_for(sender, replies.freeze());
@@ -309,6 +324,49 @@ impl StoredCopy {
             copies,
             held,
         }
+    }
+}
+
+/// What the store needs of a routed message: its copies for offline and
+/// reliable recipients, with the `ACK` so far; or, for a reliable session's
+/// message with no copy to store, its `ACK`, complete, to remember
+/// (`resend.rs`). `receipt`: its sender asked for receipts.
+fn for_store(
+    offline: Option<StoredCopy>,
+    ids: (u64, u64),
+    delivery: &Delivery<'_, '_>,
+    named: Option<&[Named<'_, '_>]>,
+    receipt: bool,
+) -> ForStore {
+    match offline {
+        Some(mut copy) => {
+            copy.receipt = receipt;
+            copy.for_store(ids.0, delivery.delivered, named.unwrap_or_default())
+        }
+        None => remembered(ids, delivery.delivered, named, &delivery.failures),
+    }
+}
+
+/// A reliable session's message that has no copy to store: its `ACK`,
+/// complete, to remember.
+fn remembered(
+    (client_id, message_id): (u64, u64),
+    delivered: u32,
+    named: Option<&[Named<'_, '_>]>,
+    failures: &[(Utf8<'_>, Code)],
+) -> ForStore {
+    let statuses = (named.iter().copied().flatten())
+        .map(|named| (named.name, named.status))
+        .chain(failures.iter().copied())
+        .map(|(name, status)| (name.to_string(), Some(status)))
+        .collect();
+    ForStore {
+        client_id,
+        message_id,
+        delivered,
+        statuses,
+        copies: Vec::new(),
+        held: Vec::new(),
     }
 }
 
