@@ -35,6 +35,10 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
     clippy::doc_markdown,
     reason = "these comments are the --help text, where backticks would be printed"
 )]
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "each is a flag of the command line"
+)]
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
@@ -106,6 +110,23 @@ struct Args {
     /// certbot's privkey.pem). Read again on SIGHUP.
     #[arg(long, value_name = "PEM")]
     tls_key: Option<PathBuf>,
+    /// Serve the web gateway on this address: the binary protocol over
+    /// WebSocket at /ws (subprotocol chinwag.v1) and the web page at /.
+    /// Off unless given.
+    #[arg(long, value_name = "ADDR")]
+    web_listen: Option<String>,
+    /// Serve the web gateway over TLS (HTTPS and wss:), with --tls-cert
+    /// and --tls-key (the same certificate as --tls-listen, reloaded with
+    /// it).
+    #[arg(long)]
+    web_tls: bool,
+    /// A web page origin allowed to open a WebSocket, as a browser sends
+    /// it (https://chat.example.org); repeat or separate with commas.
+    /// Default: only the gateway's own pages (the origin's host and port
+    /// are those of the request's Host header). Clients that send no
+    /// Origin (programs, not browsers) are always allowed.
+    #[arg(long, value_name = "ORIGIN", value_delimiter = ',')]
+    web_origin: Vec<String>,
     /// Registered users at once; a connection beyond gets a "server full" error.
     #[arg(long, default_value_t = HubConfig::default().max_connections, value_parser = positive)]
     max_connections: usize,
@@ -332,11 +353,13 @@ async fn run(
     // is printed must shut us down cleanly, not kill us by default action.
     let shutdown = shutdown_signal()?;
     let tls = tls_acceptor(&args)?;
+    let origins = chinwag_web::Origins::allow(&args.web_origin).context("--web-origin")?;
     let Listeners {
         binary: listener,
         text: text_listener,
         admin: admin_listener,
         tls: tls_listener,
+        web: web_listener,
     } = bind_listeners(&args, activated).await?;
     let addr = listener.local_addr()?;
 
@@ -361,6 +384,12 @@ async fn run(
     let tls_server = tls_listener.zip(tls.clone()).map(|(listener, tls)| {
         let hub = hub.clone();
         tokio::spawn(async move { hub.serve_tls(listener, tls).await })
+    });
+    let web_server = web_listener.map(|listener| {
+        let mut web = chinwag_web::WebConfig::default();
+        web.origins = origins;
+        web.tls = if args.web_tls { tls.clone() } else { None };
+        tokio::spawn(chinwag_web::serve(hub.clone(), listener, web))
     });
 
     readiness.set_ready(true);
@@ -391,7 +420,11 @@ async fn run(
             "some connections did not flush in time; exiting anyway"
         );
     }
-    for server in std::iter::once(server).chain(text_server).chain(tls_server) {
+    for server in std::iter::once(server)
+        .chain(text_server)
+        .chain(tls_server)
+        .chain(web_server)
+    {
         match server.await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => warn!(%error, "listener failed"),
@@ -410,16 +443,22 @@ struct Listeners {
     text: Option<tokio::net::TcpListener>,
     admin: Option<tokio::net::TcpListener>,
     tls: Option<tokio::net::TcpListener>,
+    web: Option<tokio::net::TcpListener>,
 }
 
-/// The TLS acceptor, with `--tls-listen`: its certificate and key read
-/// now, so that a bad one stops the daemon at start-up.
+/// The TLS acceptor, with `--tls-listen` or `--web-tls`: its certificate
+/// and key read now, so that a bad one stops the daemon at start-up.
 fn tls_acceptor(args: &Args) -> anyhow::Result<Option<TlsAcceptor>> {
-    let Some(addr) = &args.tls_listen else {
-        return Ok(None);
+    if args.web_tls && args.web_listen.is_none() {
+        anyhow::bail!("--web-tls needs --web-listen");
+    }
+    let user = match (&args.tls_listen, args.web_tls) {
+        (Some(addr), _) => format!("--tls-listen {addr}"),
+        (None, true) => "--web-tls".to_owned(),
+        (None, false) => return Ok(None),
     };
     let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
-        anyhow::bail!("--tls-listen {addr} needs --tls-cert and --tls-key");
+        anyhow::bail!("{user} needs --tls-cert and --tls-key");
     };
     let tls = TlsAcceptor::from_pem_files(cert, key).context("cannot load the TLS certificate")?;
     Ok(Some(tls))
@@ -475,11 +514,26 @@ async fn bind_listeners(args: &Args, activated: systemd::Activated) -> anyhow::R
         None => None,
     };
 
+    let web_listener = match &args.web_listen {
+        Some(web_addr) => {
+            let listener = bind_tcp(resolve(web_addr).await?)
+                .with_context(|| format!("cannot listen on {web_addr} for the web gateway"))?;
+            let scheme = if args.web_tls { "https" } else { "http" };
+            println!(
+                "chinwagd web gateway on {scheme}://{}",
+                listener.local_addr()?
+            );
+            Some(listener)
+        }
+        None => None,
+    };
+
     Ok(Listeners {
         binary: listener,
         text: text_listener,
         admin: admin_listener,
         tls: tls_listener,
+        web: web_listener,
     })
 }
 

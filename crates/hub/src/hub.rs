@@ -243,6 +243,12 @@ impl Hub {
         self.shared.shutdown.is_cancelled()
     }
 
+    /// Resolves once shutdown has begun: for an accept loop kept outside
+    /// the hub (the web gateway's), which stops when the hub's own do.
+    pub async fn shutdown_begun(&self) {
+        self.shared.shutdown.cancelled().await;
+    }
+
     /// Connections and sessions being served right now, registered or not.
     pub fn connection_count(&self) -> usize {
         // Both limits are set once, at start (`reconfigure.rs`).

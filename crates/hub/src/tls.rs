@@ -139,17 +139,42 @@ impl TlsAcceptor {
         let certificate = Arc::new(Certificate {
             current: RwLock::new(Arc::new(certified)),
         });
+        Self::sharing(certificate, provider, &[TLS_ALPN])
+    }
+
+    /// An acceptor presenting `certificate`, offering `alpn`.
+    fn sharing(
+        certificate: Arc<Certificate>,
+        provider: Arc<CryptoProvider>,
+        alpn: &[&[u8]],
+    ) -> Result<Self, TlsError> {
         let mut config = ServerConfig::builder_with_provider(Arc::clone(&provider))
             .with_protocol_versions(&[&version::TLS13, &version::TLS12])
             .map_err(TlsError::Config)?
             .with_no_client_auth()
             .with_cert_resolver(certificate.clone());
-        config.alpn_protocols = vec![TLS_ALPN.to_vec()];
+        config.alpn_protocols = alpn.iter().map(|name| name.to_vec()).collect();
         Ok(Self {
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
             certificate,
             provider,
         })
+    }
+
+    /// An acceptor for another protocol on the same certificate: it offers
+    /// the ALPN names `alpn` instead of `chinwag` (the web gateway's
+    /// `http/1.1`, which browsers ask for), and shares this one's
+    /// certificate, so that a [`reload`](Self::reload) through either is
+    /// seen by both.
+    ///
+    /// # Errors
+    /// [`TlsError::Config`] if rustls refuses the configuration.
+    pub fn with_alpn(&self, alpn: &[&[u8]]) -> Result<Self, TlsError> {
+        Self::sharing(
+            Arc::clone(&self.certificate),
+            Arc::clone(&self.provider),
+            alpn,
+        )
     }
 
     /// Reads `cert` and `key` again and presents them from the next
