@@ -89,7 +89,7 @@ _chinwagd() {
 
     case "${cmd}" in
         chinwagd)
-            opts="-h -V --config --check-config --print-config --data-dir --require-accounts --registration --mailbox-max-messages --mailbox-max-bytes --mailbox-max-age --listen --text-listen --admin-listen --tls-listen --tls-cert --tls-key --max-connections --max-unregistered --max-unregistered-per-address --max-connections-per-address --connect-rate --connect-burst --ipv6-prefix --exempt --max-frame-bytes --max-hello-bytes --registration-timeout --frame-timeout --ping-interval --max-missed-pings --max-in-flight-bytes --outbox-high-water --outbox-limit --slow-consumer-deadline --rate-limit --rate-burst --flood-grace --log --log-format --threads --shutdown-grace --test-wedge-actor-after --help --version account completions man help"
+            opts="-h -V --config --check-config --print-config --data-dir --require-accounts --registration --mailbox-max-messages --mailbox-max-bytes --mailbox-max-age --listen --text-listen --admin-listen --tls-listen --tls-cert --tls-key --web-listen --web-tls --web-origin --max-connections --max-unregistered --max-unregistered-per-address --max-connections-per-address --connect-rate --connect-burst --ipv6-prefix --exempt --max-frame-bytes --max-hello-bytes --registration-timeout --frame-timeout --ping-interval --max-missed-pings --max-in-flight-bytes --outbox-high-water --outbox-limit --slow-consumer-deadline --rate-limit --rate-burst --flood-grace --log --log-format --threads --shutdown-grace --test-wedge-actor-after --help --version account completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -140,6 +140,14 @@ _chinwagd() {
                     return 0
                     ;;
                 --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --web-listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --web-origin)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

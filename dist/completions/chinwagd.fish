@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_chinwagd_global_optspecs
-    string join \n config= check-config print-config data-dir= require-accounts registration= mailbox-max-messages= mailbox-max-bytes= mailbox-max-age= listen= text-listen= admin-listen= tls-listen= tls-cert= tls-key= max-connections= max-unregistered= max-unregistered-per-address= max-connections-per-address= connect-rate= connect-burst= ipv6-prefix= exempt= max-frame-bytes= max-hello-bytes= registration-timeout= frame-timeout= ping-interval= max-missed-pings= max-in-flight-bytes= outbox-high-water= outbox-limit= slow-consumer-deadline= rate-limit= rate-burst= flood-grace= log= log-format= threads= shutdown-grace= test-wedge-actor-after= h/help V/version
+    string join \n config= check-config print-config data-dir= require-accounts registration= mailbox-max-messages= mailbox-max-bytes= mailbox-max-age= listen= text-listen= admin-listen= tls-listen= tls-cert= tls-key= web-listen= web-tls web-origin= max-connections= max-unregistered= max-unregistered-per-address= max-connections-per-address= connect-rate= connect-burst= ipv6-prefix= exempt= max-frame-bytes= max-hello-bytes= registration-timeout= frame-timeout= ping-interval= max-missed-pings= max-in-flight-bytes= outbox-high-water= outbox-limit= slow-consumer-deadline= rate-limit= rate-burst= flood-grace= log= log-format= threads= shutdown-grace= test-wedge-actor-after= h/help V/version
 end
 
 function __fish_chinwagd_needs_command
@@ -37,6 +37,8 @@ complete -c chinwagd -n "__fish_chinwagd_needs_command" -l admin-listen -d 'Serv
 complete -c chinwagd -n "__fish_chinwagd_needs_command" -l tls-listen -d 'Also accept the binary protocol over TLS (1.2 or 1.3) on this address, with --tls-cert and --tls-key. Off unless given' -r
 complete -c chinwagd -n "__fish_chinwagd_needs_command" -l tls-cert -d 'The TLS certificate chain, PEM, the server\'s own certificate first (certbot\'s fullchain.pem). Read again on SIGHUP' -r -F
 complete -c chinwagd -n "__fish_chinwagd_needs_command" -l tls-key -d 'The TLS certificate\'s private key, PEM (PKCS#8, PKCS#1 or SEC1; certbot\'s privkey.pem). Read again on SIGHUP' -r -F
+complete -c chinwagd -n "__fish_chinwagd_needs_command" -l web-listen -d 'Serve the web gateway on this address: the binary protocol over WebSocket at /ws (subprotocol chinwag.v1) and the web page at /. Off unless given' -r
+complete -c chinwagd -n "__fish_chinwagd_needs_command" -l web-origin -d 'A web page origin allowed to open a WebSocket, as a browser sends it (https://chat.example.org); repeat or separate with commas. Default: only the gateway\'s own pages (the origin\'s host and port are those of the request\'s Host header). Clients that send no Origin (programs, not browsers) are always allowed' -r
 complete -c chinwagd -n "__fish_chinwagd_needs_command" -l max-connections -d 'Registered users at once; a connection beyond gets a "server full" error' -r
 complete -c chinwagd -n "__fish_chinwagd_needs_command" -l max-unregistered -d 'Connections still waiting to register, capped apart from registered ones' -r
 complete -c chinwagd -n "__fish_chinwagd_needs_command" -l max-unregistered-per-address -d 'Connections from one address that have not registered yet (IPv6: one prefix, see --ipv6-prefix)' -r
@@ -69,6 +71,7 @@ complete -c chinwagd -n "__fish_chinwagd_needs_command" -l test-wedge-actor-afte
 complete -c chinwagd -n "__fish_chinwagd_needs_command" -l check-config -d 'Check the configuration (flags, environment and file) and exit: 0 and one line when it is good, else the error and 1'
 complete -c chinwagd -n "__fish_chinwagd_needs_command" -l print-config -d 'Print the effective configuration as TOML, each setting with where it came from, and exit'
 complete -c chinwagd -n "__fish_chinwagd_needs_command" -l require-accounts -d 'Admit only registered users: a HELLO without a password is refused with ACCOUNT_REQUIRED'
+complete -c chinwagd -n "__fish_chinwagd_needs_command" -l web-tls -d 'Serve the web gateway over TLS (HTTPS and wss:), with --tls-cert and --tls-key (the same certificate as --tls-listen, reloaded with it)'
 complete -c chinwagd -n "__fish_chinwagd_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c chinwagd -n "__fish_chinwagd_needs_command" -s V -l version -d 'Print version'
 complete -c chinwagd -n "__fish_chinwagd_needs_command" -f -a "account" -d 'Create, list, delete accounts or set a password, on the data directory (with the daemon stopped)'

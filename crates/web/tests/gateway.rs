@@ -529,7 +529,9 @@ async fn the_page_is_served_with_its_content_types_and_policy() {
         );
         assert_eq!(
             header(&headers, "content-security-policy"),
-            Some("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
+            Some(
+                "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+            ),
             "{path}"
         );
         assert_eq!(
