@@ -21,6 +21,11 @@ use crate::{ClientError, ClientOptions, Events};
 /// queue makes senders wait, which is the back-pressure we want.
 const REQUEST_QUEUE: usize = 64;
 
+/// A reliable session's most messages waiting for an ack: the messages per
+/// account a hub remembers to recognise one sent again (the store's
+/// `SENT_WINDOW`).
+const RELIABLE_MAX_PENDING: usize = 1024;
+
 /// A handle to a connection to a chinwag hub. Cheap to clone; every clone
 /// talks over the same connection, which stays open while any clone does
 /// (dropping the last one quits).
@@ -131,7 +136,14 @@ impl Client {
 
         let (requests, requests_rx) = mpsc::channel(REQUEST_QUEUE);
         let (events_tx, events_rx) = mpsc::channel(options.event_capacity.max(1));
-        let pending = Arc::new(Semaphore::new(options.max_pending.max(1)));
+        // A reliable session's unacknowledged messages must stay among the
+        // account's newest the hub remembers (`outbox.rs`).
+        let max_pending = if options.reliable {
+            options.max_pending.min(RELIABLE_MAX_PENDING)
+        } else {
+            options.max_pending
+        };
+        let pending = Arc::new(Semaphore::new(max_pending.max(1)));
         let users = Arc::new(SharedTable::default());
         let task = Task::new(
             addrs,

@@ -35,6 +35,7 @@ use tracing::debug;
 
 use crate::confirm::Confirms;
 use crate::mailbox::{Arrival, Mailbox};
+use crate::outbox::{self, Outbox};
 use crate::tls::{self, ReadHalf, TlsOptions, WriteHalf};
 use crate::users::{SharedTable, Who};
 use crate::{Ack, Backoff, ClientError, ClientOptions, CloseReason, Event};
@@ -355,8 +356,12 @@ struct Pending {
     reply: oneshot::Sender<Result<Ack, ClientError>>,
     /// The names it was sent to; `None` for everyone.
     to: Option<Vec<String>>,
-    /// Released when the ack arrives or the connection is lost.
-    _permit: OwnedSemaphorePermit,
+    /// Released when the ack arrives, or the connection is lost and the
+    /// message is not kept to be sent again.
+    permit: OwnedSemaphorePermit,
+    /// In a reliable session: the message as it is sent again after a
+    /// lost connection, and how many times it was sent.
+    again: Option<(Recipients, String, u32)>,
 }
 
 /// Answers each message of an `ACK_RUN` with the `Ack` the hub would
@@ -471,11 +476,50 @@ struct Conn {
     /// connection on it, and a write to a closed socket would turn a quit
     /// into a failure).
     quit_sent: bool,
+    /// The hub granted `RELIABLE`: what is sent is kept until acknowledged.
+    reliable: bool,
 }
 
 impl Conn {
     fn queue(&mut self, frame: &ClientFrame) -> Result<(), ProtocolError> {
         encode_into(frame, self.max_frame, &mut self.out)
+    }
+
+    /// Queues a `SEND` with client id `id`, sent `sendings` times before,
+    /// to wait for its ack; in a reliable session it is kept to be sent
+    /// again should the connection be lost first.
+    fn send(
+        &mut self,
+        id: u64,
+        to: Recipients,
+        text: String,
+        permit: OwnedSemaphorePermit,
+        reply: oneshot::Sender<Result<Ack, ClientError>>,
+        sendings: u32,
+    ) {
+        let again = self.reliable.then(|| (to.clone(), text.clone()));
+        let frame = ClientFrame::Send(SendFrame { id, to, text });
+        if let Err(error) = self.queue(&frame) {
+            let _ = reply.send(Err(error.into()));
+            return;
+        }
+        let ClientFrame::Send(SendFrame { to, .. }) = frame else {
+            return;
+        };
+        let to = match to {
+            Recipients::Users(names) => Some(names),
+            Recipients::Everyone => None,
+        };
+        let again = again.map(|(to, text)| (to, text, sendings + 1));
+        self.pending.insert(
+            id,
+            Pending {
+                reply,
+                to,
+                permit,
+                again,
+            },
+        );
     }
 
     fn queue_confirm(&mut self, ids: Vec<u64>) {
@@ -543,6 +587,11 @@ pub(crate) struct Task {
     next_id: u64,
     /// The next token for a keepalive `PING`.
     next_ping: u64,
+    /// A reliable session's messages waiting for a connection.
+    outbox: Outbox,
+    /// The last connection was a reliable session: a message sent while
+    /// disconnected waits in the outbox instead of failing.
+    reliable: bool,
 }
 
 impl Task {
@@ -554,6 +603,12 @@ impl Task {
         events: mpsc::Sender<Event>,
         users: Arc<SharedTable>,
     ) -> Self {
+        // Unique for the account in a reliable session (`outbox.rs`).
+        let next_id = if options.reliable {
+            outbox::first_id(FIRST_SEND_ID)
+        } else {
+            FIRST_SEND_ID
+        };
         Self {
             addrs,
             nick,
@@ -569,8 +624,10 @@ impl Task {
             },
             users,
             mailbox: Mailbox::default(),
-            next_id: FIRST_SEND_ID,
+            next_id,
             next_ping: 1,
+            outbox: Outbox::default(),
+            reliable: false,
         }
     }
 
@@ -613,6 +670,7 @@ impl Task {
             }
         };
         drop(link);
+        self.outbox.fail(|| ClientError::Closed);
         self.outlet.push(Event::Closed { reason });
         // No more requests; those already queued fail now rather than when
         // the task ends (which waits for the events reader below).
@@ -640,7 +698,8 @@ impl Task {
         if !link.users {
             self.users.set(None);
         }
-        Conn {
+        self.reliable = link.reliable;
+        let mut conn = Conn {
             out: BytesMut::new(),
             max_frame: link.max_frame,
             pending: HashMap::new(),
@@ -649,6 +708,65 @@ impl Task {
             accounts: VecDeque::new(),
             confirms: Confirms::default(),
             quit_sent: false,
+            reliable: link.reliable,
+        };
+        self.send_again(&mut conn);
+        conn
+    }
+
+    /// Sends what the outbox kept, in the order first sent, while fewer
+    /// than [`outbox::WINDOW`] messages wait for their ack; what was sent
+    /// [`max_sendings`](ClientOptions::max_sendings) times already fails
+    /// instead (and everything, on a connection that is not reliable).
+    fn send_again(&mut self, conn: &mut Conn) {
+        while conn.pending.len() < outbox::WINDOW || !conn.reliable {
+            let Some((id, unsent)) = self.outbox.pop() else {
+                return;
+            };
+            if unsent.sendings >= self.options.max_sendings || !conn.reliable {
+                let error = if conn.reliable {
+                    ClientError::Unacknowledged {
+                        sendings: unsent.sendings,
+                    }
+                } else {
+                    ClientError::Disconnected
+                };
+                let _ = unsent.reply.send(Err(error));
+                continue;
+            }
+            let outbox::Unsent {
+                to,
+                text,
+                permit,
+                reply,
+                sendings,
+            } = unsent;
+            conn.send(id, to, text, permit, reply, sendings);
+        }
+    }
+
+    /// Keeps what a reliable session sent and the hub did not acknowledge,
+    /// to send it again on the next connection.
+    fn keep_unacknowledged(&mut self, conn: &mut Conn) {
+        let kept: Vec<u64> = (conn.pending.iter())
+            .filter(|(_, pending)| pending.again.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in kept {
+            let Some(pending) = conn.pending.remove(&id) else {
+                continue;
+            };
+            let Some((to, text, sendings)) = pending.again else {
+                continue;
+            };
+            let unsent = outbox::Unsent {
+                to,
+                text,
+                permit: pending.permit,
+                reply: pending.reply,
+                sendings,
+            };
+            self.outbox.keep(id, unsent);
         }
     }
 
@@ -714,7 +832,7 @@ impl Task {
                         Some(Err(ProtocolError::Io(error))) => break Ended::Lost(CloseReason::Io(error)),
                         Some(Err(error)) => break Ended::Lost(CloseReason::Protocol(error)),
                     };
-                    if let Some(reason) = self.on_frame(frame, &mut conn) {
+                    if let Some(reason) = self.on_frame_and_refill(frame, &mut conn) {
                         break Ended::Lost(reason);
                     }
                 }
@@ -761,8 +879,28 @@ impl Task {
                 }
             }
         };
-        conn.abandon();
+        self.end(conn, &ended);
         ended
+    }
+
+    /// Acts on a frame, then sends from the outbox as far as the acks it
+    /// brought made room in its window.
+    fn on_frame_and_refill(&mut self, frame: ServerFrame, conn: &mut Conn) -> Option<CloseReason> {
+        let ended = self.on_frame(frame, conn);
+        if !self.outbox.is_empty() {
+            self.send_again(conn);
+        }
+        ended
+    }
+
+    /// A connection's end: a reliable session keeps what was not
+    /// acknowledged for the next connection if the connection was lost;
+    /// every other request still waiting fails.
+    fn end(&mut self, mut conn: Conn, ended: &Ended) {
+        if matches!(ended, Ended::Lost(_)) {
+            self.keep_unacknowledged(&mut conn);
+        }
+        conn.abandon();
     }
 
     fn on_request(&mut self, request: Request, conn: &mut Conn) {
@@ -775,28 +913,19 @@ impl Task {
             } => {
                 let id = self.next_id;
                 self.next_id += 1;
-                let frame = ClientFrame::Send(SendFrame { id, to, text });
-                match conn.queue(&frame) {
-                    Ok(()) => {
-                        let ClientFrame::Send(SendFrame { to, .. }) = frame else {
-                            return;
-                        };
-                        let to = match to {
-                            Recipients::Users(names) => Some(names),
-                            Recipients::Everyone => None,
-                        };
-                        conn.pending.insert(
-                            id,
-                            Pending {
-                                reply,
-                                to,
-                                _permit: permit,
-                            },
-                        );
-                    }
-                    Err(error) => {
-                        let _ = reply.send(Err(error.into()));
-                    }
+                if self.outbox.is_empty() {
+                    conn.send(id, to, text, permit, reply, 0);
+                } else {
+                    // Behind what waits to be sent again, in order.
+                    let unsent = outbox::Unsent {
+                        to,
+                        text,
+                        permit,
+                        reply,
+                        sendings: 0,
+                    };
+                    self.outbox.keep(id, unsent);
+                    self.send_again(conn);
                 }
             }
             Request::Who { reply } => match conn.queue(&ClientFrame::Who) {
@@ -1038,6 +1167,13 @@ impl Task {
                 () = self.outlet.flush_one(), if self.outlet.waiting() => {}
                 request = self.requests.recv() => match request {
                     Some(Request::Quit { reply }) => return Err(Reconnect::Quit(Some(reply))),
+                    // A reliable session's message waits for the next connection.
+                    Some(Request::Send { to, text, permit, reply }) if self.reliable => {
+                        let id = self.next_id;
+                        self.next_id += 1;
+                        let unsent = outbox::Unsent { to, text, permit, reply, sendings: 0 };
+                        self.outbox.keep(id, unsent);
+                    }
                     Some(request) => request.fail(ClientError::Disconnected),
                     None => return Err(Reconnect::Quit(None)),
                 },

@@ -9,6 +9,15 @@ use chinwag_protocol::{Code, NickError, ProtocolError};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
+    /// A reliable session's message was sent this many times, once per
+    /// connection, and the hub acknowledged none of them
+    /// ([`ClientOptions::max_sendings`](crate::ClientOptions::max_sendings)):
+    /// the client gave up on it. It may still have reached its recipients.
+    #[error("no acknowledgement after {sendings} sendings; given up")]
+    Unacknowledged {
+        /// How many times it was sent.
+        sendings: u32,
+    },
     /// The nickname breaks the nickname rules; nothing was sent.
     #[error("invalid nickname")]
     InvalidNick(#[from] NickError),

@@ -62,6 +62,7 @@ mod error;
 mod event;
 mod mailbox;
 mod options;
+mod outbox;
 mod tls;
 mod users;
 

@@ -114,7 +114,21 @@ pub struct ClientOptions {
     /// confirms it once handed over. Together with
     /// [`reconnect`](Self::reconnect), a dropped connection or a restarted
     /// hub loses nothing sent to this account. Off by default.
+    ///
+    /// What this client sends in a reliable session is kept until the hub
+    /// acknowledges it, and sent again with the same id after a
+    /// reconnection (the hub answers one it had routed with what became of
+    /// it, rather than routing it twice); a message sent while
+    /// disconnected waits for the next connection. After
+    /// [`max_sendings`](Self::max_sendings) sendings without an `ACK`, it
+    /// fails with [`ClientError::Unacknowledged`](crate::ClientError::Unacknowledged).
+    /// [`max_pending`](Self::max_pending) is then at most
+    /// 1,024, the messages per account the hub remembers.
     pub reliable: bool,
+    /// In a [`reliable`](Self::reliable) session, how many times a message
+    /// is sent (once, and again after each reconnection) before the client
+    /// gives up on it. 5 by default, as the original designs had it.
+    pub max_sendings: u32,
     /// The account's password, to log in to a registered nickname. `None`
     /// (the default) registers as a guest, which the hub refuses for a
     /// registered nickname ([`ClientError::NickRegistered`](crate::ClientError::NickRegistered)).
@@ -141,6 +155,7 @@ impl fmt::Debug for ClientOptions {
             .field("confirms", &self.confirms)
             .field("receipts", &self.receipts)
             .field("reliable", &self.reliable)
+            .field("max_sendings", &self.max_sendings)
             .field("password", &self.password.as_ref().map(|_| "<hidden>"))
             .field("tls", &self.tls)
             .finish()
@@ -162,6 +177,7 @@ impl Default for ClientOptions {
             confirms: false,
             receipts: false,
             reliable: false,
+            max_sendings: 5,
             password: None,
             tls: None,
         }
@@ -250,6 +266,13 @@ impl ClientOptions {
     #[must_use]
     pub fn reliable(mut self, reliable: bool) -> Self {
         self.reliable = reliable;
+        self
+    }
+
+    /// Sets [`max_sendings`](Self::max_sendings) (at least 1).
+    #[must_use]
+    pub fn max_sendings(mut self, max: u32) -> Self {
+        self.max_sendings = max.max(1);
         self
     }
 

@@ -4,6 +4,10 @@
 //! every message acknowledged to its sender reaches the recipient's
 //! application exactly once, in the order sent, however the cuts fall.
 //!
+//! A reliable sender goes through such a proxy too: each of its messages
+//! is acknowledged in the end and reaches its recipient once, in order, or
+//! fails on its own after `max_sendings`.
+//!
 //! The cuts come every 150 to 2,000 bytes of a connection. A mailbox larger
 //! than what a connection carries before it is cut never gets through:
 //! the hub sends the whole mailbox at once, the cut comes before the
@@ -35,6 +39,9 @@ async fn connect_reliably(proxy: &FaultProxy, nick: &str) -> (Client, Events) {
     let options = ClientOptions::default()
         .password(PASSWORD)
         .reliable(true)
+        // Cuts come every few hundred bytes: a message may need many
+        // connections before one carries its ACK back.
+        .max_sendings(1_000)
         .reconnect(Backoff::new(
             Duration::from_millis(2),
             Duration::from_millis(50),
@@ -116,4 +123,120 @@ async fn every_message_reaches_a_reliable_session_once_in_order_through_cuts() {
         "{ROUNDS} rounds, {cuts} cuts, {} messages",
         ROUNDS * (MESSAGES as u64 + 1)
     );
+}
+
+/// Rounds of the sender's proxy test, and messages sent in each.
+const SENDER_ROUNDS: u64 = 30;
+const SENDER_MESSAGES: usize = 100;
+
+/// A reliable session's messages, submitted all at once through a proxy
+/// that cuts its connections: each is acknowledged in the end (the client
+/// sends again what was not, after each reconnection, with the same id),
+/// and each reaches the recipient once, in the order sent (the hub answers
+/// one it had routed instead of routing it again). Fails with either side
+/// taken out: without the outbox a cut fails sends with `Disconnected`,
+/// without the hub's memory a message routed before its `ACK` was lost
+/// arrives twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reliable_senders_messages_are_acknowledged_and_delivered_once_through_cuts() {
+    let (mut cuts, mut sent_total) = (0, 0);
+    for round in 0..SENDER_ROUNDS {
+        let dir = tempfile::tempdir().expect("a directory");
+        let hub = support::hub_with_store(&dir).await;
+        for nick in ["alice", "bob"] {
+            chinwag_client::create_account(hub.addr, nick, PASSWORD)
+                .await
+                .expect("an account");
+        }
+        let faults = Faults::cutting(0x5e4d_0000 + round, 150..2_000).chunked(1..64);
+        let proxy = FaultProxy::start(hub.addr, faults).expect("a proxy");
+        let bob_options = ClientOptions::default()
+            .password(PASSWORD)
+            .reliable(true)
+            .presence(false);
+        let (_bob, mut events) = Client::connect_with(hub.addr, "bob", bob_options)
+            .await
+            .expect("bob");
+        let (alice, _alice_events) = connect_reliably(&proxy, "alice").await;
+
+        let sent: Vec<String> = (0..SENDER_MESSAGES)
+            .map(|i| format!("round {round} from alice {i}"))
+            .collect();
+        let mut acks = Vec::new();
+        for text in &sent {
+            let to = chinwag_client::Recipients::Users(vec!["bob".into()]);
+            acks.push(alice.submit(to, text.clone()).await.expect("submitted"));
+        }
+        for (ack, text) in acks.into_iter().zip(&sent) {
+            let ack = within("an ack through the cuts", ack).await;
+            let ack = ack.unwrap_or_else(|error| panic!("{text}: {error}"));
+            assert_eq!(ack.status("bob"), Some(Code::DELIVERED), "{text}");
+        }
+        let last = sent.last().cloned().unwrap_or_default();
+        let received = texts_until(&mut events, &last).await;
+        assert_eq!(received, sent, "round {round}: once each, in order");
+        cuts += proxy.cuts();
+        sent_total += sent.len();
+        hub.hub.shutdown().await;
+    }
+    assert!(
+        cuts >= SENDER_ROUNDS,
+        "the proxy cut {cuts} connections in {SENDER_ROUNDS} rounds"
+    );
+    println!("{SENDER_ROUNDS} rounds, {cuts} cuts, {sent_total} messages");
+}
+
+/// Past `max_sendings`, a message the hub never acknowledged fails with
+/// `Unacknowledged`, reported per message; the others are acknowledged.
+/// A link that is cut every 400 to 1,500 bytes leaves many messages needing
+/// more than two sendings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_sent_too_many_times_without_an_ack_fails_on_its_own() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let hub = support::hub_with_store(&dir).await;
+    for nick in ["alice", "bob"] {
+        chinwag_client::create_account(hub.addr, nick, PASSWORD)
+            .await
+            .expect("an account");
+    }
+    let faults = Faults::cutting(0x9a7e, 400..1_500).chunked(1..64);
+    let proxy = FaultProxy::start(hub.addr, faults).expect("a proxy");
+    let options = ClientOptions::default()
+        .password(PASSWORD)
+        .reliable(true)
+        .max_sendings(2)
+        .reconnect(Backoff::new(
+            Duration::from_millis(2),
+            Duration::from_millis(20),
+        ));
+    let (alice, _events) = within("a first connection through the proxy", async {
+        loop {
+            if let Ok(connected) =
+                Client::connect_with(proxy.addr(), "alice", options.clone()).await
+            {
+                return connected;
+            }
+        }
+    })
+    .await;
+    let mut acks = Vec::new();
+    for i in 0..60 {
+        let to = chinwag_client::Recipients::Users(vec!["bob".into()]);
+        acks.push(alice.submit(to, format!("m{i}")).await.expect("submitted"));
+    }
+    let (mut acknowledged, mut given_up) = (0, 0);
+    for ack in acks {
+        match within("each message's end", ack).await {
+            Ok(_) => acknowledged += 1,
+            Err(chinwag_client::ClientError::Unacknowledged { sendings }) => {
+                assert_eq!(sendings, 2);
+                given_up += 1;
+            }
+            Err(error) => panic!("{error}"),
+        }
+    }
+    assert!(given_up > 0, "none given up ({acknowledged} acknowledged)");
+    assert!(acknowledged > 0, "none acknowledged ({given_up} given up)");
+    println!("{acknowledged} acknowledged, {given_up} given up after 2 sendings");
+    hub.hub.shutdown().await;
 }

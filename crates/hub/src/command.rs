@@ -76,7 +76,11 @@ pub(crate) enum Answer {
     },
     /// The statuses of acknowledgements that waited for the store: for
     /// each message, each recipient's index in its `ACK` and its status.
-    Stored(Vec<(u64, Vec<(usize, Code)>)>),
+    /// `batch` numbers the request, in the order handed over.
+    Stored {
+        batch: u64,
+        settled: Vec<(u64, Vec<(usize, Code)>)>,
+    },
     /// A mailbox read at login, for connection `id`.
     Mailbox {
         id: ConnId,

@@ -106,12 +106,25 @@ async fn keep_for_next_login(mail: &dyn MailStore, recipient: &str, owed: Vec<(u
     }
 }
 
+/// A batch's statuses from the store: for each message, each recipient's
+/// index in its `ACK` and its status.
+type Settled = Vec<(u64, Vec<(usize, Code)>)>;
+
 /// The copies for offline users that the current batch of commands
 /// routed, handed to the store together when the batch ends: one request,
 /// one task awaiting its answer and one command back to the actor for the
 /// whole batch, rather than for each message.
 #[derive(Default)]
 pub(super) struct ToStore {
+    /// The number of the next batch handed over, and of the next whose
+    /// answer is to be acted on: answers are acted on in the order their
+    /// batches were handed over, whatever order they come back in (two
+    /// batches committed together wake their tasks at once), so that what
+    /// was routed first is delivered and acknowledged first.
+    handed: u64,
+    answered: u64,
+    /// Answers that came before an earlier batch's.
+    early: std::collections::BTreeMap<u64, Settled>,
     copies: Vec<StoredMessage>,
     /// What became of the reliable sessions' messages, kept in the same
     /// commit as the copies (`resend.rs`).
@@ -165,11 +178,11 @@ impl Actor {
         if self.to_store.messages.is_empty() {
             return;
         }
-        let ToStore {
-            copies,
-            sent,
-            messages,
-        } = std::mem::take(&mut self.to_store);
+        let copies = std::mem::take(&mut self.to_store.copies);
+        let sent = std::mem::take(&mut self.to_store.sent);
+        let messages = std::mem::take(&mut self.to_store.messages);
+        let batch = self.to_store.handed;
+        self.to_store.handed += 1;
         let handed = match &self.accounts.storage {
             Some(storage) => storage.mail.store_routed(copies, sent),
             None => Err(StoreError::Closed),
@@ -178,10 +191,13 @@ impl Actor {
             Ok(pending) => pending,
             Err(error) => {
                 warn!(%error, "could not hand messages for offline users to the store");
-                for (message_id, indices) in messages {
-                    let failed = indices.into_iter().map(|i| (i, Code::STORE_FAILED));
-                    self.stored(message_id, failed.collect());
-                }
+                let failed = (messages.into_iter())
+                    .map(|(message_id, indices)| {
+                        let failed = indices.into_iter().map(|i| (i, Code::STORE_FAILED));
+                        (message_id, failed.collect())
+                    })
+                    .collect();
+                self.stored_batch(batch, failed);
                 return;
             }
         };
@@ -207,8 +223,20 @@ impl Actor {
                     (message_id, statuses)
                 })
                 .collect();
-            send_answer(&answers, Answer::Stored(settled)).await;
+            send_answer(&answers, Answer::Stored { batch, settled }).await;
         });
+    }
+
+    /// The store's answer for batch `batch`: acted on once every earlier
+    /// batch's has been.
+    pub(super) fn stored_batch(&mut self, batch: u64, settled: Settled) {
+        self.to_store.early.insert(batch, settled);
+        while let Some(settled) = (self.to_store.early).remove(&self.to_store.answered) {
+            self.to_store.answered += 1;
+            for (message_id, statuses) in settled {
+                self.stored(message_id, statuses);
+            }
+        }
     }
 
     /// Numbers each stored copy of a message for its recipient, in routing

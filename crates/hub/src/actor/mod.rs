@@ -297,11 +297,7 @@ impl Actor {
                     change,
                     result,
                 } => self.account_written(job, change, result),
-                Answer::Stored(settled) => {
-                    for (message_id, statuses) in settled {
-                        self.stored(message_id, statuses);
-                    }
-                }
+                Answer::Stored { batch, settled } => self.stored_batch(batch, settled),
                 Answer::Mailbox { id, mailbox } => self.mailbox_read(id, mailbox),
                 Answer::Confirmed { nick, receipts } => {
                     self.receipts.stored_confirmed(&nick, receipts, self.now_ms);
