@@ -4,7 +4,9 @@
 //! moments and started again on the same data directory and address. Every
 //! message whose `ACK` the sender got reaches the recipient's application
 //! exactly once, in the order sent; a message in flight at a kill (no
-//! `ACK`) arrives at most once; nothing arrives twice.
+//! `ACK`) arrives at most once; nothing arrives twice. And with the sender
+//! in a reliable session too: every message submitted, acknowledged or not
+//! at a kill, arrives exactly once, in order.
 
 mod support;
 
@@ -164,5 +166,99 @@ async fn acknowledged_messages_reach_a_reliable_session_once_across_kill_9() {
 
     let shown = shown.lock().expect("not poisoned").clone();
     check(&outcomes, &shown, last);
+    daemon.terminate().await;
+}
+
+/// Both ends reliable across `kill -9`: alice, logged in to a reliable
+/// session, submits messages back to back while the daemon is killed at
+/// random moments and restarted on the same directory. Her client keeps
+/// what was not acknowledged and sends it again after each restart (the
+/// daemon answers what it had routed, from its store, instead of routing
+/// it again), so every message she submitted is acknowledged in the end
+/// and reaches bob's application exactly once, in the order submitted:
+/// not only the acknowledged ones, all of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_message_of_a_reliable_sender_arrives_once_across_kill_9() {
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |since| since.as_nanos() as u64 | 1);
+    println!("seed {seed}");
+    let mut random = Random(seed);
+    let dir = tempfile::tempdir().expect("a directory");
+    let data = dir.path().join("data");
+    create_account(&data, "alice", PASSWORD).await;
+    create_account(&data, "bob", PASSWORD).await;
+    let mut daemon = Daemon::start(&data, &[]);
+    let addr = daemon.up().await;
+    let listen = addr.to_string();
+
+    let reliable = || {
+        reconnecting()
+            .password(PASSWORD)
+            .reliable(true)
+            .max_sendings(1_000)
+    };
+    let (_bob, mut events) = Client::connect_with(addr, "bob", reliable())
+        .await
+        .expect("bob logs in");
+    let shown = Arc::new(Mutex::new(Vec::<String>::new()));
+    tokio::spawn({
+        let shown = shown.clone();
+        async move {
+            while let Some(event) = events.recv().await {
+                if let Event::Message(message) | Event::Stored(message) = event {
+                    shown.lock().expect("not poisoned").push(message.text);
+                }
+            }
+        }
+    });
+    let (alice, _alice_events) = Client::connect_with(addr, "alice", reliable())
+        .await
+        .expect("alice logs in");
+    let alice = Arc::new(alice);
+    let stop = Arc::new(AtomicBool::new(false));
+    let submitter = tokio::spawn({
+        let (alice, stop) = (alice.clone(), stop.clone());
+        async move {
+            let mut submitted = Vec::new();
+            while !stop.load(Ordering::Relaxed) && submitted.len() < 20_000 {
+                let text = format!("message {}", submitted.len() + 1);
+                let to = chinwag_client::Recipients::Users(vec!["bob".into()]);
+                let ack = alice.submit(to, text.clone()).await.expect("submitted");
+                submitted.push((text, ack));
+                tokio::task::yield_now().await;
+            }
+            submitted
+        }
+    });
+    for _ in 0..KILLS {
+        tokio::time::sleep(Duration::from_millis(20 + random.below(200))).await;
+        daemon.kill().await;
+        daemon = Daemon::start_on(&data, &listen, &[]);
+        daemon.up().await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let submissions = submitter.await.expect("the submitter");
+    let mut sent = Vec::with_capacity(submissions.len());
+    for (text, ack) in submissions {
+        let ack = within("every message acknowledged in the end", ack).await;
+        let ack = ack.unwrap_or_else(|error| panic!("{text}: {error}"));
+        assert!(ack.status("bob").is_some(), "{text}: {ack:?}");
+        sent.push(text);
+    }
+    let last = sent.last().cloned().unwrap_or_default();
+    within("bob shown the last message", async {
+        while !shown.lock().expect("not poisoned").contains(&last) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    let shown = shown.lock().expect("not poisoned").clone();
+    assert_eq!(shown.len(), sent.len(), "each once");
+    assert_eq!(shown, sent, "in the order submitted");
+    println!(
+        "{KILLS} kills: {} messages submitted, all acknowledged and shown once in order",
+        sent.len()
+    );
     daemon.terminate().await;
 }
