@@ -87,6 +87,7 @@ fn show(who: &str, frame: &ServerFrame) {
         | ServerFrame::Mailbox(_)
         | ServerFrame::StoredMessage(_)
         | ServerFrame::Sequenced(_)
+        | ServerFrame::Gap(_)
         | ServerFrame::Users(_)
         | ServerFrame::User(_) => return,
     };

@@ -1040,6 +1040,7 @@ impl Task {
         match frame {
             ServerFrame::Message(message) => self.outlet.push(Event::Message(message)),
             ServerFrame::Sequenced(Sequenced { message, .. }) => self.on_sequenced(message, conn),
+            ServerFrame::Gap(gap) => self.outlet.push(Event::Gap(gap)),
             ServerFrame::Presence(presence) => {
                 self.users.update(|table| table.apply_presence(&presence));
                 self.outlet.push(Event::Presence(presence));

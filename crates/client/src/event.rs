@@ -40,6 +40,11 @@ pub enum Event {
     /// 30 days) since the owner was last told. Sent at every login, even
     /// for an empty mailbox.
     Mailbox(MailboxHeader),
+    /// In a reliable session: messages for this account that will never
+    /// come. Of the numbers `first..=last`, those not handed over already
+    /// were lost, for `reason`: `MAILBOX_FULL` or `STORE_FAILED` (never
+    /// stored), `EXPIRED` (the age limit dropped them unconfirmed).
+    Gap(chinwag_protocol::Gap),
     /// Someone came online or went offline.
     Presence(Presence),
     /// The table of users: right after connecting (and reconnecting), when

@@ -77,8 +77,8 @@ pub use tls::TlsOptions;
 pub use users::Who;
 
 pub use chinwag_protocol::{
-    AccountAction, AccountDone, AccountRequest, Code, ErrorFrame, MailboxHeader, Message, Presence,
-    Receipt, RecipientStatus, Recipients, UserEntry, Welcome, user_flags,
+    AccountAction, AccountDone, AccountRequest, Code, ErrorFrame, Gap, MailboxHeader, Message,
+    Presence, Receipt, RecipientStatus, Recipients, UserEntry, Welcome, user_flags,
 };
 
 /// The protocol crate, re-exported for its [`text`](chinwag_protocol::text)

@@ -81,10 +81,18 @@ pub(crate) enum Answer {
         batch: u64,
         settled: Vec<(u64, Vec<(usize, Code)>)>,
     },
-    /// A mailbox read at login, for connection `id`.
+    /// A mailbox read at login, for connection `id`, and for a reliable
+    /// session the numbers its account lost since it was last told.
     Mailbox {
         id: ConnId,
         mailbox: Result<Mailbox, StoreError>,
+        gaps: Vec<chinwag_store::LostNumbers>,
+    },
+    /// Numbers a reliable session's account lost, taken from the store to
+    /// be told to connection `id` (`GAP`).
+    Gaps {
+        id: ConnId,
+        gaps: Vec<chinwag_store::LostNumbers>,
     },
     /// Stored messages `nick` confirmed, whose senders are owed a receipt:
     /// each message's id and sender.

@@ -232,3 +232,115 @@ async fn a_message_sent_again_is_answered_as_before_and_not_routed_twice() {
     assert_eq!(texts, ["once"]);
     hub.hub.shutdown().await;
 }
+
+/// The next `GAP` frame.
+async fn next_gap(client: &mut RawClient<TcpStream>) -> chinwag_hub::protocol::Gap {
+    client
+        .recv_until(|frame| match frame {
+            ServerFrame::Gap(gap) => Some(gap),
+            _ => None,
+        })
+        .await
+}
+
+/// Logs in to `nick` reliably and reads up to the end of its mailbox: the
+/// `GAP`s that came with it, and the numbers of its messages.
+async fn login_with_gaps(hub: &TestHub, nick: &str) -> (Vec<(u64, u64, Code)>, Vec<u64>) {
+    let mut client = hub.connect().await;
+    client
+        .send(login(
+            nick,
+            PASSWORD,
+            options::RELIABLE | options::NO_PRESENCE,
+        ))
+        .await;
+    client.expect_welcome().await;
+    let (mut gaps, mut numbers, mut left) = (Vec::new(), Vec::new(), None);
+    while left != Some(0) {
+        match client.recv().await.expect("the mailbox follows WELCOME") {
+            ServerFrame::Mailbox(header) => left = Some(header.count),
+            ServerFrame::Gap(gap) => gaps.push((gap.first, gap.last, gap.reason)),
+            ServerFrame::Sequenced(sequenced) => {
+                numbers.push(sequenced.seq);
+                left = left.map(|n| n - 1);
+            }
+            other => panic!("{other:?} before the end of the mailbox"),
+        }
+    }
+    (gaps, numbers)
+}
+
+/// Numbers a reliable session will never get are told (`GAP`), not left
+/// silent: a copy refused for a full mailbox, at once to the session online
+/// and at the next login to one offline; copies the age limit dropped
+/// unconfirmed, at the next login. Each is told once.
+#[tokio::test]
+async fn lost_numbers_are_told_as_gaps_once() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let config = StoreConfig {
+        mailbox_max_messages: 2,
+        ..StoreConfig::new(dir.path())
+    };
+    {
+        let store = TestHub::open_store(config.clone()).await;
+        let hub = TestHub::with_store(HubConfig::default(), store).await;
+        create(&hub, "bob").await;
+        let (mut bob, _, _) = reliable_login(&hub, "bob").await;
+        let mut alice = hub.register("alice").await;
+        for id in 1..=3 {
+            alice.send(send(id, &["bob"], format!("m{id}"))).await;
+        }
+        let statuses: Vec<Code> = [1, 2, 3]
+            .iter()
+            .map(|_| Code::DELIVERED)
+            .take(2)
+            .chain([Code::MAILBOX_FULL])
+            .collect();
+        for (id, want) in (1..=3).zip(statuses) {
+            assert_eq!(alice.expect_ack(id).await.statuses[0].status, want);
+        }
+        // Online: the third's number is told lost at once.
+        let gap = next_gap(&mut bob).await;
+        assert_eq!(
+            (gap.first, gap.last, gap.reason),
+            (3, 3, Code::MAILBOX_FULL)
+        );
+        drop(bob);
+        hub.wait_offline("bob").await;
+        // Offline: refused again (1 and 2 are still unconfirmed).
+        alice.send(send(4, &["bob"], "m4")).await;
+        assert_eq!(
+            alice.expect_ack(4).await.statuses[0].status,
+            Code::MAILBOX_FULL
+        );
+        let (gaps, numbers) = login_with_gaps(&hub, "bob").await;
+        assert_eq!(
+            gaps,
+            [(4, 4, Code::MAILBOX_FULL)],
+            "told once, at the login"
+        );
+        assert_eq!(numbers, [1, 2]);
+        hub.hub.shutdown().await;
+    }
+    // The age limit drops 1 and 2 unconfirmed.
+    let store = TestHub::open_store(config.clone()).await;
+    let far = u64::MAX / 4;
+    tokio::task::spawn_blocking(move || {
+        use chinwag_hub::store::MailStore as _;
+        store
+            .expire(far, std::time::Duration::from_secs(1))
+            .expect("handed over")
+            .wait()
+            .expect("expired");
+    })
+    .await
+    .expect("the sweep ran");
+    let store = TestHub::open_store(config).await;
+    let hub = TestHub::with_store(HubConfig::default(), store).await;
+    let (gaps, numbers) = login_with_gaps(&hub, "bob").await;
+    assert_eq!(gaps, [(1, 2, Code::EXPIRED)]);
+    assert!(numbers.is_empty());
+    let (gaps, _) = login_with_gaps(&hub, "bob").await;
+    assert!(gaps.is_empty(), "told once: {gaps:?}");
+    hub.hub.shutdown().await;
+}

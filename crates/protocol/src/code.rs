@@ -81,6 +81,9 @@ impl Code {
     /// Ack status: the recipient is registered and offline, and the store
     /// could not write (a full disk, an I/O error); nothing was stored.
     pub const STORE_FAILED: Self = Self(34);
+    /// `GAP` reason: the age limit dropped the message before the
+    /// recipient confirmed it.
+    pub const EXPIRED: Self = Self(35);
 
     /// Login or account request refused: wrong password.
     pub const BAD_PASSWORD: Self = Self(40);
@@ -145,6 +148,7 @@ impl Code {
             Self::STORED => "stored",
             Self::MAILBOX_FULL => "mailbox full",
             Self::STORE_FAILED => "could not store",
+            Self::EXPIRED => "expired",
             Self::BAD_PASSWORD => "wrong password",
             Self::LOGIN_THROTTLED => "too many wrong passwords; wait a minute",
             Self::NO_SUCH_ACCOUNT => "no such account",

@@ -60,6 +60,8 @@ pub mod opcode {
     pub const RECEIPT: u8 = 0x8d;
     /// Hub: a message for a reliable session, with its sequence number.
     pub const SEQUENCED: u8 = 0x8e;
+    /// Hub: numbers a reliable session will never be given, and why.
+    pub const GAP: u8 = 0x8f;
 }
 
 /// Options a client may ask for in `HELLO`, as bits of its `options` field;
@@ -225,6 +227,36 @@ pub struct Sequenced {
     pub seq: u64,
     /// The message, as `MESSAGE` carries it.
     pub message: Message,
+}
+
+/// `GAP`: a reliable session's sequence numbers it will never be given:
+/// of `first..=last`, those it has not had were lost, for `reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gap {
+    /// The first number of the range.
+    pub first: u64,
+    /// The last, at least `first`.
+    pub last: u64,
+    /// Why: [`Code::MAILBOX_FULL`], [`Code::STORE_FAILED`] (the message
+    /// was never stored), or [`Code::EXPIRED`] (the age limit dropped it
+    /// before it was confirmed).
+    pub reason: Code,
+}
+
+impl Gap {
+    fn decode(r: &mut Reader) -> Result<Self, ProtocolError> {
+        let first = r.u64("truncated first number")?;
+        let last = r.u64("truncated last number")?;
+        if last < first {
+            return Err(ProtocolError::Malformed("a gap that ends before it starts"));
+        }
+        let reason = Code(r.u16("truncated reason")?);
+        Ok(Self {
+            first,
+            last,
+            reason,
+        })
+    }
 }
 
 impl Message {
@@ -417,6 +449,8 @@ pub enum ServerFrame {
     /// sequence number, then `MESSAGE`'s layout. To be confirmed once
     /// handled; the same number may come again after a reconnection.
     Sequenced(Sequenced),
+    /// Sequence numbers a reliable session will never be given, and why.
+    Gap(Gap),
     /// The table of users (only with [`options::USERS`]).
     Users(Vec<UserEntry>),
     /// A change to the table of users (only with [`options::USERS`]).
@@ -669,6 +703,7 @@ impl ServerFrame {
             Self::Sequenced(s) => return 8 + s.message.view().payload_len(),
             Self::Ack(a) => return a.view().payload_len(),
             Self::AckRun(_) => 8 + 8 + 4,
+            Self::Gap(_) => 8 + 8 + 2,
             Self::Presence(p) => 1 + 8 + nick_len(p.nick.as_bytes()),
             Self::Roster(nicks) => nicks_len(nicks),
             Self::Error(e) => 2 + 8 + text_len(&e.message),
@@ -737,6 +772,12 @@ impl Encode for ServerFrame {
                 dst.put_u32(header.count);
                 dst.put_u32(header.expired);
             }
+            Self::Gap(gap) => {
+                dst.put_u8(opcode::GAP);
+                dst.put_u64(gap.first);
+                dst.put_u64(gap.last);
+                dst.put_u16(gap.reason.0);
+            }
             Self::StoredMessage(m) => {
                 // `MESSAGE`'s layout under its own opcode.
                 let at = dst.len();
@@ -803,6 +844,7 @@ impl WireFrame for ServerFrame {
                     nick: r.nick()?,
                 })
             }
+            opcode::GAP => Self::Gap(Gap::decode(&mut r)?),
             opcode::MAILBOX => Self::Mailbox(MailboxHeader {
                 count: r.u32("truncated stored count")?,
                 expired: r.u32("truncated expired count")?,

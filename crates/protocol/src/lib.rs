@@ -35,9 +35,9 @@ pub use codec::{
 };
 pub use error::ProtocolError;
 pub use frame::{
-    Ack, AckRun, ClientFrame, ClientFrameOf, Encode, ErrorFrame, Hello, Message, PROTOCOL_VERSION,
-    Presence, RecipientStatus, Recipients, SendBody, SendFrame, Sequenced, ServerFrame, Welcome,
-    WireFrame, opcode, options,
+    Ack, AckRun, ClientFrame, ClientFrameOf, Encode, ErrorFrame, Gap, Hello, Message,
+    PROTOCOL_VERSION, Presence, RecipientStatus, Recipients, SendBody, SendFrame, Sequenced,
+    ServerFrame, Welcome, WireFrame, opcode, options,
 };
 pub use nick::{MAX_NICK_LEN, Nick, NickError, RESERVED_NICKS};
 pub use receipt::Receipt;

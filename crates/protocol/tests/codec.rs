@@ -209,6 +209,11 @@ fn account_server_frames() -> Vec<ServerFrame> {
                 text: "numbered".to_owned(),
             },
         }),
+        ServerFrame::Gap(chinwag_protocol::Gap {
+            first: 7,
+            last: u64::MAX,
+            reason: Code::EXPIRED,
+        }),
         ServerFrame::Users(vec![
             UserEntry {
                 flags: user_flags::ONLINE,
@@ -567,7 +572,7 @@ fn unknown_opcodes_are_refused_in_each_direction() {
             other => panic!("client opcode {op:#04x}: {other:?}"),
         }
     }
-    for op in [0x00, 0x01, 0x02, 0x03, 0x04, 0x80, 0x8f, 0xff] {
+    for op in [0x00, 0x01, 0x02, 0x03, 0x04, 0x80, 0x90, 0xff] {
         match decode_server_payload(&[op]) {
             Err(e @ ProtocolError::UnknownOpcode(got)) => {
                 assert_eq!(got, op);

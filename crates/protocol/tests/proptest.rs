@@ -145,6 +145,13 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
         message().prop_map(ServerFrame::StoredMessage),
         (any::<u64>(), message())
             .prop_map(|(seq, message)| ServerFrame::Sequenced(Sequenced { seq, message })),
+        (any::<u64>(), any::<u64>(), any::<u16>()).prop_map(|(first, more, reason)| {
+            ServerFrame::Gap(chinwag_protocol::Gap {
+                first,
+                last: first.saturating_add(more % 1_000),
+                reason: Code(reason),
+            })
+        }),
         (any::<u64>(), any::<u64>(), any::<u32>(), vec(status, 0..8)).prop_map(
             |(client_id, message_id, delivered, statuses)| {
                 ServerFrame::Ack(Ack {

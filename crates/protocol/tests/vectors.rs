@@ -390,7 +390,7 @@ fn conversation_vectors() -> [(&'static str, Expected); 8] {
 }
 
 /// The vectors of accounts, mailboxes and the table of users.
-fn account_vectors() -> [(&'static str, Expected); 14] {
+fn account_vectors() -> [(&'static str, Expected); 15] {
     let (password, new_password) = ("opensesame", "sesame-2026");
     [
         ("hello-with-password", hello_login(b"bob", 0, password)),
@@ -417,6 +417,14 @@ fn account_vectors() -> [(&'static str, Expected); 14] {
         ("mailbox", mailbox(2, 1)),
         ("stored-message", stored(2, TS, "call me")),
         ("sequenced", sequenced(5, 2, TS, "call me")),
+        (
+            "gap",
+            Expected::Server(ServerFrame::Gap(chinwag_protocol::Gap {
+                first: 3,
+                last: 4,
+                reason: Code::MAILBOX_FULL,
+            })),
+        ),
         ("users", users_table(TS)),
         (
             "user-created",
@@ -704,6 +712,7 @@ const CODES: &[(Code, &str)] = &[
     (Code::ACCOUNT_REQUIRED, "ACCOUNT_REQUIRED"),
     (Code::ACCOUNTS_UNAVAILABLE, "ACCOUNTS_UNAVAILABLE"),
     (Code::STORE_UNAVAILABLE, "STORE_UNAVAILABLE"),
+    (Code::EXPIRED, "EXPIRED"),
 ];
 
 /// Ack statuses: neither fatal nor not, since they never arrive in an `ERROR`.
@@ -714,6 +723,7 @@ const STATUSES: &[Code] = &[
     Code::STORED,
     Code::MAILBOX_FULL,
     Code::STORE_FAILED,
+    Code::EXPIRED,
 ];
 
 #[test]

@@ -23,8 +23,8 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::{
-    Account, Confirmed, Expired, KeptReceipt, Mailbox, NewAccount, Pending, SentRecord, StoreError,
-    StoreOutcome, StoreStats, StoredMessage,
+    Account, Confirmed, Expired, KeptReceipt, LostNumbers, Mailbox, NewAccount, Pending,
+    SentRecord, StoreError, StoreOutcome, StoreStats, StoredMessage,
 };
 
 /// Offline mailboxes: messages stored for registered users until their
@@ -61,6 +61,12 @@ pub trait MailStore: fmt::Debug + Send + Sync {
     /// what became of its messages, oldest first (none for a name with no
     /// account, or none kept). Read at a reliable session's login.
     fn sent(&self, sender: &str) -> Result<Pending<Vec<SentRecord>>, StoreError>;
+
+    /// Takes (reads and deletes, in one commit) the numbers of an
+    /// account's messages that will never be delivered, oldest first: a
+    /// copy refused for a full mailbox, copies the age limit dropped. Told
+    /// to the account's reliable session (`GAP`).
+    fn take_gaps(&self, account: &str) -> Result<Pending<Vec<LostNumbers>>, StoreError>;
 
     /// Reads a mailbox: every message, oldest first, with the number the age
     /// limit dropped since its owner was last told. Reading removes nothing.

@@ -109,7 +109,7 @@ pub use backend::{AccountStore, MailStore};
 pub use config::{DEFAULT_DATA_DIR, StoreConfig};
 pub use error::StoreError;
 pub use message::{
-    Confirmed, Expired, KeptReceipt, Mailbox, SentRecord, StoreOutcome, StoredMessage,
+    Confirmed, Expired, KeptReceipt, LostNumbers, Mailbox, SentRecord, StoreOutcome, StoredMessage,
 };
 pub use pending::Pending;
 pub use queries::{MAX_KEPT_RECEIPTS, SENT_MAX_AGE, SENT_WINDOW};

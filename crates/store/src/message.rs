@@ -178,6 +178,19 @@ impl SentRecord {
     }
 }
 
+/// Numbers of a reliable session's messages that will never be delivered:
+/// of `first..=last`, those its owner was not given were lost, for
+/// `reason` (the protocol's code: 33 mailbox full, 35 expired).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LostNumbers {
+    /// The first number of the range.
+    pub first: u64,
+    /// The last, at least `first`.
+    pub last: u64,
+    /// Why, as the protocol's code.
+    pub reason: u16,
+}
+
 /// A mailbox as read at login.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Mailbox {

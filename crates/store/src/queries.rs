@@ -15,8 +15,8 @@ use crate::index::{Entries, MailIndex, Slot};
 use crate::jobs::Txn;
 use crate::message::fold;
 use crate::{
-    Account, Confirmed, Expired, KeptReceipt, Mailbox, NewAccount, SentRecord, StoreError,
-    StoreOutcome, StoredMessage,
+    Account, Confirmed, Expired, KeptReceipt, LostNumbers, Mailbox, NewAccount, SentRecord,
+    StoreError, StoreOutcome, StoredMessage,
 };
 
 /// How long what became of a reliable session's message is kept
@@ -50,6 +50,38 @@ pub(crate) fn remember_sent(conn: &Connection, sent: &[SentRecord]) -> rusqlite:
         ])?;
     }
     Ok(())
+}
+
+/// Records numbers of an account's that will never be delivered.
+fn lose_numbers(
+    conn: &Connection,
+    folded: &str,
+    (first, last): (u64, u64),
+    reason: u16,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached("INSERT INTO gaps (account, first, last, reason) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![folded, first, last, reason])?;
+    Ok(())
+}
+
+/// Takes (reads and deletes) the numbers an account lost, oldest first.
+pub(crate) fn take_gaps(tx: &mut Txn<'_>, account: &str) -> rusqlite::Result<Vec<LostNumbers>> {
+    let mut taken: Vec<(i64, LostNumbers)> = tx
+        .conn
+        .prepare_cached("DELETE FROM gaps WHERE account = ?1 RETURNING seq, first, last, reason")?
+        .query_map([fold(account)], |row| {
+            Ok((
+                row.get(0)?,
+                LostNumbers {
+                    first: row.get(1)?,
+                    last: row.get(2)?,
+                    reason: row.get(3)?,
+                },
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    taken.sort_by_key(|(seq, _)| *seq);
+    Ok(taken.into_iter().map(|(_, lost)| lost).collect())
 }
 
 /// A sender's newest [`SENT_WINDOW`] records, oldest first.
@@ -115,6 +147,12 @@ pub(crate) fn store(
             Some(entries)
                 if entries.count() >= quota.messages || entries.bytes + bytes > quota.bytes =>
             {
+                // Its number will never be delivered: its owner is told
+                // (`GAP`), and it is never given again.
+                if message.number > 0 {
+                    lose_numbers(tx.conn, &recipient, (message.number, message.number), 33)?;
+                    raise_last_number(tx.conn, &recipient, message.number)?;
+                }
                 StoreOutcome::MailboxFull
             }
             Some(_) => {
@@ -294,11 +332,14 @@ pub(crate) fn expire(
     tx.conn
         .prepare_cached("DELETE FROM sent WHERE ts_ms < ?1")?
         .execute([i64::try_from(sent_cutoff).unwrap_or(i64::MAX)])?;
-    let mut dropped: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut dropped: BTreeMap<String, (u64, (u64, u64))> = BTreeMap::new();
     for (recipient, id, number) in gone {
         tx.index.remove(&recipient, id);
-        let (count, highest) = dropped.entry(recipient).or_default();
+        let (count, (lowest, highest)) = dropped.entry(recipient).or_insert((0, (u64::MAX, 0)));
         *count += 1;
+        if number > 0 {
+            *lowest = (*lowest).min(number);
+        }
         *highest = (*highest).max(number);
     }
     let mut tell = tx.conn.prepare_cached(
@@ -306,8 +347,11 @@ pub(crate) fn expire(
          RETURNING nick",
     )?;
     let mut expired = Vec::with_capacity(dropped.len());
-    for (folded, (dropped, highest)) in dropped {
+    for (folded, (dropped, (lowest, highest))) in dropped {
         raise_last_number(tx.conn, &folded, highest)?;
+        if highest > 0 {
+            lose_numbers(tx.conn, &folded, (lowest.max(1), highest), 35)?;
+        }
         // A row whose account is gone has nobody to tell.
         if let Some(recipient) = tell
             .query_row(params![folded, dropped], |row| row.get(0))
@@ -420,6 +464,9 @@ pub(crate) fn delete_account(
         .execute([&folded])?;
     tx.conn
         .prepare_cached("DELETE FROM sent WHERE sender = ?1")?
+        .execute([&folded])?;
+    tx.conn
+        .prepare_cached("DELETE FROM gaps WHERE account = ?1")?
         .execute([&folded])?;
     let changed = tx
         .conn

@@ -187,6 +187,22 @@ CREATE TABLE sent (
 ) STRICT, WITHOUT ROWID;
 ";
 
+/// Version 8: numbers of a reliable session's messages that will never be
+/// delivered (a copy refused for a full mailbox, copies the age limit
+/// dropped unconfirmed), kept until the account's owner is told (`GAP`).
+/// `reason` is the protocol's code (33 mailbox full, 35 expired).
+const V8: &str = "
+CREATE TABLE gaps (
+    seq     INTEGER PRIMARY KEY,
+    account TEXT NOT NULL REFERENCES accounts (nick_folded) ON DELETE CASCADE,
+    first   INTEGER NOT NULL,
+    last    INTEGER NOT NULL,
+    reason  INTEGER NOT NULL
+) STRICT;
+
+CREATE INDEX gaps_by_account ON gaps (account);
+";
+
 /// Every migration, oldest first.
 pub(crate) fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -197,6 +213,7 @@ pub(crate) fn migrations() -> Migrations<'static> {
         M::up(V5),
         M::up(V6),
         M::up(V7),
+        M::up(V8),
     ])
 }
 
@@ -266,7 +283,7 @@ mod tests {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .unwrap();
-        assert_eq!(version, 7);
+        assert_eq!(version, 8);
         let tables: Vec<String> = conn
             .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
             .unwrap()
@@ -276,7 +293,14 @@ mod tests {
             .unwrap();
         assert_eq!(
             tables,
-            ["accounts", "hub_state", "mailbox", "receipts", "sent"]
+            [
+                "accounts",
+                "gaps",
+                "hub_state",
+                "mailbox",
+                "receipts",
+                "sent"
+            ]
         );
     }
 

@@ -20,8 +20,9 @@ use crate::queries::{self, Quota};
 use crate::schema;
 use crate::writer::{Writer, read_loop};
 use crate::{
-    Account, AccountStore, Confirmed, Expired, KeptReceipt, MailStore, Mailbox, NewAccount,
-    Pending, SentRecord, StoreConfig, StoreError, StoreOutcome, StoreStats, StoredMessage,
+    Account, AccountStore, Confirmed, Expired, KeptReceipt, LostNumbers, MailStore, Mailbox,
+    NewAccount, Pending, SentRecord, StoreConfig, StoreError, StoreOutcome, StoreStats,
+    StoredMessage,
 };
 
 /// The SQLite store: a cheap, cloneable handle to the writer and reader
@@ -269,6 +270,11 @@ impl MailStore for Store {
             queries::remember_sent(tx.conn, &sent)?;
             queries::store(tx, quota, &messages).map(Ok)
         })
+    }
+
+    fn take_gaps(&self, account: &str) -> Result<Pending<Vec<LostNumbers>>, StoreError> {
+        let account = account.to_owned();
+        self.write(move |tx| queries::take_gaps(tx, &account).map(Ok))
     }
 
     fn sent(&self, sender: &str) -> Result<Pending<Vec<SentRecord>>, StoreError> {

@@ -9,9 +9,10 @@
 //! reply the sender is owed after it; the other recipients had their
 //! message at once.
 
-use chinwag_protocol::{Code, MailboxHeader, Message, Recipients, Sequenced, ServerFrame};
+use chinwag_protocol::{Code, Gap, MailboxHeader, Message, Recipients, Sequenced, ServerFrame};
 use chinwag_store::{
-    KeptReceipt, MailStore, Mailbox, Pending, SentRecord, StoreError, StoreOutcome, StoredMessage,
+    KeptReceipt, LostNumbers, MailStore, Mailbox, Pending, SentRecord, StoreError, StoreOutcome,
+    StoredMessage,
 };
 use tracing::warn;
 
@@ -54,6 +55,33 @@ fn sequenced(stored: &StoredMessage) -> ServerFrame {
             text: stored.text.clone(),
         },
     })
+}
+
+/// A `GAP` frame for numbers an account lost.
+fn gap_frame(lost: &LostNumbers) -> ServerFrame {
+    ServerFrame::Gap(Gap {
+        first: lost.first,
+        last: lost.last.max(lost.first),
+        reason: Code(lost.reason),
+    })
+}
+
+/// The numbers a `take_gaps` request took, once it is answered (none if
+/// there was no request, or it failed: they stay for the next login).
+async fn taken(request: Option<Result<Pending<Vec<LostNumbers>>, StoreError>>) -> Vec<LostNumbers> {
+    let Some(request) = request else {
+        return Vec::new();
+    };
+    match request {
+        Ok(pending) => pending.await.unwrap_or_else(|error| {
+            warn!(%error, "could not read the numbers an account lost");
+            Vec::new()
+        }),
+        Err(error) => {
+            warn!(%error, "could not read the numbers an account lost");
+            Vec::new()
+        }
+    }
 }
 
 /// The `ACK` status a store's answer comes to.
@@ -271,6 +299,45 @@ impl Actor {
         true
     }
 
+    /// Tells connection `id`, a reliable session, numbers its account lost.
+    pub(super) fn tell_gaps(&mut self, id: ConnId, gaps: &[LostNumbers]) {
+        if self.registry.member(id).is_none() {
+            return;
+        }
+        for lost in gaps {
+            if let Some(frame) = encode(&gap_frame(lost)) {
+                self.queue_for(id, frame);
+            }
+        }
+    }
+
+    /// A held copy for reliable session `session` that was not stored:
+    /// its number will never come. A copy refused for a full mailbox was
+    /// recorded as lost by the store, which is asked for what it holds; a
+    /// failed commit recorded nothing, so it is told as it is.
+    fn lost_held(&mut self, copy: &StoredMessage, session: ConnId, status: Code) {
+        if copy.number == 0 || self.registry.member(session).is_none() {
+            return;
+        }
+        if status != Code::MAILBOX_FULL {
+            let lost = LostNumbers {
+                first: copy.number,
+                last: copy.number,
+                reason: status.0,
+            };
+            return self.tell_gaps(session, &[lost]);
+        }
+        let Some(storage) = &self.accounts.storage else {
+            return;
+        };
+        let gaps = Some(storage.mail.take_gaps(&copy.recipient));
+        let answers = self.accounts.answers.clone();
+        tokio::spawn(async move {
+            let gaps = taken(gaps).await;
+            send_answer(&answers, Answer::Gaps { id: session, gaps }).await;
+        });
+    }
+
     /// The store's answer for a message's offline recipients (none, for
     /// a reliable session's message that only had to be remembered).
     pub(super) fn stored(&mut self, message_id: u64, mut statuses: Vec<(usize, Code)>) {
@@ -280,6 +347,8 @@ impl Actor {
                 let (_, copy, session) = held.swap_remove(at);
                 if *status == Code::STORED && self.deliver_held(&copy, session) {
                     *status = Code::DELIVERED;
+                } else if *status != Code::STORED {
+                    self.lost_held(&copy, session, *status);
                 }
             }
             self.tally.status(*status);
@@ -310,15 +379,18 @@ impl Actor {
         let Some(storage) = &self.accounts.storage else {
             return;
         };
+        let reliable = member.reliable();
         match storage.mail.mailbox(member.nick.as_str()) {
             Ok(pending) => {
                 let answers = self.accounts.answers.clone();
+                let gaps = reliable.then(|| storage.mail.take_gaps(member.nick.as_str()));
                 tokio::spawn(async move {
                     let mailbox = pending.await;
-                    send_answer(&answers, Answer::Mailbox { id, mailbox }).await;
+                    let gaps = taken(gaps).await;
+                    send_answer(&answers, Answer::Mailbox { id, mailbox, gaps }).await;
                 });
             }
-            Err(error) => self.mailbox_read(id, Err(error)),
+            Err(error) => self.mailbox_read(id, Err(error), &[]),
         }
     }
 
@@ -326,7 +398,12 @@ impl Actor {
     /// front of the live traffic held back meanwhile. A mailbox that could
     /// not be read is announced as empty; its messages wait for the next
     /// login.
-    pub(super) fn mailbox_read(&mut self, id: ConnId, mailbox: Result<Mailbox, StoreError>) {
+    pub(super) fn mailbox_read(
+        &mut self,
+        id: ConnId,
+        mailbox: Result<Mailbox, StoreError>,
+        gaps: &[LostNumbers],
+    ) {
         let Some(member) = self.registry.member(id) else {
             return;
         };
@@ -347,7 +424,9 @@ impl Actor {
             count: u32::try_from(messages.len()).unwrap_or(u32::MAX),
             expired: u32::try_from(mailbox.expired).unwrap_or(u32::MAX),
         });
-        let mut frames = Vec::with_capacity(messages.len() + 1);
+        let mut frames = Vec::with_capacity(messages.len() + gaps.len() + 1);
+        // Numbers lost come first: `MAILBOX` is followed by its messages.
+        frames.extend(gaps.iter().filter_map(|lost| encode(&gap_frame(lost))));
         frames.extend(encode(&header));
         member.received(messages.len() as u64);
         let reliable = member.reliable();

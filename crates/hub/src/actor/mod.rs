@@ -298,7 +298,8 @@ impl Actor {
                     result,
                 } => self.account_written(job, change, result),
                 Answer::Stored { batch, settled } => self.stored_batch(batch, settled),
-                Answer::Mailbox { id, mailbox } => self.mailbox_read(id, mailbox),
+                Answer::Mailbox { id, mailbox, gaps } => self.mailbox_read(id, mailbox, &gaps),
+                Answer::Gaps { id, gaps } => self.tell_gaps(id, &gaps),
                 Answer::Confirmed { nick, receipts } => {
                     self.receipts.stored_confirmed(&nick, receipts, self.now_ms);
                 }

@@ -251,6 +251,7 @@ fn render(frame: &Bytes, out: &mut String) {
         | ServerFrame::Mailbox(_)
         | ServerFrame::StoredMessage(_)
         | ServerFrame::Sequenced(_)
+        | ServerFrame::Gap(_)
         | ServerFrame::Users(_)
         | ServerFrame::User(_) => {}
     }

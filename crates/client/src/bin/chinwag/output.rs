@@ -46,6 +46,11 @@ enum Record<'a> {
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         stored: bool,
     },
+    Gap {
+        first: u64,
+        last: u64,
+        reason: &'static str,
+    },
     Mailbox {
         count: u32,
         expired: u32,
@@ -139,6 +144,7 @@ impl Format {
             Event::Message(message) => self.message(message),
             Event::Stored(message) => self.stored(message),
             Event::Mailbox(header) => return self.mailbox(*header),
+            Event::Gap(gap) => self.gap(gap),
             Event::Presence(presence) => self.presence(presence),
             Event::Roster(roster) => self.roster(roster),
             Event::Users(users) if self.json => return self.users(users),
@@ -190,6 +196,27 @@ impl Format {
             message_record(message, true)
         } else {
             text::format_stored_message(&day_clock(message.ts_ms), message)
+        }
+    }
+
+    /// `* messages 7 to 9 for you were lost: mailbox full` (a reliable
+    /// session's numbers that will never come).
+    fn gap(self, gap: &chinwag_client::Gap) -> String {
+        let reason = gap.reason.description().unwrap_or("lost");
+        if self.json {
+            Record::Gap {
+                first: gap.first,
+                last: gap.last,
+                reason,
+            }
+            .to_line()
+        } else if gap.first == gap.last {
+            format!("* message {} for you was lost: {reason}", gap.first)
+        } else {
+            format!(
+                "* messages {} to {} for you were lost (those not shown): {reason}",
+                gap.first, gap.last
+            )
         }
     }
 
