@@ -373,7 +373,7 @@ _chinwag() {
             return 0
             ;;
         chinwag__subcmd__bench)
-            opts="-h --server-pid --timeout --server --tls --ca --tls-server-name --json --help fanout direct latency conns store help"
+            opts="-h --server-pid --timeout --ws --server --tls --ca --tls-server-name --json --help fanout direct latency conns store help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -407,7 +407,7 @@ _chinwag() {
             return 0
             ;;
         chinwag__subcmd__bench__subcmd__conns)
-            opts="-h --count --source-ips --no-presence --server-pid --timeout --server --tls --ca --tls-server-name --json --help"
+            opts="-h --count --source-ips --no-presence --server-pid --timeout --ws --server --tls --ca --tls-server-name --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -449,7 +449,7 @@ _chinwag() {
             return 0
             ;;
         chinwag__subcmd__bench__subcmd__direct)
-            opts="-h --pairs --messages --size --receipts --server-pid --timeout --server --tls --ca --tls-server-name --json --help"
+            opts="-h --pairs --messages --size --receipts --server-pid --timeout --ws --server --tls --ca --tls-server-name --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -495,7 +495,7 @@ _chinwag() {
             return 0
             ;;
         chinwag__subcmd__bench__subcmd__fanout)
-            opts="-h --subscribers --messages --size --server-pid --timeout --server --tls --ca --tls-server-name --json --help"
+            opts="-h --subscribers --messages --size --server-pid --timeout --ws --server --tls --ca --tls-server-name --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -639,7 +639,7 @@ _chinwag() {
             return 0
             ;;
         chinwag__subcmd__bench__subcmd__latency)
-            opts="-h --subscribers --rate --duration --size --warmup --stuck --server-pid --timeout --server --tls --ca --tls-server-name --json --help"
+            opts="-h --subscribers --rate --duration --size --warmup --stuck --server-pid --timeout --ws --server --tls --ca --tls-server-name --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -697,7 +697,7 @@ _chinwag() {
             return 0
             ;;
         chinwag__subcmd__bench__subcmd__store)
-            opts="-h --senders --messages --size --recipients --window --keep --server-pid --timeout --server --tls --ca --tls-server-name --json --help"
+            opts="-h --senders --messages --size --recipients --window --keep --server-pid --timeout --ws --server --tls --ca --tls-server-name --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -17,7 +17,7 @@ use crate::latency::{self, LatencyArgs};
 use crate::procstat::Process;
 use crate::report::{Figures, Report};
 use crate::store::{self, StoreArgs};
-use crate::tls::Tls;
+use crate::transport::Tls;
 
 /// Worker threads of the bench's runtime: the bench shares the machine's two
 /// cores with the hub, as hubload does.
@@ -33,6 +33,12 @@ pub struct BenchArgs {
     /// Give up after this many seconds (the run then fails).
     #[arg(long, global = true, value_name = "SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
+    /// Speak WebSocket to the hub's web gateway: --server is its
+    /// --web-listen port, each connection an upgrade to /ws (subprotocol
+    /// chinwag.v1, one frame per binary message); with --tls, wss: to a
+    /// --web-tls port. (latency --stuck is plain TCP only.)
+    #[arg(long, global = true)]
+    ws: bool,
     #[command(subcommand)]
     workload: Workload,
 }
@@ -68,8 +74,8 @@ pub enum Verdict {
     Failed,
 }
 
-/// Runs one workload against the hub at `server` (over TLS with `tls`)
-/// and prints its report (a table, or with `json` one JSON object on
+/// Runs one workload against the hub at `server` (over TLS with `tls`,
+/// over WebSocket with `--ws`) and prints its report (a table, or with `json` one JSON object on
 /// stdout).
 ///
 /// # Errors
@@ -94,7 +100,7 @@ pub async fn run(
     }
     let hard = Duration::from_secs(args.timeout);
     let deadline = Instant::now() + hard.mul_f64(0.9);
-    let ctx = Ctx::new(addr, server, args.server_pid, deadline, !json, tls)?;
+    let ctx = Ctx::new(addr, server, args.server_pid, deadline, !json, tls, args.ws)?;
     let work = async {
         match &args.workload {
             Workload::Fanout(w) => emit(&fanout::run(&ctx, w).await?, json),

@@ -28,7 +28,7 @@ use crate::error::SetupError;
 use crate::receipts::{ReceiptSpec, Receipts};
 use crate::receiver::{self, Expect, Progress, Tally};
 use crate::shared_write::{SharedWrite, send_frame};
-use crate::tls::{self, ReadHalf, WriteHalf};
+use crate::transport::{self, ReadHalf, WriteHalf};
 
 /// Registrations in flight at once (hubload's default). Well below the hub's
 /// 1,000 unregistered connections, and enough to keep both cores busy.
@@ -228,7 +228,7 @@ pub(crate) async fn register(
     presence: bool,
     options: u32,
 ) -> Result<Registered, SetupError> {
-    let (read, write) = open_split(ctx, nick, source).await?;
+    let (read, write) = open_split(ctx, nick, source, read_buffer).await?;
     let mut frames = framed(read, size, read_buffer);
     let write = Arc::new(Mutex::new(write));
     let max_frame = tokio::time::timeout(
@@ -276,15 +276,16 @@ pub(crate) async fn open(
         })
 }
 
-/// A connection to the hub for `nick` as [`open`], over TLS when the run
-/// is, split.
+/// A connection to the hub for `nick` as [`open`], over TLS and over
+/// WebSocket (reading with a `read_buffer` buffer) when the run is, split.
 pub(crate) async fn open_split(
     ctx: &Ctx,
     nick: &str,
     source: Option<IpAddr>,
+    read_buffer: usize,
 ) -> Result<(ReadHalf, WriteHalf), SetupError> {
     let stream = open(ctx, nick, source).await?;
-    tls::split(stream, ctx.tls.as_ref())
+    transport::split(stream, ctx.tls.as_ref(), ctx.ws.as_ref(), read_buffer)
         .await
         .map_err(|error| SetupError::Connect {
             addr: ctx.addr,

@@ -14,7 +14,8 @@ use crate::clock::Clock;
 use crate::error::SetupError;
 use crate::procstat::{CpuUse, Process};
 use crate::report::{Checks, Figures, Percentiles, Report};
-use crate::tls::{Connector, Tls};
+use crate::transport::{Connector, Tls};
+use crate::ws::Endpoint;
 
 /// Longest wait for every receiver to see a warm-up message.
 pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -41,11 +42,15 @@ pub(crate) struct Ctx {
     pub(crate) bars: bool,
     /// TLS to the hub's TLS port, if the run is over TLS.
     pub(crate) tls: Option<Connector>,
+    /// The hub's WebSocket endpoint, if the run is over WebSocket (over
+    /// TLS too with `tls`).
+    pub(crate) ws: Option<Endpoint>,
 }
 
 impl Ctx {
     /// The context of a run against the hub at `addr` (`server` as the user
-    /// gave it), whose clock starts now.
+    /// gave it), over TLS with `tls` and over WebSocket with `ws`, whose
+    /// clock starts now.
     pub(crate) fn new(
         addr: SocketAddr,
         server: &str,
@@ -53,8 +58,14 @@ impl Ctx {
         deadline: Instant,
         bars: bool,
         tls: Option<Tls>,
+        ws: bool,
     ) -> Result<Self, SetupError> {
-        let tls = tls.map(Connector::new).transpose()?;
+        let ws = ws
+            .then(|| Endpoint::new(server, tls.is_some()))
+            .transpose()?;
+        let tls = tls
+            .map(|tls| Connector::new(tls, ws.is_some()))
+            .transpose()?;
         let latencies = Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)
             .map_err(|error| SetupError::Task(error.to_string()))?;
         Ok(Self {
@@ -67,6 +78,7 @@ impl Ctx {
             latencies: Arc::new(Mutex::new(latencies)),
             bars,
             tls,
+            ws,
         })
     }
 

@@ -43,6 +43,12 @@
 //! - `procstat.rs`: CPU time and memory of the bench and the hub, from
 //!   `/proc`.
 //! - `codec.rs`: the decoder, which reads bench messages in place.
+//! - `ws.rs`: a WebSocket to the hub's web gateway as a byte stream
+//!   (`--ws`): each frame written one binary message, the messages read
+//!   one stream.
+//! - `transport.rs`: how connections travel (plain TCP, TLS, WebSocket
+//!   over either): their handshakes and the halves every workload reads
+//!   and writes.
 //! - `shared_write.rs`: a connection's write half, shared by its sender and
 //!   its receiver.
 //! - `receipts.rs`: with receipts, confirming what a connection receives
@@ -88,9 +94,10 @@ mod sender;
 mod shared_write;
 mod store;
 mod stuck;
-mod tls;
+mod transport;
 mod wait;
+mod ws;
 
 pub use self::command::{BenchArgs, Verdict, WORKER_THREADS, run};
 pub use self::error::SetupError;
-pub use self::tls::Tls;
+pub use self::transport::Tls;

@@ -155,7 +155,7 @@ async fn create(ctx: &Ctx, nick: &str) -> Result<bool, SetupError> {
 
 /// Opens a connection for an account's business, not registered.
 async fn open(ctx: &Ctx, nick: &str) -> Result<(Frames, SharedWrite), SetupError> {
-    let (read, write) = conn::open_split(ctx, nick, None).await?;
+    let (read, write) = conn::open_split(ctx, nick, None, STREAM_READ_BUFFER).await?;
     // Stored messages are decoded in full (the codec reads only `MESSAGE`s
     // in place), whatever their size.
     let frames = conn::framed(read, 0, STREAM_READ_BUFFER);

@@ -366,7 +366,7 @@ mod tests {
             listener.accept()
         );
         let (_, write) = ours.unwrap().into_split();
-        let write = crate::tls::WriteHalf::Tcp(write);
+        let write = crate::transport::WriteHalf::Tcp(write);
         let spec = ReceiptSpec {
             partner: partner.to_owned(),
             own_times: Arc::new(SendTimes::new(100)),

@@ -35,7 +35,7 @@ use crate::payload::{self, Header, Kind, WARMUP_ID};
 use crate::receipts::{CONFIRM_QUIET, ReceiptTally, Receipts, Wrong};
 use crate::shared_write::SharedWrite;
 use crate::stuck::STUCK_PREFIX;
-use crate::tls::ReadHalf;
+use crate::transport::ReadHalf;
 
 /// Latencies buffered before taking the histogram's lock.
 const LATENCY_BATCH: usize = 256;

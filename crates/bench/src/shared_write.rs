@@ -10,7 +10,7 @@ use chinwag_protocol::{ClientFrame, DEFAULT_MAX_FRAME, ProtocolError, encode_int
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
 
-use crate::tls::WriteHalf;
+use crate::transport::WriteHalf;
 
 /// A connection's write half, shared by its sender and its receiver task.
 pub(crate) type SharedWrite = Arc<Mutex<WriteHalf>>;

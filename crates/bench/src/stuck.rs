@@ -27,10 +27,17 @@ const RECEIVE_BUFFER: u32 = 4096;
 /// until the streams are dropped, or the hub cuts them.
 pub(crate) async fn connect(ctx: &Ctx, count: u32) -> Result<Vec<TcpStream>, SetupError> {
     // A stuck reader's small kernel buffer is set on the socket it
-    // registers through; over TLS that would need a handshake of its own.
+    // registers through; over TLS or WebSocket that would need a handshake
+    // of its own.
     if ctx.tls.is_some() && count > 0 {
         return Err(SetupError::Usage(
             "latency --stuck is not supported over TLS (--tls): run it on the plain port".into(),
+        ));
+    }
+    if ctx.ws.is_some() && count > 0 {
+        return Err(SetupError::Usage(
+            "latency --stuck is not supported over WebSocket (--ws): run it on the plain port"
+                .into(),
         ));
     }
     let mut stuck = Vec::new();

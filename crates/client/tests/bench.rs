@@ -383,3 +383,75 @@ async fn fanout_and_direct_run_over_tls() {
     hub.shutdown().await;
     serving.await.unwrap().unwrap();
 }
+
+/// The hub's web gateway on an ephemeral port (HTTPS with `tls`), served
+/// in this process beside `hub`.
+async fn web_gateway(hub: &TestHub, tls: Option<chinwag_hub::TlsAcceptor>) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut web = chinwag_web::WebConfig::default();
+    web.tls = tls;
+    tokio::spawn(chinwag_web::serve(hub.hub.clone(), listener, web));
+    addr
+}
+
+/// Runs `chinwag [GLOBAL...] --server ADDR bench --ws ARGS... --json`.
+async fn bench_ws(
+    global: &[&std::ffi::OsStr],
+    addr: std::net::SocketAddr,
+    args: &[&str],
+) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chinwag"));
+    command
+        .args(global)
+        .args(["--server", &addr.to_string(), "bench", "--ws"])
+        .args(args)
+        .arg("--json")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    within("chinwag bench --ws to finish", command.output())
+        .await
+        .unwrap()
+}
+
+/// `chinwag bench --ws ...` against the hub's web gateway (and only that:
+/// a bench that ignored `--ws` would send a plain `HELLO` there, which is
+/// no HTTP request; one that put several frames in a message, or cut one,
+/// would be closed by the gateway), every delivery checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_and_direct_run_over_websocket() {
+    let hub = TestHub::start().await;
+    let web = web_gateway(&hub, None).await;
+    let fanout = ["fanout", "--subscribers", "10", "--messages", "20000"];
+    let report_of = report(&bench_ws(&[], web, &fanout).await);
+    assert_eq!(report_of["workload"], "fanout");
+    assert_clean(&report_of, 10 * 20000);
+    let direct = ["direct", "--pairs", "4", "--messages", "20000"];
+    let report_of = report(&bench_ws(&[], web, &direct).await);
+    assert_eq!(report_of["workload"], "direct");
+    assert_clean(&report_of, 2 * 4 * 20000);
+    // The plain port speaks no HTTP: the upgrade fails, a setup error.
+    let refused = bench_ws(&[], hub.addr, &fanout).await;
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("WebSocket handshake"), "{stderr}");
+    hub.shutdown().await;
+}
+
+/// `chinwag --tls --ca CA bench --ws ...`: `wss:` to a gateway serving
+/// HTTPS on the hub's certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_runs_over_websocket_over_tls() {
+    let hub = TestHub::start().await;
+    let certs = chinwag_testkit::TestCerts::new(1);
+    let tls = chinwag_hub::TlsAcceptor::from_pem_files(&certs.cert, &certs.key).unwrap();
+    let web = web_gateway(&hub, Some(tls)).await;
+    let global = ["--tls".as_ref(), "--ca".as_ref(), certs.ca.as_os_str()];
+    let fanout = ["fanout", "--subscribers", "5", "--messages", "5000"];
+    let report_of = report(&bench_ws(&global, web, &fanout).await);
+    assert_eq!(report_of["workload"], "fanout");
+    assert_clean(&report_of, 5 * 5000);
+    hub.shutdown().await;
+}

@@ -12,8 +12,11 @@
 //!
 //! - **In**: each binary message must hold exactly one protocol frame, its
 //!   4-byte length prefix equal to the bytes after it. Such a message is
-//!   handed to the hub's reader as it is, and the reader decodes it as it
-//!   would from TCP: a payload over the limit is `FRAME_TOO_LARGE`, a bad
+//!   handed to the hub's reader as it is, with every message after it that
+//!   has already arrived, as far as the reader's buffer holds them (so the
+//!   `SEND`s a peer wrote in one batch reach the reader together, as they
+//!   do from one TCP read, and go to the hub together), and the reader
+//!   decodes them as it would from TCP: a payload over the limit is `FRAME_TOO_LARGE`, a bad
 //!   one `MALFORMED_FRAME`. A message that is not one frame (two, half of
 //!   one, fewer than 4 bytes) and a text message are malformed input:
 //!   the reader is handed, instead, the 4 bytes `00 00 00 00` (a frame
@@ -130,6 +133,9 @@ pub struct WsBytes<T> {
     read_done: bool,
     /// The misuse that ended reading, for the close code.
     misuse: Option<Misuse>,
+    /// An error met while the same read had handed over bytes already:
+    /// the next read returns it, so those bytes are not lost.
+    error: Option<io::Error>,
     /// Bytes from the hub's writer not yet sent: whole frames waiting for
     /// the WebSocket to take them, then at most one partial frame.
     outgoing: BytesMut,
@@ -157,6 +163,7 @@ impl<T> WsBytes<T> {
             incoming: Bytes::new(),
             read_done: false,
             misuse: None,
+            error: None,
             outgoing: BytesMut::new(),
             close_sent: false,
             close_deadline: None,
@@ -202,22 +209,40 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsBytes<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        let start = buf.filled().len();
         loop {
             if !this.incoming.is_empty() {
                 let n = this.incoming.len().min(buf.remaining());
                 buf.put_slice(&this.incoming[..n]);
                 this.incoming.advance(n);
-                return Poll::Ready(Ok(()));
+                if buf.remaining() == 0 {
+                    return Poll::Ready(Ok(()));
+                }
+            }
+            let read_some = buf.filled().len() > start;
+            if let Some(error) = this.error.take() {
+                if read_some {
+                    this.error = Some(error);
+                    return Poll::Ready(Ok(()));
+                }
+                return Poll::Ready(Err(error));
             }
             if this.read_done {
-                if this.misuse.is_some() {
+                if this.misuse.is_some() && !read_some {
                     // What the peer sends after its misuse, raw, for the
                     // hub's linger to discard.
                     return Pin::new(this.ws.get_mut()).poll_read(cx, buf);
                 }
                 return Poll::Ready(Ok(()));
             }
-            match ready!(Pin::new(&mut this.ws).poll_next(cx)) {
+            let next = match Pin::new(&mut this.ws).poll_next(cx) {
+                // What was read already goes now; the waker is registered
+                // for the rest.
+                Poll::Pending if read_some => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(next) => next,
+            };
+            match next {
                 Some(Ok(Message::Binary(message))) => {
                     if is_one_frame(&message) {
                         this.incoming = message;
@@ -229,17 +254,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsBytes<T> {
                 // Answered by tungstenite, or nothing to answer.
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
                 // The peer's close: the end of its stream (tungstenite
-                // answers it).
-                Some(Ok(Message::Close(_))) | None => {
-                    this.read_done = true;
-                    return Poll::Ready(Ok(()));
-                }
+                // answers it), after what was read.
+                Some(Ok(Message::Close(_))) | None => this.read_done = true,
                 Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
                     this.refuse(Misuse::TooLarge);
                 }
                 Some(Err(error)) => {
                     this.read_done = true;
-                    return Poll::Ready(Err(io_error(error)));
+                    this.error = Some(io_error(error));
                 }
             }
         }
