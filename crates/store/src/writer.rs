@@ -85,6 +85,7 @@ impl Writer {
             }
         }
         if !writes.is_empty() {
+            let changes_before = self.conn.total_changes();
             let started = Instant::now();
             let committed = self.commit(&mut writes).map_err(|error| {
                 error!(%error, writes = writes.len(), "store commit failed; rolled back");
@@ -97,7 +98,11 @@ impl Writer {
             {
                 let mut stats = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
                 stats.commits.record(took);
-                stats.writable = committed.is_ok();
+                // A commit that changed no row (an hourly sweep with nothing
+                // to sweep) says nothing about whether the disk takes data.
+                if committed.is_err() || self.conn.total_changes() > changes_before {
+                    stats.writable = committed.is_ok();
+                }
                 stats.failed_commits += u64::from(committed.is_err());
             }
             debug!(
