@@ -97,6 +97,7 @@ mod stuck;
 mod transport;
 mod wait;
 mod ws;
+mod ws_frame;
 
 pub use self::command::{BenchArgs, Verdict, WORKER_THREADS, run};
 pub use self::error::SetupError;
