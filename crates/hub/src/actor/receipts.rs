@@ -15,7 +15,7 @@
 //! Nothing here costs a message that asked for no receipt: the router looks
 //! at the sender's options once per run.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use chinwag_protocol::{Receipt, ServerFrame};
@@ -36,9 +36,8 @@ pub(super) const MAX_OWED: usize = 65_536;
 /// Receipts owed and due.
 #[derive(Debug, Default)]
 pub(super) struct Receipts {
-    /// Per confirming connection: message id → the folded nickname of the
-    /// sender owed a receipt. Ids grow, so the first entry is the oldest.
-    owed: IdMap<BTreeMap<u64, Arc<str>>>,
+    /// Per confirming connection: the receipts owed for what it was sent.
+    owed: IdMap<Owed>,
     /// The current batch's receipts, by the sender's folded nickname.
     due: Due,
 }
@@ -81,6 +80,86 @@ impl Due {
     }
 }
 
+/// One connection's owed receipts: message id and the folded nickname of
+/// the sender owed one, in id order, which is the order they are owed in
+/// (the hub's ids grow) and, nearly always, the order they are confirmed
+/// in. A ring, so that both ends are a step, where a tree cost a search
+/// and rebalancing per message; a receipt confirmed out of order is found
+/// by binary search and taken, leaving its slot empty until it reaches
+/// the front.
+#[derive(Debug, Default)]
+struct Owed {
+    ring: VecDeque<(u64, Option<Arc<str>>)>,
+    /// Slots still holding a sender.
+    live: usize,
+}
+
+impl Owed {
+    fn insert(&mut self, id: u64, sender: Arc<str>) {
+        match self.ring.back() {
+            Some((last, _)) if *last >= id => {
+                // Not after the last: kept in order all the same.
+                let at = self.ring.partition_point(|(owed, _)| *owed < id);
+                match self.ring.get_mut(at) {
+                    Some((owed, slot)) if *owed == id => {
+                        if slot.replace(sender).is_none() {
+                            self.live += 1;
+                        }
+                    }
+                    _ => {
+                        self.ring.insert(at, (id, Some(sender)));
+                        self.live += 1;
+                    }
+                }
+            }
+            _ => {
+                self.ring.push_back((id, Some(sender)));
+                self.live += 1;
+            }
+        }
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Arc<str>> {
+        let at = match self.ring.front() {
+            Some((first, _)) if *first == id => 0,
+            _ => self.ring.partition_point(|(owed, _)| *owed < id),
+        };
+        let taken = match self.ring.get_mut(at) {
+            Some((owed, slot)) if *owed == id => slot.take(),
+            _ => None,
+        };
+        if taken.is_some() {
+            self.live -= 1;
+            self.trim();
+        }
+        taken
+    }
+
+    /// Forgets the oldest receipt owed.
+    fn pop_oldest(&mut self) {
+        self.trim();
+        if self.ring.pop_front().is_some() {
+            self.live -= 1;
+        }
+        self.trim();
+    }
+
+    /// Drops the empty slots at the front.
+    fn trim(&mut self) {
+        while self.ring.front().is_some_and(|(_, slot)| slot.is_none()) {
+            self.ring.pop_front();
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.live
+    }
+
+    fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+}
+
 impl Receipts {
     /// Connection `recipient` was sent message `message_id`, for which
     /// `sender` wants a receipt.
@@ -88,7 +167,7 @@ impl Receipts {
         let owed = self.owed.entry(recipient).or_default();
         owed.insert(message_id, sender.clone());
         if owed.len() > MAX_OWED {
-            owed.pop_first();
+            owed.pop_oldest();
         }
     }
 
@@ -99,7 +178,7 @@ impl Receipts {
             return;
         };
         for id in ids {
-            if let Some(sender) = owed.remove(id) {
+            if let Some(sender) = owed.remove(*id) {
                 push_due(&mut self.due, sender, *id, nick, now_ms);
             }
         }
@@ -279,6 +358,21 @@ mod tests {
             })
             .collect();
         assert_eq!(sizes, [3, 3, 3, 1]);
+    }
+
+    #[test]
+    fn receipts_confirmed_out_of_order_or_twice_come_once_each() {
+        let mut receipts = Receipts::default();
+        let sender: Arc<str> = Arc::from("alice");
+        let bob = ConnId(7);
+        for id in [10, 11, 12, 14, 13] {
+            receipts.owe(bob, id, &sender);
+        }
+        receipts.confirmed(bob, "bob", &[12, 10, 12, 99, 14, 11, 13], 5);
+        let due = receipts.due.take();
+        let ids: Vec<u64> = due[0].1.iter().map(|r| r.message_id).collect();
+        assert_eq!(ids, [12, 10, 14, 11, 13]);
+        assert!(receipts.owed.is_empty(), "nothing owed is left");
     }
 
     #[test]
