@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use chinwag_client::{Backoff, Client, ClientOptions, Event};
+use chinwag_client::{Backoff, Client, ClientOptions, Event, Events};
 use chinwag_testkit::within;
 use support::{Daemon, create_account};
 
@@ -36,12 +36,38 @@ fn reconnecting() -> ClientOptions {
 struct Random(u64);
 
 impl Random {
+    /// Seeded from the clock; the seed is printed.
+    fn seeded() -> Self {
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(1, |since| since.as_nanos() as u64 | 1);
+        println!("seed {seed}");
+        Self(seed)
+    }
+
     fn below(&mut self, bound: u64) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0 % bound
     }
+}
+
+/// The texts of the messages handed to an application, in order, as its
+/// events come.
+fn shown_by(mut events: Events) -> Arc<Mutex<Vec<String>>> {
+    let shown = Arc::new(Mutex::new(Vec::<String>::new()));
+    tokio::spawn({
+        let shown = shown.clone();
+        async move {
+            while let Some(event) = events.recv().await {
+                if let Event::Message(message) | Event::Stored(message) = event {
+                    shown.lock().expect("not poisoned").push(message.text);
+                }
+            }
+        }
+    });
+    shown
 }
 
 /// Sends one message after another to bob until `stop`: each text, and
@@ -99,11 +125,7 @@ fn check(outcomes: &[(String, bool)], shown: &[String], last: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_messages_reach_a_reliable_session_once_across_kill_9() {
-    let seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(1, |since| since.as_nanos() as u64 | 1);
-    println!("seed {seed}");
-    let mut random = Random(seed);
+    let mut random = Random::seeded();
     let dir = tempfile::tempdir().expect("a directory");
     let data = dir.path().join("data");
     create_account(&data, "bob", PASSWORD).await;
@@ -113,20 +135,10 @@ async fn acknowledged_messages_reach_a_reliable_session_once_across_kill_9() {
 
     // Bob's application: every message handed to it, in order.
     let options = reconnecting().password(PASSWORD).reliable(true);
-    let (_bob, mut events) = Client::connect_with(addr, "bob", options)
+    let (_bob, events) = Client::connect_with(addr, "bob", options)
         .await
         .expect("bob logs in");
-    let shown = Arc::new(Mutex::new(Vec::<String>::new()));
-    tokio::spawn({
-        let shown = shown.clone();
-        async move {
-            while let Some(event) = events.recv().await {
-                if let Event::Message(message) | Event::Stored(message) = event {
-                    shown.lock().expect("not poisoned").push(message.text);
-                }
-            }
-        }
-    });
+    let shown = shown_by(events);
 
     // Alice sends one message after another, noting which were
     // acknowledged and which met a kill.
@@ -179,11 +191,7 @@ async fn acknowledged_messages_reach_a_reliable_session_once_across_kill_9() {
 /// not only the acknowledged ones, all of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_message_of_a_reliable_sender_arrives_once_across_kill_9() {
-    let seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(1, |since| since.as_nanos() as u64 | 1);
-    println!("seed {seed}");
-    let mut random = Random(seed);
+    let mut random = Random::seeded();
     let dir = tempfile::tempdir().expect("a directory");
     let data = dir.path().join("data");
     create_account(&data, "alice", PASSWORD).await;
@@ -198,20 +206,10 @@ async fn every_message_of_a_reliable_sender_arrives_once_across_kill_9() {
             .reliable(true)
             .max_sendings(1_000)
     };
-    let (_bob, mut events) = Client::connect_with(addr, "bob", reliable())
+    let (_bob, events) = Client::connect_with(addr, "bob", reliable())
         .await
         .expect("bob logs in");
-    let shown = Arc::new(Mutex::new(Vec::<String>::new()));
-    tokio::spawn({
-        let shown = shown.clone();
-        async move {
-            while let Some(event) = events.recv().await {
-                if let Event::Message(message) | Event::Stored(message) = event {
-                    shown.lock().expect("not poisoned").push(message.text);
-                }
-            }
-        }
-    });
+    let shown = shown_by(events);
     let (alice, _alice_events) = Client::connect_with(addr, "alice", reliable())
         .await
         .expect("alice logs in");

@@ -16,7 +16,6 @@
 //! at once.
 
 use std::collections::{HashMap, VecDeque};
-use std::ops::ControlFlow;
 
 use chinwag_protocol::{Ack, Code, RecipientStatus, ServerFrame};
 use chinwag_store::{SENT_WINDOW, SentRecord};
@@ -246,30 +245,6 @@ impl Resends {
 }
 
 impl Actor {
-    /// For a message from `from`: to be routed, with its account (`key`
-    /// and nickname) if its sender is a reliable session; or to stop there,
-    /// because it was sent before and is answered (now, into `replies`, or
-    /// once the store has answered), or its sender is gone.
-    pub(super) fn resent(
-        &mut self,
-        from: ConnId,
-        client_id: u64,
-        replies: &mut Replies,
-    ) -> ControlFlow<(), Option<(Vec<u8>, String)>> {
-        let Some(sender) = self.registry.member(from) else {
-            return ControlFlow::Break(());
-        };
-        if !sender.reliable() {
-            return ControlFlow::Continue(None);
-        }
-        let key = sender.nick.folded().into_bytes();
-        let nick = sender.nick.to_string();
-        if self.resends.answer(&key, client_id, from, replies) {
-            return ControlFlow::Break(());
-        }
-        ControlFlow::Continue(Some((key, nick)))
-    }
-
     /// Hands a routed message to the store: its copies for offline and
     /// reliable recipients, numbered, and for a reliable session's message
     /// (`reliable`: its account's key and nickname), what became of it.

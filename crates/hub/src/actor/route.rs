@@ -3,7 +3,6 @@
 //! delivery, and the sender's replies written in the run's order.
 
 use std::collections::{HashMap, HashSet};
-use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -49,13 +48,17 @@ impl Actor {
         self.receipt_sender = sender
             .filter(|sender| sender.receipts())
             .map(|sender| Arc::from(sender.nick.folded()));
+        // A reliable session's account (`resend.rs`), once per run.
+        let reliable = sender
+            .filter(|sender| sender.reliable())
+            .map(|sender| (sender.nick.folded().into_bytes(), sender.nick.to_string()));
         let mut replies = Replies::new(ack_runs, sends.len());
         // Room for the whole run in one recipient's buffer (a `MESSAGE` is a
         // `SEND` plus the sender's name, an id and a time): grown by
         // doubling, a run of 64 is copied 7 times.
         self.gathered.room = sends.iter().map(|send| send.len() + 48).sum();
         for send in sends {
-            self.route(id, send, &mut permit, &mut replies);
+            self.route(id, send, reliable.as_ref(), &mut permit, &mut replies);
         }
         self.gathered.flush(&mut self.wakes);
         self.reply(id, replies.finish());
@@ -79,13 +82,16 @@ impl Actor {
         &mut self,
         from: ConnId,
         send: &SendPayload,
+        reliable: Option<&(Vec<u8>, String)>,
         permit: &mut InFlight,
         replies: &mut Replies,
     ) {
         // A reliable session's message sent before is answered, not routed.
-        let ControlFlow::Continue(reliable) = self.resent(from, send.id(), replies) else {
+        if let Some((key, _)) = reliable
+            && self.resends.answer(key, send.id(), from, replies)
+        {
             return;
-        };
+        }
         let Some(sender) = self.registry.member(from) else {
             return;
         };
@@ -176,21 +182,15 @@ impl Actor {
         if let (Some(sender), Some(named)) = (&self.receipt_sender, named.as_deref()) {
             owe_receipts(&mut self.receipts, sender, message_id, named);
         }
+        let ids = (send.id(), message_id);
         if offline.is_some() || reliable.is_some() {
             // Its `ACK` waits for the store.
             let receipt = self.receipt_sender.is_some();
-            let ids = (send.id(), message_id);
             let for_store = for_store(offline, ids, &delivery, named.as_deref(), receipt);
-            self.hold_for_store(from, for_store, reliable.as_ref(), replies);
+            self.hold_for_store(from, for_store, reliable, replies);
         } else {
-            let (ids, delivered) = ((send.id(), message_id), delivery.delivered);
-            acknowledge(
-                replies,
-                ids,
-                delivered,
-                named.as_deref(),
-                &delivery.failures,
-            );
+            let failures = &delivery.failures;
+            acknowledge(replies, ids, delivery.delivered, named.as_deref(), failures);
         }
         // Whoever this message cut is gone for everyone at once.
         for id in cut {
