@@ -392,11 +392,14 @@ async fn run(
         tokio::spawn(chinwag_web::serve(hub.clone(), listener, web))
     });
 
+    // SIGHUP's handler is in place before systemd (or anyone watching) is
+    // told we are ready: its default action ends the process, so a reload
+    // asked for right after READY=1 would otherwise kill the daemon.
+    #[cfg(unix)]
+    let reloads = reload::on_sighup(filter, effective, hub.clone(), tls)?;
     readiness.set_ready(true);
     systemd::ready(&format!("listening on {addr}"));
     let watchdog = systemd::watchdog(hub.clone());
-    #[cfg(unix)]
-    let reloads = reload::on_sighup(filter, effective, hub.clone(), tls)?;
     if let Some(after) = args.test_wedge_actor_after {
         let hub = hub.clone();
         tokio::spawn(async move {
