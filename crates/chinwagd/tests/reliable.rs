@@ -6,7 +6,8 @@
 //! exactly once, in the order sent; a message in flight at a kill (no
 //! `ACK`) arrives at most once; nothing arrives twice. And with the sender
 //! in a reliable session too: every message submitted, acknowledged or not
-//! at a kill, arrives exactly once, in order.
+//! at a kill, arrives exactly once, in order, and its receipt reaches the
+//! sender's application exactly once.
 
 mod support;
 
@@ -68,6 +69,21 @@ fn shown_by(mut events: Events) -> Arc<Mutex<Vec<String>>> {
         }
     });
     shown
+}
+
+/// The message ids of the receipts handed to an application, as they come.
+fn receipts_of(mut events: Events) -> tokio::sync::mpsc::UnboundedReceiver<u64> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            if let Event::Receipt(receipt) = event
+                && tx.send(receipt.message_id).is_err()
+            {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 /// Sends one message after another to bob until `stop`: each text, and
@@ -210,9 +226,10 @@ async fn every_message_of_a_reliable_sender_arrives_once_across_kill_9() {
         .await
         .expect("bob logs in");
     let shown = shown_by(events);
-    let (alice, _alice_events) = Client::connect_with(addr, "alice", reliable())
+    let (alice, alice_events) = Client::connect_with(addr, "alice", reliable().receipts(true))
         .await
         .expect("alice logs in");
+    let mut receipts = receipts_of(alice_events);
     let alice = Arc::new(alice);
     let stop = Arc::new(AtomicBool::new(false));
     let submitter = tokio::spawn({
@@ -238,10 +255,12 @@ async fn every_message_of_a_reliable_sender_arrives_once_across_kill_9() {
     stop.store(true, Ordering::Relaxed);
     let submissions = submitter.await.expect("the submitter");
     let mut sent = Vec::with_capacity(submissions.len());
+    let mut awaited = std::collections::HashSet::new();
     for (text, ack) in submissions {
         let ack = within("every message acknowledged in the end", ack).await;
         let ack = ack.unwrap_or_else(|error| panic!("{text}: {error}"));
         assert!(ack.status("bob").is_some(), "{text}: {ack:?}");
+        awaited.insert(ack.message_id());
         sent.push(text);
     }
     let last = sent.last().cloned().unwrap_or_default();
@@ -254,8 +273,21 @@ async fn every_message_of_a_reliable_sender_arrives_once_across_kill_9() {
     let shown = shown.lock().expect("not poisoned").clone();
     assert_eq!(shown.len(), sent.len(), "each once");
     assert_eq!(shown, sent, "in the order submitted");
+    // A receipt for every message, none twice: bob's confirmation keeps
+    // it on disk in the commit that takes the message from his mailbox,
+    // and it stays kept until alice's client confirms it.
+    let mut came = std::collections::HashSet::new();
+    within("a receipt for every message", async {
+        while came.len() < awaited.len() {
+            let id = receipts.recv().await.expect("alice's events go on");
+            assert!(awaited.contains(&id), "a receipt for no message sent: {id}");
+            assert!(came.insert(id), "a receipt shown twice: {id}");
+        }
+    })
+    .await;
     println!(
-        "{KILLS} kills: {} messages submitted, all acknowledged and shown once in order",
+        "{KILLS} kills: {} messages submitted, all acknowledged and shown once in order, \
+         each one's receipt shown once",
         sent.len()
     );
     daemon.terminate().await;

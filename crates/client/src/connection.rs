@@ -612,7 +612,7 @@ pub(crate) struct Task {
     next_ping: u64,
     /// A reliable session's messages waiting for a connection.
     outbox: Outbox,
-    /// The receipts a reliable session handed over, across connections.
+    /// The receipts handed over, across connections.
     seen_receipts: SeenReceipts,
     /// The last connection was a reliable session: a message sent while
     /// disconnected waits in the outbox instead of failing.
@@ -1040,21 +1040,16 @@ impl Task {
         }
     }
 
-    /// Receipts: handed out; in a reliable session, each once in this
-    /// client's life, and one handed out before (sent again after a
-    /// reconnection) confirmed again, not shown.
+    /// Receipts: handed out, each once in this client's life (the hub may
+    /// send one again: a reliable session's after a reconnection, until
+    /// confirmed). In a reliable session, one handed out before is
+    /// confirmed again.
     fn on_receipts(&mut self, receipts: Vec<Receipt>, conn: &mut Conn) {
-        if !conn.reliable {
-            for receipt in receipts {
-                self.outlet.push(Event::Receipt(receipt));
-            }
-            return;
-        }
         for receipt in receipts {
             let key = ReceiptKey::of(&receipt);
             if self.seen_receipts.first_time(&key) {
                 self.outlet.push(Event::Receipt(receipt));
-            } else {
+            } else if conn.reliable {
                 debug!(id = key.message_id, "receipt handed out before");
                 conn.confirms.receipt(key, Instant::now());
             }

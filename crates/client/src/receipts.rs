@@ -1,12 +1,14 @@
-//! The receipts a reliable session has handed to the application, so that
-//! one the hub sends again is not handed over twice.
+//! The receipts the client has handed to the application, so that one the
+//! hub sends again is not handed over twice.
 //!
 //! The hub keeps a reliable session's receipts until its client confirms
 //! them (`CONFIRM_RECEIPTS`, `docs/protocol.md` section 8.10): one sent on
 //! a connection that dropped before its confirmation comes again at the
-//! next login. The client remembers the receipts it handed over, the newest
-//! [`REMEMBERED`] of them, confirms one that comes again, and does not hand
-//! it over again.
+//! next login. (Any session may rarely get one twice: a receipt kept while
+//! it was offline, taken at its login while the same one was on its way
+//! live.) The client remembers the receipts it handed over, the newest
+//! [`REMEMBERED`] of them, and does not hand one over again; a reliable
+//! session confirms it again.
 
 use std::collections::{HashSet, VecDeque};
 

@@ -98,7 +98,9 @@ pub(crate) enum Answer {
     /// each message's id and sender.
     Confirmed {
         nick: String,
-        receipts: Vec<(u64, String)>,
+        /// When the confirmation was handed to the store.
+        received_ms: u64,
+        confirmed: chinwag_store::Confirmed,
     },
     /// The receipts kept for connection `id`'s account while it was
     /// offline, taken at its login.

@@ -74,9 +74,17 @@ pub trait MailStore: fmt::Debug + Send + Sync {
     fn mailbox(&self, recipient: &str) -> Result<Pending<Mailbox>, StoreError>;
 
     /// Removes the named messages from a mailbox, once the recipient's client
-    /// has confirmed them; ids not there are ignored. Answers how many were
-    /// removed, and who is owed a receipt for which of them.
-    fn confirm(&self, recipient: &str, ids: Vec<u64>) -> Result<Pending<Confirmed>, StoreError>;
+    /// has confirmed them at `received_ms`; ids not there are ignored.
+    /// Answers how many were removed, and who is owed a receipt for which
+    /// of them; a receipt owed to an account is kept in the same commit
+    /// ([`Confirmed::kept`]), until [`take_receipts`](Self::take_receipts)
+    /// or [`forget_receipts`](Self::forget_receipts).
+    fn confirm(
+        &self,
+        recipient: &str,
+        ids: Vec<u64>,
+        received_ms: u64,
+    ) -> Result<Pending<Confirmed>, StoreError>;
 
     /// Deletes every stored message older than `max_age` at `now_ms`, and
     /// answers how many each mailbox lost. Each count is also kept with the

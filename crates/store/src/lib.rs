@@ -84,7 +84,7 @@
 //! assert_eq!(store.store_message(message)?.wait()?, StoreOutcome::Stored);
 //! let mailbox = store.mailbox("BOB")?.wait()?;
 //! assert_eq!(mailbox.messages[0].text, "see you at noon");
-//! assert_eq!(store.confirm("bob", vec![42])?.wait()?.removed, 1);
+//! assert_eq!(store.confirm("bob", vec![42], 1)?.wait()?.removed, 1);
 //! # Ok::<(), chinwag_store::StoreError>(())
 //! ```
 

@@ -101,9 +101,15 @@ pub enum StoreOutcome {
 pub struct Confirmed {
     /// How many left the mailbox.
     pub removed: u64,
-    /// Of those, the ones whose sender asked for a receipt: each message's
-    /// id and its sender, in the order confirmed.
+    /// Of those, the ones whose sender asked for a receipt and has no
+    /// account (a guest): each message's id and its sender, in the order
+    /// confirmed. Not kept: the hub tells the sender if it is online.
     pub receipts: Vec<(u64, String)>,
+    /// The ones whose sender asked for a receipt and has an account: their
+    /// receipts were kept in the same commit (at most
+    /// [`MAX_KEPT_RECEIPTS`](crate::MAX_KEPT_RECEIPTS) an account), so a
+    /// crash after it loses none; each message's id and its sender.
+    pub kept: Vec<(u64, String)>,
 }
 
 /// A receipt kept for a sender who was offline when the recipient's client

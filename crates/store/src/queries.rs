@@ -216,18 +216,22 @@ fn delete_row(conn: &Connection, seq: i64) -> rusqlite::Result<()> {
 }
 
 /// Removes the named messages from a mailbox; answers how many went, and
-/// the senders owed a receipt.
+/// the senders owed a receipt: those with an account have it kept here, in
+/// the same transaction.
 pub(crate) fn confirm(
     tx: &mut Txn<'_>,
     recipient: &str,
     ids: &[u64],
+    received_ms: u64,
 ) -> rusqlite::Result<Confirmed> {
+    let shown = recipient;
     let recipient = fold(recipient);
     let mut delete = tx
         .conn
         .prepare_cached("DELETE FROM mailbox WHERE seq = ?1 RETURNING sender, receipt, number")?;
     let mut confirmed = Confirmed::default();
     let mut highest = 0;
+    let mut keeper = Keeper::default();
     for &id in ids {
         if let Some(slot) = tx.index.remove(&recipient, id) {
             let (sender, receipt, number): (String, bool, u64) = delete
@@ -236,13 +240,74 @@ pub(crate) fn confirm(
                 })?;
             confirmed.removed += 1;
             highest = highest.max(number);
-            if receipt {
-                confirmed.receipts.push((id, sender));
+            if !receipt {
+                continue;
+            }
+            let kept = KeptReceipt {
+                owner: sender,
+                message_id: id,
+                recipient: shown.to_owned(),
+                received_ms,
+            };
+            match keeper.keep(tx, &kept)? {
+                Kept::Yes => confirmed.kept.push((id, kept.owner)),
+                // Not kept: told to the sender if it is online.
+                Kept::Full | Kept::NoAccount => confirmed.receipts.push((id, kept.owner)),
             }
         }
     }
     raise_last_number(tx.conn, &recipient, highest)?;
     Ok(confirmed)
+}
+
+/// What became of a receipt handed to [`Keeper::keep`].
+enum Kept {
+    Yes,
+    /// Its owner holds [`MAX_KEPT_RECEIPTS`] already: dropped.
+    Full,
+    /// Its owner has no account: not kept.
+    NoAccount,
+}
+
+/// Keeps receipts, each owner's count read once.
+#[derive(Default)]
+struct Keeper {
+    held: HashMap<String, u64>,
+}
+
+impl Keeper {
+    fn keep(&mut self, tx: &mut Txn<'_>, receipt: &KeptReceipt) -> rusqlite::Result<Kept> {
+        let owner = fold(&receipt.owner);
+        if tx.index.get(&owner).is_none() {
+            return Ok(Kept::NoAccount);
+        }
+        if !self.held.contains_key(owner.as_ref()) {
+            let held: u64 = tx
+                .conn
+                .prepare_cached("SELECT count(*) FROM receipts WHERE owner = ?1")?
+                .query_row([&owner], |row| row.get(0))?;
+            self.held.insert(owner.to_string(), held);
+        }
+        let Some(held) = self.held.get_mut(owner.as_ref()) else {
+            return Ok(Kept::NoAccount);
+        };
+        if *held >= MAX_KEPT_RECEIPTS {
+            return Ok(Kept::Full);
+        }
+        *held += 1;
+        tx.conn
+            .prepare_cached(
+                "INSERT INTO receipts (owner, message_id, recipient, received_ms)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                owner,
+                receipt.message_id,
+                receipt.recipient,
+                receipt.received_ms
+            ])?;
+        Ok(Kept::Yes)
+    }
 }
 
 /// Receipts kept for one sender at most: past it, more are dropped (a
@@ -251,36 +316,9 @@ pub const MAX_KEPT_RECEIPTS: u64 = 100_000;
 
 /// Keeps receipts for their owners' next login.
 pub(crate) fn keep_receipts(tx: &mut Txn<'_>, receipts: &[KeptReceipt]) -> rusqlite::Result<()> {
-    let mut count = tx
-        .conn
-        .prepare_cached("SELECT count(*) FROM receipts WHERE owner = ?1")?;
-    let mut insert = tx.conn.prepare_cached(
-        "INSERT INTO receipts (owner, message_id, recipient, received_ms) VALUES (?1, ?2, ?3, ?4)",
-    )?;
-    // Each owner's count, read once per request.
-    let mut kept: HashMap<String, u64> = HashMap::new();
+    let mut keeper = Keeper::default();
     for receipt in receipts {
-        let owner = fold(&receipt.owner);
-        if tx.index.get(&owner).is_none() {
-            continue;
-        }
-        if !kept.contains_key(owner.as_ref()) {
-            let held: u64 = count.query_row([&owner], |row| row.get(0))?;
-            kept.insert(owner.to_string(), held);
-        }
-        let Some(held) = kept.get_mut(owner.as_ref()) else {
-            continue;
-        };
-        if *held >= MAX_KEPT_RECEIPTS {
-            continue;
-        }
-        *held += 1;
-        insert.execute(params![
-            owner,
-            receipt.message_id,
-            receipt.recipient,
-            receipt.received_ms
-        ])?;
+        keeper.keep(tx, receipt)?;
     }
     Ok(())
 }

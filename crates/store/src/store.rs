@@ -291,9 +291,15 @@ impl MailStore for Store {
         )
     }
 
-    fn confirm(&self, recipient: &str, ids: Vec<u64>) -> Result<Pending<Confirmed>, StoreError> {
+    fn confirm(
+        &self,
+        recipient: &str,
+        ids: Vec<u64>,
+        received_ms: u64,
+    ) -> Result<Pending<Confirmed>, StoreError> {
+        check_i64(received_ms, "receipt time")?;
         let recipient = recipient.to_owned();
-        self.write(move |tx| queries::confirm(tx, &recipient, &ids).map(Ok))
+        self.write(move |tx| queries::confirm(tx, &recipient, &ids, received_ms).map(Ok))
     }
 
     fn expire(&self, now_ms: u64, max_age: Duration) -> Result<Pending<Vec<Expired>>, StoreError> {

@@ -238,7 +238,7 @@ fn check_acked(dir: &Path, acked: &BTreeSet<u64>) -> Result<usize, String> {
             }
             found.insert(message.id, message);
         }
-        store.confirm(nick, ids).unwrap().wait().unwrap();
+        store.confirm(nick, ids, 1).unwrap().wait().unwrap();
     }
     if let Some(missing) = acked.iter().find(|id| !found.contains_key(id)) {
         return Err(format!(

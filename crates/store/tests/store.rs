@@ -105,7 +105,7 @@ fn the_quota_counts_messages_and_frees_on_confirm() {
 
     assert_eq!(
         store
-            .confirm("bob", vec![1])
+            .confirm("bob", vec![1], 1)
             .unwrap()
             .wait()
             .unwrap()
@@ -156,7 +156,7 @@ fn confirm_removes_only_the_named_ids_of_that_mailbox() {
         store_one(&store, message("carol", id));
     }
     let confirmed = store
-        .confirm("Bob", vec![2, 4, 99, u64::MAX])
+        .confirm("Bob", vec![2, 4, 99, u64::MAX], 1)
         .unwrap()
         .wait()
         .unwrap();
@@ -170,7 +170,7 @@ fn confirm_removes_only_the_named_ids_of_that_mailbox() {
     assert_eq!(ids(&store, "bob"), [1, 3, 5]);
     assert_eq!(ids(&store, "carol"), [1, 2, 3, 4, 5]);
     // Confirming again removes nothing more, and owes nothing more.
-    let again = store.confirm("bob", vec![2, 3]).unwrap().wait().unwrap();
+    let again = store.confirm("bob", vec![2, 3], 1).unwrap().wait().unwrap();
     assert_eq!((again.removed, again.receipts), (1, Vec::new()));
 }
 
@@ -316,7 +316,7 @@ fn everything_survives_a_reopen() {
             .unwrap()
             .wait()
             .unwrap();
-        store.confirm("bob", vec![10]).unwrap().wait().unwrap();
+        store.confirm("bob", vec![10], 1).unwrap().wait().unwrap();
     }
     let store = open(&config);
     assert_eq!(store.accounts().unwrap().wait().unwrap().len(), 2);
@@ -560,7 +560,7 @@ fn the_mailbox_counts_follow_every_change() {
     check("carol");
     assert_eq!(
         store
-            .confirm("bob", vec![1, 3, 99])
+            .confirm("bob", vec![1, 3, 99], 1)
             .unwrap()
             .wait()
             .unwrap()
@@ -687,7 +687,7 @@ fn numbers_are_kept_with_messages_and_the_last_outlives_them() {
         assert_eq!(numbers, [7, 8]);
         assert_eq!(
             store
-                .confirm("bob", vec![10, 11])
+                .confirm("bob", vec![10, 11], 1)
                 .unwrap()
                 .wait()
                 .unwrap()

@@ -11,8 +11,7 @@
 
 use chinwag_protocol::{Code, Gap, MailboxHeader, Message, Recipients, Sequenced, ServerFrame};
 use chinwag_store::{
-    KeptReceipt, LostNumbers, MailStore, Mailbox, Pending, SentRecord, StoreError, StoreOutcome,
-    StoredMessage,
+    LostNumbers, Mailbox, Pending, SentRecord, StoreError, StoreOutcome, StoredMessage,
 };
 use tracing::warn;
 
@@ -108,29 +107,6 @@ pub(super) fn in_background<T: Send + 'static>(
             });
         }
         Err(error) => warn!(%error, "{what}"),
-    }
-}
-
-/// Keeps the receipts a confirmation owed, for each sender's next login:
-/// the actor stopped before it could hand them out (a shutdown).
-async fn keep_for_next_login(mail: &dyn MailStore, recipient: &str, owed: Vec<(u64, String)>) {
-    let received_ms = super::now_ms();
-    let kept = owed
-        .into_iter()
-        .map(|(message_id, owner)| KeptReceipt {
-            owner,
-            message_id,
-            recipient: recipient.to_owned(),
-            received_ms,
-        })
-        .collect();
-    match mail.keep_receipts(kept) {
-        Ok(pending) => {
-            if let Err(error) = pending.await {
-                warn!(%error, "could not keep receipts at shutdown");
-            }
-        }
-        Err(error) => warn!(%error, "could not keep receipts at shutdown"),
     }
 }
 
@@ -493,24 +469,25 @@ impl Actor {
             return;
         }
         let nick = member.nick.to_string();
-        let mail = storage.mail.clone();
-        match storage.mail.confirm(&nick, stored) {
+        let received_ms = self.now_ms;
+        match storage.mail.confirm(&nick, stored, received_ms) {
             Ok(pending) => {
                 let answers = self.accounts.answers.clone();
-                // Tracked: shutdown waits for it, so that receipts the store
-                // names after the actor has stopped are kept, not lost.
+                // Tracked: shutdown waits for it. The receipts owed to
+                // accounts were kept in the confirmation's commit; those of
+                // guests are lost if the actor has stopped (their senders'
+                // connections are closing).
                 self.tasks.spawn(async move {
                     match pending.await {
-                        Ok(confirmed) if !confirmed.receipts.is_empty() => {
+                        Ok(confirmed)
+                            if !confirmed.receipts.is_empty() || !confirmed.kept.is_empty() =>
+                        {
                             let answer = Answer::Confirmed {
-                                nick: nick.clone(),
-                                receipts: confirmed.receipts,
+                                nick,
+                                received_ms,
+                                confirmed,
                             };
-                            if let Err(Answer::Confirmed { receipts, .. }) =
-                                return_answer(&answers, answer).await
-                            {
-                                keep_for_next_login(&*mail, &nick, receipts).await;
-                            }
+                            let _ = return_answer(&answers, answer).await;
                         }
                         Ok(_) => {}
                         Err(error) => {

@@ -301,8 +301,13 @@ impl Actor {
                 Answer::Stored { batch, settled } => self.stored_batch(batch, settled),
                 Answer::Mailbox { id, mailbox, gaps } => self.mailbox_read(id, mailbox, &gaps),
                 Answer::Gaps { id, gaps } => self.tell_gaps(id, &gaps),
-                Answer::Confirmed { nick, receipts } => {
-                    self.receipts.stored_confirmed(&nick, receipts, self.now_ms);
+                Answer::Confirmed {
+                    nick,
+                    received_ms,
+                    confirmed,
+                } => {
+                    self.receipts
+                        .stored_confirmed(&nick, confirmed, received_ms);
                 }
                 Answer::KeptReceipts { id, kept } => self.kept_receipts(id, kept),
             },

@@ -40,6 +40,9 @@ pub(super) struct Receipts {
     owed: IdMap<Owed>,
     /// The current batch's receipts, by the sender's folded nickname.
     due: Due,
+    /// The current batch's receipts that the store kept already (stored
+    /// messages confirmed, their senders with accounts).
+    due_kept: Due,
     /// Per reliable session: receipts kept for it and read at its login,
     /// not sent yet; sent [`KEPT_WINDOW`] at a time.
     unsent: IdMap<VecDeque<Receipt>>,
@@ -190,12 +193,22 @@ impl Receipts {
         }
     }
 
-    /// Stored messages `nick` confirmed whose senders asked for a receipt:
-    /// each message's id and its sender (as the store has the name).
-    pub(super) fn stored_confirmed(&mut self, nick: &str, owed: Vec<(u64, String)>, now_ms: u64) {
-        for (id, sender) in owed {
+    /// Stored messages `nick` confirmed at `received_ms` whose senders
+    /// asked for a receipt: each message's id and its sender (as the store
+    /// has the name), those the store kept apart.
+    pub(super) fn stored_confirmed(
+        &mut self,
+        nick: &str,
+        confirmed: chinwag_store::Confirmed,
+        received_ms: u64,
+    ) {
+        for (id, sender) in confirmed.receipts {
             let sender: Arc<str> = Arc::from(sender.to_ascii_lowercase());
-            push_due(&mut self.due, sender, id, nick, now_ms);
+            push_due(&mut self.due, sender, id, nick, received_ms);
+        }
+        for (id, sender) in confirmed.kept {
+            let sender: Arc<str> = Arc::from(sender.to_ascii_lowercase());
+            push_due(&mut self.due_kept, sender, id, nick, received_ms);
         }
     }
 
@@ -220,7 +233,7 @@ impl Receipts {
 
     /// Whether any receipt waits to be queued.
     pub(super) fn any_due(&self) -> bool {
-        !self.due.is_empty()
+        !self.due.is_empty() || !self.due_kept.is_empty()
     }
 }
 
@@ -286,6 +299,41 @@ impl Actor {
                 "could not keep receipts for offline senders",
                 storage.mail.keep_receipts(keep),
             );
+        }
+        self.flush_kept_receipts();
+    }
+
+    /// Receipts the store kept already: sent to a sender online that asked
+    /// for them; kept on for a reliable session (until it confirms them) and
+    /// for a sender offline (until its next login); forgotten otherwise, as
+    /// a receipt to a session that is not reliable is handed over once.
+    fn flush_kept_receipts(&mut self) {
+        let due = self.receipts.due_kept.take();
+        let mail = self
+            .accounts
+            .storage
+            .as_ref()
+            .map(|storage| storage.mail.clone());
+        for (sender, receipts) in due {
+            let Lookup::Online(id, member) = self.registry.lookup(sender.as_bytes()) else {
+                continue;
+            };
+            let (live, reliable) = (member.receipts(), member.reliable());
+            if !(live && reliable)
+                && let Some(mail) = &mail
+            {
+                let keys = receipts
+                    .iter()
+                    .map(|receipt| (receipt.message_id, receipt.recipient.clone()))
+                    .collect();
+                in_background(
+                    "could not forget receipts handed over",
+                    mail.forget_receipts(&sender, keys),
+                );
+            }
+            if live {
+                self.queue_receipts(id, receipts);
+            }
         }
     }
 
