@@ -94,6 +94,8 @@ pub(crate) enum Answer {
         id: ConnId,
         gaps: Vec<chinwag_store::LostNumbers>,
     },
+    /// What the age limit's sweep dropped, per mailbox.
+    Expired(Vec<chinwag_store::Expired>),
     /// Stored messages `nick` confirmed, whose senders are owed a receipt:
     /// each message's id and sender.
     Confirmed {

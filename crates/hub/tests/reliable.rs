@@ -344,3 +344,36 @@ async fn lost_numbers_are_told_as_gaps_once() {
     assert!(gaps.is_empty(), "told once: {gaps:?}");
     hub.hub.shutdown().await;
 }
+
+/// A reliable session online whose unconfirmed messages the age limit
+/// drops is told their numbers by the sweep that drops them, not only at
+/// its next login; and told once.
+#[tokio::test]
+async fn a_session_online_is_told_the_numbers_a_sweep_dropped() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let store = TestHub::open_store(StoreConfig::new(dir.path())).await;
+    let mut config = HubConfig::default();
+    // Everything is past the limit at the first sweep, a second in.
+    config.accounts.mailbox_max_age = std::time::Duration::from_millis(1);
+    config.accounts.sweep_every = std::time::Duration::from_secs(1);
+    let hub = TestHub::with_store(config, store).await;
+    create(&hub, "bob").await;
+    let (mut bob, _, _) = reliable_login(&hub, "bob").await;
+    let mut alice = hub.register("alice").await;
+    for id in 1..=2 {
+        alice.send(send(id, &["bob"], format!("m{id}"))).await;
+        assert_eq!(
+            alice.expect_ack(id).await.statuses[0].status,
+            Code::DELIVERED
+        );
+    }
+    // Bob does not confirm them: the sweep drops both.
+    let gap = next_gap(&mut bob).await;
+    assert_eq!((gap.first, gap.last, gap.reason), (1, 2, Code::EXPIRED));
+    drop(bob);
+    hub.wait_offline("bob").await;
+    let (gaps, numbers) = login_with_gaps(&hub, "bob").await;
+    assert!(gaps.is_empty(), "told once: {gaps:?}");
+    assert!(numbers.is_empty());
+    hub.hub.shutdown().await;
+}

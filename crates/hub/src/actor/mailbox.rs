@@ -20,7 +20,7 @@ use super::acks::{PendingAck, Replies};
 use super::{Actor, encode};
 use crate::command::Answer;
 use crate::outbox::Pressure;
-use crate::registry::ConnId;
+use crate::registry::{ConnId, Lookup};
 
 /// One message to hand to the store: who sent it, its ids, and for each
 /// of its offline registered recipients the index of its status in the
@@ -501,15 +501,53 @@ impl Actor {
     }
 
     /// Drops stored messages past the age limit; their owners are told how
-    /// many at their next login.
+    /// many at their next login, and a reliable session online is told
+    /// the numbers it lost at once (`expired`).
     pub(super) fn expire(&mut self) {
         let Some(storage) = &self.accounts.storage else {
             return;
         };
         let max_age = self.accounts.policy.mailbox_max_age;
-        in_background(
-            "could not drop expired messages",
-            storage.mail.expire(self.now_ms, max_age),
-        );
+        match storage.mail.expire(self.now_ms, max_age) {
+            Ok(pending) => {
+                let answers = self.accounts.answers.clone();
+                tokio::spawn(async move {
+                    match pending.await {
+                        Ok(expired) if !expired.is_empty() => {
+                            send_answer(&answers, Answer::Expired(expired)).await;
+                        }
+                        Ok(_) => {}
+                        Err(error) => warn!(%error, "could not drop expired messages"),
+                    }
+                });
+            }
+            Err(error) => warn!(%error, "could not drop expired messages"),
+        }
+    }
+
+    /// The sweep dropped messages from these mailboxes: each owner online
+    /// in a reliable session is told the numbers it will never get (`GAP`)
+    /// now, not at its next login.
+    pub(super) fn expired(&mut self, expired: &[chinwag_store::Expired]) {
+        let Some(storage) = &self.accounts.storage else {
+            return;
+        };
+        for mailbox in expired {
+            let folded = mailbox.recipient.to_ascii_lowercase();
+            let Lookup::Online(id, member) = self.registry.lookup(folded.as_bytes()) else {
+                continue;
+            };
+            if mailbox.dropped == 0 || !member.reliable() {
+                continue;
+            }
+            let gaps = Some(storage.mail.take_gaps(member.nick.as_str()));
+            let answers = self.accounts.answers.clone();
+            tokio::spawn(async move {
+                let gaps = taken(gaps).await;
+                if !gaps.is_empty() {
+                    send_answer(&answers, Answer::Gaps { id, gaps }).await;
+                }
+            });
+        }
     }
 }

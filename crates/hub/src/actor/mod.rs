@@ -301,6 +301,7 @@ impl Actor {
                 Answer::Stored { batch, settled } => self.stored_batch(batch, settled),
                 Answer::Mailbox { id, mailbox, gaps } => self.mailbox_read(id, mailbox, &gaps),
                 Answer::Gaps { id, gaps } => self.tell_gaps(id, &gaps),
+                Answer::Expired(expired) => self.expired(&expired),
                 Answer::Confirmed {
                     nick,
                     received_ms,
