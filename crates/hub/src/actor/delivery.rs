@@ -44,6 +44,15 @@ impl InFlight {
         }
     }
 
+    /// The permit, shared: whoever holds a clone keeps it taken (the store,
+    /// until the commit holding these messages returns).
+    pub(super) fn share(&mut self) -> Option<Arc<OwnedSemaphorePermit>> {
+        if let Some(permit) = self.whole.take() {
+            self.shared = Some(Arc::new(permit));
+        }
+        self.shared.clone()
+    }
+
     /// Leaves the permit with a congested recipient, until it drains.
     fn park(&mut self, outbox: &Outbox) {
         if let Some(permit) = self.whole.take() {

@@ -9,10 +9,13 @@
 //! reply the sender is owed after it; the other recipients had their
 //! message at once.
 
+use std::sync::Arc;
+
 use chinwag_protocol::{Code, Gap, MailboxHeader, Message, Recipients, Sequenced, ServerFrame};
 use chinwag_store::{
     LostNumbers, Mailbox, Pending, SentRecord, StoreError, StoreOutcome, StoredMessage,
 };
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::warn;
 
 use super::accounts::{return_answer, send_answer};
@@ -135,6 +138,18 @@ pub(super) struct ToStore {
     pub(super) sent: Vec<SentRecord>,
     /// Each message's id, and the `ACK` indices of its copies, in order.
     messages: Vec<(u64, Vec<usize>)>,
+    /// The senders' in-flight permits, released when the commit returns.
+    permits: Vec<Arc<OwnedSemaphorePermit>>,
+}
+
+impl ToStore {
+    /// Keeps `permit` taken until the batch's commit returns (once per run
+    /// of messages under it).
+    pub(super) fn hold(&mut self, permit: Arc<OwnedSemaphorePermit>) {
+        if !(self.permits.last()).is_some_and(|last| Arc::ptr_eq(last, &permit)) {
+            self.permits.push(permit);
+        }
+    }
 }
 
 impl Actor {
@@ -185,6 +200,7 @@ impl Actor {
         let copies = std::mem::take(&mut self.to_store.copies);
         let sent = std::mem::take(&mut self.to_store.sent);
         let messages = std::mem::take(&mut self.to_store.messages);
+        let permits = std::mem::take(&mut self.to_store.permits);
         let batch = self.to_store.handed;
         self.to_store.handed += 1;
         let handed = match &self.accounts.storage {
@@ -214,6 +230,7 @@ impl Actor {
                     None
                 }
             };
+            drop(permits);
             let mut outcomes = outcomes.map(Vec::into_iter);
             let settled = messages
                 .into_iter()

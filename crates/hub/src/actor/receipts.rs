@@ -46,6 +46,10 @@ pub(super) struct Receipts {
     /// Per reliable session: receipts kept for it and read at its login,
     /// not sent yet; sent [`KEPT_WINDOW`] at a time.
     unsent: IdMap<VecDeque<Receipt>>,
+    /// Per reliable session: receipts sent and not yet confirmed, which
+    /// bounds what its `CONFIRM_RECEIPTS` may hand the store (a client
+    /// naming receipts it was never sent costs the store nothing).
+    unconfirmed: IdMap<usize>,
 }
 
 /// The receipts due in the current batch, grouped by sender. A sender's
@@ -216,6 +220,21 @@ impl Receipts {
     pub(super) fn forget(&mut self, recipient: ConnId) {
         self.owed.remove(&recipient);
         self.unsent.remove(&recipient);
+        self.unconfirmed.remove(&recipient);
+    }
+
+    /// How many of `count` receipts confirmed by connection `id` it was
+    /// sent and had not confirmed yet; those are confirmed now.
+    fn confirmable(&mut self, id: ConnId, count: usize) -> usize {
+        let Some(unconfirmed) = self.unconfirmed.get_mut(&id) else {
+            return 0;
+        };
+        let confirmable = count.min(*unconfirmed);
+        *unconfirmed -= confirmable;
+        if *unconfirmed == 0 {
+            self.unconfirmed.remove(&id);
+        }
+        confirmable
     }
 
     /// Up to `count` of the receipts kept for connection `id` and not sent
@@ -344,6 +363,9 @@ impl Actor {
 
     /// Queues `receipts` for member `id`, at most `per_frame` a frame.
     fn queue_receipts_by(&mut self, id: ConnId, receipts: Vec<Receipt>, per_frame: usize) {
+        if self.registry.member(id).is_some_and(Member::reliable) {
+            *self.receipts.unconfirmed.entry(id).or_default() += receipts.len();
+        }
         for frame in frames(receipts, self.max_frame, per_frame) {
             if let Some(frame) = encode(&frame) {
                 self.queue_for(id, frame);
@@ -393,6 +415,11 @@ impl Actor {
             return;
         };
         if !member.reliable() {
+            return;
+        }
+        let mut keys = keys;
+        keys.truncate(self.receipts.confirmable(id, keys.len()));
+        if keys.is_empty() {
             return;
         }
         let confirmed = keys.len();

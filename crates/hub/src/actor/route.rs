@@ -187,6 +187,12 @@ impl Actor {
             // Its `ACK` waits for the store.
             let receipt = self.receipt_sender.is_some();
             let for_store = for_store(offline, ids, &delivery, named.as_deref(), receipt);
+            // The sender's in-flight budget stays taken until the commit
+            // returns: a store that falls behind slows its senders down,
+            // rather than its queue filling and refusing work.
+            if let Some(permit) = delivery.permit.share() {
+                self.to_store.hold(permit);
+            }
             self.hold_for_store(from, for_store, reliable, replies);
         } else {
             let failures = &delivery.failures;
