@@ -35,6 +35,13 @@
 //! through the ack's message id. (Timing every message would take 8 bytes
 //! per message per connection: 80 MB for `--pairs 50 --messages 100000`.)
 //!
+//! In a reliable session (`direct --reliable`), a connection confirms every
+//! `SEQUENCED` it receives, warm-up messages included, so that nothing is
+//! left held in its mailbox, and takes the receipts of its own warm-up
+//! messages (their ids noted as their acks come) as good but uncounted.
+//! Its sender keeps the send times of its own sampled messages, so the
+//! latency from `SEND` to `ACK` is recorded too, as each sampled ack comes.
+//!
 //! Nothing here allocates per message: confirmations are encoded into
 //! buffers that keep their capacity, the ids awaiting a receipt sit in a
 //! ring that grows only while more are awaiting than ever before, and
@@ -88,7 +95,7 @@ impl SendTimes {
         self.0.get(usize::try_from(seq / SAMPLE_EVERY).ok()?)
     }
 
-    fn record(&self, seq: u64, sent_ns: u64) {
+    pub(crate) fn record(&self, seq: u64, sent_ns: u64) {
         if let Some(slot) = self.slot(seq) {
             // The receipt comes after the message arrived (through two
             // sockets and the hub); a sample not yet visible is skipped.
@@ -96,7 +103,7 @@ impl SendTimes {
         }
     }
 
-    fn get(&self, seq: u64) -> Option<u64> {
+    pub(crate) fn get(&self, seq: u64) -> Option<u64> {
         let sent_ns = self.slot(seq)?.load(Ordering::Relaxed);
         (sent_ns > 0).then_some(sent_ns)
     }
@@ -113,6 +120,24 @@ pub(crate) struct ReceiptSpec {
     pub(crate) partner_times: Arc<SendTimes>,
     /// SEND to its receipt, in nanoseconds, over every connection.
     pub(crate) latencies: Arc<Mutex<Histogram<u64>>>,
+    /// A reliable session (`direct --reliable`): logs in to its account
+    /// with `RELIABLE`, confirms every `SEQUENCED` (warm-up messages too,
+    /// so that nothing stays held in the mailbox) and takes the receipts
+    /// of its warm-up messages as good but uncounted.
+    pub(crate) reliable: Option<ReliableSpec>,
+}
+
+/// What a reliable session adds.
+#[derive(Debug, Clone)]
+pub(crate) struct ReliableSpec {
+    /// Added to every `SEND` id of the run (the sender's `id_base`).
+    pub(crate) id_base: u64,
+    /// SEND to its `ACK`, in nanoseconds, over every connection: the
+    /// sender keeps its own send times ([`Sender::reliable`]), so each
+    /// sampled ack finds its message's.
+    ///
+    /// [`Sender::reliable`]: crate::sender::Sender::reliable
+    pub(crate) ack_latencies: Arc<Mutex<Histogram<u64>>>,
 }
 
 /// What one connection counted about receipts.
@@ -179,6 +204,12 @@ pub(crate) struct Receipts {
     /// front is always still awaited.
     passed: VecDeque<(u64, u64, bool)>,
     latencies: Vec<u64>,
+    /// With `reliable`: SEND to `ACK` of sampled messages, not yet in the
+    /// shared histogram.
+    ack_latencies: Vec<u64>,
+    /// With `reliable`: the hub's ids of warm-up messages acked and
+    /// awaiting their receipt (a few, early in the run).
+    warmups: Vec<u64>,
     pub(crate) tally: ReceiptTally,
 }
 
@@ -195,7 +226,42 @@ impl Receipts {
             awaiting: VecDeque::with_capacity(1024),
             passed: VecDeque::new(),
             latencies: Vec::with_capacity(LATENCY_BATCH),
+            ack_latencies: Vec::new(),
+            warmups: Vec::new(),
             tally: ReceiptTally::default(),
+        }
+    }
+
+    /// What `SEND` ids start from: 0, or a reliable session's random start.
+    pub(crate) fn id_base(&self) -> u64 {
+        self.spec
+            .reliable
+            .as_ref()
+            .map_or(0, |reliable| reliable.id_base)
+    }
+
+    /// Whether this is a reliable session.
+    pub(crate) fn reliable(&self) -> bool {
+        self.spec.reliable.is_some()
+    }
+
+    /// A message that is not a counted data message arrived (a warm-up, or
+    /// one already seen): in a reliable session it is confirmed all the
+    /// same, so that it leaves the mailbox.
+    pub(crate) fn held(&mut self, id: u64) {
+        if self.reliable() {
+            self.pending.push(id);
+            if self.pending.len() >= CONFIRM_BATCH {
+                self.confirm();
+            }
+        }
+    }
+
+    /// In a reliable session, this connection's warm-up message was acked
+    /// as the hub's `message_id`: its receipt will come, and is good.
+    pub(crate) fn warmup_acked(&mut self, message_id: u64) {
+        if self.reliable() {
+            self.warmups.push(message_id);
         }
     }
 
@@ -232,8 +298,19 @@ impl Receipts {
 
     /// This connection's message `seq` was acked as the hub's `message_id`:
     /// its receipt is awaited.
-    pub(crate) fn acked(&mut self, seq: u64, message_id: u64) {
+    /// In a reliable session, the latency from its `SEND` to this ack is
+    /// recorded for a sampled message (read at `now_ns`, called only then).
+    pub(crate) fn acked(&mut self, seq: u64, message_id: u64, now_ns: impl FnOnce() -> u64) {
         self.awaiting.push_back((message_id, seq));
+        if self.spec.reliable.is_some()
+            && let Some(sent_ns) = self.spec.own_times.get(seq)
+        {
+            self.ack_latencies
+                .push(now_ns().saturating_sub(sent_ns).max(1));
+            if self.ack_latencies.len() == LATENCY_BATCH {
+                self.flush_latencies();
+            }
+        }
     }
 
     /// A receipt for `message_id`, naming `recipient`, read at `now_ns`.
@@ -248,6 +325,10 @@ impl Receipts {
             return Err(Wrong::Recipient);
         }
         let Some(seq) = self.awaited(message_id) else {
+            if let Some(at) = self.warmups.iter().position(|&id| id == message_id) {
+                self.warmups.swap_remove(at);
+                return Ok(());
+            }
             self.tally.bad += 1;
             return Err(Wrong::NotAwaited);
         };
@@ -292,12 +373,21 @@ impl Receipts {
     }
 
     fn flush_latencies(&mut self) {
-        if self.latencies.is_empty() {
-            return;
+        if !self.latencies.is_empty() {
+            let mut histogram =
+                (self.spec.latencies.lock()).unwrap_or_else(PoisonError::into_inner);
+            for latency in self.latencies.drain(..) {
+                histogram.saturating_record(latency);
+            }
         }
-        let mut histogram = (self.spec.latencies.lock()).unwrap_or_else(PoisonError::into_inner);
-        for latency in self.latencies.drain(..) {
-            histogram.saturating_record(latency);
+        if let Some(reliable) = &self.spec.reliable
+            && !self.ack_latencies.is_empty()
+        {
+            let mut histogram =
+                (reliable.ack_latencies.lock()).unwrap_or_else(PoisonError::into_inner);
+            for latency in self.ack_latencies.drain(..) {
+                histogram.saturating_record(latency);
+            }
         }
     }
 
@@ -372,6 +462,7 @@ mod tests {
             own_times: Arc::new(SendTimes::new(100)),
             partner_times: Arc::new(SendTimes::new(100)),
             latencies: Arc::new(Mutex::new(Histogram::new(3).unwrap())),
+            reliable: None,
         };
         let receipts = Receipts::new(spec, Arc::new(tokio::sync::Mutex::new(write)));
         let frames = FramedRead::new(theirs.unwrap().0, HubCodec::default());
@@ -415,7 +506,7 @@ mod tests {
         let (mut receipts, _frames) = connected("b0").await;
         // Sequence numbers 0..8 acked as ids 10, 12, ..., 24.
         for seq in 0..8 {
-            receipts.acked(seq, 10 + 2 * seq);
+            receipts.acked(seq, 10 + 2 * seq, || 0);
         }
         receipts.spec.own_times.record(0, 500);
         assert_eq!(receipts.receipt(10, b"b0", 2_000), Ok(()));
