@@ -21,6 +21,10 @@
 //!   one message and leaves, as `chinwag listen --count 1` does, is not
 //!   sent it again, and its sender gets a receipt).
 //!
+//! A reliable session also confirms the receipts it handed over, with
+//! `CONFIRM_RECEIPTS`, at once: those handed over together (a frame's)
+//! in one frame.
+//!
 //! Stored messages come before anything live on a connection
 //! (`docs/protocol.md`, section 8.7), so the two kinds hardly ever wait
 //! together; when they do, the rule of either lets the whole batch go, which
@@ -28,6 +32,7 @@
 
 use std::time::Duration;
 
+use chinwag_protocol::ReceiptKey;
 use tokio::time::Instant;
 
 /// Ids confirmed in one `CONFIRM` at most, so that a large mailbox is
@@ -50,6 +55,10 @@ pub(crate) struct Confirms {
     /// When the ids waiting must go at the latest: [`CONFIRM_DELAY`] after
     /// the oldest was handed over.
     due: Option<Instant>,
+    /// Receipts handed over (a reliable session's), to confirm.
+    receipts: Vec<ReceiptKey>,
+    /// When they must go at the latest.
+    receipts_due: Option<Instant>,
 }
 
 impl Confirms {
@@ -71,13 +80,53 @@ impl Confirms {
         self.due.get_or_insert(now + CONFIRM_DELAY);
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+    /// A receipt was handed over at `now`, or recognised as handed over
+    /// before: confirmed at once, with whatever waits (the receipts of a
+    /// frame go in one `CONFIRM_RECEIPTS`). The hub sends the receipts it
+    /// kept a few at a time, more as these come, so a confirmation that
+    /// waited would hold the rest back.
+    pub(crate) fn receipt(&mut self, key: ReceiptKey, now: Instant) {
+        self.receipts.push(key);
+        self.receipts_due = Some(now);
     }
 
-    /// When the live ids waiting must go, if any wait.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ids.is_empty() && self.receipts.is_empty()
+    }
+
+    /// When what waits must go, if anything waits.
     pub(crate) fn due(&self) -> Option<Instant> {
-        self.due
+        match (self.due, self.receipts_due) {
+            (Some(ids), Some(receipts)) => Some(ids.min(receipts)),
+            (ids, receipts) => ids.or(receipts),
+        }
+    }
+
+    /// The receipts of the next `CONFIRM_RECEIPTS`, if it is time for one:
+    /// a full batch, or whatever waits once `now` is past their deadline.
+    /// Call it until it answers `None`.
+    pub(crate) fn next_receipts(&mut self, now: Instant) -> Option<Vec<ReceiptKey>> {
+        let full = self.receipts.len() >= CONFIRM_BATCH;
+        let late = self.receipts_due.is_some_and(|due| now >= due);
+        if full || late {
+            self.take_receipts()
+        } else {
+            None
+        }
+    }
+
+    /// The receipts of the next `CONFIRM_RECEIPTS` whatever the time;
+    /// `None` once none waits.
+    pub(crate) fn take_receipts(&mut self) -> Option<Vec<ReceiptKey>> {
+        if self.receipts.is_empty() {
+            return None;
+        }
+        let take = self.receipts.len().min(CONFIRM_BATCH);
+        let batch: Vec<ReceiptKey> = self.receipts.drain(..take).collect();
+        if self.receipts.is_empty() {
+            self.receipts_due = None;
+        }
+        Some(batch)
     }
 
     /// The ids of the next `CONFIRM`, if it is time for one: a full batch;
@@ -171,6 +220,26 @@ mod tests {
             [vec![9, 10]]
         );
         assert!(confirms.is_empty());
+    }
+
+    #[test]
+    fn receipts_go_at_once_64_at_a_time() {
+        let start = Instant::now();
+        let mut confirms = Confirms::default();
+        let key = |message_id| ReceiptKey {
+            message_id,
+            recipient: "bob".to_owned(),
+        };
+        confirms.live(1, start);
+        for id in 0..70 {
+            confirms.receipt(key(id), start);
+        }
+        assert_eq!(confirms.due(), Some(start));
+        assert_eq!(confirms.next_receipts(start).map(|b| b.len()), Some(64));
+        assert_eq!(confirms.next_receipts(start).map(|b| b.len()), Some(6));
+        assert_eq!(confirms.next_receipts(start), None);
+        assert_eq!(confirms.due(), Some(start + CONFIRM_DELAY), "the live id's");
+        assert!(!confirms.is_empty(), "the live id still waits");
     }
 
     #[test]

@@ -22,8 +22,9 @@ use std::time::Duration;
 use bytes::BytesMut;
 use chinwag_protocol::{
     AccountAction, AccountDone, AccountRequest, AckRun, ClientCodec, ClientFrame, Code,
-    DEFAULT_MAX_FRAME, Hello, MAX_FRAME_UNREGISTERED, PROTOCOL_VERSION, ProtocolError,
-    RecipientStatus, Recipients, SendFrame, Sequenced, ServerFrame, Welcome, encode_into, options,
+    DEFAULT_MAX_FRAME, Hello, MAX_FRAME_UNREGISTERED, PROTOCOL_VERSION, ProtocolError, Receipt,
+    ReceiptKey, RecipientStatus, Recipients, SendFrame, Sequenced, ServerFrame, Welcome,
+    encode_into, options,
 };
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -36,6 +37,7 @@ use tracing::debug;
 use crate::confirm::Confirms;
 use crate::mailbox::{Arrival, Mailbox};
 use crate::outbox::{self, Outbox};
+use crate::receipts::SeenReceipts;
 use crate::tls::{self, ReadHalf, TlsOptions, WriteHalf};
 use crate::users::{SharedTable, Who};
 use crate::{Ack, Backoff, ClientError, ClientOptions, CloseReason, Event};
@@ -288,16 +290,20 @@ struct Outlet {
     /// Live messages are confirmed too (the current connection was granted
     /// `CONFIRMS`).
     confirm_live: bool,
+    /// Receipts are confirmed too (the current connection is a reliable
+    /// session, whose receipts the hub keeps until they are).
+    confirm_receipts: bool,
     /// The reader dropped [`Events`](crate::Events): discard from now on.
     gone: bool,
 }
 
-/// A message moved into the event queue: handed to the application, and to
-/// be confirmed.
-#[derive(Debug, Clone, Copy)]
+/// A message (or a reliable session's receipt) moved into the event queue:
+/// handed to the application, and to be confirmed.
+#[derive(Debug, Clone)]
 enum Handed {
     Stored(u64),
     Live(u64),
+    Receipt(ReceiptKey),
 }
 
 impl Outlet {
@@ -326,6 +332,9 @@ impl Outlet {
                     }
                     Event::Message(message) if self.confirm_live => {
                         self.handed.push(Handed::Live(message.id));
+                    }
+                    Event::Receipt(receipt) if self.confirm_receipts => {
+                        self.handed.push(Handed::Receipt(ReceiptKey::of(receipt)));
                     }
                     _ => {}
                 }
@@ -534,6 +543,17 @@ impl Conn {
         }
     }
 
+    fn queue_confirm_receipts(&mut self, keys: Vec<ReceiptKey>) {
+        if self.quit_sent {
+            return;
+        }
+        if let Err(error) = self.queue(&ClientFrame::ConfirmReceipts(keys)) {
+            // 64 receipts always fit a frame; left unconfirmed, they only
+            // come again at the next login.
+            debug!(%error, "cannot encode a CONFIRM_RECEIPTS");
+        }
+    }
+
     /// Fails every request still waiting for an answer.
     fn abandon(&mut self) {
         for (_, pending) in self.pending.drain() {
@@ -552,6 +572,9 @@ impl Conn {
     fn quit(&mut self) {
         while let Some(ids) = self.confirms.take() {
             self.queue_confirm(ids);
+        }
+        while let Some(keys) = self.confirms.take_receipts() {
+            self.queue_confirm_receipts(keys);
         }
         let _ = self.queue(&ClientFrame::Quit);
         self.quit_sent = true;
@@ -589,6 +612,8 @@ pub(crate) struct Task {
     next_ping: u64,
     /// A reliable session's messages waiting for a connection.
     outbox: Outbox,
+    /// The receipts a reliable session handed over, across connections.
+    seen_receipts: SeenReceipts,
     /// The last connection was a reliable session: a message sent while
     /// disconnected waits in the outbox instead of failing.
     reliable: bool,
@@ -620,10 +645,12 @@ impl Task {
                 stored_waiting: 0,
                 handed: Vec::new(),
                 confirm_live: false,
+                confirm_receipts: false,
                 gone: false,
             },
             users,
             mailbox: Mailbox::default(),
+            seen_receipts: SeenReceipts::default(),
             next_id,
             next_ping: 1,
             outbox: Outbox::default(),
@@ -694,6 +721,7 @@ impl Task {
         // A reliable session confirms what it is handed: that is what
         // takes a message out of the mailbox.
         self.outlet.confirm_live = link.confirms || link.reliable;
+        self.outlet.confirm_receipts = link.reliable;
         // The last connection's table stays until this one's arrives.
         if !link.users {
             self.users.set(None);
@@ -959,6 +987,7 @@ impl Task {
             match handed {
                 Handed::Stored(id) => conn.confirms.stored(id, now),
                 Handed::Live(id) => conn.confirms.live(id, now),
+                Handed::Receipt(key) => conn.confirms.receipt(key, now),
             }
         }
         self.confirm(conn);
@@ -973,6 +1002,9 @@ impl Task {
         let now = Instant::now();
         while let Some(ids) = conn.confirms.next(read, now) {
             conn.queue_confirm(ids);
+        }
+        while let Some(keys) = conn.confirms.next_receipts(now) {
+            conn.queue_confirm_receipts(keys);
         }
     }
 
@@ -1006,6 +1038,28 @@ impl Task {
             }
             None => {}
         }
+    }
+
+    /// Receipts: handed out; in a reliable session, each once in this
+    /// client's life, and one handed out before (sent again after a
+    /// reconnection) confirmed again, not shown.
+    fn on_receipts(&mut self, receipts: Vec<Receipt>, conn: &mut Conn) {
+        if !conn.reliable {
+            for receipt in receipts {
+                self.outlet.push(Event::Receipt(receipt));
+            }
+            return;
+        }
+        for receipt in receipts {
+            let key = ReceiptKey::of(&receipt);
+            if self.seen_receipts.first_time(&key) {
+                self.outlet.push(Event::Receipt(receipt));
+            } else {
+                debug!(id = key.message_id, "receipt handed out before");
+                conn.confirms.receipt(key, Instant::now());
+            }
+        }
+        self.confirm(conn);
     }
 
     /// A message from the mailbox, at login.
@@ -1056,11 +1110,7 @@ impl Task {
                 self.users.update(|table| table.apply_user(user.clone()));
                 self.outlet.push(Event::User(user));
             }
-            ServerFrame::Receipts(receipts) => {
-                for receipt in receipts {
-                    self.outlet.push(Event::Receipt(receipt));
-                }
-            }
+            ServerFrame::Receipts(receipts) => self.on_receipts(receipts, conn),
             ServerFrame::AccountDone(done) => match conn.take_account(done.action) {
                 Some(reply) => {
                     if let Err(Ok(done)) = reply.send(Ok(done)) {

@@ -63,6 +63,7 @@ mod event;
 mod mailbox;
 mod options;
 mod outbox;
+mod receipts;
 mod tls;
 mod users;
 

@@ -1049,7 +1049,8 @@ mod receipts {
             let asked = hello.options.unwrap();
             let both = options::CONFIRMS | options::RECEIPTS;
             assert_eq!(asked & both, both);
-            welcome(&mut conn, &hello, options::KNOWN).await;
+            // A guest: a real hub grants no reliable session to one.
+            welcome(&mut conn, &hello, options::KNOWN & !options::RELIABLE).await;
             conn.send(receipt.clone()).await.unwrap();
             conn.send(message(13)).await.unwrap();
             assert_eq!(

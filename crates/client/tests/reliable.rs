@@ -6,7 +6,8 @@
 //!
 //! A reliable sender goes through such a proxy too: each of its messages
 //! is acknowledged in the end and reaches its recipient once, in order, or
-//! fails on its own after `max_sendings`.
+//! fails on its own after `max_sendings`; and each one's receipt reaches
+//! the sender's application once.
 //!
 //! The cuts come every 150 to 2,000 bytes of a connection. A mailbox larger
 //! than what a connection carries before it is cut never gets through:
@@ -39,6 +40,7 @@ async fn connect_reliably(proxy: &FaultProxy, nick: &str) -> (Client, Events) {
     let options = ClientOptions::default()
         .password(PASSWORD)
         .reliable(true)
+        .receipts(true)
         // Cuts come every few hundred bytes: a message may need many
         // connections before one carries its ACK back.
         .max_sendings(1_000)
@@ -137,9 +139,15 @@ const SENDER_MESSAGES: usize = 100;
 /// taken out: without the outbox a cut fails sends with `Disconnected`,
 /// without the hub's memory a message routed before its `ACK` was lost
 /// arrives twice.
+///
+/// And every receipt reaches the sender's application, once: the hub
+/// keeps a reliable session's receipts until its client confirms them, so
+/// one sent on a connection that was cut comes again at the next login
+/// (and the client shows it once). Without that, the receipts sent on a
+/// connection just before its cut are lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reliable_senders_messages_are_acknowledged_and_delivered_once_through_cuts() {
-    let (mut cuts, mut sent_total) = (0, 0);
+    let (mut cuts, mut sent_total, mut receipts_total) = (0, 0, 0);
     for round in 0..SENDER_ROUNDS {
         let dir = tempfile::tempdir().expect("a directory");
         let hub = support::hub_with_store(&dir).await;
@@ -157,7 +165,7 @@ async fn a_reliable_senders_messages_are_acknowledged_and_delivered_once_through
         let (_bob, mut events) = Client::connect_with(hub.addr, "bob", bob_options)
             .await
             .expect("bob");
-        let (alice, _alice_events) = connect_reliably(&proxy, "alice").await;
+        let (alice, mut alice_events) = connect_reliably(&proxy, "alice").await;
 
         let sent: Vec<String> = (0..SENDER_MESSAGES)
             .map(|i| format!("round {round} from alice {i}"))
@@ -167,14 +175,19 @@ async fn a_reliable_senders_messages_are_acknowledged_and_delivered_once_through
             let to = chinwag_client::Recipients::Users(vec!["bob".into()]);
             acks.push(alice.submit(to, text.clone()).await.expect("submitted"));
         }
+        let mut ids = Vec::new();
         for (ack, text) in acks.into_iter().zip(&sent) {
             let ack = within("an ack through the cuts", ack).await;
             let ack = ack.unwrap_or_else(|error| panic!("{text}: {error}"));
             assert_eq!(ack.status("bob"), Some(Code::DELIVERED), "{text}");
+            ids.push(ack.message_id());
         }
         let last = sent.last().cloned().unwrap_or_default();
         let received = texts_until(&mut events, &last).await;
         assert_eq!(received, sent, "round {round}: once each, in order");
+        let receipts = receipts_for(&mut alice_events, &ids).await;
+        assert_eq!(receipts, ids.len(), "round {round}: a receipt for each");
+        receipts_total += receipts;
         cuts += proxy.cuts();
         sent_total += sent.len();
         hub.hub.shutdown().await;
@@ -183,7 +196,35 @@ async fn a_reliable_senders_messages_are_acknowledged_and_delivered_once_through
         cuts >= SENDER_ROUNDS,
         "the proxy cut {cuts} connections in {SENDER_ROUNDS} rounds"
     );
-    println!("{SENDER_ROUNDS} rounds, {cuts} cuts, {sent_total} messages");
+    println!(
+        "{SENDER_ROUNDS} rounds, {cuts} cuts, {sent_total} messages, {receipts_total} receipts"
+    );
+}
+
+/// Reads receipts until there is one from bob for each of `ids`, failing
+/// on a receipt handed over twice or for a message not sent; answers how
+/// many came.
+async fn receipts_for(events: &mut Events, ids: &[u64]) -> usize {
+    let mut awaited: std::collections::HashSet<u64> = ids.iter().copied().collect();
+    let mut came = 0;
+    within("a receipt for every message", async {
+        while !awaited.is_empty() {
+            match events.recv().await.expect("events go on") {
+                Event::Receipt(receipt) => {
+                    assert_eq!(receipt.recipient, "bob");
+                    assert!(
+                        awaited.remove(&receipt.message_id),
+                        "a receipt twice, or for no message sent: {receipt:?}"
+                    );
+                    came += 1;
+                }
+                Event::Closed { reason } => panic!("closed: {reason}"),
+                _ => {}
+            }
+        }
+    })
+    .await;
+    came
 }
 
 /// Past `max_sendings`, a message the hub never acknowledged fails with

@@ -151,6 +151,11 @@ pub(crate) enum Command {
     Account(AccountJob),
     /// Connection `id` has handled these stored messages.
     Confirm { id: ConnId, ids: Vec<u64> },
+    /// Connection `id` (a reliable session) has handled these receipts.
+    ConfirmReceipts {
+        id: ConnId,
+        keys: Vec<chinwag_protocol::ReceiptKey>,
+    },
     /// Work done elsewhere, answered.
     Answer(Box<Answer>),
     /// Queue a `ROSTER` frame for connection `id`.

@@ -424,6 +424,19 @@ impl Connection {
                     return Some(Outcome::Shutdown);
                 }
             }
+            Request::ConfirmReceipts(keys) => {
+                if self.registration.is_registered()
+                    && !keys.is_empty()
+                    && Box::pin(
+                        self.hub
+                            .command(Command::ConfirmReceipts { id: self.id, keys }),
+                    )
+                    .await
+                    .is_err()
+                {
+                    return Some(Outcome::Shutdown);
+                }
+            }
         }
         None
     }

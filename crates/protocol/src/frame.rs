@@ -6,7 +6,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::account::{AccountDone, AccountRequest, MailboxHeader, UserEntry};
-use crate::receipt::Receipt;
+use crate::receipt::{Receipt, ReceiptKey};
 use crate::wire::{Reader, put_count, put_nick, put_nicks, put_text};
 use crate::{AccountAction, Code, ProtocolError};
 
@@ -32,6 +32,9 @@ pub mod opcode {
     /// Client: these messages are handled: drop stored ones from the
     /// mailbox, and tell their senders who asked for receipts.
     pub const CONFIRM: u8 = 0x08;
+    /// Client (a reliable session): these receipts are handled; the hub
+    /// stops keeping them.
+    pub const CONFIRM_RECEIPTS: u8 = 0x09;
     /// Hub: registration accepted.
     pub const WELCOME: u8 = 0x81;
     /// Hub: a message for you.
@@ -414,6 +417,9 @@ pub enum ClientFrameOf<S> {
     Account(AccountRequest),
     /// Messages handled: their hub ids ([`Message::id`]).
     Confirm(Vec<u64>),
+    /// Receipts handled (a reliable session's: the hub keeps each until it
+    /// is confirmed).
+    ConfirmReceipts(Vec<ReceiptKey>),
 }
 
 /// A frame the hub sends to a client.
@@ -622,6 +628,13 @@ impl<S: SendBody> Encode for ClientFrameOf<S> {
                     dst.put_u64(id);
                 }
             }
+            Self::ConfirmReceipts(keys) => {
+                dst.put_u8(opcode::CONFIRM_RECEIPTS);
+                put_count(dst, keys.len())?;
+                for key in keys {
+                    key.encode(dst)?;
+                }
+            }
         }
         Ok(())
     }
@@ -659,6 +672,9 @@ impl<S: SendBody> WireFrame for ClientFrameOf<S> {
                 }
                 Self::Confirm(ids)
             }
+            opcode::CONFIRM_RECEIPTS => {
+                Self::ConfirmReceipts(list(&mut r, ReceiptKey::MIN_LEN, ReceiptKey::decode)?)
+            }
             opcode::WHO => Self::Who,
             opcode::QUIT => Self::Quit,
             opcode::PING => Self::Ping(r.u64("truncated ping token")?),
@@ -684,6 +700,9 @@ impl<S: SendBody> ClientFrameOf<S> {
             }
             Self::Account(request) => request.payload_len(),
             Self::Confirm(ids) => 4 + 8 * ids.len(),
+            Self::ConfirmReceipts(keys) => {
+                4 + keys.iter().map(ReceiptKey::encoded_len).sum::<usize>()
+            }
             // The body counts its opcode itself.
             Self::Send(send) => return send.payload_len(),
             Self::Who | Self::Quit => 0,

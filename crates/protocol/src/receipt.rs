@@ -44,3 +44,43 @@ impl Receipt {
         })
     }
 }
+
+/// Which receipt a reliable session confirms with `CONFIRM_RECEIPTS`: the
+/// message and the recipient of a [`Receipt`] it was sent.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ReceiptKey {
+    /// The receipt's [`Receipt::message_id`].
+    pub message_id: u64,
+    /// The receipt's [`Receipt::recipient`].
+    pub recipient: String,
+}
+
+impl ReceiptKey {
+    /// The fewest bytes one key takes: a `u64` and an empty nick's length
+    /// byte.
+    pub(crate) const MIN_LEN: usize = 8 + 1;
+
+    /// The key of `receipt`.
+    pub fn of(receipt: &Receipt) -> Self {
+        Self {
+            message_id: receipt.message_id,
+            recipient: receipt.recipient.clone(),
+        }
+    }
+
+    pub(crate) fn encoded_len(&self) -> usize {
+        8 + nick_len(self.recipient.as_bytes())
+    }
+
+    pub(crate) fn encode(&self, dst: &mut BytesMut) -> Result<(), ProtocolError> {
+        dst.put_u64(self.message_id);
+        put_nick(dst, self.recipient.as_bytes())
+    }
+
+    pub(crate) fn decode(r: &mut Reader) -> Result<Self, ProtocolError> {
+        Ok(Self {
+            message_id: r.u64("truncated receipt message id")?,
+            recipient: r.nick()?,
+        })
+    }
+}

@@ -14,8 +14,8 @@ use bytes::{Bytes, BytesMut};
 use chinwag_protocol::{
     AccountAction, AccountDone, AccountRequest, Ack, AckRun, ClientCodec, ClientFrame, Code,
     DEFAULT_MAX_FRAME, ErrorFrame, Hello, HubCodec, MailboxHeader, Message, Nick, NickError,
-    PROTOCOL_VERSION, Presence, RESERVED_NICKS, Receipt, RecipientStatus, Recipients, SendFrame,
-    Sequenced, ServerFrame, UserEntry, Welcome, opcode, options, user_flags,
+    PROTOCOL_VERSION, Presence, RESERVED_NICKS, Receipt, ReceiptKey, RecipientStatus, Recipients,
+    SendFrame, Sequenced, ServerFrame, UserEntry, Welcome, opcode, options, user_flags,
 };
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -390,7 +390,7 @@ fn conversation_vectors() -> [(&'static str, Expected); 8] {
 }
 
 /// The vectors of accounts, mailboxes and the table of users.
-fn account_vectors() -> [(&'static str, Expected); 15] {
+fn account_vectors() -> [(&'static str, Expected); 16] {
     let (password, new_password) = ("opensesame", "sesame-2026");
     [
         ("hello-with-password", hello_login(b"bob", 0, password)),
@@ -407,6 +407,19 @@ fn account_vectors() -> [(&'static str, Expected); 15] {
             account(AccountAction::Delete, new_password, ""),
         ),
         ("confirm", confirm(&[4, 5])),
+        (
+            "confirm-receipts",
+            Expected::Client(ClientFrame::ConfirmReceipts(vec![
+                ReceiptKey {
+                    message_id: 12,
+                    recipient: "bob".to_owned(),
+                },
+                ReceiptKey {
+                    message_id: 12,
+                    recipient: "carol".to_owned(),
+                },
+            ])),
+        ),
         (
             "account-done",
             Expected::Server(ServerFrame::AccountDone(AccountDone {

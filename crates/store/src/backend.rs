@@ -97,6 +97,19 @@ pub trait MailStore: fmt::Debug + Send + Sync {
     /// `owner`, oldest first.
     fn take_receipts(&self, owner: &str) -> Result<Pending<Vec<KeptReceipt>>, StoreError>;
 
+    /// Reads the receipts kept for `owner`, oldest first, and leaves them
+    /// kept: a reliable session's, which go only when its client confirms
+    /// them ([`forget_receipts`](Self::forget_receipts)).
+    fn kept_receipts(&self, owner: &str) -> Result<Pending<Vec<KeptReceipt>>, StoreError>;
+
+    /// Deletes the receipts kept for `owner` that its client confirmed, each
+    /// named by its message id and recipient; those not kept are ignored.
+    fn forget_receipts(
+        &self,
+        owner: &str,
+        receipts: Vec<(u64, String)>,
+    ) -> Result<Pending<()>, StoreError>;
+
     /// The highest message id ever handed to the store (0 for none): a
     /// restarted hub hands out ids above it.
     fn last_message_id(&self) -> Result<Pending<u64>, StoreError>;

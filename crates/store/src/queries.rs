@@ -311,6 +311,39 @@ pub(crate) fn take_receipts(tx: &mut Txn<'_>, owner: &str) -> rusqlite::Result<V
     Ok(taken.into_iter().map(|(_, receipt)| receipt).collect())
 }
 
+/// The receipts kept for `owner`, oldest first; they stay kept.
+pub(crate) fn kept_receipts(conn: &Connection, owner: &str) -> rusqlite::Result<Vec<KeptReceipt>> {
+    let folded = fold(owner);
+    conn.prepare_cached(
+        "SELECT message_id, recipient, received_ms FROM receipts WHERE owner = ?1 ORDER BY seq",
+    )?
+    .query_map([&folded], |row| {
+        Ok(KeptReceipt {
+            owner: owner.to_owned(),
+            message_id: row.get(0)?,
+            recipient: row.get(1)?,
+            received_ms: row.get(2)?,
+        })
+    })?
+    .collect()
+}
+
+/// Deletes the named receipts kept for `owner`.
+pub(crate) fn forget_receipts(
+    tx: &mut Txn<'_>,
+    owner: &str,
+    receipts: &[(u64, String)],
+) -> rusqlite::Result<()> {
+    let folded = fold(owner);
+    let mut delete = tx.conn.prepare_cached(
+        "DELETE FROM receipts WHERE owner = ?1 AND message_id = ?2 AND recipient = ?3",
+    )?;
+    for (message_id, recipient) in receipts {
+        delete.execute(params![folded, message_id, recipient])?;
+    }
+    Ok(())
+}
+
 /// Deletes messages routed before `now_ms - max_age`, counting them per
 /// mailbox, and adds each count to the account's untold ones.
 pub(crate) fn expire(

@@ -203,6 +203,15 @@ CREATE TABLE gaps (
 CREATE INDEX gaps_by_account ON gaps (account);
 ";
 
+/// Version 9: a reliable session's receipts are kept until its client
+/// confirms each one (`CONFIRM_RECEIPTS`, by message id and recipient), not
+/// only while it is offline: an index to find one by its message, which
+/// also serves the owner's lookups of `receipts_by_owner`.
+const V9: &str = "
+CREATE INDEX receipts_by_message ON receipts (owner, message_id);
+DROP INDEX receipts_by_owner;
+";
+
 /// Every migration, oldest first.
 pub(crate) fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -214,6 +223,7 @@ pub(crate) fn migrations() -> Migrations<'static> {
         M::up(V6),
         M::up(V7),
         M::up(V8),
+        M::up(V9),
     ])
 }
 
@@ -283,7 +293,7 @@ mod tests {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .unwrap();
-        assert_eq!(version, 8);
+        assert_eq!(version, 9);
         let tables: Vec<String> = conn
             .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
             .unwrap()

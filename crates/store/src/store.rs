@@ -319,6 +319,23 @@ impl MailStore for Store {
         self.write(move |tx| queries::take_receipts(tx, &owner).map(Ok))
     }
 
+    fn kept_receipts(&self, owner: &str) -> Result<Pending<Vec<KeptReceipt>>, StoreError> {
+        let owner = owner.to_owned();
+        self.read(move |conn| queries::kept_receipts(conn, &owner).map(Ok))
+    }
+
+    fn forget_receipts(
+        &self,
+        owner: &str,
+        receipts: Vec<(u64, String)>,
+    ) -> Result<Pending<()>, StoreError> {
+        for (message_id, _) in &receipts {
+            check_i64(*message_id, "message id")?;
+        }
+        let owner = owner.to_owned();
+        self.write(move |tx| queries::forget_receipts(tx, &owner, &receipts).map(Ok))
+    }
+
     fn last_message_id(&self) -> Result<Pending<u64>, StoreError> {
         self.read(|conn| queries::last_message_id(conn).map(Ok))
     }

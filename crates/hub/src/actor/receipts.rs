@@ -18,7 +18,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use chinwag_protocol::{Receipt, ServerFrame};
+use chinwag_protocol::{Receipt, ReceiptKey, ServerFrame};
 use chinwag_store::KeptReceipt;
 use tracing::warn;
 
@@ -40,6 +40,9 @@ pub(super) struct Receipts {
     owed: IdMap<Owed>,
     /// The current batch's receipts, by the sender's folded nickname.
     due: Due,
+    /// Per reliable session: receipts kept for it and read at its login,
+    /// not sent yet; sent [`KEPT_WINDOW`] at a time.
+    unsent: IdMap<VecDeque<Receipt>>,
 }
 
 /// The receipts due in the current batch, grouped by sender. A sender's
@@ -199,6 +202,20 @@ impl Receipts {
     /// A connection is gone: what it did not confirm gives no receipt.
     pub(super) fn forget(&mut self, recipient: ConnId) {
         self.owed.remove(&recipient);
+        self.unsent.remove(&recipient);
+    }
+
+    /// Up to `count` of the receipts kept for connection `id` and not sent
+    /// yet, oldest first.
+    fn next_unsent(&mut self, id: ConnId, count: usize) -> Vec<Receipt> {
+        let Some(unsent) = self.unsent.get_mut(&id) else {
+            return Vec::new();
+        };
+        let next = unsent.drain(..count.min(unsent.len())).collect();
+        if unsent.is_empty() {
+            self.unsent.remove(&id);
+        }
+        next
     }
 
     /// Whether any receipt waits to be queued.
@@ -232,7 +249,21 @@ impl Actor {
         let mut keep = Vec::new();
         for (sender, receipts) in due {
             let id = match self.registry.lookup(sender.as_bytes()) {
-                Lookup::Online(id, member) if member.receipts() => id,
+                Lookup::Online(id, member) if member.receipts() => {
+                    // A reliable session's are kept until its client
+                    // confirms them, so that none is lost with a
+                    // connection; the store has them before any
+                    // `CONFIRM_RECEIPTS` of them can come.
+                    if member.reliable() {
+                        keep.extend(receipts.iter().map(|receipt| KeptReceipt {
+                            owner: sender.to_string(),
+                            message_id: receipt.message_id,
+                            recipient: receipt.recipient.clone(),
+                            received_ms: receipt.received_ms,
+                        }));
+                    }
+                    id
+                }
                 Lookup::Online(..) => continue,
                 Lookup::Unknown => {
                     if self.accounts.known.contains_key(sender.as_bytes()) {
@@ -260,7 +291,12 @@ impl Actor {
 
     /// Queues `receipts` for member `id`, split to the frame limit.
     pub(super) fn queue_receipts(&mut self, id: ConnId, receipts: Vec<Receipt>) {
-        for frame in frames(receipts, self.max_frame) {
+        self.queue_receipts_by(id, receipts, usize::MAX);
+    }
+
+    /// Queues `receipts` for member `id`, at most `per_frame` a frame.
+    fn queue_receipts_by(&mut self, id: ConnId, receipts: Vec<Receipt>, per_frame: usize) {
+        for frame in frames(receipts, self.max_frame, per_frame) {
             if let Some(frame) = encode(&frame) {
                 self.queue_for(id, frame);
             }
@@ -277,7 +313,13 @@ impl Actor {
         if !member.receipts() {
             return;
         }
-        match storage.mail.take_receipts(member.nick.as_str()) {
+        // A reliable session's stay kept until its client confirms them.
+        let read = if member.reliable() {
+            storage.mail.kept_receipts(member.nick.as_str())
+        } else {
+            storage.mail.take_receipts(member.nick.as_str())
+        };
+        match read {
             Ok(pending) => {
                 let answers = self.accounts.answers.clone();
                 tokio::spawn(async move {
@@ -294,12 +336,45 @@ impl Actor {
         }
     }
 
-    /// The receipts kept for member `id` while it was offline.
+    /// Member `id`, a reliable session, has handled these receipts: they
+    /// are kept no longer. From any other session, ignored (nothing of its
+    /// is kept once handed over).
+    pub(super) fn confirm_receipts(&mut self, id: ConnId, keys: Vec<ReceiptKey>) {
+        let (Some(member), Some(storage)) = (self.registry.member(id), &self.accounts.storage)
+        else {
+            return;
+        };
+        if !member.reliable() {
+            return;
+        }
+        let confirmed = keys.len();
+        let keys = keys
+            .into_iter()
+            .map(|key| (key.message_id, key.recipient))
+            .collect();
+        in_background(
+            "could not forget confirmed receipts",
+            storage.mail.forget_receipts(member.nick.as_str(), keys),
+        );
+        // As many of those kept as were confirmed take their place.
+        let next = self.receipts.next_unsent(id, confirmed);
+        if !next.is_empty() {
+            self.queue_receipts_by(id, next, KEPT_PER_FRAME);
+        }
+    }
+
+    /// The receipts kept for member `id` while it was offline (or, for a
+    /// reliable session, not yet confirmed), [`KEPT_PER_FRAME`] a frame.
+    /// To a reliable session, [`KEPT_WINDOW`] at a time: more as its client
+    /// confirms them, so that over a link that is cut every few hundred
+    /// bytes a login's first receipts, and their confirmation, get through
+    /// before the cut, and the next login starts further on.
     pub(super) fn kept_receipts(&mut self, id: ConnId, kept: Vec<KeptReceipt>) {
         if !self.registry.member(id).is_some_and(Member::receipts) {
             return;
         }
-        let receipts = kept
+        let reliable = self.registry.member(id).is_some_and(Member::reliable);
+        let mut receipts: Vec<Receipt> = kept
             .into_iter()
             .map(|kept| Receipt {
                 message_id: kept.message_id,
@@ -307,13 +382,25 @@ impl Actor {
                 recipient: kept.recipient,
             })
             .collect();
-        self.queue_receipts(id, receipts);
+        if reliable && receipts.len() > KEPT_WINDOW {
+            let later = receipts.split_off(KEPT_WINDOW);
+            self.receipts.unsent.insert(id, later.into());
+        }
+        self.queue_receipts_by(id, receipts, KEPT_PER_FRAME);
     }
 }
 
+/// Receipts in one `RECEIPT` frame of those kept, at a login: about 350
+/// bytes a frame.
+const KEPT_PER_FRAME: usize = 16;
+
+/// Receipts kept for a reliable session sent at its login and not yet
+/// confirmed, at most.
+const KEPT_WINDOW: usize = 32;
+
 /// `receipts` as `RECEIPT` frames, each within `max_frame` bytes (length
-/// prefix included).
-fn frames(receipts: Vec<Receipt>, max_frame: usize) -> Vec<ServerFrame> {
+/// prefix included) and of at most `per_frame` receipts.
+fn frames(receipts: Vec<Receipt>, max_frame: usize, per_frame: usize) -> Vec<ServerFrame> {
     // The length prefix, the opcode and the count.
     const OVERHEAD: usize = 4 + 1 + 4;
     let mut frames = Vec::new();
@@ -321,7 +408,7 @@ fn frames(receipts: Vec<Receipt>, max_frame: usize) -> Vec<ServerFrame> {
     let mut size = OVERHEAD;
     for receipt in receipts {
         let len = receipt.encoded_len();
-        if !batch.is_empty() && size + len > max_frame {
+        if !batch.is_empty() && (size + len > max_frame || batch.len() >= per_frame) {
             frames.push(ServerFrame::Receipts(std::mem::take(&mut batch)));
             size = OVERHEAD;
         }
@@ -349,7 +436,7 @@ mod tests {
     #[test]
     fn receipts_are_split_to_fit_the_frame_limit() {
         // Each receipt is 8 + 8 + 4 = 20 bytes; 9 bytes of frame around them.
-        let frames = frames((1..=10).map(receipt).collect(), 9 + 3 * 20);
+        let frames = frames((1..=10).map(receipt).collect(), 9 + 3 * 20, usize::MAX);
         let sizes: Vec<usize> = frames
             .iter()
             .map(|frame| match frame {
@@ -358,6 +445,19 @@ mod tests {
             })
             .collect();
         assert_eq!(sizes, [3, 3, 3, 1]);
+    }
+
+    #[test]
+    fn receipts_are_split_to_a_count_too() {
+        let frames = frames((1..=40).map(receipt).collect(), 1 << 20, 16);
+        let sizes: Vec<usize> = frames
+            .iter()
+            .map(|frame| match frame {
+                ServerFrame::Receipts(r) => r.len(),
+                _ => 0,
+            })
+            .collect();
+        assert_eq!(sizes, [16, 16, 8]);
     }
 
     #[test]
