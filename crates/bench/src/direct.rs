@@ -73,7 +73,9 @@
 //! JSON figures added: `reliable` (true), the receipt figures above, and
 //! `ack_latency` (as `receipt_latency`: from encoding a `SEND` to reading
 //! its `ACK`, which a reliable session gets after the commit; the sender
-//! keeps its own send times), `accounts_created`, `accounts_replaced`,
+//! keeps its own send times), `receipts_confirmed` (every receipt is
+//! confirmed with `CONFIRM_RECEIPTS`, batched as the `CONFIRM`s, so that
+//! the hub stops keeping it), `accounts_created`, `accounts_replaced`,
 //! `accounts_deleted`.
 //!
 //! # `--rate N`
@@ -204,6 +206,9 @@ struct ReceiptFigures {
     /// Only with `--reliable`: SEND to its ACK.
     #[serde(skip_serializing_if = "Option::is_none")]
     ack_latency: Option<Percentiles>,
+    /// Only with `--reliable`: receipts confirmed (`CONFIRM_RECEIPTS`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    receipts_confirmed: Option<u64>,
 }
 
 impl ReceiptFigures {
@@ -223,6 +228,12 @@ impl ReceiptFigures {
                 report::count(self.confirmed),
             ),
         )];
+        if let Some(confirmed) = self.receipts_confirmed {
+            rows.push((
+                "",
+                format!("{} receipts confirmed", report::count(confirmed)),
+            ));
+        }
         if let Some(latency) = &self.ack_latency {
             rows.push((
                 "to ack",
@@ -651,6 +662,7 @@ fn receipt_figures(
         sum.out_of_order += one.out_of_order;
         sum.bad += one.bad;
         sum.confirmed += one.confirmed;
+        sum.receipts_confirmed += one.receipts_confirmed;
         sum.last_ns = sum.last_ns.max(one.last_ns);
     }
     let mut failures = Vec::new();
@@ -687,6 +699,10 @@ fn receipt_figures(
         confirmed: sum.confirmed,
         receipt_latency: latency,
         ack_latency,
+        receipts_confirmed: receipted
+            .reliable
+            .is_some()
+            .then_some(sum.receipts_confirmed),
     };
     (Some(figures), failures)
 }

@@ -52,8 +52,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use bytes::BytesMut;
-use chinwag_protocol::{ClientFrame, DEFAULT_MAX_FRAME, encode_into};
+use bytes::{BufMut as _, BytesMut};
+use chinwag_protocol::{ClientFrame, DEFAULT_MAX_FRAME, encode_into, opcode};
 use hdrhistogram::Histogram;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Notify;
@@ -153,6 +153,9 @@ pub(crate) struct ReceiptTally {
     pub(crate) bad: u64,
     /// Message ids confirmed (written or queued to be).
     pub(crate) confirmed: u64,
+    /// Receipts confirmed with `CONFIRM_RECEIPTS` (a reliable session's:
+    /// every receipt it got, so that the hub stops keeping them).
+    pub(crate) receipts_confirmed: u64,
     /// [`Clock::now_ns`](crate::clock::Clock::now_ns) of the latest good
     /// receipt.
     pub(crate) last_ns: u64,
@@ -210,6 +213,10 @@ pub(crate) struct Receipts {
     /// With `reliable`: the hub's ids of warm-up messages acked and
     /// awaiting their receipt (a few, early in the run).
     warmups: Vec<u64>,
+    /// With `reliable`: the receipts to confirm, encoded as
+    /// `CONFIRM_RECEIPTS` names them (message id, recipient), and how many.
+    receipt_keys: BytesMut,
+    receipt_count: u32,
     pub(crate) tally: ReceiptTally,
 }
 
@@ -228,6 +235,8 @@ impl Receipts {
             latencies: Vec::with_capacity(LATENCY_BATCH),
             ack_latencies: Vec::new(),
             warmups: Vec::new(),
+            receipt_keys: BytesMut::new(),
+            receipt_count: 0,
             tally: ReceiptTally::default(),
         }
     }
@@ -275,13 +284,16 @@ impl Receipts {
         }
     }
 
-    /// Whether ids wait to be confirmed.
+    /// Whether ids (or a reliable session's receipts) wait to be
+    /// confirmed.
     pub(crate) fn pending(&self) -> bool {
-        !self.pending.is_empty()
+        !self.pending.is_empty() || self.receipt_count > 0
     }
 
-    /// Hands the pending ids, as one `CONFIRM`, to the writer task.
+    /// Hands the pending ids, as one `CONFIRM`, and a reliable session's
+    /// pending receipts, as one `CONFIRM_RECEIPTS`, to the writer task.
     pub(crate) fn confirm(&mut self) {
+        self.confirm_receipts();
         if self.pending.is_empty() {
             return;
         }
@@ -298,6 +310,7 @@ impl Receipts {
 
     /// This connection's message `seq` was acked as the hub's `message_id`:
     /// its receipt is awaited.
+    ///
     /// In a reliable session, the latency from its `SEND` to this ack is
     /// recorded for a sampled message (read at `now_ns`, called only then).
     pub(crate) fn acked(&mut self, seq: u64, message_id: u64, now_ns: impl FnOnce() -> u64) {
@@ -320,6 +333,9 @@ impl Receipts {
         recipient: &[u8],
         now_ns: u64,
     ) -> Result<(), Wrong> {
+        if self.spec.reliable.is_some() {
+            self.handled(message_id, recipient);
+        }
         if recipient != self.spec.partner.as_bytes() {
             self.tally.bad += 1;
             return Err(Wrong::Recipient);
@@ -341,6 +357,42 @@ impl Receipts {
             }
         }
         Ok(())
+    }
+
+    /// A reliable session's receipt, checked: to be confirmed, so that the
+    /// hub stops keeping it (every one, good or not: the hub ignores those
+    /// it does not keep). Written as `CONFIRM_RECEIPTS` names it, into a
+    /// buffer that keeps its capacity: nothing allocated per receipt.
+    fn handled(&mut self, message_id: u64, recipient: &[u8]) {
+        // A nickname is at most 32 bytes (the codec checked its length
+        // byte).
+        self.receipt_keys.put_u64(message_id);
+        self.receipt_keys.put_u8(recipient.len() as u8);
+        self.receipt_keys.put_slice(recipient);
+        self.receipt_count += 1;
+        if self.receipt_count as usize >= CONFIRM_BATCH {
+            self.confirm_receipts();
+        }
+    }
+
+    /// Hands the pending receipts, as one `CONFIRM_RECEIPTS` (opcode, count,
+    /// then each message id and recipient), to the writer task.
+    fn confirm_receipts(&mut self) {
+        if self.receipt_count == 0 {
+            return;
+        }
+        let mut frames = self.outgoing.lock();
+        // At most 64 × 41 bytes: within any frame limit.
+        let len = 1 + 4 + self.receipt_keys.len();
+        frames.put_u32(len as u32);
+        frames.put_u8(opcode::CONFIRM_RECEIPTS);
+        frames.put_u32(self.receipt_count);
+        frames.put_slice(&self.receipt_keys);
+        drop(frames);
+        self.tally.receipts_confirmed += u64::from(self.receipt_count);
+        self.receipt_keys.clear();
+        self.receipt_count = 0;
+        self.outgoing.wake.notify_one();
     }
 
     /// Takes `message_id` off the messages awaiting a receipt: its sequence
@@ -533,6 +585,45 @@ mod tests {
         assert!(awaiting.is_empty());
         assert_eq!(passed.front(), Some(&(12, 1, false)));
         assert!(passed.iter().skip(1).all(|&(.., received)| received));
+    }
+
+    #[tokio::test]
+    async fn a_reliable_session_confirms_every_receipt_in_batches() {
+        let (mut receipts, mut frames) = connected("b0").await;
+        receipts.spec.reliable = Some(ReliableSpec {
+            id_base: 0,
+            ack_latencies: Arc::new(Mutex::new(Histogram::new(3).unwrap())),
+        });
+        for seq in 0..70 {
+            receipts.acked(seq, 100 + seq, || 0);
+        }
+        for seq in 0..70 {
+            assert_eq!(receipts.receipt(100 + seq, b"b0", 1_000), Ok(()));
+        }
+        // A wrong one is confirmed too: the hub ignores what it does not keep.
+        assert!(receipts.receipt(5, "é".as_bytes(), 1_001).is_err());
+        assert!(receipts.pending());
+        let tally = receipts.finish();
+        assert_eq!((tally.receipts, tally.receipts_confirmed), (70, 71));
+        let mut batches = Vec::new();
+        while let Some(frame) = frames.next().await {
+            let Ok(ClientFrame::ConfirmReceipts(keys)) = frame else {
+                panic!("not a CONFIRM_RECEIPTS: {frame:?}");
+            };
+            batches.push(keys);
+        }
+        let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [64, 7]);
+        let keys = batches.concat();
+        assert_eq!(
+            (keys[0].message_id, keys[0].recipient.as_str()),
+            (100, "b0")
+        );
+        assert_eq!(
+            (keys[69].message_id, keys[69].recipient.as_str()),
+            (169, "b0")
+        );
+        assert_eq!((keys[70].message_id, keys[70].recipient.as_str()), (5, "é"));
     }
 
     #[test]

@@ -338,6 +338,13 @@ async fn direct_reliable_gets_every_message_and_receipt_and_leaves_no_account() 
         let p99 = latency["p99_us"].as_f64().unwrap();
         assert!(0.0 < p50 && p50 <= p99, "{field}: {first}");
     }
+    // Every receipt confirmed, the warm-up messages' too.
+    assert!(
+        first["receipts_confirmed"]
+            .as_u64()
+            .is_some_and(|n| n > 2 * 2 * 200),
+        "{first}"
+    );
     assert_eq!(first["accounts_created"], 4, "{first}");
     assert_eq!(first["accounts_replaced"], 0, "{first}");
     assert_eq!(first["accounts_deleted"], 4, "{first}");
