@@ -14,8 +14,10 @@ BIN=${BIN:-target/release}
 ROUNDS=${ROUNDS:-3}
 MESSAGES=${MESSAGES:-20000}
 # Unpaced, a reliable run floods the hub's store queue (4,096 requests)
-# past 2,000 messages each way: the surplus is refused (STORE_FAILED acks,
-# GAPs) and confirmations dropped (receipts missing), and the run fails.
+# past about 2,000 messages each way: confirmations are then dropped
+# ("store queue full" in the daemon's log; receipts missing: 1,667 of
+# 300,000 at 3,000, a third at 5,000), and further on messages are refused
+# (STORE_FAILED acks, GAPs), and the run fails.
 RELIABLE_MESSAGES=${RELIABLE_MESSAGES:-2000}
 RATE=${RATE:-5000}
 RATE_RUNS=${RATE_RUNS:-3}
