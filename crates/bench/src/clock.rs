@@ -22,6 +22,11 @@ impl Clock {
     pub(crate) fn now_ns(self) -> u64 {
         u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
+
+    /// The instant of reading `ns` (a time to sleep until).
+    pub(crate) fn at(self, ns: u64) -> Instant {
+        self.base + std::time::Duration::from_nanos(ns)
+    }
 }
 
 /// Seconds from `t0_ns` to `end_ns` (both [`Clock::now_ns`] readings), if

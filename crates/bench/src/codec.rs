@@ -8,8 +8,10 @@
 //! delivery, and the bench shares the two cores with the hub. So a `MESSAGE`
 //! whose fields are well formed and whose text is a bench payload is read
 //! in place, yielding only its [`Header`] and the hub's id for it (what a
-//! `CONFIRM` names). A well-formed `PRESENCE` (the `conns` workload gets one
-//! per arrival per connection: 50 million for 10,000 connections) is skipped
+//! `CONFIRM` names); so is a `SEQUENCED` (a reliable session's `MESSAGE`,
+//! `direct --reliable`), yielding its number too. A well-formed `PRESENCE`
+//! (the `conns` workload gets one per arrival per connection: 50 million
+//! for 10,000 connections) is skipped
 //! the same way, and a well-formed `ACK` whose every status is "delivered"
 //! (one per message sent) yields only its ids and count. A well-formed
 //! `RECEIPT` (`direct --receipts` gets one per message sent, in batches) is
@@ -34,6 +36,15 @@ pub(crate) enum Inbound {
     /// A well-formed `MESSAGE` carrying a bench payload of the expected size.
     Delivery {
         /// The hub's id for the message.
+        id: u64,
+        header: Header,
+    },
+    /// A well-formed `SEQUENCED` (a reliable session's message) carrying a
+    /// bench payload of the expected size.
+    Sequenced {
+        /// The recipient's number for it.
+        seq: u64,
+        /// The hub's id for the message (what a `CONFIRM` names).
         id: u64,
         header: Header,
     },
@@ -105,6 +116,12 @@ impl Decoder for BenchCodec {
             src.advance(frame_len);
             return Ok(Some(Inbound::Delivery { id, header }));
         }
+        if let Some((seq, id, header)) = sequenced_text(payload)
+            .and_then(|(seq, id, text)| Some((seq, id, payload::parse(text, self.size)?)))
+        {
+            src.advance(frame_len);
+            return Ok(Some(Inbound::Sequenced { seq, id, header }));
+        }
         if is_presence(payload) {
             src.advance(frame_len);
             return Ok(Some(Inbound::Presence));
@@ -136,6 +153,23 @@ fn message_text(payload: &[u8]) -> Option<(u64, &[u8])> {
     if op != opcode::MESSAGE {
         return None;
     }
+    message_fields(rest)
+}
+
+/// The number, the hub's id and the text of a well-formed `SEQUENCED`
+/// payload: the opcode, a `u64` number, then `MESSAGE`'s fields.
+fn sequenced_text(payload: &[u8]) -> Option<(u64, u64, &[u8])> {
+    let (&op, rest) = payload.split_first()?;
+    if op != opcode::SEQUENCED {
+        return None;
+    }
+    let (seq, rest) = rest.split_first_chunk::<8>()?;
+    let (id, text) = message_fields(rest)?;
+    Some((u64::from_be_bytes(*seq), id, text))
+}
+
+/// The id and the text of `MESSAGE`'s fields after its opcode, well formed.
+fn message_fields(rest: &[u8]) -> Option<(u64, &[u8])> {
     // id (u64), ts_ms (u64)
     let id = u64::from_be_bytes(*rest.first_chunk::<8>()?);
     let mut rest = rest.get(16..)?;
@@ -274,7 +308,7 @@ fn nick(rest: &mut &[u8]) -> Option<()> {
 #[cfg(test)]
 mod tests {
     use chinwag_protocol::{
-        Ack, DEFAULT_MAX_FRAME, Message, Presence, Receipt, RecipientStatus, Recipients,
+        Ack, DEFAULT_MAX_FRAME, Message, Presence, Receipt, RecipientStatus, Recipients, Sequenced,
         encode_frame,
     };
 
@@ -324,6 +358,44 @@ mod tests {
         assert_eq!((id, header), (9, second));
         assert!(buf.is_empty());
         assert!(codec.decode(&mut buf).unwrap().is_none());
+    }
+
+    #[test]
+    fn sequenced_bench_messages_are_read_in_place() {
+        let mut codec = BenchCodec::new(64, DEFAULT_MAX_FRAME, 1024);
+        let (header, text) = bench_text(4);
+        let frame = ServerFrame::Sequenced(Sequenced {
+            seq: 77,
+            message: Message {
+                id: 9,
+                ts_ms: 1_700_000_000_000,
+                from: "a0".to_owned(),
+                to: Recipients::Users(vec!["b0".into()]),
+                text,
+            },
+        });
+        let mut buf = BytesMut::from(&encode_frame(&frame, DEFAULT_MAX_FRAME).unwrap()[..]);
+        let Some(Inbound::Sequenced {
+            seq,
+            id,
+            header: read,
+        }) = codec.decode(&mut buf).unwrap()
+        else {
+            panic!("not read in place");
+        };
+        assert_eq!((seq, id, read), (77, 9, header));
+        assert!(buf.is_empty());
+        // Another text is decoded in full.
+        let ServerFrame::Sequenced(mut other) = frame else {
+            unreachable!()
+        };
+        other.message.text = "hello".to_owned();
+        let encoded = encode_frame(&ServerFrame::Sequenced(other), DEFAULT_MAX_FRAME).unwrap();
+        let mut buf = BytesMut::from(&encoded[..]);
+        assert!(matches!(
+            codec.decode(&mut buf).unwrap(),
+            Some(Inbound::Frame(ServerFrame::Sequenced(_)))
+        ));
     }
 
     #[test]

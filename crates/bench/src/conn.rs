@@ -25,6 +25,7 @@ use crate::bar::Bar;
 use crate::codec::{BenchCodec, Inbound};
 use crate::context::Ctx;
 use crate::error::SetupError;
+use crate::mailbox;
 use crate::receipts::{ReceiptSpec, Receipts};
 use crate::receiver::{self, Expect, Progress, Tally};
 use crate::shared_write::{SharedWrite, send_frame};
@@ -161,11 +162,15 @@ pub(crate) async fn connect(ctx: &Ctx, spec: Spec) -> Result<Peer, SetupError> {
         presence,
         receipts,
     } = spec;
-    let options = if receipts.is_some() {
-        options::CONFIRMS | options::RECEIPTS
-    } else {
-        0
+    let options = match &receipts {
+        Some(spec) if spec.reliable.is_some() => {
+            options::CONFIRMS | options::RECEIPTS | options::RELIABLE
+        }
+        Some(_) => options::CONFIRMS | options::RECEIPTS,
+        None => 0,
     };
+    // A reliable session is an account's login.
+    let password = (options & options::RELIABLE != 0).then_some(mailbox::PASSWORD);
     let Registered {
         frames,
         write,
@@ -178,6 +183,7 @@ pub(crate) async fn connect(ctx: &Ctx, spec: Spec) -> Result<Peer, SetupError> {
         expect.size,
         presence,
         options,
+        password,
     )
     .await?;
     let progress = Arc::new(Progress::default());
@@ -218,7 +224,12 @@ pub(crate) type Frames = FramedRead<ReadHalf, BenchCodec>;
 /// Opens a connection (from `source`, if given) and registers it as the
 /// guest `nick`, reading messages of `size` bytes with a `read_buffer`
 /// buffer. `options` are asked for besides `ACK_RUNS` (and `NO_PRESENCE`
-/// without `presence`); the hub must grant them.
+/// without `presence`); the hub must grant them. With a `password`, it
+/// logs in to the account `nick` instead.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "each is one thing about the connection; a struct would only name them again"
+)]
 pub(crate) async fn register(
     ctx: &Ctx,
     nick: &str,
@@ -227,13 +238,14 @@ pub(crate) async fn register(
     size: usize,
     presence: bool,
     options: u32,
+    password: Option<&str>,
 ) -> Result<Registered, SetupError> {
     let (read, write) = open_split(ctx, nick, source, read_buffer).await?;
     let mut frames = framed(read, size, read_buffer);
     let write = Arc::new(Mutex::new(write));
     let max_frame = tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
-        handshake(nick, presence, options, &mut frames, &write),
+        handshake(nick, presence, options, password, &mut frames, &write),
     )
     .await
     .map_err(|_| SetupError::Handshake {
@@ -323,6 +335,7 @@ async fn handshake(
     nick: &str,
     presence: bool,
     extra: u32,
+    password: Option<&str>,
     frames: &mut Frames,
     write: &SharedWrite,
 ) -> Result<usize, SetupError> {
@@ -335,7 +348,7 @@ async fn handshake(
         nick: Bytes::copy_from_slice(nick.as_bytes()),
         // What a client sending runs of messages asks for.
         options: Some(options::ACK_RUNS | extra | if presence { 0 } else { options::NO_PRESENCE }),
-        password: None,
+        password: password.map(str::to_owned),
     });
     let mut retries = 0;
     send_frame(write, &hello)
@@ -345,6 +358,12 @@ async fn handshake(
         match frames.next().await {
             Some(Ok(Inbound::Frame(ServerFrame::Welcome(welcome)))) => {
                 let granted = welcome.options.unwrap_or(0);
+                if extra & options::RELIABLE != 0 && granted & options::RELIABLE == 0 {
+                    return Err(fail(format!(
+                        "logged in, but the hub did not grant RELIABLE (options {granted:#x}): \
+                         a hub without reliable sessions?"
+                    )));
+                }
                 if granted & extra != extra {
                     return Err(fail(format!(
                         "the hub granted options {granted:#x}, not all of {extra:#x} (too old a hub?)"

@@ -9,7 +9,7 @@
 //! together.
 //!
 //! JSON figures: `pairs`, `messages`, `size`, `sent`, `connect_s`,
-//! `all_ready`, `elapsed_s`, `messages_per_s`, `send_s`.
+//! `all_ready`, `elapsed_s`, `messages_per_s`, `send_s`, `reliable`, `rate`.
 //!
 //! # `--receipts`
 //!
@@ -48,6 +48,54 @@
 //! receipts, and then fails (50 pairs of 100,000 lost 6-8% of them here);
 //! with at most that, none can be forgotten (the few warm-up messages,
 //! which are not confirmed, are older and go first).
+//!
+//! # `--reliable`
+//!
+//! Reliable sessions (`docs/protocol.md`, section 8.11), with receipts as
+//! above. Before the run the bench creates an account for every connection,
+//! `bench-rel-0..2K` (password [`PASSWORD`](crate::mailbox::PASSWORD); one
+//! left by a run that did not finish is deleted, with its mailbox, and
+//! created again, so that every run starts empty), and each connection
+//! logs in to its own with `RELIABLE`, `RECEIPTS` and `CONFIRMS`; a
+//! `WELCOME` that does not grant `RELIABLE` is a setup error. So every
+//! message goes to its recipient's mailbox, and only once the group commit
+//! holding it has returned does the hub ack it and deliver it, as
+//! `SEQUENCED`. The receivers read those in place as they read `MESSAGE`s,
+//! check that each one's number is one more than the last, and confirm
+//! every one (warm-up messages too, so that nothing stays held; their
+//! receipts are expected, and not counted). `SEND` ids count up from a
+//! random start per run (bits 32 to 61), since the hub takes an id it
+//! remembers for the account as the same message sent again; warm-up ids
+//! are marked with bit 62 rather than 63 (the hub takes a reliable
+//! session's ids only below 2^63). After the run, the connections closed, the bench deletes
+//! the accounts: nothing of the run stays in the store.
+//!
+//! JSON figures added: `reliable` (true), the receipt figures above, and
+//! `ack_latency` (as `receipt_latency`: from encoding a `SEND` to reading
+//! its `ACK`, which a reliable session gets after the commit; the sender
+//! keeps its own send times), `receipts_confirmed` (every receipt is
+//! confirmed with `CONFIRM_RECEIPTS`, batched as the `CONFIRM`s, so that
+//! the hub stops keeping it), `accounts_created`, `accounts_replaced`,
+//! `accounts_deleted`.
+//!
+//! # `--rate N`
+//!
+//! Paced instead of as fast as possible: N messages per second over all
+//! the 2 × K senders, interleaved (sender `i`'s message `q` is the run's
+//! `(q × 2K + i)`th, due `1 / N` s after the one before), each sender
+//! writing at each wake every message then due ([`Pace`]). Every latency
+//! (`latency`, `receipt_latency`, `ack_latency`) is then from a message's
+//! *scheduled* time, not the time it was encoded: a sender held up (late
+//! timers, the hub's flow control) adds to the latencies rather than
+//! hiding the hub's slowness. The timer wakes up to about a millisecond
+//! late, which the latencies include. For the p99 from `SEND` to receipt at
+//! a given load:
+//!
+//! ```text
+//! chinwag bench direct --pairs 50 --messages 1000 --size 64 --reliable --rate 5000
+//! ```
+//!
+//! JSON: `rate` (`null` without).
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -57,18 +105,20 @@ use clap::Args;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::cast::float;
 use crate::clock::span_s;
-use crate::conn::{self, STREAM_READ_BUFFER, Spec};
+use crate::conn::{self, Peer, STREAM_READ_BUFFER, Spec};
 use crate::context::{Ctx, MAX_LATENCY_NS};
 use crate::error::SetupError;
+use crate::mailbox;
 use crate::payload::Kind;
 use crate::procstat::CpuWindow;
-use crate::receipts::{ReceiptSpec, ReceiptTally, SAMPLE_EVERY, SendTimes};
+use crate::receipts::{ReceiptSpec, ReceiptTally, ReliableSpec, SAMPLE_EVERY, SendTimes};
 use crate::receiver::{Expect, Tally};
 use crate::report::{self, Checks, Figures, Percentiles, Report};
-use crate::sender::{self, Sender, Sent, WARMUP_EVERY};
+use crate::sender::{self, Pace, Sender, Sent, WARMUP_EVERY};
 use crate::wait::{
     Wait, collect, count_ready, last_delivery_ns, not_ready, wait_for, wait_for_receipts,
 };
@@ -90,6 +140,17 @@ pub(crate) struct DirectArgs {
     /// awaited, and counted and timed in the report.
     #[arg(long)]
     receipts: bool,
+    /// Reliable sessions, with receipts as --receipts: every connection
+    /// logs in to an account (bench-rel-0.., created before the run and
+    /// deleted after it) with RELIABLE, so that every message is committed
+    /// to the store before it is delivered; SEND to ACK is timed too.
+    #[arg(long)]
+    reliable: bool,
+    /// Messages per second in all, shared evenly among the senders and
+    /// sent on a schedule (latencies are from each message's scheduled
+    /// time) [default: as fast as the hub takes them].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    rate: Option<u64>,
 }
 
 /// What `direct` measured.
@@ -104,9 +165,31 @@ pub(crate) struct Direct {
     elapsed_s: Option<f64>,
     messages_per_s: Option<f64>,
     send_s: Option<f64>,
-    /// Only with `--receipts`.
+    /// Whether the sessions were reliable (`--reliable`).
+    reliable: bool,
+    /// `--rate`, if given.
+    rate: Option<u64>,
+    /// Only with `--receipts` or `--reliable`.
     #[serde(flatten)]
     receipts: Option<ReceiptFigures>,
+    /// Only with `--reliable`.
+    #[serde(flatten)]
+    accounts: Option<AccountFigures>,
+}
+
+/// The accounts of `direct --reliable`.
+#[derive(Debug, Serialize)]
+struct AccountFigures {
+    /// Created for the run.
+    #[serde(rename = "accounts_created")]
+    created: u32,
+    /// Left by an earlier run (one that did not finish): deleted and
+    /// created again, empty.
+    #[serde(rename = "accounts_replaced")]
+    replaced: u32,
+    /// Deleted after the run.
+    #[serde(rename = "accounts_deleted")]
+    deleted: u32,
 }
 
 /// What `direct --receipts` adds.
@@ -120,6 +203,12 @@ struct ReceiptFigures {
     receipts_out_of_order: u64,
     confirmed: u64,
     receipt_latency: Option<Percentiles>,
+    /// Only with `--reliable`: SEND to its ACK.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ack_latency: Option<Percentiles>,
+    /// Only with `--reliable`: receipts confirmed (`CONFIRM_RECEIPTS`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    receipts_confirmed: Option<u64>,
 }
 
 impl ReceiptFigures {
@@ -139,6 +228,26 @@ impl ReceiptFigures {
                 report::count(self.confirmed),
             ),
         )];
+        if let Some(confirmed) = self.receipts_confirmed {
+            rows.push((
+                "",
+                format!("{} receipts confirmed", report::count(confirmed)),
+            ));
+        }
+        if let Some(latency) = &self.ack_latency {
+            rows.push((
+                "to ack",
+                format!(
+                    "p50 {}  p90 {}  p99 {}  p99.9 {}  max {} µs ({} samples: SEND to its ACK, every {SAMPLE_EVERY}th message)",
+                    report::micros(latency.p50_us),
+                    report::micros(latency.p90_us),
+                    report::micros(latency.p99_us),
+                    report::micros(latency.p999_us),
+                    report::micros(latency.max_us),
+                    report::count(latency.samples),
+                ),
+            ));
+        }
         if let Some(latency) = &self.receipt_latency {
             rows.push((
                 "to receipt",
@@ -160,15 +269,21 @@ impl ReceiptFigures {
 impl Figures for Direct {
     fn title(&self) -> String {
         format!(
-            "direct: {} pairs, {} messages each way of {} bytes{}",
+            "direct: {} pairs, {} messages each way of {} bytes{}{}",
             self.pairs,
             report::count(self.messages),
             self.size,
-            if self.receipts.is_some() {
+            if self.reliable {
+                ", reliable sessions with receipts"
+            } else if self.receipts.is_some() {
                 ", with receipts"
             } else {
                 ""
-            }
+            },
+            self.rate.map_or_else(String::new, |rate| format!(
+                ", paced at {} messages/s (latencies from the scheduled send)",
+                report::count(rate)
+            )),
         )
     }
 
@@ -201,17 +316,36 @@ impl Figures for Direct {
         if let Some(receipts) = &self.receipts {
             rows.extend(receipts.rows());
         }
+        if let Some(accounts) = &self.accounts {
+            rows.push((
+                "accounts",
+                format!(
+                    "{} created ({} left by an earlier run, emptied), {} deleted after the run",
+                    accounts.created + accounts.replaced,
+                    accounts.replaced,
+                    accounts.deleted,
+                ),
+            ));
+        }
         rows
     }
 }
 
-/// The nickname of connection `index`: `a0..a(K-1)`, then `b0..b(K-1)`.
-fn nick(index: u32, pairs: u32) -> String {
-    if index < pairs {
+/// The nickname of connection `index`: `a0..a(K-1)`, then `b0..b(K-1)`;
+/// with `--reliable`, its account's, [`account`].
+fn nick(index: u32, pairs: u32, reliable: bool) -> String {
+    if reliable {
+        account(index)
+    } else if index < pairs {
         format!("a{index}")
     } else {
         format!("b{}", index - pairs)
     }
+}
+
+/// The account of connection `index` with `--reliable`.
+fn account(index: u32) -> String {
+    format!("bench-rel-{index}")
 }
 
 /// The partner of connection `index`.
@@ -228,7 +362,7 @@ fn specs(args: &DirectArgs, receipts: Option<&Receipted>) -> Vec<Spec> {
     let pairs = args.pairs;
     (0..2 * pairs)
         .map(|i| Spec {
-            nick: nick(i, pairs),
+            nick: nick(i, pairs, args.reliable),
             expect: Expect {
                 from: Some(partner(i, pairs)),
                 messages: args.messages,
@@ -249,9 +383,14 @@ fn specs(args: &DirectArgs, receipts: Option<&Receipted>) -> Vec<Spec> {
 /// in the report.
 pub(crate) async fn run(ctx: &Ctx, args: &DirectArgs) -> Result<Report<Direct>, SetupError> {
     let pairs = args.pairs;
+    let created = if args.reliable {
+        Some(mailbox::create_named(ctx, 2 * pairs, account, true).await?)
+    } else {
+        None
+    };
     let started = Instant::now();
-    let receipts = if args.receipts {
-        Some(Receipted::new(pairs, args.messages)?)
+    let receipts = if args.receipts || args.reliable {
+        Some(Receipted::new(pairs, args.messages, args.reliable)?)
     } else {
         None
     };
@@ -260,29 +399,18 @@ pub(crate) async fn run(ctx: &Ctx, args: &DirectArgs) -> Result<Report<Direct>, 
         conn::connect_many(ctx, specs, &mut ctx.bar((2 * pairs).into(), "connecting")).await?;
     let connect_s = started.elapsed().as_secs_f64();
 
-    let (go, start) = watch::channel(false);
-    let mut writers = Vec::with_capacity(peers.len());
-    for (i, peer) in (0..).zip(&peers) {
-        let to = Recipients::Users(vec![nick(partner(i, pairs), pairs)]);
-        let sender = Sender::new(peer, i, to, args.size, ctx.clock)?;
-        writers.push(tokio::spawn(side(
-            sender,
-            start.clone(),
-            args.messages,
-            ctx.deadline,
-        )));
-    }
+    let (go, writers) = spawn_sides(ctx, args, &peers, receipts.as_ref())?;
     let ready_until = ctx.ready_until();
     while count_ready(&peers) < peers.len() && Instant::now() < ready_until {
         tokio::time::sleep(WARMUP_EVERY / 4).await;
     }
     let mut failures = Vec::new();
-    let ready = count_ready(&peers);
-    failures.extend(not_ready(ready, peers.len()));
+    let (ready, connections) = (count_ready(&peers), peers.len());
+    failures.extend(not_ready(ready, connections));
 
     let cpu = CpuWindow::start(ctx.server_pid);
     let t0 = ctx.clock.now_ns();
-    let _ = go.send(true);
+    let _ = go.send(Some(t0));
     let expected = args.messages * u64::from(2 * pairs);
     let outcome = wait_for(
         ctx,
@@ -323,6 +451,14 @@ pub(crate) async fn run(ctx: &Ctx, args: &DirectArgs) -> Result<Report<Direct>, 
     let checks = Checks::from_tallies(&tallies, expected, expected);
     let (receipt_figures, receipt_failures) = receipt_figures(receipts, &tallies, expected, t0);
     failures.extend(receipt_failures);
+    // The connections close (their last `CONFIRM`s written first), then
+    // the accounts go, with whatever their mailboxes still hold.
+    drop(senders);
+    drop(peers);
+    let accounts = match created {
+        Some(created) => Some(delete_accounts(ctx, pairs, created, &mut failures).await),
+        None => None,
+    };
     let elapsed_s = span_s(t0, last);
     let figures = Direct {
         pairs,
@@ -330,25 +466,93 @@ pub(crate) async fn run(ctx: &Ctx, args: &DirectArgs) -> Result<Report<Direct>, 
         size: args.size,
         sent,
         connect_s,
-        all_ready: ready == peers.len(),
+        all_ready: ready == connections,
         elapsed_s,
         messages_per_s: elapsed_s.map(|s| float(checks.0.delivered) / s),
         send_s: span_s(t0, send_end),
+        reliable: args.reliable,
+        rate: args.rate,
         receipts: receipt_figures,
+        accounts,
     };
-    drop(senders);
     Ok(ctx.report("direct", figures, Some(checks), failures, cpu))
 }
 
+/// Starts each connection's sender, warming up until told to start (the
+/// start signal carries its time).
+type Sides = (watch::Sender<Option<u64>>, Vec<JoinHandle<Sent>>);
+
+fn spawn_sides(
+    ctx: &Ctx,
+    args: &DirectArgs,
+    peers: &[Peer],
+    receipts: Option<&Receipted>,
+) -> Result<Sides, SetupError> {
+    let pairs = args.pairs;
+    let (go, start) = watch::channel(None);
+    let mut writers = Vec::with_capacity(peers.len());
+    for (i, peer) in (0..).zip(peers) {
+        let to = Recipients::Users(vec![nick(partner(i, pairs), pairs, args.reliable)]);
+        let mut sender = Sender::new(peer, i, to, args.size, ctx.clock)?;
+        if let Some((id_base, times)) = receipts.and_then(|r| r.reliable_sender(i)) {
+            sender = sender.reliable(id_base, times);
+        }
+        let pace = args.rate.map(|rate| Pace {
+            rate,
+            senders: 2 * pairs,
+            index: i,
+            start_ns: 0,
+        });
+        writers.push(tokio::spawn(side(
+            sender,
+            start.clone(),
+            args.messages,
+            pace,
+            ctx.deadline,
+        )));
+    }
+    Ok((go, writers))
+}
+
+/// Deletes the accounts of `direct --reliable` after the run; a failure is
+/// the run's.
+async fn delete_accounts(
+    ctx: &Ctx,
+    pairs: u32,
+    created: mailbox::Created,
+    failures: &mut Vec<String>,
+) -> AccountFigures {
+    let deleted = match mailbox::delete_named(ctx, 2 * pairs, account).await {
+        Ok(deleted) => deleted,
+        Err(error) => {
+            failures.push(format!("deleting the accounts: {error}"));
+            0
+        }
+    };
+    if failures.is_empty() && deleted < 2 * pairs {
+        failures.push(format!(
+            "only {deleted} of the {} accounts were there to delete",
+            2 * pairs
+        ));
+    }
+    AccountFigures {
+        created: created.created,
+        replaced: created.existing,
+        deleted,
+    }
+}
+
 /// One side of a pair: warm-up messages to the partner every
-/// [`WARMUP_EVERY`] until the start signal, then the data messages.
+/// [`WARMUP_EVERY`] until the start signal (which carries its time), then
+/// the data messages, as fast as the hub takes them or paced.
 async fn side(
     mut sender: Sender,
-    mut start: watch::Receiver<bool>,
+    mut start: watch::Receiver<Option<u64>>,
     messages: u64,
+    pace: Option<Pace>,
     deadline: Instant,
 ) -> Sent {
-    while !*start.borrow_and_update() {
+    while start.borrow_and_update().is_none() {
         if let Err(error) = sender.push(Kind::Warmup, 0) {
             return sender.stopped(format!("warm-up failed: {error}"));
         }
@@ -364,25 +568,46 @@ async fn side(
             () = tokio::time::sleep(WARMUP_EVERY) => {}
         }
     }
-    sender::send_all(sender, messages, deadline).await
+    let start_ns = *start.borrow();
+    match (pace, start_ns) {
+        (Some(pace), Some(start_ns)) => {
+            sender::send_paced(sender, messages, Pace { start_ns, ..pace }, deadline).await
+        }
+        _ => sender::send_all(sender, messages, deadline).await,
+    }
 }
 
 /// What the connections of `direct --receipts` share: each sender's
-/// sampled send times, and the histogram of SEND to receipt.
+/// sampled send times, and the histogram of SEND to receipt; with
+/// `--reliable`, the run's first `SEND` id and the histogram of SEND to
+/// ACK.
 struct Receipted {
     times: Vec<Arc<SendTimes>>,
     latencies: Arc<Mutex<Histogram<u64>>>,
+    reliable: Option<ReliableSpec>,
 }
 
 impl Receipted {
-    fn new(pairs: u32, messages: u64) -> Result<Self, SetupError> {
-        let latencies = Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)
-            .map_err(|error| SetupError::Task(error.to_string()))?;
+    fn new(pairs: u32, messages: u64, reliable: bool) -> Result<Self, SetupError> {
+        let histogram = || {
+            Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)
+                .map(|histogram| Arc::new(Mutex::new(histogram)))
+                .map_err(|error| SetupError::Task(error.to_string()))
+        };
+        let reliable = if reliable {
+            Some(ReliableSpec {
+                id_base: random_id_base(),
+                ack_latencies: histogram()?,
+            })
+        } else {
+            None
+        };
         Ok(Self {
             times: (0..2 * pairs)
                 .map(|_| Arc::new(SendTimes::new(messages)))
                 .collect(),
-            latencies: Arc::new(Mutex::new(latencies)),
+            latencies: histogram()?,
+            reliable,
         })
     }
 
@@ -390,12 +615,35 @@ impl Receipted {
     fn spec(&self, index: u32, pairs: u32) -> ReceiptSpec {
         let partner = partner(index, pairs);
         ReceiptSpec {
-            partner: nick(partner, pairs),
+            partner: nick(partner, pairs, self.reliable.is_some()),
             own_times: Arc::clone(&self.times[index as usize]),
             partner_times: Arc::clone(&self.times[partner as usize]),
             latencies: Arc::clone(&self.latencies),
+            reliable: self.reliable.clone(),
         }
     }
+
+    /// With `--reliable`, what sender `index` needs: the first `SEND` id,
+    /// and where to keep its send times.
+    fn reliable_sender(&self, index: u32) -> Option<(u64, Arc<SendTimes>)> {
+        let reliable = self.reliable.as_ref()?;
+        Some((reliable.id_base, Arc::clone(&self.times[index as usize])))
+    }
+}
+
+/// Where a run's `SEND` ids start with `--reliable`: a random point of bits
+/// 32 to 61 (the bundled client's, section 8.11 of `docs/protocol.md`, take
+/// bits 32 to 62), below
+/// [`RELIABLE_WARMUP_ID`](crate::payload::RELIABLE_WARMUP_ID) with room for
+/// 2^32 messages above it. The ids of a reliable session
+/// must be unique for the account, and the hub remembers them for a day.
+fn random_id_base() -> u64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    // Seeded from the system's randomness, per process.
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    (random & ((1 << 62) - 1)) & !((1 << 32) - 1)
 }
 
 /// The receipt figures (with `--receipts`) and, with or without, what
@@ -414,6 +662,7 @@ fn receipt_figures(
         sum.out_of_order += one.out_of_order;
         sum.bad += one.bad;
         sum.confirmed += one.confirmed;
+        sum.receipts_confirmed += one.receipts_confirmed;
         sum.last_ns = sum.last_ns.max(one.last_ns);
     }
     let mut failures = Vec::new();
@@ -433,12 +682,13 @@ fn receipt_figures(
         ));
     }
     let elapsed_s = span_s(t0, sum.last_ns);
-    let latency = Percentiles::of(
-        &receipted
-            .latencies
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner),
-    );
+    let of = |histogram: &Mutex<Histogram<u64>>| {
+        Percentiles::of(&histogram.lock().unwrap_or_else(PoisonError::into_inner))
+    };
+    let latency = of(&receipted.latencies);
+    let ack_latency = (receipted.reliable)
+        .as_ref()
+        .and_then(|reliable| of(&reliable.ack_latencies));
     let figures = ReceiptFigures {
         receipts: sum.receipts,
         receipts_expected: expected,
@@ -448,6 +698,11 @@ fn receipt_figures(
         receipts_out_of_order: sum.out_of_order,
         confirmed: sum.confirmed,
         receipt_latency: latency,
+        ack_latency,
+        receipts_confirmed: receipted
+            .reliable
+            .is_some()
+            .then_some(sum.receipts_confirmed),
     };
     (Some(figures), failures)
 }

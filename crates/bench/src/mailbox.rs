@@ -1,5 +1,7 @@
 //! The offline recipients of `store`: their accounts, created over the
-//! wire before a run, and their mailboxes, emptied after it.
+//! wire before a run, and their mailboxes, emptied after it. (The accounts
+//! of `direct --reliable` are created, and deleted after the run, here
+//! too.)
 //!
 //! Accounts are created with `ACCOUNT` frames on connections that never
 //! register (an account needs no session), a few at a time: the hub hashes
@@ -20,7 +22,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chinwag_protocol::{
-    AccountAction, AccountRequest, ClientFrame, Code, Hello, Message, PROTOCOL_VERSION,
+    AccountAction, AccountRequest, ClientFrame, Code, ErrorFrame, Hello, Message, PROTOCOL_VERSION,
     ServerFrame, options,
 };
 use futures::StreamExt;
@@ -80,6 +82,18 @@ pub(crate) struct Created {
 /// closed, no store), [`SetupError::Connect`] or [`SetupError::Handshake`]
 /// if a connection fails.
 pub(crate) async fn create_accounts(ctx: &Ctx, count: u32) -> Result<Created, SetupError> {
+    create_named(ctx, count, recipient, false).await
+}
+
+/// Creates the accounts `name(0)..name(count)`, each with [`PASSWORD`]. One
+/// that exists is used as it is, or with `fresh` deleted (with its mailbox)
+/// and created again; either way it counts as existing.
+pub(crate) async fn create_named(
+    ctx: &Ctx,
+    count: u32,
+    name: fn(u32) -> String,
+    fresh: bool,
+) -> Result<Created, SetupError> {
     let admission = Arc::new(Semaphore::new(CONCURRENCY));
     let mut tasks = JoinSet::new();
     for index in 0..count {
@@ -88,7 +102,13 @@ pub(crate) async fn create_accounts(ctx: &Ctx, count: u32) -> Result<Created, Se
         tasks.spawn(async move {
             // The semaphore is never closed.
             let _permit = admission.acquire_owned().await.ok();
-            create(&ctx, &recipient(index)).await
+            let nick = name(index);
+            let created = create(&ctx, &nick).await?;
+            if !created && fresh {
+                delete(&ctx, &nick).await?;
+                create(&ctx, &nick).await?;
+            }
+            Ok::<_, SetupError>(created)
         });
     }
     let mut bar = ctx.bar(count.into(), "accounts");
@@ -106,15 +126,87 @@ pub(crate) async fn create_accounts(ctx: &Ctx, count: u32) -> Result<Created, Se
     Ok(created)
 }
 
+/// Deletes the accounts `name(0)..name(count)` and their mailboxes (those
+/// already gone are let be); returns how many were deleted.
+pub(crate) async fn delete_named(
+    ctx: &Ctx,
+    count: u32,
+    name: fn(u32) -> String,
+) -> Result<u32, SetupError> {
+    let admission = Arc::new(Semaphore::new(CONCURRENCY));
+    let mut tasks = JoinSet::new();
+    for index in 0..count {
+        let admission = Arc::clone(&admission);
+        let ctx = ctx.clone();
+        tasks.spawn(async move {
+            let _permit = admission.acquire_owned().await.ok();
+            delete(&ctx, &name(index)).await
+        });
+    }
+    let mut bar = ctx.bar(count.into(), "deleting accounts");
+    let mut deleted = 0;
+    let mut done = 0;
+    while let Some(joined) = tasks.join_next().await {
+        if joined.map_err(|error| SetupError::Task(error.to_string()))?? {
+            deleted += 1;
+        }
+        done += 1;
+        bar.set(done);
+    }
+    Ok(deleted)
+}
+
 /// Creates one account on a connection of its own; `false` if it existed.
 async fn create(ctx: &Ctx, nick: &str) -> Result<bool, SetupError> {
+    match request(ctx, nick, AccountAction::Create).await? {
+        Ok(()) => Ok(true),
+        Err(error) if error.code == Code::ACCOUNT_EXISTS => Ok(false),
+        Err(error) => {
+            let hint = if error.code == Code::REGISTRATION_CLOSED {
+                format!(
+                    " (create the account {nick} with `chinwagd account create`, \
+                     password {PASSWORD:?}, or run the hub with --registration open)"
+                )
+            } else {
+                String::new()
+            };
+            Err(SetupError::Refused {
+                nick: nick.to_owned(),
+                code: error.code.0,
+                message: format!("{}{hint}", error.message),
+            })
+        }
+    }
+}
+
+/// Deletes one account on a connection of its own; `false` if there was
+/// none.
+async fn delete(ctx: &Ctx, nick: &str) -> Result<bool, SetupError> {
+    match request(ctx, nick, AccountAction::Delete).await? {
+        Ok(()) => Ok(true),
+        Err(error) if error.code == Code::NO_SUCH_ACCOUNT => Ok(false),
+        Err(error) => Err(SetupError::Refused {
+            nick: nick.to_owned(),
+            code: error.code.0,
+            message: error.message,
+        }),
+    }
+}
+
+/// Sends one `ACCOUNT` request about `nick` (with [`PASSWORD`]) on a
+/// connection of its own: `Ok(Err)` is the hub's refusal.
+async fn request(
+    ctx: &Ctx,
+    nick: &str,
+    action: AccountAction,
+) -> Result<Result<(), ErrorFrame>, SetupError> {
     let fail = |reason: String| SetupError::Handshake {
         nick: nick.to_owned(),
         reason,
     };
     let (mut frames, write) = open(ctx, nick).await?;
     let request = ClientFrame::Account(AccountRequest {
-        action: AccountAction::Create,
+        action,
         nick: nick.to_owned(),
         password: PASSWORD.to_owned(),
         new_password: String::new(),
@@ -124,25 +216,8 @@ async fn create(ctx: &Ctx, nick: &str) -> Result<bool, SetupError> {
         .map_err(|error| fail(format!("cannot send ACCOUNT: {error}")))?;
     loop {
         match next(&mut frames).await.map_err(&fail)? {
-            Some(ServerFrame::AccountDone(_)) => return Ok(true),
-            Some(ServerFrame::Error(error)) if error.code == Code::ACCOUNT_EXISTS => {
-                return Ok(false);
-            }
-            Some(ServerFrame::Error(error)) => {
-                let hint = if error.code == Code::REGISTRATION_CLOSED {
-                    format!(
-                        " (create the accounts bench-store-0.. with `chinwagd account create`, \
-                         password {PASSWORD:?}, or run the hub with --registration open)"
-                    )
-                } else {
-                    String::new()
-                };
-                return Err(SetupError::Refused {
-                    nick: nick.to_owned(),
-                    code: error.code.0,
-                    message: format!("{}{hint}", error.message),
-                });
-            }
+            Some(ServerFrame::AccountDone(_)) => return Ok(Ok(())),
+            Some(ServerFrame::Error(error)) => return Ok(Err(error)),
             Some(ServerFrame::Ping(token)) => {
                 send_frame(&write, &ClientFrame::Pong(token))
                     .await

@@ -24,6 +24,11 @@ pub(crate) const HEADER_LEN: usize = 33;
 /// plus one: ids should not be 0).
 pub(crate) const WARMUP_ID: u64 = 1 << 63;
 
+/// What marks a warm-up message's `SEND` id in a reliable session instead,
+/// whose ids the hub takes only below 2^63 (it keeps them in the store):
+/// the ids of its data messages stay below this.
+pub(crate) const RELIABLE_WARMUP_ID: u64 = 1 << 62;
+
 /// Mask of a 12-hex-digit field.
 const FIELD_MASK: u64 = (1 << 48) - 1;
 

@@ -35,6 +35,13 @@
 //! through the ack's message id. (Timing every message would take 8 bytes
 //! per message per connection: 80 MB for `--pairs 50 --messages 100000`.)
 //!
+//! In a reliable session (`direct --reliable`), a connection confirms every
+//! `SEQUENCED` it receives, warm-up messages included, so that nothing is
+//! left held in its mailbox, and takes the receipts of its own warm-up
+//! messages (their ids noted as their acks come) as good but uncounted.
+//! Its sender keeps the send times of its own sampled messages, so the
+//! latency from `SEND` to `ACK` is recorded too, as each sampled ack comes.
+//!
 //! Nothing here allocates per message: confirmations are encoded into
 //! buffers that keep their capacity, the ids awaiting a receipt sit in a
 //! ring that grows only while more are awaiting than ever before, and
@@ -45,8 +52,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use bytes::BytesMut;
-use chinwag_protocol::{ClientFrame, DEFAULT_MAX_FRAME, encode_into};
+use bytes::{BufMut as _, BytesMut};
+use chinwag_protocol::{ClientFrame, DEFAULT_MAX_FRAME, encode_into, opcode};
 use hdrhistogram::Histogram;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Notify;
@@ -88,7 +95,7 @@ impl SendTimes {
         self.0.get(usize::try_from(seq / SAMPLE_EVERY).ok()?)
     }
 
-    fn record(&self, seq: u64, sent_ns: u64) {
+    pub(crate) fn record(&self, seq: u64, sent_ns: u64) {
         if let Some(slot) = self.slot(seq) {
             // The receipt comes after the message arrived (through two
             // sockets and the hub); a sample not yet visible is skipped.
@@ -96,7 +103,7 @@ impl SendTimes {
         }
     }
 
-    fn get(&self, seq: u64) -> Option<u64> {
+    pub(crate) fn get(&self, seq: u64) -> Option<u64> {
         let sent_ns = self.slot(seq)?.load(Ordering::Relaxed);
         (sent_ns > 0).then_some(sent_ns)
     }
@@ -113,6 +120,24 @@ pub(crate) struct ReceiptSpec {
     pub(crate) partner_times: Arc<SendTimes>,
     /// SEND to its receipt, in nanoseconds, over every connection.
     pub(crate) latencies: Arc<Mutex<Histogram<u64>>>,
+    /// A reliable session (`direct --reliable`): logs in to its account
+    /// with `RELIABLE`, confirms every `SEQUENCED` (warm-up messages too,
+    /// so that nothing stays held in the mailbox) and takes the receipts
+    /// of its warm-up messages as good but uncounted.
+    pub(crate) reliable: Option<ReliableSpec>,
+}
+
+/// What a reliable session adds.
+#[derive(Debug, Clone)]
+pub(crate) struct ReliableSpec {
+    /// Added to every `SEND` id of the run (the sender's `id_base`).
+    pub(crate) id_base: u64,
+    /// SEND to its `ACK`, in nanoseconds, over every connection: the
+    /// sender keeps its own send times ([`Sender::reliable`]), so each
+    /// sampled ack finds its message's.
+    ///
+    /// [`Sender::reliable`]: crate::sender::Sender::reliable
+    pub(crate) ack_latencies: Arc<Mutex<Histogram<u64>>>,
 }
 
 /// What one connection counted about receipts.
@@ -128,6 +153,9 @@ pub(crate) struct ReceiptTally {
     pub(crate) bad: u64,
     /// Message ids confirmed (written or queued to be).
     pub(crate) confirmed: u64,
+    /// Receipts confirmed with `CONFIRM_RECEIPTS` (a reliable session's:
+    /// every receipt it got, so that the hub stops keeping them).
+    pub(crate) receipts_confirmed: u64,
     /// [`Clock::now_ns`](crate::clock::Clock::now_ns) of the latest good
     /// receipt.
     pub(crate) last_ns: u64,
@@ -179,6 +207,16 @@ pub(crate) struct Receipts {
     /// front is always still awaited.
     passed: VecDeque<(u64, u64, bool)>,
     latencies: Vec<u64>,
+    /// With `reliable`: SEND to `ACK` of sampled messages, not yet in the
+    /// shared histogram.
+    ack_latencies: Vec<u64>,
+    /// With `reliable`: the hub's ids of warm-up messages acked and
+    /// awaiting their receipt (a few, early in the run).
+    warmups: Vec<u64>,
+    /// With `reliable`: the receipts to confirm, encoded as
+    /// `CONFIRM_RECEIPTS` names them (message id, recipient), and how many.
+    receipt_keys: BytesMut,
+    receipt_count: u32,
     pub(crate) tally: ReceiptTally,
 }
 
@@ -195,7 +233,44 @@ impl Receipts {
             awaiting: VecDeque::with_capacity(1024),
             passed: VecDeque::new(),
             latencies: Vec::with_capacity(LATENCY_BATCH),
+            ack_latencies: Vec::new(),
+            warmups: Vec::new(),
+            receipt_keys: BytesMut::new(),
+            receipt_count: 0,
             tally: ReceiptTally::default(),
+        }
+    }
+
+    /// What `SEND` ids start from: 0, or a reliable session's random start.
+    pub(crate) fn id_base(&self) -> u64 {
+        self.spec
+            .reliable
+            .as_ref()
+            .map_or(0, |reliable| reliable.id_base)
+    }
+
+    /// Whether this is a reliable session.
+    pub(crate) fn reliable(&self) -> bool {
+        self.spec.reliable.is_some()
+    }
+
+    /// A message that is not a counted data message arrived (a warm-up, or
+    /// one already seen): in a reliable session it is confirmed all the
+    /// same, so that it leaves the mailbox.
+    pub(crate) fn held(&mut self, id: u64) {
+        if self.reliable() {
+            self.pending.push(id);
+            if self.pending.len() >= CONFIRM_BATCH {
+                self.confirm();
+            }
+        }
+    }
+
+    /// In a reliable session, this connection's warm-up message was acked
+    /// as the hub's `message_id`: its receipt will come, and is good.
+    pub(crate) fn warmup_acked(&mut self, message_id: u64) {
+        if self.reliable() {
+            self.warmups.push(message_id);
         }
     }
 
@@ -209,13 +284,16 @@ impl Receipts {
         }
     }
 
-    /// Whether ids wait to be confirmed.
+    /// Whether ids (or a reliable session's receipts) wait to be
+    /// confirmed.
     pub(crate) fn pending(&self) -> bool {
-        !self.pending.is_empty()
+        !self.pending.is_empty() || self.receipt_count > 0
     }
 
-    /// Hands the pending ids, as one `CONFIRM`, to the writer task.
+    /// Hands the pending ids, as one `CONFIRM`, and a reliable session's
+    /// pending receipts, as one `CONFIRM_RECEIPTS`, to the writer task.
     pub(crate) fn confirm(&mut self) {
+        self.confirm_receipts();
         if self.pending.is_empty() {
             return;
         }
@@ -232,8 +310,20 @@ impl Receipts {
 
     /// This connection's message `seq` was acked as the hub's `message_id`:
     /// its receipt is awaited.
-    pub(crate) fn acked(&mut self, seq: u64, message_id: u64) {
+    ///
+    /// In a reliable session, the latency from its `SEND` to this ack is
+    /// recorded for a sampled message (read at `now_ns`, called only then).
+    pub(crate) fn acked(&mut self, seq: u64, message_id: u64, now_ns: impl FnOnce() -> u64) {
         self.awaiting.push_back((message_id, seq));
+        if self.spec.reliable.is_some()
+            && let Some(sent_ns) = self.spec.own_times.get(seq)
+        {
+            self.ack_latencies
+                .push(now_ns().saturating_sub(sent_ns).max(1));
+            if self.ack_latencies.len() == LATENCY_BATCH {
+                self.flush_latencies();
+            }
+        }
     }
 
     /// A receipt for `message_id`, naming `recipient`, read at `now_ns`.
@@ -243,11 +333,18 @@ impl Receipts {
         recipient: &[u8],
         now_ns: u64,
     ) -> Result<(), Wrong> {
+        if self.spec.reliable.is_some() {
+            self.handled(message_id, recipient);
+        }
         if recipient != self.spec.partner.as_bytes() {
             self.tally.bad += 1;
             return Err(Wrong::Recipient);
         }
         let Some(seq) = self.awaited(message_id) else {
+            if let Some(at) = self.warmups.iter().position(|&id| id == message_id) {
+                self.warmups.swap_remove(at);
+                return Ok(());
+            }
             self.tally.bad += 1;
             return Err(Wrong::NotAwaited);
         };
@@ -260,6 +357,42 @@ impl Receipts {
             }
         }
         Ok(())
+    }
+
+    /// A reliable session's receipt, checked: to be confirmed, so that the
+    /// hub stops keeping it (every one, good or not: the hub ignores those
+    /// it does not keep). Written as `CONFIRM_RECEIPTS` names it, into a
+    /// buffer that keeps its capacity: nothing allocated per receipt.
+    fn handled(&mut self, message_id: u64, recipient: &[u8]) {
+        // A nickname is at most 32 bytes (the codec checked its length
+        // byte).
+        self.receipt_keys.put_u64(message_id);
+        self.receipt_keys.put_u8(recipient.len() as u8);
+        self.receipt_keys.put_slice(recipient);
+        self.receipt_count += 1;
+        if self.receipt_count as usize >= CONFIRM_BATCH {
+            self.confirm_receipts();
+        }
+    }
+
+    /// Hands the pending receipts, as one `CONFIRM_RECEIPTS` (opcode, count,
+    /// then each message id and recipient), to the writer task.
+    fn confirm_receipts(&mut self) {
+        if self.receipt_count == 0 {
+            return;
+        }
+        let mut frames = self.outgoing.lock();
+        // At most 64 × 41 bytes: within any frame limit.
+        let len = 1 + 4 + self.receipt_keys.len();
+        frames.put_u32(len as u32);
+        frames.put_u8(opcode::CONFIRM_RECEIPTS);
+        frames.put_u32(self.receipt_count);
+        frames.put_slice(&self.receipt_keys);
+        drop(frames);
+        self.tally.receipts_confirmed += u64::from(self.receipt_count);
+        self.receipt_keys.clear();
+        self.receipt_count = 0;
+        self.outgoing.wake.notify_one();
     }
 
     /// Takes `message_id` off the messages awaiting a receipt: its sequence
@@ -292,12 +425,21 @@ impl Receipts {
     }
 
     fn flush_latencies(&mut self) {
-        if self.latencies.is_empty() {
-            return;
+        if !self.latencies.is_empty() {
+            let mut histogram =
+                (self.spec.latencies.lock()).unwrap_or_else(PoisonError::into_inner);
+            for latency in self.latencies.drain(..) {
+                histogram.saturating_record(latency);
+            }
         }
-        let mut histogram = (self.spec.latencies.lock()).unwrap_or_else(PoisonError::into_inner);
-        for latency in self.latencies.drain(..) {
-            histogram.saturating_record(latency);
+        if let Some(reliable) = &self.spec.reliable
+            && !self.ack_latencies.is_empty()
+        {
+            let mut histogram =
+                (reliable.ack_latencies.lock()).unwrap_or_else(PoisonError::into_inner);
+            for latency in self.ack_latencies.drain(..) {
+                histogram.saturating_record(latency);
+            }
         }
     }
 
@@ -372,6 +514,7 @@ mod tests {
             own_times: Arc::new(SendTimes::new(100)),
             partner_times: Arc::new(SendTimes::new(100)),
             latencies: Arc::new(Mutex::new(Histogram::new(3).unwrap())),
+            reliable: None,
         };
         let receipts = Receipts::new(spec, Arc::new(tokio::sync::Mutex::new(write)));
         let frames = FramedRead::new(theirs.unwrap().0, HubCodec::default());
@@ -415,7 +558,7 @@ mod tests {
         let (mut receipts, _frames) = connected("b0").await;
         // Sequence numbers 0..8 acked as ids 10, 12, ..., 24.
         for seq in 0..8 {
-            receipts.acked(seq, 10 + 2 * seq);
+            receipts.acked(seq, 10 + 2 * seq, || 0);
         }
         receipts.spec.own_times.record(0, 500);
         assert_eq!(receipts.receipt(10, b"b0", 2_000), Ok(()));
@@ -442,6 +585,45 @@ mod tests {
         assert!(awaiting.is_empty());
         assert_eq!(passed.front(), Some(&(12, 1, false)));
         assert!(passed.iter().skip(1).all(|&(.., received)| received));
+    }
+
+    #[tokio::test]
+    async fn a_reliable_session_confirms_every_receipt_in_batches() {
+        let (mut receipts, mut frames) = connected("b0").await;
+        receipts.spec.reliable = Some(ReliableSpec {
+            id_base: 0,
+            ack_latencies: Arc::new(Mutex::new(Histogram::new(3).unwrap())),
+        });
+        for seq in 0..70 {
+            receipts.acked(seq, 100 + seq, || 0);
+        }
+        for seq in 0..70 {
+            assert_eq!(receipts.receipt(100 + seq, b"b0", 1_000), Ok(()));
+        }
+        // A wrong one is confirmed too: the hub ignores what it does not keep.
+        assert!(receipts.receipt(5, "é".as_bytes(), 1_001).is_err());
+        assert!(receipts.pending());
+        let tally = receipts.finish();
+        assert_eq!((tally.receipts, tally.receipts_confirmed), (70, 71));
+        let mut batches = Vec::new();
+        while let Some(frame) = frames.next().await {
+            let Ok(ClientFrame::ConfirmReceipts(keys)) = frame else {
+                panic!("not a CONFIRM_RECEIPTS: {frame:?}");
+            };
+            batches.push(keys);
+        }
+        let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [64, 7]);
+        let keys = batches.concat();
+        assert_eq!(
+            (keys[0].message_id, keys[0].recipient.as_str()),
+            (100, "b0")
+        );
+        assert_eq!(
+            (keys[69].message_id, keys[69].recipient.as_str()),
+            (169, "b0")
+        );
+        assert_eq!((keys[70].message_id, keys[70].recipient.as_str()), (5, "é"));
     }
 
     #[test]

@@ -23,7 +23,9 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use chinwag_protocol::{Ack, ClientFrame, Code, ErrorFrame, Message, ProtocolError, ServerFrame};
+use chinwag_protocol::{
+    Ack, ClientFrame, Code, ErrorFrame, Gap, Message, ProtocolError, ServerFrame,
+};
 use futures::{FutureExt as _, StreamExt};
 use hdrhistogram::Histogram;
 use tokio_util::codec::FramedRead;
@@ -31,7 +33,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use crate::clock::Clock;
 use crate::codec::{BenchCodec, Inbound, ReceiptBatch};
-use crate::payload::{self, Header, Kind, WARMUP_ID};
+use crate::payload::{self, Header, Kind, RELIABLE_WARMUP_ID, WARMUP_ID};
 use crate::receipts::{CONFIRM_QUIET, ReceiptTally, Receipts, Wrong};
 use crate::shared_write::SharedWrite;
 use crate::stuck::STUCK_PREFIX;
@@ -136,12 +138,18 @@ pub(crate) struct Receiver {
     pub(crate) receipts: Option<Receipts>,
 }
 
-/// Which sequence numbers have arrived, one bit each.
+/// Which sequence numbers have arrived, one bit each; and the order of
+/// what arrives: the last ack's id, and the last `SEQUENCED` number.
 #[derive(Debug)]
 struct Seen {
     bits: Vec<u64>,
     /// One past the highest sequence number seen.
     next: u64,
+    /// The `SEND` id of the last ack (as the connection counts them).
+    last_ack: u64,
+    /// The number of the last `SEQUENCED` (a reliable session's), 0 before
+    /// the first.
+    last_number: u64,
 }
 
 impl Seen {
@@ -150,6 +158,8 @@ impl Seen {
         Self {
             bits: vec![0; words],
             next: 0,
+            last_ack: 0,
+            last_number: 0,
         }
     }
 
@@ -170,7 +180,6 @@ pub(crate) async fn run(mut r: Receiver) -> Tally {
     // Allocated on the first latency: `conns` holds thousands of receivers
     // that never record one.
     let mut batch: Vec<u64> = Vec::new();
-    let mut last_ack = 0u64;
     let mut last_error: Option<ErrorFrame> = None;
     let mut receipts = r.receipts.take();
     let stop = r.stop.clone();
@@ -187,6 +196,10 @@ pub(crate) async fn run(mut r: Receiver) -> Tally {
                     confirm(receipts.as_mut(), id, header);
                 }
             }
+            Some(Ok(Inbound::Sequenced { seq, id, header })) => {
+                let (receipts, message) = (receipts.as_mut(), (seq, id, header));
+                on_sequenced(&r, receipts, message, &mut seen, &mut tally, &mut batch);
+            }
             Some(Ok(Inbound::Frame(ServerFrame::Message(message)))) => {
                 if let Some(header) = on_message(&r, &message, &mut seen, &mut tally, &mut batch) {
                     confirm(receipts.as_mut(), message.id, header);
@@ -197,32 +210,29 @@ pub(crate) async fn run(mut r: Receiver) -> Tally {
                 message_id,
                 delivered,
             })) => {
-                if on_ack(&r, client_id, delivered, None, &mut last_ack, &mut tally) {
-                    await_receipt(receipts.as_mut(), client_id, message_id);
-                }
+                let (rs, ids) = (receipts.as_mut(), (client_id, message_id));
+                acked(&r, rs, ids, delivered, None, &mut seen, &mut tally);
             }
             Some(Ok(Inbound::Frame(ServerFrame::Ack(ack)))) => {
-                let (client_id, delivered) = (ack.client_id, ack.delivered);
-                if on_ack(
+                let (rs, ids) = (receipts.as_mut(), (ack.client_id, ack.message_id));
+                acked(
                     &r,
-                    client_id,
-                    delivered,
+                    rs,
+                    ids,
+                    ack.delivered,
                     Some(&ack),
-                    &mut last_ack,
+                    &mut seen,
                     &mut tally,
-                ) {
-                    await_receipt(receipts.as_mut(), client_id, ack.message_id);
-                }
+                );
             }
             Some(Ok(Inbound::Frame(ServerFrame::AckRun(run)))) => {
                 // A run holds messages to named users, each delivered to
                 // every name; the bench names one user per such message.
-                for (client_id, message_id) in run.ids() {
-                    if on_ack(&r, client_id, 1, None, &mut last_ack, &mut tally) {
-                        await_receipt(receipts.as_mut(), client_id, message_id);
-                    }
+                for ids in run.ids() {
+                    acked(&r, receipts.as_mut(), ids, 1, None, &mut seen, &mut tally);
                 }
             }
+            Some(Ok(Inbound::Frame(ServerFrame::Gap(gap)))) => on_gap(&r, &gap, &mut tally),
             Some(Ok(Inbound::Receipts(list))) => {
                 on_receipts(&r, &list, receipts.as_mut(), &mut tally);
             }
@@ -402,12 +412,83 @@ fn confirm(receipts: Option<&mut Receipts>, id: u64, header: Header) {
     }
 }
 
-/// With receipts, the ack of data message `client_id` (its sequence number
-/// plus one) makes its receipt awaited.
-fn await_receipt(receipts: Option<&mut Receipts>, client_id: u64, message_id: u64) {
+/// The ack of the message sent with `client_id` (a reliable session's ids
+/// start at a random point, taken off here: a data message's is then its
+/// sequence number plus one; its warm-ups are marked as the others'), as the hub's `message_id`: checked
+/// ([`on_ack`]), and with receipts, a data message's receipt is awaited
+/// (in a reliable session a warm-up's too).
+fn acked(
+    r: &Receiver,
+    receipts: Option<&mut Receipts>,
+    (client_id, message_id): (u64, u64),
+    delivered: u32,
+    ack: Option<&Ack>,
+    seen: &mut Seen,
+    tally: &mut Tally,
+) {
+    let client_id = match &receipts {
+        Some(receipts) if receipts.reliable() => {
+            if client_id & RELIABLE_WARMUP_ID == 0 {
+                client_id.wrapping_sub(receipts.id_base())
+            } else {
+                WARMUP_ID | client_id
+            }
+        }
+        _ => client_id,
+    };
+    let data = on_ack(r, client_id, delivered, ack, &mut seen.last_ack, tally);
     if let Some(receipts) = receipts {
-        receipts.acked(client_id.wrapping_sub(1), message_id);
+        if data {
+            receipts.acked(client_id.wrapping_sub(1), message_id, || r.clock.now_ns());
+        } else {
+            receipts.warmup_acked(message_id);
+        }
     }
+}
+
+/// A `SEQUENCED` bench message, read in place (number, hub id, header):
+/// its number checked ([`on_number`]), then as a delivery
+/// ([`on_delivery`]); every one is confirmed, not only counted data
+/// messages, so that nothing stays held in the mailbox.
+fn on_sequenced(
+    r: &Receiver,
+    receipts: Option<&mut Receipts>,
+    (number, id, header): (u64, u64, Header),
+    seen: &mut Seen,
+    tally: &mut Tally,
+    batch: &mut Vec<u64>,
+) {
+    on_number(r, number, &mut seen.last_number, tally);
+    let counted = on_delivery(r, header, seen, tally, batch);
+    if let Some(receipts) = receipts {
+        if counted {
+            receipts.delivered(id, header);
+        } else {
+            receipts.held(id);
+        }
+    }
+}
+
+/// A `GAP`: numbers the hub will never send, so messages lost.
+fn on_gap(r: &Receiver, gap: &Gap, tally: &mut Tally) {
+    tally.hub_errors += 1;
+    tally.note(|| {
+        format!(
+            "{}: the hub says numbers {} to {} will never come (code {})",
+            r.nick, gap.first, gap.last, gap.reason.0
+        )
+    });
+}
+
+/// Checks a `SEQUENCED` frame's number: one more than the last (the
+/// bench's accounts are fresh, and every copy is stored; a gap or a number
+/// again is a message the hub lost or sent twice).
+fn on_number(r: &Receiver, number: u64, last: &mut u64, tally: &mut Tally) {
+    if *last != 0 && number != *last + 1 {
+        tally.corrupt += 1;
+        tally.note(|| format!("{}: SEQUENCED number {number} after {}", r.nick, *last));
+    }
+    *last = number;
 }
 
 /// Checks each receipt of a `RECEIPT` frame. Without receipts, any is

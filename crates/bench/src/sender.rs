@@ -6,6 +6,7 @@
 //! the buffer once encoded; so sending allocates nothing per message: the
 //! only copies are the encoding into the buffer and the kernel's.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -15,7 +16,8 @@ use tokio::io::AsyncWriteExt;
 use crate::clock::Clock;
 use crate::conn::Peer;
 use crate::error::SetupError;
-use crate::payload::{self, Header, Kind, WARMUP_ID};
+use crate::payload::{self, Header, Kind, RELIABLE_WARMUP_ID, WARMUP_ID};
+use crate::receipts::SendTimes;
 use crate::shared_write::SharedWrite;
 
 /// The buffer is written once it holds this much (hubload's chunk).
@@ -41,6 +43,12 @@ pub(crate) struct Sender {
     clock: Clock,
     max_frame: usize,
     warmups: u64,
+    /// Added to every `SEND` id: 0, or a reliable session's random start
+    /// (its ids must be unique for the account across runs).
+    id_base: u64,
+    /// Where the send times of sampled data messages are kept as they are
+    /// encoded, for the connection's own receiver (`direct --reliable`).
+    times: Option<Arc<SendTimes>>,
 }
 
 impl Sender {
@@ -82,7 +90,20 @@ impl Sender {
             clock,
             max_frame,
             warmups: 0,
+            id_base: 0,
+            times: None,
         })
+    }
+
+    /// The same sender for a reliable session: `SEND` ids counted from
+    /// `id_base` (data message `seq` is `id_base + seq + 1`, warm-up `n` is
+    /// `RELIABLE_WARMUP_ID | (id_base + n)`, all below 2^63 as the hub
+    /// requires), keeping the send times of sampled data messages in
+    /// `times`.
+    pub(crate) fn reliable(mut self, id_base: u64, times: Arc<SendTimes>) -> Self {
+        self.id_base = id_base;
+        self.times = Some(times);
+        self
     }
 
     /// As [`push`](Self::push), for one message to `to` rather than to the
@@ -113,21 +134,39 @@ impl Sender {
 
     /// Encodes one message into the buffer; the timestamp is taken now.
     pub(crate) fn push(&mut self, kind: Kind, seq: u64) -> Result<(), ProtocolError> {
+        self.push_at(kind, seq, None)
+    }
+
+    /// Encodes one message into the buffer, stamped `sent_ns` (its
+    /// scheduled time), or the time now if `None`.
+    fn push_at(&mut self, kind: Kind, seq: u64, sent_ns: Option<u64>) -> Result<(), ProtocolError> {
         if let ClientFrame::Send(send) = &mut self.frame {
             send.id = match kind {
-                Kind::Data => seq + 1,
+                Kind::Data => self.id_base + seq + 1,
                 Kind::Warmup => {
                     self.warmups += 1;
-                    WARMUP_ID | self.warmups
+                    // A reliable session's: the receiver maps it back.
+                    let marker = if self.times.is_some() {
+                        RELIABLE_WARMUP_ID
+                    } else {
+                        WARMUP_ID
+                    };
+                    marker | (self.id_base + self.warmups)
                 }
             };
         }
         encode_into(&self.frame, self.max_frame, &mut self.buf)?;
+        let sent_ns = sent_ns.unwrap_or_else(|| self.clock.now_ns());
+        if kind == Kind::Data
+            && let Some(times) = &self.times
+        {
+            times.record(seq, sent_ns);
+        }
         let header = Header {
             kind,
             sender: self.index,
             seq,
-            sent_ns: self.clock.now_ns(),
+            sent_ns,
         };
         // A `SEND` ends with its text.
         let end = self.buf.len();
@@ -233,5 +272,106 @@ pub(crate) async fn send_all(mut sender: Sender, messages: u64, deadline: Instan
         sender,
         count: sent,
         error,
+    }
+}
+
+/// When a paced sender's messages are due: `--rate` messages per second
+/// over `senders` senders, interleaved, so that together they send one
+/// message every `1 / rate` seconds and each sends its share evenly.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pace {
+    /// Messages per second, over every sender.
+    pub(crate) rate: u64,
+    pub(crate) senders: u32,
+    /// This sender's index among them.
+    pub(crate) index: u32,
+    /// [`Clock::now_ns`] of the start signal: message 0 of sender 0 is due
+    /// then.
+    pub(crate) start_ns: u64,
+}
+
+impl Pace {
+    /// When message `seq` is due, in [`Clock::now_ns`] nanoseconds: the
+    /// `(seq × senders + index)`th message of the whole run.
+    fn due(self, seq: u64) -> u64 {
+        let nth = u128::from(seq) * u128::from(self.senders) + u128::from(self.index);
+        let offset = nth * 1_000_000_000 / u128::from(self.rate.max(1));
+        self.start_ns
+            .saturating_add(u64::try_from(offset).unwrap_or(u64::MAX))
+    }
+}
+
+/// Sends data messages `0..messages` on the schedule of `pace`: each is
+/// stamped with the time it was due, not the time it was encoded, so that
+/// a sender running late (the timer waking it late, the hub's flow control
+/// holding up a write) shows in the latencies instead of hiding it (no
+/// coordinated omission). Each time it wakes it encodes every message due
+/// by then and writes them in one go, then sleeps until the next one is
+/// due; so it keeps to the schedule however long a sleep or a write took.
+/// Stops early at `deadline`.
+pub(crate) async fn send_paced(
+    mut sender: Sender,
+    messages: u64,
+    pace: Pace,
+    deadline: Instant,
+) -> Sent {
+    let mut sent = 0;
+    let mut error = None;
+    while sent < messages {
+        if Instant::now() >= deadline {
+            error = Some(format!(
+                "the deadline stopped sending after {sent} of {messages}"
+            ));
+            break;
+        }
+        let now = sender.clock.now_ns();
+        let mut pushed = Ok(());
+        // A sender far behind writes a chunk at a time.
+        while sent < messages && pace.due(sent) <= now && sender.buf.len() < FLUSH_AT {
+            pushed = sender.push_at(Kind::Data, sent, Some(pace.due(sent)));
+            if pushed.is_err() {
+                break;
+            }
+            sent += 1;
+        }
+        let written = match pushed {
+            Ok(()) => sender.flush().await,
+            Err(failed) => Err(failed),
+        };
+        if let Err(failed) = written {
+            error = Some(format!("sending failed after {sent} messages: {failed}"));
+            break;
+        }
+        if sent < messages {
+            tokio::time::sleep_until(sender.clock.at(pace.due(sent)).into()).await;
+        }
+    }
+    Sent {
+        end_ns: sender.clock.now_ns(),
+        sender,
+        count: sent,
+        error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paced_senders_take_turns_at_the_rate() {
+        // 4 senders at 1,000 messages/s: one message every millisecond, each
+        // sender every 4.
+        let pace = |index| Pace {
+            rate: 1_000,
+            senders: 4,
+            index,
+            start_ns: 5,
+        };
+        assert_eq!(pace(0).due(0), 5);
+        assert_eq!(pace(1).due(0), 5 + 1_000_000);
+        assert_eq!(pace(3).due(0), 5 + 3_000_000);
+        assert_eq!(pace(0).due(1), 5 + 4_000_000);
+        assert_eq!(pace(2).due(250), 5 + 1_002_000_000);
     }
 }

@@ -394,7 +394,7 @@ async fn connect(ctx: &Ctx, senders: u32, size: usize) -> Result<Vec<Registered>
             let _permit = admission.acquire_owned().await.ok();
             let nick = format!("bench-sender-{index}");
             let registered =
-                conn::register(&ctx, &nick, None, STREAM_READ_BUFFER, size, false, 0).await?;
+                conn::register(&ctx, &nick, None, STREAM_READ_BUFFER, size, false, 0, None).await?;
             Ok::<_, SetupError>((index, registered))
         });
     }

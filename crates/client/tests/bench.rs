@@ -312,6 +312,83 @@ async fn store_gets_every_message_stored_and_drains_the_mailboxes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_reliable_gets_every_message_and_receipt_and_leaves_no_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = hub_with_store(StoreConfig::new(dir.path())).await;
+    let args = ["direct", "--pairs", "2", "--messages", "200", "--reliable"];
+    let first = report(&bench(&hub, &args).await);
+    assert_eq!(first["workload"], "direct");
+    assert_eq!(first["reliable"], true, "{first}");
+    assert_clean(&first, 2 * 2 * 200);
+    assert_eq!(first["acks"], 2 * 2 * 200);
+    assert_eq!(first["receipts_expected"], 2 * 2 * 200, "{first}");
+    assert_eq!(first["receipts"], 2 * 2 * 200, "{first}");
+    assert_eq!(first["bad_receipts"], 0, "{first}");
+    // Every data message confirmed, and the warm-up messages too.
+    assert!(
+        first["confirmed"].as_u64().is_some_and(|n| n > 2 * 2 * 200),
+        "{first}"
+    );
+    // Sequence numbers 0, 16, ..., 192 of each of the 4 senders, to the
+    // receipt and to the ack.
+    for field in ["receipt_latency", "ack_latency"] {
+        let latency = &first[field];
+        assert_eq!(latency["samples"], 4 * 13, "{field}: {first}");
+        let p50 = latency["p50_us"].as_f64().unwrap();
+        let p99 = latency["p99_us"].as_f64().unwrap();
+        assert!(0.0 < p50 && p50 <= p99, "{field}: {first}");
+    }
+    // Every receipt confirmed, the warm-up messages' too.
+    assert!(
+        first["receipts_confirmed"]
+            .as_u64()
+            .is_some_and(|n| n > 2 * 2 * 200),
+        "{first}"
+    );
+    assert_eq!(first["accounts_created"], 4, "{first}");
+    assert_eq!(first["accounts_replaced"], 0, "{first}");
+    assert_eq!(first["accounts_deleted"], 4, "{first}");
+
+    // Paced, on the same store: the accounts were deleted, so are created
+    // again, empty.
+    let paced = [
+        "direct",
+        "--pairs",
+        "2",
+        "--messages",
+        "200",
+        "--reliable",
+        "--rate",
+        "800",
+    ];
+    let again = report(&bench(&hub, &paced).await);
+    assert_clean(&again, 2 * 2 * 200);
+    assert_eq!(again["rate"], 800, "{again}");
+    assert_eq!(again["receipts"], 2 * 2 * 200, "{again}");
+    assert_eq!(again["accounts_created"], 4, "{again}");
+    assert_eq!(again["accounts_replaced"], 0, "{again}");
+    // 800 messages at 800 a second: about a second.
+    let elapsed = again["elapsed_s"].as_f64().unwrap();
+    assert!(elapsed > 0.9, "{again}");
+    hub.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_reliable_needs_a_hub_with_accounts() {
+    // No store: the accounts cannot be created, a setup error.
+    let hub = TestHub::start().await;
+    let output = bench(
+        &hub,
+        &["direct", "--pairs", "1", "--messages", "10", "--reliable"],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("bench-rel-"), "{stderr}");
+    hub.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_counts_a_full_mailbox_as_a_failure() {
     let dir = tempfile::tempdir().unwrap();
     let hub = hub_with_store(StoreConfig {
