@@ -86,6 +86,14 @@ pub trait MailStore: fmt::Debug + Send + Sync {
         received_ms: u64,
     ) -> Result<Pending<Confirmed>, StoreError>;
 
+    /// [`confirm`](Self::confirm) for several mailboxes in one request (a
+    /// hub's batch of confirmations): one answer per mailbox, in order.
+    fn confirm_all(
+        &self,
+        confirms: Vec<(String, Vec<u64>)>,
+        received_ms: u64,
+    ) -> Result<Pending<Vec<Confirmed>>, StoreError>;
+
     /// Deletes every stored message older than `max_age` at `now_ms`, and
     /// answers how many each mailbox lost. Each count is also kept with the
     /// account until [`clear_expired`](Self::clear_expired), so an owner
@@ -116,6 +124,13 @@ pub trait MailStore: fmt::Debug + Send + Sync {
         &self,
         owner: &str,
         receipts: Vec<(u64, String)>,
+    ) -> Result<Pending<()>, StoreError>;
+
+    /// [`forget_receipts`](Self::forget_receipts) for several owners in one
+    /// request.
+    fn forget_all_receipts(
+        &self,
+        receipts: Vec<(String, Vec<(u64, String)>)>,
     ) -> Result<Pending<()>, StoreError>;
 
     /// The highest message id ever handed to the store (0 for none): a

@@ -302,6 +302,21 @@ impl MailStore for Store {
         self.write(move |tx| queries::confirm(tx, &recipient, &ids, received_ms).map(Ok))
     }
 
+    fn confirm_all(
+        &self,
+        confirms: Vec<(String, Vec<u64>)>,
+        received_ms: u64,
+    ) -> Result<Pending<Vec<Confirmed>>, StoreError> {
+        check_i64(received_ms, "receipt time")?;
+        self.write(move |tx| {
+            let mut answers = Vec::with_capacity(confirms.len());
+            for (recipient, ids) in &confirms {
+                answers.push(queries::confirm(tx, recipient, ids, received_ms)?);
+            }
+            Ok(Ok(answers))
+        })
+    }
+
     fn expire(&self, now_ms: u64, max_age: Duration) -> Result<Pending<Vec<Expired>>, StoreError> {
         self.write(move |tx| queries::expire(tx, now_ms, max_age).map(Ok))
     }
@@ -340,6 +355,23 @@ impl MailStore for Store {
         }
         let owner = owner.to_owned();
         self.write(move |tx| queries::forget_receipts(tx, &owner, &receipts).map(Ok))
+    }
+
+    fn forget_all_receipts(
+        &self,
+        receipts: Vec<(String, Vec<(u64, String)>)>,
+    ) -> Result<Pending<()>, StoreError> {
+        for (_, keys) in &receipts {
+            for (message_id, _) in keys {
+                check_i64(*message_id, "message id")?;
+            }
+        }
+        self.write(move |tx| {
+            for (owner, keys) in &receipts {
+                queries::forget_receipts(tx, owner, keys)?;
+            }
+            Ok(Ok(()))
+        })
     }
 
     fn last_message_id(&self) -> Result<Pending<u64>, StoreError> {

@@ -140,6 +140,10 @@ pub(super) struct ToStore {
     messages: Vec<(u64, Vec<usize>)>,
     /// The senders' in-flight permits, released when the commit returns.
     permits: Vec<Arc<OwnedSemaphorePermit>>,
+    /// The batch's confirmations: each mailbox's owner and the ids.
+    confirms: Vec<(String, Vec<u64>)>,
+    /// The batch's receipts no longer to keep: each owner and the receipts.
+    pub(super) forgets: Vec<(String, Vec<(u64, String)>)>,
 }
 
 impl ToStore {
@@ -479,15 +483,35 @@ impl Actor {
         if out.is_empty() {
             self.stored_out.remove(&id);
         }
-        let Some(storage) = &self.accounts.storage else {
-            return;
-        };
-        if stored.is_empty() {
+        if stored.is_empty() || self.accounts.storage.is_none() {
             return;
         }
         let nick = member.nick.to_string();
+        self.to_store.confirms.push((nick, stored));
+    }
+
+    /// Hands the batch's confirmations (and the receipts confirmed) to the
+    /// store in one request each, however many `CONFIRM`s the batch held:
+    /// a burst of them cannot fill the store's queue. The store answers
+    /// whose senders are owed a receipt, per mailbox.
+    pub(super) fn flush_confirms(&mut self) {
+        let Some(storage) = &self.accounts.storage else {
+            return;
+        };
+        let forgets = std::mem::take(&mut self.to_store.forgets);
+        if !forgets.is_empty() {
+            in_background(
+                "could not forget confirmed receipts",
+                storage.mail.forget_all_receipts(forgets),
+            );
+        }
+        if self.to_store.confirms.is_empty() {
+            return;
+        }
+        let confirms = std::mem::take(&mut self.to_store.confirms);
+        let nicks: Vec<String> = confirms.iter().map(|(nick, _)| nick.clone()).collect();
         let received_ms = self.now_ms;
-        match storage.mail.confirm(&nick, stored, received_ms) {
+        match storage.mail.confirm_all(confirms, received_ms) {
             Ok(pending) => {
                 let answers = self.accounts.answers.clone();
                 // Tracked: shutdown waits for it. The receipts owed to
@@ -496,24 +520,26 @@ impl Actor {
                 // connections are closing).
                 self.tasks.spawn(async move {
                     match pending.await {
-                        Ok(confirmed)
-                            if !confirmed.receipts.is_empty() || !confirmed.kept.is_empty() =>
-                        {
-                            let answer = Answer::Confirmed {
-                                nick,
-                                received_ms,
-                                confirmed,
-                            };
-                            let _ = return_answer(&answers, answer).await;
+                        Ok(all) => {
+                            for (nick, confirmed) in nicks.into_iter().zip(all) {
+                                if confirmed.receipts.is_empty() && confirmed.kept.is_empty() {
+                                    continue;
+                                }
+                                let answer = Answer::Confirmed {
+                                    nick,
+                                    received_ms,
+                                    confirmed,
+                                };
+                                let _ = return_answer(&answers, answer).await;
+                            }
                         }
-                        Ok(_) => {}
                         Err(error) => {
-                            warn!(%error, "could not remove confirmed messages from a mailbox");
+                            warn!(%error, "could not remove confirmed messages from mailboxes");
                         }
                     }
                 });
             }
-            Err(error) => warn!(%error, "could not remove confirmed messages from a mailbox"),
+            Err(error) => warn!(%error, "could not remove confirmed messages from mailboxes"),
         }
     }
 

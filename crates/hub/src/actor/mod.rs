@@ -195,6 +195,7 @@ impl Actor {
                     }
                     self.flush_store();
                     self.flush_receipts();
+                    self.flush_confirms();
                     self.flush_presence();
                     self.wake_all();
                     self.tally.batch_done();
@@ -225,6 +226,7 @@ impl Actor {
         }
         self.flush_store();
         self.flush_receipts();
+        self.flush_confirms();
         self.flush_presence();
         self.wake_all();
         let mut holders = Vec::new();

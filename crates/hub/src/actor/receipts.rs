@@ -328,27 +328,17 @@ impl Actor {
     /// a receipt to a session that is not reliable is handed over once.
     fn flush_kept_receipts(&mut self) {
         let due = self.receipts.due_kept.take();
-        let mail = self
-            .accounts
-            .storage
-            .as_ref()
-            .map(|storage| storage.mail.clone());
         for (sender, receipts) in due {
             let Lookup::Online(id, member) = self.registry.lookup(sender.as_bytes()) else {
                 continue;
             };
             let (live, reliable) = (member.receipts(), member.reliable());
-            if !(live && reliable)
-                && let Some(mail) = &mail
-            {
+            if !(live && reliable) {
                 let keys = receipts
                     .iter()
                     .map(|receipt| (receipt.message_id, receipt.recipient.clone()))
                     .collect();
-                in_background(
-                    "could not forget receipts handed over",
-                    mail.forget_receipts(&sender, keys),
-                );
+                self.to_store.forgets.push((sender.to_string(), keys));
             }
             if live {
                 self.queue_receipts(id, receipts);
@@ -410,8 +400,7 @@ impl Actor {
     /// are kept no longer. From any other session, ignored (nothing of its
     /// is kept once handed over).
     pub(super) fn confirm_receipts(&mut self, id: ConnId, keys: Vec<ReceiptKey>) {
-        let (Some(member), Some(storage)) = (self.registry.member(id), &self.accounts.storage)
-        else {
+        let (Some(member), Some(_)) = (self.registry.member(id), &self.accounts.storage) else {
             return;
         };
         if !member.reliable() {
@@ -427,10 +416,7 @@ impl Actor {
             .into_iter()
             .map(|key| (key.message_id, key.recipient))
             .collect();
-        in_background(
-            "could not forget confirmed receipts",
-            storage.mail.forget_receipts(member.nick.as_str(), keys),
-        );
+        self.to_store.forgets.push((member.nick.to_string(), keys));
         // As many of those kept as were confirmed take their place.
         let next = self.receipts.next_unsent(id, confirmed);
         if !next.is_empty() {
