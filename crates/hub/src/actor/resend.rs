@@ -187,7 +187,8 @@ impl Resends {
     }
 
     /// The store's answer for message `message_id`: its statuses by index.
-    /// Gives the connections that sent it again meanwhile, and its `ACK`.
+    /// Gives the connections that sent it again meanwhile, and its `ACK`
+    /// (`None` if none did).
     pub(super) fn stored(
         &mut self,
         message_id: u64,
@@ -208,6 +209,11 @@ impl Resends {
             slot.get_or_insert(Code::STORE_FAILED);
         }
         let waiters = std::mem::take(&mut outcome.waiters);
+        // The `ACK` is built only for connections that sent it again and
+        // wait for it: nearly always there are none.
+        if waiters.is_empty() {
+            return None;
+        }
         Some((waiters, outcome.ack(client_id)))
     }
 
