@@ -377,3 +377,27 @@ async fn a_session_online_is_told_the_numbers_a_sweep_dropped() {
     assert!(numbers.is_empty());
     hub.hub.shutdown().await;
 }
+
+/// A reliable session's `SEND` whose id the store cannot keep (2^63 or
+/// more) is refused alone, with `BAD_REQUEST`; it does not fail the store's
+/// batch, so another sender's message stored beside it is `STORED`.
+#[tokio::test]
+async fn an_id_the_store_cannot_keep_is_refused_alone() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let store = TestHub::open_store(StoreConfig::new(dir.path())).await;
+    let hub = TestHub::with_store(HubConfig::default(), store).await;
+    for nick in ["alice", "carol"] {
+        create(&hub, nick).await;
+    }
+    let (mut alice, _, _) = reliable_login(&hub, "alice").await;
+    let mut dave = hub.register("dave").await;
+    let huge = 1 << 63;
+    alice.send(send(huge, &["carol"], "too big an id")).await;
+    dave.send(send(1, &["carol"], "beside it")).await;
+    let error = alice.expect_next_error().await;
+    assert_eq!((error.code, error.reference), (Code::BAD_REQUEST, huge));
+    assert_eq!(dave.expect_ack(1).await.statuses[0].status, Code::STORED);
+    alice.send(send(2, &["carol"], "a good id")).await;
+    assert_eq!(alice.expect_ack(2).await.statuses[0].status, Code::STORED);
+    hub.hub.shutdown().await;
+}

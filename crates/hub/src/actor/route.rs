@@ -105,6 +105,17 @@ impl Actor {
             replies.frame(&error);
         };
 
+        // The store keeps a reliable session's ids as signed integers: one
+        // it cannot keep is refused here, alone, rather than failing the
+        // store's whole batch (everyone's messages in it).
+        if reliable.is_some() && i64::try_from(send.id()).is_err() {
+            reply_error(
+                Code::BAD_REQUEST,
+                "a reliable session's message id must be below 2^63",
+            );
+            return;
+        }
+
         let mut named = match send.recipients() {
             Some(_) if send.recipient_count() == 0 => {
                 reply_error(Code::BAD_REQUEST, "a message needs at least one recipient");
