@@ -58,6 +58,18 @@ impl Actor {
         // doubling, a run of 64 is copied 7 times.
         self.gathered.room = sends.iter().map(|send| send.len() + 48).sum();
         for send in sends {
+            // The store keeps a reliable session's ids as signed integers:
+            // one it cannot keep is refused here, alone, rather than failing
+            // the store's whole batch (everyone's messages in it).
+            if reliable.is_some() && i64::try_from(send.id()).is_err() {
+                self.tally.refuse(Code::BAD_REQUEST);
+                replies.frame(&ServerFrame::Error(ErrorFrame {
+                    code: Code::BAD_REQUEST,
+                    reference: send.id(),
+                    message: "a reliable session's message id must be below 2^63".to_owned(),
+                }));
+                continue;
+            }
             self.route(id, send, reliable.as_ref(), &mut permit, &mut replies);
         }
         self.gathered.flush(&mut self.wakes);
@@ -104,17 +116,6 @@ impl Actor {
             });
             replies.frame(&error);
         };
-
-        // The store keeps a reliable session's ids as signed integers: one
-        // it cannot keep is refused here, alone, rather than failing the
-        // store's whole batch (everyone's messages in it).
-        if reliable.is_some() && i64::try_from(send.id()).is_err() {
-            reply_error(
-                Code::BAD_REQUEST,
-                "a reliable session's message id must be below 2^63",
-            );
-            return;
-        }
 
         let mut named = match send.recipients() {
             Some(_) if send.recipient_count() == 0 => {
