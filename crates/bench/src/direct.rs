@@ -211,6 +211,19 @@ struct ReceiptFigures {
     receipts_confirmed: Option<u64>,
 }
 
+/// A latency's row of the report: its percentiles, and what it measured.
+fn latency_row(latency: &Percentiles, what: &str) -> String {
+    format!(
+        "p50 {}  p90 {}  p99 {}  p99.9 {}  max {} µs ({} samples: {what}, every {SAMPLE_EVERY}th message)",
+        report::micros(latency.p50_us),
+        report::micros(latency.p90_us),
+        report::micros(latency.p99_us),
+        report::micros(latency.p999_us),
+        report::micros(latency.max_us),
+        report::count(latency.samples),
+    )
+}
+
 impl ReceiptFigures {
     fn rows(&self) -> Vec<(&'static str, String)> {
         let mut rows = vec![(
@@ -235,32 +248,10 @@ impl ReceiptFigures {
             ));
         }
         if let Some(latency) = &self.ack_latency {
-            rows.push((
-                "to ack",
-                format!(
-                    "p50 {}  p90 {}  p99 {}  p99.9 {}  max {} µs ({} samples: SEND to its ACK, every {SAMPLE_EVERY}th message)",
-                    report::micros(latency.p50_us),
-                    report::micros(latency.p90_us),
-                    report::micros(latency.p99_us),
-                    report::micros(latency.p999_us),
-                    report::micros(latency.max_us),
-                    report::count(latency.samples),
-                ),
-            ));
+            rows.push(("to ack", latency_row(latency, "SEND to its ACK")));
         }
         if let Some(latency) = &self.receipt_latency {
-            rows.push((
-                "to receipt",
-                format!(
-                    "p50 {}  p90 {}  p99 {}  p99.9 {}  max {} µs ({} samples: SEND to its receipt, every {SAMPLE_EVERY}th message)",
-                    report::micros(latency.p50_us),
-                    report::micros(latency.p90_us),
-                    report::micros(latency.p99_us),
-                    report::micros(latency.p999_us),
-                    report::micros(latency.max_us),
-                    report::count(latency.samples),
-                ),
-            ));
+            rows.push(("to receipt", latency_row(latency, "SEND to its receipt")));
         }
         rows
     }
