@@ -19,6 +19,7 @@
 //     { type: 'PING', token }   { type: 'PONG', token }
 //     { type: 'ACCOUNT', action: 1 | 2 | 3, nick, password, new_password }
 //     { type: 'CONFIRM', ids: [...] }
+//     { type: 'CONFIRM_RECEIPTS', receipts: [{ message_id, recipient }] }
 //   hub frames (decodeHub / encodeHub)
 //     { type: 'WELCOME', version, max_frame, nick, roster: [nick...], options? }
 //     { type: 'MESSAGE' | 'STORED_MESSAGE', id, ts_ms, from, to, text }
@@ -67,6 +68,7 @@ export const OPCODE = Object.freeze({
   PONG: 0x06,
   ACCOUNT: 0x07,
   CONFIRM: 0x08,
+  CONFIRM_RECEIPTS: 0x09,
   WELCOME: 0x81,
   MESSAGE: 0x82,
   ACK: 0x83,
@@ -500,6 +502,16 @@ export function decodeClientPayload(data) {
       frame = { type: 'CONFIRM', ids };
       break;
     }
+    case OPCODE.CONFIRM_RECEIPTS: {
+      const count = r.count(9, 'receipts');
+      const receipts = [];
+      for (let i = 0; i < count; i++) {
+        const message_id = r.u64('truncated receipt message id');
+        receipts.push({ message_id, recipient: r.nick() });
+      }
+      frame = { type: 'CONFIRM_RECEIPTS', receipts };
+      break;
+    }
     default:
       throw malformed(`unknown opcode 0x${opcode.toString(16).padStart(2, '0')}`);
   }
@@ -679,6 +691,16 @@ export function encodeClient(frame) {
       w.u8(OPCODE.CONFIRM);
       w.u32(ids.length, 'ids count');
       for (const id of ids) w.u64(id, 'id');
+      break;
+    }
+    case 'CONFIRM_RECEIPTS': {
+      const receipts = required(frame, 'receipts');
+      w.u8(OPCODE.CONFIRM_RECEIPTS);
+      w.u32(receipts.length, 'receipts count');
+      for (const receipt of receipts) {
+        w.u64(required(receipt, 'message_id'), 'message id');
+        w.nick(required(receipt, 'recipient'), 'recipient');
+      }
       break;
     }
     default:
