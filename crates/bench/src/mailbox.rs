@@ -94,36 +94,20 @@ pub(crate) async fn create_named(
     name: fn(u32) -> String,
     fresh: bool,
 ) -> Result<Created, SetupError> {
-    let admission = Arc::new(Semaphore::new(CONCURRENCY));
-    let mut tasks = JoinSet::new();
-    for index in 0..count {
-        let admission = Arc::clone(&admission);
-        let ctx = ctx.clone();
-        tasks.spawn(async move {
-            // The semaphore is never closed.
-            let _permit = admission.acquire_owned().await.ok();
-            let nick = name(index);
-            let created = create(&ctx, &nick).await?;
-            if !created && fresh {
-                delete(&ctx, &nick).await?;
-                create(&ctx, &nick).await?;
-            }
-            Ok::<_, SetupError>(created)
-        });
-    }
-    let mut bar = ctx.bar(count.into(), "accounts");
-    let mut created = Created::default();
-    let mut done = 0;
-    while let Some(joined) = tasks.join_next().await {
-        if joined.map_err(|error| SetupError::Task(error.to_string()))?? {
-            created.created += 1;
-        } else {
-            created.existing += 1;
+    let answers = for_each_name(ctx, count, name, "accounts", move |ctx, nick| async move {
+        let created = create(&ctx, &nick).await?;
+        if !created && fresh {
+            delete(&ctx, &nick).await?;
+            create(&ctx, &nick).await?;
         }
-        done += 1;
-        bar.set(done);
-    }
-    Ok(created)
+        Ok(created)
+    })
+    .await?;
+    let created = answers.iter().filter(|created| **created).count();
+    Ok(Created {
+        created: u32::try_from(created).unwrap_or(u32::MAX),
+        existing: u32::try_from(answers.len() - created).unwrap_or(u32::MAX),
+    })
 }
 
 /// Deletes the accounts `name(0)..name(count)` and their mailboxes (those
@@ -133,27 +117,50 @@ pub(crate) async fn delete_named(
     count: u32,
     name: fn(u32) -> String,
 ) -> Result<u32, SetupError> {
+    let answers = for_each_name(
+        ctx,
+        count,
+        name,
+        "deleting accounts",
+        |ctx, nick| async move { delete(&ctx, &nick).await },
+    )
+    .await?;
+    let deleted = answers.iter().filter(|deleted| **deleted).count();
+    Ok(u32::try_from(deleted).unwrap_or(u32::MAX))
+}
+
+/// Runs `work` for each of the names `name(0)..name(count)`, at most
+/// [`CONCURRENCY`] at a time, with a progress bar labelled `label`; its
+/// answers, in the order they finished.
+async fn for_each_name<F, Fut>(
+    ctx: &Ctx,
+    count: u32,
+    name: fn(u32) -> String,
+    label: &'static str,
+    work: F,
+) -> Result<Vec<bool>, SetupError>
+where
+    F: Fn(Ctx, String) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<bool, SetupError>> + Send + 'static,
+{
     let admission = Arc::new(Semaphore::new(CONCURRENCY));
     let mut tasks = JoinSet::new();
     for index in 0..count {
         let admission = Arc::clone(&admission);
-        let ctx = ctx.clone();
+        let (ctx, work) = (ctx.clone(), work.clone());
         tasks.spawn(async move {
+            // The semaphore is never closed.
             let _permit = admission.acquire_owned().await.ok();
-            delete(&ctx, &name(index)).await
+            work(ctx, name(index)).await
         });
     }
-    let mut bar = ctx.bar(count.into(), "deleting accounts");
-    let mut deleted = 0;
-    let mut done = 0;
+    let mut bar = ctx.bar(count.into(), label);
+    let mut answers = Vec::with_capacity(count as usize);
     while let Some(joined) = tasks.join_next().await {
-        if joined.map_err(|error| SetupError::Task(error.to_string()))?? {
-            deleted += 1;
-        }
-        done += 1;
-        bar.set(done);
+        answers.push(joined.map_err(|error| SetupError::Task(error.to_string()))??);
+        bar.set(answers.len() as u64);
     }
-    Ok(deleted)
+    Ok(answers)
 }
 
 /// Creates one account on a connection of its own; `false` if it existed.

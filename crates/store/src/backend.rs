@@ -118,17 +118,11 @@ pub trait MailStore: fmt::Debug + Send + Sync {
     /// them ([`forget_receipts`](Self::forget_receipts)).
     fn kept_receipts(&self, owner: &str) -> Result<Pending<Vec<KeptReceipt>>, StoreError>;
 
-    /// Deletes the receipts kept for `owner` that its client confirmed, each
-    /// named by its message id and recipient; those not kept are ignored.
+    /// Deletes receipts kept that their owners' clients confirmed (or that
+    /// were handed over): per owner, each receipt named by its message id
+    /// and recipient; those not kept are ignored. One request for several
+    /// owners (a hub's batch).
     fn forget_receipts(
-        &self,
-        owner: &str,
-        receipts: Vec<(u64, String)>,
-    ) -> Result<Pending<()>, StoreError>;
-
-    /// [`forget_receipts`](Self::forget_receipts) for several owners in one
-    /// request.
-    fn forget_all_receipts(
         &self,
         receipts: Vec<(String, Vec<(u64, String)>)>,
     ) -> Result<Pending<()>, StoreError>;

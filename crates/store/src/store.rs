@@ -347,18 +347,6 @@ impl MailStore for Store {
 
     fn forget_receipts(
         &self,
-        owner: &str,
-        receipts: Vec<(u64, String)>,
-    ) -> Result<Pending<()>, StoreError> {
-        for (message_id, _) in &receipts {
-            check_i64(*message_id, "message id")?;
-        }
-        let owner = owner.to_owned();
-        self.write(move |tx| queries::forget_receipts(tx, &owner, &receipts).map(Ok))
-    }
-
-    fn forget_all_receipts(
-        &self,
         receipts: Vec<(String, Vec<(u64, String)>)>,
     ) -> Result<Pending<()>, StoreError> {
         for (_, keys) in &receipts {

@@ -502,7 +502,7 @@ impl Actor {
         if !forgets.is_empty() {
             in_background(
                 "could not forget confirmed receipts",
-                storage.mail.forget_all_receipts(forgets),
+                storage.mail.forget_receipts(forgets),
             );
         }
         if self.to_store.confirms.is_empty() {
