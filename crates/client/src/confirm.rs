@@ -12,6 +12,11 @@
 //!   [`CONFIRM_DELAY`] after the oldest was handed over, so that a
 //!   connection that keeps dropping before the whole mailbox is through
 //!   still makes progress;
+//! - for stored messages in a reliable session, at once: the hub sends
+//!   its mailbox a window at a time, more as each is confirmed
+//!   (`docs/protocol.md`, section 8.11), so a confirmation that waited
+//!   would hold the rest back, and over a link that drops every few
+//!   hundred bytes it would never leave before the drop;
 //! - for live messages, [`CONFIRM_DELAY`] after the oldest one waiting was
 //!   handed over, so that a busy conversation costs one `CONFIRM` per 64
 //!   messages and a quiet one still gives its senders their receipts at
@@ -48,6 +53,8 @@ pub(crate) const CONFIRM_DELAY: Duration = Duration::from_millis(50);
 /// The ids handed over and not yet confirmed, on one connection.
 #[derive(Debug, Default)]
 pub(crate) struct Confirms {
+    /// A reliable session: stored messages are confirmed at once.
+    at_once: bool,
     ids: Vec<u64>,
     /// A stored message's id is among `ids`: they all go once the mailbox
     /// has been handed over.
@@ -62,16 +69,29 @@ pub(crate) struct Confirms {
 }
 
 impl Confirms {
+    /// The confirmations of a connection; `reliable`: a reliable session's.
+    pub(crate) fn new(reliable: bool) -> Self {
+        Self {
+            at_once: reliable,
+            ..Self::default()
+        }
+    }
+
     /// A stored message was handed over at `now` (or recognised as handed
     /// over before, on an earlier connection). It goes with the rest of the
     /// mailbox, or [`CONFIRM_DELAY`] after the oldest waiting, whichever
     /// comes first: over a connection that drops before a large mailbox is
     /// through, what was handed over is confirmed all the same, and the
-    /// next login starts further on.
+    /// next login starts further on. In a reliable session it goes at once,
+    /// with whatever waits.
     pub(crate) fn stored(&mut self, id: u64, now: Instant) {
         self.ids.push(id);
         self.stored = true;
-        self.due.get_or_insert(now + CONFIRM_DELAY);
+        if self.at_once {
+            self.due = Some(now);
+        } else {
+            self.due.get_or_insert(now + CONFIRM_DELAY);
+        }
     }
 
     /// A live message was handed over at `now`.
@@ -199,6 +219,22 @@ mod tests {
             due(&mut confirms, true, start + CONFIRM_DELAY),
             [(74..80).collect::<Vec<_>>()]
         );
+    }
+
+    #[test]
+    fn a_reliable_sessions_stored_ids_go_at_once_and_its_live_ones_wait() {
+        let start = Instant::now();
+        let mut confirms = Confirms::new(true);
+        confirms.live(1, start);
+        confirms.stored(7, start + Duration::from_millis(1));
+        // Not read yet, and well before the live one's deadline.
+        assert_eq!(
+            due(&mut confirms, false, start + Duration::from_millis(1)),
+            [vec![1, 7]]
+        );
+        confirms.live(2, start);
+        assert_eq!(confirms.due(), Some(start + CONFIRM_DELAY));
+        assert!(due(&mut confirms, false, start).is_empty());
     }
 
     #[test]

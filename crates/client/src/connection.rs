@@ -734,7 +734,7 @@ impl Task {
             whos: VecDeque::new(),
             table_due: link.users,
             accounts: VecDeque::new(),
-            confirms: Confirms::default(),
+            confirms: Confirms::new(link.reliable),
             quit_sent: false,
             reliable: link.reliable,
         };

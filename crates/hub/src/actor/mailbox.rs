@@ -41,7 +41,7 @@ pub(super) struct ForStore {
 }
 
 /// A stored copy as a reliable session is given it.
-fn sequenced(stored: &StoredMessage) -> ServerFrame {
+pub(super) fn sequenced(stored: &StoredMessage) -> ServerFrame {
     let to = if stored.to.is_empty() {
         Recipients::Everyone
     } else {
@@ -278,8 +278,10 @@ impl Actor {
     /// of the mailbox. A session that logged in since reads it in its
     /// mailbox: a login hands the store every copy routed before it ahead
     /// of its mailbox read (`read_mailbox`), so delivering it here too
-    /// would show it twice, or after later ones.
-    fn deliver_held(&mut self, copy: &StoredMessage, session: ConnId) -> bool {
+    /// would show it twice, or after later ones. A session whose mailbox is
+    /// still being read or sent has the copy join its backlog, so that it
+    /// comes in number order (`backlog.rs`).
+    fn deliver_held(&mut self, copy: StoredMessage, session: ConnId) -> bool {
         let Some(member) = self.registry.member(session) else {
             return false;
         };
@@ -287,11 +289,15 @@ impl Actor {
         if (self.stored_out.get(&id)).is_some_and(|out| out.contains(&copy.id)) {
             return false;
         }
-        let Some(frame) = encode(&sequenced(copy)) else {
+        self.stored_out.entry(id).or_default().insert(copy.id);
+        let Some(copy) = self.backlogs.hold(id, copy) else {
+            self.send_backlog(id);
+            return true;
+        };
+        let Some(frame) = encode(&sequenced(&copy)) else {
             return false;
         };
         member.received(1);
-        self.stored_out.entry(id).or_default().insert(copy.id);
         self.queue_for(id, frame);
         true
     }
@@ -342,10 +348,10 @@ impl Actor {
         for (index, status) in &mut statuses {
             if let Some(at) = held.iter().position(|(held, _, _)| *held == *index) {
                 let (_, copy, session) = held.swap_remove(at);
-                if *status == Code::STORED && self.deliver_held(&copy, session) {
-                    *status = Code::DELIVERED;
-                } else if *status != Code::STORED {
+                if *status != Code::STORED {
                     self.lost_held(&copy, session, *status);
+                } else if self.deliver_held(copy, session) {
+                    *status = Code::DELIVERED;
                 }
             }
             self.tally.status(*status);
@@ -366,6 +372,9 @@ impl Actor {
             return;
         }
         member.outbox.park();
+        if member.reliable() {
+            self.backlogs.start(id);
+        }
         // Every copy routed before this login goes to the store ahead of
         // the read, so the read has it: none is left for a session that
         // is gone (`deliver_held`).
@@ -417,21 +426,30 @@ impl Actor {
         if out.is_empty() {
             self.stored_out.remove(&id);
         }
+        let reliable = member.reliable();
+        // A reliable session's copies go a window at a time, merged in
+        // number order with those whose commits returned meanwhile.
+        let (count, messages) = if reliable {
+            (self.backlogs.read(id, messages), Vec::new())
+        } else {
+            (messages.len(), messages)
+        };
         let header = ServerFrame::Mailbox(MailboxHeader {
-            count: u32::try_from(messages.len()).unwrap_or(u32::MAX),
+            count: u32::try_from(count).unwrap_or(u32::MAX),
             expired: u32::try_from(mailbox.expired).unwrap_or(u32::MAX),
         });
         let mut frames = Vec::with_capacity(messages.len() + gaps.len() + 1);
         // Numbers lost come first: `MAILBOX` is followed by its messages.
         frames.extend(gaps.iter().filter_map(|lost| encode(&gap_frame(lost))));
         frames.extend(encode(&header));
+        if reliable {
+            frames.extend(self.backlog_frames(id));
+        }
+        let Some(member) = self.registry.member(id) else {
+            return;
+        };
         member.received(messages.len() as u64);
-        let reliable = member.reliable();
         for stored in messages {
-            if reliable {
-                frames.extend(encode(&sequenced(&stored)));
-                continue;
-            }
             let to = if stored.to.is_empty() {
                 Recipients::Everyone
             } else {
@@ -483,11 +501,15 @@ impl Actor {
         if out.is_empty() {
             self.stored_out.remove(&id);
         }
-        if stored.is_empty() || self.accounts.storage.is_none() {
+        if stored.is_empty() {
             return;
         }
         let nick = member.nick.to_string();
-        self.to_store.confirms.push((nick, stored));
+        self.backlogs.confirmed(id, stored.len());
+        self.send_backlog(id);
+        if self.accounts.storage.is_some() {
+            self.to_store.confirms.push((nick, stored));
+        }
     }
 
     /// Hands the batch's confirmations (and the receipts confirmed) to the

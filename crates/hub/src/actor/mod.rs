@@ -15,10 +15,12 @@
 //! - `message_id.rs`: hub message ids, unique across restarts;
 //! - `accounts.rs`: logins, `ACCOUNT` requests and the table of users;
 //! - `mailbox.rs`: messages stored for offline users, and delivered at login;
+//! - `backlog.rs`: a reliable session's mailbox, sent a window at a time;
 //! - `receipts.rs`: receipts owed by confirming clients, and due to senders.
 
 mod accounts;
 mod acks;
+mod backlog;
 mod delivery;
 mod gather;
 mod mailbox;
@@ -45,6 +47,7 @@ use tracing::{debug, info, warn};
 
 use self::accounts::Accounts;
 use self::acks::PendingAcks;
+use self::backlog::Backlogs;
 use self::gather::Gathered;
 use self::mailbox::ToStore;
 use self::message_id::MessageIds;
@@ -91,6 +94,8 @@ pub(crate) struct Actor {
     /// client that confirms every live message would otherwise cost the
     /// store a transaction per batch of confirmations).
     stored_out: IdMap<HashSet<u64>>,
+    /// Reliable sessions' mailboxes not all sent yet (`backlog.rs`).
+    backlogs: Backlogs,
     /// Copies for reliable sessions online, by message id, with their
     /// index in the `ACK`: delivered once the store has them.
     held: HashMap<u64, Vec<(usize, StoredMessage, ConnId)>>,
@@ -146,6 +151,7 @@ impl Actor {
             accounts: Accounts::new(storage, accounts, config.accounts.clone(), answers),
             to_store: ToStore::default(),
             stored_out: IdMap::default(),
+            backlogs: Backlogs::default(),
             receipts: Receipts::default(),
             resends: Resends::default(),
             held: HashMap::new(),
@@ -423,6 +429,7 @@ impl Actor {
         self.acks.forget(id);
         self.receipts.forget(id);
         self.stored_out.remove(&id);
+        self.backlogs.forget(id);
         if let Some(member) = self.registry.leave(id) {
             debug!(nick = %member.nick, "left");
             if member.account {
