@@ -77,10 +77,16 @@ pub(crate) enum Answer {
     /// The statuses of acknowledgements that waited for the store: for
     /// each message, each recipient's index in its `ACK` and its status.
     /// `batch` numbers the request, in the order handed over.
+    /// `lost`: when the commit failed, the numbered copies for accounts
+    /// offline (each account and number), whose numbers are to be told.
     Stored {
         batch: u64,
         settled: Vec<(u64, Vec<(usize, Code)>)>,
+        lost: Vec<(String, u64)>,
     },
+    /// Numbers lost to a failed commit that the store could not record
+    /// either: tried again at the actor's next sweep.
+    Unrecorded(Vec<(String, chinwag_store::LostNumbers)>),
     /// A mailbox read at login, for connection `id`, and for a reliable
     /// session the numbers its account lost since it was last told.
     Mailbox {

@@ -345,6 +345,48 @@ async fn lost_numbers_are_told_as_gaps_once() {
     hub.hub.shutdown().await;
 }
 
+/// A copy for an account that is offline, numbered, whose commit failed
+/// (a full disk) will never come: its number is told at the account's
+/// next reliable login (`GAP` with `STORE_FAILED`), once, and the numbers
+/// go on after it.
+#[tokio::test]
+async fn a_number_lost_to_a_failed_commit_offline_is_told_at_the_next_login() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let store = TestHub::open_store(StoreConfig::new(dir.path())).await;
+    let hub = TestHub::with_store(HubConfig::default(), store.clone()).await;
+    create(&hub, "bob").await;
+    let mut alice = hub.register("alice").await;
+    alice.send(send(1, &["bob"], "before")).await;
+    assert_eq!(alice.expect_ack(1).await.statuses[0].status, Code::STORED);
+    // The database may not grow: as a full disk, to SQLite.
+    store.set_max_db_bytes(Some(1)).unwrap().await.unwrap();
+    let big = "x".repeat(60_000);
+    let mut stored = 1;
+    for id in 2..=40 {
+        alice.send(send(id, &["bob"], big.as_str())).await;
+        match alice.expect_ack(id).await.statuses[0].status {
+            Code::STORED => stored += 1,
+            Code::STORE_FAILED => break,
+            other => panic!("{other:?}"),
+        }
+        assert!(id < 40, "a full disk fails a store");
+    }
+    // The copy that failed had number `stored + 1`.
+    let lost = stored + 1;
+    store.set_max_db_bytes(None).unwrap().await.unwrap();
+    alice.send(send(100, &["bob"], "room again")).await;
+    assert_eq!(alice.expect_ack(100).await.statuses[0].status, Code::STORED);
+    let (gaps, numbers) = login_with_gaps(&hub, "bob").await;
+    assert_eq!(gaps, [(lost, lost, Code::STORE_FAILED)]);
+    let mut expected: Vec<u64> = (1..=stored).collect();
+    expected.push(lost + 1);
+    assert_eq!(numbers, expected);
+    let (gaps, _) = login_with_gaps(&hub, "bob").await;
+    assert!(gaps.is_empty(), "told once: {gaps:?}");
+    drop(store);
+    hub.hub.shutdown().await;
+}
+
 /// A reliable session online whose unconfirmed messages the age limit
 /// drops is told their numbers by the sweep that drops them, not only at
 /// its next login; and told once.

@@ -68,6 +68,13 @@ pub trait MailStore: fmt::Debug + Send + Sync {
     /// to the account's reliable session (`GAP`).
     fn take_gaps(&self, account: &str) -> Result<Pending<Vec<LostNumbers>>, StoreError>;
 
+    /// Records numbers accounts lost outside the store's own refusals:
+    /// copies a failed commit did not store, numbered by the hub before
+    /// handing them over. Each is then told with the account's other gaps
+    /// ([`take_gaps`](Self::take_gaps)) and never given again; a name with
+    /// no account is skipped.
+    fn lose_numbers(&self, lost: Vec<(String, LostNumbers)>) -> Result<Pending<()>, StoreError>;
+
     /// Reads a mailbox: every message, oldest first, with the number the age
     /// limit dropped since its owner was last told. Reading removes nothing.
     /// [`StoreError::NoSuchAccount`] if no such account.

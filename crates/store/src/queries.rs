@@ -64,6 +64,24 @@ fn lose_numbers(
     Ok(())
 }
 
+/// Records numbers accounts lost to a failed commit (`MailStore::lose_numbers`),
+/// for accounts that exist, and raises their last numbers past them.
+pub(crate) fn record_lost(
+    tx: &mut Txn<'_>,
+    lost: &[(String, LostNumbers)],
+) -> rusqlite::Result<()> {
+    for (account, numbers) in lost {
+        let folded = fold(account);
+        if tx.index.get(&folded).is_none() {
+            continue;
+        }
+        let highest = numbers.last.max(numbers.first);
+        lose_numbers(tx.conn, &folded, (numbers.first, highest), numbers.reason)?;
+        raise_last_number(tx.conn, &folded, highest)?;
+    }
+    Ok(())
+}
+
 /// Takes (reads and deletes) the numbers an account lost, oldest first.
 pub(crate) fn take_gaps(tx: &mut Txn<'_>, account: &str) -> rusqlite::Result<Vec<LostNumbers>> {
     let mut taken: Vec<(i64, LostNumbers)> = tx

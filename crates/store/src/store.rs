@@ -277,6 +277,14 @@ impl MailStore for Store {
         self.write(move |tx| queries::take_gaps(tx, &account).map(Ok))
     }
 
+    fn lose_numbers(&self, lost: Vec<(String, LostNumbers)>) -> Result<Pending<()>, StoreError> {
+        for (_, numbers) in &lost {
+            check_i64(numbers.first, "number")?;
+            check_i64(numbers.last, "number")?;
+        }
+        self.write(move |tx| queries::record_lost(tx, &lost).map(Ok))
+    }
+
     fn sent(&self, sender: &str) -> Result<Pending<Vec<SentRecord>>, StoreError> {
         let sender = sender.to_owned();
         self.read(move |conn| queries::sent(conn, &sender).map(Ok))

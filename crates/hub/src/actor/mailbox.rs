@@ -138,6 +138,9 @@ pub(super) struct ToStore {
     pub(super) sent: Vec<SentRecord>,
     /// Each message's id, and the `ACK` indices of its copies, in order.
     messages: Vec<(u64, Vec<usize>)>,
+    /// The numbered copies for accounts offline (not held for a session):
+    /// each account and number, recorded as lost if the commit fails.
+    numbered: Vec<(String, u64)>,
     /// The senders' in-flight permits, released when the commit returns.
     permits: Vec<Arc<OwnedSemaphorePermit>>,
     /// The batch's confirmations: each mailbox's owner and the ids.
@@ -189,6 +192,14 @@ impl Actor {
             from,
             PendingAck::new(client_id, message_id, delivered, statuses),
         );
+        let is_held = |index: &usize| {
+            (self.held.get(&message_id))
+                .is_some_and(|held| held.iter().any(|(held, _, _)| held == index))
+        };
+        let numbered = (copies.iter())
+            .filter(|(index, copy)| copy.number > 0 && !is_held(index))
+            .map(|(_, copy)| (copy.recipient.clone(), copy.number));
+        self.to_store.numbered.extend(numbered);
         let (indices, copies): (Vec<usize>, Vec<StoredMessage>) = copies.into_iter().unzip();
         self.to_store.copies.extend(copies);
         self.to_store.messages.push((message_id, indices));
@@ -205,6 +216,7 @@ impl Actor {
         let sent = std::mem::take(&mut self.to_store.sent);
         let messages = std::mem::take(&mut self.to_store.messages);
         let permits = std::mem::take(&mut self.to_store.permits);
+        let numbered = std::mem::take(&mut self.to_store.numbered);
         let batch = self.to_store.handed;
         self.to_store.handed += 1;
         let handed = match &self.accounts.storage {
@@ -221,17 +233,18 @@ impl Actor {
                         (message_id, failed.collect())
                     })
                     .collect();
+                self.lost_offline(numbered);
                 self.stored_batch(batch, failed);
                 return;
             }
         };
         let answers = self.accounts.answers.clone();
         tokio::spawn(async move {
-            let outcomes = match pending.await {
-                Ok(outcomes) => Some(outcomes),
+            let (outcomes, lost) = match pending.await {
+                Ok(outcomes) => (Some(outcomes), Vec::new()),
                 Err(error) => {
                     warn!(%error, "could not store messages for offline users");
-                    None
+                    (None, numbered)
                 }
             };
             drop(permits);
@@ -248,7 +261,12 @@ impl Actor {
                     (message_id, statuses)
                 })
                 .collect();
-            send_answer(&answers, Answer::Stored { batch, settled }).await;
+            let answer = Answer::Stored {
+                batch,
+                settled,
+                lost,
+            };
+            send_answer(&answers, answer).await;
         });
     }
 
@@ -374,6 +392,9 @@ impl Actor {
         member.outbox.park();
         if member.reliable() {
             self.backlogs.start(id);
+            // Numbers lost to a failed commit and not recorded yet are
+            // handed to the store ahead of this login's `take_gaps`.
+            self.record_lost();
         }
         // Every copy routed before this login goes to the store ahead of
         // the read, so the read has it: none is left for a session that

@@ -16,6 +16,7 @@
 //! - `accounts.rs`: logins, `ACCOUNT` requests and the table of users;
 //! - `mailbox.rs`: messages stored for offline users, and delivered at login;
 //! - `backlog.rs`: a reliable session's mailbox, sent a window at a time;
+//! - `lost.rs`: numbers lost to a failed commit, recorded to be told;
 //! - `receipts.rs`: receipts owed by confirming clients, and due to senders.
 
 mod accounts;
@@ -23,6 +24,7 @@ mod acks;
 mod backlog;
 mod delivery;
 mod gather;
+mod lost;
 mod mailbox;
 mod message_id;
 mod presence;
@@ -96,6 +98,9 @@ pub(crate) struct Actor {
     stored_out: IdMap<HashSet<u64>>,
     /// Reliable sessions' mailboxes not all sent yet (`backlog.rs`).
     backlogs: Backlogs,
+    /// Numbers lost to failed commits, not recorded by the store yet
+    /// (`lost.rs`).
+    unrecorded: Vec<(String, chinwag_store::LostNumbers)>,
     /// Copies for reliable sessions online, by message id, with their
     /// index in the `ACK`: delivered once the store has them.
     held: HashMap<u64, Vec<(usize, StoredMessage, ConnId)>>,
@@ -152,6 +157,7 @@ impl Actor {
             to_store: ToStore::default(),
             stored_out: IdMap::default(),
             backlogs: Backlogs::default(),
+            unrecorded: Vec::new(),
             receipts: Receipts::default(),
             resends: Resends::default(),
             held: HashMap::new(),
@@ -210,6 +216,7 @@ impl Actor {
                 _ = sweep.tick() => {
                     self.now_ms = now_ms();
                     self.sweep();
+                    self.record_lost();
                     self.flush_presence();
                     self.wake_all();
                 }
@@ -306,7 +313,15 @@ impl Actor {
                     change,
                     result,
                 } => self.account_written(job, change, result),
-                Answer::Stored { batch, settled } => self.stored_batch(batch, settled),
+                Answer::Stored {
+                    batch,
+                    settled,
+                    lost,
+                } => {
+                    self.lost_offline(lost);
+                    self.stored_batch(batch, settled);
+                }
+                Answer::Unrecorded(lost) => self.unrecorded.extend(lost),
                 Answer::Mailbox { id, mailbox, gaps } => self.mailbox_read(id, mailbox, &gaps),
                 Answer::Gaps { id, gaps } => self.tell_gaps(id, &gaps),
                 Answer::Expired(expired) => self.expired(&expired),
