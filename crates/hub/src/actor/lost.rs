@@ -8,9 +8,10 @@
 //! offline had only the store to remember it by, and the store had just
 //! failed. The actor keeps such numbers and hands them to the store as a
 //! write of their own (`MailStore::lose_numbers`), which the account's
-//! next reliable login takes with its other gaps; a write that fails too
-//! is tried again at each sweep of the actor (every second or sooner)
-//! until the disk takes it. Numbers not recorded when the hub stops are
+//! next reliable login takes with its other gaps. The write waits until
+//! the store can write again (a later commit succeeded), and is tried at
+//! each store answer, each sweep of the actor (every second or sooner)
+//! and each reliable login until it is recorded. Numbers not recorded when the hub stops are
 //! not told: a restarted hub numbers on from the highest stored, so an
 //! unstored number after it is simply given again.
 
@@ -68,6 +69,13 @@ impl Actor {
             self.unrecorded.clear();
             return;
         };
+        // Not while the store's last commit failed: a row this small may
+        // fit where the copies did not, and that commit would mark the
+        // store writable (and the hub ready) while the disk is still full.
+        // A commit of copies that succeeds says the disk has room again.
+        if !storage.mail.stats().writable {
+            return;
+        }
         let lost = std::mem::take(&mut self.unrecorded);
         let handed = storage.mail.lose_numbers(lost.clone());
         let answers = self.accounts.answers.clone();
