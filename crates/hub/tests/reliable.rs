@@ -345,6 +345,65 @@ async fn lost_numbers_are_told_as_gaps_once() {
     hub.hub.shutdown().await;
 }
 
+/// A reliable session's mailbox comes a window at a time, more as it is
+/// confirmed; a session that confirms none of what it was sent within the
+/// slow-consumer deadline is cut as a slow consumer (the hub holds the rest
+/// of its mailbox in memory meanwhile), and its next login has it all.
+#[tokio::test]
+async fn a_mailbox_comes_a_window_at_a_time_and_a_session_that_never_confirms_is_cut() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let store = TestHub::open_store(StoreConfig::new(dir.path())).await;
+    let mut config = HubConfig::default();
+    config.slow_consumer_deadline = std::time::Duration::from_millis(300);
+    let hub = TestHub::with_store(config, store).await;
+    create(&hub, "bob").await;
+    let mut alice = hub.register("alice").await;
+    for id in 1..=100 {
+        alice.send(send(id, &["bob"], format!("m{id}"))).await;
+        assert_eq!(alice.expect_ack(id).await.statuses[0].status, Code::STORED);
+    }
+    let mut bob = hub.connect().await;
+    bob.send(login(
+        "bob",
+        PASSWORD,
+        options::RELIABLE | options::NO_PRESENCE,
+    ))
+    .await;
+    bob.expect_welcome().await;
+    // The first window, then nothing until a confirmation.
+    let mut numbers = Vec::new();
+    let error = loop {
+        match bob.recv().await.expect("frames until the cut") {
+            ServerFrame::Mailbox(header) => assert_eq!(header.count, 100),
+            ServerFrame::Sequenced(sequenced) => numbers.push(sequenced.seq),
+            ServerFrame::Error(error) => break error,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(numbers, (1..=16).collect::<Vec<u64>>(), "one window");
+    assert_eq!(error.code, Code::SLOW_CONSUMER);
+    bob.expect_closed().await;
+    hub.wait_offline("bob").await;
+    // A session that confirms as it reads gets the whole mailbox, in order.
+    let mut bob = hub.connect().await;
+    bob.send(login(
+        "bob",
+        PASSWORD,
+        options::RELIABLE | options::NO_PRESENCE,
+    ))
+    .await;
+    bob.expect_welcome().await;
+    let mut numbers = Vec::new();
+    while numbers.len() < 100 {
+        let sequenced = next_sequenced(&mut bob).await;
+        numbers.push(sequenced.seq);
+        bob.send(ClientFrame::Confirm(vec![sequenced.message.id]))
+            .await;
+    }
+    assert_eq!(numbers, (1..=100).collect::<Vec<u64>>());
+    hub.hub.shutdown().await;
+}
+
 /// A copy for an account that is offline, numbered, whose commit failed
 /// (a full disk) will never come: its number is told at the account's
 /// next reliable login (`GAP` with `STORE_FAILED`), once, and the numbers

@@ -17,8 +17,15 @@
 //! When the read comes, the two are merged by number, and copies stored
 //! while the backlog drains join its end. Once it is empty the session
 //! is given its copies as their commits return, as before.
+//!
+//! A backlog is held in the actor's memory (up to a mailbox's quota), so a
+//! session that stops confirming may not keep it forever: one whose copies
+//! sent stay unconfirmed for the slow-consumer deadline is cut as a slow
+//! consumer (`ERROR 8 SLOW_CONSUMER`), as a reader that stops reading is.
+//! Nothing is lost: the copies stay in the mailbox for the next login.
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chinwag_store::StoredMessage;
@@ -46,6 +53,9 @@ struct Backlog {
     window: usize,
     /// The login's mailbox read has not come back: nothing is sent yet.
     reading: bool,
+    /// When the session last confirmed a copy of the backlog, or was
+    /// first sent some.
+    progress: Instant,
 }
 
 impl Backlogs {
@@ -59,6 +69,7 @@ impl Backlogs {
                 unconfirmed: 0,
                 window: FIRST_WINDOW,
                 reading: true,
+                progress: Instant::now(),
             },
         );
     }
@@ -93,6 +104,7 @@ impl Backlogs {
         all.sort_by_key(|copy| copy.number);
         backlog.rest = all.into();
         backlog.reading = false;
+        backlog.progress = Instant::now();
         backlog.rest.len()
     }
 
@@ -103,7 +115,23 @@ impl Backlogs {
             let count = count.min(backlog.unconfirmed);
             backlog.unconfirmed -= count;
             backlog.window = (backlog.window + count).min(MAX_WINDOW);
+            if count > 0 {
+                backlog.progress = Instant::now();
+            }
         }
+    }
+
+    /// The sessions that were sent copies of their backlogs and have
+    /// confirmed none of them for `deadline`.
+    pub(super) fn stalled(&self, deadline: Duration) -> Vec<ConnId> {
+        (self.0.iter())
+            .filter(|(_, backlog)| {
+                !backlog.reading
+                    && backlog.unconfirmed > 0
+                    && backlog.progress.elapsed() >= deadline
+            })
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     /// The copies session `id` may be sent now; a backlog sent in full is

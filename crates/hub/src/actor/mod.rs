@@ -496,6 +496,13 @@ impl Actor {
                 Some(_) => true,
             }
         });
+        for id in self.backlogs.stalled(deadline) {
+            if let Some(member) = self.registry.member(id) {
+                warn!(nick = %member.nick, "slow consumer: mailbox messages sent and not confirmed past the deadline");
+                member.outbox.close(Some(Code::SLOW_CONSUMER), false);
+            }
+            cut.push(id);
+        }
         for id in cut {
             self.leave(id);
         }
