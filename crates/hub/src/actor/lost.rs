@@ -11,9 +11,10 @@
 //! next reliable login takes with its other gaps. The write waits until
 //! the store can write again (a later commit succeeded), and is tried at
 //! each store answer, each sweep of the actor (every second or sooner)
-//! and each reliable login until it is recorded. Numbers not recorded when the hub stops are
-//! not told: a restarted hub numbers on from the highest stored, so an
-//! unstored number after it is simply given again.
+//! and each reliable login until it is recorded. Numbers not recorded
+//! when the hub stops are not told: a restarted hub numbers on from the
+//! highest stored, so one above every stored number is given again, and
+//! one below a later stored number is skipped without a `GAP`.
 
 use chinwag_protocol::Code;
 use chinwag_store::LostNumbers;
