@@ -58,20 +58,23 @@ struct Backlog {
     progress: Instant,
 }
 
+impl Backlog {
+    fn new() -> Self {
+        Self {
+            rest: VecDeque::new(),
+            unconfirmed: 0,
+            window: FIRST_WINDOW,
+            reading: true,
+            progress: Instant::now(),
+        }
+    }
+}
+
 impl Backlogs {
     /// A reliable login whose mailbox is being read: its copies wait here
     /// until the read comes back.
     pub(super) fn start(&mut self, id: ConnId) {
-        self.0.insert(
-            id,
-            Backlog {
-                rest: VecDeque::new(),
-                unconfirmed: 0,
-                window: FIRST_WINDOW,
-                reading: true,
-                progress: Instant::now(),
-            },
-        );
+        self.0.insert(id, Backlog::new());
     }
 
     pub(super) fn forget(&mut self, id: ConnId) {
@@ -94,9 +97,7 @@ impl Backlogs {
     /// held meanwhile, in number order. Returns how many copies the
     /// backlog holds in all (what `MAILBOX` announces).
     pub(super) fn read(&mut self, id: ConnId, read: Vec<StoredMessage>) -> usize {
-        let Some(backlog) = self.0.get_mut(&id) else {
-            return 0;
-        };
+        let backlog = self.0.entry(id).or_insert_with(Backlog::new);
         let mut all: Vec<StoredMessage> = read;
         all.extend(backlog.rest.drain(..));
         // Every copy of a reliable session is numbered, and no copy is in
