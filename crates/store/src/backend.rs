@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use crate::{
     Account, Confirmed, Expired, KeptReceipt, LostNumbers, Mailbox, NewAccount, Pending,
-    SentRecord, StoreError, StoreOutcome, StoreStats, StoredMessage,
+    SentRecord, StoreError, StoreOutcome, StoreStats, StoredMessage, Then,
 };
 
 /// Offline mailboxes: messages stored for registered users until their
@@ -56,6 +56,19 @@ pub trait MailStore: fmt::Debug + Send + Sync {
         messages: Vec<StoredMessage>,
         sent: Vec<SentRecord>,
     ) -> Result<Pending<Vec<StoreOutcome>>, StoreError>;
+
+    /// As [`store_routed`](Self::store_routed), with the answer handed to
+    /// `then` rather than through a [`Pending`]: on the store's own thread
+    /// as soon as the commit has returned, so that no task has to wait for
+    /// it. A request the store refuses at once (invalid, a full queue) is
+    /// answered at once, on the caller's thread. `then` must be quick and
+    /// must not block.
+    fn store_routed_then(
+        &self,
+        messages: Vec<StoredMessage>,
+        sent: Vec<SentRecord>,
+        then: Then<Vec<StoreOutcome>>,
+    );
 
     /// A sender's newest [`SENT_WINDOW`](crate::SENT_WINDOW) records of
     /// what became of its messages, oldest first (none for a name with no

@@ -36,6 +36,9 @@ pub(crate) trait WriteJob: Send {
     /// Answers, once the group's transaction has committed (`Ok`) or been
     /// rolled back (`Err`).
     fn answer(self: Box<Self>, committed: Result<(), Arc<rusqlite::Error>>);
+
+    /// Answers without running it (the store's queue refused it).
+    fn refuse(self: Box<Self>, error: StoreError);
 }
 
 /// Work run once on a connection, answering as it ends.
@@ -55,16 +58,40 @@ pub(crate) trait ReadJob: Send {
 /// The answer channel of a request whose answer is a `T`.
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
-/// A write from a closure. The closure's outer error is SQLite failing, its
-/// inner one this request's own refusal.
-pub(crate) struct Write<T, F> {
-    work: Option<F>,
-    done: Option<Result<T, StoreError>>,
-    reply: Reply<T>,
+/// A write's answer handed to a function, run on the store's writer thread
+/// as soon as the group's commit (or rollback) returns: nobody has to wait
+/// on a [`Pending`](crate::Pending) for it. It must be quick and must not
+/// block: the next group waits for it.
+pub type Then<T> = Box<dyn FnOnce(Result<T, StoreError>) + Send>;
+
+/// Where a write's answer goes.
+pub(crate) trait Answerer<T>: Send {
+    fn deliver(self, answer: Result<T, StoreError>);
 }
 
-impl<T, F> Write<T, F> {
-    pub(crate) fn new(work: F, reply: Reply<T>) -> Self {
+impl<T: Send> Answerer<T> for Reply<T> {
+    fn deliver(self, answer: Result<T, StoreError>) {
+        // A caller that went away is normal.
+        let _ = self.send(answer);
+    }
+}
+
+impl<T> Answerer<T> for Then<T> {
+    fn deliver(self, answer: Result<T, StoreError>) {
+        self(answer);
+    }
+}
+
+/// A write from a closure. The closure's outer error is SQLite failing, its
+/// inner one this request's own refusal.
+pub(crate) struct Write<T, F, R = Reply<T>> {
+    work: Option<F>,
+    done: Option<Result<T, StoreError>>,
+    reply: R,
+}
+
+impl<T, F, R> Write<T, F, R> {
+    pub(crate) fn new(work: F, reply: R) -> Self {
         Self {
             work: Some(work),
             done: None,
@@ -73,10 +100,11 @@ impl<T, F> Write<T, F> {
     }
 }
 
-impl<T, F> WriteJob for Write<T, F>
+impl<T, F, R> WriteJob for Write<T, F, R>
 where
     T: Send,
     F: FnOnce(&mut Txn<'_>) -> rusqlite::Result<Result<T, StoreError>> + Send,
+    R: Answerer<T>,
 {
     fn run(&mut self, tx: &mut Txn<'_>) -> rusqlite::Result<()> {
         if let Some(work) = self.work.take() {
@@ -91,8 +119,11 @@ where
             (Ok(()), None) => Err(StoreError::Closed),
             (Err(error), _) => Err(StoreError::Failed(error)),
         };
-        // A caller that went away is normal.
-        let _ = self.reply.send(answer);
+        self.reply.deliver(answer);
+    }
+
+    fn refuse(self: Box<Self>, error: StoreError) {
+        self.reply.deliver(Err(error));
     }
 }
 

@@ -108,6 +108,7 @@ pub use account::{Account, NewAccount};
 pub use backend::{AccountStore, MailStore};
 pub use config::{DEFAULT_DATA_DIR, StoreConfig};
 pub use error::StoreError;
+pub use jobs::Then;
 pub use message::{
     Confirmed, Expired, KeptReceipt, LostNumbers, Mailbox, SentRecord, StoreOutcome, StoredMessage,
 };

@@ -13,7 +13,7 @@ use tokio::sync::mpsc::error::TrySendError;
 
 use crate::checkpoint;
 use crate::index::MailIndex;
-use crate::jobs::{IndexedRead, Read, Request, Txn, Write};
+use crate::jobs::{IndexedRead, Read, Request, Then, Txn, Write, WriteJob};
 use crate::lock::DirLock;
 use crate::message::check_i64;
 use crate::queries::{self, Quota};
@@ -270,6 +270,35 @@ impl MailStore for Store {
             queries::remember_sent(tx.conn, &sent)?;
             queries::store(tx, quota, &messages).map(Ok)
         })
+    }
+
+    fn store_routed_then(
+        &self,
+        messages: Vec<StoredMessage>,
+        sent: Vec<SentRecord>,
+        then: Then<Vec<StoreOutcome>>,
+    ) {
+        let checked = (messages.iter().try_for_each(StoredMessage::check))
+            .and_then(|()| sent.iter().try_for_each(SentRecord::check));
+        if let Err(error) = checked {
+            return then(Err(error));
+        }
+        let quota = self.inner.quota;
+        let work = move |tx: &mut Txn<'_>| {
+            queries::remember_sent(tx.conn, &sent)?;
+            queries::store(tx, quota, &messages).map(Ok)
+        };
+        let job: Box<dyn WriteJob> = Box::new(Write::new(work, then));
+        // A refused request comes back, so that `then` is answered.
+        if let Err(refused) = self.inner.requests.try_send(Request::Write(job)) {
+            let (error, request) = match refused {
+                TrySendError::Full(request) => (StoreError::Busy, request),
+                TrySendError::Closed(request) => (StoreError::Closed, request),
+            };
+            if let Request::Write(job) = request {
+                job.refuse(error);
+            }
+        }
     }
 
     fn take_gaps(&self, account: &str) -> Result<Pending<Vec<LostNumbers>>, StoreError> {

@@ -158,6 +158,26 @@ pub(super) async fn send_answer(answers: &mpsc::WeakSender<Command>, answer: Ans
     let _ = return_answer(answers, answer).await;
 }
 
+/// As [`send_answer`], from any thread, without waiting: into the actor's
+/// queue at once if it has room, otherwise by a task on `runtime` that
+/// waits for room. Dropped if the actor has stopped.
+pub(super) fn answer_from_any_thread(
+    answers: &mpsc::WeakSender<Command>,
+    runtime: &tokio::runtime::Handle,
+    answer: Answer,
+) {
+    let Some(commands) = answers.upgrade() else {
+        return;
+    };
+    if let Err(mpsc::error::TrySendError::Full(command)) =
+        commands.try_send(Command::Answer(Box::new(answer)))
+    {
+        runtime.spawn(async move {
+            let _ = commands.send(command).await;
+        });
+    }
+}
+
 /// As [`send_answer`], handing the answer back when the actor has stopped,
 /// for whoever must not lose it.
 pub(super) async fn return_answer(

@@ -13,12 +13,12 @@ use std::sync::Arc;
 
 use chinwag_protocol::{Code, Gap, MailboxHeader, Message, Recipients, Sequenced, ServerFrame};
 use chinwag_store::{
-    LostNumbers, Mailbox, Pending, SentRecord, StoreError, StoreOutcome, StoredMessage,
+    LostNumbers, Mailbox, Pending, SentRecord, StoreError, StoreOutcome, StoredMessage, Then,
 };
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::warn;
 
-use super::accounts::{return_answer, send_answer};
+use super::accounts::{answer_from_any_thread, return_answer, send_answer};
 use super::acks::{PendingAck, Replies};
 use super::{Actor, encode};
 use crate::command::Answer;
@@ -206,8 +206,10 @@ impl Actor {
     }
 
     /// Hands the batch's copies to the store in one request; its answer
-    /// settles every `ACK` that waited for it. A request the store refuses
-    /// at once (a full queue) settles them as `STORE_FAILED` now.
+    /// settles every `ACK` that waited for it. The store's writer puts the
+    /// answer into the actor's queue itself when the commit returns; a
+    /// request the store refuses at once (a full queue) is answered at
+    /// once, `STORE_FAILED`.
     pub(super) fn flush_store(&mut self) {
         if self.to_store.messages.is_empty() {
             return;
@@ -219,28 +221,13 @@ impl Actor {
         let numbered = std::mem::take(&mut self.to_store.numbered);
         let batch = self.to_store.handed;
         self.to_store.handed += 1;
-        let handed = match &self.accounts.storage {
-            Some(storage) => storage.mail.store_routed(copies, sent),
-            None => Err(StoreError::Closed),
-        };
-        let pending = match handed {
-            Ok(pending) => pending,
-            Err(error) => {
-                warn!(%error, "could not hand messages for offline users to the store");
-                let failed = (messages.into_iter())
-                    .map(|(message_id, indices)| {
-                        let failed = indices.into_iter().map(|i| (i, Code::STORE_FAILED));
-                        (message_id, failed.collect())
-                    })
-                    .collect();
-                self.lost_offline(numbered);
-                self.stored_batch(batch, failed);
-                return;
-            }
-        };
         let answers = self.accounts.answers.clone();
-        tokio::spawn(async move {
-            let (outcomes, lost) = match pending.await {
+        let runtime = tokio::runtime::Handle::current();
+        // Run by the store's writer as soon as the commit returns (or at
+        // once, here, if the store refuses the request): the answer goes
+        // straight into the actor's queue, with no task waiting for it.
+        let then: Then<Vec<StoreOutcome>> = Box::new(move |answer| {
+            let (outcomes, lost) = match answer {
                 Ok(outcomes) => (Some(outcomes), Vec::new()),
                 Err(error) => {
                     warn!(%error, "could not store messages for offline users");
@@ -266,8 +253,12 @@ impl Actor {
                 settled,
                 lost,
             };
-            send_answer(&answers, answer).await;
+            answer_from_any_thread(&answers, &runtime, answer);
         });
+        match &self.accounts.storage {
+            Some(storage) => storage.mail.store_routed_then(copies, sent, then),
+            None => then(Err(StoreError::Closed)),
+        }
     }
 
     /// The store's answer for batch `batch`: acted on once every earlier
