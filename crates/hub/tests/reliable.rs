@@ -27,10 +27,12 @@ async fn create(hub: &TestHub, nick: &str) {
         .await;
 }
 
-/// Logs in to `nick` in a reliable session: the options granted, and the
-/// messages its mailbox held (as `SEQUENCED`), in the order they came.
-async fn reliable_login(hub: &TestHub, nick: &str) -> (RawClient<TcpStream>, u32, Vec<Sequenced>) {
-    let mut client = hub.connect().await;
+/// Logs `client` in to `nick` asking for a reliable session, and reads
+/// its `WELCOME`.
+async fn reliable_hello(
+    client: &mut RawClient<TcpStream>,
+    nick: &str,
+) -> chinwag_hub::protocol::Welcome {
     client
         .send(login(
             nick,
@@ -38,7 +40,22 @@ async fn reliable_login(hub: &TestHub, nick: &str) -> (RawClient<TcpStream>, u32
             options::RELIABLE | options::NO_PRESENCE,
         ))
         .await;
-    let welcome = client.expect_welcome().await;
+    client.expect_welcome().await
+}
+
+/// A new connection logged in to `nick` in a reliable session, up to its
+/// `WELCOME`.
+async fn reliable_connect(hub: &TestHub, nick: &str) -> RawClient<TcpStream> {
+    let mut client = hub.connect().await;
+    reliable_hello(&mut client, nick).await;
+    client
+}
+
+/// Logs in to `nick` in a reliable session: the options granted, and the
+/// messages its mailbox held (as `SEQUENCED`), in the order they came.
+async fn reliable_login(hub: &TestHub, nick: &str) -> (RawClient<TcpStream>, u32, Vec<Sequenced>) {
+    let mut client = hub.connect().await;
+    let welcome = reliable_hello(&mut client, nick).await;
     let mut held = Vec::new();
     let mut left = None;
     while left != Some(0) {
@@ -246,15 +263,7 @@ async fn next_gap(client: &mut RawClient<TcpStream>) -> chinwag_hub::protocol::G
 /// Logs in to `nick` reliably and reads up to the end of its mailbox: the
 /// `GAP`s that came with it, and the numbers of its messages.
 async fn login_with_gaps(hub: &TestHub, nick: &str) -> (Vec<(u64, u64, Code)>, Vec<u64>) {
-    let mut client = hub.connect().await;
-    client
-        .send(login(
-            nick,
-            PASSWORD,
-            options::RELIABLE | options::NO_PRESENCE,
-        ))
-        .await;
-    client.expect_welcome().await;
+    let mut client = reliable_connect(hub, nick).await;
     let (mut gaps, mut numbers, mut left) = (Vec::new(), Vec::new(), None);
     while left != Some(0) {
         match client.recv().await.expect("the mailbox follows WELCOME") {
@@ -362,14 +371,7 @@ async fn a_mailbox_comes_a_window_at_a_time_and_a_session_that_never_confirms_is
         alice.send(send(id, &["bob"], format!("m{id}"))).await;
         assert_eq!(alice.expect_ack(id).await.statuses[0].status, Code::STORED);
     }
-    let mut bob = hub.connect().await;
-    bob.send(login(
-        "bob",
-        PASSWORD,
-        options::RELIABLE | options::NO_PRESENCE,
-    ))
-    .await;
-    bob.expect_welcome().await;
+    let mut bob = reliable_connect(&hub, "bob").await;
     // The first window, then nothing until a confirmation.
     let mut numbers = Vec::new();
     let error = loop {
@@ -385,14 +387,7 @@ async fn a_mailbox_comes_a_window_at_a_time_and_a_session_that_never_confirms_is
     bob.expect_closed().await;
     hub.wait_offline("bob").await;
     // A session that confirms as it reads gets the whole mailbox, in order.
-    let mut bob = hub.connect().await;
-    bob.send(login(
-        "bob",
-        PASSWORD,
-        options::RELIABLE | options::NO_PRESENCE,
-    ))
-    .await;
-    bob.expect_welcome().await;
+    let mut bob = reliable_connect(&hub, "bob").await;
     let mut numbers = Vec::new();
     while numbers.len() < 100 {
         let sequenced = next_sequenced(&mut bob).await;
