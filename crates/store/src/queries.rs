@@ -140,6 +140,18 @@ fn changed_or(changed: usize, refusal: StoreError) -> Result<(), StoreError> {
     if changed == 0 { Err(refusal) } else { Ok(()) }
 }
 
+/// Stores a batch of routed copies, and records what became of the
+/// messages reliable sessions sent, in one transaction.
+pub(crate) fn store_routed(
+    tx: &mut Txn<'_>,
+    quota: Quota,
+    messages: &[StoredMessage],
+    sent: &[SentRecord],
+) -> rusqlite::Result<Vec<StoreOutcome>> {
+    remember_sent(tx.conn, sent)?;
+    store(tx, quota, messages)
+}
+
 /// Stores `messages` in order, each against its mailbox's quota (counting
 /// the ones before it), and raises the last message id past them.
 ///

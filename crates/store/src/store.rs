@@ -184,12 +184,17 @@ impl Store {
     }
 
     fn submit(&self, request: Request) -> Result<(), StoreError> {
+        self.try_submit(request).map_err(|(error, _)| error)
+    }
+
+    /// Queues `request` for the writer; a refused one comes back with why.
+    fn try_submit(&self, request: Request) -> Result<(), (StoreError, Request)> {
         self.inner
             .requests
             .try_send(request)
             .map_err(|error| match error {
-                TrySendError::Full(_) => StoreError::Busy,
-                TrySendError::Closed(_) => StoreError::Closed,
+                TrySendError::Full(request) => (StoreError::Busy, request),
+                TrySendError::Closed(request) => (StoreError::Closed, request),
             })
     }
 
@@ -263,13 +268,9 @@ impl MailStore for Store {
         messages: Vec<StoredMessage>,
         sent: Vec<SentRecord>,
     ) -> Result<Pending<Vec<StoreOutcome>>, StoreError> {
-        messages.iter().try_for_each(StoredMessage::check)?;
-        sent.iter().try_for_each(SentRecord::check)?;
+        check_routed(&messages, &sent)?;
         let quota = self.inner.quota;
-        self.write(move |tx| {
-            queries::remember_sent(tx.conn, &sent)?;
-            queries::store(tx, quota, &messages).map(Ok)
-        })
+        self.write(move |tx| queries::store_routed(tx, quota, &messages, &sent).map(Ok))
     }
 
     fn store_routed_then(
@@ -278,26 +279,16 @@ impl MailStore for Store {
         sent: Vec<SentRecord>,
         then: Then<Vec<StoreOutcome>>,
     ) {
-        let checked = (messages.iter().try_for_each(StoredMessage::check))
-            .and_then(|()| sent.iter().try_for_each(SentRecord::check));
-        if let Err(error) = checked {
+        if let Err(error) = check_routed(&messages, &sent) {
             return then(Err(error));
         }
         let quota = self.inner.quota;
-        let work = move |tx: &mut Txn<'_>| {
-            queries::remember_sent(tx.conn, &sent)?;
-            queries::store(tx, quota, &messages).map(Ok)
-        };
+        let work =
+            move |tx: &mut Txn<'_>| queries::store_routed(tx, quota, &messages, &sent).map(Ok);
         let job: Box<dyn WriteJob> = Box::new(Write::new(work, then));
         // A refused request comes back, so that `then` is answered.
-        if let Err(refused) = self.inner.requests.try_send(Request::Write(job)) {
-            let (error, request) = match refused {
-                TrySendError::Full(request) => (StoreError::Busy, request),
-                TrySendError::Closed(request) => (StoreError::Closed, request),
-            };
-            if let Request::Write(job) = request {
-                job.refuse(error);
-            }
+        if let Err((error, Request::Write(job))) = self.try_submit(Request::Write(job)) {
+            job.refuse(error);
         }
     }
 
@@ -456,4 +447,11 @@ impl AccountStore for Store {
         let nick = nick.to_owned();
         self.write(move |tx| queries::delete_account(tx, &nick))
     }
+}
+
+/// Whether a batch of routed copies and sent records can be stored as
+/// they are (`store_routed`, `store_routed_then`).
+fn check_routed(messages: &[StoredMessage], sent: &[SentRecord]) -> Result<(), StoreError> {
+    messages.iter().try_for_each(StoredMessage::check)?;
+    sent.iter().try_for_each(SentRecord::check)
 }

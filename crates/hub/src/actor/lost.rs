@@ -49,14 +49,14 @@ fn ranges(mut numbered: Vec<(String, u64)>, reason: Code) -> Vec<(String, LostNu
 }
 
 impl Actor {
-    /// Copies for offline accounts, numbered, that a failed commit did not
-    /// store: their numbers are recorded, to be told at the accounts' next
-    /// reliable logins.
+    /// A store answer for a batch of copies: `numbered`, the copies for
+    /// offline accounts that its failed commit did not store (none if it
+    /// succeeded), are to be recorded, to be told at the accounts' next
+    /// reliable logins; and whatever is still unrecorded is tried again.
     pub(super) fn lost_offline(&mut self, numbered: Vec<(String, u64)>) {
-        if numbered.is_empty() {
-            return;
+        if !numbered.is_empty() {
+            self.unrecorded.extend(ranges(numbered, Code::STORE_FAILED));
         }
-        self.unrecorded.extend(ranges(numbered, Code::STORE_FAILED));
         self.record_lost();
     }
 

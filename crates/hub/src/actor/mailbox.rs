@@ -177,14 +177,14 @@ impl Actor {
             copies,
             held,
         } = message;
-        let held: Vec<(usize, StoredMessage, ConnId)> = (copies.iter())
+        let held_copies: Vec<(usize, StoredMessage, ConnId)> = (copies.iter())
             .filter_map(|(index, copy)| {
                 let (_, session) = held.iter().find(|(held, _)| held == index)?;
                 Some((*index, copy.clone(), *session))
             })
             .collect();
-        if !held.is_empty() {
-            self.held.insert(message_id, held);
+        if !held_copies.is_empty() {
+            self.held.insert(message_id, held_copies);
         }
         let earlier = replies.take();
         self.reply(from, earlier);
@@ -192,10 +192,7 @@ impl Actor {
             from,
             PendingAck::new(client_id, message_id, delivered, statuses),
         );
-        let is_held = |index: &usize| {
-            (self.held.get(&message_id))
-                .is_some_and(|held| held.iter().any(|(held, _, _)| held == index))
-        };
+        let is_held = |index: &usize| held.iter().any(|(held, _)| held == index);
         let numbered = (copies.iter())
             .filter(|(index, copy)| copy.number > 0 && !is_held(index))
             .map(|(_, copy)| (copy.recipient.clone(), copy.number));

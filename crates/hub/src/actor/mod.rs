@@ -319,7 +319,6 @@ impl Actor {
                     lost,
                 } => {
                     self.lost_offline(lost);
-                    self.record_lost();
                     self.stored_batch(batch, settled);
                 }
                 Answer::Unrecorded(lost) => self.unrecorded.extend(lost),
