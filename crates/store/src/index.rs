@@ -10,6 +10,12 @@
 //! opens, and keeps it as it writes: the quota check, duplicate ids,
 //! confirmations and reads at login all look here instead of at the disk.
 //!
+//! The `receipts` table is kept the same way (schema version 10): appended
+//! to, with no index, and each account's receipts, as their owner, found
+//! here by message id. A receipt is kept when its message is confirmed and
+//! forgotten when its owner confirms it, so an index on owner and message
+//! wrote a page in every sender's part of a B-tree at both ends.
+//!
 //! Changes made inside a group's transaction are recorded with how to undo
 //! them: if the group is rolled back (a full disk), the writer undoes them,
 //! and the index again matches what is on disk.
@@ -38,6 +44,11 @@ pub(crate) struct Entries {
     /// The highest id it ever held: an id above it is not there without
     /// looking (the hub's ids grow, so a new message's always is).
     max_id: u64,
+    /// The receipts kept for this account as their owner, by message id:
+    /// each recipient's name (as kept) and the row that holds it.
+    receipts: BTreeMap<u64, Vec<(Box<str>, i64)>>,
+    /// How many there are.
+    receipt_count: u64,
 }
 
 impl Entries {
@@ -49,6 +60,40 @@ impl Entries {
     /// How many messages it holds.
     pub(crate) fn count(&self) -> u64 {
         self.by_id.len() as u64
+    }
+
+    /// How many receipts are kept for it.
+    pub(crate) fn receipt_count(&self) -> u64 {
+        self.receipt_count
+    }
+
+    /// The rows of the receipts kept for it, oldest first.
+    pub(crate) fn receipt_rows(&self) -> Vec<i64> {
+        let mut rows: Vec<i64> = (self.receipts.values().flatten())
+            .map(|(_, seq)| *seq)
+            .collect();
+        rows.sort_unstable();
+        rows
+    }
+
+    fn add_receipt(&mut self, message_id: u64, recipient: Box<str>, seq: i64) {
+        self.receipts
+            .entry(message_id)
+            .or_default()
+            .push((recipient, seq));
+        self.receipt_count += 1;
+    }
+
+    /// Takes out the receipt in row `seq`, answering its recipient.
+    fn remove_receipt(&mut self, message_id: u64, seq: i64) -> Option<Box<str>> {
+        let kept = self.receipts.get_mut(&message_id)?;
+        let at = kept.iter().position(|(_, row)| *row == seq)?;
+        let (recipient, _) = kept.swap_remove(at);
+        if kept.is_empty() {
+            self.receipts.remove(&message_id);
+        }
+        self.receipt_count -= 1;
+        Some(recipient)
     }
 }
 
@@ -70,6 +115,17 @@ enum Undo {
     AccountRemoved {
         account: String,
         entries: Entries,
+    },
+    ReceiptKept {
+        owner: String,
+        message_id: u64,
+        seq: i64,
+    },
+    ReceiptForgotten {
+        owner: String,
+        message_id: u64,
+        recipient: Box<str>,
+        seq: i64,
     },
 }
 
@@ -108,8 +164,22 @@ impl MailIndex {
             entries.max_id = entries.max_id.max(id);
             entries.by_id.insert(id, slot);
         }
+        let mut rows = conn.prepare("SELECT seq, owner, message_id, recipient FROM receipts")?;
+        let mut rows = rows.query([])?;
+        while let Some(row) = rows.next()? {
+            let owner = row.get_ref(1)?.as_str()?;
+            let Some(entries) = accounts.get_mut(owner) else {
+                orphans += 1;
+                continue;
+            };
+            let recipient: &str = row.get_ref(3)?.as_str()?;
+            entries.add_receipt(row.get(2)?, recipient.into(), row.get(0)?);
+        }
         if orphans > 0 {
-            warn!(orphans, "stored messages without an account are ignored");
+            warn!(
+                orphans,
+                "stored messages or receipts without an account are ignored"
+            );
         }
         Ok(Self {
             accounts,
@@ -154,6 +224,70 @@ impl MailIndex {
             slot,
         });
         Some(slot)
+    }
+
+    /// Records a receipt kept for `owner` in row `seq`.
+    pub(crate) fn keep_receipt(&mut self, owner: &str, message_id: u64, recipient: &str, seq: i64) {
+        if let Some(entries) = self.accounts.get_mut(owner) {
+            entries.add_receipt(message_id, recipient.into(), seq);
+            self.undo.push(Undo::ReceiptKept {
+                owner: owner.to_owned(),
+                message_id,
+                seq,
+            });
+        }
+    }
+
+    /// Forgets the receipts kept for `owner` of `message_id` by
+    /// `recipient`, answering their rows (one, unless kept twice).
+    pub(crate) fn forget_receipt(
+        &mut self,
+        owner: &str,
+        message_id: u64,
+        recipient: &str,
+    ) -> Vec<i64> {
+        let Some(entries) = self.accounts.get_mut(owner) else {
+            return Vec::new();
+        };
+        let rows: Vec<i64> = (entries.receipts.get(&message_id).into_iter().flatten())
+            .filter(|(kept, _)| **kept == *recipient)
+            .map(|(_, seq)| *seq)
+            .collect();
+        for &seq in &rows {
+            if let Some(recipient) = entries.remove_receipt(message_id, seq) {
+                self.undo.push(Undo::ReceiptForgotten {
+                    owner: owner.to_owned(),
+                    message_id,
+                    recipient,
+                    seq,
+                });
+            }
+        }
+        rows
+    }
+
+    /// Forgets every receipt kept for `owner`, answering their rows, oldest
+    /// first.
+    pub(crate) fn take_receipts(&mut self, owner: &str) -> Vec<i64> {
+        let Some(entries) = self.accounts.get_mut(owner) else {
+            return Vec::new();
+        };
+        let kept = std::mem::take(&mut entries.receipts);
+        entries.receipt_count = 0;
+        let mut rows = Vec::new();
+        for (message_id, recipients) in kept {
+            for (recipient, seq) in recipients {
+                rows.push(seq);
+                self.undo.push(Undo::ReceiptForgotten {
+                    owner: owner.to_owned(),
+                    message_id,
+                    recipient,
+                    seq,
+                });
+            }
+        }
+        rows.sort_unstable();
+        rows
     }
 
     /// Records a new, empty account's mailbox.
@@ -208,6 +342,25 @@ impl MailIndex {
                 Undo::AccountRemoved { account, entries } => {
                     self.accounts.insert(account, entries);
                 }
+                Undo::ReceiptKept {
+                    owner,
+                    message_id,
+                    seq,
+                } => {
+                    if let Some(entries) = self.accounts.get_mut(&owner) {
+                        entries.remove_receipt(message_id, seq);
+                    }
+                }
+                Undo::ReceiptForgotten {
+                    owner,
+                    message_id,
+                    recipient,
+                    seq,
+                } => {
+                    if let Some(entries) = self.accounts.get_mut(&owner) {
+                        entries.add_receipt(message_id, recipient, seq);
+                    }
+                }
             }
         }
     }
@@ -240,6 +393,32 @@ mod tests {
         assert_eq!(bob.by_id.keys().copied().collect::<Vec<_>>(), [1, 2]);
         assert_eq!(bob.bytes, 30);
         assert!(index.get("carol").is_none());
+    }
+
+    #[test]
+    fn a_rolled_back_group_leaves_the_receipts_as_they_were() {
+        let mut index = MailIndex::default();
+        index.add_account("amy");
+        index.keep_receipt("amy", 7, "Bob", 1);
+        index.keep_receipt("amy", 7, "Carol", 2);
+        index.keep_receipt("amy", 9, "Bob", 3);
+        index.commit();
+
+        assert_eq!(index.forget_receipt("amy", 7, "Bob"), [1]);
+        assert_eq!(index.forget_receipt("amy", 7, "bob"), Vec::<i64>::new());
+        index.keep_receipt("amy", 11, "Bob", 4);
+        assert_eq!(
+            index.get("amy").map(Entries::receipt_rows),
+            Some(vec![2, 3, 4])
+        );
+        assert_eq!(index.take_receipts("amy"), [2, 3, 4]);
+        assert_eq!(index.get("amy").map(Entries::receipt_count), Some(0));
+        index.roll_back();
+
+        let amy = index.get("amy").unwrap();
+        assert_eq!(amy.receipt_rows(), [1, 2, 3]);
+        assert_eq!(amy.receipt_count(), 3);
+        assert!(index.forget_receipt("nobody", 7, "Bob").is_empty());
     }
 
     #[test]

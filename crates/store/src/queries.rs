@@ -261,7 +261,6 @@ pub(crate) fn confirm(
         .prepare_cached("DELETE FROM mailbox WHERE seq = ?1 RETURNING sender, receipt, number")?;
     let mut confirmed = Confirmed::default();
     let mut highest = 0;
-    let mut keeper = Keeper::default();
     for &id in ids {
         if let Some(slot) = tx.index.remove(&recipient, id) {
             let (sender, receipt, number): (String, bool, u64) = delete
@@ -279,7 +278,7 @@ pub(crate) fn confirm(
                 recipient: shown.to_owned(),
                 received_ms,
             };
-            match keeper.keep(tx, &kept)? {
+            match keep(tx, &kept)? {
                 Kept::Yes => confirmed.kept.push((id, kept.owner)),
                 // Not kept: told to the sender if it is online.
                 Kept::Full | Kept::NoAccount => confirmed.receipts.push((id, kept.owner)),
@@ -290,7 +289,7 @@ pub(crate) fn confirm(
     Ok(confirmed)
 }
 
-/// What became of a receipt handed to [`Keeper::keep`].
+/// What became of a receipt handed to [`keep`].
 enum Kept {
     Yes,
     /// Its owner holds [`MAX_KEPT_RECEIPTS`] already: dropped.
@@ -299,45 +298,30 @@ enum Kept {
     NoAccount,
 }
 
-/// Keeps receipts, each owner's count read once.
-#[derive(Default)]
-struct Keeper {
-    held: HashMap<String, u64>,
-}
-
-impl Keeper {
-    fn keep(&mut self, tx: &mut Txn<'_>, receipt: &KeptReceipt) -> rusqlite::Result<Kept> {
-        let owner = fold(&receipt.owner);
-        if tx.index.get(&owner).is_none() {
-            return Ok(Kept::NoAccount);
-        }
-        if !self.held.contains_key(owner.as_ref()) {
-            let held: u64 = tx
-                .conn
-                .prepare_cached("SELECT count(*) FROM receipts WHERE owner = ?1")?
-                .query_row([&owner], |row| row.get(0))?;
-            self.held.insert(owner.to_string(), held);
-        }
-        let Some(held) = self.held.get_mut(owner.as_ref()) else {
-            return Ok(Kept::NoAccount);
-        };
-        if *held >= MAX_KEPT_RECEIPTS {
-            return Ok(Kept::Full);
-        }
-        *held += 1;
-        tx.conn
-            .prepare_cached(
-                "INSERT INTO receipts (owner, message_id, recipient, received_ms)
-                 VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![
-                owner,
-                receipt.message_id,
-                receipt.recipient,
-                receipt.received_ms
-            ])?;
-        Ok(Kept::Yes)
+/// Keeps a receipt for its owner: a row appended to `receipts`, found by
+/// the index (which also counts an owner's).
+fn keep(tx: &mut Txn<'_>, receipt: &KeptReceipt) -> rusqlite::Result<Kept> {
+    let owner = fold(&receipt.owner);
+    let Some(entries) = tx.index.get(&owner) else {
+        return Ok(Kept::NoAccount);
+    };
+    if entries.receipt_count() >= MAX_KEPT_RECEIPTS {
+        return Ok(Kept::Full);
     }
+    tx.conn
+        .prepare_cached(
+            "INSERT INTO receipts (owner, message_id, recipient, received_ms)
+             VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![
+            owner,
+            receipt.message_id,
+            receipt.recipient,
+            receipt.received_ms
+        ])?;
+    let seq = tx.conn.last_insert_rowid();
+    (tx.index).keep_receipt(&owner, receipt.message_id, &receipt.recipient, seq);
+    Ok(Kept::Yes)
 }
 
 /// Receipts kept for one sender at most: past it, more are dropped (a
@@ -346,54 +330,72 @@ pub const MAX_KEPT_RECEIPTS: u64 = 100_000;
 
 /// Keeps receipts for their owners' next login.
 pub(crate) fn keep_receipts(tx: &mut Txn<'_>, receipts: &[KeptReceipt]) -> rusqlite::Result<()> {
-    let mut keeper = Keeper::default();
     for receipt in receipts {
-        keeper.keep(tx, receipt)?;
+        keep(tx, receipt)?;
     }
     Ok(())
 }
 
 /// Reads and deletes the receipts kept for `owner`.
 pub(crate) fn take_receipts(tx: &mut Txn<'_>, owner: &str) -> rusqlite::Result<Vec<KeptReceipt>> {
-    let folded = fold(owner);
-    let mut taken: Vec<(i64, KeptReceipt)> = tx
-        .conn
-        .prepare_cached(
-            "DELETE FROM receipts WHERE owner = ?1
-             RETURNING seq, message_id, recipient, received_ms",
-        )?
-        .query_map([&folded], |row| {
-            Ok((
-                row.get(0)?,
-                KeptReceipt {
+    let rows = tx.index.take_receipts(&fold(owner));
+    let mut delete = tx.conn.prepare_cached(
+        "DELETE FROM receipts WHERE seq = ?1 RETURNING message_id, recipient, received_ms",
+    )?;
+    let mut taken = Vec::with_capacity(rows.len());
+    for seq in rows {
+        let receipt = delete
+            .query_row([seq], |row| {
+                Ok(KeptReceipt {
                     owner: owner.to_owned(),
-                    message_id: row.get(1)?,
-                    recipient: row.get(2)?,
-                    received_ms: row.get(3)?,
-                },
-            ))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    // RETURNING gives no order: oldest first.
-    taken.sort_by_key(|(seq, _)| *seq);
-    Ok(taken.into_iter().map(|(_, receipt)| receipt).collect())
+                    message_id: row.get(0)?,
+                    recipient: row.get(1)?,
+                    received_ms: row.get(2)?,
+                })
+            })
+            .optional()?;
+        taken.extend(receipt);
+    }
+    Ok(taken)
 }
 
-/// The receipts kept for `owner`, oldest first; they stay kept.
-pub(crate) fn kept_receipts(conn: &Connection, owner: &str) -> rusqlite::Result<Vec<KeptReceipt>> {
-    let folded = fold(owner);
-    conn.prepare_cached(
-        "SELECT message_id, recipient, received_ms FROM receipts WHERE owner = ?1 ORDER BY seq",
-    )?
-    .query_map([&folded], |row| {
-        Ok(KeptReceipt {
-            owner: owner.to_owned(),
-            message_id: row.get(0)?,
-            recipient: row.get(1)?,
-            received_ms: row.get(2)?,
-        })
-    })?
-    .collect()
+/// The rows of the receipts kept for `owner`, oldest first, as the index
+/// has them.
+pub(crate) fn receipt_rows(index: &MailIndex, owner: &str) -> Vec<i64> {
+    index
+        .get(&fold(owner))
+        .map(Entries::receipt_rows)
+        .unwrap_or_default()
+}
+
+/// The receipts kept for `owner`, oldest first; they stay kept. `rows`
+/// are theirs as of the writes before this read; one forgotten since is
+/// left out.
+pub(crate) fn kept_receipts(
+    conn: &Connection,
+    owner: &str,
+    rows: Vec<i64>,
+) -> rusqlite::Result<Vec<KeptReceipt>> {
+    let tx = conn.unchecked_transaction()?;
+    let mut read = tx
+        .prepare_cached("SELECT message_id, recipient, received_ms FROM receipts WHERE seq = ?1")?;
+    let mut kept = Vec::with_capacity(rows.len());
+    for seq in rows {
+        let receipt = read
+            .query_row([seq], |row| {
+                Ok(KeptReceipt {
+                    owner: owner.to_owned(),
+                    message_id: row.get(0)?,
+                    recipient: row.get(1)?,
+                    received_ms: row.get(2)?,
+                })
+            })
+            .optional()?;
+        kept.extend(receipt);
+    }
+    drop(read);
+    tx.finish()?;
+    Ok(kept)
 }
 
 /// Deletes the named receipts kept for `owner`.
@@ -403,11 +405,13 @@ pub(crate) fn forget_receipts(
     receipts: &[(u64, String)],
 ) -> rusqlite::Result<()> {
     let folded = fold(owner);
-    let mut delete = tx.conn.prepare_cached(
-        "DELETE FROM receipts WHERE owner = ?1 AND message_id = ?2 AND recipient = ?3",
-    )?;
+    let mut delete = tx
+        .conn
+        .prepare_cached("DELETE FROM receipts WHERE seq = ?1")?;
     for (message_id, recipient) in receipts {
-        delete.execute(params![folded, message_id, recipient])?;
+        for seq in tx.index.forget_receipt(&folded, *message_id, recipient) {
+            delete.execute([seq])?;
+        }
     }
     Ok(())
 }
@@ -552,17 +556,24 @@ pub(crate) fn delete_account(
     nick: &str,
 ) -> rusqlite::Result<Result<(), StoreError>> {
     let folded = fold(nick);
-    let rows: Vec<i64> = tx
+    let (rows, receipts): (Vec<i64>, Vec<i64>) = tx
         .index
         .remove_account(&folded)
-        .map(|entries| entries.by_id.values().map(|slot| slot.seq).collect())
+        .map(|entries| {
+            let rows = entries.by_id.values().map(|slot| slot.seq).collect();
+            (rows, entries.receipt_rows())
+        })
         .unwrap_or_default();
     for seq in rows {
         delete_row(tx.conn, seq)?;
     }
-    tx.conn
-        .prepare_cached("DELETE FROM receipts WHERE owner = ?1")?
-        .execute([&folded])?;
+    let mut delete = tx
+        .conn
+        .prepare_cached("DELETE FROM receipts WHERE seq = ?1")?;
+    for seq in receipts {
+        delete.execute([seq])?;
+    }
+    drop(delete);
     tx.conn
         .prepare_cached("DELETE FROM sent WHERE sender = ?1")?
         .execute([&folded])?;

@@ -212,6 +212,21 @@ CREATE INDEX receipts_by_message ON receipts (owner, message_id);
 DROP INDEX receipts_by_owner;
 ";
 
+/// Version 10: the receipts found by the writer's index in memory
+/// (`index.rs`), not an index on disk. A receipt is kept when its message
+/// is confirmed and deleted when its owner confirms it, usually within
+/// milliseconds: on disk, `receipts_by_message` wrote a page in every
+/// sender's part of its B-tree at both ends, the table itself only its
+/// last pages. Measured with `chinwag bench direct --reliable` (50 pairs,
+/// 5,000 messages each way, 3 alternating rounds): 129,628 messages a
+/// second before, 154,819 after, the daemon's CPU 5.88 s a run against
+/// 5.18, and its disk writes 932 MB against 658 MB.
+/// `SELECT * FROM receipts WHERE owner = 'amy' ORDER BY seq` still shows
+/// an owner's (by a scan).
+const V10: &str = "
+DROP INDEX receipts_by_message;
+";
+
 /// Every migration, oldest first.
 pub(crate) fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -224,6 +239,7 @@ pub(crate) fn migrations() -> Migrations<'static> {
         M::up(V7),
         M::up(V8),
         M::up(V9),
+        M::up(V10),
     ])
 }
 
@@ -293,7 +309,7 @@ mod tests {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .unwrap();
-        assert_eq!(version, 9);
+        assert_eq!(version, 10);
         let tables: Vec<String> = conn
             .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
             .unwrap()

@@ -370,7 +370,11 @@ impl MailStore for Store {
 
     fn kept_receipts(&self, owner: &str) -> Result<Pending<Vec<KeptReceipt>>, StoreError> {
         let owner = owner.to_owned();
-        self.read(move |conn| queries::kept_receipts(conn, &owner).map(Ok))
+        let key = owner.clone();
+        self.indexed_read(
+            move |index| queries::receipt_rows(index, &key),
+            move |conn, rows| queries::kept_receipts(conn, &owner, rows).map(Ok),
+        )
     }
 
     fn forget_receipts(

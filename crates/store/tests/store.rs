@@ -662,6 +662,65 @@ fn receipts_kept_for_an_offline_sender_are_taken_once_in_order() {
     );
 }
 
+/// Receipts a reliable session has not confirmed stay kept until it
+/// confirms each one by message and recipient: read without being taken,
+/// forgotten one by one, found again after a reopen (the index is rebuilt
+/// from the table), and gone with their owner's account.
+#[test]
+fn kept_receipts_are_forgotten_one_by_one_across_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig::new(dir.path());
+    let receipt = |message_id, recipient: &str| chinwag_store::KeptReceipt {
+        owner: "amy".to_owned(),
+        message_id,
+        recipient: recipient.to_owned(),
+        received_ms: T0 + message_id,
+    };
+    let kept = |store: &Store| -> Vec<(u64, String)> {
+        let kept = store.kept_receipts("Amy").unwrap().wait().unwrap();
+        kept.into_iter()
+            .map(|r| (r.message_id, r.recipient))
+            .collect()
+    };
+    let forget = |store: &Store, keys: &[(u64, &str)]| {
+        let keys = keys
+            .iter()
+            .map(|(id, who)| (*id, (*who).to_owned()))
+            .collect();
+        store
+            .forget_receipts(vec![("AMY".to_owned(), keys)])
+            .unwrap()
+            .wait()
+            .unwrap();
+    };
+    {
+        let store = open_with(&config, &["amy", "bob", "carol"]);
+        store
+            .keep_receipts(vec![
+                receipt(3, "bob"),
+                receipt(3, "carol"),
+                receipt(5, "bob"),
+            ])
+            .unwrap()
+            .wait()
+            .unwrap();
+        forget(&store, &[(3, "bob"), (5, "carol"), (9, "bob")]);
+        assert_eq!(kept(&store), [(3, "carol".into()), (5, "bob".into())]);
+        // Reading leaves them kept.
+        assert_eq!(kept(&store).len(), 2);
+    }
+    let store = open(&config);
+    assert_eq!(kept(&store), [(3, "carol".into()), (5, "bob".into())]);
+    forget(&store, &[(3, "carol")]);
+    assert_eq!(kept(&store), [(5, "bob".into())]);
+    store.delete_account("amy").unwrap().wait().unwrap();
+    let rows: i64 = rusqlite::Connection::open(dir.path().join("chinwag.db"))
+        .unwrap()
+        .query_row("SELECT count(*) FROM receipts", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(rows, 0);
+}
+
 /// A message's number for its recipient is stored with it, read back with
 /// the mailbox, and raises the account's last number, which stays when the
 /// message is confirmed and gone, across a reopening: a number a client saw
