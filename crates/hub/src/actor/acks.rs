@@ -13,7 +13,7 @@
 //! While nothing is pending, which is the rule, replies pass straight
 //! through: the table is then one empty-map check per run of messages.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
 use chinwag_protocol::{
@@ -21,7 +21,7 @@ use chinwag_protocol::{
 };
 use tracing::warn;
 
-use crate::registry::{ConnId, IdMap};
+use crate::registry::{ConnId, IdMap, MessageMap};
 
 /// Appends a reply the hub builds itself to `replies`; a failure is a bug
 /// worth logging, not a reason to stop (as `super::encode`).
@@ -168,7 +168,7 @@ pub(super) struct PendingAcks {
     /// The first entry is always a `Waiting` one.
     owed: IdMap<VecDeque<Owed>>,
     /// Whose each waiting message is.
-    senders: HashMap<u64, ConnId>,
+    senders: MessageMap<ConnId>,
 }
 
 impl PendingAcks {

@@ -32,7 +32,6 @@ mod receipts;
 mod resend;
 mod route;
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -62,7 +61,7 @@ use crate::accounts::Storage;
 use crate::command::{Answer, Command, Join};
 use crate::metrics::{ActorFigures, Tally};
 use crate::outbox::{Outbox, Pressure, PushError};
-use crate::registry::{ConnId, IdMap, IdSet, Lookup, Member, Registry};
+use crate::registry::{ConnId, IdMap, IdSet, Lookup, Member, MessageMap, MessageSet, Registry};
 
 /// Commands the actor takes from its queue at once. Consumers woken by a
 /// batch are woken once, after it.
@@ -95,7 +94,7 @@ pub(crate) struct Actor {
     /// not confirmed: only these make a `CONFIRM` a write to the store (a
     /// client that confirms every live message would otherwise cost the
     /// store a transaction per batch of confirmations).
-    stored_out: IdMap<HashSet<u64>>,
+    stored_out: IdMap<MessageSet>,
     /// Reliable sessions' mailboxes not all sent yet (`backlog.rs`).
     backlogs: Backlogs,
     /// Numbers lost to failed commits, not recorded by the store yet
@@ -103,7 +102,7 @@ pub(crate) struct Actor {
     unrecorded: Vec<(String, chinwag_store::LostNumbers)>,
     /// Copies for reliable sessions online, by message id, with their
     /// index in the `ACK`: delivered once the store has them.
-    held: HashMap<u64, Vec<(usize, StoredMessage, ConnId)>>,
+    held: MessageMap<Vec<(usize, StoredMessage, ConnId)>>,
     /// Receipts owed by confirming connections, and the batch's due.
     receipts: Receipts,
     /// What became of reliable sessions' newest messages, so that one sent
@@ -160,7 +159,7 @@ impl Actor {
             unrecorded: Vec::new(),
             receipts: Receipts::default(),
             resends: Resends::default(),
-            held: HashMap::new(),
+            held: MessageMap::default(),
             tally: Tally::default(),
             receipt_sender: None,
             tasks,

@@ -24,7 +24,7 @@ use tracing::warn;
 use super::acks::Replies;
 use super::mailbox::ForStore;
 use super::{Actor, encode};
-use crate::registry::ConnId;
+use crate::registry::{ConnId, MessageMap};
 
 /// How long an account's window stays in memory after its last message
 /// once nobody is logged in to it (a login reads it back from the store).
@@ -98,7 +98,7 @@ enum Seen {
 #[derive(Debug, Default)]
 pub(super) struct Resends {
     windows: HashMap<Vec<u8>, Window>,
-    waiting: HashMap<u64, (Vec<u8>, u64)>,
+    waiting: MessageMap<(Vec<u8>, u64)>,
 }
 
 impl Resends {
