@@ -270,7 +270,7 @@ impl Actor {
             join.nick = registered;
         }
         match sent {
-            Some(Ok(records)) => self.resends.install(key.clone(), records, self.now_ms),
+            Some(Ok(records)) => self.resends.install(&key, records, self.now_ms),
             Some(Err(error)) => {
                 // Without them a message sent again could be routed twice:
                 // the login is refused, and the client tries again.

@@ -16,6 +16,7 @@
 //! at once.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use chinwag_protocol::{Ack, Code, RecipientStatus, ServerFrame};
 use chinwag_store::{SENT_WINDOW, SentRecord};
@@ -25,6 +26,15 @@ use super::acks::Replies;
 use super::mailbox::ForStore;
 use super::{Actor, encode};
 use crate::registry::{ConnId, MessageMap};
+
+/// An account, as its windows are keyed: its folded nickname's bytes,
+/// shared by the messages that wait for the store.
+pub(super) type AccountKey = Arc<[u8]>;
+
+/// Hashes what peers choose (nicknames, client ids): seeded at random per
+/// map, as `SipHash` is, and several times faster on these short keys
+/// (`foldhash`, hashbrown's own default).
+type PeerKeyed = foldhash::fast::RandomState;
 
 /// How long an account's window stays in memory after its last message
 /// once nobody is logged in to it (a login reads it back from the store).
@@ -64,7 +74,7 @@ impl Outcome {
 /// One account's newest messages, by client id.
 #[derive(Debug, Default)]
 struct Window {
-    outcomes: HashMap<u64, Outcome>,
+    outcomes: HashMap<u64, Outcome, PeerKeyed>,
     /// Client ids, oldest first: the oldest is forgotten past the window.
     order: VecDeque<u64>,
     last_ms: u64,
@@ -97,8 +107,8 @@ enum Seen {
 /// for the store belongs to.
 #[derive(Debug, Default)]
 pub(super) struct Resends {
-    windows: HashMap<Vec<u8>, Window>,
-    waiting: MessageMap<(Vec<u8>, u64)>,
+    windows: HashMap<AccountKey, Window, PeerKeyed>,
+    waiting: MessageMap<(AccountKey, u64)>,
 }
 
 impl Resends {
@@ -111,8 +121,8 @@ impl Resends {
     /// Installs a window read from the store at a login, unless one came
     /// into memory meanwhile (which holds everything the store does, and
     /// more).
-    pub(super) fn install(&mut self, key: Vec<u8>, records: Vec<SentRecord>, now_ms: u64) {
-        let window = self.windows.entry(key).or_insert_with(|| Window {
+    pub(super) fn install(&mut self, key: &[u8], records: Vec<SentRecord>, now_ms: u64) {
+        let window = self.windows.entry(key.into()).or_insert_with(|| Window {
             last_ms: now_ms,
             ..Window::default()
         });
@@ -153,14 +163,14 @@ impl Resends {
     /// store's to come), and gives the record the store keeps of it.
     pub(super) fn routed(
         &mut self,
-        key: &[u8],
+        key: &AccountKey,
         sender: &str,
         (client_id, message_id): (u64, u64),
         delivered: u32,
         statuses: &[(String, Option<Code>)],
         now_ms: u64,
     ) -> SentRecord {
-        let window = self.windows.entry(key.to_vec()).or_default();
+        let window = self.windows.entry(key.clone()).or_default();
         window.last_ms = now_ms;
         window.insert(
             client_id,
@@ -171,7 +181,7 @@ impl Resends {
                 waiters: Vec::new(),
             },
         );
-        self.waiting.insert(message_id, (key.to_vec(), client_id));
+        self.waiting.insert(message_id, (key.clone(), client_id));
         SentRecord {
             sender: sender.to_owned(),
             client_id,
@@ -259,7 +269,7 @@ impl Actor {
         &mut self,
         from: ConnId,
         mut for_store: ForStore,
-        reliable: Option<&(Vec<u8>, String)>,
+        reliable: Option<&(AccountKey, String)>,
         replies: &mut Replies,
     ) {
         self.number(&mut for_store);

@@ -20,6 +20,7 @@ use super::acks::Replies;
 use super::delivery::{Delivery, InFlight, Named};
 use super::mailbox::ForStore;
 use super::receipts::Receipts;
+use super::resend::AccountKey;
 use crate::metrics::Tally;
 use crate::outbox::Pressure;
 use crate::registry::{ConnId, Lookup, Member, Registry};
@@ -49,9 +50,10 @@ impl Actor {
             .filter(|sender| sender.receipts())
             .map(|sender| Arc::from(sender.nick.folded()));
         // A reliable session's account (`resend.rs`), once per run.
-        let reliable = sender
-            .filter(|sender| sender.reliable())
-            .map(|sender| (sender.nick.folded().into_bytes(), sender.nick.to_string()));
+        let reliable = sender.filter(|sender| sender.reliable()).map(|sender| {
+            let key: AccountKey = sender.nick.folded().into_bytes().into();
+            (key, sender.nick.to_string())
+        });
         let mut replies = Replies::new(ack_runs, sends.len());
         // Room for the whole run in one recipient's buffer (a `MESSAGE` is a
         // `SEND` plus the sender's name, an id and a time): grown by
@@ -94,7 +96,7 @@ impl Actor {
         &mut self,
         from: ConnId,
         send: &SendPayload,
-        reliable: Option<&(Vec<u8>, String)>,
+        reliable: Option<&(AccountKey, String)>,
         permit: &mut InFlight,
         replies: &mut Replies,
     ) {
