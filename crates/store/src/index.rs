@@ -16,11 +16,16 @@
 //! forgotten when its owner confirms it, so an index on owner and message
 //! wrote a page in every sender's part of a B-tree at both ends.
 //!
+//! And `sent` (schema version 11): appended to, with no key of its own, and
+//! each account's newest [`SENT_WINDOW`](crate::SENT_WINDOW) records found
+//! here, which is all a login reads. Keyed by sender and message on disk,
+//! every commit wrote a page in every sending account's part of the tree.
+//!
 //! Changes made inside a group's transaction are recorded with how to undo
 //! them: if the group is rolled back (a full disk), the writer undoes them,
 //! and the index again matches what is on disk.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use rusqlite::Connection;
 use tracing::warn;
@@ -49,6 +54,9 @@ pub(crate) struct Entries {
     receipts: BTreeMap<u64, Vec<(Box<str>, i64)>>,
     /// How many there are.
     receipt_count: u64,
+    /// Its newest records of what became of a message it sent (`sent`),
+    /// oldest first: each message's id and its row.
+    sent: VecDeque<(u64, i64)>,
 }
 
 impl Entries {
@@ -84,6 +92,39 @@ impl Entries {
         self.receipt_count += 1;
     }
 
+    /// The rows of its newest records of what became of messages it sent,
+    /// oldest first.
+    pub(crate) fn sent_rows(&self) -> Vec<i64> {
+        self.sent.iter().map(|(_, seq)| *seq).collect()
+    }
+
+    /// Records message `message_id`'s record in row `seq`, unless it holds
+    /// one for it.
+    fn add_sent(&mut self, message_id: u64, seq: i64) -> Recorded {
+        let after_last = self.sent.back().is_none_or(|(last, _)| *last < message_id);
+        if !after_last && self.sent.iter().any(|(id, _)| *id == message_id) {
+            return Recorded::Already;
+        }
+        if after_last {
+            self.sent.push_back((message_id, seq));
+        } else {
+            let at = self.sent.partition_point(|(id, _)| *id < message_id);
+            self.sent.insert(at, (message_id, seq));
+        }
+        let evicted = if self.sent.len() > crate::SENT_WINDOW {
+            self.sent.pop_front()
+        } else {
+            None
+        };
+        Recorded::New { evicted }
+    }
+
+    /// Takes out the record in row `seq`; says whether it was there.
+    fn remove_sent(&mut self, seq: i64) -> bool {
+        let at = self.sent.iter().position(|(_, row)| *row == seq);
+        at.and_then(|at| self.sent.remove(at)).is_some()
+    }
+
     /// Takes out the receipt in row `seq`, answering its recipient.
     fn remove_receipt(&mut self, message_id: u64, seq: i64) -> Option<Box<str>> {
         let kept = self.receipts.get_mut(&message_id)?;
@@ -95,6 +136,14 @@ impl Entries {
         self.receipt_count -= 1;
         Some(recipient)
     }
+}
+
+/// What recording a sent record did.
+enum Recorded {
+    /// The window holds one for that message already.
+    Already,
+    /// Recorded; `evicted` is the oldest, if it left the window for it.
+    New { evicted: Option<(u64, i64)> },
 }
 
 /// A change to undo if its group's transaction is rolled back.
@@ -125,6 +174,16 @@ enum Undo {
         owner: String,
         message_id: u64,
         recipient: Box<str>,
+        seq: i64,
+    },
+    SentAdded {
+        sender: String,
+        seq: i64,
+        evicted: Option<(u64, i64)>,
+    },
+    SentSwept {
+        sender: String,
+        message_id: u64,
         seq: i64,
     },
 }
@@ -174,6 +233,16 @@ impl MailIndex {
             };
             let recipient: &str = row.get_ref(3)?.as_str()?;
             entries.add_receipt(row.get(2)?, recipient.into(), row.get(0)?);
+        }
+        let mut rows = conn.prepare("SELECT seq, sender, message_id FROM sent ORDER BY seq")?;
+        let mut rows = rows.query([])?;
+        while let Some(row) = rows.next()? {
+            let sender = row.get_ref(1)?.as_str()?;
+            let Some(entries) = accounts.get_mut(sender) else {
+                orphans += 1;
+                continue;
+            };
+            entries.add_sent(row.get(2)?, row.get(0)?);
         }
         if orphans > 0 {
             warn!(
@@ -290,6 +359,48 @@ impl MailIndex {
         rows
     }
 
+    /// Records what became of `sender`'s message `message_id`, in row
+    /// `seq`; answers whether it was new (not already recorded).
+    pub(crate) fn add_sent(&mut self, sender: &str, message_id: u64, seq: i64) -> bool {
+        let Some(entries) = self.accounts.get_mut(sender) else {
+            return false;
+        };
+        let Recorded::New { evicted } = entries.add_sent(message_id, seq) else {
+            return false;
+        };
+        self.undo.push(Undo::SentAdded {
+            sender: sender.to_owned(),
+            seq,
+            evicted,
+        });
+        true
+    }
+
+    /// Whether `sender` holds a record of message `message_id` in its
+    /// window.
+    pub(crate) fn has_sent(&self, sender: &str, message_id: u64) -> bool {
+        self.accounts.get(sender).is_some_and(|entries| {
+            (entries.sent.back()).is_some_and(|(last, _)| *last >= message_id)
+                && entries.sent.iter().any(|(id, _)| *id == message_id)
+        })
+    }
+
+    /// Forgets records swept from `sent` (by age): each sender, message
+    /// and row.
+    pub(crate) fn sweep_sent(&mut self, swept: Vec<(String, u64, i64)>) {
+        for (sender, message_id, seq) in swept {
+            if let Some(entries) = self.accounts.get_mut(&sender)
+                && entries.remove_sent(seq)
+            {
+                self.undo.push(Undo::SentSwept {
+                    sender,
+                    message_id,
+                    seq,
+                });
+            }
+        }
+    }
+
     /// Records a new, empty account's mailbox.
     pub(crate) fn add_account(&mut self, account: &str) {
         if !self.accounts.contains_key(account) {
@@ -349,6 +460,27 @@ impl MailIndex {
                 } => {
                     if let Some(entries) = self.accounts.get_mut(&owner) {
                         entries.remove_receipt(message_id, seq);
+                    }
+                }
+                Undo::SentAdded {
+                    sender,
+                    seq,
+                    evicted,
+                } => {
+                    if let Some(entries) = self.accounts.get_mut(&sender) {
+                        entries.remove_sent(seq);
+                        if let Some(evicted) = evicted {
+                            entries.sent.push_front(evicted);
+                        }
+                    }
+                }
+                Undo::SentSwept {
+                    sender,
+                    message_id,
+                    seq,
+                } => {
+                    if let Some(entries) = self.accounts.get_mut(&sender) {
+                        entries.add_sent(message_id, seq);
                     }
                 }
                 Undo::ReceiptForgotten {
@@ -419,6 +551,33 @@ mod tests {
         assert_eq!(amy.receipt_rows(), [1, 2, 3]);
         assert_eq!(amy.receipt_count(), 3);
         assert!(index.forget_receipt("nobody", 7, "Bob").is_empty());
+    }
+
+    #[test]
+    fn the_sent_window_keeps_the_newest_and_a_rolled_back_group_restores_it() {
+        let mut index = MailIndex::default();
+        index.add_account("amy");
+        let window = crate::SENT_WINDOW as u64;
+        for id in 1..=window {
+            assert!(index.add_sent("amy", id * 10, id.cast_signed()));
+        }
+        index.commit();
+        assert!(index.has_sent("amy", 10));
+        assert!(!index.add_sent("amy", 10, 9_999), "already recorded");
+        // One more: the oldest leaves the window.
+        assert!(index.add_sent("amy", (window + 1) * 10, 5_000));
+        assert!(!index.has_sent("amy", 10));
+        index.sweep_sent(vec![("amy".to_owned(), 20, 2)]);
+        assert!(!index.has_sent("amy", 20));
+        assert!(!index.add_sent("nobody", 1, 1));
+        index.roll_back();
+
+        let amy = index.get("amy").unwrap();
+        let rows = amy.sent_rows();
+        assert_eq!(rows.len() as u64, window);
+        assert_eq!(rows.first(), Some(&1));
+        assert!(index.has_sent("amy", 10) && index.has_sent("amy", 20));
+        assert!(!index.has_sent("amy", (window + 1) * 10));
     }
 
     #[test]

@@ -32,22 +32,29 @@ pub const SENT_WINDOW: usize = 1024;
 
 /// Records what became of messages reliable sessions sent, in the
 /// transaction that stores their copies (so a message whose copies were
-/// stored is never routed again when sent again). A record already there
-/// is left as it was.
-pub(crate) fn remember_sent(conn: &Connection, sent: &[SentRecord]) -> rusqlite::Result<()> {
-    let mut insert = conn.prepare_cached(
-        "INSERT OR IGNORE INTO sent (sender, message_id, client_id, ts_ms, delivered, statuses)
+/// stored is never routed again when sent again): appended to `sent`, and
+/// found by the index. A record already in its sender's window is left as
+/// it was; one for a sender with no account is not kept.
+pub(crate) fn remember_sent(tx: &mut Txn<'_>, sent: &[SentRecord]) -> rusqlite::Result<()> {
+    let mut insert = tx.conn.prepare_cached(
+        "INSERT INTO sent (sender, message_id, client_id, ts_ms, delivered, statuses)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
     for record in sent {
+        let sender = fold(&record.sender);
+        if tx.index.get(&sender).is_none() || tx.index.has_sent(&sender, record.message_id) {
+            continue;
+        }
         insert.execute(params![
-            fold(&record.sender),
+            sender,
             record.message_id,
             record.client_id,
             record.ts_ms,
             record.delivered,
             record.statuses_column(),
         ])?;
+        let seq = tx.conn.last_insert_rowid();
+        tx.index.add_sent(&sender, record.message_id, seq);
     }
     Ok(())
 }
@@ -102,16 +109,29 @@ pub(crate) fn take_gaps(tx: &mut Txn<'_>, account: &str) -> rusqlite::Result<Vec
     Ok(taken.into_iter().map(|(_, lost)| lost).collect())
 }
 
-/// A sender's newest [`SENT_WINDOW`] records, oldest first.
-pub(crate) fn sent(conn: &Connection, sender: &str) -> rusqlite::Result<Vec<SentRecord>> {
-    let mut records: Vec<SentRecord> = conn
-        .prepare_cached(
-            "SELECT message_id, client_id, ts_ms, delivered, statuses FROM sent
-             WHERE sender = ?1 ORDER BY message_id DESC LIMIT ?2",
-        )?
-        .query_map(
-            params![fold(sender), i64::try_from(SENT_WINDOW).unwrap_or(i64::MAX)],
-            |row| {
+/// The rows of a sender's newest [`SENT_WINDOW`] records, oldest first,
+/// as the index has them.
+pub(crate) fn sent_rows(index: &MailIndex, sender: &str) -> Vec<i64> {
+    (index.get(&fold(sender)))
+        .map(Entries::sent_rows)
+        .unwrap_or_default()
+}
+
+/// A sender's newest [`SENT_WINDOW`] records, oldest first: `rows`, as of
+/// the writes before this read (one swept since is left out).
+pub(crate) fn sent(
+    conn: &Connection,
+    sender: &str,
+    rows: Vec<i64>,
+) -> rusqlite::Result<Vec<SentRecord>> {
+    let tx = conn.unchecked_transaction()?;
+    let mut read = tx.prepare_cached(
+        "SELECT message_id, client_id, ts_ms, delivered, statuses FROM sent WHERE seq = ?1",
+    )?;
+    let mut records = Vec::with_capacity(rows.len().min(SENT_WINDOW));
+    for seq in rows {
+        let record = read
+            .query_row([seq], |row| {
                 let statuses: String = row.get(4)?;
                 Ok(SentRecord {
                     sender: sender.to_owned(),
@@ -121,10 +141,12 @@ pub(crate) fn sent(conn: &Connection, sender: &str) -> rusqlite::Result<Vec<Sent
                     delivered: row.get(3)?,
                     statuses: SentRecord::split_statuses(&statuses),
                 })
-            },
-        )?
-        .collect::<rusqlite::Result<_>>()?;
-    records.reverse();
+            })
+            .optional()?;
+        records.extend(record);
+    }
+    drop(read);
+    tx.finish()?;
     Ok(records)
 }
 
@@ -148,7 +170,7 @@ pub(crate) fn store_routed(
     messages: &[StoredMessage],
     sent: &[SentRecord],
 ) -> rusqlite::Result<Vec<StoreOutcome>> {
-    remember_sent(tx.conn, sent)?;
+    remember_sent(tx, sent)?;
     store(tx, quota, messages)
 }
 
@@ -434,9 +456,14 @@ pub(crate) fn expire(
         .query_map([cutoff], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let sent_cutoff = now_ms.saturating_sub(u64::try_from(SENT_MAX_AGE.as_millis()).unwrap_or(0));
-    tx.conn
-        .prepare_cached("DELETE FROM sent WHERE ts_ms < ?1")?
-        .execute([i64::try_from(sent_cutoff).unwrap_or(i64::MAX)])?;
+    let swept: Vec<(String, u64, i64)> = tx
+        .conn
+        .prepare_cached("DELETE FROM sent WHERE ts_ms < ?1 RETURNING sender, message_id, seq")?
+        .query_map([i64::try_from(sent_cutoff).unwrap_or(i64::MAX)], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    tx.index.sweep_sent(swept);
     let mut dropped: BTreeMap<String, (u64, (u64, u64))> = BTreeMap::new();
     for (recipient, id, number) in gone {
         tx.index.remove(&recipient, id);

@@ -307,7 +307,11 @@ impl MailStore for Store {
 
     fn sent(&self, sender: &str) -> Result<Pending<Vec<SentRecord>>, StoreError> {
         let sender = sender.to_owned();
-        self.read(move |conn| queries::sent(conn, &sender).map(Ok))
+        let key = sender.clone();
+        self.indexed_read(
+            move |index| queries::sent_rows(index, &key),
+            move |conn, rows| queries::sent(conn, &sender, rows).map(Ok),
+        )
     }
 
     fn mailbox(&self, recipient: &str) -> Result<Pending<Mailbox>, StoreError> {
