@@ -278,17 +278,23 @@ pub(crate) fn confirm(
 ) -> rusqlite::Result<Confirmed> {
     let shown = recipient;
     let recipient = fold(recipient);
-    let mut delete = tx
+    // Read, then deleted: one `DELETE ... RETURNING` a row cost the writer
+    // more than the two (SQLite gathers a statement's returned rows before
+    // it hands out the first). bench direct --reliable, 4 alternating
+    // rounds: 182,000 -> 190,000 msgs/s (medians), the writer's CPU 3.39 ->
+    // 3.19 s a run.
+    let mut read = tx
         .conn
-        .prepare_cached("DELETE FROM mailbox WHERE seq = ?1 RETURNING sender, receipt, number")?;
+        .prepare_cached("SELECT sender, receipt, number FROM mailbox WHERE seq = ?1")?;
     let mut confirmed = Confirmed::default();
     let mut highest = 0;
     for &id in ids {
         if let Some(slot) = tx.index.remove(&recipient, id) {
-            let (sender, receipt, number): (String, bool, u64) = delete
+            let (sender, receipt, number): (String, bool, u64) = read
                 .query_row([slot.seq], |row| {
                     Ok((row.get(0)?, row.get(1)?, row.get(2)?))
                 })?;
+            delete_row(tx.conn, slot.seq)?;
             confirmed.removed += 1;
             highest = highest.max(number);
             if !receipt {
