@@ -200,11 +200,13 @@ impl MailIndex {
     /// message. A row whose account is gone (none should be) is left out and
     /// counted in a warning.
     pub(crate) fn load(conn: &Connection) -> rusqlite::Result<Self> {
-        let mut accounts: HashMap<String, Entries> = conn
-            .prepare("SELECT nick_folded FROM accounts")?
-            .query_map([], |row| row.get::<_, String>(0))?
-            .map(|folded| folded.map(|folded| (folded, Entries::default())))
+        let created: HashMap<String, u64> = conn
+            .prepare("SELECT nick_folded, created_ms FROM accounts")?
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
+        let mut accounts: HashMap<String, Entries> = (created.keys())
+            .map(|folded| (folded.clone(), Entries::default()))
+            .collect();
         let mut orphans = 0_u64;
         let mut rows = conn.prepare("SELECT seq, recipient, id, bytes FROM mailbox")?;
         let mut rows = rows.query([])?;
@@ -234,14 +236,21 @@ impl MailIndex {
             let recipient: &str = row.get_ref(3)?.as_str()?;
             entries.add_receipt(row.get(2)?, recipient.into(), row.get(0)?);
         }
-        let mut rows = conn.prepare("SELECT seq, sender, message_id FROM sent ORDER BY seq")?;
+        // A record older than its sender's account is a deleted account's
+        // of the same name (deleting one leaves those past its window to
+        // the sweep): not the new account's.
+        let mut rows =
+            conn.prepare("SELECT seq, sender, message_id, ts_ms FROM sent ORDER BY seq")?;
         let mut rows = rows.query([])?;
         while let Some(row) = rows.next()? {
             let sender = row.get_ref(1)?.as_str()?;
+            let since = created.get(sender).copied().unwrap_or(u64::MAX);
             let Some(entries) = accounts.get_mut(sender) else {
-                orphans += 1;
                 continue;
             };
+            if row.get::<_, u64>(3)? < since {
+                continue;
+            }
             entries.add_sent(row.get(2)?, row.get(0)?);
         }
         if orphans > 0 {

@@ -589,12 +589,12 @@ pub(crate) fn delete_account(
     nick: &str,
 ) -> rusqlite::Result<Result<(), StoreError>> {
     let folded = fold(nick);
-    let (rows, receipts): (Vec<i64>, Vec<i64>) = tx
+    let (rows, receipts, sent): (Vec<i64>, Vec<i64>, Vec<i64>) = tx
         .index
         .remove_account(&folded)
         .map(|entries| {
             let rows = entries.by_id.values().map(|slot| slot.seq).collect();
-            (rows, entries.receipt_rows())
+            (rows, entries.receipt_rows(), entries.sent_rows())
         })
         .unwrap_or_default();
     for seq in rows {
@@ -607,9 +607,14 @@ pub(crate) fn delete_account(
         delete.execute([seq])?;
     }
     drop(delete);
-    tx.conn
-        .prepare_cached("DELETE FROM sent WHERE sender = ?1")?
-        .execute([&folded])?;
+    // What it sent: the window a login would read. Older records (a day
+    // at most) are left to the sweep rather than found by a scan of the
+    // table, and are ignored meanwhile (`MailIndex::load`).
+    let mut delete = tx.conn.prepare_cached("DELETE FROM sent WHERE seq = ?1")?;
+    for seq in sent {
+        delete.execute([seq])?;
+    }
+    drop(delete);
     tx.conn
         .prepare_cached("DELETE FROM gaps WHERE account = ?1")?
         .execute([&folded])?;

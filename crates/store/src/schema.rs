@@ -235,8 +235,10 @@ DROP INDEX receipts_by_message;
 /// `chinwag bench direct --reliable` (50 pairs, 5,000 messages each way, 4
 /// alternating rounds): 157,772 messages a second before, 176,969 after
 /// (medians), the daemon's CPU 4.94 s a run against 4.47. Deleting an
-/// account now scans the table for its records: the bench's 100 accounts,
-/// deleted over 500,000 records, took the writer half a second more.
+/// account deletes the records in its window; older ones are left to the
+/// sweep (a scan per deletion, the other way, would let a loop of
+/// registrations and deletions stall the writer), and a record older than
+/// its sender's account is not that account's (`MailIndex::load`).
 /// `SELECT * FROM sent WHERE sender = 'amy' ORDER BY message_id` still
 /// shows an account's (by a scan).
 const V11: &str = "

@@ -721,6 +721,49 @@ fn kept_receipts_are_forgotten_one_by_one_across_a_reopen() {
     assert_eq!(rows, 0);
 }
 
+/// Deleting an account takes what it sent with it: a new account of the
+/// same name, before and after a reopen, reads none of the old records
+/// (those past the window stay on disk until the sweep, ignored), only
+/// its own.
+#[test]
+fn a_deleted_accounts_sent_records_are_not_a_new_accounts_of_its_name() {
+    use chinwag_store::{NewAccount, SENT_WINDOW, SentRecord};
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig::new(dir.path());
+    let record = |message_id: u64, ts_ms: u64| SentRecord {
+        sender: "alice".to_owned(),
+        client_id: message_id,
+        message_id,
+        ts_ms,
+        delivered: 1,
+        statuses: Vec::new(),
+    };
+    let later = T0 + 1_000_000;
+    {
+        let store = open_with(&config, &["alice"]);
+        let old: Vec<_> = (1..=SENT_WINDOW as u64 + 5)
+            .map(|id| record(id, T0 + id))
+            .collect();
+        store.store_routed(Vec::new(), old).unwrap().wait().unwrap();
+        store.delete_account("alice").unwrap().wait().unwrap();
+        let again = NewAccount {
+            nick: "Alice".to_owned(),
+            password_hash: support::HASH.to_owned(),
+            created_ms: later,
+        };
+        store.create_account(again).unwrap().wait().unwrap();
+        assert!(store.sent("alice").unwrap().wait().unwrap().is_empty());
+    }
+    let store = open(&config);
+    assert!(store.sent("alice").unwrap().wait().unwrap().is_empty());
+    let new = record(5_000, later + 1);
+    (store.store_routed(Vec::new(), vec![new.clone()]))
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(store.sent("alice").unwrap().wait().unwrap(), [new]);
+}
+
 /// A message's number for its recipient is stored with it, read back with
 /// the mailbox, and raises the account's last number, which stays when the
 /// message is confirmed and gone, across a reopening: a number a client saw
