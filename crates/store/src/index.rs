@@ -21,14 +21,59 @@
 //! here, which is all a login reads. Keyed by sender and message on disk,
 //! every commit wrote a page in every sending account's part of the tree.
 //!
+//! A receipt kept when its message is confirmed is first only here
+//! ([`ReceiptRow::Pending`]): the message's row stays on disk, and if the
+//! receipt's owner confirms it soon (a reliable session does, within
+//! milliseconds), the row is deleted and nothing else is written; one
+//! still waiting after [`PENDING_GRACE`] is written as usual (the row
+//! deleted, a `receipts` row added) at the next commit. A crash meanwhile
+//! loses nothing: the message is still in its recipient's mailbox on disk,
+//! is delivered again, and its confirmation makes the receipt again.
+//!
 //! Changes made inside a group's transaction are recorded with how to undo
 //! them: if the group is rolled back (a full disk), the writer undoes them,
 //! and the index again matches what is on disk.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tracing::warn;
+
+/// How long a receipt waits for its owner's confirmation before it is
+/// written to `receipts`.
+pub(crate) const PENDING_GRACE: Duration = Duration::from_millis(250);
+
+/// Receipts waiting at most: past it, the oldest are written at once.
+const MAX_PENDING: usize = 65_536;
+
+/// Where a kept receipt is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReceiptRow {
+    /// A row of `receipts`.
+    Kept(i64),
+    /// Not written yet: its confirmed message's row, still on disk, and
+    /// when it was received.
+    Pending { copy: i64, received_ms: u64 },
+}
+
+/// A receipt kept for `owner`, as a read or a take of them has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KeptRow {
+    pub(crate) message_id: u64,
+    pub(crate) recipient: Box<str>,
+    pub(crate) row: ReceiptRow,
+}
+
+/// A pending receipt due to be written.
+#[derive(Debug)]
+pub(crate) struct Due {
+    pub(crate) owner: String,
+    pub(crate) message_id: u64,
+    pub(crate) recipient: Box<str>,
+    pub(crate) copy: i64,
+    pub(crate) received_ms: u64,
+}
 
 /// Where one stored message is, and what it weighs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +96,7 @@ pub(crate) struct Entries {
     max_id: u64,
     /// The receipts kept for this account as their owner, by message id:
     /// each recipient's name (as kept) and the row that holds it.
-    receipts: BTreeMap<u64, Vec<(Box<str>, i64)>>,
+    receipts: BTreeMap<u64, Vec<(Box<str>, ReceiptRow)>>,
     /// How many there are.
     receipt_count: u64,
     /// Its newest records of what became of a message it sent (`sent`),
@@ -75,16 +120,22 @@ impl Entries {
         self.receipt_count
     }
 
-    /// The rows of the receipts kept for it, oldest first.
-    pub(crate) fn receipt_rows(&self) -> Vec<i64> {
-        let mut rows: Vec<i64> = (self.receipts.values().flatten())
-            .map(|(_, seq)| *seq)
-            .collect();
-        rows.sort_unstable();
+    /// The receipts kept for it, oldest message first.
+    pub(crate) fn receipt_rows(&self) -> Vec<KeptRow> {
+        let mut rows = Vec::with_capacity(self.receipts.len());
+        for (message_id, kept) in &self.receipts {
+            for (recipient, row) in kept {
+                rows.push(KeptRow {
+                    message_id: *message_id,
+                    recipient: recipient.clone(),
+                    row: *row,
+                });
+            }
+        }
         rows
     }
 
-    fn add_receipt(&mut self, message_id: u64, recipient: Box<str>, seq: i64) {
+    fn add_receipt(&mut self, message_id: u64, recipient: Box<str>, seq: ReceiptRow) {
         self.receipts
             .entry(message_id)
             .or_default()
@@ -126,7 +177,7 @@ impl Entries {
     }
 
     /// Takes out the receipt in row `seq`, answering its recipient.
-    fn remove_receipt(&mut self, message_id: u64, seq: i64) -> Option<Box<str>> {
+    fn remove_receipt(&mut self, message_id: u64, seq: ReceiptRow) -> Option<Box<str>> {
         let kept = self.receipts.get_mut(&message_id)?;
         let at = kept.iter().position(|(_, row)| *row == seq)?;
         let (recipient, _) = kept.swap_remove(at);
@@ -168,13 +219,19 @@ enum Undo {
     ReceiptKept {
         owner: String,
         message_id: u64,
-        seq: i64,
+        seq: ReceiptRow,
     },
     ReceiptForgotten {
         owner: String,
         message_id: u64,
         recipient: Box<str>,
-        seq: i64,
+        seq: ReceiptRow,
+    },
+    ReceiptWritten {
+        owner: String,
+        message_id: u64,
+        pending: ReceiptRow,
+        kept: ReceiptRow,
     },
     SentAdded {
         sender: String,
@@ -193,6 +250,10 @@ enum Undo {
 pub(crate) struct MailIndex {
     accounts: HashMap<String, Entries>,
     undo: Vec<Undo>,
+    /// Receipts kept and not written yet, oldest first: each owner, message
+    /// and message row, and since when. A hint: one forgotten or taken
+    /// since is skipped when its turn comes.
+    pending: VecDeque<(String, u64, i64, Instant)>,
 }
 
 impl MailIndex {
@@ -234,7 +295,7 @@ impl MailIndex {
                 continue;
             };
             let recipient: &str = row.get_ref(3)?.as_str()?;
-            entries.add_receipt(row.get(2)?, recipient.into(), row.get(0)?);
+            entries.add_receipt(row.get(2)?, recipient.into(), ReceiptRow::Kept(row.get(0)?));
         }
         // A record older than its sender's account is a deleted account's
         // of the same name (deleting one leaves those past its window to
@@ -262,6 +323,7 @@ impl MailIndex {
         Ok(Self {
             accounts,
             undo: Vec::new(),
+            pending: VecDeque::new(),
         })
     }
 
@@ -304,10 +366,21 @@ impl MailIndex {
         Some(slot)
     }
 
-    /// Records a receipt kept for `owner` in row `seq`.
-    pub(crate) fn keep_receipt(&mut self, owner: &str, message_id: u64, recipient: &str, seq: i64) {
+    /// Records a receipt kept for `owner` in row `seq` (or pending).
+    pub(crate) fn keep_receipt(
+        &mut self,
+        owner: &str,
+        message_id: u64,
+        recipient: &str,
+        seq: ReceiptRow,
+    ) {
         if let Some(entries) = self.accounts.get_mut(owner) {
             entries.add_receipt(message_id, recipient.into(), seq);
+            if let ReceiptRow::Pending { copy, .. } = seq {
+                let since = Instant::now();
+                self.pending
+                    .push_back((owner.to_owned(), message_id, copy, since));
+            }
             self.undo.push(Undo::ReceiptKept {
                 owner: owner.to_owned(),
                 message_id,
@@ -323,11 +396,11 @@ impl MailIndex {
         owner: &str,
         message_id: u64,
         recipient: &str,
-    ) -> Vec<i64> {
+    ) -> Vec<ReceiptRow> {
         let Some(entries) = self.accounts.get_mut(owner) else {
             return Vec::new();
         };
-        let rows: Vec<i64> = (entries.receipts.get(&message_id).into_iter().flatten())
+        let rows: Vec<ReceiptRow> = (entries.receipts.get(&message_id).into_iter().flatten())
             .filter(|(kept, _)| **kept == *recipient)
             .map(|(_, seq)| *seq)
             .collect();
@@ -344,28 +417,83 @@ impl MailIndex {
         rows
     }
 
-    /// Forgets every receipt kept for `owner`, answering their rows, oldest
-    /// first.
-    pub(crate) fn take_receipts(&mut self, owner: &str) -> Vec<i64> {
+    /// Forgets every receipt kept for `owner`, answering them, oldest
+    /// message first.
+    pub(crate) fn take_receipts(&mut self, owner: &str) -> Vec<KeptRow> {
         let Some(entries) = self.accounts.get_mut(owner) else {
             return Vec::new();
         };
-        let kept = std::mem::take(&mut entries.receipts);
+        let rows = entries.receipt_rows();
+        entries.receipts.clear();
         entries.receipt_count = 0;
-        let mut rows = Vec::new();
-        for (message_id, recipients) in kept {
-            for (recipient, seq) in recipients {
-                rows.push(seq);
-                self.undo.push(Undo::ReceiptForgotten {
-                    owner: owner.to_owned(),
+        for kept in &rows {
+            self.undo.push(Undo::ReceiptForgotten {
+                owner: owner.to_owned(),
+                message_id: kept.message_id,
+                recipient: kept.recipient.clone(),
+                seq: kept.row,
+            });
+        }
+        rows
+    }
+
+    /// The pending receipts due to be written (`all`: every one; otherwise
+    /// those older than [`PENDING_GRACE`], and the oldest past
+    /// [`MAX_PENDING`]), taken off the list of those waiting.
+    pub(crate) fn due_receipts(&mut self, all: bool, now: Instant) -> Vec<Due> {
+        let mut due = Vec::new();
+        while let Some((_, _, _, since)) = self.pending.front() {
+            let late = now.saturating_duration_since(*since) >= PENDING_GRACE;
+            if !(all || late || self.pending.len() > MAX_PENDING) {
+                break;
+            }
+            let Some((owner, message_id, copy, _)) = self.pending.pop_front() else {
+                break;
+            };
+            // Still pending (not confirmed, taken or written since)?
+            let found = (self.accounts.get(&owner))
+                .and_then(|entries| entries.receipts.get(&message_id))
+                .and_then(|kept| {
+                    kept.iter().find_map(|(recipient, row)| match row {
+                        ReceiptRow::Pending {
+                            copy: at,
+                            received_ms,
+                        } if *at == copy => Some((recipient.clone(), *received_ms)),
+                        _ => None,
+                    })
+                });
+            if let Some((recipient, received_ms)) = found {
+                due.push(Due {
+                    owner,
                     message_id,
                     recipient,
-                    seq,
+                    copy,
+                    received_ms,
                 });
             }
         }
-        rows.sort_unstable();
-        rows
+        due
+    }
+
+    /// A pending receipt was written to `receipts`, in row `seq`.
+    pub(crate) fn written(&mut self, due: &Due, seq: i64) {
+        let pending = ReceiptRow::Pending {
+            copy: due.copy,
+            received_ms: due.received_ms,
+        };
+        let kept = ReceiptRow::Kept(seq);
+        if let Some(slot) = (self.accounts.get_mut(&due.owner))
+            .and_then(|entries| entries.receipts.get_mut(&due.message_id))
+            .and_then(|rows| rows.iter_mut().find(|(_, row)| *row == pending))
+        {
+            slot.1 = kept;
+            self.undo.push(Undo::ReceiptWritten {
+                owner: due.owner.clone(),
+                message_id: due.message_id,
+                pending,
+                kept,
+            });
+        }
     }
 
     /// Records what became of `sender`'s message `message_id`, in row
@@ -502,6 +630,33 @@ impl MailIndex {
                         entries.add_receipt(message_id, recipient, seq);
                     }
                 }
+                Undo::ReceiptWritten {
+                    owner,
+                    message_id,
+                    pending,
+                    kept,
+                } => {
+                    if let Some(slot) = (self.accounts.get_mut(&owner))
+                        .and_then(|entries| entries.receipts.get_mut(&message_id))
+                        .and_then(|rows| rows.iter_mut().find(|(_, row)| *row == kept))
+                    {
+                        slot.1 = pending;
+                    }
+                }
+            }
+        }
+        // What waits is what the index now says is pending (the list is a
+        // hint, and the group may have taken some off it).
+        self.pending.clear();
+        let now = Instant::now();
+        for (owner, entries) in &self.accounts {
+            for (message_id, kept) in &entries.receipts {
+                for (_, row) in kept {
+                    if let ReceiptRow::Pending { copy, .. } = row {
+                        self.pending
+                            .push_back((owner.clone(), *message_id, *copy, now));
+                    }
+                }
             }
         }
     }
@@ -538,28 +693,68 @@ mod tests {
 
     #[test]
     fn a_rolled_back_group_leaves_the_receipts_as_they_were() {
+        use ReceiptRow::{Kept, Pending};
+        let rows = |index: &MailIndex| -> Vec<ReceiptRow> {
+            let rows = index.get("amy").map(Entries::receipt_rows);
+            rows.unwrap_or_default()
+                .into_iter()
+                .map(|k| k.row)
+                .collect()
+        };
+        let pending = |copy| Pending {
+            copy,
+            received_ms: 5,
+        };
         let mut index = MailIndex::default();
         index.add_account("amy");
-        index.keep_receipt("amy", 7, "Bob", 1);
-        index.keep_receipt("amy", 7, "Carol", 2);
-        index.keep_receipt("amy", 9, "Bob", 3);
+        index.keep_receipt("amy", 7, "Bob", Kept(1));
+        index.keep_receipt("amy", 7, "Carol", Kept(2));
+        index.keep_receipt("amy", 9, "Bob", pending(30));
         index.commit();
 
-        assert_eq!(index.forget_receipt("amy", 7, "Bob"), [1]);
-        assert_eq!(index.forget_receipt("amy", 7, "bob"), Vec::<i64>::new());
-        index.keep_receipt("amy", 11, "Bob", 4);
-        assert_eq!(
-            index.get("amy").map(Entries::receipt_rows),
-            Some(vec![2, 3, 4])
-        );
-        assert_eq!(index.take_receipts("amy"), [2, 3, 4]);
+        assert_eq!(index.forget_receipt("amy", 7, "Bob"), [Kept(1)]);
+        assert_eq!(index.forget_receipt("amy", 7, "bob"), []);
+        index.keep_receipt("amy", 11, "Bob", Kept(4));
+        assert_eq!(rows(&index), [Kept(2), pending(30), Kept(4)]);
+        // The pending one comes due (all asked for), and is written.
+        let due = index.due_receipts(true, Instant::now());
+        assert_eq!(due.len(), 1);
+        assert_eq!((due[0].message_id, &*due[0].recipient), (9, "Bob"));
+        index.written(&due[0], 5);
+        assert_eq!(rows(&index), [Kept(2), Kept(5), Kept(4)]);
+        let taken: Vec<u64> = (index.take_receipts("amy").into_iter())
+            .map(|kept| kept.message_id)
+            .collect();
+        assert_eq!(taken, [7, 9, 11]);
         assert_eq!(index.get("amy").map(Entries::receipt_count), Some(0));
         index.roll_back();
 
-        let amy = index.get("amy").unwrap();
-        assert_eq!(amy.receipt_rows(), [1, 2, 3]);
-        assert_eq!(amy.receipt_count(), 3);
+        let after = rows(&index);
+        assert_eq!(after.len(), 3);
+        for row in [Kept(1), Kept(2), pending(30)] {
+            assert!(after.contains(&row), "{row:?} in {after:?}");
+        }
+        assert_eq!(index.get("amy").map(Entries::receipt_count), Some(3));
+        // Still pending after the rollback, so due again.
+        assert_eq!(index.due_receipts(true, Instant::now()).len(), 1);
         assert!(index.forget_receipt("nobody", 7, "Bob").is_empty());
+    }
+
+    #[test]
+    fn a_pending_receipt_comes_due_after_the_grace_unless_forgotten() {
+        let mut index = MailIndex::default();
+        index.add_account("amy");
+        let pending = |copy| ReceiptRow::Pending {
+            copy,
+            received_ms: 5,
+        };
+        index.keep_receipt("amy", 1, "Bob", pending(10));
+        index.keep_receipt("amy", 2, "Bob", pending(20));
+        let now = Instant::now();
+        assert!(index.due_receipts(false, now).is_empty());
+        assert_eq!(index.forget_receipt("amy", 1, "Bob"), [pending(10)]);
+        let due = index.due_receipts(false, now + PENDING_GRACE);
+        assert_eq!(due.iter().map(|d| d.copy).collect::<Vec<_>>(), [20]);
     }
 
     #[test]

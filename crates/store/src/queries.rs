@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::index::{Entries, MailIndex, Slot};
+use crate::index::{Due, Entries, KeptRow, MailIndex, ReceiptRow, Slot};
 use crate::jobs::Txn;
 use crate::message::fold;
 use crate::{
@@ -268,8 +268,14 @@ fn delete_row(conn: &Connection, seq: i64) -> rusqlite::Result<()> {
 }
 
 /// Removes the named messages from a mailbox; answers how many went, and
-/// the senders owed a receipt: those with an account have it kept here, in
-/// the same transaction.
+/// the senders owed a receipt: those with an account have it kept here.
+/// A kept receipt is pending at first (`index.rs`): its message's row stays
+/// on disk until the receipt's owner confirms it, which deletes the row,
+/// or until it has waited [`PENDING_GRACE`](crate::index::PENDING_GRACE),
+/// when the next commit writes it to `receipts` and deletes the row. A
+/// reliable session confirms its receipts within milliseconds, so most are
+/// one row deleted, where each was a row deleted, one added and that one
+/// deleted again.
 pub(crate) fn confirm(
     tx: &mut Txn<'_>,
     recipient: &str,
@@ -294,22 +300,25 @@ pub(crate) fn confirm(
                 .query_row([slot.seq], |row| {
                     Ok((row.get(0)?, row.get(1)?, row.get(2)?))
                 })?;
-            delete_row(tx.conn, slot.seq)?;
             confirmed.removed += 1;
             highest = highest.max(number);
-            if !receipt {
+            let owner = fold(&sender);
+            let keepable = (tx.index.get(&owner))
+                .is_some_and(|entries| entries.receipt_count() < MAX_KEPT_RECEIPTS);
+            if receipt && keepable {
+                let pending = ReceiptRow::Pending {
+                    copy: slot.seq,
+                    received_ms,
+                };
+                tx.index.keep_receipt(&owner, id, shown, pending);
+                confirmed.kept.push((id, sender));
                 continue;
             }
-            let kept = KeptReceipt {
-                owner: sender,
-                message_id: id,
-                recipient: shown.to_owned(),
-                received_ms,
-            };
-            match keep(tx, &kept)? {
-                Kept::Yes => confirmed.kept.push((id, kept.owner)),
-                // Not kept: told to the sender if it is online.
-                Kept::Full | Kept::NoAccount => confirmed.receipts.push((id, kept.owner)),
+            delete_row(tx.conn, slot.seq)?;
+            if receipt {
+                // Not kept (no account, or full): told to the sender if it
+                // is online.
+                confirmed.receipts.push((id, sender));
             }
         }
     }
@@ -347,7 +356,7 @@ fn keep(tx: &mut Txn<'_>, receipt: &KeptReceipt) -> rusqlite::Result<Kept> {
             receipt.recipient,
             receipt.received_ms
         ])?;
-    let seq = tx.conn.last_insert_rowid();
+    let seq = ReceiptRow::Kept(tx.conn.last_insert_rowid());
     (tx.index).keep_receipt(&owner, receipt.message_id, &receipt.recipient, seq);
     Ok(Kept::Yes)
 }
@@ -364,64 +373,117 @@ pub(crate) fn keep_receipts(tx: &mut Txn<'_>, receipts: &[KeptReceipt]) -> rusql
     Ok(())
 }
 
-/// Reads and deletes the receipts kept for `owner`.
-pub(crate) fn take_receipts(tx: &mut Txn<'_>, owner: &str) -> rusqlite::Result<Vec<KeptReceipt>> {
-    let rows = tx.index.take_receipts(&fold(owner));
-    let mut delete = tx.conn.prepare_cached(
-        "DELETE FROM receipts WHERE seq = ?1 RETURNING message_id, recipient, received_ms",
-    )?;
-    let mut taken = Vec::with_capacity(rows.len());
-    for seq in rows {
-        let receipt = delete
-            .query_row([seq], |row| {
-                Ok(KeptReceipt {
-                    owner: owner.to_owned(),
-                    message_id: row.get(0)?,
-                    recipient: row.get(1)?,
-                    received_ms: row.get(2)?,
-                })
-            })
-            .optional()?;
-        taken.extend(receipt);
+/// Writes the pending receipts that are due (`all`: every one) to
+/// `receipts`, deleting their messages' rows: run at the start of every
+/// group's transaction, and before what must not see one pending (the
+/// sweep, an account's deletion) and at the writer's end.
+pub(crate) fn write_pending(tx: &mut Txn<'_>, all: bool) -> rusqlite::Result<()> {
+    let due = tx.index.due_receipts(all, std::time::Instant::now());
+    if due.is_empty() {
+        return Ok(());
     }
-    Ok(taken)
+    let mut insert = tx.conn.prepare_cached(
+        "INSERT INTO receipts (owner, message_id, recipient, received_ms)
+         VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for item in &due {
+        let Due {
+            owner,
+            message_id,
+            recipient,
+            copy,
+            received_ms,
+        } = item;
+        delete_row(tx.conn, *copy)?;
+        insert.execute(params![owner, message_id, &**recipient, received_ms])?;
+        let seq = tx.conn.last_insert_rowid();
+        tx.index.written(item, seq);
+    }
+    Ok(())
 }
 
-/// The rows of the receipts kept for `owner`, oldest first, as the index
-/// has them.
-pub(crate) fn receipt_rows(index: &MailIndex, owner: &str) -> Vec<i64> {
+/// Reads (`delete`: and deletes) the receipts `rows`, kept for `owner`; one
+/// no longer there is left out. A pending one is read from the index's
+/// copy of it, and taking it deletes its message's row.
+fn read_receipts(
+    conn: &Connection,
+    owner: &str,
+    rows: Vec<KeptRow>,
+    delete: bool,
+) -> rusqlite::Result<Vec<KeptReceipt>> {
+    let sql = if delete {
+        "DELETE FROM receipts WHERE seq = ?1 RETURNING message_id, recipient, received_ms"
+    } else {
+        "SELECT message_id, recipient, received_ms FROM receipts WHERE seq = ?1"
+    };
+    let mut receipts = Vec::with_capacity(rows.len());
+    for kept in rows {
+        let receipt = match kept.row {
+            ReceiptRow::Kept(seq) => conn
+                .prepare_cached(sql)?
+                .query_row([seq], |row| {
+                    Ok(KeptReceipt {
+                        owner: owner.to_owned(),
+                        message_id: row.get(0)?,
+                        recipient: row.get(1)?,
+                        received_ms: row.get(2)?,
+                    })
+                })
+                .optional()?,
+            ReceiptRow::Pending { copy, received_ms } => {
+                if delete {
+                    delete_row(conn, copy)?;
+                }
+                Some(KeptReceipt {
+                    owner: owner.to_owned(),
+                    message_id: kept.message_id,
+                    recipient: kept.recipient.into(),
+                    received_ms,
+                })
+            }
+        };
+        receipts.extend(receipt);
+    }
+    Ok(receipts)
+}
+
+/// Deletes the receipt in `row`.
+fn delete_receipt(conn: &Connection, row: ReceiptRow) -> rusqlite::Result<()> {
+    match row {
+        ReceiptRow::Kept(seq) => {
+            conn.prepare_cached("DELETE FROM receipts WHERE seq = ?1")?
+                .execute([seq])?;
+        }
+        ReceiptRow::Pending { copy, .. } => delete_row(conn, copy)?,
+    }
+    Ok(())
+}
+
+/// Reads and deletes the receipts kept for `owner`, oldest message first.
+pub(crate) fn take_receipts(tx: &mut Txn<'_>, owner: &str) -> rusqlite::Result<Vec<KeptReceipt>> {
+    let rows = tx.index.take_receipts(&fold(owner));
+    read_receipts(tx.conn, owner, rows, true)
+}
+
+/// The receipts kept for `owner`, oldest message first, as the index has
+/// them.
+pub(crate) fn receipt_rows(index: &MailIndex, owner: &str) -> Vec<KeptRow> {
     index
         .get(&fold(owner))
         .map(Entries::receipt_rows)
         .unwrap_or_default()
 }
 
-/// The receipts kept for `owner`, oldest first; they stay kept. `rows`
-/// are theirs as of the writes before this read; one forgotten since is
-/// left out.
+/// The receipts kept for `owner`, oldest message first; they stay kept.
+/// `rows` are theirs as of the writes before this read; one forgotten
+/// since is left out.
 pub(crate) fn kept_receipts(
     conn: &Connection,
     owner: &str,
-    rows: Vec<i64>,
+    rows: Vec<KeptRow>,
 ) -> rusqlite::Result<Vec<KeptReceipt>> {
     let tx = conn.unchecked_transaction()?;
-    let mut read = tx
-        .prepare_cached("SELECT message_id, recipient, received_ms FROM receipts WHERE seq = ?1")?;
-    let mut kept = Vec::with_capacity(rows.len());
-    for seq in rows {
-        let receipt = read
-            .query_row([seq], |row| {
-                Ok(KeptReceipt {
-                    owner: owner.to_owned(),
-                    message_id: row.get(0)?,
-                    recipient: row.get(1)?,
-                    received_ms: row.get(2)?,
-                })
-            })
-            .optional()?;
-        kept.extend(receipt);
-    }
-    drop(read);
+    let kept = read_receipts(&tx, owner, rows, false)?;
     tx.finish()?;
     Ok(kept)
 }
@@ -433,12 +495,9 @@ pub(crate) fn forget_receipts(
     receipts: &[(u64, String)],
 ) -> rusqlite::Result<()> {
     let folded = fold(owner);
-    let mut delete = tx
-        .conn
-        .prepare_cached("DELETE FROM receipts WHERE seq = ?1")?;
     for (message_id, recipient) in receipts {
-        for seq in tx.index.forget_receipt(&folded, *message_id, recipient) {
-            delete.execute([seq])?;
+        for row in tx.index.forget_receipt(&folded, *message_id, recipient) {
+            delete_receipt(tx.conn, row)?;
         }
     }
     Ok(())
@@ -451,6 +510,9 @@ pub(crate) fn expire(
     now_ms: u64,
     max_age: Duration,
 ) -> rusqlite::Result<Vec<Expired>> {
+    // A message confirmed with its receipt pending is still on disk: not
+    // to be swept as if unconfirmed.
+    write_pending(tx, true)?;
     let max_age_ms = u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX);
     // Clamped into i64 so that a far-future clock reads as "everything".
     let cutoff = i64::try_from(now_ms.saturating_sub(max_age_ms)).unwrap_or(i64::MAX);
@@ -589,7 +651,10 @@ pub(crate) fn delete_account(
     nick: &str,
 ) -> rusqlite::Result<Result<(), StoreError>> {
     let folded = fold(nick);
-    let (rows, receipts, sent): (Vec<i64>, Vec<i64>, Vec<i64>) = tx
+    // Its messages confirmed with receipts pending, and its own pending:
+    // written first, so that what follows sees only rows.
+    write_pending(tx, true)?;
+    let (rows, receipts, sent): (Vec<i64>, Vec<KeptRow>, Vec<i64>) = tx
         .index
         .remove_account(&folded)
         .map(|entries| {
@@ -600,13 +665,9 @@ pub(crate) fn delete_account(
     for seq in rows {
         delete_row(tx.conn, seq)?;
     }
-    let mut delete = tx
-        .conn
-        .prepare_cached("DELETE FROM receipts WHERE seq = ?1")?;
-    for seq in receipts {
-        delete.execute([seq])?;
+    for kept in receipts {
+        delete_receipt(tx.conn, kept.row)?;
     }
-    drop(delete);
     // What it sent: the window a login would read. Older records (a day
     // at most) are left to the sweep rather than found by a scan of the
     // table, and are ignored meanwhile (`MailIndex::load`).

@@ -38,6 +38,7 @@ use tracing::{debug, error, warn};
 use crate::checkpoint::Checkpoints;
 use crate::index::MailIndex;
 use crate::jobs::{ReadJob, Request, Txn, WriteJob};
+use crate::queries;
 use crate::{StoreError, StoreStats};
 
 /// The writer thread's state.
@@ -72,6 +73,25 @@ impl Writer {
             }
             self.handle_group(group.drain(..));
         }
+        // The store is closing: receipts still pending are written, so
+        // that a clean restart does not deliver their messages again.
+        if let Err(error) = self.write_all_pending() {
+            warn!(%error, "could not write the pending receipts at close");
+        }
+    }
+
+    fn write_all_pending(&mut self) -> rusqlite::Result<()> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let mut tx = Txn {
+            conn: &self.conn,
+            index: &mut self.index,
+        };
+        let result =
+            queries::write_pending(&mut tx, true).and_then(|()| self.conn.execute_batch("COMMIT"));
+        if result.is_err() && !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        result
     }
 
     fn handle_group(&mut self, group: impl Iterator<Item = Request>) {
@@ -133,9 +153,10 @@ impl Writer {
             conn: &self.conn,
             index: &mut self.index,
         };
-        let result = writes
-            .iter_mut()
-            .try_for_each(|job| job.run(&mut tx))
+        // Receipts that waited long enough for their owners' confirmation
+        // are written first (`index.rs`).
+        let result = queries::write_pending(&mut tx, false)
+            .and_then(|()| writes.iter_mut().try_for_each(|job| job.run(&mut tx)))
             .and_then(|()| self.conn.execute_batch("COMMIT"));
         if result.is_ok() {
             self.index.commit();

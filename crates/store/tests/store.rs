@@ -764,6 +764,87 @@ fn a_deleted_accounts_sent_records_are_not_a_new_accounts_of_its_name() {
     assert_eq!(store.sent("alice").unwrap().wait().unwrap(), [new]);
 }
 
+/// A confirmed message whose sender asked for a receipt, and has an
+/// account, keeps that receipt for the sender (a guest's is not kept).
+/// Pending at first, the message's row still on disk: read back, and gone
+/// with that row once the sender confirms it. Written to `receipts` when
+/// the sweep runs (which does not count the message as expired) or the
+/// store closes, so a reopened store reads it and does not deliver the
+/// message again.
+#[test]
+fn a_receipt_kept_at_a_confirmation_waits_for_its_sender_then_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig::new(dir.path());
+    let from = |sender: &str, id, receipt| StoredMessage {
+        sender: sender.to_owned(),
+        receipt,
+        ..message("bob", id)
+    };
+    let kept = |store: &Store| -> Vec<(u64, String, u64)> {
+        let kept = store.kept_receipts("amy").unwrap().wait().unwrap();
+        kept.into_iter()
+            .map(|r| (r.message_id, r.recipient, r.received_ms))
+            .collect()
+    };
+    let rows = |table: &str| -> i64 {
+        rusqlite::Connection::open(dir.path().join("chinwag.db"))
+            .unwrap()
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
+                row.get(0)
+            })
+            .unwrap()
+    };
+    let by_bob = |id| (id, "Bob".to_owned(), T0 + 100);
+    {
+        let store = open_with(&config, &["amy", "Bob"]);
+        let messages = vec![
+            from("Amy", 1, true),
+            from("Amy", 2, false),
+            from("Amy", 3, true),
+            from("guest", 4, true),
+        ];
+        store.store_messages(messages).unwrap().wait().unwrap();
+        let confirmed = store
+            .confirm("Bob", vec![1, 2, 3, 4], T0 + 100)
+            .unwrap()
+            .wait()
+            .unwrap();
+        assert_eq!(confirmed.removed, 4);
+        assert_eq!(confirmed.kept, [(1, "Amy".into()), (3, "Amy".into())]);
+        assert_eq!(confirmed.receipts, [(4, "guest".into())]);
+        assert!(ids(&store, "bob").is_empty());
+        assert_eq!(kept(&store), [by_bob(1), by_bob(3)]);
+        // Pending: messages 1 and 3 still on disk, no receipt row yet.
+        assert_eq!((rows("mailbox"), rows("receipts")), (2, 0));
+        let forget = vec![("amy".to_owned(), vec![(1, "Bob".to_owned())])];
+        store.forget_receipts(forget).unwrap().wait().unwrap();
+        assert_eq!(kept(&store), [by_bob(3)]);
+        assert_eq!((rows("mailbox"), rows("receipts")), (1, 0));
+        // The sweep writes what is pending first, and counts nothing
+        // confirmed as expired.
+        let far = T0 + 400 * 24 * 60 * 60 * 1000;
+        store.expire(far, config.max_age).unwrap().wait().unwrap();
+        assert_eq!((rows("mailbox"), rows("receipts")), (0, 1));
+        assert_eq!(store.mailbox("bob").unwrap().wait().unwrap().expired, 0);
+        // Pending when the store closes.
+        store
+            .store_messages(vec![from("Amy", 5, true)])
+            .unwrap()
+            .wait()
+            .unwrap();
+        store
+            .confirm("Bob", vec![5], T0 + 100)
+            .unwrap()
+            .wait()
+            .unwrap();
+        assert_eq!((rows("mailbox"), rows("receipts")), (1, 1));
+    }
+    assert_eq!((rows("mailbox"), rows("receipts")), (0, 2));
+    let store = open(&config);
+    assert_eq!(kept(&store), [by_bob(3), by_bob(5)]);
+    assert!(ids(&store, "bob").is_empty());
+}
+
 /// A message's number for its recipient is stored with it, read back with
 /// the mailbox, and raises the account's last number, which stays when the
 /// message is confirmed and gone, across a reopening: a number a client saw
