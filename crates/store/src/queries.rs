@@ -109,12 +109,11 @@ pub(crate) fn take_gaps(tx: &mut Txn<'_>, account: &str) -> rusqlite::Result<Vec
     Ok(taken.into_iter().map(|(_, lost)| lost).collect())
 }
 
-/// The rows of a sender's newest [`SENT_WINDOW`] records, oldest first,
-/// as the index has them.
-pub(crate) fn sent_rows(index: &MailIndex, sender: &str) -> Vec<i64> {
-    (index.get(&fold(sender)))
-        .map(Entries::sent_rows)
-        .unwrap_or_default()
+/// What `take` reads of an account's entries in the index (its default
+/// if there is no such account): a read's rows, taken on the writer's
+/// thread (`MailStore`'s `indexed_read`).
+pub(crate) fn indexed<T: Default>(index: &MailIndex, nick: &str, take: fn(&Entries) -> T) -> T {
+    index.get(&fold(nick)).map(take).unwrap_or_default()
 }
 
 /// A sender's newest [`SENT_WINDOW`] records, oldest first: `rows`, as of
@@ -463,15 +462,6 @@ fn delete_receipt(conn: &Connection, row: ReceiptRow) -> rusqlite::Result<()> {
 pub(crate) fn take_receipts(tx: &mut Txn<'_>, owner: &str) -> rusqlite::Result<Vec<KeptReceipt>> {
     let rows = tx.index.take_receipts(&fold(owner));
     read_receipts(tx.conn, owner, rows, true)
-}
-
-/// The receipts kept for `owner`, oldest message first, as the index has
-/// them.
-pub(crate) fn receipt_rows(index: &MailIndex, owner: &str) -> Vec<KeptRow> {
-    index
-        .get(&fold(owner))
-        .map(Entries::receipt_rows)
-        .unwrap_or_default()
 }
 
 /// The receipts kept for `owner`, oldest message first; they stay kept.

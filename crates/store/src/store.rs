@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
 use crate::checkpoint;
-use crate::index::MailIndex;
+use crate::index::{Entries, MailIndex};
 use crate::jobs::{IndexedRead, Read, Request, Then, Txn, Write, WriteJob};
 use crate::lock::DirLock;
 use crate::message::check_i64;
@@ -309,7 +309,7 @@ impl MailStore for Store {
         let sender = sender.to_owned();
         let key = sender.clone();
         self.indexed_read(
-            move |index| queries::sent_rows(index, &key),
+            move |index| queries::indexed(index, &key, Entries::sent_rows),
             move |conn, rows| queries::sent(conn, &sender, rows).map(Ok),
         )
     }
@@ -376,7 +376,7 @@ impl MailStore for Store {
         let owner = owner.to_owned();
         let key = owner.clone();
         self.indexed_read(
-            move |index| queries::receipt_rows(index, &key),
+            move |index| queries::indexed(index, &key, Entries::receipt_rows),
             move |conn, rows| queries::kept_receipts(conn, &owner, rows).map(Ok),
         )
     }
