@@ -96,9 +96,12 @@ pub trait MailStore: fmt::Debug + Send + Sync {
     /// Removes the named messages from a mailbox, once the recipient's client
     /// has confirmed them at `received_ms`; ids not there are ignored.
     /// Answers how many were removed, and who is owed a receipt for which
-    /// of them; a receipt owed to an account is kept in the same commit
-    /// ([`Confirmed::kept`]), until [`take_receipts`](Self::take_receipts)
-    /// or [`forget_receipts`](Self::forget_receipts).
+    /// of them; a receipt owed to an account is kept ([`Confirmed::kept`]),
+    /// until [`take_receipts`](Self::take_receipts) or
+    /// [`forget_receipts`](Self::forget_receipts). Kept means never lost: a
+    /// crash before the store has written the confirmation leaves the
+    /// message in the mailbox, to be delivered and confirmed again
+    /// (`docs/durability.md`).
     fn confirm(
         &self,
         recipient: &str,

@@ -106,9 +106,11 @@ pub struct Confirmed {
     /// confirmed. Not kept: the hub tells the sender if it is online.
     pub receipts: Vec<(u64, String)>,
     /// The ones whose sender asked for a receipt and has an account: their
-    /// receipts were kept in the same commit (at most
+    /// receipts are kept (at most
     /// [`MAX_KEPT_RECEIPTS`](crate::MAX_KEPT_RECEIPTS) an account), so a
-    /// crash after it loses none; each message's id and its sender.
+    /// crash after the answer loses none (before the confirmation is on
+    /// disk, the message is; it comes again, and so does its receipt);
+    /// each message's id and its sender.
     pub kept: Vec<(u64, String)>,
 }
 
