@@ -21,7 +21,8 @@ use chinwag_protocol::{
 };
 use tracing::warn;
 
-use crate::registry::{ConnId, IdMap, MessageMap};
+use super::id_ring::IdRing;
+use crate::registry::{ConnId, IdMap};
 
 /// Appends a reply the hub builds itself to `replies`; a failure is a bug
 /// worth logging, not a reason to stop (as `super::encode`).
@@ -168,7 +169,7 @@ pub(super) struct PendingAcks {
     /// The first entry is always a `Waiting` one.
     owed: IdMap<VecDeque<Owed>>,
     /// Whose each waiting message is.
-    senders: MessageMap<ConnId>,
+    senders: IdRing<ConnId>,
 }
 
 impl PendingAcks {
@@ -208,7 +209,7 @@ impl PendingAcks {
         recipient: usize,
         status: Code,
     ) -> Option<(ConnId, BytesMut)> {
-        let sender = *self.senders.get(&message_id)?;
+        let sender = *self.senders.get(message_id)?;
         let owed = self.owed.get_mut(&sender)?;
         for entry in owed.iter_mut() {
             if let Owed::Waiting(ack) = entry
@@ -230,7 +231,7 @@ impl PendingAcks {
     /// [`settle`](Self::settle) gives it, with no new status: for an
     /// acknowledgement that waited for the store with every status known.
     pub(super) fn release(&mut self, message_id: u64) -> Option<(ConnId, BytesMut)> {
-        let sender = *self.senders.get(&message_id)?;
+        let sender = *self.senders.get(message_id)?;
         Some((sender, self.drain(sender)))
     }
 
@@ -250,7 +251,7 @@ impl PendingAcks {
             match owed.pop_front() {
                 Some(Owed::Ready(frames)) => out.extend_from_slice(&frames),
                 Some(Owed::Waiting(ack)) => {
-                    self.senders.remove(&ack.message_id);
+                    self.senders.remove(ack.message_id);
                     ack.encode(&mut out);
                 }
                 None => break,
@@ -267,7 +268,7 @@ impl PendingAcks {
         if let Some(owed) = self.owed.remove(&sender) {
             for entry in owed {
                 if let Owed::Waiting(ack) = entry {
-                    self.senders.remove(&ack.message_id);
+                    self.senders.remove(ack.message_id);
                 }
             }
         }

@@ -350,7 +350,7 @@ impl Actor {
     /// The store's answer for a message's offline recipients (none, for
     /// a reliable session's message that only had to be remembered).
     pub(super) fn stored(&mut self, message_id: u64, mut statuses: Vec<(usize, Code)>) {
-        let mut held = self.held.remove(&message_id).unwrap_or_default();
+        let mut held = self.held.remove(message_id).unwrap_or_default();
         for (index, status) in &mut statuses {
             if let Some(at) = held.iter().position(|(held, _, _)| *held == *index) {
                 let (_, copy, session) = held.swap_remove(at);

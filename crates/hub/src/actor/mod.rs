@@ -10,6 +10,7 @@
 //! - `route.rs`: a run of one sender's messages, from names to recipients;
 //! - `delivery.rs`: one message's fan-out, and the sender's parked permit;
 //! - `gather.rs`: direct messages gathered into one buffer per recipient;
+//! - `id_ring.rs`: maps keyed by message id, kept in id order;
 //! - `acks.rs`: the sender's replies, and acknowledgements that complete later;
 //! - `presence.rs`: comings and goings, queued once per batch;
 //! - `message_id.rs`: hub message ids, unique across restarts;
@@ -24,6 +25,7 @@ mod acks;
 mod backlog;
 mod delivery;
 mod gather;
+mod id_ring;
 mod lost;
 mod mailbox;
 mod message_id;
@@ -50,6 +52,7 @@ use self::accounts::Accounts;
 use self::acks::PendingAcks;
 use self::backlog::Backlogs;
 use self::gather::Gathered;
+use self::id_ring::IdRing;
 use self::mailbox::ToStore;
 use self::message_id::MessageIds;
 use self::presence::PendingPresence;
@@ -61,7 +64,7 @@ use crate::accounts::Storage;
 use crate::command::{Answer, Command, Join};
 use crate::metrics::{ActorFigures, Tally};
 use crate::outbox::{Outbox, Pressure, PushError};
-use crate::registry::{ConnId, IdMap, IdSet, Lookup, Member, MessageMap, MessageSet, Registry};
+use crate::registry::{ConnId, IdMap, IdSet, Lookup, Member, MessageSet, Registry};
 
 /// Commands the actor takes from its queue at once. Consumers woken by a
 /// batch are woken once, after it.
@@ -102,7 +105,7 @@ pub(crate) struct Actor {
     unrecorded: Vec<(String, chinwag_store::LostNumbers)>,
     /// Copies for reliable sessions online, by message id, with their
     /// index in the `ACK`: delivered once the store has them.
-    held: MessageMap<Vec<(usize, StoredMessage, ConnId)>>,
+    held: IdRing<Vec<(usize, StoredMessage, ConnId)>>,
     /// Receipts owed by confirming connections, and the batch's due.
     receipts: Receipts,
     /// What became of reliable sessions' newest messages, so that one sent
@@ -159,7 +162,7 @@ impl Actor {
             unrecorded: Vec::new(),
             receipts: Receipts::default(),
             resends: Resends::default(),
-            held: MessageMap::default(),
+            held: IdRing::default(),
             tally: Tally::default(),
             receipt_sender: None,
             tasks,

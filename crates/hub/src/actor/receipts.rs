@@ -23,6 +23,7 @@ use chinwag_store::KeptReceipt;
 use tracing::warn;
 
 use super::accounts::send_answer;
+use super::id_ring::IdRing;
 use super::mailbox::in_background;
 use super::{Actor, encode};
 use crate::command::Answer;
@@ -90,85 +91,12 @@ impl Due {
     }
 }
 
-/// One connection's owed receipts: message id and the folded nickname of
-/// the sender owed one, in id order, which is the order they are owed in
-/// (the hub's ids grow) and, nearly always, the order they are confirmed
-/// in. A ring, so that both ends are a step, where a tree cost a search
-/// and rebalancing per message; a receipt confirmed out of order is found
-/// by binary search and taken, leaving its slot empty until it reaches
-/// the front.
-#[derive(Debug, Default)]
-struct Owed {
-    ring: VecDeque<(u64, Option<Arc<str>>)>,
-    /// Slots still holding a sender.
-    live: usize,
-}
-
-impl Owed {
-    fn insert(&mut self, id: u64, sender: Arc<str>) {
-        match self.ring.back() {
-            Some((last, _)) if *last >= id => {
-                // Not after the last: kept in order all the same.
-                let at = self.ring.partition_point(|(owed, _)| *owed < id);
-                match self.ring.get_mut(at) {
-                    Some((owed, slot)) if *owed == id => {
-                        if slot.replace(sender).is_none() {
-                            self.live += 1;
-                        }
-                    }
-                    _ => {
-                        self.ring.insert(at, (id, Some(sender)));
-                        self.live += 1;
-                    }
-                }
-            }
-            _ => {
-                self.ring.push_back((id, Some(sender)));
-                self.live += 1;
-            }
-        }
-    }
-
-    fn remove(&mut self, id: u64) -> Option<Arc<str>> {
-        let at = match self.ring.front() {
-            Some((first, _)) if *first == id => 0,
-            _ => self.ring.partition_point(|(owed, _)| *owed < id),
-        };
-        let taken = match self.ring.get_mut(at) {
-            Some((owed, slot)) if *owed == id => slot.take(),
-            _ => None,
-        };
-        if taken.is_some() {
-            self.live -= 1;
-            self.trim();
-        }
-        taken
-    }
-
-    /// Forgets the oldest receipt owed.
-    fn pop_oldest(&mut self) {
-        self.trim();
-        if self.ring.pop_front().is_some() {
-            self.live -= 1;
-        }
-        self.trim();
-    }
-
-    /// Drops the empty slots at the front.
-    fn trim(&mut self) {
-        while self.ring.front().is_some_and(|(_, slot)| slot.is_none()) {
-            self.ring.pop_front();
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.live
-    }
-
-    fn is_empty(&self) -> bool {
-        self.live == 0
-    }
-}
+/// One connection's owed receipts: by message id, the folded nickname of
+/// the sender owed one. In id order (`id_ring.rs`), which is the order
+/// they are owed in (the hub's ids grow) and, nearly always, the order
+/// they are confirmed in: both ends are a step, where a tree cost a search
+/// and rebalancing per message.
+type Owed = IdRing<Arc<str>>;
 
 impl Receipts {
     /// Connection `recipient` was sent message `message_id`, for which
@@ -177,6 +105,7 @@ impl Receipts {
         let owed = self.owed.entry(recipient).or_default();
         owed.insert(message_id, sender.clone());
         if owed.len() > MAX_OWED {
+            // The oldest is forgotten: its sender gets no receipt.
             owed.pop_oldest();
         }
     }

@@ -23,9 +23,10 @@ use chinwag_store::{SENT_WINDOW, SentRecord};
 use tracing::warn;
 
 use super::acks::Replies;
+use super::id_ring::IdRing;
 use super::mailbox::ForStore;
 use super::{Actor, encode};
-use crate::registry::{ConnId, MessageMap};
+use crate::registry::ConnId;
 
 /// An account, as its windows are keyed: its folded nickname's bytes,
 /// shared by the messages that wait for the store.
@@ -108,7 +109,7 @@ enum Seen {
 #[derive(Debug, Default)]
 pub(super) struct Resends {
     windows: HashMap<AccountKey, Window, PeerKeyed>,
-    waiting: MessageMap<(AccountKey, u64)>,
+    waiting: IdRing<(AccountKey, u64)>,
 }
 
 impl Resends {
@@ -204,7 +205,7 @@ impl Resends {
         message_id: u64,
         statuses: &[(usize, Code)],
     ) -> Option<(Vec<ConnId>, ServerFrame)> {
-        let (key, client_id) = self.waiting.remove(&message_id)?;
+        let (key, client_id) = self.waiting.remove(message_id)?;
         let outcome = self.windows.get_mut(&key)?.outcomes.get_mut(&client_id)?;
         for (index, status) in statuses {
             if let Some((_, slot)) = outcome.statuses.get_mut(*index) {
