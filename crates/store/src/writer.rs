@@ -75,23 +75,9 @@ impl Writer {
         }
         // The store is closing: receipts still pending are written, so
         // that a clean restart does not deliver their messages again.
-        if let Err(error) = self.write_all_pending() {
+        if let Err(error) = self.commit(&mut [], true) {
             warn!(%error, "could not write the pending receipts at close");
         }
-    }
-
-    fn write_all_pending(&mut self) -> rusqlite::Result<()> {
-        self.conn.execute_batch("BEGIN IMMEDIATE")?;
-        let mut tx = Txn {
-            conn: &self.conn,
-            index: &mut self.index,
-        };
-        let result =
-            queries::write_pending(&mut tx, true).and_then(|()| self.conn.execute_batch("COMMIT"));
-        if result.is_err() && !self.conn.is_autocommit() {
-            let _ = self.conn.execute_batch("ROLLBACK");
-        }
-        result
     }
 
     fn handle_group(&mut self, group: impl Iterator<Item = Request>) {
@@ -107,7 +93,7 @@ impl Writer {
         if !writes.is_empty() {
             let changes_before = self.conn.total_changes();
             let started = Instant::now();
-            let committed = self.commit(&mut writes).map_err(|error| {
+            let committed = self.commit(&mut writes, false).map_err(|error| {
                 error!(%error, writes = writes.len(), "store commit failed; rolled back");
                 Arc::new(error)
             });
@@ -146,8 +132,13 @@ impl Writer {
     }
 
     /// Runs `writes` in one transaction and commits it, or rolls it back,
-    /// and the index's changes with it.
-    fn commit(&mut self, writes: &mut [Box<dyn WriteJob>]) -> rusqlite::Result<()> {
+    /// and the index's changes with it. Pending receipts that are due go
+    /// first (`all_pending`: every one, as the store closes).
+    fn commit(
+        &mut self,
+        writes: &mut [Box<dyn WriteJob>],
+        all_pending: bool,
+    ) -> rusqlite::Result<()> {
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         let mut tx = Txn {
             conn: &self.conn,
@@ -155,7 +146,7 @@ impl Writer {
         };
         // Receipts that waited long enough for their owners' confirmation
         // are written first (`index.rs`).
-        let result = queries::write_pending(&mut tx, false)
+        let result = queries::write_pending(&mut tx, all_pending)
             .and_then(|()| writes.iter_mut().try_for_each(|job| job.run(&mut tx)))
             .and_then(|()| self.conn.execute_batch("COMMIT"));
         if result.is_ok() {
