@@ -26,7 +26,8 @@
 //! receipt's owner confirms it soon (a reliable session does, within
 //! milliseconds), the row is deleted and nothing else is written; one
 //! still waiting after [`PENDING_GRACE`] is written as usual (the row
-//! deleted, a `receipts` row added) at the next commit. A crash meanwhile
+//! deleted, a `receipts` row added) at the next commit, or by a commit of
+//! its own if no request comes by then (`writer.rs`). A crash meanwhile
 //! loses nothing: the message is still in its recipient's mailbox on disk,
 //! is delivered again, and its confirmation makes the receipt again.
 //!
@@ -473,6 +474,13 @@ impl MailIndex {
             }
         }
         due
+    }
+
+    /// When the oldest pending receipt comes due, if any is waiting (it
+    /// may have been confirmed since: then nothing is written for it).
+    pub(crate) fn next_due(&self) -> Option<Instant> {
+        let (_, _, _, since) = self.pending.front()?;
+        Some(*since + PENDING_GRACE)
     }
 
     /// A pending receipt was written to `receipts`, in row `seq`.

@@ -271,7 +271,8 @@ fn delete_row(conn: &Connection, seq: i64) -> rusqlite::Result<()> {
 /// A kept receipt is pending at first (`index.rs`): its message's row stays
 /// on disk until the receipt's owner confirms it, which deletes the row,
 /// or until it has waited [`PENDING_GRACE`](crate::index::PENDING_GRACE),
-/// when the next commit writes it to `receipts` and deletes the row. A
+/// when the next commit (one of its own, if none comes) writes it to
+/// `receipts` and deletes the row. A
 /// reliable session confirms its receipts within milliseconds, so most are
 /// one row deleted, where each was a row deleted, one added and that one
 /// deleted again.

@@ -18,6 +18,12 @@
 //! room again. Refusals that are a request's own answer (a full mailbox, no
 //! such account) are not failures and leave the group alone.
 //!
+//! Receipts kept at a confirmation wait in the index for their owner's
+//! confirmation (`index.rs`) and are written by the first commit after
+//! their grace. When no request comes, the writer waits for the next one
+//! only until the oldest comes due, and then commits them by themselves:
+//! a current-thread runtime on the writer's thread keeps that time.
+//!
 //! Reads queue behind the writes like everything else, and the writer
 //! passes them to the reader thread after their group has committed: a read
 //! sees every write handed over before it, yet runs on its own connection
@@ -62,8 +68,16 @@ pub(crate) struct Writer {
 impl Writer {
     /// Runs until every handle to the store is gone and the queue is empty.
     pub(crate) fn run(mut self) {
+        // Keeps time while receipts are pending and no request comes.
+        let clock = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|error| {
+                warn!(%error, "no timer for pending receipts: they are written at the next commit");
+            })
+            .ok();
         let mut group = Vec::with_capacity(self.group_max);
-        while let Some(first) = self.requests.blocking_recv() {
+        while let Some(first) = self.next_request(clock.as_ref()) {
             group.push(first);
             while group.len() < self.group_max {
                 match self.requests.try_recv() {
@@ -77,6 +91,35 @@ impl Writer {
         // that a clean restart does not deliver their messages again.
         if let Err(error) = self.commit(&mut [], true) {
             warn!(%error, "could not write the pending receipts at close");
+        }
+    }
+
+    /// Blocks for the next request (`None`: every handle is gone). While
+    /// receipts are pending and no request comes, writes each as it comes
+    /// due, so a receipt waits for its owner's confirmation no longer than
+    /// the grace however quiet the store is (`index.rs`). A write that
+    /// fails (a full disk) leaves them to the next group's commit.
+    fn next_request(&mut self, clock: Option<&tokio::runtime::Runtime>) -> Option<Request> {
+        let mut failed = false;
+        loop {
+            let (Some(clock), Some(due), false) = (clock, self.index.next_due(), failed) else {
+                return self.requests.blocking_recv();
+            };
+            let due = tokio::time::Instant::from_std(due);
+            let requests = &mut self.requests;
+            // Made inside `block_on`: a timer needs its runtime's context.
+            let waited =
+                clock.block_on(async { tokio::time::timeout_at(due, requests.recv()).await });
+            match waited {
+                Ok(request) => return request,
+                Err(_) => match self.commit(&mut [], false) {
+                    Ok(()) => self.checkpoints.after_commit(&self.conn),
+                    Err(error) => {
+                        warn!(%error, "could not write the receipts that came due");
+                        failed = true;
+                    }
+                },
+            }
         }
     }
 

@@ -845,6 +845,54 @@ fn a_receipt_kept_at_a_confirmation_waits_for_its_sender_then_is_written() {
     assert!(ids(&store, "bob").is_empty());
 }
 
+/// A pending receipt whose owner never confirms it is written once it has
+/// waited the grace (250 ms) even if the store is asked nothing more: by a
+/// commit of its own, not at the next request's, which may be hours away.
+/// The test waits, with a deadline, for the rows on disk to change.
+#[test]
+fn a_pending_receipt_is_written_when_due_though_nothing_else_comes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig::new(dir.path());
+    let rows = || -> (i64, i64) {
+        let conn = rusqlite::Connection::open(dir.path().join("chinwag.db")).unwrap();
+        let count = |table: &str| -> i64 {
+            conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
+                row.get(0)
+            })
+            .unwrap()
+        };
+        (count("mailbox"), count("receipts"))
+    };
+    let store = open_with(&config, &["amy", "bob"]);
+    let message = StoredMessage {
+        sender: "amy".to_owned(),
+        receipt: true,
+        ..message("bob", 1)
+    };
+    store.store_messages(vec![message]).unwrap().wait().unwrap();
+    let confirmed = store.confirm("bob", vec![1], T0).unwrap().wait().unwrap();
+    assert_eq!(confirmed.kept, [(1, "amy".into())]);
+    // Pending (the message's row on disk), then written.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut seen = rows();
+    while seen != (0, 1) {
+        assert_eq!(
+            seen,
+            (1, 0),
+            "the message's row or the receipt's, never both or neither"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pending receipt was not written: {seen:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        seen = rows();
+    }
+    let kept = store.kept_receipts("amy").unwrap().wait().unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!((kept[0].message_id, kept[0].recipient.as_str()), (1, "bob"));
+}
+
 /// A message's number for its recipient is stored with it, read back with
 /// the mailbox, and raises the account's last number, which stays when the
 /// message is confirmed and gone, across a reopening: a number a client saw
