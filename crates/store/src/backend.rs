@@ -23,7 +23,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::{
-    Account, Confirmed, Expired, KeptReceipt, LostNumbers, Mailbox, NewAccount, Pending,
+    Account, Confirmed, Expired, KeptReceipt, LostNumbers, Mailbox, NewAccount, Pending, Routed,
     SentRecord, StoreError, StoreOutcome, StoreStats, StoredMessage, Then,
 };
 
@@ -44,18 +44,15 @@ pub trait MailStore: fmt::Debug + Send + Sync {
         &self,
         messages: Vec<StoredMessage>,
     ) -> Result<Pending<Vec<StoreOutcome>>, StoreError> {
-        self.store_routed(messages, Vec::new())
+        self.store_routed(Routed::of(&messages, &[]))
     }
 
-    /// As [`store_messages`](Self::store_messages), and in the same commit
-    /// records what became of messages reliable sessions sent
-    /// ([`SentRecord`]; one already recorded is left as it was): a message
-    /// whose copies are stored is always recognised when sent again.
-    fn store_routed(
-        &self,
-        messages: Vec<StoredMessage>,
-        sent: Vec<SentRecord>,
-    ) -> Result<Pending<Vec<StoreOutcome>>, StoreError>;
+    /// As [`store_messages`](Self::store_messages) for the batch's copies
+    /// ([`Routed`]), and in the same commit records what became of messages
+    /// reliable sessions sent ([`SentRecord`]; one already recorded is left
+    /// as it was): a message whose copies are stored is always recognised
+    /// when sent again. A number out of range refuses the whole batch.
+    fn store_routed(&self, routed: Routed) -> Result<Pending<Vec<StoreOutcome>>, StoreError>;
 
     /// As [`store_routed`](Self::store_routed), with the answer handed to
     /// `then` rather than through a [`Pending`]: on the store's own thread
@@ -63,12 +60,7 @@ pub trait MailStore: fmt::Debug + Send + Sync {
     /// it. A request the store refuses at once (invalid, a full queue) is
     /// answered at once, on the caller's thread. `then` must be quick and
     /// must not block.
-    fn store_routed_then(
-        &self,
-        messages: Vec<StoredMessage>,
-        sent: Vec<SentRecord>,
-        then: Then<Vec<StoreOutcome>>,
-    );
+    fn store_routed_then(&self, routed: Routed, then: Then<Vec<StoreOutcome>>);
 
     /// A sender's newest [`SENT_WINDOW`](crate::SENT_WINDOW) records of
     /// what became of its messages, oldest first (none for a name with no

@@ -99,6 +99,7 @@ mod lock;
 mod message;
 mod pending;
 mod queries;
+mod routed;
 mod schema;
 mod stats;
 mod store;
@@ -114,5 +115,6 @@ pub use message::{
 };
 pub use pending::Pending;
 pub use queries::{MAX_KEPT_RECEIPTS, SENT_MAX_AGE, SENT_WINDOW};
+pub use routed::Routed;
 pub use stats::{LATENCY_BOUNDS_US, Latencies, StoreStats};
 pub use store::Store;

@@ -151,21 +151,6 @@ pub struct SentRecord {
 }
 
 impl SentRecord {
-    /// The statuses as one column: `nick code` pairs separated by spaces
-    /// (nicknames hold no spaces).
-    pub(crate) fn statuses_column(&self) -> String {
-        let mut column = String::new();
-        for (nick, code) in &self.statuses {
-            if !column.is_empty() {
-                column.push(' ');
-            }
-            column.push_str(nick);
-            column.push(' ');
-            column.push_str(&code.to_string());
-        }
-        column
-    }
-
     /// The statuses from their column; a pair that does not read is
     /// skipped.
     pub(crate) fn split_statuses(column: &str) -> Vec<(String, u16)> {
@@ -177,12 +162,6 @@ impl SentRecord {
                 _ => None,
             })
             .collect()
-    }
-
-    pub(crate) fn check(&self) -> Result<(), StoreError> {
-        check_i64(self.client_id, "client id")?;
-        check_i64(self.message_id, "message id")?;
-        check_i64(self.ts_ms, "timestamp")
     }
 }
 

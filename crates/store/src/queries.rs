@@ -14,8 +14,9 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use crate::index::{Due, Entries, KeptRow, MailIndex, ReceiptRow, Slot};
 use crate::jobs::Txn;
 use crate::message::fold;
+use crate::routed::{CopyView, SentView};
 use crate::{
-    Account, Confirmed, Expired, KeptReceipt, LostNumbers, Mailbox, NewAccount, SentRecord,
+    Account, Confirmed, Expired, KeptReceipt, LostNumbers, Mailbox, NewAccount, Routed, SentRecord,
     StoreError, StoreOutcome, StoredMessage,
 };
 
@@ -35,13 +36,16 @@ pub const SENT_WINDOW: usize = 1024;
 /// stored is never routed again when sent again): appended to `sent`, and
 /// found by the index. A record already in its sender's window is left as
 /// it was; one for a sender with no account is not kept.
-pub(crate) fn remember_sent(tx: &mut Txn<'_>, sent: &[SentRecord]) -> rusqlite::Result<()> {
+pub(crate) fn remember_sent<'a>(
+    tx: &mut Txn<'_>,
+    sent: impl Iterator<Item = SentView<'a>>,
+) -> rusqlite::Result<()> {
     let mut insert = tx.conn.prepare_cached(
         "INSERT INTO sent (sender, message_id, client_id, ts_ms, delivered, statuses)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
     for record in sent {
-        let sender = fold(&record.sender);
+        let sender = fold(record.sender);
         if tx.index.get(&sender).is_none() || tx.index.has_sent(&sender, record.message_id) {
             continue;
         }
@@ -51,7 +55,7 @@ pub(crate) fn remember_sent(tx: &mut Txn<'_>, sent: &[SentRecord]) -> rusqlite::
             record.client_id,
             record.ts_ms,
             record.delivered,
-            record.statuses_column(),
+            record.statuses,
         ])?;
         let seq = tx.conn.last_insert_rowid();
         tx.index.add_sent(&sender, record.message_id, seq);
@@ -166,11 +170,10 @@ fn changed_or(changed: usize, refusal: StoreError) -> Result<(), StoreError> {
 pub(crate) fn store_routed(
     tx: &mut Txn<'_>,
     quota: Quota,
-    messages: &[StoredMessage],
-    sent: &[SentRecord],
+    routed: &Routed,
 ) -> rusqlite::Result<Vec<StoreOutcome>> {
-    remember_sent(tx, sent)?;
-    store(tx, quota, messages)
+    remember_sent(tx, routed.sent_views())?;
+    store(tx, quota, routed.copy_views())
 }
 
 /// Stores `messages` in order, each against its mailbox's quota (counting
@@ -178,18 +181,20 @@ pub(crate) fn store_routed(
 ///
 /// The quota, the account's existence and an id already stored are checked
 /// in the index; only the rows are written, appended to `mailbox`.
-pub(crate) fn store(
+pub(crate) fn store<'a>(
     tx: &mut Txn<'_>,
     quota: Quota,
-    messages: &[StoredMessage],
+    messages: impl Iterator<Item = CopyView<'a>>,
 ) -> rusqlite::Result<Vec<StoreOutcome>> {
     let mut insert = tx.conn.prepare_cached(
         "INSERT INTO mailbox (recipient, id, sender, to_names, ts_ms, text, bytes, receipt, number)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?;
-    let mut outcomes = Vec::with_capacity(messages.len());
+    let mut outcomes = Vec::with_capacity(messages.size_hint().0);
+    let mut last = None;
     for message in messages {
-        let recipient = fold(&message.recipient);
+        last = last.max(Some(message.id));
+        let recipient = fold(message.recipient);
         let bytes = message.stored_bytes();
         let outcome = match tx.index.get(&recipient) {
             None => StoreOutcome::NoSuchAccount,
@@ -211,7 +216,7 @@ pub(crate) fn store(
                     recipient,
                     message.id,
                     message.sender,
-                    message.to_names(),
+                    message.to_names,
                     message.ts_ms,
                     message.text,
                     bytes,
@@ -225,7 +230,7 @@ pub(crate) fn store(
         };
         outcomes.push(outcome);
     }
-    if let Some(last) = messages.iter().map(|message| message.id).max() {
+    if let Some(last) = last {
         tx.conn
             .prepare_cached(
                 "UPDATE hub_state SET value = max(value, ?1) WHERE key = 'last_message_id'",

@@ -21,7 +21,7 @@ use crate::schema;
 use crate::writer::{Writer, read_loop};
 use crate::{
     Account, AccountStore, Confirmed, Expired, KeptReceipt, LostNumbers, MailStore, Mailbox,
-    NewAccount, Pending, SentRecord, StoreConfig, StoreError, StoreOutcome, StoreStats,
+    NewAccount, Pending, Routed, SentRecord, StoreConfig, StoreError, StoreOutcome, StoreStats,
     StoredMessage,
 };
 
@@ -258,33 +258,23 @@ impl MailStore for Store {
         message.check()?;
         let quota = self.inner.quota;
         self.write(move |tx| {
-            let outcomes = queries::store(tx, quota, std::slice::from_ref(&message))?;
+            let outcomes = queries::store(tx, quota, std::iter::once(message.view()))?;
             Ok(outcomes.first().copied().ok_or(StoreError::Closed))
         })
     }
 
-    fn store_routed(
-        &self,
-        messages: Vec<StoredMessage>,
-        sent: Vec<SentRecord>,
-    ) -> Result<Pending<Vec<StoreOutcome>>, StoreError> {
-        check_routed(&messages, &sent)?;
+    fn store_routed(&self, routed: Routed) -> Result<Pending<Vec<StoreOutcome>>, StoreError> {
+        routed.check()?;
         let quota = self.inner.quota;
-        self.write(move |tx| queries::store_routed(tx, quota, &messages, &sent).map(Ok))
+        self.write(move |tx| queries::store_routed(tx, quota, &routed).map(Ok))
     }
 
-    fn store_routed_then(
-        &self,
-        messages: Vec<StoredMessage>,
-        sent: Vec<SentRecord>,
-        then: Then<Vec<StoreOutcome>>,
-    ) {
-        if let Err(error) = check_routed(&messages, &sent) {
+    fn store_routed_then(&self, routed: Routed, then: Then<Vec<StoreOutcome>>) {
+        if let Err(error) = routed.check() {
             return then(Err(error));
         }
         let quota = self.inner.quota;
-        let work =
-            move |tx: &mut Txn<'_>| queries::store_routed(tx, quota, &messages, &sent).map(Ok);
+        let work = move |tx: &mut Txn<'_>| queries::store_routed(tx, quota, &routed).map(Ok);
         let job: Box<dyn WriteJob> = Box::new(Write::new(work, then));
         // A refused request comes back, so that `then` is answered.
         if let Err((error, Request::Write(job))) = self.try_submit(Request::Write(job)) {
@@ -455,11 +445,4 @@ impl AccountStore for Store {
         let nick = nick.to_owned();
         self.write(move |tx| queries::delete_account(tx, &nick))
     }
-}
-
-/// Whether a batch of routed copies and sent records can be stored as
-/// they are (`store_routed`, `store_routed_then`).
-fn check_routed(messages: &[StoredMessage], sent: &[SentRecord]) -> Result<(), StoreError> {
-    messages.iter().try_for_each(StoredMessage::check)?;
-    sent.iter().try_for_each(SentRecord::check)
 }

@@ -8,7 +8,8 @@ use std::thread;
 use std::time::Duration;
 
 use chinwag_store::{
-    AccountStore, Expired, MailStore, Store, StoreConfig, StoreError, StoreOutcome, StoredMessage,
+    AccountStore, Expired, MailStore, Routed, Store, StoreConfig, StoreError, StoreOutcome,
+    StoredMessage,
 };
 use support::{HASH, T0, accounts, message, message_with, open, open_with};
 
@@ -744,7 +745,11 @@ fn a_deleted_accounts_sent_records_are_not_a_new_accounts_of_its_name() {
         let old: Vec<_> = (1..=SENT_WINDOW as u64 + 5)
             .map(|id| record(id, T0 + id))
             .collect();
-        store.store_routed(Vec::new(), old).unwrap().wait().unwrap();
+        store
+            .store_routed(Routed::of(&[], &old))
+            .unwrap()
+            .wait()
+            .unwrap();
         store.delete_account("alice").unwrap().wait().unwrap();
         let again = NewAccount {
             nick: "Alice".to_owned(),
@@ -757,7 +762,7 @@ fn a_deleted_accounts_sent_records_are_not_a_new_accounts_of_its_name() {
     let store = open(&config);
     assert!(store.sent("alice").unwrap().wait().unwrap().is_empty());
     let new = record(5_000, later + 1);
-    (store.store_routed(Vec::new(), vec![new.clone()]))
+    (store.store_routed(Routed::of(&[], std::slice::from_ref(&new))))
         .unwrap()
         .wait()
         .unwrap();
@@ -988,7 +993,7 @@ fn sent_records_are_kept_with_their_copies_and_read_back_per_sender() {
         let store = open_with(&config, &["alice", "bob", "carol"]);
         // With a copy for an offline recipient, and alone.
         let outcomes = store
-            .store_routed(vec![message("bob", 1)], vec![record(100, 1)])
+            .store_routed(Routed::of(&[message("bob", 1)], &[record(100, 1)]))
             .unwrap()
             .wait()
             .unwrap();
@@ -997,7 +1002,7 @@ fn sent_records_are_kept_with_their_copies_and_read_back_per_sender() {
             .map(|id| record(100 + id, id))
             .collect();
         store
-            .store_routed(Vec::new(), batch)
+            .store_routed(Routed::of(&[], &batch))
             .unwrap()
             .wait()
             .unwrap();
@@ -1005,7 +1010,7 @@ fn sent_records_are_kept_with_their_copies_and_read_back_per_sender() {
         let mut again = record(100, 1);
         again.delivered = 9;
         store
-            .store_routed(Vec::new(), vec![again])
+            .store_routed(Routed::of(&[], &[again]))
             .unwrap()
             .wait()
             .unwrap();

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use chinwag_protocol::{Code, Gap, MailboxHeader, Message, Recipients, Sequenced, ServerFrame};
 use chinwag_store::{
-    LostNumbers, Mailbox, Pending, SentRecord, StoreError, StoreOutcome, StoredMessage, Then,
+    LostNumbers, Mailbox, Pending, Routed, StoreError, StoreOutcome, StoredMessage, Then,
 };
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::warn;
@@ -132,10 +132,11 @@ pub(super) struct ToStore {
     answered: u64,
     /// Answers that came before an earlier batch's.
     early: std::collections::BTreeMap<u64, Settled>,
-    copies: Vec<StoredMessage>,
-    /// What became of the reliable sessions' messages, kept in the same
-    /// commit as the copies (`resend.rs`).
-    pub(super) sent: Vec<SentRecord>,
+    /// The copies, and what became of the reliable sessions' messages,
+    /// kept in the same commit as the copies (`resend.rs`): written into
+    /// the batch as they are routed, while they are in this thread's cache
+    /// (the store's writer reads it in order).
+    pub(super) routed: Routed,
     /// Each message's id, and the `ACK` indices of its copies, in order.
     messages: Vec<(u64, Vec<usize>)>,
     /// The numbered copies for accounts offline (not held for a session):
@@ -197,8 +198,12 @@ impl Actor {
             .filter(|(index, copy)| copy.number > 0 && !is_held(index))
             .map(|(_, copy)| (copy.recipient.clone(), copy.number));
         self.to_store.numbered.extend(numbered);
-        let (indices, copies): (Vec<usize>, Vec<StoredMessage>) = copies.into_iter().unzip();
-        self.to_store.copies.extend(copies);
+        let indices = (copies.iter())
+            .map(|(index, copy)| {
+                self.to_store.routed.copy(copy);
+                *index
+            })
+            .collect();
         self.to_store.messages.push((message_id, indices));
     }
 
@@ -211,8 +216,7 @@ impl Actor {
         if self.to_store.messages.is_empty() {
             return;
         }
-        let copies = std::mem::take(&mut self.to_store.copies);
-        let sent = std::mem::take(&mut self.to_store.sent);
+        let routed = std::mem::take(&mut self.to_store.routed);
         let messages = std::mem::take(&mut self.to_store.messages);
         let permits = std::mem::take(&mut self.to_store.permits);
         let numbered = std::mem::take(&mut self.to_store.numbered);
@@ -253,7 +257,7 @@ impl Actor {
             answer_from_any_thread(&answers, &runtime, answer);
         });
         match &self.accounts.storage {
-            Some(storage) => storage.mail.store_routed_then(copies, sent, then),
+            Some(storage) => storage.mail.store_routed_then(routed, then),
             None => then(Err(StoreError::Closed)),
         }
     }

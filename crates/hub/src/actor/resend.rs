@@ -19,7 +19,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use chinwag_protocol::{Ack, Code, RecipientStatus, ServerFrame};
-use chinwag_store::{SENT_WINDOW, SentRecord};
+use chinwag_store::{Routed, SENT_WINDOW, SentRecord};
 use tracing::warn;
 
 use super::acks::Replies;
@@ -161,16 +161,17 @@ impl Resends {
     }
 
     /// Remembers a message just routed, with the statuses known so far (the
-    /// store's to come), and gives the record the store keeps of it.
+    /// store's to come), and adds the record the store keeps of it to
+    /// `batch`.
     pub(super) fn routed(
         &mut self,
-        key: &AccountKey,
-        sender: &str,
-        (client_id, message_id): (u64, u64),
-        delivered: u32,
-        statuses: &[(String, Option<Code>)],
+        (key, sender): &(AccountKey, String),
+        message: &ForStore,
         now_ms: u64,
-    ) -> SentRecord {
+        batch: &mut Routed,
+    ) {
+        let (client_id, message_id) = (message.client_id, message.message_id);
+        let (delivered, statuses) = (message.delivered, &message.statuses);
         let window = self.windows.entry(key.clone()).or_default();
         window.last_ms = now_ms;
         window.insert(
@@ -178,23 +179,16 @@ impl Resends {
             Outcome {
                 message_id,
                 delivered,
-                statuses: statuses.to_vec(),
+                statuses: statuses.clone(),
                 waiters: Vec::new(),
             },
         );
         self.waiting.insert(message_id, (key.clone(), client_id));
-        SentRecord {
-            sender: sender.to_owned(),
-            client_id,
-            message_id,
-            ts_ms: now_ms,
-            delivered,
-            // As the store answers them: a copy stored is `STORED` even if
-            // its reliable session then had it at once.
-            statuses: (statuses.iter())
-                .map(|(nick, status)| (nick.clone(), status.unwrap_or(Code::STORED).0))
-                .collect(),
-        }
+        // As the store answers them: a copy stored is `STORED` even if its
+        // reliable session then had it at once.
+        let statuses = (statuses.iter())
+            .map(|(nick, status)| (nick.as_str(), status.unwrap_or(Code::STORED).0));
+        batch.sent_from(sender, (client_id, message_id), now_ms, delivered, statuses);
     }
 
     /// The store's answer for message `message_id`: its statuses by index.
@@ -274,17 +268,9 @@ impl Actor {
         replies: &mut Replies,
     ) {
         self.number(&mut for_store);
-        if let Some((key, nick)) = reliable {
-            let ids = (for_store.client_id, for_store.message_id);
-            let record = (self.resends).routed(
-                key,
-                nick,
-                ids,
-                for_store.delivered,
-                &for_store.statuses,
-                self.now_ms,
-            );
-            self.to_store.sent.push(record);
+        if let Some(reliable) = reliable {
+            let batch = &mut self.to_store.routed;
+            (self.resends).routed(reliable, &for_store, self.now_ms, batch);
         }
         self.store_for_offline(from, for_store, replies);
     }

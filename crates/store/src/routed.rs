@@ -1,0 +1,355 @@
+//! What the hub routed and hands to the store together: copies of
+//! messages for mailboxes, and what became of reliable sessions' messages.
+//!
+//! The hub's actor routes a batch of messages and hands it over in one
+//! request, which the writer's thread then reads. Held as a `Vec` of
+//! [`StoredMessage`] and one of [`SentRecord`], every field of every message
+//! was a string of its own, made on the actor's thread: the writer's reads
+//! of them were a cache miss each, one after another, and most of the
+//! writer's time (`docs/performance.md`). Here the batch's strings are
+//! written one after another into one buffer as they are added, where the
+//! writer reads them in order, and the copies of one message share its
+//! text.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::ops::Range;
+
+use crate::message::check_i64;
+use crate::{SentRecord, StoreError, StoredMessage};
+
+/// A batch of copies to store and sent records to keep, written in one
+/// commit (`MailStore::store_routed`): build it with [`copy`](Self::copy)
+/// and [`sent`](Self::sent).
+#[derive(Debug, Default, Clone)]
+pub struct Routed {
+    /// Every string of the batch, one after another.
+    strings: String,
+    copies: Vec<Copy>,
+    sent: Vec<Sent>,
+    /// The first number out of SQLite's range, if any: the batch is then
+    /// refused whole, as a `Vec` of them was.
+    out_of_range: Option<&'static str>,
+}
+
+/// One copy, its strings as ranges of the batch's.
+#[derive(Debug, Clone)]
+struct Copy {
+    recipient: Range<usize>,
+    sender: Range<usize>,
+    to_names: Range<usize>,
+    text: Range<usize>,
+    id: u64,
+    ts_ms: u64,
+    receipt: bool,
+    number: u64,
+}
+
+/// One sent record, its statuses as their column.
+#[derive(Debug, Clone)]
+struct Sent {
+    sender: Range<usize>,
+    statuses: Range<usize>,
+    client_id: u64,
+    message_id: u64,
+    ts_ms: u64,
+    delivered: u32,
+}
+
+/// A copy as the writer reads it.
+pub(crate) struct CopyView<'a> {
+    pub(crate) recipient: &'a str,
+    pub(crate) id: u64,
+    pub(crate) sender: &'a str,
+    pub(crate) to_names: Cow<'a, str>,
+    pub(crate) ts_ms: u64,
+    pub(crate) text: &'a str,
+    pub(crate) receipt: bool,
+    pub(crate) number: u64,
+}
+
+impl CopyView<'_> {
+    /// What it counts against its mailbox's byte quota: as
+    /// [`StoredMessage::stored_bytes`].
+    pub(crate) fn stored_bytes(&self) -> u64 {
+        (self.text.len() + self.sender.len() + self.to_names.len()) as u64
+    }
+}
+
+/// A sent record as the writer reads it.
+pub(crate) struct SentView<'a> {
+    pub(crate) sender: &'a str,
+    pub(crate) client_id: u64,
+    pub(crate) message_id: u64,
+    pub(crate) ts_ms: u64,
+    pub(crate) delivered: u32,
+    pub(crate) statuses: &'a str,
+}
+
+impl Routed {
+    /// An empty batch.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A batch of `messages` and `sent`.
+    #[must_use]
+    pub fn of(messages: &[StoredMessage], sent: &[SentRecord]) -> Self {
+        let mut routed = Self::new();
+        for message in messages {
+            routed.copy(message);
+        }
+        for record in sent {
+            routed.sent(record);
+        }
+        routed
+    }
+
+    /// Adds a copy to store, after those added before it. A copy of the
+    /// same message as the one before it (the same id, sender and text)
+    /// shares its strings.
+    pub fn copy(&mut self, message: &StoredMessage) {
+        self.note(message.check());
+        let recipient = self.push(&message.recipient);
+        let shared = self.copies.last().filter(|last| {
+            last.id == message.id
+                && self.strings.get(last.sender.clone()) == Some(message.sender.as_str())
+                && self.strings.get(last.text.clone()) == Some(message.text.as_str())
+                && self.strings.get(last.to_names.clone()) == Some(&*message.to_names())
+        });
+        let (sender, to_names, text) = match shared {
+            Some(last) => (
+                last.sender.clone(),
+                last.to_names.clone(),
+                last.text.clone(),
+            ),
+            None => (
+                self.push(&message.sender),
+                self.push(&message.to_names()),
+                self.push(&message.text),
+            ),
+        };
+        self.copies.push(Copy {
+            recipient,
+            sender,
+            to_names,
+            text,
+            id: message.id,
+            ts_ms: message.ts_ms,
+            receipt: message.receipt,
+            number: message.number,
+        });
+    }
+
+    /// Adds a record of what became of a reliable session's message. Its
+    /// statuses are kept as one column: `nick code` pairs separated by
+    /// spaces (nicknames hold no spaces).
+    pub fn sent(&mut self, record: &SentRecord) {
+        let statuses = (record.statuses.iter()).map(|(nick, code)| (nick.as_str(), *code));
+        let ids = (record.client_id, record.message_id);
+        self.sent_from(
+            &record.sender,
+            ids,
+            record.ts_ms,
+            record.delivered,
+            statuses,
+        );
+    }
+
+    /// As [`sent`](Self::sent), from a record's fields: `ids` are the
+    /// client's and the hub's, `statuses` each recipient's name and code.
+    pub fn sent_from<'s>(
+        &mut self,
+        sender: &str,
+        (client_id, message_id): (u64, u64),
+        ts_ms: u64,
+        delivered: u32,
+        statuses: impl IntoIterator<Item = (&'s str, u16)>,
+    ) {
+        self.note(check_i64(client_id, "client id"));
+        self.note(check_i64(message_id, "message id"));
+        self.note(check_i64(ts_ms, "timestamp"));
+        let sender = self.push(sender);
+        let start = self.strings.len();
+        for (nick, code) in statuses {
+            if self.strings.len() > start {
+                self.strings.push(' ');
+            }
+            self.strings.push_str(nick);
+            // Writing into a `String` cannot fail.
+            let _ = write!(self.strings, " {code}");
+        }
+        self.sent.push(Sent {
+            sender,
+            statuses: start..self.strings.len(),
+            client_id,
+            message_id,
+            ts_ms,
+            delivered,
+        });
+    }
+
+    /// How many copies it holds (the store answers an outcome for each).
+    #[must_use]
+    pub fn copies(&self) -> usize {
+        self.copies.len()
+    }
+
+    /// Whether it holds neither copies nor sent records.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.copies.is_empty() && self.sent.is_empty()
+    }
+
+    fn push(&mut self, text: &str) -> Range<usize> {
+        let start = self.strings.len();
+        self.strings.push_str(text);
+        start..self.strings.len()
+    }
+
+    fn note(&mut self, checked: Result<(), StoreError>) {
+        if let (Err(StoreError::OutOfRange(what)), None) = (checked, self.out_of_range) {
+            self.out_of_range = Some(what);
+        }
+    }
+
+    /// Whether every number in it fits SQLite's signed integers.
+    pub(crate) fn check(&self) -> Result<(), StoreError> {
+        self.out_of_range
+            .map_or(Ok(()), |what| Err(StoreError::OutOfRange(what)))
+    }
+
+    fn str(&self, range: &Range<usize>) -> &str {
+        self.strings.get(range.clone()).unwrap_or_default()
+    }
+
+    /// The copies, in the order added.
+    pub(crate) fn copy_views(&self) -> impl Iterator<Item = CopyView<'_>> {
+        self.copies.iter().map(|copy| CopyView {
+            recipient: self.str(&copy.recipient),
+            id: copy.id,
+            sender: self.str(&copy.sender),
+            to_names: Cow::Borrowed(self.str(&copy.to_names)),
+            ts_ms: copy.ts_ms,
+            text: self.str(&copy.text),
+            receipt: copy.receipt,
+            number: copy.number,
+        })
+    }
+
+    /// The sent records, in the order added.
+    pub(crate) fn sent_views(&self) -> impl Iterator<Item = SentView<'_>> {
+        self.sent.iter().map(|sent| SentView {
+            sender: self.str(&sent.sender),
+            client_id: sent.client_id,
+            message_id: sent.message_id,
+            ts_ms: sent.ts_ms,
+            delivered: sent.delivered,
+            statuses: self.str(&sent.statuses),
+        })
+    }
+}
+
+impl StoredMessage {
+    /// This copy as the writer reads it.
+    pub(crate) fn view(&self) -> CopyView<'_> {
+        CopyView {
+            recipient: &self.recipient,
+            id: self.id,
+            sender: &self.sender,
+            to_names: self.to_names(),
+            ts_ms: self.ts_ms,
+            text: &self.text,
+            receipt: self.receipt,
+            number: self.number,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(recipient: &str, id: u64, text: &str) -> StoredMessage {
+        StoredMessage {
+            recipient: recipient.into(),
+            id,
+            sender: "amy".into(),
+            to: vec!["bob".into(), "cy".into()],
+            ts_ms: 5,
+            text: text.into(),
+            receipt: true,
+            number: id % 100 + 1,
+        }
+    }
+
+    #[test]
+    fn copies_and_records_read_back_as_added_and_one_message_shares_its_text() {
+        let messages = [
+            message("bob", 1, "hi"),
+            message("cy", 1, "hi"),
+            message("bob", 2, "yo"),
+        ];
+        let record = SentRecord {
+            sender: "amy".into(),
+            client_id: 7,
+            message_id: 1,
+            ts_ms: 5,
+            delivered: 0,
+            statuses: vec![("bob".into(), 31), ("cy".into(), 2)],
+        };
+        let routed = Routed::of(&messages, std::slice::from_ref(&record));
+        assert_eq!(routed.copies(), 3);
+        assert!(routed.check().is_ok());
+        for (view, message) in routed.copy_views().zip(&messages) {
+            let expected = message.view();
+            assert_eq!(
+                (
+                    view.recipient,
+                    view.id,
+                    view.sender,
+                    &*view.to_names,
+                    view.text
+                ),
+                (
+                    expected.recipient,
+                    expected.id,
+                    expected.sender,
+                    &*expected.to_names,
+                    expected.text
+                )
+            );
+            assert_eq!(
+                (view.ts_ms, view.receipt, view.number),
+                (5, true, message.number)
+            );
+            assert_eq!(view.stored_bytes(), message.stored_bytes());
+        }
+        // "amy" "bob cy" "hi" once for message 1, its second copy's
+        // recipient, then message 2's strings.
+        assert_eq!(routed.strings.matches("hi").count(), 1);
+        let sent: Vec<_> = routed.sent_views().collect();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].statuses, "bob 31 cy 2");
+        assert_eq!(
+            SentRecord::split_statuses(sent[0].statuses),
+            record.statuses
+        );
+        assert_eq!(
+            (sent[0].sender, sent[0].client_id, sent[0].message_id),
+            ("amy", 7, 1)
+        );
+    }
+
+    #[test]
+    fn a_number_out_of_range_refuses_the_batch() {
+        let mut routed = Routed::new();
+        routed.copy(&message("bob", 1, "hi"));
+        routed.copy(&message("bob", u64::MAX, "hi"));
+        assert!(matches!(
+            routed.check(),
+            Err(StoreError::OutOfRange("message id"))
+        ));
+    }
+}
