@@ -719,7 +719,13 @@ impl ServerFrame {
             }
             // The views count their opcode themselves.
             Self::Message(m) | Self::StoredMessage(m) => return m.view().payload_len(),
-            Self::Sequenced(s) => return 8 + s.message.view().payload_len(),
+            Self::Sequenced(s) => {
+                let view = crate::SequencedView {
+                    seq: s.seq,
+                    message: s.message.view(),
+                };
+                return view.payload_len();
+            }
             Self::Ack(a) => return a.view().payload_len(),
             Self::AckRun(_) => 8 + 8 + 4,
             Self::Gap(_) => 8 + 8 + 2,
@@ -806,14 +812,11 @@ impl Encode for ServerFrame {
                 }
             }
             Self::Sequenced(s) => {
-                // The opcode and the number, then `MESSAGE`'s payload
-                // without its opcode (moved down over it).
-                dst.put_u8(opcode::SEQUENCED);
-                dst.put_u64(s.seq);
-                let at = dst.len();
-                s.message.view().encode_payload(dst)?;
-                dst.copy_within(at + 1.., at);
-                dst.truncate(dst.len() - 1);
+                let view = crate::SequencedView {
+                    seq: s.seq,
+                    message: s.message.view(),
+                };
+                view.encode_payload(dst)?;
             }
             Self::Users(users) => {
                 dst.put_u8(opcode::USERS);

@@ -42,4 +42,4 @@ pub use frame::{
 pub use nick::{MAX_NICK_LEN, Nick, NickError, RESERVED_NICKS};
 pub use receipt::{Receipt, ReceiptKey};
 pub use send::{Names, SendPayload};
-pub use view::{AckView, MessageView, Utf8};
+pub use view::{AckView, MessageView, SequencedView, Utf8};

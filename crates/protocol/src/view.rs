@@ -1,5 +1,6 @@
-//! Frames written from borrowed parts: [`MessageView`] and [`AckView`]
-//! encode the same bytes as [`Message`] and [`Ack`] without first copying
+//! Frames written from borrowed parts: [`MessageView`], [`SequencedView`]
+//! and [`AckView`] encode the same bytes as [`Message`], `SEQUENCED` and
+//! [`Ack`] without first copying
 //! names and text into owned strings (the hub writes every message this
 //! way), and [`Utf8`] is text already known to be UTF-8.
 
@@ -166,6 +167,38 @@ where
         w.u32(len)?;
         w.finish()?;
         dst.extend_from_slice(self.text.as_bytes());
+        Ok(())
+    }
+}
+
+/// A `SEQUENCED` written from borrowed parts: the same bytes as
+/// [`ServerFrame::Sequenced`](crate::ServerFrame::Sequenced), without
+/// first copying its message into a [`Message`].
+#[derive(Debug, Clone)]
+pub struct SequencedView<'a, To> {
+    /// As [`Sequenced::seq`](crate::Sequenced::seq).
+    pub seq: u64,
+    /// The message, as `MESSAGE` carries it.
+    pub message: MessageView<'a, To>,
+}
+
+impl<'a, To> Encode for SequencedView<'a, To>
+where
+    To: Iterator<Item = &'a str> + Clone,
+{
+    fn payload_len(&self) -> usize {
+        8 + self.message.payload_len()
+    }
+
+    fn encode_payload(&self, dst: &mut BytesMut) -> Result<(), ProtocolError> {
+        // The opcode and the number, then `MESSAGE`'s payload without its
+        // opcode (moved down over it).
+        dst.extend_from_slice(&[opcode::SEQUENCED]);
+        dst.extend_from_slice(&self.seq.to_be_bytes());
+        let at = dst.len();
+        self.message.encode_payload(dst)?;
+        dst.copy_within(at + 1.., at);
+        dst.truncate(dst.len() - 1);
         Ok(())
     }
 }

@@ -30,8 +30,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use chinwag_store::StoredMessage;
 
-use super::mailbox::sequenced;
-use super::{Actor, encode};
+use super::Actor;
+use super::mailbox::NumberedCopy;
 use crate::registry::{ConnId, IdMap};
 
 /// Copies of a login's mailbox sent before the first confirmation.
@@ -46,7 +46,7 @@ pub(super) struct Backlogs(IdMap<Backlog>);
 
 struct Backlog {
     /// Copies not sent yet, in number order.
-    rest: VecDeque<StoredMessage>,
+    rest: VecDeque<NumberedCopy>,
     /// Sent from the backlog and not confirmed since.
     unconfirmed: usize,
     /// How many may be sent and not confirmed.
@@ -83,7 +83,7 @@ impl Backlogs {
 
     /// Keeps `copy` for session `id` behind the rest of its backlog, if it
     /// has one; gives it back otherwise.
-    pub(super) fn hold(&mut self, id: ConnId, copy: StoredMessage) -> Option<StoredMessage> {
+    pub(super) fn hold(&mut self, id: ConnId, copy: NumberedCopy) -> Option<NumberedCopy> {
         match self.0.get_mut(&id) {
             Some(backlog) => {
                 backlog.rest.push_back(copy);
@@ -96,9 +96,9 @@ impl Backlogs {
     /// The login's mailbox has been read: `read`, merged with the copies
     /// held meanwhile, in number order. Returns how many copies the
     /// backlog holds in all (what `MAILBOX` announces).
-    pub(super) fn read(&mut self, id: ConnId, read: Vec<StoredMessage>) -> usize {
+    pub(super) fn read(&mut self, id: ConnId, read: &[StoredMessage]) -> usize {
         let backlog = self.0.entry(id).or_insert_with(Backlog::new);
-        let mut all: Vec<StoredMessage> = read;
+        let mut all: Vec<NumberedCopy> = read.iter().map(NumberedCopy::of).collect();
         all.extend(backlog.rest.drain(..));
         // Every copy of a reliable session is numbered, and no copy is in
         // both (the held ones were taken out of the read).
@@ -137,7 +137,7 @@ impl Backlogs {
 
     /// The copies session `id` may be sent now; a backlog sent in full is
     /// dropped.
-    fn next(&mut self, id: ConnId) -> Vec<StoredMessage> {
+    fn next(&mut self, id: ConnId) -> Vec<NumberedCopy> {
         let Some(backlog) = self.0.get_mut(&id) else {
             return Vec::new();
         };
@@ -147,7 +147,7 @@ impl Backlogs {
         let room = backlog.window.saturating_sub(backlog.unconfirmed);
         let take = room.min(backlog.rest.len());
         backlog.unconfirmed += take;
-        let next: Vec<StoredMessage> = backlog.rest.drain(..take).collect();
+        let next: Vec<NumberedCopy> = backlog.rest.drain(..take).collect();
         if backlog.rest.is_empty() {
             self.0.remove(&id);
         }
@@ -162,10 +162,7 @@ impl Actor {
         if let Some(member) = self.registry.member(id) {
             member.received(copies.len() as u64);
         }
-        copies
-            .iter()
-            .filter_map(|copy| encode(&sequenced(copy)))
-            .collect()
+        copies.into_iter().filter_map(|copy| copy.frame).collect()
     }
 
     /// Sends member `id` what its backlog has room for.
@@ -193,7 +190,7 @@ mod tests {
         }
     }
 
-    fn numbers(copies: &[StoredMessage]) -> Vec<u64> {
+    fn numbers(copies: &[NumberedCopy]) -> Vec<u64> {
         copies.iter().map(|copy| copy.number).collect()
     }
 
@@ -203,7 +200,10 @@ mod tests {
         let id = ConnId(1);
         backlogs.start(id);
         assert!(backlogs.next(id).is_empty(), "nothing before the read");
-        assert_eq!(backlogs.read(id, (1..=100).map(copy).collect()), 100);
+        assert_eq!(
+            backlogs.read(id, &(1..=100).map(copy).collect::<Vec<_>>()),
+            100
+        );
         assert_eq!(numbers(&backlogs.next(id)), (1..=16).collect::<Vec<_>>());
         assert!(backlogs.next(id).is_empty(), "the window is full");
         backlogs.confirmed(id, 4);
@@ -217,7 +217,7 @@ mod tests {
         assert_eq!(backlogs.next(id).len(), 36, "the rest");
         assert!(backlogs.0.is_empty(), "a backlog sent in full is dropped");
         assert!(
-            backlogs.hold(id, copy(101)).is_some(),
+            backlogs.hold(id, NumberedCopy::of(&copy(101))).is_some(),
             "no backlog: given back"
         );
     }
@@ -227,10 +227,11 @@ mod tests {
         let mut backlogs = Backlogs::default();
         let id = ConnId(2);
         backlogs.start(id);
-        assert!(backlogs.hold(id, copy(5)).is_none());
-        assert!(backlogs.hold(id, copy(7)).is_none());
-        assert_eq!(backlogs.read(id, vec![copy(3), copy(4), copy(6)]), 5);
-        assert!(backlogs.hold(id, copy(8)).is_none(), "held behind the rest");
+        assert!(backlogs.hold(id, NumberedCopy::of(&copy(5))).is_none());
+        assert!(backlogs.hold(id, NumberedCopy::of(&copy(7))).is_none());
+        assert_eq!(backlogs.read(id, &[copy(3), copy(4), copy(6)]), 5);
+        let held = backlogs.hold(id, NumberedCopy::of(&copy(8)));
+        assert!(held.is_none(), "held behind the rest");
         assert_eq!(numbers(&backlogs.next(id)), vec![3, 4, 5, 6, 7, 8]);
     }
 }

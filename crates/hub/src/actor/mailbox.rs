@@ -11,7 +11,10 @@
 
 use std::sync::Arc;
 
-use chinwag_protocol::{Code, Gap, MailboxHeader, Message, Recipients, Sequenced, ServerFrame};
+use bytes::Bytes;
+use chinwag_protocol::{
+    Code, Gap, MailboxHeader, Message, MessageView, Recipients, SequencedView, ServerFrame,
+};
 use chinwag_store::{
     LostNumbers, Mailbox, Pending, Routed, StoreError, StoreOutcome, StoredMessage, Then,
 };
@@ -40,23 +43,38 @@ pub(super) struct ForStore {
     pub(super) held: Vec<(usize, ConnId)>,
 }
 
-/// A stored copy as a reliable session is given it.
-pub(super) fn sequenced(stored: &StoredMessage) -> ServerFrame {
-    let to = if stored.to.is_empty() {
-        Recipients::Everyone
-    } else {
-        Recipients::Users(stored.to.clone())
-    };
-    ServerFrame::Sequenced(Sequenced {
-        seq: stored.number,
-        message: Message {
+/// A stored copy as a reliable session is given it: its number, its id
+/// and its `SEQUENCED` frame, written from the copy as it is numbered
+/// (while it is in this thread's cache) rather than when its commit
+/// returns, and without copying its strings twice more on the way.
+#[derive(Debug)]
+pub(super) struct NumberedCopy {
+    pub(super) number: u64,
+    pub(super) id: u64,
+    /// `None` if it could not be encoded (logged): never delivered live,
+    /// it stays in the mailbox.
+    pub(super) frame: Option<Bytes>,
+}
+
+impl NumberedCopy {
+    pub(super) fn of(stored: &StoredMessage) -> Self {
+        let to = (!stored.to.is_empty()).then(|| stored.to.iter().map(String::as_str));
+        let frame = SequencedView {
+            seq: stored.number,
+            message: MessageView {
+                id: stored.id,
+                ts_ms: stored.ts_ms,
+                from: &stored.sender,
+                to,
+                text: stored.text.as_str().into(),
+            },
+        };
+        Self {
+            number: stored.number,
             id: stored.id,
-            ts_ms: stored.ts_ms,
-            from: stored.sender.clone(),
-            to,
-            text: stored.text.clone(),
-        },
-    })
+            frame: encode(&frame),
+        }
+    }
 }
 
 /// A `GAP` frame for numbers an account lost.
@@ -178,10 +196,10 @@ impl Actor {
             copies,
             held,
         } = message;
-        let held_copies: Vec<(usize, StoredMessage, ConnId)> = (copies.iter())
+        let held_copies: Vec<(usize, NumberedCopy, ConnId)> = (copies.iter())
             .filter_map(|(index, copy)| {
                 let (_, session) = held.iter().find(|(held, _)| held == index)?;
-                Some((*index, copy.clone(), *session))
+                Some((*index, NumberedCopy::of(copy), *session))
             })
             .collect();
         if !held_copies.is_empty() {
@@ -291,7 +309,7 @@ impl Actor {
     /// would show it twice, or after later ones. A session whose mailbox is
     /// still being read or sent has the copy join its backlog, so that it
     /// comes in number order (`backlog.rs`).
-    fn deliver_held(&mut self, copy: StoredMessage, session: ConnId) -> bool {
+    fn deliver_held(&mut self, copy: NumberedCopy, session: ConnId) -> bool {
         let Some(member) = self.registry.member(session) else {
             return false;
         };
@@ -304,7 +322,7 @@ impl Actor {
             self.send_backlog(id);
             return true;
         };
-        let Some(frame) = encode(&sequenced(&copy)) else {
+        let Some(frame) = copy.frame else {
             return false;
         };
         member.received(1);
@@ -328,10 +346,15 @@ impl Actor {
     /// its number will never come. A copy refused for a full mailbox was
     /// recorded as lost by the store, which is asked for what it holds; a
     /// failed commit recorded nothing, so it is told as it is.
-    fn lost_held(&mut self, copy: &StoredMessage, session: ConnId, status: Code) {
-        if copy.number == 0 || self.registry.member(session).is_none() {
+    fn lost_held(&mut self, copy: &NumberedCopy, session: ConnId, status: Code) {
+        let Some(member) = self.registry.member(session) else {
+            return;
+        };
+        if copy.number == 0 {
             return;
         }
+        // The session's account: the copy's recipient.
+        let account = member.nick.to_string();
         if status != Code::MAILBOX_FULL {
             let lost = LostNumbers {
                 first: copy.number,
@@ -343,7 +366,7 @@ impl Actor {
         let Some(storage) = &self.accounts.storage else {
             return;
         };
-        let gaps = Some(storage.mail.take_gaps(&copy.recipient));
+        let gaps = Some(storage.mail.take_gaps(&account));
         let answers = self.accounts.answers.clone();
         tokio::spawn(async move {
             let gaps = taken(gaps).await;
@@ -443,7 +466,7 @@ impl Actor {
         // A reliable session's copies go a window at a time, merged in
         // number order with those whose commits returned meanwhile.
         let (count, messages) = if reliable {
-            (self.backlogs.read(id, messages), Vec::new())
+            (self.backlogs.read(id, &messages), Vec::new())
         } else {
             (messages.len(), messages)
         };

@@ -41,7 +41,7 @@ use bytes::Bytes;
 use chinwag_protocol::{
     Code, Encode, PROTOCOL_VERSION, ServerFrame, Welcome, encode_frame, options,
 };
-use chinwag_store::{Account, StoredMessage};
+use chinwag_store::Account;
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
@@ -53,7 +53,7 @@ use self::acks::PendingAcks;
 use self::backlog::Backlogs;
 use self::gather::Gathered;
 use self::id_ring::IdRing;
-use self::mailbox::ToStore;
+use self::mailbox::{NumberedCopy, ToStore};
 use self::message_id::MessageIds;
 use self::presence::PendingPresence;
 use self::receipts::Receipts;
@@ -105,7 +105,7 @@ pub(crate) struct Actor {
     unrecorded: Vec<(String, chinwag_store::LostNumbers)>,
     /// Copies for reliable sessions online, by message id, with their
     /// index in the `ACK`: delivered once the store has them.
-    held: IdRing<Vec<(usize, StoredMessage, ConnId)>>,
+    held: IdRing<Vec<(usize, NumberedCopy, ConnId)>>,
     /// Receipts owed by confirming connections, and the batch's due.
     receipts: Receipts,
     /// What became of reliable sessions' newest messages, so that one sent
