@@ -74,14 +74,14 @@ pub(crate) enum Answer {
         change: AccountChange,
         result: Result<(), StoreError>,
     },
-    /// The statuses of acknowledgements that waited for the store: for
-    /// each message, each recipient's index in its `ACK` and its status.
-    /// `batch` numbers the request, in the order handed over.
+    /// The statuses of acknowledgements that waited for the store
+    /// ([`Settled`]). `batch` numbers the request, in the order handed
+    /// over.
     /// `lost`: when the commit failed, the numbered copies for accounts
     /// offline (each account and number), whose numbers are to be told.
     Stored {
         batch: u64,
-        settled: Vec<(u64, Vec<(usize, Code)>)>,
+        settled: Settled,
         lost: Vec<(String, u64)>,
     },
     /// Numbers lost to a failed commit that the store could not record
@@ -189,4 +189,16 @@ pub(crate) enum Command {
     /// Block the actor's thread for this long: a test hook that wedges the
     /// actor (`Hub::wedge_actor_for_tests`).
     Wedge(std::time::Duration),
+}
+
+/// A batch's statuses from the store, its messages in the order handed
+/// over: each message's id and how many of `statuses` are its, and the
+/// statuses one after another, each its recipient's index in the
+/// message's `ACK` and its code. Flat, so that the store's thread makes two
+/// vectors for a batch rather than one for each message, each freed by
+/// the actor's thread (a free of another thread's memory costs more).
+#[derive(Debug, Default)]
+pub(crate) struct Settled {
+    pub(crate) messages: Vec<(u64, usize)>,
+    pub(crate) statuses: Vec<(usize, Code)>,
 }

@@ -24,7 +24,7 @@ use tracing::warn;
 use super::accounts::{answer_from_any_thread, return_answer, send_answer};
 use super::acks::{PendingAck, Replies};
 use super::{Actor, encode};
-use crate::command::Answer;
+use crate::command::{Answer, Settled};
 use crate::outbox::Pressure;
 use crate::registry::{ConnId, Lookup};
 
@@ -131,10 +131,6 @@ pub(super) fn in_background<T: Send + 'static>(
     }
 }
 
-/// A batch's statuses from the store: for each message, each recipient's
-/// index in its `ACK` and its status.
-type Settled = Vec<(u64, Vec<(usize, Code)>)>;
-
 /// The copies for offline users that the current batch of commands
 /// routed, handed to the store together when the batch ends: one request,
 /// one task awaiting its answer and one command back to the actor for the
@@ -155,8 +151,10 @@ pub(super) struct ToStore {
     /// the batch as they are routed, while they are in this thread's cache
     /// (the store's writer reads it in order).
     pub(super) routed: Routed,
-    /// Each message's id, and the `ACK` indices of its copies, in order.
-    messages: Vec<(u64, Vec<usize>)>,
+    /// Each message's id and how many copies it has, in order, and the
+    /// `ACK` indices of the copies, one after another.
+    messages: Vec<(u64, usize)>,
+    indices: Vec<usize>,
     /// The numbered copies for accounts offline (not held for a session):
     /// each account and number, recorded as lost if the commit fails.
     numbered: Vec<(String, u64)>,
@@ -216,13 +214,11 @@ impl Actor {
             .filter(|(index, copy)| copy.number > 0 && !is_held(index))
             .map(|(_, copy)| (copy.recipient.clone(), copy.number));
         self.to_store.numbered.extend(numbered);
-        let indices = (copies.iter())
-            .map(|(index, copy)| {
-                self.to_store.routed.copy(copy);
-                *index
-            })
-            .collect();
-        self.to_store.messages.push((message_id, indices));
+        for (index, copy) in &copies {
+            self.to_store.routed.copy(copy);
+            self.to_store.indices.push(*index);
+        }
+        self.to_store.messages.push((message_id, copies.len()));
     }
 
     /// Hands the batch's copies to the store in one request; its answer
@@ -236,6 +232,7 @@ impl Actor {
         }
         let routed = std::mem::take(&mut self.to_store.routed);
         let messages = std::mem::take(&mut self.to_store.messages);
+        let indices = std::mem::take(&mut self.to_store.indices);
         let permits = std::mem::take(&mut self.to_store.permits);
         let numbered = std::mem::take(&mut self.to_store.numbered);
         let batch = self.to_store.handed;
@@ -255,18 +252,13 @@ impl Actor {
             };
             drop(permits);
             let mut outcomes = outcomes.map(Vec::into_iter);
-            let settled = messages
-                .into_iter()
-                .map(|(message_id, indices)| {
-                    let statuses = (indices.into_iter())
-                        .map(|index| {
-                            let outcome = outcomes.as_mut().and_then(Iterator::next);
-                            (index, outcome.map_or(Code::STORE_FAILED, status))
-                        })
-                        .collect();
-                    (message_id, statuses)
+            let statuses = (indices.into_iter())
+                .map(|index| {
+                    let outcome = outcomes.as_mut().and_then(Iterator::next);
+                    (index, outcome.map_or(Code::STORE_FAILED, status))
                 })
                 .collect();
+            let settled = Settled { messages, statuses };
             let answer = Answer::Stored {
                 batch,
                 settled,
@@ -286,8 +278,15 @@ impl Actor {
         self.to_store.early.insert(batch, settled);
         while let Some(settled) = (self.to_store.early).remove(&self.to_store.answered) {
             self.to_store.answered += 1;
-            for (message_id, statuses) in settled {
-                self.stored(message_id, statuses);
+            let Settled {
+                messages,
+                mut statuses,
+            } = settled;
+            let mut rest = statuses.as_mut_slice();
+            for (message_id, count) in messages {
+                let (its, after) = rest.split_at_mut(count.min(rest.len()));
+                self.stored(message_id, its);
+                rest = after;
             }
         }
     }
@@ -376,9 +375,9 @@ impl Actor {
 
     /// The store's answer for a message's offline recipients (none, for
     /// a reliable session's message that only had to be remembered).
-    pub(super) fn stored(&mut self, message_id: u64, mut statuses: Vec<(usize, Code)>) {
+    pub(super) fn stored(&mut self, message_id: u64, statuses: &mut [(usize, Code)]) {
         let mut held = self.held.remove(message_id).unwrap_or_default();
-        for (index, status) in &mut statuses {
+        for (index, status) in &mut *statuses {
             if let Some(at) = held.iter().position(|(held, _, _)| *held == *index) {
                 let (_, copy, session) = held.swap_remove(at);
                 if *status != Code::STORED {
@@ -392,7 +391,7 @@ impl Actor {
         }
         // An acknowledgement with nothing left to wait for goes out now.
         self.release(message_id);
-        self.resend_settled(message_id, &statuses);
+        self.resend_settled(message_id, statuses);
     }
 
     /// A login to an account: its outbox holds live traffic back (after

@@ -310,7 +310,7 @@ impl StoredCopy {
 
     /// What the store needs: the `ACK` so far (the offline recipients'
     /// statuses left open), and a copy for each of them.
-    fn for_store(self, client_id: u64, delivered: u32, named: &[Named<'_, '_>]) -> ForStore {
+    fn for_store(mut self, client_id: u64, delivered: u32, named: &[Named<'_, '_>]) -> ForStore {
         let statuses = named
             .iter()
             .map(|named| {
@@ -318,21 +318,37 @@ impl StoredCopy {
                 (named.name.to_string(), status)
             })
             .collect();
-        let copies: Vec<(usize, StoredMessage)> = (named.iter().enumerate())
-            .filter_map(|(index, named)| {
-                let copy = StoredMessage {
-                    recipient: named.offline?.to_owned(),
-                    id: self.id,
-                    sender: self.from.clone(),
-                    to: self.to.clone(),
-                    ts_ms: self.ts_ms,
-                    text: self.text.clone(),
-                    receipt: self.receipt,
-                    number: 0,
-                };
-                Some((index, copy))
-            })
-            .collect();
+        // The last copy takes the strings, the others a clone: a message
+        // to one user copies none of them.
+        let mut left = named.iter().filter(|named| named.offline.is_some()).count();
+        let mut copies: Vec<(usize, StoredMessage)> = Vec::with_capacity(left);
+        for (index, named) in named.iter().enumerate() {
+            let Some(recipient) = named.offline else {
+                continue;
+            };
+            left -= 1;
+            let (sender, to, text) = if left == 0 {
+                let to = std::mem::take(&mut self.to);
+                (
+                    std::mem::take(&mut self.from),
+                    to,
+                    std::mem::take(&mut self.text),
+                )
+            } else {
+                (self.from.clone(), self.to.clone(), self.text.clone())
+            };
+            let copy = StoredMessage {
+                recipient: recipient.to_owned(),
+                id: self.id,
+                sender,
+                to,
+                ts_ms: self.ts_ms,
+                text,
+                receipt: self.receipt,
+                number: 0,
+            };
+            copies.push((index, copy));
+        }
         let held = (copies.iter())
             .filter_map(|(index, _)| Some((*index, named.get(*index)?.held?)))
             .collect();
