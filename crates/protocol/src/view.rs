@@ -146,10 +146,30 @@ where
     }
 
     fn encode_payload_len(&self, dst: &mut BytesMut, len: usize) -> Result<(), ProtocolError> {
+        self.encode_under(dst, len, opcode::MESSAGE, None)
+    }
+}
+
+impl<'a, To> MessageView<'a, To>
+where
+    To: Iterator<Item = &'a str> + Clone,
+{
+    /// Writes the payload of `len` bytes: `opcode`, then (a `SEQUENCED`'s)
+    /// number, then the message's fields.
+    fn encode_under(
+        &self,
+        dst: &mut BytesMut,
+        len: usize,
+        opcode: u8,
+        seq: Option<u64>,
+    ) -> Result<(), ProtocolError> {
         // Everything but the text's bytes, which are appended as they are
         // (making room for them first would write a long text twice).
         let mut w = SliceWriter::append(dst, len.saturating_sub(self.text.len()));
-        w.u8(opcode::MESSAGE)?;
+        w.u8(opcode)?;
+        if let Some(seq) = seq {
+            w.u64(seq)?;
+        }
         w.u64(self.id)?;
         w.u64(self.ts_ms)?;
         w.nick(self.from.as_bytes())?;
@@ -191,15 +211,12 @@ where
     }
 
     fn encode_payload(&self, dst: &mut BytesMut) -> Result<(), ProtocolError> {
-        // The opcode and the number, then `MESSAGE`'s payload without its
-        // opcode (moved down over it).
-        dst.extend_from_slice(&[opcode::SEQUENCED]);
-        dst.extend_from_slice(&self.seq.to_be_bytes());
-        let at = dst.len();
-        self.message.encode_payload(dst)?;
-        dst.copy_within(at + 1.., at);
-        dst.truncate(dst.len() - 1);
-        Ok(())
+        self.encode_payload_len(dst, self.payload_len())
+    }
+
+    fn encode_payload_len(&self, dst: &mut BytesMut, len: usize) -> Result<(), ProtocolError> {
+        // The opcode and the number, then `MESSAGE`'s fields.
+        (self.message).encode_under(dst, len, opcode::SEQUENCED, Some(self.seq))
     }
 }
 
