@@ -199,16 +199,15 @@ impl PendingAcks {
     }
 
     /// Records the status of the `recipient`th entry of `message_id`'s
-    /// acknowledgement, and returns what its sender can now be sent: the
-    /// replies at the head of what it is owed that are complete, encoded
-    /// in order (nothing if the head still waits). A status for a message
-    /// no longer waiting (its sender left) is ignored.
+    /// acknowledgement, and returns its sender, whose replies now complete
+    /// [`drain_into`](Self::drain_into) takes. A status for a message no
+    /// longer waiting (its sender left) is ignored.
     pub(super) fn settle(
         &mut self,
         message_id: u64,
         recipient: usize,
         status: Code,
-    ) -> Option<(ConnId, BytesMut)> {
+    ) -> Option<ConnId> {
         let sender = *self.senders.get(message_id)?;
         let owed = self.owed.get_mut(&sender)?;
         for entry in owed.iter_mut() {
@@ -224,23 +223,22 @@ impl PendingAcks {
                 break;
             }
         }
-        Some((sender, self.drain(sender)))
+        Some(sender)
     }
 
-    /// What the sender of `message_id` can be sent now, as
-    /// [`settle`](Self::settle) gives it, with no new status: for an
-    /// acknowledgement that waited for the store with every status known.
-    pub(super) fn release(&mut self, message_id: u64) -> Option<(ConnId, BytesMut)> {
-        let sender = *self.senders.get(message_id)?;
-        Some((sender, self.drain(sender)))
+    /// The sender of `message_id`, if its acknowledgement waits: for one
+    /// that waited for the store with every status known, whose replies
+    /// [`drain_into`](Self::drain_into) then takes.
+    pub(super) fn sender_of(&self, message_id: u64) -> Option<ConnId> {
+        self.senders.get(message_id).copied()
     }
 
     /// Takes the complete replies at the head of what `sender` is owed,
-    /// encoded in order.
-    fn drain(&mut self, sender: ConnId) -> BytesMut {
-        let mut out = BytesMut::new();
+    /// encoded in order, onto the end of `out` (nothing if the head still
+    /// waits).
+    pub(super) fn drain_into(&mut self, sender: ConnId, out: &mut BytesMut) {
         let Some(owed) = self.owed.get_mut(&sender) else {
-            return out;
+            return;
         };
         while let Some(first) = owed.front() {
             if let Owed::Waiting(ack) = first
@@ -252,7 +250,7 @@ impl PendingAcks {
                 Some(Owed::Ready(frames)) => out.extend_from_slice(&frames),
                 Some(Owed::Waiting(ack)) => {
                     self.senders.remove(ack.message_id);
-                    ack.encode(&mut out);
+                    ack.encode(out);
                 }
                 None => break,
             }
@@ -260,7 +258,6 @@ impl PendingAcks {
         if owed.is_empty() {
             self.owed.remove(&sender);
         }
-        out
     }
 
     /// Forgets everything owed to a sender that has left.
@@ -301,6 +298,19 @@ mod tests {
         out.freeze()
     }
 
+    /// A status settled, and what its sender can be sent now.
+    fn settle(
+        acks: &mut PendingAcks,
+        message_id: u64,
+        recipient: usize,
+        status: Code,
+    ) -> Option<(ConnId, BytesMut)> {
+        let sender = acks.settle(message_id, recipient, status)?;
+        let mut out = BytesMut::new();
+        acks.drain_into(sender, &mut out);
+        Some((sender, out))
+    }
+
     fn waiting(client_id: u64, names: &[&str]) -> PendingAck {
         let statuses = names
             .iter()
@@ -330,15 +340,12 @@ mod tests {
         // Message 1 completes in any order of its recipients; message 3's
         // status arriving first releases nothing.
         assert_eq!(
-            acks.settle(103, 0, Code::DELIVERED)
-                .map(|(_, out)| out.len()),
+            settle(&mut acks, 103, 0, Code::DELIVERED).map(|(_, out)| out.len()),
             Some(0)
         );
-        let (sender, out) = acks.settle(101, 1, Code::DELIVERED).expect("waiting");
+        let (sender, out) = settle(&mut acks, 101, 1, Code::DELIVERED).expect("waiting");
         assert_eq!((sender, out.len()), (alice, 0));
-        let (_, out) = acks
-            .settle(101, 0, Code::UNABLE_TO_DELIVER)
-            .expect("waiting");
+        let (_, out) = settle(&mut acks, 101, 0, Code::UNABLE_TO_DELIVER).expect("waiting");
         let frames = decoded(out.freeze());
         let [
             ServerFrame::Ack(first),

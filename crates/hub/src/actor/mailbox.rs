@@ -289,6 +289,7 @@ impl Actor {
                 rest = after;
             }
         }
+        self.flush_acks();
     }
 
     /// Numbers each stored copy of a message for its recipient, in routing

@@ -37,7 +37,7 @@ mod route;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use chinwag_protocol::{
     Code, Encode, PROTOCOL_VERSION, ServerFrame, Welcome, encode_frame, options,
 };
@@ -106,6 +106,9 @@ pub(crate) struct Actor {
     /// Copies for reliable sessions online, by message id, with their
     /// index in the `ACK`: delivered once the store has them.
     held: IdRing<Vec<(usize, NumberedCopy, ConnId)>>,
+    /// Acknowledgements completed while acting on a store's answer, for
+    /// one sender, queued together (`route.rs`, `gather_acks`).
+    acks_out: (Option<ConnId>, BytesMut),
     /// Receipts owed by confirming connections, and the batch's due.
     receipts: Receipts,
     /// What became of reliable sessions' newest messages, so that one sent
@@ -163,6 +166,7 @@ impl Actor {
             receipts: Receipts::default(),
             resends: Resends::default(),
             held: IdRing::default(),
+            acks_out: (None, BytesMut::new()),
             tally: Tally::default(),
             receipt_sender: None,
             tasks,

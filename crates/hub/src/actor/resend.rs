@@ -284,6 +284,8 @@ impl Actor {
         if waiters.is_empty() {
             return;
         }
+        // The acknowledgements gathered go first, in the order routed.
+        self.flush_acks();
         let Some(frame) = encode(&ack) else {
             warn!(
                 message_id,

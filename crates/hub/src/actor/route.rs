@@ -219,23 +219,44 @@ impl Actor {
     }
 
     /// A status that arrived for a recipient of an acknowledgement that was
-    /// waiting for it; whatever its sender can now be sent is queued.
+    /// waiting for it; whatever its sender can now be sent is gathered
+    /// ([`gather_acks`](Self::gather_acks)).
     pub(super) fn settle(&mut self, message_id: u64, recipient: usize, status: Code) {
-        if let Some((sender, replies)) = self.acks.settle(message_id, recipient, status)
-            && !replies.is_empty()
-        {
-            self.queue_for(sender, replies.freeze());
+        if let Some(sender) = self.acks.settle(message_id, recipient, status) {
+            self.gather_acks(sender);
         }
     }
 
     /// An acknowledgement that waited for the store with every status
-    /// known (a reliable session's message, remembered): queued with what
-    /// waited behind it.
+    /// known (a reliable session's message, remembered): gathered with
+    /// what waited behind it.
     pub(super) fn release(&mut self, message_id: u64) {
-        if let Some((sender, replies)) = self.acks.release(message_id)
-            && !replies.is_empty()
-        {
-            self.queue_for(sender, replies.freeze());
+        if let Some(sender) = self.acks.sender_of(message_id) {
+            self.gather_acks(sender);
+        }
+    }
+
+    /// Takes what `sender` can be sent now into the replies being
+    /// gathered. A store's answer holds each sender's messages in runs (as
+    /// they were routed): a run's acknowledgements go into the sender's
+    /// queue as one entry when the next sender's begin or the answer has
+    /// been acted on ([`flush_acks`](Self::flush_acks)), not one each.
+    fn gather_acks(&mut self, sender: ConnId) {
+        if self.acks_out.0 != Some(sender) {
+            self.flush_acks();
+            self.acks_out.0 = Some(sender);
+        }
+        self.acks.drain_into(sender, &mut self.acks_out.1);
+    }
+
+    /// Queues the acknowledgements gathered.
+    pub(super) fn flush_acks(&mut self) {
+        let Some(sender) = self.acks_out.0.take() else {
+            return;
+        };
+        if !self.acks_out.1.is_empty() {
+            let frames = self.acks_out.1.split().freeze();
+            self.queue_for(sender, frames);
         }
     }
 }
