@@ -32,7 +32,7 @@ use crate::registry::ConnId;
 /// shared by the messages that wait for the store.
 pub(super) type AccountKey = Arc<[u8]>;
 
-/// Hashes what peers choose (nicknames, client ids): seeded at random per
+/// Hashes what peers choose (nicknames): seeded at random per
 /// map, as `SipHash` is, and several times faster on these short keys
 /// (`foldhash`, hashbrown's own default).
 type PeerKeyed = foldhash::fast::RandomState;
@@ -72,25 +72,63 @@ impl Outcome {
     }
 }
 
-/// One account's newest messages, by client id.
+/// One account's newest messages, oldest first, found by client id.
+///
+/// Kept in the order they were routed: a message is a push at the back
+/// (and past the window, a pop at the front), and its store's answer finds
+/// it by position. A library client counts its ids up, so a new message is
+/// a look at the last id and a lookup a binary search of `ids`; a client
+/// whose ids go down now and then costs itself a scan of its window until
+/// the one out of order has left it. In a hash table (before), each of a
+/// message's visits was a cache miss.
 #[derive(Debug, Default)]
 struct Window {
-    outcomes: HashMap<u64, Outcome, PeerKeyed>,
-    /// Client ids, oldest first: the oldest is forgotten past the window.
-    order: VecDeque<u64>,
+    ids: VecDeque<u64>,
+    outcomes: VecDeque<Outcome>,
+    /// The position of the oldest, counting every message this window
+    /// ever held: a position names one message while it is in the window.
+    first: u64,
+    /// The position of the newest message whose id was not above the one
+    /// before it: `ids` is in order once that one has left.
+    unordered_at: u64,
     last_ms: u64,
 }
 
 impl Window {
-    fn insert(&mut self, client_id: u64, outcome: Outcome) {
-        if self.outcomes.insert(client_id, outcome).is_none() {
-            self.order.push_back(client_id);
-        }
-        while self.order.len() > SENT_WINDOW {
-            if let Some(oldest) = self.order.pop_front() {
-                self.outcomes.remove(&oldest);
+    /// Where message `client_id` is in the window (its newest, should a
+    /// client have used an id twice).
+    fn find(&self, client_id: u64) -> Option<usize> {
+        if self.first >= self.unordered_at {
+            if self.ids.back().is_none_or(|last| *last < client_id) {
+                return None;
             }
+            let at = self.ids.partition_point(|id| *id < client_id);
+            return (self.ids.get(at) == Some(&client_id)).then_some(at);
         }
+        self.ids.iter().rposition(|id| *id == client_id)
+    }
+
+    /// Adds the newest message, forgetting the oldest past the window;
+    /// answers its position.
+    fn push(&mut self, client_id: u64, outcome: Outcome) -> u64 {
+        let position = self.first + self.ids.len() as u64;
+        if self.ids.back().is_some_and(|last| *last >= client_id) {
+            self.unordered_at = position;
+        }
+        self.ids.push_back(client_id);
+        self.outcomes.push_back(outcome);
+        while self.ids.len() > SENT_WINDOW {
+            self.ids.pop_front();
+            self.outcomes.pop_front();
+            self.first += 1;
+        }
+        position
+    }
+
+    /// The message at `position`, while it is in the window.
+    fn at(&mut self, position: u64) -> Option<(u64, &mut Outcome)> {
+        let at = usize::try_from(position.checked_sub(self.first)?).ok()?;
+        Some((*self.ids.get(at)?, self.outcomes.get_mut(at)?))
     }
 }
 
@@ -104,8 +142,8 @@ enum Seen {
     Waiting,
 }
 
-/// Every account's window, and which account each message still waiting
-/// for the store belongs to.
+/// Every account's window, and for each message still waiting for the
+/// store, its account and its position in that account's window.
 #[derive(Debug, Default)]
 pub(super) struct Resends {
     windows: HashMap<AccountKey, Window, PeerKeyed>,
@@ -127,7 +165,7 @@ impl Resends {
             last_ms: now_ms,
             ..Window::default()
         });
-        if !window.order.is_empty() {
+        if !window.ids.is_empty() {
             return;
         }
         for record in records {
@@ -140,15 +178,17 @@ impl Resends {
                 statuses,
                 waiters: Vec::new(),
             };
-            window.insert(record.client_id, outcome);
+            window.push(record.client_id, outcome);
         }
     }
 
     /// Looks `client_id` up in account `key`'s window; a connection that
     /// sent it again while it waits is answered when it settles.
     fn seen(&mut self, key: &[u8], client_id: u64, from: ConnId) -> Seen {
-        let Some(outcome) =
-            (self.windows.get_mut(key)).and_then(|w| w.outcomes.get_mut(&client_id))
+        let Some(window) = self.windows.get_mut(key) else {
+            return Seen::New;
+        };
+        let Some(outcome) = (window.find(client_id)).and_then(|at| window.outcomes.get_mut(at))
         else {
             return Seen::New;
         };
@@ -174,7 +214,7 @@ impl Resends {
         let (delivered, statuses) = (message.delivered, &message.statuses);
         let window = self.windows.entry(key.clone()).or_default();
         window.last_ms = now_ms;
-        window.insert(
+        let position = window.push(
             client_id,
             Outcome {
                 message_id,
@@ -183,7 +223,7 @@ impl Resends {
                 waiters: Vec::new(),
             },
         );
-        self.waiting.insert(message_id, (key.clone(), client_id));
+        self.waiting.insert(message_id, (key.clone(), position));
         // As the store answers them: a copy stored is `STORED` even if its
         // reliable session then had it at once.
         let statuses = (statuses.iter())
@@ -199,8 +239,8 @@ impl Resends {
         message_id: u64,
         statuses: &[(usize, Code)],
     ) -> Option<(Vec<ConnId>, ServerFrame)> {
-        let (key, client_id) = self.waiting.remove(message_id)?;
-        let outcome = self.windows.get_mut(&key)?.outcomes.get_mut(&client_id)?;
+        let (key, position) = self.waiting.remove(message_id)?;
+        let (client_id, outcome) = self.windows.get_mut(&key)?.at(position)?;
         for (index, status) in statuses {
             if let Some((_, slot)) = outcome.statuses.get_mut(*index) {
                 *slot = Some(*status);
@@ -228,7 +268,7 @@ impl Resends {
         self.windows.retain(|key, window| {
             online(key)
                 || now_ms.saturating_sub(window.last_ms) < IDLE_MS
-                || window.outcomes.values().any(|outcome| !outcome.settled())
+                || window.outcomes.iter().any(|outcome| !outcome.settled())
         });
     }
 }
@@ -298,5 +338,71 @@ impl Actor {
                 self.reply(waiter, bytes::BytesMut::from(&frame[..]));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(message_id: u64) -> Outcome {
+        Outcome {
+            message_id,
+            delivered: 1,
+            statuses: Vec::new(),
+            waiters: Vec::new(),
+        }
+    }
+
+    fn message_at(window: &Window, client_id: u64) -> Option<u64> {
+        let at = window.find(client_id)?;
+        Some(window.outcomes.get(at)?.message_id)
+    }
+
+    #[test]
+    fn a_window_of_ids_counting_up_finds_each_and_forgets_the_oldest() {
+        let mut window = Window::default();
+        let count = SENT_WINDOW as u64 + 10;
+        let positions: Vec<u64> = (1..=count)
+            .map(|id| window.push(id * 2, outcome(id)))
+            .collect();
+        assert_eq!(positions, (0..count).collect::<Vec<_>>());
+        assert_eq!(window.ids.len(), SENT_WINDOW);
+        // The ten oldest are forgotten, the rest found; odd ids never were.
+        assert_eq!(message_at(&window, 2), None);
+        assert_eq!(message_at(&window, 20), None);
+        assert_eq!(message_at(&window, 22), Some(11));
+        assert_eq!(message_at(&window, count * 2), Some(count));
+        assert_eq!(message_at(&window, 23), None);
+        assert_eq!(message_at(&window, count * 2 + 2), None);
+        // A position names its message while it is in the window.
+        assert!(window.at(positions[0]).is_none());
+        let (client_id, found) = window.at(positions[10]).expect("in the window");
+        assert_eq!((client_id, found.message_id), (22, 11));
+        assert!(window.at(count).is_none());
+    }
+
+    #[test]
+    fn ids_out_of_order_are_found_by_a_scan_until_they_leave_the_window() {
+        let mut window = Window::default();
+        window.push(100, outcome(1));
+        window.push(7, outcome(2));
+        window.push(50, outcome(3));
+        // A reused id: the newest is the one found.
+        window.push(100, outcome(4));
+        for (client_id, message) in [(7, 2), (50, 3), (100, 4)] {
+            assert_eq!(message_at(&window, client_id), Some(message));
+        }
+        assert_eq!(message_at(&window, 60), None);
+        assert_eq!(message_at(&window, 101), None);
+        // Once the ones out of order have left, ids above the last are
+        // new at a glance, and the rest found by binary search.
+        for id in 0..SENT_WINDOW as u64 {
+            window.push(1_000 + id, outcome(10 + id));
+        }
+        assert!(window.first >= window.unordered_at);
+        assert_eq!(message_at(&window, 100), None);
+        assert_eq!(message_at(&window, 1_000), Some(10));
+        assert_eq!(message_at(&window, 1_000 + SENT_WINDOW as u64), None);
     }
 }
