@@ -38,7 +38,7 @@ use std::time::Instant;
 
 use rusqlite::Connection;
 use tokio::sync::mpsc;
-use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::mpsc::error::{TryRecvError, TrySendError};
 use tracing::{debug, error, warn};
 
 use crate::checkpoint::Checkpoints;
@@ -100,6 +100,12 @@ impl Writer {
     /// the grace however quiet the store is (`index.rs`). A write that
     /// fails (a full disk) leaves them to the next group's commit.
     fn next_request(&mut self, clock: Option<&tokio::runtime::Runtime>) -> Option<Request> {
+        match self.requests.try_recv() {
+            Ok(request) => return Some(request),
+            Err(TryRecvError::Disconnected) => return None,
+            // Nothing queued: what a burst grew is given back.
+            Err(TryRecvError::Empty) => self.index.trim_undo(),
+        }
         let mut failed = false;
         loop {
             let (Some(clock), Some(due), false) = (clock, self.index.next_due(), failed) else {
