@@ -579,9 +579,9 @@ impl MailIndex {
     }
 
     /// Gives back what a burst's groups grew the undo records to: a group
-    /// of 100,000 confirmations leaves many megabytes behind (80 MB after
-    /// `bench direct --reliable`), which an ordinary group never needs
-    /// again. Called by the writer when it has nothing queued: trimmed
+    /// of hundreds of thousands of changes leaves tens of megabytes behind
+    /// (80 MB after `bench direct --reliable`), which an ordinary group
+    /// never needs again. Called by the writer when it has nothing queued: trimmed
     /// after every commit instead, each group of a burst grew it again
     /// (about a tenth slower).
     pub(crate) fn trim_undo(&mut self) {
