@@ -112,11 +112,12 @@ impl Routed {
     pub fn copy(&mut self, message: &StoredMessage) {
         self.note(message.check());
         let recipient = self.push(&message.recipient);
+        let names = message.to_names();
         let shared = self.copies.last().filter(|last| {
             last.id == message.id
                 && self.strings.get(last.sender.clone()) == Some(message.sender.as_str())
                 && self.strings.get(last.text.clone()) == Some(message.text.as_str())
-                && self.strings.get(last.to_names.clone()) == Some(&*message.to_names())
+                && self.strings.get(last.to_names.clone()) == Some(&*names)
         });
         let (sender, to_names, text) = match shared {
             Some(last) => (
@@ -126,7 +127,7 @@ impl Routed {
             ),
             None => (
                 self.push(&message.sender),
-                self.push(&message.to_names()),
+                self.push(&names),
                 self.push(&message.text),
             ),
         };

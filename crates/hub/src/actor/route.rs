@@ -349,11 +349,11 @@ impl StoredCopy {
             };
             left -= 1;
             let (sender, to, text) = if left == 0 {
-                let to = std::mem::take(&mut self.to);
+                let Self { from, to, text, .. } = &mut self;
                 (
-                    std::mem::take(&mut self.from),
-                    to,
-                    std::mem::take(&mut self.text),
+                    std::mem::take(from),
+                    std::mem::take(to),
+                    std::mem::take(text),
                 )
             } else {
                 (self.from.clone(), self.to.clone(), self.text.clone())
