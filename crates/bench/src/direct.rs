@@ -70,7 +70,15 @@
 //! session's ids only below 2^63). After the run, the connections closed, the bench deletes
 //! the accounts: nothing of the run stays in the store.
 //!
-//! JSON figures added: `reliable` (true), the receipt figures above, and
+//! Each sender keeps at most `--window` data messages (1,024 by default)
+//! sent and not yet acked ([`Unacked`]), as the client library's reliable
+//! sessions do (`max_pending`): the hub recognises a message sent again by
+//! its client id among the account's newest 1,024, so a client with more
+//! unacknowledged could have one routed twice after a reconnection. Without
+//! it the senders filled the sockets with seconds of `SEND`s, and every
+//! `CONFIRM` and `CONFIRM_RECEIPTS` queued behind them.
+//!
+//! JSON figures added: `reliable` (true), `window`, the receipt figures above, and
 //! `ack_latency` (as `receipt_latency`: from encoding a `SEND` to reading
 //! its `ACK`, which a reliable session gets after the commit; the sender
 //! keeps its own send times), `receipts_confirmed` (every receipt is
@@ -119,6 +127,7 @@ use crate::receipts::{ReceiptSpec, ReceiptTally, ReliableSpec, SAMPLE_EVERY, Sen
 use crate::receiver::{Expect, Tally};
 use crate::report::{self, Checks, Figures, Percentiles, Report};
 use crate::sender::{self, Pace, Sender, Sent, WARMUP_EVERY};
+use crate::unacked::Unacked;
 use crate::wait::{
     Wait, collect, count_ready, last_delivery_ns, not_ready, wait_for, wait_for_receipts,
 };
@@ -151,6 +160,11 @@ pub(crate) struct DirectArgs {
     /// time) [default: as fast as the hub takes them].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     rate: Option<u64>,
+    /// With --reliable: data messages each sender keeps sent and not yet
+    /// acknowledged at most, as the client library does (its limit on pending sends:
+    /// the client ids per account the hub remembers).
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    window: u64,
 }
 
 /// What `direct` measured.
@@ -167,6 +181,8 @@ pub(crate) struct Direct {
     send_s: Option<f64>,
     /// Whether the sessions were reliable (`--reliable`).
     reliable: bool,
+    /// With `--reliable`, each sender's window (`--window`).
+    window: Option<u64>,
     /// `--rate`, if given.
     rate: Option<u64>,
     /// Only with `--receipts` or `--reliable`.
@@ -381,7 +397,7 @@ pub(crate) async fn run(ctx: &Ctx, args: &DirectArgs) -> Result<Report<Direct>, 
     };
     let started = Instant::now();
     let receipts = if args.receipts || args.reliable {
-        Some(Receipted::new(pairs, args.messages, args.reliable)?)
+        Some(Receipted::new(pairs, args)?)
     } else {
         None
     };
@@ -462,6 +478,7 @@ pub(crate) async fn run(ctx: &Ctx, args: &DirectArgs) -> Result<Report<Direct>, 
         messages_per_s: elapsed_s.map(|s| float(checks.0.delivered) / s),
         send_s: span_s(t0, send_end),
         reliable: args.reliable,
+        window: args.reliable.then_some(args.window),
         rate: args.rate,
         receipts: receipt_figures,
         accounts,
@@ -485,8 +502,8 @@ fn spawn_sides(
     for (i, peer) in (0..).zip(peers) {
         let to = Recipients::Users(vec![nick(partner(i, pairs), pairs, args.reliable)]);
         let mut sender = Sender::new(peer, i, to, args.size, ctx.clock)?;
-        if let Some((id_base, times)) = receipts.and_then(|r| r.reliable_sender(i)) {
-            sender = sender.reliable(id_base, times);
+        if let Some((id_base, times, window)) = receipts.and_then(|r| r.reliable_sender(i)) {
+            sender = sender.reliable(id_base, times, window);
         }
         let pace = args.rate.map(|rate| Pace {
             rate,
@@ -576,10 +593,13 @@ struct Receipted {
     times: Vec<Arc<SendTimes>>,
     latencies: Arc<Mutex<Histogram<u64>>>,
     reliable: Option<ReliableSpec>,
+    /// With `--reliable`, each connection's window (`--window`).
+    windows: Vec<Arc<Unacked>>,
 }
 
 impl Receipted {
-    fn new(pairs: u32, messages: u64, reliable: bool) -> Result<Self, SetupError> {
+    fn new(pairs: u32, args: &DirectArgs) -> Result<Self, SetupError> {
+        let (messages, reliable) = (args.messages, args.reliable);
         let histogram = || {
             Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)
                 .map(|histogram| Arc::new(Mutex::new(histogram)))
@@ -598,6 +618,13 @@ impl Receipted {
                 .map(|_| Arc::new(SendTimes::new(messages)))
                 .collect(),
             latencies: histogram()?,
+            windows: if reliable.is_some() {
+                (0..2 * pairs)
+                    .map(|_| Arc::new(Unacked::new(args.window)))
+                    .collect()
+            } else {
+                Vec::new()
+            },
             reliable,
         })
     }
@@ -611,14 +638,20 @@ impl Receipted {
             partner_times: Arc::clone(&self.times[partner as usize]),
             latencies: Arc::clone(&self.latencies),
             reliable: self.reliable.clone(),
+            window: self.windows.get(index as usize).cloned(),
         }
     }
 
     /// With `--reliable`, what sender `index` needs: the first `SEND` id,
-    /// and where to keep its send times.
-    fn reliable_sender(&self, index: u32) -> Option<(u64, Arc<SendTimes>)> {
+    /// where to keep its send times, and its window.
+    fn reliable_sender(&self, index: u32) -> Option<(u64, Arc<SendTimes>, Arc<Unacked>)> {
         let reliable = self.reliable.as_ref()?;
-        Some((reliable.id_base, Arc::clone(&self.times[index as usize])))
+        let window = Arc::clone(self.windows.get(index as usize)?);
+        Some((
+            reliable.id_base,
+            Arc::clone(&self.times[index as usize]),
+            window,
+        ))
     }
 }
 

@@ -95,6 +95,7 @@ mod shared_write;
 mod store;
 mod stuck;
 mod transport;
+mod unacked;
 mod wait;
 mod ws;
 mod ws_frame;

@@ -60,6 +60,7 @@ use tokio::sync::Notify;
 
 use crate::payload::Header;
 use crate::shared_write::SharedWrite;
+use crate::unacked::Unacked;
 
 /// Ids confirmed by one `CONFIRM`, unless the socket goes quiet first (the
 /// bundled client's batch, `docs/protocol.md` section 8.10).
@@ -125,6 +126,9 @@ pub(crate) struct ReceiptSpec {
     /// so that nothing stays held in the mailbox) and takes the receipts
     /// of its warm-up messages as good but uncounted.
     pub(crate) reliable: Option<ReliableSpec>,
+    /// A reliable session's window ([`Unacked`]): its receiver counts the
+    /// acks of its data messages here, for its sender.
+    pub(crate) window: Option<Arc<Unacked>>,
 }
 
 /// What a reliable session adds.
@@ -315,6 +319,9 @@ impl Receipts {
     /// recorded for a sampled message (read at `now_ns`, called only then).
     pub(crate) fn acked(&mut self, seq: u64, message_id: u64, now_ns: impl FnOnce() -> u64) {
         self.awaiting.push_back((message_id, seq));
+        if let Some(window) = &self.spec.window {
+            window.acked();
+        }
         if self.spec.reliable.is_some()
             && let Some(sent_ns) = self.spec.own_times.get(seq)
         {
@@ -515,6 +522,7 @@ mod tests {
             partner_times: Arc::new(SendTimes::new(100)),
             latencies: Arc::new(Mutex::new(Histogram::new(3).unwrap())),
             reliable: None,
+            window: None,
         };
         let receipts = Receipts::new(spec, Arc::new(tokio::sync::Mutex::new(write)));
         let frames = FramedRead::new(theirs.unwrap().0, HubCodec::default());

@@ -19,6 +19,7 @@ use crate::error::SetupError;
 use crate::payload::{self, Header, Kind, RELIABLE_WARMUP_ID, WARMUP_ID};
 use crate::receipts::SendTimes;
 use crate::shared_write::SharedWrite;
+use crate::unacked::Unacked;
 
 /// The buffer is written once it holds this much (hubload's chunk).
 const FLUSH_AT: usize = 64 * 1024;
@@ -49,6 +50,8 @@ pub(crate) struct Sender {
     /// Where the send times of sampled data messages are kept as they are
     /// encoded, for the connection's own receiver (`direct --reliable`).
     times: Option<Arc<SendTimes>>,
+    /// A reliable session's window: data messages wait for room in it.
+    window: Option<Arc<Unacked>>,
 }
 
 impl Sender {
@@ -92,6 +95,7 @@ impl Sender {
             warmups: 0,
             id_base: 0,
             times: None,
+            window: None,
         })
     }
 
@@ -100,10 +104,36 @@ impl Sender {
     /// `RELIABLE_WARMUP_ID | (id_base + n)`, all below 2^63 as the hub
     /// requires), keeping the send times of sampled data messages in
     /// `times`.
-    pub(crate) fn reliable(mut self, id_base: u64, times: Arc<SendTimes>) -> Self {
+    pub(crate) fn reliable(
+        mut self,
+        id_base: u64,
+        times: Arc<SendTimes>,
+        window: Arc<Unacked>,
+    ) -> Self {
         self.id_base = id_base;
         self.times = Some(times);
+        self.window = Some(window);
         self
+    }
+
+    /// Whether data message `seq` may be encoded now: always, unless a
+    /// reliable session's window is full.
+    fn has_room(&self, seq: u64) -> bool {
+        self.window
+            .as_ref()
+            .is_none_or(|window| window.has_room(seq))
+    }
+
+    /// Waits for room for data message `seq` in the window, writing out
+    /// what is buffered first (the acks that make room are for it).
+    async fn room(&mut self, seq: u64) -> Result<(), ProtocolError> {
+        if !self.has_room(seq) {
+            self.flush().await?;
+            if let Some(window) = &self.window {
+                window.room(seq).await;
+            }
+        }
+        Ok(())
     }
 
     /// As [`push`](Self::push), for one message to `to` rather than to the
@@ -178,6 +208,9 @@ impl Sender {
 
     /// Encodes one message and writes the buffer if it is full enough.
     pub(crate) async fn send(&mut self, kind: Kind, seq: u64) -> Result<(), ProtocolError> {
+        if kind == Kind::Data {
+            self.room(seq).await?;
+        }
         self.push(kind, seq)?;
         if self.buf.len() >= FLUSH_AT {
             self.flush().await?;
@@ -324,10 +357,18 @@ pub(crate) async fn send_paced(
             ));
             break;
         }
+        if let Err(failed) = sender.room(sent).await {
+            error = Some(format!("sending failed after {sent} messages: {failed}"));
+            break;
+        }
         let now = sender.clock.now_ns();
         let mut pushed = Ok(());
-        // A sender far behind writes a chunk at a time.
-        while sent < messages && pace.due(sent) <= now && sender.buf.len() < FLUSH_AT {
+        // A sender far behind writes a chunk at a time, within its window.
+        while sent < messages
+            && pace.due(sent) <= now
+            && sender.buf.len() < FLUSH_AT
+            && sender.has_room(sent)
+        {
             pushed = sender.push_at(Kind::Data, sent, Some(pace.due(sent)));
             if pushed.is_err() {
                 break;
