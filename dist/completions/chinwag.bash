@@ -449,7 +449,7 @@ _chinwag() {
             return 0
             ;;
         chinwag__subcmd__bench__subcmd__direct)
-            opts="-h --pairs --messages --size --receipts --reliable --rate --server-pid --timeout --ws --server --tls --ca --tls-server-name --json --help"
+            opts="-h --pairs --messages --size --receipts --reliable --rate --window --server-pid --timeout --ws --server --tls --ca --tls-server-name --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -468,6 +468,10 @@ _chinwag() {
                     return 0
                     ;;
                 --rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --window)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

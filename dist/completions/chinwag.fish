@@ -166,6 +166,7 @@ complete -c chinwag -n "__fish_chinwag_using_subcommand bench; and __fish_seen_s
 complete -c chinwag -n "__fish_chinwag_using_subcommand bench; and __fish_seen_subcommand_from direct" -l messages -d 'Messages each side sends to its partner' -r
 complete -c chinwag -n "__fish_chinwag_using_subcommand bench; and __fish_seen_subcommand_from direct" -l size -d 'Bytes of text per message (at least the 33-byte header)' -r
 complete -c chinwag -n "__fish_chinwag_using_subcommand bench; and __fish_seen_subcommand_from direct" -l rate -d 'Messages per second in all, shared evenly among the senders and sent on a schedule (latencies are from each message\'s scheduled time) [default: as fast as the hub takes them]' -r
+complete -c chinwag -n "__fish_chinwag_using_subcommand bench; and __fish_seen_subcommand_from direct" -l window -d 'With --reliable: each sender keeps at most this many messages sent and not yet acknowledged, as the client library does (the hub remembers 1,024 client ids per account)' -r
 complete -c chinwag -n "__fish_chinwag_using_subcommand bench; and __fish_seen_subcommand_from direct" -l server-pid -d 'The hub\'s process id: also report its CPU time over the measured window and its resident memory, read from /proc' -r
 complete -c chinwag -n "__fish_chinwag_using_subcommand bench; and __fish_seen_subcommand_from direct" -l timeout -d 'Give up after this many seconds (the run then fails)' -r
 complete -c chinwag -n "__fish_chinwag_using_subcommand bench; and __fish_seen_subcommand_from direct" -l server -d 'The hub\'s address' -r

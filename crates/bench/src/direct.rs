@@ -160,9 +160,9 @@ pub(crate) struct DirectArgs {
     /// time) [default: as fast as the hub takes them].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     rate: Option<u64>,
-    /// With --reliable: data messages each sender keeps sent and not yet
-    /// acknowledged at most, as the client library does (its limit on pending sends:
-    /// the client ids per account the hub remembers).
+    /// With --reliable: each sender keeps at most this many messages sent
+    /// and not yet acknowledged, as the client library does (the hub
+    /// remembers 1,024 client ids per account).
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
     window: u64,
 }
