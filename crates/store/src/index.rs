@@ -41,6 +41,8 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 use tracing::warn;
 
+use crate::journal::{Batch, Journal, JournalCopy};
+
 /// How long a receipt waits for its owner's confirmation before it is
 /// written to `receipts`.
 pub(crate) const PENDING_GRACE: Duration = Duration::from_millis(250);
@@ -57,9 +59,18 @@ const MAX_PENDING: usize = 65_536;
 pub(crate) enum ReceiptRow {
     /// A row of `receipts`.
     Kept(i64),
-    /// Not written yet: its confirmed message's row, still on disk, and
-    /// when it was received.
-    Pending { copy: i64, received_ms: u64 },
+    /// Not written yet: its confirmed message, still on disk (a row, or in
+    /// the journal), and when it was received.
+    Pending { copy: Place, received_ms: u64 },
+}
+
+/// Where a stored message is on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Place {
+    /// A row of `mailbox`.
+    Row(i64),
+    /// Copy `copy` of the journal's row `row` (`journal.rs`).
+    Journal { row: i64, copy: u32 },
 }
 
 /// A receipt kept for `owner`, as a read or a take of them has it.
@@ -76,15 +87,15 @@ pub(crate) struct Due {
     pub(crate) owner: String,
     pub(crate) message_id: u64,
     pub(crate) recipient: Box<str>,
-    pub(crate) copy: i64,
+    pub(crate) copy: Place,
     pub(crate) received_ms: u64,
 }
 
 /// Where one stored message is, and what it weighs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Slot {
-    /// Its row in `mailbox`.
-    pub(crate) seq: i64,
+    /// Where it is.
+    pub(crate) place: Place,
     /// What it counts against the byte quota.
     pub(crate) bytes: u64,
 }
@@ -248,6 +259,19 @@ enum Undo {
         message_id: u64,
         seq: i64,
     },
+    /// A stored message moved (from the journal to a row).
+    Moved {
+        account: String,
+        id: u64,
+        from: Place,
+    },
+    BatchAdded {
+        row: i64,
+    },
+    BatchTaken {
+        row: i64,
+        batch: Batch,
+    },
 }
 
 /// Every account's mailbox, keyed by folded nickname.
@@ -258,14 +282,19 @@ pub(crate) struct MailIndex {
     /// Receipts kept and not written yet, oldest first: each owner, message
     /// and message row, and since when. A hint: one forgotten or taken
     /// since is skipped when its turn comes.
-    pending: VecDeque<(String, u64, i64, Instant)>,
+    pending: VecDeque<(String, u64, Place, Instant)>,
+    /// The journal's batches (`journal.rs`), which `Place::Journal` slots
+    /// and pending receipts point into.
+    journal: Journal,
 }
 
 impl MailIndex {
     /// Builds the index from the tables: every account, then every stored
     /// message. A row whose account is gone (none should be) is left out and
     /// counted in a warning.
-    pub(crate) fn load(conn: &Connection) -> rusqlite::Result<Self> {
+    /// The journal's rows start after `journal_row` (its last, as
+    /// [`journal::recover`](crate::journal::recover) found it).
+    pub(crate) fn load(conn: &Connection, journal_row: i64) -> rusqlite::Result<Self> {
         let created: HashMap<String, u64> = conn
             .prepare("SELECT nick_folded, created_ms FROM accounts")?
             .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
@@ -283,7 +312,7 @@ impl MailIndex {
                 continue;
             };
             let slot = Slot {
-                seq: row.get(0)?,
+                place: Place::Row(row.get(0)?),
                 bytes: row.get(3)?,
             };
             let id = row.get(2)?;
@@ -329,6 +358,75 @@ impl MailIndex {
             accounts,
             undo: Vec::new(),
             pending: VecDeque::new(),
+            journal: Journal::after(journal_row),
+        })
+    }
+
+    /// The row the journal's next batch is written to.
+    pub(crate) fn journal_row(&self) -> i64 {
+        self.journal.next_row()
+    }
+
+    /// Holds `batch`, written to the journal's row `row`.
+    pub(crate) fn add_batch(&mut self, row: i64, batch: Batch) {
+        self.journal.add(row, batch, Instant::now());
+        self.undo.push(Undo::BatchAdded { row });
+    }
+
+    /// Takes out the journal's batch `row` to settle it. The caller hands
+    /// it back with [`batch_taken`](Self::batch_taken) once done, whether
+    /// or not the writes succeeded, so that a rollback can put it back.
+    pub(crate) fn take_batch(&mut self, row: i64) -> Option<Batch> {
+        self.journal.take(row)
+    }
+
+    /// Batch `row`, taken out with [`take_batch`](Self::take_batch), is
+    /// settled (if the group commits).
+    pub(crate) fn batch_taken(&mut self, row: i64, batch: Batch) {
+        self.undo.push(Undo::BatchTaken { row, batch });
+    }
+
+    /// The journal's rows to settle now (`all`: every one).
+    pub(crate) fn due_batches(&self, all: bool, now: Instant) -> Vec<i64> {
+        self.journal.due(all, now)
+    }
+
+    /// The held copy at `place`, if it is in the journal.
+    pub(crate) fn held_copy(&self, place: Place) -> Option<JournalCopy<'_>> {
+        match place {
+            Place::Row(_) => None,
+            Place::Journal { row, copy } => self.journal.get(row)?.copy(copy),
+        }
+    }
+
+    /// Records that `account`'s message `id` is now at `to`.
+    pub(crate) fn moved(&mut self, account: &str, id: u64, to: Place) {
+        if let Some(slot) = (self.accounts.get_mut(account)).and_then(|e| e.by_id.get_mut(&id)) {
+            let from = std::mem::replace(&mut slot.place, to);
+            self.undo.push(Undo::Moved {
+                account: account.to_owned(),
+                id,
+                from,
+            });
+        }
+    }
+
+    /// The receipt kept for `owner` of `message_id` that is pending on the
+    /// confirmed copy at `copy`, if any, to be written.
+    pub(crate) fn pending_on(&self, owner: &str, message_id: u64, copy: Place) -> Option<Due> {
+        let kept = self.accounts.get(owner)?.receipts.get(&message_id)?;
+        kept.iter().find_map(|(recipient, row)| match *row {
+            ReceiptRow::Pending {
+                copy: at,
+                received_ms,
+            } if at == copy => Some(Due {
+                owner: owner.to_owned(),
+                message_id,
+                recipient: recipient.clone(),
+                copy,
+                received_ms,
+            }),
+            _ => None,
         })
     }
 
@@ -480,11 +578,13 @@ impl MailIndex {
         due
     }
 
-    /// When the oldest pending receipt comes due, if any is waiting (it
-    /// may have been confirmed since: then nothing is written for it).
+    /// When the oldest pending receipt or journal batch comes due, if any
+    /// is waiting (a receipt may have been confirmed since: then nothing is
+    /// written for it).
     pub(crate) fn next_due(&self) -> Option<Instant> {
-        let (_, _, _, since) = self.pending.front()?;
-        Some(*since + PENDING_GRACE)
+        let receipt = (self.pending.front()).map(|(_, _, _, since)| *since + PENDING_GRACE);
+        let batch = self.journal.next_due();
+        receipt.into_iter().chain(batch).min()
     }
 
     /// A pending receipt was written to `receipts`, in row `seq`.
@@ -594,80 +694,7 @@ impl MailIndex {
     /// first.
     pub(crate) fn roll_back(&mut self) {
         while let Some(undo) = self.undo.pop() {
-            match undo {
-                Undo::Added { account, id } => {
-                    if let Some(entries) = self.accounts.get_mut(&account)
-                        && let Some(slot) = entries.by_id.remove(&id)
-                    {
-                        entries.bytes -= slot.bytes;
-                    }
-                }
-                Undo::Removed { account, id, slot } => {
-                    if let Some(entries) = self.accounts.get_mut(&account) {
-                        entries.bytes += slot.bytes;
-                        entries.by_id.insert(id, slot);
-                    }
-                }
-                Undo::AccountAdded { account } => {
-                    self.accounts.remove(&account);
-                }
-                Undo::AccountRemoved { account, entries } => {
-                    self.accounts.insert(account, entries);
-                }
-                Undo::ReceiptKept {
-                    owner,
-                    message_id,
-                    seq,
-                } => {
-                    if let Some(entries) = self.accounts.get_mut(&owner) {
-                        entries.remove_receipt(message_id, seq);
-                    }
-                }
-                Undo::SentAdded {
-                    sender,
-                    seq,
-                    evicted,
-                } => {
-                    if let Some(entries) = self.accounts.get_mut(&sender) {
-                        entries.remove_sent(seq);
-                        if let Some(evicted) = evicted {
-                            entries.sent.push_front(evicted);
-                        }
-                    }
-                }
-                Undo::SentSwept {
-                    sender,
-                    message_id,
-                    seq,
-                } => {
-                    if let Some(entries) = self.accounts.get_mut(&sender) {
-                        entries.add_sent(message_id, seq);
-                    }
-                }
-                Undo::ReceiptForgotten {
-                    owner,
-                    message_id,
-                    recipient,
-                    seq,
-                } => {
-                    if let Some(entries) = self.accounts.get_mut(&owner) {
-                        entries.add_receipt(message_id, recipient, seq);
-                    }
-                }
-                Undo::ReceiptWritten {
-                    owner,
-                    message_id,
-                    pending,
-                    kept,
-                } => {
-                    if let Some(slot) = (self.accounts.get_mut(&owner))
-                        .and_then(|entries| entries.receipts.get_mut(&message_id))
-                        .and_then(|rows| rows.iter_mut().find(|(_, row)| *row == kept))
-                    {
-                        slot.1 = pending;
-                    }
-                }
-            }
+            self.undo_one(undo);
         }
         // What waits is what the index now says is pending (the list is a
         // hint, and the group may have taken some off it).
@@ -684,6 +711,96 @@ impl MailIndex {
             }
         }
     }
+
+    fn undo_one(&mut self, undo: Undo) {
+        match undo {
+            Undo::Added { account, id } => {
+                if let Some(entries) = self.accounts.get_mut(&account)
+                    && let Some(slot) = entries.by_id.remove(&id)
+                {
+                    entries.bytes -= slot.bytes;
+                }
+            }
+            Undo::Removed { account, id, slot } => {
+                if let Some(entries) = self.accounts.get_mut(&account) {
+                    entries.bytes += slot.bytes;
+                    entries.by_id.insert(id, slot);
+                }
+            }
+            Undo::AccountAdded { account } => {
+                self.accounts.remove(&account);
+            }
+            Undo::AccountRemoved { account, entries } => {
+                self.accounts.insert(account, entries);
+            }
+            Undo::ReceiptKept {
+                owner,
+                message_id,
+                seq,
+            } => {
+                if let Some(entries) = self.accounts.get_mut(&owner) {
+                    entries.remove_receipt(message_id, seq);
+                }
+            }
+            Undo::SentAdded {
+                sender,
+                seq,
+                evicted,
+            } => {
+                if let Some(entries) = self.accounts.get_mut(&sender) {
+                    entries.remove_sent(seq);
+                    if let Some(evicted) = evicted {
+                        entries.sent.push_front(evicted);
+                    }
+                }
+            }
+            Undo::SentSwept {
+                sender,
+                message_id,
+                seq,
+            } => {
+                if let Some(entries) = self.accounts.get_mut(&sender) {
+                    entries.add_sent(message_id, seq);
+                }
+            }
+            Undo::ReceiptForgotten {
+                owner,
+                message_id,
+                recipient,
+                seq,
+            } => {
+                if let Some(entries) = self.accounts.get_mut(&owner) {
+                    entries.add_receipt(message_id, recipient, seq);
+                }
+            }
+            Undo::Moved { account, id, from } => {
+                if let Some(slot) =
+                    (self.accounts.get_mut(&account)).and_then(|e| e.by_id.get_mut(&id))
+                {
+                    slot.place = from;
+                }
+            }
+            Undo::BatchAdded { row } => {
+                self.journal.take(row);
+            }
+            Undo::BatchTaken { row, batch } => {
+                self.journal.add(row, batch, Instant::now());
+            }
+            Undo::ReceiptWritten {
+                owner,
+                message_id,
+                pending,
+                kept,
+            } => {
+                if let Some(slot) = (self.accounts.get_mut(&owner))
+                    .and_then(|entries| entries.receipts.get_mut(&message_id))
+                    .and_then(|rows| rows.iter_mut().find(|(_, row)| *row == kept))
+                {
+                    slot.1 = pending;
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -691,7 +808,10 @@ mod tests {
     use super::*;
 
     fn slot(seq: i64, bytes: u64) -> Slot {
-        Slot { seq, bytes }
+        Slot {
+            place: Place::Row(seq),
+            bytes,
+        }
     }
 
     #[test]
@@ -749,7 +869,7 @@ mod tests {
                 .collect()
         };
         let pending = |copy| Pending {
-            copy,
+            copy: Place::Row(copy),
             received_ms: 5,
         };
         let mut index = MailIndex::default();
@@ -792,7 +912,7 @@ mod tests {
         let mut index = MailIndex::default();
         index.add_account("amy");
         let pending = |copy| ReceiptRow::Pending {
-            copy,
+            copy: Place::Row(copy),
             received_ms: 5,
         };
         index.keep_receipt("amy", 1, "Bob", pending(10));
@@ -801,7 +921,10 @@ mod tests {
         assert!(index.due_receipts(false, now).is_empty());
         assert_eq!(index.forget_receipt("amy", 1, "Bob"), [pending(10)]);
         let due = index.due_receipts(false, now + PENDING_GRACE);
-        assert_eq!(due.iter().map(|d| d.copy).collect::<Vec<_>>(), [20]);
+        assert_eq!(
+            due.iter().map(|d| d.copy).collect::<Vec<_>>(),
+            [Place::Row(20)]
+        );
     }
 
     #[test]

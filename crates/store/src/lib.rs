@@ -95,6 +95,7 @@ mod config;
 mod error;
 mod index;
 mod jobs;
+mod journal;
 mod lock;
 mod message;
 mod pending;

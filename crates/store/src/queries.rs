@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::index::{Due, Entries, KeptRow, MailIndex, ReceiptRow, Slot};
+use crate::index::{Due, Entries, KeptRow, MailIndex, Place, ReceiptRow, Slot};
 use crate::jobs::Txn;
+use crate::journal::{Batch, INSERT_COPY, JournalCopy, insert_copy};
 use crate::message::fold;
 use crate::routed::{CopyView, SentView};
 use crate::{
@@ -186,12 +187,14 @@ pub(crate) fn store<'a>(
     quota: Quota,
     messages: impl Iterator<Item = CopyView<'a>>,
 ) -> rusqlite::Result<Vec<StoreOutcome>> {
-    let mut insert = tx.conn.prepare_cached(
-        "INSERT INTO mailbox (recipient, id, sender, to_names, ts_ms, text, bytes, receipt, number)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?;
+    let mut insert = tx.conn.prepare_cached(INSERT_COPY)?;
     let mut outcomes = Vec::with_capacity(messages.size_hint().0);
     let mut last = None;
+    // Held copies go to one row of the journal, given now so that each is
+    // indexed (and counted against its quota) as it is checked.
+    let mut held = Batch::default();
+    let journal_row = tx.index.journal_row();
+    let mut held_since = 0;
     for message in messages {
         last = last.max(Some(message.id));
         let recipient = fold(message.recipient);
@@ -211,6 +214,25 @@ pub(crate) fn store<'a>(
                 }
                 StoreOutcome::MailboxFull
             }
+            Some(_) if message.held => {
+                let copy = held.push(&JournalCopy {
+                    recipient: &recipient,
+                    id: message.id,
+                    sender: message.sender,
+                    to_names: &message.to_names,
+                    ts_ms: message.ts_ms,
+                    text: message.text,
+                    receipt: message.receipt,
+                    number: message.number,
+                });
+                held_since = held_since.max(message.ts_ms);
+                let place = Place::Journal {
+                    row: journal_row,
+                    copy,
+                };
+                tx.index.add(&recipient, message.id, Slot { place, bytes });
+                StoreOutcome::Stored
+            }
             Some(_) => {
                 insert.execute(params![
                     recipient,
@@ -223,12 +245,18 @@ pub(crate) fn store<'a>(
                     message.receipt,
                     message.number,
                 ])?;
-                let seq = tx.conn.last_insert_rowid();
-                tx.index.add(&recipient, message.id, Slot { seq, bytes });
+                let place = Place::Row(tx.conn.last_insert_rowid());
+                tx.index.add(&recipient, message.id, Slot { place, bytes });
                 StoreOutcome::Stored
             }
         };
         outcomes.push(outcome);
+    }
+    if !held.is_empty() {
+        tx.conn
+            .prepare_cached("INSERT INTO journal (seq, ts_ms, copies) VALUES (?1, ?2, ?3)")?
+            .execute(params![journal_row, held_since, held.blob()])?;
+        tx.index.add_batch(journal_row, held);
     }
     if let Some(last) = last {
         tx.conn
@@ -264,10 +292,14 @@ fn highest_numbers(conn: &Connection) -> rusqlite::Result<HashMap<String, u64>> 
     .collect()
 }
 
-/// Deletes one stored message's row.
-fn delete_row(conn: &Connection, seq: i64) -> rusqlite::Result<()> {
-    conn.prepare_cached("DELETE FROM mailbox WHERE seq = ?1")?
-        .execute([seq])?;
+/// Deletes one stored message's row. One in the journal is left to be
+/// dropped when its batch is settled (`journal.rs`), which writes nothing
+/// for it now that the index no longer holds it.
+fn delete_copy(conn: &Connection, place: Place) -> rusqlite::Result<()> {
+    if let Place::Row(seq) = place {
+        conn.prepare_cached("DELETE FROM mailbox WHERE seq = ?1")?
+            .execute([seq])?;
+    }
     Ok(())
 }
 
@@ -301,10 +333,22 @@ pub(crate) fn confirm(
     let mut highest = 0;
     for &id in ids {
         if let Some(slot) = tx.index.remove(&recipient, id) {
-            let (sender, receipt, number): (String, bool, u64) = read
-                .query_row([slot.seq], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-                })?;
+            // A held copy is read from the journal's memory; a row, from
+            // the disk.
+            let (sender, receipt, number): (String, bool, u64) = match slot.place {
+                Place::Row(seq) => {
+                    read.query_row([seq], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+                }
+                Place::Journal { .. } => {
+                    let Some(copy) = tx.index.held_copy(slot.place) else {
+                        // Its batch is not held (it cannot be): nothing is
+                        // owed.
+                        confirmed.removed += 1;
+                        continue;
+                    };
+                    (copy.sender.to_owned(), copy.receipt, copy.number)
+                }
+            };
             confirmed.removed += 1;
             highest = highest.max(number);
             let owner = fold(&sender);
@@ -312,14 +356,14 @@ pub(crate) fn confirm(
                 .is_some_and(|entries| entries.receipt_count() < MAX_KEPT_RECEIPTS);
             if receipt && keepable {
                 let pending = ReceiptRow::Pending {
-                    copy: slot.seq,
+                    copy: slot.place,
                     received_ms,
                 };
                 tx.index.keep_receipt(&owner, id, shown, pending);
                 confirmed.kept.push((id, sender));
                 continue;
             }
-            delete_row(tx.conn, slot.seq)?;
+            delete_copy(tx.conn, slot.place)?;
             if receipt {
                 // Not kept (no account, or full): told to the sender if it
                 // is online.
@@ -378,6 +422,73 @@ pub(crate) fn keep_receipts(tx: &mut Txn<'_>, receipts: &[KeptReceipt]) -> rusql
     Ok(())
 }
 
+/// Writes what waited in memory and is due (`all`: everything): pending
+/// receipts ([`write_pending`]), then the journal's batches
+/// ([`settle_journal`]). Run first in every group commit; with `all`, by
+/// whatever needs the disk to say everything (a sweep, an account's
+/// deletion, the store's close).
+pub(crate) fn settle(tx: &mut Txn<'_>, all: bool) -> rusqlite::Result<()> {
+    write_pending(tx, all)?;
+    settle_journal(tx, all)
+}
+
+/// Settles the journal's batches that are due (`journal.rs`): each copy
+/// the index still holds in the batch is written to `mailbox`, and the
+/// index moved to its row; a confirmed one with a receipt pending on it has
+/// the receipt written; the others (confirmed, their receipts confirmed or
+/// none owed) are dropped; then the batch's row is deleted.
+fn settle_journal(tx: &mut Txn<'_>, all: bool) -> rusqlite::Result<()> {
+    let due = tx.index.due_batches(all, std::time::Instant::now());
+    for row in due {
+        let Some(batch) = tx.index.take_batch(row) else {
+            continue;
+        };
+        let settled = settle_batch(tx, row, &batch);
+        tx.index.batch_taken(row, batch);
+        settled?;
+    }
+    Ok(())
+}
+
+fn settle_batch(tx: &mut Txn<'_>, row: i64, batch: &Batch) -> rusqlite::Result<()> {
+    let conn = tx.conn;
+    let mut insert = conn.prepare_cached(INSERT_COPY)?;
+    let mut keep = conn.prepare_cached(
+        "INSERT INTO receipts (owner, message_id, recipient, received_ms)
+         VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for (copy_index, copy) in batch.copies() {
+        let place = Place::Journal {
+            row,
+            copy: copy_index,
+        };
+        let unconfirmed = (tx.index.get(copy.recipient))
+            .and_then(|entries| entries.by_id.get(&copy.id))
+            .is_some_and(|slot| slot.place == place);
+        if unconfirmed {
+            insert_copy(&mut insert, &copy)?;
+            (tx.index).moved(
+                copy.recipient,
+                copy.id,
+                Place::Row(conn.last_insert_rowid()),
+            );
+        } else if copy.receipt
+            && let Some(due) = tx.index.pending_on(&fold(copy.sender), copy.id, place)
+        {
+            keep.execute(params![
+                due.owner,
+                due.message_id,
+                &*due.recipient,
+                due.received_ms
+            ])?;
+            tx.index.written(&due, conn.last_insert_rowid());
+        }
+    }
+    conn.prepare_cached("DELETE FROM journal WHERE seq = ?1")?
+        .execute([row])?;
+    Ok(())
+}
+
 /// Writes the pending receipts that are due (`all`: every one) to
 /// `receipts`, deleting their messages' rows: run at the start of every
 /// group's transaction, and before what must not see one pending (the
@@ -399,7 +510,7 @@ pub(crate) fn write_pending(tx: &mut Txn<'_>, all: bool) -> rusqlite::Result<()>
             copy,
             received_ms,
         } = item;
-        delete_row(tx.conn, *copy)?;
+        delete_copy(tx.conn, *copy)?;
         insert.execute(params![owner, message_id, &**recipient, received_ms])?;
         let seq = tx.conn.last_insert_rowid();
         tx.index.written(item, seq);
@@ -437,7 +548,7 @@ fn read_receipts(
                 .optional()?,
             ReceiptRow::Pending { copy, received_ms } => {
                 if delete {
-                    delete_row(conn, copy)?;
+                    delete_copy(conn, copy)?;
                 }
                 Some(KeptReceipt {
                     owner: owner.to_owned(),
@@ -459,7 +570,7 @@ fn delete_receipt(conn: &Connection, row: ReceiptRow) -> rusqlite::Result<()> {
             conn.prepare_cached("DELETE FROM receipts WHERE seq = ?1")?
                 .execute([seq])?;
         }
-        ReceiptRow::Pending { copy, .. } => delete_row(conn, copy)?,
+        ReceiptRow::Pending { copy, .. } => delete_copy(conn, copy)?,
     }
     Ok(())
 }
@@ -507,8 +618,9 @@ pub(crate) fn expire(
     max_age: Duration,
 ) -> rusqlite::Result<Vec<Expired>> {
     // A message confirmed with its receipt pending is still on disk: not
-    // to be swept as if unconfirmed.
-    write_pending(tx, true)?;
+    // to be swept as if unconfirmed. The journal's copies are written as
+    // rows (or dropped) first too.
+    settle(tx, true)?;
     let max_age_ms = u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX);
     // Clamped into i64 so that a far-future clock reads as "everything".
     let cutoff = i64::try_from(now_ms.saturating_sub(max_age_ms)).unwrap_or(i64::MAX);
@@ -647,19 +759,19 @@ pub(crate) fn delete_account(
     nick: &str,
 ) -> rusqlite::Result<Result<(), StoreError>> {
     let folded = fold(nick);
-    // Its messages confirmed with receipts pending, and its own pending:
-    // written first, so that what follows sees only rows.
-    write_pending(tx, true)?;
-    let (rows, receipts, sent): (Vec<i64>, Vec<KeptRow>, Vec<i64>) = tx
+    // Its messages confirmed with receipts pending, its own pending, and
+    // the journal: written first, so that what follows sees only rows.
+    settle(tx, true)?;
+    let (places, receipts, sent): (Vec<Place>, Vec<KeptRow>, Vec<i64>) = tx
         .index
         .remove_account(&folded)
         .map(|entries| {
-            let rows = entries.by_id.values().map(|slot| slot.seq).collect();
-            (rows, entries.receipt_rows(), entries.sent_rows())
+            let places = entries.by_id.values().map(|slot| slot.place).collect();
+            (places, entries.receipt_rows(), entries.sent_rows())
         })
         .unwrap_or_default();
-    for seq in rows {
-        delete_row(tx.conn, seq)?;
+    for place in places {
+        delete_copy(tx.conn, place)?;
     }
     for kept in receipts {
         delete_receipt(tx.conn, kept.row)?;
@@ -767,12 +879,36 @@ pub(crate) fn accounts(conn: &Connection, counts: &Counts) -> rusqlite::Result<V
     Ok(accounts)
 }
 
-/// A mailbox's rows, in id order, as the index has them (`None`: no such
-/// account).
-pub(crate) fn mailbox_rows(index: &MailIndex, recipient: &str) -> Option<Vec<i64>> {
-    index
-        .get(&fold(recipient))
-        .map(|entries| entries.by_id.values().map(|slot| slot.seq).collect())
+/// A stored message as a mailbox read finds it in the index.
+#[derive(Debug)]
+pub(crate) enum MailboxEntry {
+    /// A row of `mailbox`, to read.
+    Row(i64),
+    /// A copy held in the journal, read from its memory (its `recipient`
+    /// is filled in by the read).
+    Held(StoredMessage),
+}
+
+/// A mailbox's messages, in id order, as the index has them (`None`: no
+/// such account).
+pub(crate) fn mailbox_rows(index: &MailIndex, recipient: &str) -> Option<Vec<MailboxEntry>> {
+    let entries = index.get(&fold(recipient))?;
+    let read = |slot: &Slot| match slot.place {
+        Place::Row(seq) => Some(MailboxEntry::Row(seq)),
+        Place::Journal { .. } => index.held_copy(slot.place).map(|copy| {
+            MailboxEntry::Held(StoredMessage {
+                recipient: String::new(),
+                id: copy.id,
+                sender: copy.sender.to_owned(),
+                to: StoredMessage::split_names(copy.to_names),
+                ts_ms: copy.ts_ms,
+                text: copy.text.to_owned(),
+                receipt: copy.receipt,
+                number: copy.number,
+            })
+        }),
+    };
+    Some(entries.by_id.values().filter_map(read).collect())
 }
 
 /// A mailbox, oldest first, read in one read transaction so that its
@@ -781,7 +917,7 @@ pub(crate) fn mailbox_rows(index: &MailIndex, recipient: &str) -> Option<Vec<i64
 pub(crate) fn mailbox(
     conn: &Connection,
     recipient: &str,
-    rows: Option<Vec<i64>>,
+    rows: Option<Vec<MailboxEntry>>,
 ) -> rusqlite::Result<Result<Mailbox, StoreError>> {
     let tx = conn.unchecked_transaction()?;
     let owner: Option<(String, u64)> = tx
@@ -795,7 +931,17 @@ pub(crate) fn mailbox(
         "SELECT id, sender, to_names, ts_ms, text, receipt, number FROM mailbox WHERE seq = ?1",
     )?;
     let mut messages = Vec::with_capacity(rows.len());
-    for seq in rows {
+    for entry in rows {
+        let seq = match entry {
+            MailboxEntry::Row(seq) => seq,
+            MailboxEntry::Held(message) => {
+                messages.push(StoredMessage {
+                    recipient: nick.clone(),
+                    ..message
+                });
+                continue;
+            }
+        };
         let message = read
             .query_row([seq], |row| {
                 Ok(StoredMessage {

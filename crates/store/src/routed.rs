@@ -43,6 +43,9 @@ struct Copy {
     ts_ms: u64,
     receipt: bool,
     number: u64,
+    /// For a reliable session that is online: kept in the journal
+    /// (`journal.rs`).
+    held: bool,
 }
 
 /// One sent record, its statuses as their column.
@@ -66,6 +69,7 @@ pub(crate) struct CopyView<'a> {
     pub(crate) text: &'a str,
     pub(crate) receipt: bool,
     pub(crate) number: u64,
+    pub(crate) held: bool,
 }
 
 impl CopyView<'_> {
@@ -110,6 +114,19 @@ impl Routed {
     /// same message as the one before it (the same id, sender and text)
     /// shares its strings.
     pub fn copy(&mut self, message: &StoredMessage) {
+        self.add_copy(message, false);
+    }
+
+    /// As [`copy`](Self::copy), for a reliable session that is online now
+    /// and will likely confirm it within moments: the store keeps it in its
+    /// journal, one row for the batch's held copies, and writes it to the
+    /// mailbox as a row of its own only if it is still unconfirmed a second
+    /// later (`docs/durability.md`).
+    pub fn copy_held(&mut self, message: &StoredMessage) {
+        self.add_copy(message, true);
+    }
+
+    fn add_copy(&mut self, message: &StoredMessage, held: bool) {
         self.note(message.check());
         let recipient = self.push(&message.recipient);
         let names = message.to_names();
@@ -140,6 +157,7 @@ impl Routed {
             ts_ms: message.ts_ms,
             receipt: message.receipt,
             number: message.number,
+            held,
         });
     }
 
@@ -236,6 +254,7 @@ impl Routed {
             text: self.str(&copy.text),
             receipt: copy.receipt,
             number: copy.number,
+            held: copy.held,
         })
     }
 
@@ -264,6 +283,7 @@ impl StoredMessage {
             text: &self.text,
             receipt: self.receipt,
             number: self.number,
+            held: false,
         }
     }
 }

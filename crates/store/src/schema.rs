@@ -260,6 +260,22 @@ DROP TABLE sent;
 ALTER TABLE sent_v11 RENAME TO sent;
 ";
 
+/// Version 12: the journal (`journal.rs`). A batch's copies held for
+/// reliable sessions that are online, one row per batch (`copies`, a blob:
+/// see `journal.rs` for its layout), written when the hub routed them
+/// (`ts_ms`). A row lives about a second: then each of its copies still
+/// unconfirmed is written to `mailbox` and the row is deleted. A store that
+/// opens with rows here (it crashed) moves their copies to `mailbox` first.
+/// Measured with `chinwag bench direct --reliable`: see
+/// `docs/performance.md`, "the journal".
+const V12: &str = "
+CREATE TABLE journal (
+    seq    INTEGER PRIMARY KEY,
+    ts_ms  INTEGER NOT NULL,
+    copies BLOB NOT NULL
+) STRICT;
+";
+
 /// Every migration, oldest first.
 pub(crate) fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -274,6 +290,7 @@ pub(crate) fn migrations() -> Migrations<'static> {
         M::up(V9),
         M::up(V10),
         M::up(V11),
+        M::up(V12),
     ])
 }
 
@@ -343,7 +360,7 @@ mod tests {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .unwrap();
-        assert_eq!(version, 11);
+        assert_eq!(version, 12);
         let tables: Vec<String> = conn
             .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
             .unwrap()
@@ -357,6 +374,7 @@ mod tests {
                 "accounts",
                 "gaps",
                 "hub_state",
+                "journal",
                 "mailbox",
                 "receipts",
                 "sent"
@@ -395,7 +413,7 @@ mod tests {
                 (3, "amy".into(), 12, "carol 33".into()),
             ]
         );
-        let index = crate::index::MailIndex::load(&conn).unwrap();
+        let index = crate::index::MailIndex::load(&conn, 0).unwrap();
         assert_eq!(index.get("amy").unwrap().sent_rows(), [1, 3]);
     }
 

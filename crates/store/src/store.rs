@@ -14,6 +14,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use crate::checkpoint;
 use crate::index::{Entries, MailIndex};
 use crate::jobs::{IndexedRead, Read, Request, Then, Txn, Write, WriteJob};
+use crate::journal;
 use crate::lock::DirLock;
 use crate::message::check_i64;
 use crate::queries::{self, Quota};
@@ -104,7 +105,12 @@ impl Store {
                 source,
             })?;
         }
-        let index = MailIndex::load(&conn).map_err(|source| StoreError::Open {
+        // Copies a crash left in the journal go to their mailboxes first.
+        let journal_row = journal::recover(&conn).map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        let index = MailIndex::load(&conn, journal_row).map_err(|source| StoreError::Open {
             path: path.clone(),
             source,
         })?;

@@ -195,7 +195,7 @@ impl Writer {
         };
         // Receipts that waited long enough for their owners' confirmation
         // are written first (`index.rs`).
-        let result = queries::write_pending(&mut tx, all_pending)
+        let result = queries::settle(&mut tx, all_pending)
             .and_then(|()| writes.iter_mut().try_for_each(|job| job.run(&mut tx)))
             .and_then(|()| self.conn.execute_batch("COMMIT"));
         if result.is_ok() {

@@ -215,7 +215,13 @@ impl Actor {
             .map(|(_, copy)| (copy.recipient.clone(), copy.number));
         self.to_store.numbered.extend(numbered);
         for (index, copy) in &copies {
-            self.to_store.routed.copy(copy);
+            // A copy for a reliable session online now is likely confirmed
+            // within moments: the store holds it in its journal.
+            if is_held(index) {
+                self.to_store.routed.copy_held(copy);
+            } else {
+                self.to_store.routed.copy(copy);
+            }
             self.to_store.indices.push(*index);
         }
         self.to_store.messages.push((message_id, copies.len()));

@@ -1,0 +1,194 @@
+//! The journal (schema version 12): copies held for reliable sessions that
+//! are online, one row per batch, on real database files. What reaches
+//! `mailbox` as rows of their own is only what was not confirmed in time;
+//! a crash with batches unsettled delivers their copies again.
+
+mod support;
+
+use std::path::Path;
+
+use chinwag_store::{
+    AccountStore, MailStore, Routed, Store, StoreConfig, StoreOutcome, StoredMessage,
+};
+use support::{T0, message, open, open_with};
+
+/// Rows in `table` of the database in `dir`.
+fn rows(dir: &Path, table: &str) -> i64 {
+    rusqlite::Connection::open(dir.join("chinwag.db"))
+        .unwrap()
+        .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
+            row.get(0)
+        })
+        .unwrap()
+}
+
+/// Message `id` to `recipient`, numbered `number` for it.
+fn numbered(recipient: &str, id: u64, number: u64) -> StoredMessage {
+    StoredMessage {
+        number,
+        ..message(recipient, id)
+    }
+}
+
+fn mailbox(store: &Store, recipient: &str) -> Vec<StoredMessage> {
+    store.mailbox(recipient).unwrap().wait().unwrap().messages
+}
+
+fn store_routed(store: &Store, routed: Routed) -> Vec<StoreOutcome> {
+    store.store_routed(routed).unwrap().wait().unwrap()
+}
+
+#[test]
+fn held_copies_are_one_row_and_only_the_unconfirmed_become_mailbox_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig::new(dir.path());
+    let bob: Vec<_> = (1..=4).map(|id| numbered("Bob", id, id)).collect();
+    {
+        let store = open_with(&config, &["Bob", "carol"]);
+        let mut routed = Routed::new();
+        for copy in &bob {
+            routed.copy_held(copy);
+        }
+        routed.copy_held(&numbered("carol", 5, 1));
+        routed.copy(&numbered("carol", 6, 2));
+        assert_eq!(
+            store_routed(&store, routed),
+            [StoreOutcome::Stored; 6],
+            "held copies are stored as any"
+        );
+        // One journal row for the five held, a row for the other.
+        assert_eq!(
+            (rows(dir.path(), "journal"), rows(dir.path(), "mailbox")),
+            (1, 1)
+        );
+        // A login reads the held ones from memory, with every field.
+        assert_eq!(mailbox(&store, "bob"), bob);
+        let carol: Vec<u64> = mailbox(&store, "carol").iter().map(|m| m.id).collect();
+        assert_eq!(carol, [5, 6]);
+        // They count against the quota like any.
+        let account = store.account("bob").unwrap().wait().unwrap().unwrap();
+        assert_eq!(account.mailbox_count, 4);
+        // Confirmed in time: nothing is written for them.
+        let confirmed = store
+            .confirm("bob", vec![1, 2], T0)
+            .unwrap()
+            .wait()
+            .unwrap();
+        assert_eq!(confirmed.removed, 2);
+        assert_eq!(
+            (rows(dir.path(), "journal"), rows(dir.path(), "mailbox")),
+            (1, 1)
+        );
+        let ids: Vec<u64> = mailbox(&store, "bob").iter().map(|m| m.id).collect();
+        assert_eq!(ids, [3, 4]);
+    }
+    // Closing settles the batch: the three unconfirmed become rows.
+    assert_eq!(
+        (rows(dir.path(), "journal"), rows(dir.path(), "mailbox")),
+        (0, 4)
+    );
+    let store = open(&config);
+    assert_eq!(mailbox(&store, "Bob"), bob[2..]);
+    let carol: Vec<u64> = mailbox(&store, "carol").iter().map(|m| m.id).collect();
+    assert_eq!(carol, [5, 6]);
+    // The confirmed numbers are never given again.
+    let account = store.account("bob").unwrap().wait().unwrap().unwrap();
+    assert_eq!(account.last_number, 4);
+}
+
+/// The journal's row is on disk from its commit: a crash (here, a copy of
+/// the files taken while the store is open and idle, which is what a crash
+/// leaves) delivers every copy in it again, the confirmed one too, and
+/// nothing is lost.
+#[test]
+fn a_crash_with_a_batch_unsettled_delivers_its_copies_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let crashed = tempfile::tempdir().unwrap();
+    let config = StoreConfig::new(dir.path());
+    let bob: Vec<_> = (1..=3).map(|id| numbered("bob", id, id)).collect();
+    {
+        let store = open_with(&config, &["bob"]);
+        let mut routed = Routed::new();
+        for copy in &bob {
+            routed.copy_held(copy);
+        }
+        store_routed(&store, routed);
+        store.confirm("bob", vec![1], T0).unwrap().wait().unwrap();
+        for file in ["chinwag.db", "chinwag.db-wal"] {
+            std::fs::copy(dir.path().join(file), crashed.path().join(file)).unwrap();
+        }
+    }
+    assert_eq!(rows(crashed.path(), "journal"), 1);
+    let store = open(&StoreConfig::new(crashed.path()));
+    assert_eq!(mailbox(&store, "bob"), bob);
+    drop(store);
+    assert_eq!(
+        (
+            rows(crashed.path(), "journal"),
+            rows(crashed.path(), "mailbox")
+        ),
+        (0, 3)
+    );
+}
+
+/// A held copy confirmed with its receipt still pending when its batch is
+/// settled: the receipt is written, and comes to its owner after a reopen.
+#[test]
+fn a_receipt_pending_on_a_held_copy_is_kept_when_its_batch_is_settled() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig::new(dir.path());
+    {
+        let store = open_with(&config, &["amy", "bob"]);
+        let mut routed = Routed::new();
+        routed.copy_held(&StoredMessage {
+            sender: "Amy".to_owned(),
+            receipt: true,
+            ..numbered("bob", 1, 1)
+        });
+        store_routed(&store, routed);
+        let confirmed = store
+            .confirm("bob", vec![1], T0 + 5)
+            .unwrap()
+            .wait()
+            .unwrap();
+        assert_eq!(confirmed.kept, [(1, "Amy".to_owned())]);
+        assert_eq!(
+            (rows(dir.path(), "journal"), rows(dir.path(), "receipts")),
+            (1, 0)
+        );
+    }
+    assert_eq!(
+        (
+            rows(dir.path(), "journal"),
+            rows(dir.path(), "mailbox"),
+            rows(dir.path(), "receipts")
+        ),
+        (0, 0, 1)
+    );
+    let store = open(&config);
+    let kept = store.kept_receipts("amy").unwrap().wait().unwrap();
+    let kept: Vec<_> = (kept.iter())
+        .map(|r| (r.message_id, r.recipient.as_str(), r.received_ms))
+        .collect();
+    assert_eq!(kept, [(1, "bob", T0 + 5)]);
+}
+
+/// Deleting an account settles the journal first, in its transaction: its
+/// held copies go with it, and the others' become rows.
+#[test]
+fn deleting_an_account_takes_its_held_copies_and_keeps_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig::new(dir.path());
+    let store = open_with(&config, &["bob", "carol"]);
+    let mut routed = Routed::new();
+    routed.copy_held(&numbered("bob", 1, 1));
+    routed.copy_held(&numbered("carol", 1, 1));
+    store_routed(&store, routed);
+    store.delete_account("bob").unwrap().wait().unwrap();
+    assert_eq!(
+        (rows(dir.path(), "journal"), rows(dir.path(), "mailbox")),
+        (0, 1)
+    );
+    let carol: Vec<u64> = mailbox(&store, "carol").iter().map(|m| m.id).collect();
+    assert_eq!(carol, [1]);
+}
