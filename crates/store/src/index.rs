@@ -272,6 +272,10 @@ enum Undo {
         row: i64,
         batch: Batch,
     },
+    /// A copy of batch `row` was released (needed no more).
+    HeldReleased {
+        row: i64,
+    },
 }
 
 /// Every account's mailbox, keyed by folded nickname.
@@ -387,8 +391,15 @@ impl MailIndex {
     }
 
     /// The journal's rows to settle now (`all`: every one).
-    pub(crate) fn due_batches(&self, all: bool, now: Instant) -> Vec<i64> {
+    pub(crate) fn due_batches(&mut self, all: bool, now: Instant) -> Vec<i64> {
         self.journal.due(all, now)
+    }
+
+    /// A copy of the journal's batch `row` is needed no more: confirmed,
+    /// and any receipt on it confirmed or written.
+    pub(crate) fn release_held(&mut self, row: i64) {
+        self.journal.release(row, false);
+        self.undo.push(Undo::HeldReleased { row });
     }
 
     /// The held copy at `place`, if it is in the journal.
@@ -786,6 +797,7 @@ impl MailIndex {
             Undo::BatchTaken { row, batch } => {
                 self.journal.add(row, batch, Instant::now());
             }
+            Undo::HeldReleased { row } => self.journal.release(row, true),
             Undo::ReceiptWritten {
                 owner,
                 message_id,

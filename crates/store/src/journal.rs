@@ -41,6 +41,14 @@ pub(crate) const JOURNAL_GRACE: Duration = Duration::from_secs(1);
 /// settled at the next commit, however young.
 pub(crate) const MAX_JOURNAL_BYTES: usize = 32 << 20;
 
+/// Copies needed no more (confirmed, with no receipt pending on them) in
+/// batches not yet settled, at most, over every account: what a crash
+/// would deliver again beyond the receipts pending (`index.rs`). Past it,
+/// the oldest batches are settled at the next commit. Well under the
+/// mailbox's quota (10,000 messages) and the ids the client library
+/// remembers to hide a message it has shown (16,384).
+pub(crate) const MAX_EXPOSED: u64 = 4_096;
+
 /// One held copy, as the journal has it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct JournalCopy<'a> {
@@ -70,6 +78,12 @@ pub(crate) struct Batch {
     starts: Vec<u32>,
     /// When it is to be settled.
     due: Option<Instant>,
+    /// Its copies still needed: unconfirmed, or confirmed with a receipt
+    /// pending on them. At 0 the batch is deleted at the next commit.
+    live: u32,
+    /// Its copies needed no more: a crash before it is settled delivers
+    /// them again.
+    released: u32,
 }
 
 impl Batch {
@@ -78,6 +92,7 @@ impl Batch {
         let index = u32::try_from(self.starts.len()).unwrap_or(u32::MAX);
         self.starts
             .push(u32::try_from(self.blob.len()).unwrap_or(u32::MAX));
+        self.live += 1;
         for number in [copy.id, copy.ts_ms, copy.number] {
             self.blob.extend_from_slice(&number.to_le_bytes());
         }
@@ -98,15 +113,23 @@ impl Batch {
             starts.push(u32::try_from(at).ok()?);
             at = decode(&blob, at)?.1;
         }
+        let live = u32::try_from(starts.len()).ok()?;
         Some(Self {
             blob,
             starts,
             due: None,
+            live,
+            released: 0,
         })
     }
 
     pub(crate) fn is_empty(&self) -> bool {
         self.starts.is_empty()
+    }
+
+    /// Whether none of its copies is needed any more.
+    pub(crate) fn is_spent(&self) -> bool {
+        self.live == 0
     }
 
     pub(crate) fn blob(&self) -> &[u8] {
@@ -180,6 +203,11 @@ pub(crate) struct Journal {
     batches: BTreeMap<i64, Batch>,
     /// Their blobs' bytes.
     bytes: usize,
+    /// Their copies needed no more ([`MAX_EXPOSED`]).
+    exposed: u64,
+    /// Batches that were spent when last looked at, to delete (a hint:
+    /// each is looked at again).
+    spent: Vec<i64>,
     /// The row the next batch is written to (rows are given here, so that
     /// a batch's copies are indexed as they are checked, before it is
     /// written).
@@ -204,9 +232,14 @@ impl Journal {
     pub(crate) fn add(&mut self, row: i64, mut batch: Batch, now: Instant) {
         batch.due.get_or_insert(now + JOURNAL_GRACE);
         self.bytes += batch.blob.len();
+        self.exposed += u64::from(batch.released);
         self.next_row = self.next_row.max(row.saturating_add(1));
+        if batch.is_spent() {
+            self.spent.push(row);
+        }
         if let Some(old) = self.batches.insert(row, batch) {
             self.bytes -= old.blob.len();
+            self.exposed -= u64::from(old.released);
         }
     }
 
@@ -214,31 +247,57 @@ impl Journal {
     pub(crate) fn take(&mut self, row: i64) -> Option<Batch> {
         let batch = self.batches.remove(&row)?;
         self.bytes -= batch.blob.len();
+        self.exposed -= u64::from(batch.released);
         Some(batch)
+    }
+
+    /// One of batch `row`'s copies is needed no more (`undo`: it is again).
+    pub(crate) fn release(&mut self, row: i64, undo: bool) {
+        if let Some(batch) = self.batches.get_mut(&row) {
+            if undo {
+                batch.live += 1;
+                batch.released = batch.released.saturating_sub(1);
+                self.exposed = self.exposed.saturating_sub(1);
+            } else {
+                batch.live = batch.live.saturating_sub(1);
+                batch.released += 1;
+                self.exposed += 1;
+                if batch.is_spent() {
+                    self.spent.push(row);
+                }
+            }
+        }
     }
 
     pub(crate) fn get(&self, row: i64) -> Option<&Batch> {
         self.batches.get(&row)
     }
 
-    /// The rows to settle now (`all`: every one; otherwise those due, and
-    /// the oldest while the journal is past [`MAX_JOURNAL_BYTES`]), oldest
-    /// first.
-    pub(crate) fn due(&self, all: bool, now: Instant) -> Vec<i64> {
+    /// The rows to settle now, in order: `all`, every one; otherwise those
+    /// spent, those due, and the oldest while the journal is past
+    /// [`MAX_JOURNAL_BYTES`] or [`MAX_EXPOSED`].
+    pub(crate) fn due(&mut self, all: bool, now: Instant) -> Vec<i64> {
+        let mut rows: Vec<i64> = (self.spent.drain(..))
+            .filter(|row| self.batches.get(row).is_some_and(Batch::is_spent))
+            .collect();
         let mut over = self.bytes.saturating_sub(MAX_JOURNAL_BYTES);
-        let mut rows = Vec::new();
+        let mut exposed = self.exposed.saturating_sub(MAX_EXPOSED);
         for (&row, batch) in &self.batches {
             let late = batch.due.is_some_and(|due| due <= now);
-            if !(all || late || over > 0) {
+            if !(all || late || over > 0 || exposed > 0) {
                 break;
             }
             over = over.saturating_sub(batch.blob.len());
+            exposed = exposed.saturating_sub(u64::from(batch.released));
             rows.push(row);
         }
+        rows.sort_unstable();
+        rows.dedup();
         rows
     }
 
-    /// When the oldest batch is due, if any is held.
+    /// When the oldest batch is due, if any is held (a spent one goes with
+    /// the next commit, whenever that is: not worth a commit of its own).
     pub(crate) fn next_due(&self) -> Option<Instant> {
         self.batches.values().next().and_then(|batch| batch.due)
     }
@@ -378,5 +437,51 @@ mod tests {
         assert!(journal.take(8).is_some());
         assert!(journal.due(false, now).is_empty());
         assert_eq!(journal.next_row(), 9);
+    }
+
+    #[test]
+    fn a_spent_batch_is_due_at_once_and_too_many_released_copies_settle_the_oldest() {
+        let now = Instant::now();
+        let mut journal = Journal::after(0);
+        for row in 1..=3 {
+            let mut batch = Batch::default();
+            batch.push(&copy(1, "a"));
+            batch.push(&copy(2, "b"));
+            journal.add(row, batch, now);
+        }
+        // Both copies of batch 2 are needed no more: it goes, alone.
+        journal.release(2, false);
+        assert!(journal.due(false, now).is_empty());
+        journal.release(2, false);
+        assert_eq!(journal.due(false, now), [2]);
+        assert!(journal.due(false, now).is_empty(), "said once");
+        // Undone, it is needed again.
+        journal.release(3, false);
+        journal.release(3, false);
+        journal.release(3, true);
+        assert!(journal.due(false, now).is_empty());
+        // Past the bound on released copies, the oldest batches go until
+        // what is left is under it.
+        let mut large = Batch::default();
+        for id in 0..=MAX_EXPOSED {
+            large.push(&copy(id, "c"));
+        }
+        journal.add(4, large, now);
+        // Batch 2 has 2 released, batch 3 one: 3 so far.
+        for _ in 3..MAX_EXPOSED {
+            journal.release(4, false);
+        }
+        assert!(journal.due(false, now).is_empty(), "at the bound, not past");
+        journal.release(1, false);
+        assert_eq!(journal.due(false, now), [1]);
+        assert!(journal.take(1).is_some());
+        assert!(journal.due(false, now).is_empty());
+        journal.release(4, false);
+        assert_eq!(journal.due(false, now), [2]);
+        assert!(journal.take(2).is_some());
+        for _ in 0..3 {
+            journal.release(4, false);
+        }
+        assert_eq!(journal.due(false, now), [3, 4]);
     }
 }

@@ -292,13 +292,18 @@ fn highest_numbers(conn: &Connection) -> rusqlite::Result<HashMap<String, u64>> 
     .collect()
 }
 
-/// Deletes one stored message's row. One in the journal is left to be
-/// dropped when its batch is settled (`journal.rs`), which writes nothing
-/// for it now that the index no longer holds it.
-fn delete_copy(conn: &Connection, place: Place) -> rusqlite::Result<()> {
-    if let Place::Row(seq) = place {
-        conn.prepare_cached("DELETE FROM mailbox WHERE seq = ?1")?
-            .execute([seq])?;
+/// Deletes one stored message's row, confirmed and owed nothing more. One
+/// in the journal is released from its batch instead (`journal.rs`): a
+/// batch none of whose copies is needed any more is deleted at the next
+/// commit.
+fn delete_copy(tx: &mut Txn<'_>, place: Place) -> rusqlite::Result<()> {
+    match place {
+        Place::Row(seq) => {
+            tx.conn
+                .prepare_cached("DELETE FROM mailbox WHERE seq = ?1")?
+                .execute([seq])?;
+        }
+        Place::Journal { row, .. } => tx.index.release_held(row),
     }
     Ok(())
 }
@@ -363,7 +368,7 @@ pub(crate) fn confirm(
                 confirmed.kept.push((id, sender));
                 continue;
             }
-            delete_copy(tx.conn, slot.place)?;
+            delete_copy(tx, slot.place)?;
             if receipt {
                 // Not kept (no account, or full): told to the sender if it
                 // is online.
@@ -452,6 +457,11 @@ fn settle_journal(tx: &mut Txn<'_>, all: bool) -> rusqlite::Result<()> {
 
 fn settle_batch(tx: &mut Txn<'_>, row: i64, batch: &Batch) -> rusqlite::Result<()> {
     let conn = tx.conn;
+    if batch.is_spent() {
+        conn.prepare_cached("DELETE FROM journal WHERE seq = ?1")?
+            .execute([row])?;
+        return Ok(());
+    }
     let mut insert = conn.prepare_cached(INSERT_COPY)?;
     let mut keep = conn.prepare_cached(
         "INSERT INTO receipts (owner, message_id, recipient, received_ms)
@@ -510,7 +520,7 @@ pub(crate) fn write_pending(tx: &mut Txn<'_>, all: bool) -> rusqlite::Result<()>
             copy,
             received_ms,
         } = item;
-        delete_copy(tx.conn, *copy)?;
+        delete_copy(tx, *copy)?;
         insert.execute(params![owner, message_id, &**recipient, received_ms])?;
         let seq = tx.conn.last_insert_rowid();
         tx.index.written(item, seq);
@@ -520,7 +530,7 @@ pub(crate) fn write_pending(tx: &mut Txn<'_>, all: bool) -> rusqlite::Result<()>
 
 /// Reads (`delete`: and deletes) the receipts `rows`, kept for `owner`; one
 /// no longer there is left out. A pending one is read from the index's
-/// copy of it, and taking it deletes its message's row.
+/// copy of it (taking it deletes its message's row: the caller's part).
 fn read_receipts(
     conn: &Connection,
     owner: &str,
@@ -546,17 +556,12 @@ fn read_receipts(
                     })
                 })
                 .optional()?,
-            ReceiptRow::Pending { copy, received_ms } => {
-                if delete {
-                    delete_copy(conn, copy)?;
-                }
-                Some(KeptReceipt {
-                    owner: owner.to_owned(),
-                    message_id: kept.message_id,
-                    recipient: kept.recipient.into(),
-                    received_ms,
-                })
-            }
+            ReceiptRow::Pending { received_ms, .. } => Some(KeptReceipt {
+                owner: owner.to_owned(),
+                message_id: kept.message_id,
+                recipient: kept.recipient.into(),
+                received_ms,
+            }),
         };
         receipts.extend(receipt);
     }
@@ -564,13 +569,14 @@ fn read_receipts(
 }
 
 /// Deletes the receipt in `row`.
-fn delete_receipt(conn: &Connection, row: ReceiptRow) -> rusqlite::Result<()> {
+fn delete_receipt(tx: &mut Txn<'_>, row: ReceiptRow) -> rusqlite::Result<()> {
     match row {
         ReceiptRow::Kept(seq) => {
-            conn.prepare_cached("DELETE FROM receipts WHERE seq = ?1")?
+            tx.conn
+                .prepare_cached("DELETE FROM receipts WHERE seq = ?1")?
                 .execute([seq])?;
         }
-        ReceiptRow::Pending { copy, .. } => delete_copy(conn, copy)?,
+        ReceiptRow::Pending { copy, .. } => delete_copy(tx, copy)?,
     }
     Ok(())
 }
@@ -578,7 +584,17 @@ fn delete_receipt(conn: &Connection, row: ReceiptRow) -> rusqlite::Result<()> {
 /// Reads and deletes the receipts kept for `owner`, oldest message first.
 pub(crate) fn take_receipts(tx: &mut Txn<'_>, owner: &str) -> rusqlite::Result<Vec<KeptReceipt>> {
     let rows = tx.index.take_receipts(&fold(owner));
-    read_receipts(tx.conn, owner, rows, true)
+    let pending: Vec<Place> = (rows.iter())
+        .filter_map(|kept| match kept.row {
+            ReceiptRow::Pending { copy, .. } => Some(copy),
+            ReceiptRow::Kept(_) => None,
+        })
+        .collect();
+    let taken = read_receipts(tx.conn, owner, rows, true)?;
+    for copy in pending {
+        delete_copy(tx, copy)?;
+    }
+    Ok(taken)
 }
 
 /// The receipts kept for `owner`, oldest message first; they stay kept.
@@ -604,7 +620,7 @@ pub(crate) fn forget_receipts(
     let folded = fold(owner);
     for (message_id, recipient) in receipts {
         for row in tx.index.forget_receipt(&folded, *message_id, recipient) {
-            delete_receipt(tx.conn, row)?;
+            delete_receipt(tx, row)?;
         }
     }
     Ok(())
@@ -771,10 +787,10 @@ pub(crate) fn delete_account(
         })
         .unwrap_or_default();
     for place in places {
-        delete_copy(tx.conn, place)?;
+        delete_copy(tx, place)?;
     }
     for kept in receipts {
-        delete_receipt(tx.conn, kept.row)?;
+        delete_receipt(tx, kept.row)?;
     }
     // What it sent: the window a login would read. Older records (a day
     // at most) are left to the sweep rather than found by a scan of the

@@ -192,3 +192,26 @@ fn deleting_an_account_takes_its_held_copies_and_keeps_the_others() {
     let carol: Vec<u64> = mailbox(&store, "carol").iter().map(|m| m.id).collect();
     assert_eq!(carol, [1]);
 }
+
+/// A batch none of whose copies is needed any more (confirmed, no receipt
+/// pending) is deleted by the next commit, without waiting for its time:
+/// what a crash would deliver again stays small.
+#[test]
+fn a_batch_confirmed_whole_goes_with_the_next_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig::new(dir.path());
+    let store = open_with(&config, &["bob"]);
+    let mut routed = Routed::new();
+    routed.copy_held(&numbered("bob", 1, 1));
+    routed.copy_held(&numbered("bob", 2, 2));
+    store_routed(&store, routed);
+    store.confirm("bob", vec![1], T0).unwrap().wait().unwrap();
+    store.set_last_seen("bob", T0).unwrap().wait().unwrap();
+    assert_eq!(rows(dir.path(), "journal"), 1, "one copy still needed");
+    store.confirm("bob", vec![2], T0).unwrap().wait().unwrap();
+    store.set_last_seen("bob", T0).unwrap().wait().unwrap();
+    assert_eq!(
+        (rows(dir.path(), "journal"), rows(dir.path(), "mailbox")),
+        (0, 0)
+    );
+}
