@@ -42,6 +42,7 @@ use rusqlite::Connection;
 use tracing::warn;
 
 use crate::journal::{Batch, Journal, JournalCopy};
+use crate::sent_log;
 
 /// How long a receipt waits for its owner's confirmation before it is
 /// written to `receipts`.
@@ -91,6 +92,15 @@ pub(crate) struct Due {
     pub(crate) received_ms: u64,
 }
 
+/// Where a sent record is on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SentPlace {
+    /// A row of `sent` (before schema version 13).
+    Row(i64),
+    /// The record at byte `at` of row `row` of `sent_batches`.
+    Batch { row: i64, at: u32 },
+}
+
 /// Where one stored message is, and what it weighs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Slot {
@@ -117,7 +127,7 @@ pub(crate) struct Entries {
     receipt_count: u64,
     /// Its newest records of what became of a message it sent (`sent`),
     /// oldest first: each message's id and its row.
-    sent: VecDeque<(u64, i64)>,
+    sent: VecDeque<(u64, SentPlace)>,
 }
 
 impl Entries {
@@ -161,13 +171,13 @@ impl Entries {
 
     /// The rows of its newest records of what became of messages it sent,
     /// oldest first.
-    pub(crate) fn sent_rows(&self) -> Vec<i64> {
+    pub(crate) fn sent_rows(&self) -> Vec<SentPlace> {
         self.sent.iter().map(|(_, seq)| *seq).collect()
     }
 
     /// Records message `message_id`'s record in row `seq`, unless it holds
     /// one for it.
-    fn add_sent(&mut self, message_id: u64, seq: i64) -> Recorded {
+    fn add_sent(&mut self, message_id: u64, seq: SentPlace) -> Recorded {
         let after_last = self.sent.back().is_none_or(|(last, _)| *last < message_id);
         if !after_last && self.sent.iter().any(|(id, _)| *id == message_id) {
             return Recorded::Already;
@@ -187,7 +197,7 @@ impl Entries {
     }
 
     /// Takes out the record in row `seq`; says whether it was there.
-    fn remove_sent(&mut self, seq: i64) -> bool {
+    fn remove_sent(&mut self, seq: SentPlace) -> bool {
         let at = self.sent.iter().position(|(_, row)| *row == seq);
         at.and_then(|at| self.sent.remove(at)).is_some()
     }
@@ -210,7 +220,7 @@ enum Recorded {
     /// The window holds one for that message already.
     Already,
     /// Recorded; `evicted` is the oldest, if it left the window for it.
-    New { evicted: Option<(u64, i64)> },
+    New { evicted: Option<(u64, SentPlace)> },
 }
 
 /// A change to undo if its group's transaction is rolled back.
@@ -251,13 +261,13 @@ enum Undo {
     },
     SentAdded {
         sender: String,
-        seq: i64,
-        evicted: Option<(u64, i64)>,
+        seq: SentPlace,
+        evicted: Option<(u64, SentPlace)>,
     },
     SentSwept {
         sender: String,
         message_id: u64,
-        seq: i64,
+        seq: SentPlace,
     },
     /// A stored message moved (from the journal to a row).
     Moved {
@@ -290,6 +300,8 @@ pub(crate) struct MailIndex {
     /// The journal's batches (`journal.rs`), which `Place::Journal` slots
     /// and pending receipts point into.
     journal: Journal,
+    /// The next row of `sent_batches`.
+    next_sent_row: i64,
 }
 
 impl MailIndex {
@@ -350,7 +362,23 @@ impl MailIndex {
             if row.get::<_, u64>(3)? < since {
                 continue;
             }
-            entries.add_sent(row.get(2)?, row.get(0)?);
+            entries.add_sent(row.get(2)?, SentPlace::Row(row.get(0)?));
+        }
+        // And the batches of them (schema version 13), after: they are newer.
+        let mut sent_row = 0;
+        let mut rows = conn.prepare("SELECT seq, records FROM sent_batches ORDER BY seq")?;
+        let mut rows = rows.query([])?;
+        while let Some(row) = rows.next()? {
+            let seq: i64 = row.get(0)?;
+            sent_row = seq;
+            for (at, record) in sent_log::records(row.get_ref(1)?.as_blob()?) {
+                let since = created.get(record.sender).copied().unwrap_or(u64::MAX);
+                if let Some(entries) = accounts.get_mut(record.sender)
+                    && record.ts_ms >= since
+                {
+                    entries.add_sent(record.message_id, SentPlace::Batch { row: seq, at });
+                }
+            }
         }
         if orphans > 0 {
             warn!(
@@ -363,7 +391,20 @@ impl MailIndex {
             undo: Vec::new(),
             pending: VecDeque::new(),
             journal: Journal::after(journal_row),
+            next_sent_row: sent_row + 1,
         })
+    }
+
+    /// The row of `sent_batches` the next batch of sent records is
+    /// written to.
+    pub(crate) fn sent_row(&self) -> i64 {
+        self.next_sent_row.max(1)
+    }
+
+    /// Row `row` of `sent_batches` was written (given here, so that each
+    /// record is indexed as it is checked).
+    pub(crate) fn sent_row_used(&mut self, row: i64) {
+        self.next_sent_row = self.next_sent_row.max(row.saturating_add(1));
     }
 
     /// The row the journal's next batch is written to.
@@ -621,7 +662,7 @@ impl MailIndex {
 
     /// Records what became of `sender`'s message `message_id`, in row
     /// `seq`; answers whether it was new (not already recorded).
-    pub(crate) fn add_sent(&mut self, sender: &str, message_id: u64, seq: i64) -> bool {
+    pub(crate) fn add_sent(&mut self, sender: &str, message_id: u64, seq: SentPlace) -> bool {
         let Some(entries) = self.accounts.get_mut(sender) else {
             return false;
         };
@@ -647,7 +688,7 @@ impl MailIndex {
 
     /// Forgets records swept from `sent` (by age): each sender, message
     /// and row.
-    pub(crate) fn sweep_sent(&mut self, swept: Vec<(String, u64, i64)>) {
+    pub(crate) fn sweep_sent(&mut self, swept: Vec<(String, u64, SentPlace)>) {
         for (sender, message_id, seq) in swept {
             if let Some(entries) = self.accounts.get_mut(&sender)
                 && entries.remove_sent(seq)
@@ -945,23 +986,26 @@ mod tests {
         index.add_account("amy");
         let window = crate::SENT_WINDOW as u64;
         for id in 1..=window {
-            assert!(index.add_sent("amy", id * 10, id.cast_signed()));
+            assert!(index.add_sent("amy", id * 10, SentPlace::Row(id.cast_signed())));
         }
         index.commit();
         assert!(index.has_sent("amy", 10));
-        assert!(!index.add_sent("amy", 10, 9_999), "already recorded");
+        assert!(
+            !index.add_sent("amy", 10, SentPlace::Row(9_999)),
+            "already recorded"
+        );
         // One more: the oldest leaves the window.
-        assert!(index.add_sent("amy", (window + 1) * 10, 5_000));
+        assert!(index.add_sent("amy", (window + 1) * 10, SentPlace::Row(5_000)));
         assert!(!index.has_sent("amy", 10));
-        index.sweep_sent(vec![("amy".to_owned(), 20, 2)]);
+        index.sweep_sent(vec![("amy".to_owned(), 20, SentPlace::Row(2))]);
         assert!(!index.has_sent("amy", 20));
-        assert!(!index.add_sent("nobody", 1, 1));
+        assert!(!index.add_sent("nobody", 1, SentPlace::Row(1)));
         index.roll_back();
 
         let amy = index.get("amy").unwrap();
         let rows = amy.sent_rows();
         assert_eq!(rows.len() as u64, window);
-        assert_eq!(rows.first(), Some(&1));
+        assert_eq!(rows.first(), Some(&SentPlace::Row(1)));
         assert!(index.has_sent("amy", 10) && index.has_sent("amy", 20));
         assert!(!index.has_sent("amy", (window + 1) * 10));
     }

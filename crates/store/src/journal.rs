@@ -32,6 +32,8 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, params};
 use tracing::warn;
 
+use crate::blob::{self, Reader};
+
 /// How long a batch of held copies stays in the journal before it is
 /// settled: what its copies have to be confirmed in for nothing more to be
 /// written for them.
@@ -98,9 +100,7 @@ impl Batch {
         }
         self.blob.push(u8::from(copy.receipt));
         for text in [copy.recipient, copy.sender, copy.to_names, copy.text] {
-            let len = u32::try_from(text.len()).unwrap_or(u32::MAX);
-            self.blob.extend_from_slice(&len.to_le_bytes());
-            self.blob.extend_from_slice(text.as_bytes());
+            blob::put_str(&mut self.blob, text);
         }
         index
     }
@@ -153,7 +153,7 @@ impl Batch {
 
 /// The copy that starts at `at`, and where the next one starts.
 fn decode(blob: &[u8], at: usize) -> Option<(JournalCopy<'_>, usize)> {
-    let mut reader = Reader { blob, at };
+    let mut reader = Reader::at(blob, at);
     let id = reader.u64()?;
     let ts_ms = reader.u64()?;
     let number = reader.u64()?;
@@ -172,29 +172,7 @@ fn decode(blob: &[u8], at: usize) -> Option<(JournalCopy<'_>, usize)> {
         receipt,
         number,
     };
-    Some((copy, reader.at))
-}
-
-struct Reader<'a> {
-    blob: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, len: usize) -> Option<&'a [u8]> {
-        let bytes = self.blob.get(self.at..self.at.checked_add(len)?)?;
-        self.at += len;
-        Some(bytes)
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
-    }
-
-    fn str(&mut self) -> Option<&'a str> {
-        let len = u32::from_le_bytes(self.take(4)?.try_into().ok()?);
-        std::str::from_utf8(self.take(usize::try_from(len).ok()?)?).ok()
-    }
+    Some((copy, reader.position()))
 }
 
 /// The journal's batches in the writer's memory, by row, oldest first.

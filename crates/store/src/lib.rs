@@ -90,6 +90,7 @@
 
 mod account;
 mod backend;
+mod blob;
 mod checkpoint;
 mod config;
 mod error;
@@ -102,6 +103,7 @@ mod pending;
 mod queries;
 mod routed;
 mod schema;
+mod sent_log;
 mod stats;
 mod store;
 mod writer;

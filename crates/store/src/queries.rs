@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::index::{Due, Entries, KeptRow, MailIndex, Place, ReceiptRow, Slot};
+use crate::index::{Due, Entries, KeptRow, MailIndex, Place, ReceiptRow, SentPlace, Slot};
 use crate::jobs::Txn;
 use crate::journal::{Batch, INSERT_COPY, JournalCopy, insert_copy};
 use crate::message::fold;
 use crate::routed::{CopyView, SentView};
+use crate::sent_log;
 use crate::{
     Account, Confirmed, Expired, KeptReceipt, LostNumbers, Mailbox, NewAccount, Routed, SentRecord,
     StoreError, StoreOutcome, StoredMessage,
@@ -34,32 +35,33 @@ pub const SENT_WINDOW: usize = 1024;
 
 /// Records what became of messages reliable sessions sent, in the
 /// transaction that stores their copies (so a message whose copies were
-/// stored is never routed again when sent again): appended to `sent`, and
-/// found by the index. A record already in its sender's window is left as
+/// stored is never routed again when sent again): the batch's records as
+/// one row of `sent_batches` (`sent_log.rs`), each found by the index. A record already in its sender's window is left as
 /// it was; one for a sender with no account is not kept.
 pub(crate) fn remember_sent<'a>(
     tx: &mut Txn<'_>,
     sent: impl Iterator<Item = SentView<'a>>,
 ) -> rusqlite::Result<()> {
-    let mut insert = tx.conn.prepare_cached(
-        "INSERT INTO sent (sender, message_id, client_id, ts_ms, delivered, statuses)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
+    // One row for the batch's records, given now so that each is indexed
+    // as it is checked (`sent_log.rs`).
+    let row = tx.index.sent_row();
+    let mut records = Vec::new();
+    let mut newest = 0;
     for record in sent {
         let sender = fold(record.sender);
         if tx.index.get(&sender).is_none() || tx.index.has_sent(&sender, record.message_id) {
             continue;
         }
-        insert.execute(params![
-            sender,
-            record.message_id,
-            record.client_id,
-            record.ts_ms,
-            record.delivered,
-            record.statuses,
-        ])?;
-        let seq = tx.conn.last_insert_rowid();
-        tx.index.add_sent(&sender, record.message_id, seq);
+        let at = sent_log::push(&mut records, &sender, &record);
+        newest = newest.max(record.ts_ms);
+        tx.index
+            .add_sent(&sender, record.message_id, SentPlace::Batch { row, at });
+    }
+    if !records.is_empty() {
+        tx.conn
+            .prepare_cached("INSERT INTO sent_batches (seq, ts_ms, records) VALUES (?1, ?2, ?3)")?
+            .execute(params![row, newest, records])?;
+        tx.index.sent_row_used(row);
     }
     Ok(())
 }
@@ -126,14 +128,41 @@ pub(crate) fn indexed<T: Default>(index: &MailIndex, nick: &str, take: fn(&Entri
 pub(crate) fn sent(
     conn: &Connection,
     sender: &str,
-    rows: Vec<i64>,
+    rows: Vec<SentPlace>,
 ) -> rusqlite::Result<Vec<SentRecord>> {
     let tx = conn.unchecked_transaction()?;
     let mut read = tx.prepare_cached(
         "SELECT message_id, client_id, ts_ms, delivered, statuses FROM sent WHERE seq = ?1",
     )?;
+    let mut read_batch = tx.prepare_cached("SELECT records FROM sent_batches WHERE seq = ?1")?;
+    // The window's records are mostly in a few batches, in order: each is
+    // read once.
+    let mut batch: Option<(i64, Option<Vec<u8>>)> = None;
     let mut records = Vec::with_capacity(rows.len().min(SENT_WINDOW));
-    for seq in rows {
+    for place in rows {
+        let seq = match place {
+            SentPlace::Row(seq) => seq,
+            SentPlace::Batch { row, at } => {
+                if batch.as_ref().is_none_or(|(read, _)| *read != row) {
+                    let blob = read_batch
+                        .query_row([row], |found| found.get(0))
+                        .optional()?;
+                    batch = Some((row, blob));
+                }
+                let logged = (batch.as_ref())
+                    .and_then(|(_, blob)| blob.as_deref())
+                    .and_then(|blob| sent_log::read(blob, usize::try_from(at).ok()?));
+                records.extend(logged.map(|(record, _)| SentRecord {
+                    sender: sender.to_owned(),
+                    message_id: record.message_id,
+                    client_id: record.client_id,
+                    ts_ms: record.ts_ms,
+                    delivered: record.delivered,
+                    statuses: SentRecord::split_statuses(record.statuses),
+                }));
+                continue;
+            }
+        };
         let record = read
             .query_row([seq], |row| {
                 let statuses: String = row.get(4)?;
@@ -149,7 +178,7 @@ pub(crate) fn sent(
             .optional()?;
         records.extend(record);
     }
-    drop(read);
+    drop((read, read_batch));
     tx.finish()?;
     Ok(records)
 }
@@ -648,13 +677,25 @@ pub(crate) fn expire(
         .query_map([cutoff], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let sent_cutoff = now_ms.saturating_sub(u64::try_from(SENT_MAX_AGE.as_millis()).unwrap_or(0));
-    let swept: Vec<(String, u64, i64)> = tx
+    let sent_cutoff = i64::try_from(sent_cutoff).unwrap_or(i64::MAX);
+    let mut swept: Vec<(String, u64, SentPlace)> = tx
         .conn
         .prepare_cached("DELETE FROM sent WHERE ts_ms < ?1 RETURNING sender, message_id, seq")?
-        .query_map([i64::try_from(sent_cutoff).unwrap_or(i64::MAX)], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        .query_map([sent_cutoff], |row| {
+            Ok((row.get(0)?, row.get(1)?, SentPlace::Row(row.get(2)?)))
         })?
         .collect::<rusqlite::Result<_>>()?;
+    let batches: Vec<(i64, Vec<u8>)> = tx
+        .conn
+        .prepare_cached("DELETE FROM sent_batches WHERE ts_ms < ?1 RETURNING seq, records")?
+        .query_map([sent_cutoff], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (row, blob) in &batches {
+        swept.extend(sent_log::records(blob).map(|(at, record)| {
+            let place = SentPlace::Batch { row: *row, at };
+            (record.sender.to_owned(), record.message_id, place)
+        }));
+    }
     tx.index.sweep_sent(swept);
     let mut dropped: BTreeMap<String, (u64, (u64, u64))> = BTreeMap::new();
     for (recipient, id, number) in gone {
@@ -778,7 +819,7 @@ pub(crate) fn delete_account(
     // Its messages confirmed with receipts pending, its own pending, and
     // the journal: written first, so that what follows sees only rows.
     settle(tx, true)?;
-    let (places, receipts, sent): (Vec<Place>, Vec<KeptRow>, Vec<i64>) = tx
+    let (places, receipts, sent): (Vec<Place>, Vec<KeptRow>, Vec<SentPlace>) = tx
         .index
         .remove_account(&folded)
         .map(|entries| {
@@ -795,9 +836,13 @@ pub(crate) fn delete_account(
     // What it sent: the window a login would read. Older records (a day
     // at most) are left to the sweep rather than found by a scan of the
     // table, and are ignored meanwhile (`MailIndex::load`).
+    // Records in a batch of the newer layout stay with the batch's others
+    // until the sweep (`sent_log.rs`).
     let mut delete = tx.conn.prepare_cached("DELETE FROM sent WHERE seq = ?1")?;
-    for seq in sent {
-        delete.execute([seq])?;
+    for place in sent {
+        if let SentPlace::Row(seq) = place {
+            delete.execute([seq])?;
+        }
     }
     drop(delete);
     tx.conn

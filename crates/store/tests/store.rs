@@ -1031,16 +1031,26 @@ fn sent_records_are_kept_with_their_copies_and_read_back_per_sender() {
     );
     assert!(store.sent("bob").unwrap().wait().unwrap().is_empty());
 
-    // A day after, the sweep takes them.
+    // A day after, the sweep takes them, a batch of them once its newest
+    // is a day old (none is swept early).
     let day = u64::try_from(SENT_MAX_AGE.as_millis()).unwrap();
-    store
-        .expire(T0 + 500 + day, Duration::from_secs(365 * 24 * 3600))
+    let sweep = |now: u64| {
+        (store.expire(now, Duration::from_secs(365 * 24 * 3600)))
+            .unwrap()
+            .wait()
+            .unwrap();
+        store.sent("alice").unwrap().wait().unwrap()
+    };
+    let newest = SENT_WINDOW as u64 + 5;
+    assert_eq!(sweep(T0 + 500 + day).len(), SENT_WINDOW);
+    assert_eq!(sweep(T0 + newest + day).len(), SENT_WINDOW);
+    assert!(sweep(T0 + newest + 1 + day).is_empty());
+    // And the account's deletion takes the rest.
+    (store.store_routed(Routed::of(&[], &[record(9_000, 9_000)])))
         .unwrap()
         .wait()
         .unwrap();
-    let left = store.sent("alice").unwrap().wait().unwrap();
-    assert_eq!(left.first().map(|r| r.message_id), Some(500));
-    // And the account's deletion takes the rest.
+    assert_eq!(store.sent("alice").unwrap().wait().unwrap().len(), 1);
     store.delete_account("alice").unwrap().wait().unwrap();
     assert!(store.sent("alice").unwrap().wait().unwrap().is_empty());
 }
