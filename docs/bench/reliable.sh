@@ -4,7 +4,9 @@
 # from SEND to receipt at that load); a fresh daemon on an empty data
 # directory per run (a reliable run's store is on disk, fsync'd: the data
 # directory is under $TMPDIR, which should not be a tmpfs). BIN is a
-# directory holding a release chinwagd and chinwag.
+# directory holding a release chinwagd and chinwag. The reliable senders
+# keep at most 1,024 messages unacknowledged each, as the client library
+# does (`bench direct --window`, since 2026-12-05).
 #   BIN=target/release ROUNDS=3 docs/bench/reliable.sh
 # One line per run: mode, messages/s, ok, daemon CPU s, bench CPU s, then
 # for receipts and reliable the receipts received, and p50/p99/max in µs
