@@ -20,6 +20,13 @@
 //! each account's newest [`SENT_WINDOW`](crate::SENT_WINDOW) records found
 //! here, which is all a login reads. Keyed by sender and message on disk,
 //! every commit wrote a page in every sending account's part of the tree.
+//! Since schema version 13 a batch's records are one row of `sent_batches`
+//! (`sent_log.rs`), and each is found here by its row and place in it
+//! ([`SentPlace`]).
+//!
+//! A copy for a reliable session online is not a row but a place in one of
+//! the journal's batches (`journal.rs`, [`Place::Journal`]), whose blobs
+//! are kept here too until the batch is settled.
 //!
 //! A receipt kept when its message is confirmed is first only here
 //! ([`ReceiptRow::Pending`]): the message's row stays on disk, and if the

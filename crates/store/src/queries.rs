@@ -36,8 +36,9 @@ pub const SENT_WINDOW: usize = 1024;
 /// Records what became of messages reliable sessions sent, in the
 /// transaction that stores their copies (so a message whose copies were
 /// stored is never routed again when sent again): the batch's records as
-/// one row of `sent_batches` (`sent_log.rs`), each found by the index. A record already in its sender's window is left as
-/// it was; one for a sender with no account is not kept.
+/// one row of `sent_batches` (`sent_log.rs`), each found by the index. A
+/// record already in its sender's window is left as it was; one for a
+/// sender with no account is not kept.
 pub(crate) fn remember_sent<'a>(
     tx: &mut Txn<'_>,
     sent: impl Iterator<Item = SentView<'a>>,

@@ -20,18 +20,6 @@
 use crate::blob::{self, Reader};
 use crate::routed::SentView;
 
-/// One record, as a batch holds it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct LoggedSent<'a> {
-    /// The sender's folded nickname.
-    pub(crate) sender: &'a str,
-    pub(crate) message_id: u64,
-    pub(crate) client_id: u64,
-    pub(crate) ts_ms: u64,
-    pub(crate) delivered: u32,
-    pub(crate) statuses: &'a str,
-}
-
 /// Appends `record`, sent by `sender` (folded), answering where it starts.
 pub(crate) fn push(blob: &mut Vec<u8>, sender: &str, record: &SentView<'_>) -> u32 {
     let at = u32::try_from(blob.len()).unwrap_or(u32::MAX);
@@ -44,8 +32,9 @@ pub(crate) fn push(blob: &mut Vec<u8>, sender: &str, record: &SentView<'_>) -> u
     at
 }
 
-/// The record that starts at `at`, and where the next one starts.
-pub(crate) fn read(blob: &[u8], at: usize) -> Option<(LoggedSent<'_>, usize)> {
+/// The record that starts at `at` (its `sender` folded, as written), and
+/// where the next one starts.
+pub(crate) fn read(blob: &[u8], at: usize) -> Option<(SentView<'_>, usize)> {
     let mut reader = Reader::at(blob, at);
     let message_id = reader.u64()?;
     let client_id = reader.u64()?;
@@ -53,10 +42,10 @@ pub(crate) fn read(blob: &[u8], at: usize) -> Option<(LoggedSent<'_>, usize)> {
     let delivered = reader.u32()?;
     let sender = reader.str()?;
     let statuses = reader.str()?;
-    let record = LoggedSent {
+    let record = SentView {
         sender,
-        message_id,
         client_id,
+        message_id,
         ts_ms,
         delivered,
         statuses,
@@ -66,7 +55,7 @@ pub(crate) fn read(blob: &[u8], at: usize) -> Option<(LoggedSent<'_>, usize)> {
 
 /// Every record of a batch with where it starts, in order; a blob that
 /// does not read to its end stops where it stops reading.
-pub(crate) fn records(blob: &[u8]) -> impl Iterator<Item = (u32, LoggedSent<'_>)> {
+pub(crate) fn records(blob: &[u8]) -> impl Iterator<Item = (u32, SentView<'_>)> {
     let mut at = 0;
     std::iter::from_fn(move || {
         let (record, next) = read(blob, at)?;
