@@ -215,3 +215,69 @@ fn a_batch_confirmed_whole_goes_with_the_next_commit() {
         (0, 0)
     );
 }
+
+/// Held copies on a full disk (the database held to a few pages): a batch
+/// that cannot commit is answered `Failed` and leaves nothing behind, in
+/// the journal's memory or the mailbox's counts; what was answered `Stored`
+/// is read back, and once there is room again the batches are settled into
+/// rows.
+#[test]
+fn held_copies_on_a_full_disk_fail_whole_and_settle_once_there_is_room() {
+    use std::collections::BTreeSet;
+
+    use chinwag_store::StoreError;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig {
+        max_db_bytes: Some(64 * 1024),
+        ..StoreConfig::new(dir.path())
+    };
+    let text = "h".repeat(3_000);
+    let held = |id: u64| StoredMessage {
+        text: text.clone(),
+        ..numbered("bob", id, id)
+    };
+    let mut stored = BTreeSet::new();
+    let mut failed = BTreeSet::new();
+    {
+        let store = open_with(&config, &["bob"]);
+        for id in 1..=1_000 {
+            let mut routed = Routed::new();
+            routed.copy_held(&held(id));
+            match store.store_routed(routed).unwrap().wait() {
+                Ok(outcomes) => {
+                    assert_eq!(outcomes, [StoreOutcome::Stored]);
+                    stored.insert(id);
+                }
+                Err(StoreError::Failed(_)) => {
+                    failed.insert(id);
+                    if failed.len() == 5 {
+                        break;
+                    }
+                }
+                other => panic!("message {id}: {other:?}"),
+            }
+        }
+        assert!(
+            !stored.is_empty() && failed.len() == 5,
+            "the ceiling never bit"
+        );
+        let read: BTreeSet<u64> = mailbox(&store, "bob").iter().map(|m| m.id).collect();
+        assert_eq!(read, stored, "what it holds is what it said it stored");
+        let bob = store.account("bob").unwrap().wait().unwrap().unwrap();
+        assert_eq!(bob.mailbox_count, stored.len() as u64);
+        // Room again: a sweep settles every batch first, into rows.
+        store.set_max_db_bytes(None).unwrap().wait().unwrap();
+        let year = std::time::Duration::from_secs(365 * 24 * 60 * 60);
+        store.expire(T0, year).unwrap().wait().unwrap();
+        assert_eq!(
+            (rows(dir.path(), "journal"), rows(dir.path(), "mailbox")),
+            (0, i64::try_from(stored.len()).unwrap())
+        );
+    }
+    assert_eq!(rows(dir.path(), "journal"), 0);
+    let store = open(&StoreConfig::new(dir.path()));
+    let read: BTreeSet<u64> = mailbox(&store, "bob").iter().map(|m| m.id).collect();
+    assert_eq!(read, stored);
+    assert!(read.is_disjoint(&failed));
+}
