@@ -613,26 +613,7 @@ impl MailIndex {
                 break;
             };
             // Still pending (not confirmed, taken or written since)?
-            let found = (self.accounts.get(&owner))
-                .and_then(|entries| entries.receipts.get(&message_id))
-                .and_then(|kept| {
-                    kept.iter().find_map(|(recipient, row)| match row {
-                        ReceiptRow::Pending {
-                            copy: at,
-                            received_ms,
-                        } if *at == copy => Some((recipient.clone(), *received_ms)),
-                        _ => None,
-                    })
-                });
-            if let Some((recipient, received_ms)) = found {
-                due.push(Due {
-                    owner,
-                    message_id,
-                    recipient,
-                    copy,
-                    received_ms,
-                });
-            }
+            due.extend(self.pending_on(&owner, message_id, copy));
         }
         due
     }

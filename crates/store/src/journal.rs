@@ -69,7 +69,7 @@ impl JournalCopy<'_> {
     /// What it counts against its mailbox's byte quota (as
     /// [`StoredMessage::stored_bytes`](crate::StoredMessage::stored_bytes)).
     pub(crate) fn stored_bytes(&self) -> u64 {
-        (self.text.len() + self.sender.len() + self.to_names.len()) as u64
+        crate::routed::quota_bytes(self.text, self.sender, self.to_names)
     }
 }
 

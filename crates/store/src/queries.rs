@@ -224,7 +224,7 @@ pub(crate) fn store<'a>(
     // indexed (and counted against its quota) as it is checked.
     let mut held = Batch::default();
     let journal_row = tx.index.journal_row();
-    let mut held_since = 0;
+    let mut held_newest = 0;
     for message in messages {
         last = last.max(Some(message.id));
         let recipient = fold(message.recipient);
@@ -255,7 +255,7 @@ pub(crate) fn store<'a>(
                     receipt: message.receipt,
                     number: message.number,
                 });
-                held_since = held_since.max(message.ts_ms);
+                held_newest = held_newest.max(message.ts_ms);
                 let place = Place::Journal {
                     row: journal_row,
                     copy,
@@ -285,7 +285,7 @@ pub(crate) fn store<'a>(
     if !held.is_empty() {
         tx.conn
             .prepare_cached("INSERT INTO journal (seq, ts_ms, copies) VALUES (?1, ?2, ?3)")?
-            .execute(params![journal_row, held_since, held.blob()])?;
+            .execute(params![journal_row, held_newest, held.blob()])?;
         tx.index.add_batch(journal_row, held);
     }
     if let Some(last) = last {
@@ -429,17 +429,12 @@ fn keep(tx: &mut Txn<'_>, receipt: &KeptReceipt) -> rusqlite::Result<Kept> {
     if entries.receipt_count() >= MAX_KEPT_RECEIPTS {
         return Ok(Kept::Full);
     }
-    tx.conn
-        .prepare_cached(
-            "INSERT INTO receipts (owner, message_id, recipient, received_ms)
-             VALUES (?1, ?2, ?3, ?4)",
-        )?
-        .execute(params![
-            owner,
-            receipt.message_id,
-            receipt.recipient,
-            receipt.received_ms
-        ])?;
+    tx.conn.prepare_cached(INSERT_RECEIPT)?.execute(params![
+        owner,
+        receipt.message_id,
+        receipt.recipient,
+        receipt.received_ms
+    ])?;
     let seq = ReceiptRow::Kept(tx.conn.last_insert_rowid());
     (tx.index).keep_receipt(&owner, receipt.message_id, &receipt.recipient, seq);
     Ok(Kept::Yes)
@@ -487,45 +482,51 @@ fn settle_journal(tx: &mut Txn<'_>, all: bool) -> rusqlite::Result<()> {
 
 fn settle_batch(tx: &mut Txn<'_>, row: i64, batch: &Batch) -> rusqlite::Result<()> {
     let conn = tx.conn;
-    if batch.is_spent() {
-        conn.prepare_cached("DELETE FROM journal WHERE seq = ?1")?
-            .execute([row])?;
-        return Ok(());
-    }
-    let mut insert = conn.prepare_cached(INSERT_COPY)?;
-    let mut keep = conn.prepare_cached(
-        "INSERT INTO receipts (owner, message_id, recipient, received_ms)
-         VALUES (?1, ?2, ?3, ?4)",
-    )?;
-    for (copy_index, copy) in batch.copies() {
-        let place = Place::Journal {
-            row,
-            copy: copy_index,
-        };
-        let unconfirmed = (tx.index.get(copy.recipient))
-            .and_then(|entries| entries.by_id.get(&copy.id))
-            .is_some_and(|slot| slot.place == place);
-        if unconfirmed {
-            insert_copy(&mut insert, &copy)?;
-            (tx.index).moved(
-                copy.recipient,
-                copy.id,
-                Place::Row(conn.last_insert_rowid()),
-            );
-        } else if copy.receipt
-            && let Some(due) = tx.index.pending_on(&fold(copy.sender), copy.id, place)
-        {
-            keep.execute(params![
-                due.owner,
-                due.message_id,
-                &*due.recipient,
-                due.received_ms
-            ])?;
-            tx.index.written(&due, conn.last_insert_rowid());
+    if !batch.is_spent() {
+        let mut insert = conn.prepare_cached(INSERT_COPY)?;
+        let mut keep = conn.prepare_cached(INSERT_RECEIPT)?;
+        for (copy_index, copy) in batch.copies() {
+            let place = Place::Journal {
+                row,
+                copy: copy_index,
+            };
+            let unconfirmed = (tx.index.get(copy.recipient))
+                .and_then(|entries| entries.by_id.get(&copy.id))
+                .is_some_and(|slot| slot.place == place);
+            if unconfirmed {
+                insert_copy(&mut insert, &copy)?;
+                let to = Place::Row(conn.last_insert_rowid());
+                tx.index.moved(copy.recipient, copy.id, to);
+            } else if copy.receipt
+                && let Some(due) = tx.index.pending_on(&fold(copy.sender), copy.id, place)
+            {
+                write_receipt(tx.index, &mut keep, &due)?;
+            }
         }
     }
     conn.prepare_cached("DELETE FROM journal WHERE seq = ?1")?
         .execute([row])?;
+    Ok(())
+}
+
+/// Appends a receipt to `receipts`, as [`write_receipt`] binds it.
+const INSERT_RECEIPT: &str = "INSERT INTO receipts (owner, message_id, recipient, received_ms)
+     VALUES (?1, ?2, ?3, ?4)";
+
+/// Writes a pending receipt to `receipts` with `insert`
+/// ([`INSERT_RECEIPT`]); its copy is the caller's.
+fn write_receipt(
+    index: &mut MailIndex,
+    insert: &mut rusqlite::CachedStatement<'_>,
+    due: &Due,
+) -> rusqlite::Result<()> {
+    let seq = insert.insert(params![
+        due.owner,
+        due.message_id,
+        &*due.recipient,
+        due.received_ms
+    ])?;
+    index.written(due, seq);
     Ok(())
 }
 
@@ -538,22 +539,10 @@ pub(crate) fn write_pending(tx: &mut Txn<'_>, all: bool) -> rusqlite::Result<()>
     if due.is_empty() {
         return Ok(());
     }
-    let mut insert = tx.conn.prepare_cached(
-        "INSERT INTO receipts (owner, message_id, recipient, received_ms)
-         VALUES (?1, ?2, ?3, ?4)",
-    )?;
-    for item in &due {
-        let Due {
-            owner,
-            message_id,
-            recipient,
-            copy,
-            received_ms,
-        } = item;
-        delete_copy(tx, *copy)?;
-        insert.execute(params![owner, message_id, &**recipient, received_ms])?;
-        let seq = tx.conn.last_insert_rowid();
-        tx.index.written(item, seq);
+    let mut insert = tx.conn.prepare_cached(INSERT_RECEIPT)?;
+    for due in &due {
+        delete_copy(tx, due.copy)?;
+        write_receipt(tx.index, &mut insert, due)?;
     }
     Ok(())
 }

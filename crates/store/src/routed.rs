@@ -76,8 +76,14 @@ impl CopyView<'_> {
     /// What it counts against its mailbox's byte quota: as
     /// [`StoredMessage::stored_bytes`].
     pub(crate) fn stored_bytes(&self) -> u64 {
-        (self.text.len() + self.sender.len() + self.to_names.len()) as u64
+        quota_bytes(self.text, self.sender, &self.to_names)
     }
+}
+
+/// What a copy counts against its mailbox's byte quota, from its text,
+/// sender and addressees' column (as [`StoredMessage::stored_bytes`]).
+pub(crate) fn quota_bytes(text: &str, sender: &str, to_names: &str) -> u64 {
+    (text.len() + sender.len() + to_names.len()) as u64
 }
 
 /// A sent record as the writer reads it.
