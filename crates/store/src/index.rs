@@ -28,48 +28,39 @@
 //! the journal's batches (`journal.rs`, [`Place::Journal`]), whose blobs
 //! are kept here too until the batch is settled.
 //!
-//! A receipt kept when its message is confirmed is first only here
-//! ([`ReceiptRow::Pending`]): the message's row stays on disk, and if the
-//! receipt's owner confirms it soon (a reliable session does, within
-//! milliseconds), the row is deleted and nothing else is written; one
-//! still waiting after [`PENDING_GRACE`] is written as usual (the row
-//! deleted, a `receipts` row added) at the next commit, or by a commit of
-//! its own if no request comes by then (`writer.rs`). A crash meanwhile
-//! loses nothing: the message is still in its recipient's mailbox on disk,
-//! is delivered again, and its confirmation makes the receipt again.
+//! A receipt kept when its message is confirmed is first in one of the
+//! receipt log's batches (`receipt_log.rs`, [`ReceiptRow::Batch`]), a row
+//! per group commit: if its owner confirms it soon (a reliable session
+//! does, within milliseconds), nothing more is written for it; one still
+//! owed when its batch is settled becomes a row of `receipts`
+//! ([`ReceiptRow::Kept`]).
 //!
 //! Changes made inside a group's transaction are recorded with how to undo
 //! them: if the group is rolled back (a full disk), the writer undoes them,
 //! and the index again matches what is on disk.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rusqlite::Connection;
 use tracing::warn;
 
 use crate::journal::{Batch, Journal, JournalCopy};
+use crate::receipt_log::{BatchedReceipt, ReceiptBatch, ReceiptLog};
 use crate::sent_log;
-
-/// How long a receipt waits for its owner's confirmation before it is
-/// written to `receipts`.
-pub(crate) const PENDING_GRACE: Duration = Duration::from_millis(250);
 
 /// The undo records' room kept between groups (2 MiB, at 128 bytes a
 /// record).
 const UNDO_KEPT: usize = 16_384;
-
-/// Receipts waiting at most: past it, the oldest are written at once.
-const MAX_PENDING: usize = 65_536;
 
 /// Where a kept receipt is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ReceiptRow {
     /// A row of `receipts`.
     Kept(i64),
-    /// Not written yet: its confirmed message, still on disk (a row, or in
-    /// the journal), and when it was received.
-    Pending { copy: Place, received_ms: u64 },
+    /// The receipt at byte `at` of the receipt log's batch `row`
+    /// (`receipt_log.rs`), and when it was received.
+    Batch { row: i64, at: u32, received_ms: u64 },
 }
 
 /// Where a stored message is on disk.
@@ -87,16 +78,6 @@ pub(crate) struct KeptRow {
     pub(crate) message_id: u64,
     pub(crate) recipient: Box<str>,
     pub(crate) row: ReceiptRow,
-}
-
-/// A pending receipt due to be written.
-#[derive(Debug)]
-pub(crate) struct Due {
-    pub(crate) owner: String,
-    pub(crate) message_id: u64,
-    pub(crate) recipient: Box<str>,
-    pub(crate) copy: Place,
-    pub(crate) received_ms: u64,
 }
 
 /// Where a sent record is on disk.
@@ -260,11 +241,12 @@ enum Undo {
         recipient: Box<str>,
         seq: ReceiptRow,
     },
+    /// A batched receipt was written as a row (`from` to `to`).
     ReceiptWritten {
         owner: String,
         message_id: u64,
-        pending: ReceiptRow,
-        kept: ReceiptRow,
+        from: ReceiptRow,
+        to: ReceiptRow,
     },
     SentAdded {
         sender: String,
@@ -293,6 +275,18 @@ enum Undo {
     HeldReleased {
         row: i64,
     },
+    /// The receipt log's batch `row` was begun (or written).
+    ReceiptBatchAdded {
+        row: i64,
+    },
+    ReceiptBatchTaken {
+        row: i64,
+        batch: ReceiptBatch,
+    },
+    /// A receipt of the receipt log's batch `row` is owed no more.
+    ReceiptReleased {
+        row: i64,
+    },
 }
 
 /// Every account's mailbox, keyed by folded nickname.
@@ -300,12 +294,11 @@ enum Undo {
 pub(crate) struct MailIndex {
     accounts: HashMap<String, Entries>,
     undo: Vec<Undo>,
-    /// Receipts kept and not written yet, oldest first: each owner, message
-    /// and message row, and since when. A hint: one forgotten or taken
-    /// since is skipped when its turn comes.
-    pending: VecDeque<(String, u64, Place, Instant)>,
+    /// The receipt log's batches (`receipt_log.rs`), which
+    /// `ReceiptRow::Batch` receipts point into.
+    receipt_log: ReceiptLog,
     /// The journal's batches (`journal.rs`), which `Place::Journal` slots
-    /// and pending receipts point into.
+    /// point into.
     journal: Journal,
     /// The next row of `sent_batches`.
     next_sent_row: i64,
@@ -316,8 +309,13 @@ impl MailIndex {
     /// message. A row whose account is gone (none should be) is left out and
     /// counted in a warning.
     /// The journal's rows start after `journal_row` (its last, as
-    /// [`journal::recover`](crate::journal::recover) found it).
-    pub(crate) fn load(conn: &Connection, journal_row: i64) -> rusqlite::Result<Self> {
+    /// [`journal::recover`](crate::journal::recover) found it), and the
+    /// receipt log's after `receipt_row` (as
+    /// [`receipt_log::recover`](crate::receipt_log::recover) found it).
+    pub(crate) fn load(
+        conn: &Connection,
+        (journal_row, receipt_row): (i64, i64),
+    ) -> rusqlite::Result<Self> {
         let created: HashMap<String, u64> = conn
             .prepare("SELECT nick_folded, created_ms FROM accounts")?
             .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
@@ -396,7 +394,7 @@ impl MailIndex {
         Ok(Self {
             accounts,
             undo: Vec::new(),
-            pending: VecDeque::new(),
+            receipt_log: ReceiptLog::after(receipt_row),
             journal: Journal::after(journal_row),
             next_sent_row: sent_row + 1,
         })
@@ -443,8 +441,7 @@ impl MailIndex {
         self.journal.due(all, now)
     }
 
-    /// A copy of the journal's batch `row` is needed no more: confirmed,
-    /// and any receipt on it confirmed or written.
+    /// A copy of the journal's batch `row` is needed no more: confirmed.
     pub(crate) fn release_held(&mut self, row: i64) {
         self.journal.release(row, false);
         self.undo.push(Undo::HeldReleased { row });
@@ -468,25 +465,6 @@ impl MailIndex {
                 from,
             });
         }
-    }
-
-    /// The receipt kept for `owner` of `message_id` that is pending on the
-    /// confirmed copy at `copy`, if any, to be written.
-    pub(crate) fn pending_on(&self, owner: &str, message_id: u64, copy: Place) -> Option<Due> {
-        let kept = self.accounts.get(owner)?.receipts.get(&message_id)?;
-        kept.iter().find_map(|(recipient, row)| match *row {
-            ReceiptRow::Pending {
-                copy: at,
-                received_ms,
-            } if at == copy => Some(Due {
-                owner: owner.to_owned(),
-                message_id,
-                recipient: recipient.clone(),
-                copy,
-                received_ms,
-            }),
-            _ => None,
-        })
     }
 
     /// One account's mailbox, if the account exists.
@@ -528,7 +506,25 @@ impl MailIndex {
         Some(slot)
     }
 
-    /// Records a receipt kept for `owner` in row `seq` (or pending).
+    /// Keeps a receipt for `receipt.owner` in the current group's batch of
+    /// the receipt log (`receipt_log.rs`), written when the group commits.
+    pub(crate) fn keep_batched(&mut self, receipt: &BatchedReceipt<'_>) {
+        if !self.accounts.contains_key(receipt.owner) {
+            return;
+        }
+        let (row, at, opened) = self.receipt_log.keep(receipt);
+        if opened {
+            self.undo.push(Undo::ReceiptBatchAdded { row });
+        }
+        let seq = ReceiptRow::Batch {
+            row,
+            at,
+            received_ms: receipt.received_ms,
+        };
+        self.keep_receipt(receipt.owner, receipt.message_id, receipt.recipient, seq);
+    }
+
+    /// Records a receipt kept for `owner` in row `seq`.
     pub(crate) fn keep_receipt(
         &mut self,
         owner: &str,
@@ -538,11 +534,6 @@ impl MailIndex {
     ) {
         if let Some(entries) = self.accounts.get_mut(owner) {
             entries.add_receipt(message_id, recipient.into(), seq);
-            if let ReceiptRow::Pending { copy, .. } = seq {
-                let since = Instant::now();
-                self.pending
-                    .push_back((owner.to_owned(), message_id, copy, since));
-            }
             self.undo.push(Undo::ReceiptKept {
                 owner: owner.to_owned(),
                 message_id,
@@ -599,51 +590,73 @@ impl MailIndex {
         rows
     }
 
-    /// The pending receipts due to be written (`all`: every one; otherwise
-    /// those older than [`PENDING_GRACE`], and the oldest past
-    /// [`MAX_PENDING`]), taken off the list of those waiting.
-    pub(crate) fn due_receipts(&mut self, all: bool, now: Instant) -> Vec<Due> {
-        let mut due = Vec::new();
-        while let Some((_, _, _, since)) = self.pending.front() {
-            let late = now.saturating_duration_since(*since) >= PENDING_GRACE;
-            if !(all || late || self.pending.len() > MAX_PENDING) {
-                break;
-            }
-            let Some((owner, message_id, copy, _)) = self.pending.pop_front() else {
-                break;
-            };
-            // Still pending (not confirmed, taken or written since)?
-            due.extend(self.pending_on(&owner, message_id, copy));
-        }
-        due
+    /// A receipt of the receipt log's batch `row` is owed no more.
+    pub(crate) fn release_receipt(&mut self, row: i64) {
+        self.receipt_log.release(row, false);
+        self.undo.push(Undo::ReceiptReleased { row });
     }
 
-    /// When the oldest pending receipt or journal batch comes due, if any
-    /// is waiting (a receipt may have been confirmed since: then nothing is
-    /// written for it).
+    /// Ends the current group's batch of receipts: its row and blob, to
+    /// write in the group's transaction, if it is to be written.
+    pub(crate) fn close_receipts(&mut self) -> Option<(i64, &[u8])> {
+        self.receipt_log.close(Instant::now())
+    }
+
+    /// The receipt log's rows to settle now (`all`: every one).
+    pub(crate) fn due_receipt_batches(&mut self, all: bool, now: Instant) -> Vec<i64> {
+        self.receipt_log.due(all, now)
+    }
+
+    /// Takes out the receipt log's batch `row` to settle it; handed back
+    /// with [`receipt_batch_taken`](Self::receipt_batch_taken) once done.
+    pub(crate) fn take_receipt_batch(&mut self, row: i64) -> Option<ReceiptBatch> {
+        self.receipt_log.take(row)
+    }
+
+    /// The receipt log's batch `row` is settled (if the group commits).
+    pub(crate) fn receipt_batch_taken(&mut self, row: i64, batch: ReceiptBatch) {
+        self.undo.push(Undo::ReceiptBatchTaken { row, batch });
+    }
+
+    /// Whether the receipt kept for `owner` of `message_id` by
+    /// `recipient` is still the one at `seq`.
+    pub(crate) fn receipt_is_at(
+        &self,
+        owner: &str,
+        message_id: u64,
+        recipient: &str,
+        seq: ReceiptRow,
+    ) -> bool {
+        (self.accounts.get(owner))
+            .and_then(|entries| entries.receipts.get(&message_id))
+            .is_some_and(|kept| {
+                kept.iter()
+                    .any(|(name, row)| **name == *recipient && *row == seq)
+            })
+    }
+
+    /// When the oldest journal batch or batch of receipts comes due, if
+    /// any is waiting.
     pub(crate) fn next_due(&self) -> Option<Instant> {
-        let receipt = (self.pending.front()).map(|(_, _, _, since)| *since + PENDING_GRACE);
+        let receipts = self.receipt_log.next_due();
         let batch = self.journal.next_due();
-        receipt.into_iter().chain(batch).min()
+        receipts.into_iter().chain(batch).min()
     }
 
-    /// A pending receipt was written to `receipts`, in row `seq`.
-    pub(crate) fn written(&mut self, due: &Due, seq: i64) {
-        let pending = ReceiptRow::Pending {
-            copy: due.copy,
-            received_ms: due.received_ms,
-        };
-        let kept = ReceiptRow::Kept(seq);
-        if let Some(slot) = (self.accounts.get_mut(&due.owner))
-            .and_then(|entries| entries.receipts.get_mut(&due.message_id))
-            .and_then(|rows| rows.iter_mut().find(|(_, row)| *row == pending))
+    /// The receipt kept for `owner` of `message_id` at `from` was written
+    /// to `receipts`, in row `seq`.
+    pub(crate) fn written(&mut self, owner: &str, message_id: u64, from: ReceiptRow, seq: i64) {
+        let to = ReceiptRow::Kept(seq);
+        if let Some(slot) = (self.accounts.get_mut(owner))
+            .and_then(|entries| entries.receipts.get_mut(&message_id))
+            .and_then(|rows| rows.iter_mut().find(|(_, row)| *row == from))
         {
-            slot.1 = kept;
+            slot.1 = to;
             self.undo.push(Undo::ReceiptWritten {
-                owner: due.owner.clone(),
-                message_id: due.message_id,
-                pending,
-                kept,
+                owner: owner.to_owned(),
+                message_id,
+                from,
+                to,
             });
         }
     }
@@ -736,20 +749,6 @@ impl MailIndex {
         while let Some(undo) = self.undo.pop() {
             self.undo_one(undo);
         }
-        // What waits is what the index now says is pending (the list is a
-        // hint, and the group may have taken some off it).
-        self.pending.clear();
-        let now = Instant::now();
-        for (owner, entries) in &self.accounts {
-            for (message_id, kept) in &entries.receipts {
-                for (_, row) in kept {
-                    if let ReceiptRow::Pending { copy, .. } = row {
-                        self.pending
-                            .push_back((owner.clone(), *message_id, *copy, now));
-                    }
-                }
-            }
-        }
     }
 
     fn undo_one(&mut self, undo: Undo) {
@@ -830,16 +829,19 @@ impl MailIndex {
             Undo::ReceiptWritten {
                 owner,
                 message_id,
-                pending,
-                kept,
+                from,
+                to,
             } => {
                 if let Some(slot) = (self.accounts.get_mut(&owner))
                     .and_then(|entries| entries.receipts.get_mut(&message_id))
-                    .and_then(|rows| rows.iter_mut().find(|(_, row)| *row == kept))
+                    .and_then(|rows| rows.iter_mut().find(|(_, row)| *row == to))
                 {
-                    slot.1 = pending;
+                    slot.1 = from;
                 }
             }
+            Undo::ReceiptBatchAdded { row } => self.receipt_log.drop_batch(row),
+            Undo::ReceiptBatchTaken { row, batch } => self.receipt_log.put_back(row, batch),
+            Undo::ReceiptReleased { row } => self.receipt_log.release(row, true),
         }
     }
 }
@@ -899,9 +901,18 @@ mod tests {
         assert_eq!(index.get("bob").map(Entries::count), Some(many));
     }
 
+    fn batched(message_id: u64, recipient: &str) -> BatchedReceipt<'_> {
+        BatchedReceipt {
+            owner: "amy",
+            message_id,
+            recipient,
+            received_ms: 5,
+        }
+    }
+
     #[test]
     fn a_rolled_back_group_leaves_the_receipts_as_they_were() {
-        use ReceiptRow::{Kept, Pending};
+        use ReceiptRow::Kept;
         let rows = |index: &MailIndex| -> Vec<ReceiptRow> {
             let rows = index.get("amy").map(Entries::receipt_rows);
             rows.unwrap_or_default()
@@ -909,63 +920,77 @@ mod tests {
                 .map(|k| k.row)
                 .collect()
         };
-        let pending = |copy| Pending {
-            copy: Place::Row(copy),
-            received_ms: 5,
-        };
         let mut index = MailIndex::default();
         index.add_account("amy");
         index.keep_receipt("amy", 7, "Bob", Kept(1));
         index.keep_receipt("amy", 7, "Carol", Kept(2));
-        index.keep_receipt("amy", 9, "Bob", pending(30));
+        index.keep_batched(&batched(9, "Bob"));
+        let (row, _) = index.close_receipts().unwrap();
+        let in_batch = ReceiptRow::Batch {
+            row,
+            at: 0,
+            received_ms: 5,
+        };
         index.commit();
 
         assert_eq!(index.forget_receipt("amy", 7, "Bob"), [Kept(1)]);
         assert_eq!(index.forget_receipt("amy", 7, "bob"), []);
         index.keep_receipt("amy", 11, "Bob", Kept(4));
-        assert_eq!(rows(&index), [Kept(2), pending(30), Kept(4)]);
-        // The pending one comes due (all asked for), and is written.
-        let due = index.due_receipts(true, Instant::now());
-        assert_eq!(due.len(), 1);
-        assert_eq!((due[0].message_id, &*due[0].recipient), (9, "Bob"));
-        index.written(&due[0], 5);
-        assert_eq!(rows(&index), [Kept(2), Kept(5), Kept(4)]);
+        index.keep_batched(&batched(12, "Bob"));
+        assert_eq!(rows(&index).len(), 4);
+        // The batch comes due (all asked for), and its receipt is written.
+        assert_eq!(index.due_receipt_batches(true, Instant::now()), [row]);
+        let batch = index.take_receipt_batch(row).unwrap();
+        assert!(index.receipt_is_at("amy", 9, "Bob", in_batch));
+        index.written("amy", 9, in_batch, 5);
+        index.receipt_batch_taken(row, batch);
+        assert!(!index.receipt_is_at("amy", 9, "Bob", in_batch));
         let taken: Vec<u64> = (index.take_receipts("amy").into_iter())
             .map(|kept| kept.message_id)
             .collect();
-        assert_eq!(taken, [7, 9, 11]);
+        assert_eq!(taken, [7, 9, 11, 12]);
         assert_eq!(index.get("amy").map(Entries::receipt_count), Some(0));
         index.roll_back();
 
         let after = rows(&index);
         assert_eq!(after.len(), 3);
-        for row in [Kept(1), Kept(2), pending(30)] {
+        for row in [Kept(1), Kept(2), in_batch] {
             assert!(after.contains(&row), "{row:?} in {after:?}");
         }
         assert_eq!(index.get("amy").map(Entries::receipt_count), Some(3));
-        // Still pending after the rollback, so due again.
-        assert_eq!(index.due_receipts(true, Instant::now()).len(), 1);
+        // The batch is back, still owed its receipt, and the rolled-back
+        // group's own batch is gone.
+        assert!(index.close_receipts().is_none());
+        assert_eq!(index.due_receipt_batches(true, Instant::now()), [row]);
         assert!(index.forget_receipt("nobody", 7, "Bob").is_empty());
     }
 
     #[test]
-    fn a_pending_receipt_comes_due_after_the_grace_unless_forgotten() {
+    fn a_batch_of_receipts_is_spent_once_each_is_forgotten() {
         let mut index = MailIndex::default();
         index.add_account("amy");
-        let pending = |copy| ReceiptRow::Pending {
-            copy: Place::Row(copy),
-            received_ms: 5,
-        };
-        index.keep_receipt("amy", 1, "Bob", pending(10));
-        index.keep_receipt("amy", 2, "Bob", pending(20));
+        index.keep_batched(&batched(1, "Bob"));
+        index.keep_batched(&batched(2, "Bob"));
+        // One for an owner with no account is not kept.
+        index.keep_batched(&BatchedReceipt {
+            owner: "nobody",
+            ..batched(3, "Bob")
+        });
+        let (row, blob) = index.close_receipts().unwrap();
+        assert!(!blob.is_empty());
+        index.commit();
         let now = Instant::now();
-        assert!(index.due_receipts(false, now).is_empty());
-        assert_eq!(index.forget_receipt("amy", 1, "Bob"), [pending(10)]);
-        let due = index.due_receipts(false, now + PENDING_GRACE);
-        assert_eq!(
-            due.iter().map(|d| d.copy).collect::<Vec<_>>(),
-            [Place::Row(20)]
-        );
+        assert!(index.due_receipt_batches(false, now).is_empty());
+        for id in [1, 2] {
+            for seq in index.forget_receipt("amy", id, "Bob") {
+                let ReceiptRow::Batch { row: at_row, .. } = seq else {
+                    panic!("{seq:?} is not batched");
+                };
+                index.release_receipt(at_row);
+            }
+        }
+        // Spent: deleted by the next commit, however young.
+        assert_eq!(index.due_receipt_batches(false, now), [row]);
     }
 
     #[test]

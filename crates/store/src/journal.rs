@@ -13,11 +13,11 @@
 //! memory is past [`MAX_JOURNAL_BYTES`], or the store closes or sweeps, or
 //! an account is deleted), in one commit: each copy still unconfirmed is
 //! written to `mailbox` as a row of its own, as if it had been stored
-//! there; a confirmed one whose receipt waits for its owner has the receipt
-//! written; then the batch's row is deleted. Until then a batch is on disk
+//! there; then the batch's row is deleted. Until then a batch is on disk
 //! whole, confirmed copies too: a crash before it is settled delivers those
-//! again at the next login, and their confirmation gives their receipts
-//! again, as for a receipt pending (`index.rs`). A store that opens with
+//! again at the next login (bounded by [`MAX_EXPOSED`]), and the client
+//! library, which remembers the messages it has shown, hides them. A
+//! confirmed copy's receipt is kept apart (`receipt_log.rs`). A store that opens with
 //! rows in the journal (it crashed) writes every copy in them to `mailbox`
 //! ([`recover`]) before it builds its index.
 //!
@@ -43,9 +43,8 @@ pub(crate) const JOURNAL_GRACE: Duration = Duration::from_secs(1);
 /// settled at the next commit, however young.
 pub(crate) const MAX_JOURNAL_BYTES: usize = 32 << 20;
 
-/// Copies needed no more (confirmed, with no receipt pending on them) in
-/// batches not yet settled, at most, over every account: what a crash
-/// would deliver again beyond the receipts pending (`index.rs`). Past it,
+/// Copies needed no more (confirmed) in batches not yet settled, at most,
+/// over every account: what a crash would deliver again. Past it,
 /// the oldest batches are settled at the next commit. Well under the
 /// mailbox's quota (10,000 messages) and the ids the client library
 /// remembers to hide a message it has shown (16,384).
@@ -80,8 +79,8 @@ pub(crate) struct Batch {
     starts: Vec<u32>,
     /// When it is to be settled.
     due: Option<Instant>,
-    /// Its copies still needed: unconfirmed, or confirmed with a receipt
-    /// pending on them. At 0 the batch is deleted at the next commit.
+    /// Its copies still needed: unconfirmed. At 0 the batch is deleted at
+    /// the next commit.
     live: u32,
     /// Its copies needed no more: a crash before it is settled delivers
     /// them again.

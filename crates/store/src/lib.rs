@@ -101,6 +101,7 @@ mod lock;
 mod message;
 mod pending;
 mod queries;
+mod receipt_log;
 mod routed;
 mod schema;
 mod sent_log;

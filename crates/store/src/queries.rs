@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::index::{Due, Entries, KeptRow, MailIndex, Place, ReceiptRow, SentPlace, Slot};
+use crate::index::{Entries, KeptRow, MailIndex, Place, ReceiptRow, SentPlace, Slot};
 use crate::jobs::Txn;
 use crate::journal::{Batch, INSERT_COPY, JournalCopy, insert_copy};
 use crate::message::fold;
+use crate::receipt_log::{BatchedReceipt, ReceiptBatch};
 use crate::routed::{CopyView, SentView};
 use crate::sent_log;
 use crate::{
@@ -339,15 +340,11 @@ fn delete_copy(tx: &mut Txn<'_>, place: Place) -> rusqlite::Result<()> {
 }
 
 /// Removes the named messages from a mailbox; answers how many went, and
-/// the senders owed a receipt: those with an account have it kept here.
-/// A kept receipt is pending at first (`index.rs`): its message's row stays
-/// on disk until the receipt's owner confirms it, which deletes the row,
-/// or until it has waited [`PENDING_GRACE`](crate::index::PENDING_GRACE),
-/// when the next commit (one of its own, if none comes) writes it to
-/// `receipts` and deletes the row. A
-/// reliable session confirms its receipts within milliseconds, so most are
-/// one row deleted, where each was a row deleted, one added and that one
-/// deleted again.
+/// the senders owed a receipt: those with an account have it kept here, in
+/// the group's batch of the receipt log (`receipt_log.rs`), until they
+/// confirm it. A reliable session confirms its receipts within
+/// milliseconds, so most are never written but as part of their batch's
+/// one row.
 pub(crate) fn confirm(
     tx: &mut Txn<'_>,
     recipient: &str,
@@ -374,32 +371,31 @@ pub(crate) fn confirm(
                 Place::Row(seq) => {
                     read.query_row([seq], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
                 }
-                Place::Journal { .. } => {
-                    let Some(copy) = tx.index.held_copy(slot.place) else {
-                        // Its batch is not held (it cannot be): nothing is
-                        // owed.
-                        confirmed.removed += 1;
-                        continue;
-                    };
-                    (copy.sender.to_owned(), copy.receipt, copy.number)
-                }
+                Place::Journal { .. } => match tx.index.held_copy(slot.place) {
+                    Some(copy) => (copy.sender.to_owned(), copy.receipt, copy.number),
+                    // Its batch is not held (it cannot be): nothing is
+                    // owed.
+                    None => (String::new(), false, 0),
+                },
             };
             confirmed.removed += 1;
             highest = highest.max(number);
+            delete_copy(tx, slot.place)?;
+            if !receipt {
+                continue;
+            }
             let owner = fold(&sender);
             let keepable = (tx.index.get(&owner))
                 .is_some_and(|entries| entries.receipt_count() < MAX_KEPT_RECEIPTS);
-            if receipt && keepable {
-                let pending = ReceiptRow::Pending {
-                    copy: slot.place,
+            if keepable {
+                tx.index.keep_batched(&BatchedReceipt {
+                    owner: &owner,
+                    message_id: id,
+                    recipient: shown,
                     received_ms,
-                };
-                tx.index.keep_receipt(&owner, id, shown, pending);
+                });
                 confirmed.kept.push((id, sender));
-                continue;
-            }
-            delete_copy(tx, slot.place)?;
-            if receipt {
+            } else {
                 // Not kept (no account, or full): told to the sender if it
                 // is online.
                 confirmed.receipts.push((id, sender));
@@ -452,21 +448,69 @@ pub(crate) fn keep_receipts(tx: &mut Txn<'_>, receipts: &[KeptReceipt]) -> rusql
     Ok(())
 }
 
-/// Writes what waited in memory and is due (`all`: everything): pending
-/// receipts ([`write_pending`]), then the journal's batches
+/// Writes what waited in memory and is due (`all`: everything): the
+/// receipt log's batches ([`settle_receipts`]), then the journal's
 /// ([`settle_journal`]). Run first in every group commit; with `all`, by
 /// whatever needs the disk to say everything (a sweep, an account's
 /// deletion, the store's close).
 pub(crate) fn settle(tx: &mut Txn<'_>, all: bool) -> rusqlite::Result<()> {
-    write_pending(tx, all)?;
+    settle_receipts(tx, all)?;
     settle_journal(tx, all)
+}
+
+/// Writes the group's batch of receipts kept (`receipt_log.rs`), if it
+/// has one to write: run last in every group commit.
+pub(crate) fn finish(tx: &mut Txn<'_>) -> rusqlite::Result<()> {
+    if let Some((row, blob)) = tx.index.close_receipts() {
+        tx.conn
+            .prepare_cached("INSERT INTO receipt_batches (seq, receipts) VALUES (?1, ?2)")?
+            .execute(params![row, blob])?;
+    }
+    Ok(())
+}
+
+/// Settles the receipt log's batches that are due: each receipt the index
+/// still holds in the batch is written to `receipts`, and the index moved
+/// to its row; then the batch's row is deleted.
+fn settle_receipts(tx: &mut Txn<'_>, all: bool) -> rusqlite::Result<()> {
+    let due = tx.index.due_receipt_batches(all, std::time::Instant::now());
+    for row in due {
+        let Some(batch) = tx.index.take_receipt_batch(row) else {
+            continue;
+        };
+        let settled = settle_receipt_batch(tx, row, &batch);
+        tx.index.receipt_batch_taken(row, batch);
+        settled?;
+    }
+    Ok(())
+}
+
+fn settle_receipt_batch(tx: &mut Txn<'_>, row: i64, batch: &ReceiptBatch) -> rusqlite::Result<()> {
+    let conn = tx.conn;
+    if !batch.is_spent() {
+        let mut insert = conn.prepare_cached(INSERT_RECEIPT)?;
+        for (at, receipt) in batch.receipts() {
+            let from = ReceiptRow::Batch {
+                row,
+                at,
+                received_ms: receipt.received_ms,
+            };
+            let (owner, id, recipient) = (receipt.owner, receipt.message_id, receipt.recipient);
+            if tx.index.receipt_is_at(owner, id, recipient, from) {
+                let seq = insert.insert(params![owner, id, recipient, receipt.received_ms])?;
+                tx.index.written(owner, id, from, seq);
+            }
+        }
+    }
+    conn.prepare_cached("DELETE FROM receipt_batches WHERE seq = ?1")?
+        .execute([row])?;
+    Ok(())
 }
 
 /// Settles the journal's batches that are due (`journal.rs`): each copy
 /// the index still holds in the batch is written to `mailbox`, and the
-/// index moved to its row; a confirmed one with a receipt pending on it has
-/// the receipt written; the others (confirmed, their receipts confirmed or
-/// none owed) are dropped; then the batch's row is deleted.
+/// index moved to its row; the others (confirmed) are dropped; then the
+/// batch's row is deleted.
 fn settle_journal(tx: &mut Txn<'_>, all: bool) -> rusqlite::Result<()> {
     let due = tx.index.due_batches(all, std::time::Instant::now());
     for row in due {
@@ -484,7 +528,6 @@ fn settle_batch(tx: &mut Txn<'_>, row: i64, batch: &Batch) -> rusqlite::Result<(
     let conn = tx.conn;
     if !batch.is_spent() {
         let mut insert = conn.prepare_cached(INSERT_COPY)?;
-        let mut keep = conn.prepare_cached(INSERT_RECEIPT)?;
         for (copy_index, copy) in batch.copies() {
             let place = Place::Journal {
                 row,
@@ -497,10 +540,6 @@ fn settle_batch(tx: &mut Txn<'_>, row: i64, batch: &Batch) -> rusqlite::Result<(
                 insert_copy(&mut insert, &copy)?;
                 let to = Place::Row(conn.last_insert_rowid());
                 tx.index.moved(copy.recipient, copy.id, to);
-            } else if copy.receipt
-                && let Some(due) = tx.index.pending_on(&fold(copy.sender), copy.id, place)
-            {
-                write_receipt(tx.index, &mut keep, &due)?;
             }
         }
     }
@@ -509,47 +548,15 @@ fn settle_batch(tx: &mut Txn<'_>, row: i64, batch: &Batch) -> rusqlite::Result<(
     Ok(())
 }
 
-/// Appends a receipt to `receipts`, as [`write_receipt`] binds it.
-const INSERT_RECEIPT: &str = "INSERT INTO receipts (owner, message_id, recipient, received_ms)
+/// Appends a receipt to `receipts`: its owner (folded), message id,
+/// recipient (as shown) and when it was received.
+pub(crate) const INSERT_RECEIPT: &str =
+    "INSERT INTO receipts (owner, message_id, recipient, received_ms)
      VALUES (?1, ?2, ?3, ?4)";
 
-/// Writes a pending receipt to `receipts` with `insert`
-/// ([`INSERT_RECEIPT`]); its copy is the caller's.
-fn write_receipt(
-    index: &mut MailIndex,
-    insert: &mut rusqlite::CachedStatement<'_>,
-    due: &Due,
-) -> rusqlite::Result<()> {
-    let seq = insert.insert(params![
-        due.owner,
-        due.message_id,
-        &*due.recipient,
-        due.received_ms
-    ])?;
-    index.written(due, seq);
-    Ok(())
-}
-
-/// Writes the pending receipts that are due (`all`: every one) to
-/// `receipts`, deleting their messages' rows: run at the start of every
-/// group's transaction, and before what must not see one pending (the
-/// sweep, an account's deletion) and at the writer's end.
-pub(crate) fn write_pending(tx: &mut Txn<'_>, all: bool) -> rusqlite::Result<()> {
-    let due = tx.index.due_receipts(all, std::time::Instant::now());
-    if due.is_empty() {
-        return Ok(());
-    }
-    let mut insert = tx.conn.prepare_cached(INSERT_RECEIPT)?;
-    for due in &due {
-        delete_copy(tx, due.copy)?;
-        write_receipt(tx.index, &mut insert, due)?;
-    }
-    Ok(())
-}
-
 /// Reads (`delete`: and deletes) the receipts `rows`, kept for `owner`; one
-/// no longer there is left out. A pending one is read from the index's
-/// copy of it (taking it deletes its message's row: the caller's part).
+/// no longer there is left out. A batched one is read from the index's
+/// copy of it (taking it releases it from its batch: the caller's part).
 fn read_receipts(
     conn: &Connection,
     owner: &str,
@@ -575,7 +582,7 @@ fn read_receipts(
                     })
                 })
                 .optional()?,
-            ReceiptRow::Pending { received_ms, .. } => Some(KeptReceipt {
+            ReceiptRow::Batch { received_ms, .. } => Some(KeptReceipt {
                 owner: owner.to_owned(),
                 message_id: kept.message_id,
                 recipient: kept.recipient.into(),
@@ -595,7 +602,7 @@ fn delete_receipt(tx: &mut Txn<'_>, row: ReceiptRow) -> rusqlite::Result<()> {
                 .prepare_cached("DELETE FROM receipts WHERE seq = ?1")?
                 .execute([seq])?;
         }
-        ReceiptRow::Pending { copy, .. } => delete_copy(tx, copy)?,
+        ReceiptRow::Batch { row, .. } => tx.index.release_receipt(row),
     }
     Ok(())
 }
@@ -603,15 +610,15 @@ fn delete_receipt(tx: &mut Txn<'_>, row: ReceiptRow) -> rusqlite::Result<()> {
 /// Reads and deletes the receipts kept for `owner`, oldest message first.
 pub(crate) fn take_receipts(tx: &mut Txn<'_>, owner: &str) -> rusqlite::Result<Vec<KeptReceipt>> {
     let rows = tx.index.take_receipts(&fold(owner));
-    let pending: Vec<Place> = (rows.iter())
+    let batched: Vec<i64> = (rows.iter())
         .filter_map(|kept| match kept.row {
-            ReceiptRow::Pending { copy, .. } => Some(copy),
+            ReceiptRow::Batch { row, .. } => Some(row),
             ReceiptRow::Kept(_) => None,
         })
         .collect();
     let taken = read_receipts(tx.conn, owner, rows, true)?;
-    for copy in pending {
-        delete_copy(tx, copy)?;
+    for row in batched {
+        tx.index.release_receipt(row);
     }
     Ok(taken)
 }
@@ -652,9 +659,8 @@ pub(crate) fn expire(
     now_ms: u64,
     max_age: Duration,
 ) -> rusqlite::Result<Vec<Expired>> {
-    // A message confirmed with its receipt pending is still on disk: not
-    // to be swept as if unconfirmed. The journal's copies are written as
-    // rows (or dropped) first too.
+    // The journal's copies are written as rows (or dropped) first, and
+    // the receipt log's receipts.
     settle(tx, true)?;
     let max_age_ms = u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX);
     // Clamped into i64 so that a far-future clock reads as "everything".
@@ -806,8 +812,8 @@ pub(crate) fn delete_account(
     nick: &str,
 ) -> rusqlite::Result<Result<(), StoreError>> {
     let folded = fold(nick);
-    // Its messages confirmed with receipts pending, its own pending, and
-    // the journal: written first, so that what follows sees only rows.
+    // The receipt log and the journal: written first, so that what
+    // follows sees only rows.
     settle(tx, true)?;
     let (places, receipts, sent): (Vec<Place>, Vec<KeptRow>, Vec<SentPlace>) = tx
         .index

@@ -289,6 +289,19 @@ CREATE TABLE sent_batches (
 ) STRICT;
 ";
 
+/// Version 14: receipts kept for their owners, one row per group commit
+/// (`receipt_log.rs`): `receipts`, a blob of the receipts that commit kept
+/// (see `receipt_log.rs` for its layout). A row lives a couple of seconds
+/// at most: then each of its receipts still owed is written to `receipts`
+/// and the row is deleted. A store that opens with rows here (it crashed)
+/// moves their receipts to `receipts` first.
+const V14: &str = "
+CREATE TABLE receipt_batches (
+    seq      INTEGER PRIMARY KEY,
+    receipts BLOB NOT NULL
+) STRICT;
+";
+
 /// Every migration, oldest first.
 pub(crate) fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -305,6 +318,7 @@ pub(crate) fn migrations() -> Migrations<'static> {
         M::up(V11),
         M::up(V12),
         M::up(V13),
+        M::up(V14),
     ])
 }
 
@@ -374,7 +388,7 @@ mod tests {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .unwrap();
-        assert_eq!(version, 13);
+        assert_eq!(version, 14);
         let tables: Vec<String> = conn
             .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
             .unwrap()
@@ -390,6 +404,7 @@ mod tests {
                 "hub_state",
                 "journal",
                 "mailbox",
+                "receipt_batches",
                 "receipts",
                 "sent",
                 "sent_batches"
@@ -430,7 +445,7 @@ mod tests {
         );
         // Read by the index of the latest version, beside the batches.
         migrations().to_latest(&mut conn).unwrap();
-        let index = crate::index::MailIndex::load(&conn, 0).unwrap();
+        let index = crate::index::MailIndex::load(&conn, (0, 0)).unwrap();
         assert_eq!(
             index.get("amy").unwrap().sent_rows(),
             [

@@ -18,6 +18,7 @@ use crate::journal;
 use crate::lock::DirLock;
 use crate::message::check_i64;
 use crate::queries::{self, Quota};
+use crate::receipt_log;
 use crate::schema;
 use crate::writer::{Writer, read_loop};
 use crate::{
@@ -110,7 +111,13 @@ impl Store {
             path: path.clone(),
             source,
         })?;
-        let index = MailIndex::load(&conn, journal_row).map_err(|source| StoreError::Open {
+        // And receipts a crash left in the receipt log, to `receipts`.
+        let receipt_row = receipt_log::recover(&conn).map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        let rows = (journal_row, receipt_row);
+        let index = MailIndex::load(&conn, rows).map_err(|source| StoreError::Open {
             path: path.clone(),
             source,
         })?;

@@ -68,12 +68,12 @@ pub(crate) struct Writer {
 impl Writer {
     /// Runs until every handle to the store is gone and the queue is empty.
     pub(crate) fn run(mut self) {
-        // Keeps time while receipts are pending and no request comes.
+        // Keeps time while batches wait to be settled and no request comes.
         let clock = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
             .map_err(|error| {
-                warn!(%error, "no timer for pending receipts: they are written at the next commit");
+                warn!(%error, "no timer for the store's batches: they are settled at the next commit");
             })
             .ok();
         let mut group = Vec::with_capacity(self.group_max);
@@ -87,18 +87,20 @@ impl Writer {
             }
             self.handle_group(group.drain(..));
         }
-        // The store is closing: receipts still pending are written, so
-        // that a clean restart does not deliver their messages again.
+        // The store is closing: the batches held in memory are settled, so
+        // that a clean restart neither delivers their confirmed copies nor
+        // sends their confirmed receipts again.
         if let Err(error) = self.commit(&mut [], true) {
-            warn!(%error, "could not write the pending receipts at close");
+            warn!(%error, "could not settle the journal and the receipts at close");
         }
     }
 
     /// Blocks for the next request (`None`: every handle is gone). While
-    /// receipts are pending and no request comes, writes each as it comes
-    /// due, so a receipt waits for its owner's confirmation no longer than
-    /// the grace however quiet the store is (`index.rs`). A write that
-    /// fails (a full disk) leaves them to the next group's commit.
+    /// batches of the journal or the receipt log wait in memory and no
+    /// request comes, settles each as it comes due, so that none waits
+    /// longer than its grace however quiet the store is (`journal.rs`,
+    /// `receipt_log.rs`). A write that fails (a full disk) leaves them to
+    /// the next group's commit.
     fn next_request(&mut self, clock: Option<&tokio::runtime::Runtime>) -> Option<Request> {
         match self.requests.try_recv() {
             Ok(request) => return Some(request),
@@ -121,7 +123,7 @@ impl Writer {
                 Err(_) => match self.commit(&mut [], false) {
                     Ok(()) => self.checkpoints.after_commit(&self.conn),
                     Err(error) => {
-                        warn!(%error, "could not write the receipts that came due");
+                        warn!(%error, "could not settle the batches that came due");
                         failed = true;
                     }
                 },
@@ -197,6 +199,7 @@ impl Writer {
         // are written first (`index.rs`).
         let result = queries::settle(&mut tx, all_pending)
             .and_then(|()| writes.iter_mut().try_for_each(|job| job.run(&mut tx)))
+            .and_then(|()| queries::finish(&mut tx))
             .and_then(|()| self.conn.execute_batch("COMMIT"));
         if result.is_ok() {
             self.index.commit();

@@ -131,12 +131,22 @@ fn a_crash_with_a_batch_unsettled_delivers_its_copies_again() {
     );
 }
 
-/// A held copy confirmed with its receipt still pending when its batch is
-/// settled: the receipt is written, and comes to its owner after a reopen.
+/// A held copy confirmed, its sender owed a receipt: the copy is released
+/// from its batch at once, and the receipt is kept apart, in the receipt
+/// log (`receipt_batches`); settled as the store closes, it is a row of
+/// `receipts`, and comes to its owner after a reopen.
 #[test]
-fn a_receipt_pending_on_a_held_copy_is_kept_when_its_batch_is_settled() {
+fn a_receipt_for_a_held_copy_is_kept_apart_and_written_when_settled() {
     let dir = tempfile::tempdir().unwrap();
     let config = StoreConfig::new(dir.path());
+    let tables = |dir: &Path| {
+        (
+            rows(dir, "journal"),
+            rows(dir, "mailbox"),
+            rows(dir, "receipts"),
+            rows(dir, "receipt_batches"),
+        )
+    };
     {
         let store = open_with(&config, &["amy", "bob"]);
         let mut routed = Routed::new();
@@ -152,25 +162,63 @@ fn a_receipt_pending_on_a_held_copy_is_kept_when_its_batch_is_settled() {
             .wait()
             .unwrap();
         assert_eq!(confirmed.kept, [(1, "Amy".to_owned())]);
-        assert_eq!(
-            (rows(dir.path(), "journal"), rows(dir.path(), "receipts")),
-            (1, 0)
-        );
+        assert_eq!(tables(dir.path()), (1, 0, 0, 1));
+        // The next commit deletes the spent journal batch.
+        store.set_last_seen("bob", T0).unwrap().wait().unwrap();
+        assert_eq!(tables(dir.path()), (0, 0, 0, 1));
     }
-    assert_eq!(
-        (
-            rows(dir.path(), "journal"),
-            rows(dir.path(), "mailbox"),
-            rows(dir.path(), "receipts")
-        ),
-        (0, 0, 1)
-    );
+    assert_eq!(tables(dir.path()), (0, 0, 1, 0));
     let store = open(&config);
     let kept = store.kept_receipts("amy").unwrap().wait().unwrap();
     let kept: Vec<_> = (kept.iter())
         .map(|r| (r.message_id, r.recipient.as_str(), r.received_ms))
         .collect();
     assert_eq!(kept, [(1, "bob", T0 + 5)]);
+}
+
+/// The receipt log's row is on disk from its commit: a crash (a copy of
+/// the files taken while the store is open) keeps every receipt in it.
+#[test]
+fn a_crash_with_receipts_in_their_batch_keeps_every_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let crashed = tempfile::tempdir().unwrap();
+    let config = StoreConfig::new(dir.path());
+    {
+        let store = open_with(&config, &["amy", "bob"]);
+        let mut routed = Routed::new();
+        for id in 1..=3 {
+            routed.copy_held(&StoredMessage {
+                sender: "amy".to_owned(),
+                receipt: true,
+                ..numbered("bob", id, id)
+            });
+        }
+        store_routed(&store, routed);
+        store
+            .confirm("bob", vec![1, 2], T0)
+            .unwrap()
+            .wait()
+            .unwrap();
+        // Amy confirms one of the receipts before the crash.
+        let forget = vec![("amy".to_owned(), vec![(1, "bob".to_owned())])];
+        store.forget_receipts(forget).unwrap().wait().unwrap();
+        for file in ["chinwag.db", "chinwag.db-wal"] {
+            std::fs::copy(dir.path().join(file), crashed.path().join(file)).unwrap();
+        }
+    }
+    assert_eq!(rows(crashed.path(), "receipt_batches"), 1);
+    let store = open(&StoreConfig::new(crashed.path()));
+    // The journal's batch was not settled: its copies are delivered again,
+    // the confirmed ones too (`a_crash_with_a_batch_unsettled_...` above).
+    let ids: Vec<u64> = mailbox(&store, "bob").iter().map(|m| m.id).collect();
+    assert_eq!(ids, [1, 2, 3]);
+    // Both receipts are kept (the one confirmed comes again: the batch did
+    // not know), none is lost.
+    let kept = store.kept_receipts("amy").unwrap().wait().unwrap();
+    let kept: Vec<u64> = kept.iter().map(|r| r.message_id).collect();
+    assert_eq!(kept, [1, 2]);
+    drop(store);
+    assert_eq!(rows(crashed.path(), "receipt_batches"), 0);
 }
 
 /// Deleting an account settles the journal first, in its transaction: its
@@ -193,8 +241,8 @@ fn deleting_an_account_takes_its_held_copies_and_keeps_the_others() {
     assert_eq!(carol, [1]);
 }
 
-/// A batch none of whose copies is needed any more (confirmed, no receipt
-/// pending) is deleted by the next commit, without waiting for its time:
+/// A batch none of whose copies is needed any more (confirmed) is deleted
+/// by the next commit, without waiting for its time:
 /// what a crash would deliver again stays small.
 #[test]
 fn a_batch_confirmed_whole_goes_with_the_next_commit() {

@@ -771,11 +771,11 @@ fn a_deleted_accounts_sent_records_are_not_a_new_accounts_of_its_name() {
 
 /// A confirmed message whose sender asked for a receipt, and has an
 /// account, keeps that receipt for the sender (a guest's is not kept).
-/// Pending at first, the message's row still on disk: read back, and gone
-/// with that row once the sender confirms it. Written to `receipts` when
-/// the sweep runs (which does not count the message as expired) or the
-/// store closes, so a reopened store reads it and does not deliver the
-/// message again.
+/// The message's row goes at once; the receipt is in the commit's batch of
+/// the receipt log (one row of `receipt_batches`): read back, and forgotten
+/// once the sender confirms it. Written to `receipts` when the sweep runs
+/// (which does not count the message as expired) or the store closes, so a
+/// reopened store reads it and does not deliver the message again.
 #[test]
 fn a_receipt_kept_at_a_confirmation_waits_for_its_sender_then_is_written() {
     let dir = tempfile::tempdir().unwrap();
@@ -819,19 +819,20 @@ fn a_receipt_kept_at_a_confirmation_waits_for_its_sender_then_is_written() {
         assert_eq!(confirmed.receipts, [(4, "guest".into())]);
         assert!(ids(&store, "bob").is_empty());
         assert_eq!(kept(&store), [by_bob(1), by_bob(3)]);
-        // Pending: messages 1 and 3 still on disk, no receipt row yet.
-        assert_eq!((rows("mailbox"), rows("receipts")), (2, 0));
+        let all = || (rows("mailbox"), rows("receipts"), rows("receipt_batches"));
+        // The messages gone, their receipts in one batch.
+        assert_eq!(all(), (0, 0, 1));
         let forget = vec![("amy".to_owned(), vec![(1, "Bob".to_owned())])];
         store.forget_receipts(forget).unwrap().wait().unwrap();
         assert_eq!(kept(&store), [by_bob(3)]);
-        assert_eq!((rows("mailbox"), rows("receipts")), (1, 0));
-        // The sweep writes what is pending first, and counts nothing
-        // confirmed as expired.
+        assert_eq!(all(), (0, 0, 1));
+        // The sweep settles the batch first (the receipt still owed
+        // becomes a row), and counts nothing confirmed as expired.
         let far = T0 + 400 * 24 * 60 * 60 * 1000;
         store.expire(far, config.max_age).unwrap().wait().unwrap();
-        assert_eq!((rows("mailbox"), rows("receipts")), (0, 1));
+        assert_eq!(all(), (0, 1, 0));
         assert_eq!(store.mailbox("bob").unwrap().wait().unwrap().expired, 0);
-        // Pending when the store closes.
+        // In a batch when the store closes.
         store
             .store_messages(vec![from("Amy", 5, true)])
             .unwrap()
@@ -842,20 +843,22 @@ fn a_receipt_kept_at_a_confirmation_waits_for_its_sender_then_is_written() {
             .unwrap()
             .wait()
             .unwrap();
-        assert_eq!((rows("mailbox"), rows("receipts")), (1, 1));
+        assert_eq!(all(), (0, 1, 1));
     }
     assert_eq!((rows("mailbox"), rows("receipts")), (0, 2));
+    assert_eq!(rows("receipt_batches"), 0);
     let store = open(&config);
     assert_eq!(kept(&store), [by_bob(3), by_bob(5)]);
     assert!(ids(&store, "bob").is_empty());
 }
 
-/// A pending receipt whose owner never confirms it is written once it has
-/// waited the grace (250 ms) even if the store is asked nothing more: by a
-/// commit of its own, not at the next request's, which may be hours away.
-/// The test waits, with a deadline, for the rows on disk to change.
+/// A batched receipt whose owner never confirms it is written as a row
+/// once its batch has waited the grace (2 s) even if the store is asked
+/// nothing more: by a commit of its own, not at the next request's, which
+/// may be hours away. The test waits, with a deadline, for the rows on
+/// disk to change.
 #[test]
-fn a_pending_receipt_is_written_when_due_though_nothing_else_comes() {
+fn a_batched_receipt_is_written_when_due_though_nothing_else_comes() {
     let dir = tempfile::tempdir().unwrap();
     let config = StoreConfig::new(dir.path());
     let rows = || -> (i64, i64) {
@@ -866,7 +869,7 @@ fn a_pending_receipt_is_written_when_due_though_nothing_else_comes() {
             })
             .unwrap()
         };
-        (count("mailbox"), count("receipts"))
+        (count("receipt_batches"), count("receipts"))
     };
     let store = open_with(&config, &["amy", "bob"]);
     let message = StoredMessage {
@@ -877,18 +880,19 @@ fn a_pending_receipt_is_written_when_due_though_nothing_else_comes() {
     store.store_messages(vec![message]).unwrap().wait().unwrap();
     let confirmed = store.confirm("bob", vec![1], T0).unwrap().wait().unwrap();
     assert_eq!(confirmed.kept, [(1, "amy".into())]);
-    // Pending (the message's row on disk), then written.
+    // In its batch, then written as a row (the message's row went at
+    // once).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let mut seen = rows();
     while seen != (0, 1) {
         assert_eq!(
             seen,
             (1, 0),
-            "the message's row or the receipt's, never both or neither"
+            "the receipt in its batch or in a row, never both or neither"
         );
         assert!(
             std::time::Instant::now() < deadline,
-            "the pending receipt was not written: {seen:?}"
+            "the batched receipt was not written: {seen:?}"
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
         seen = rows();

@@ -1,0 +1,386 @@
+//! Receipts kept for their owners, one row per group commit.
+//!
+//! When a recipient confirms a message whose sender asked for receipts and
+//! has an account, the sender is owed a receipt until it confirms it in
+//! turn (`CONFIRM_RECEIPTS`): a reliable session does within milliseconds
+//! when it is online, a sender offline at its next login. Each was first
+//! kept pending in memory on its message's copy, which stayed on disk;
+//! one still waiting after a quarter of a second was a row of `receipts`
+//! appended, then deleted again at its confirmation. Under load nearly
+//! every receipt waited longer than that (a sender's confirmations queue
+//! behind its own traffic), and those two statements, with the pending
+//! receipts' bookkeeping, were two fifths of the writer's time
+//! (`docs/performance.md`, the session of the receipt batches).
+//!
+//! Here the receipts a group commit keeps are one row of `receipt_batches`
+//! (schema version 14), a blob written in the same commit, and the message's
+//! copy goes at once (a crash does not deliver it again). The writer keeps
+//! the blob in memory with a count of the receipts still owed: a
+//! confirmation writes nothing, and a batch none of whose receipts is owed
+//! any more is deleted by the next commit. A batch still owed receipts
+//! after [`RECEIPT_GRACE`] (or while the batches in memory are past
+//! [`MAX_RECEIPT_BYTES`], or past [`MAX_EXPOSED_RECEIPTS`] confirmed
+//! receipts not yet deleted, or as the store closes, sweeps or deletes an
+//! account) is settled in one commit: each receipt still owed becomes a row
+//! of `receipts`, and the batch's row is deleted. A store that opens with
+//! rows here (it crashed) writes every receipt in them to `receipts`
+//! ([`recover`]) before it builds its index; one confirmed before the crash
+//! is sent again, and the client library, which remembers the receipts it
+//! handed over, does not hand it over twice.
+//!
+//! The blob is the receipts one after another, each: `message_id` and
+//! `received_ms` (`u64` little-endian each), then the owner's folded
+//! nickname and the recipient's name as the receipt shows it, each a `u32`
+//! little-endian length and its UTF-8 bytes.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+use tracing::warn;
+
+use crate::blob::{self, Reader};
+
+/// How long a batch of receipts stays in memory before the receipts still
+/// owed in it are written to `receipts`.
+pub(crate) const RECEIPT_GRACE: Duration = Duration::from_secs(2);
+
+/// The batches' blobs in memory at most: past it, the oldest are settled at
+/// the next commit, however young.
+pub(crate) const MAX_RECEIPT_BYTES: usize = 16 << 20;
+
+/// Receipts confirmed by their owners in batches not yet deleted, at most,
+/// over every account: what a crash would send again. Past it, the oldest
+/// batches are settled at the next commit. A quarter of the receipts the
+/// client library remembers to hide one it has handed over (65,536).
+pub(crate) const MAX_EXPOSED_RECEIPTS: u64 = 16_384;
+
+/// One receipt, as a batch has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BatchedReceipt<'a> {
+    /// Its owner's folded nickname.
+    pub(crate) owner: &'a str,
+    pub(crate) message_id: u64,
+    /// The recipient who confirmed, as the receipt shows it.
+    pub(crate) recipient: &'a str,
+    pub(crate) received_ms: u64,
+}
+
+/// One batch: its blob and the count of its receipts still owed.
+#[derive(Debug, Default)]
+pub(crate) struct ReceiptBatch {
+    blob: Vec<u8>,
+    /// When it is to be settled (set as it is written).
+    due: Option<Instant>,
+    /// Its receipts still owed. At 0 the batch is deleted at the next
+    /// commit.
+    live: u32,
+    /// Its receipts confirmed: a crash before it is deleted sends them
+    /// again.
+    released: u32,
+}
+
+impl ReceiptBatch {
+    /// Appends a receipt, answering where it starts in the blob.
+    fn push(&mut self, receipt: &BatchedReceipt<'_>) -> u32 {
+        let at = u32::try_from(self.blob.len()).unwrap_or(u32::MAX);
+        self.live += 1;
+        for number in [receipt.message_id, receipt.received_ms] {
+            self.blob.extend_from_slice(&number.to_le_bytes());
+        }
+        blob::put_str(&mut self.blob, receipt.owner);
+        blob::put_str(&mut self.blob, receipt.recipient);
+        at
+    }
+
+    /// Whether none of its receipts is owed any more.
+    pub(crate) fn is_spent(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Every receipt with where it starts, in the order kept; a blob cut
+    /// short or not UTF-8 ends the list where it stops reading.
+    pub(crate) fn receipts(&self) -> impl Iterator<Item = (u32, BatchedReceipt<'_>)> {
+        receipts(&self.blob)
+    }
+}
+
+/// The receipts of a batch's blob, each with where it starts.
+fn receipts(blob: &[u8]) -> impl Iterator<Item = (u32, BatchedReceipt<'_>)> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let start = u32::try_from(at).ok()?;
+        let mut reader = Reader::at(blob, at);
+        let message_id = reader.u64()?;
+        let received_ms = reader.u64()?;
+        let owner = reader.str()?;
+        let recipient = reader.str()?;
+        at = reader.position();
+        let receipt = BatchedReceipt {
+            owner,
+            message_id,
+            recipient,
+            received_ms,
+        };
+        Some((start, receipt))
+    })
+}
+
+/// The batches in the writer's memory, by row, oldest first, and the one
+/// the current group commit fills.
+#[derive(Debug, Default)]
+pub(crate) struct ReceiptLog {
+    batches: BTreeMap<i64, ReceiptBatch>,
+    /// The written batches' blob bytes.
+    bytes: usize,
+    /// Their receipts confirmed ([`MAX_EXPOSED_RECEIPTS`]).
+    exposed: u64,
+    /// Batches that were spent when last looked at, to delete (a hint:
+    /// each is looked at again).
+    spent: Vec<i64>,
+    /// The row of the batch the current group fills, if it kept any.
+    open: Option<i64>,
+    /// The row the next batch is written to.
+    next_row: i64,
+}
+
+impl ReceiptLog {
+    /// An empty log whose rows start after `last_row`.
+    pub(crate) fn after(last_row: i64) -> Self {
+        Self {
+            next_row: last_row.saturating_add(1),
+            ..Self::default()
+        }
+    }
+
+    /// Keeps `receipt` in the current group's batch, answering its row and
+    /// where it starts, and whether this opened the batch.
+    pub(crate) fn keep(&mut self, receipt: &BatchedReceipt<'_>) -> (i64, u32, bool) {
+        let opened = self.open.is_none();
+        let row = *self.open.get_or_insert(self.next_row);
+        if opened {
+            self.next_row = self.next_row.saturating_add(1);
+        }
+        let at = self.batches.entry(row).or_default().push(receipt);
+        (row, at, opened)
+    }
+
+    /// Ends the current group's batch: answers its row and blob, to write
+    /// in the group's transaction, unless it kept nothing or everything in
+    /// it is confirmed already (then it is dropped).
+    pub(crate) fn close(&mut self, now: Instant) -> Option<(i64, &[u8])> {
+        let row = self.open.take()?;
+        if self.batches.get(&row).is_none_or(ReceiptBatch::is_spent) {
+            self.batches.remove(&row);
+            return None;
+        }
+        let batch = self.batches.get_mut(&row)?;
+        batch.due = Some(now + RECEIPT_GRACE);
+        self.bytes += batch.blob.len();
+        self.exposed += u64::from(batch.released);
+        Some((row, &batch.blob))
+    }
+
+    /// Forgets batch `row` (its group was rolled back): whether open or
+    /// written.
+    pub(crate) fn drop_batch(&mut self, row: i64) {
+        if self.open == Some(row) {
+            self.open = None;
+            self.batches.remove(&row);
+        } else {
+            self.take(row);
+        }
+    }
+
+    /// Takes out batch `row` to settle it.
+    pub(crate) fn take(&mut self, row: i64) -> Option<ReceiptBatch> {
+        let batch = self.batches.remove(&row)?;
+        if self.open != Some(row) {
+            self.bytes -= batch.blob.len();
+            self.exposed -= u64::from(batch.released);
+        }
+        Some(batch)
+    }
+
+    /// Puts back batch `row`, taken out by a group that was rolled back.
+    pub(crate) fn put_back(&mut self, row: i64, batch: ReceiptBatch) {
+        self.bytes += batch.blob.len();
+        self.exposed += u64::from(batch.released);
+        if let Some(old) = self.batches.insert(row, batch) {
+            self.bytes -= old.blob.len();
+            self.exposed -= u64::from(old.released);
+        }
+    }
+
+    /// One of batch `row`'s receipts is owed no more (`undo`: it is again).
+    pub(crate) fn release(&mut self, row: i64, undo: bool) {
+        let written = self.open != Some(row);
+        let Some(batch) = self.batches.get_mut(&row) else {
+            return;
+        };
+        if undo {
+            batch.live += 1;
+            batch.released = batch.released.saturating_sub(1);
+            if written {
+                self.exposed = self.exposed.saturating_sub(1);
+            }
+        } else {
+            batch.live = batch.live.saturating_sub(1);
+            batch.released += 1;
+            if written {
+                self.exposed += 1;
+                if batch.is_spent() {
+                    self.spent.push(row);
+                }
+            }
+        }
+    }
+
+    /// The written rows to settle now, in order: `all`, every one;
+    /// otherwise those spent, those due, and the oldest while the log is
+    /// past [`MAX_RECEIPT_BYTES`] or [`MAX_EXPOSED_RECEIPTS`].
+    pub(crate) fn due(&mut self, all: bool, now: Instant) -> Vec<i64> {
+        let open = self.open;
+        let mut rows: Vec<i64> = (self.spent.drain(..))
+            .filter(|row| self.batches.get(row).is_some_and(ReceiptBatch::is_spent))
+            .collect();
+        let mut over = self.bytes.saturating_sub(MAX_RECEIPT_BYTES);
+        let mut exposed = self.exposed.saturating_sub(MAX_EXPOSED_RECEIPTS);
+        for (&row, batch) in self.batches.iter().filter(|(row, _)| Some(**row) != open) {
+            let late = batch.due.is_some_and(|due| due <= now);
+            if !(all || late || over > 0 || exposed > 0) {
+                break;
+            }
+            over = over.saturating_sub(batch.blob.len());
+            exposed = exposed.saturating_sub(u64::from(batch.released));
+            rows.push(row);
+        }
+        rows.sort_unstable();
+        rows.dedup();
+        rows
+    }
+
+    /// When the oldest written batch is due, if any is held.
+    pub(crate) fn next_due(&self) -> Option<Instant> {
+        self.batches.values().find_map(|batch| batch.due)
+    }
+}
+
+/// Writes every receipt in `receipt_batches` to `receipts` and empties the
+/// table, in one transaction: the store crashed with batches not yet
+/// settled. A receipt confirmed before the crash is written too (the
+/// batch does not know), and so sent again; one whose owner's account is
+/// gone is left out. Answers the last row, which new batches follow.
+pub(crate) fn recover(conn: &Connection) -> rusqlite::Result<i64> {
+    let tx = conn.unchecked_transaction()?;
+    let last_row: i64 = tx.query_row(
+        "SELECT coalesce(max(seq), 0) FROM receipt_batches",
+        [],
+        |row| row.get(0),
+    )?;
+    let mut recovered = 0_u64;
+    {
+        let mut rows = tx.prepare("SELECT receipts FROM receipt_batches ORDER BY seq")?;
+        let mut account = tx.prepare_cached("SELECT 1 FROM accounts WHERE nick_folded = ?1")?;
+        let mut insert = tx.prepare_cached(crate::queries::INSERT_RECEIPT)?;
+        let mut rows = rows.query([])?;
+        while let Some(row) = rows.next()? {
+            for (_, receipt) in receipts(row.get_ref(0)?.as_blob()?) {
+                if account.exists([receipt.owner])? {
+                    insert.execute(rusqlite::params![
+                        receipt.owner,
+                        receipt.message_id,
+                        receipt.recipient,
+                        receipt.received_ms
+                    ])?;
+                    recovered += 1;
+                }
+            }
+        }
+    }
+    tx.execute("DELETE FROM receipt_batches", [])?;
+    tx.commit()?;
+    if recovered > 0 {
+        warn!(
+            recovered,
+            "receipts not settled when the store last stopped were kept as rows"
+        );
+    }
+    Ok(last_row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn receipt(message_id: u64) -> BatchedReceipt<'static> {
+        BatchedReceipt {
+            owner: "alice",
+            message_id,
+            recipient: "Bob",
+            received_ms: 1_700_000_000_000 + message_id,
+        }
+    }
+
+    #[test]
+    fn a_batch_reads_back_what_it_kept_and_stops_at_a_cut() {
+        let mut log = ReceiptLog::after(0);
+        let (row, first, opened) = log.keep(&receipt(1));
+        assert!(opened);
+        let (same_row, second, opened) = log.keep(&receipt(2));
+        assert_eq!((same_row, opened), (row, false));
+        let (_, blob) = log.close(Instant::now()).unwrap();
+        let read: Vec<_> = receipts(blob).collect();
+        assert_eq!(read, vec![(first, receipt(1)), (second, receipt(2))]);
+        let cut = &blob[..blob.len() - 1];
+        assert_eq!(receipts(cut).count(), 1);
+    }
+
+    #[test]
+    fn a_batch_confirmed_before_it_is_written_is_not_written() {
+        let mut log = ReceiptLog::after(7);
+        let (row, _, _) = log.keep(&receipt(1));
+        assert_eq!(row, 8);
+        log.release(row, false);
+        assert!(log.close(Instant::now()).is_none());
+        assert!(log.due(true, Instant::now()).is_empty());
+        // The next group's batch takes the next row all the same.
+        assert_eq!(log.keep(&receipt(2)).0, 9);
+    }
+
+    #[test]
+    fn batches_come_due_when_spent_late_or_past_the_bounds() {
+        let now = Instant::now();
+        let mut log = ReceiptLog::after(0);
+        let (first, _, _) = log.keep(&receipt(1));
+        log.close(now).unwrap();
+        let (second, _, _) = log.keep(&receipt(2));
+        log.close(now).unwrap();
+        assert!(log.due(false, now).is_empty());
+        assert_eq!(log.next_due(), Some(now + RECEIPT_GRACE));
+        log.release(second, false);
+        assert_eq!(log.due(false, now), vec![second]);
+        assert_eq!(log.due(false, now + RECEIPT_GRACE), vec![first, second]);
+        assert_eq!(log.due(true, now), vec![first, second]);
+        // Confirmed receipts past the bound settle the oldest batches.
+        let mut log = ReceiptLog::after(0);
+        let (row, _, _) = log.keep(&receipt(1));
+        for id in 0..=MAX_EXPOSED_RECEIPTS {
+            log.keep(&receipt(id + 2));
+        }
+        log.close(now).unwrap();
+        let (young, _, _) = log.keep(&receipt(0));
+        log.close(now).unwrap();
+        for _ in 0..=MAX_EXPOSED_RECEIPTS {
+            log.release(row, false);
+        }
+        assert_eq!(log.due(false, now), vec![row]);
+        let taken = log.take(row).unwrap();
+        assert!(!taken.is_spent());
+        assert!(log.due(false, now).is_empty());
+        log.put_back(row, taken);
+        assert_eq!(log.due(false, now), vec![row]);
+        log.drop_batch(young);
+        assert_eq!(log.next_due(), Some(now + RECEIPT_GRACE));
+    }
+}
