@@ -329,3 +329,82 @@ fn held_copies_on_a_full_disk_fail_whole_and_settle_once_there_is_room() {
     assert_eq!(read, stored);
     assert!(read.is_disjoint(&failed));
 }
+
+/// Receipts on a full disk: a confirmation whose batch of receipts cannot
+/// be written fails whole. The copies are still held (read back, counted),
+/// no receipt is kept, and once there is room the same confirmation keeps
+/// every receipt and takes every copy.
+#[test]
+fn a_confirmation_whose_receipts_cannot_be_written_fails_whole() {
+    use chinwag_store::StoreError;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig {
+        max_db_bytes: Some(1024 * 1024),
+        ..StoreConfig::new(dir.path())
+    };
+    let store = open_with(&config, &["amy", "bob"]);
+    let held = |id: u64| StoredMessage {
+        sender: "amy".to_owned(),
+        receipt: true,
+        text: "r".repeat(200),
+        ..numbered("bob", id, id)
+    };
+    // Held copies in batches of 50 until the ceiling bites.
+    let mut stored = Vec::new();
+    'fill: for first in (1..).step_by(50).take(1_000) {
+        let mut routed = Routed::new();
+        for id in first..first + 50 {
+            routed.copy_held(&held(id));
+        }
+        match store.store_routed(routed).unwrap().wait() {
+            Ok(_) => stored.extend(first..first + 50),
+            Err(StoreError::Failed(_)) => break 'fill,
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert!(
+        stored.len() >= 1_000,
+        "the ceiling bit too soon: {}",
+        stored.len()
+    );
+    // Every receipt at once: a batch of tens of kilobytes, with no room.
+    let confirm = || store.confirm("bob", stored.clone(), T0).unwrap().wait();
+    assert!(
+        matches!(confirm(), Err(StoreError::Failed(_))),
+        "the receipts' batch found room"
+    );
+    let read: Vec<u64> = mailbox(&store, "bob").iter().map(|m| m.id).collect();
+    assert_eq!(read, stored, "the copies are still held");
+    let bob = store.account("bob").unwrap().wait().unwrap().unwrap();
+    assert_eq!(bob.mailbox_count, stored.len() as u64);
+    assert!(
+        store
+            .kept_receipts("amy")
+            .unwrap()
+            .wait()
+            .unwrap()
+            .is_empty()
+    );
+    // Room again.
+    store.set_max_db_bytes(None).unwrap().wait().unwrap();
+    let confirmed = confirm().unwrap();
+    assert_eq!(confirmed.removed, stored.len() as u64);
+    assert_eq!(confirmed.kept.len(), stored.len());
+    let kept: Vec<u64> = (store.kept_receipts("amy").unwrap().wait().unwrap())
+        .iter()
+        .map(|r| r.message_id)
+        .collect();
+    assert_eq!(kept, stored);
+    assert!(mailbox(&store, "bob").is_empty());
+    drop(store);
+    // Closed: the receipts are rows, the batches gone.
+    assert_eq!(
+        (
+            rows(dir.path(), "receipts"),
+            rows(dir.path(), "receipt_batches"),
+            rows(dir.path(), "journal")
+        ),
+        (i64::try_from(stored.len()).unwrap(), 0, 0)
+    );
+}
