@@ -18,11 +18,12 @@
 //! room again. Refusals that are a request's own answer (a full mailbox, no
 //! such account) are not failures and leave the group alone.
 //!
-//! Receipts kept at a confirmation wait in the index for their owner's
-//! confirmation (`index.rs`) and are written by the first commit after
-//! their grace. When no request comes, the writer waits for the next one
-//! only until the oldest comes due, and then commits them by themselves:
-//! a current-thread runtime on the writer's thread keeps that time.
+//! Batches kept in the writer's memory (the journal's held copies,
+//! `journal.rs`, and the receipt log's receipts, `receipt_log.rs`) are
+//! settled by the first commit after their grace. When no request comes,
+//! the writer waits for the next one only until the oldest comes due, and
+//! then settles it in a commit of its own: a current-thread runtime on the
+//! writer's thread keeps that time.
 //!
 //! Reads queue behind the writes like everything else, and the writer
 //! passes them to the reader thread after their group has committed: a read
@@ -183,12 +184,13 @@ impl Writer {
     }
 
     /// Runs `writes` in one transaction and commits it, or rolls it back,
-    /// and the index's changes with it. Pending receipts that are due go
-    /// first (`all_pending`: every one, as the store closes).
+    /// and the index's changes with it. Batches held in memory that are
+    /// due are settled first (`settle_all`: every one, as the store
+    /// closes), and the group's receipts written last.
     fn commit(
         &mut self,
         writes: &mut [Box<dyn WriteJob>],
-        all_pending: bool,
+        settle_all: bool,
     ) -> rusqlite::Result<()> {
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         let mut tx = Txn {
@@ -197,7 +199,7 @@ impl Writer {
         };
         // Receipts that waited long enough for their owners' confirmation
         // are written first (`index.rs`).
-        let result = queries::settle(&mut tx, all_pending)
+        let result = queries::settle(&mut tx, settle_all)
             .and_then(|()| writes.iter_mut().try_for_each(|job| job.run(&mut tx)))
             .and_then(|()| queries::finish(&mut tx))
             .and_then(|()| self.conn.execute_batch("COMMIT"));
