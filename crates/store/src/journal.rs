@@ -33,6 +33,7 @@ use rusqlite::{Connection, params};
 use tracing::warn;
 
 use crate::blob::{self, Reader};
+use crate::settling::{self, Bounds, Seen};
 
 /// How long a batch of held copies stays in the journal before it is
 /// settled: what its copies have to be confirmed in for nothing more to be
@@ -254,23 +255,20 @@ impl Journal {
     /// spent, those due, and the oldest while the journal is past
     /// [`MAX_JOURNAL_BYTES`] or [`MAX_EXPOSED`].
     pub(crate) fn due(&mut self, all: bool, now: Instant) -> Vec<i64> {
-        let mut rows: Vec<i64> = (self.spent.drain(..))
-            .filter(|row| self.batches.get(row).is_some_and(Batch::is_spent))
-            .collect();
-        let mut over = self.bytes.saturating_sub(MAX_JOURNAL_BYTES);
-        let mut exposed = self.exposed.saturating_sub(MAX_EXPOSED);
-        for (&row, batch) in &self.batches {
-            let late = batch.due.is_some_and(|due| due <= now);
-            if !(all || late || over > 0 || exposed > 0) {
-                break;
-            }
-            over = over.saturating_sub(batch.blob.len());
-            exposed = exposed.saturating_sub(u64::from(batch.released));
-            rows.push(row);
-        }
-        rows.sort_unstable();
-        rows.dedup();
-        rows
+        let bounds = Bounds {
+            bytes: MAX_JOURNAL_BYTES,
+            released: MAX_EXPOSED,
+        };
+        let spent =
+            (self.spent.drain(..)).filter(|row| self.batches.get(row).is_some_and(Batch::is_spent));
+        let held = self.batches.iter().map(|(&row, batch)| Seen {
+            row,
+            bytes: batch.blob.len(),
+            released: u64::from(batch.released),
+            due: batch.due,
+        });
+        let totals = (self.bytes, self.exposed);
+        settling::due_rows(spent, held, totals, bounds, (all, now))
     }
 
     /// When the oldest batch is due, if any is held (a spent one goes with

@@ -105,6 +105,7 @@ mod receipt_log;
 mod routed;
 mod schema;
 mod sent_log;
+mod settling;
 mod stats;
 mod store;
 mod writer;

@@ -40,6 +40,7 @@ use rusqlite::Connection;
 use tracing::warn;
 
 use crate::blob::{self, Reader};
+use crate::settling::{self, Bounds, Seen};
 
 /// How long a batch of receipts stays in memory before the receipts still
 /// owed in it are written to `receipts`.
@@ -240,24 +241,24 @@ impl ReceiptLog {
     /// otherwise those spent, those due, and the oldest while the log is
     /// past [`MAX_RECEIPT_BYTES`] or [`MAX_EXPOSED_RECEIPTS`].
     pub(crate) fn due(&mut self, all: bool, now: Instant) -> Vec<i64> {
+        let bounds = Bounds {
+            bytes: MAX_RECEIPT_BYTES,
+            released: MAX_EXPOSED_RECEIPTS,
+        };
+        let spent = (self.spent.drain(..))
+            .filter(|row| self.batches.get(row).is_some_and(ReceiptBatch::is_spent));
+        // The batch being filled is not written yet.
         let open = self.open;
-        let mut rows: Vec<i64> = (self.spent.drain(..))
-            .filter(|row| self.batches.get(row).is_some_and(ReceiptBatch::is_spent))
-            .collect();
-        let mut over = self.bytes.saturating_sub(MAX_RECEIPT_BYTES);
-        let mut exposed = self.exposed.saturating_sub(MAX_EXPOSED_RECEIPTS);
-        for (&row, batch) in self.batches.iter().filter(|(row, _)| Some(**row) != open) {
-            let late = batch.due.is_some_and(|due| due <= now);
-            if !(all || late || over > 0 || exposed > 0) {
-                break;
-            }
-            over = over.saturating_sub(batch.blob.len());
-            exposed = exposed.saturating_sub(u64::from(batch.released));
-            rows.push(row);
-        }
-        rows.sort_unstable();
-        rows.dedup();
-        rows
+        let held = (self.batches.iter())
+            .filter(|(row, _)| Some(**row) != open)
+            .map(|(&row, batch)| Seen {
+                row,
+                bytes: batch.blob.len(),
+                released: u64::from(batch.released),
+                due: batch.due,
+            });
+        let totals = (self.bytes, self.exposed);
+        settling::due_rows(spent, held, totals, bounds, (all, now))
     }
 
     /// When the oldest written batch is due, if any is held.
