@@ -17,7 +17,12 @@
 //! copied all of it. Under a load that never pauses, the writer keeps
 //! appending while the checkpointer copies, and the log would never be
 //! copied whole; past [`HARD_BYTES`] the writer checkpoints itself (little
-//! is left to copy by then), which bounds the log.
+//! is left to copy by then), which bounds the log. A checkpoint finds the
+//! other's running and gives up at once (SQLite takes its checkpoint lock
+//! without waiting), so the writer first waits for the checkpointer's to
+//! end (`Turn`): giving up instead, it went on appending through the
+//! checkpointer's copy and fsync, and a flood of 4 KB messages took the log
+//! to 31 MB.
 //!
 //! A checkpoint that fails (a full disk) is logged and tried again at the
 //! next wake: the commits are in the log, fsync'd, and nothing is lost.
@@ -26,6 +31,7 @@ use std::cell::Cell;
 use std::ffi::c_int;
 use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use rusqlite::hooks::Wal;
 use rusqlite::{Connection, OpenFlags};
@@ -65,9 +71,14 @@ pub(crate) fn take_over(conn: &Connection) {
     conn.wal_hook(Some(record_log_pages));
 }
 
+/// Held by whoever checkpoints, the writer or the checkpointer: one waits
+/// for the other's to end rather than find SQLite's lock taken.
+type Turn = Arc<Mutex<()>>;
+
 /// What the writer does about checkpoints after each commit.
 pub(crate) struct Checkpoints {
     wake: SyncSender<()>,
+    turn: Turn,
     /// The thresholds above, in pages of this database.
     soft: i32,
     hard: i32,
@@ -85,6 +96,7 @@ impl Checkpoints {
             self.woken_at = 0;
         }
         if pages >= self.hard {
+            let _turn = self.turn.lock().unwrap_or_else(PoisonError::into_inner);
             match checkpoint(conn) {
                 Ok((log, copied)) => debug!(log, copied, "the writer checkpointed"),
                 Err(error) => warn!(%error, "store checkpoint failed"),
@@ -130,15 +142,17 @@ pub(crate) fn open(path: &Path) -> Result<(Checkpoints, Checkpointer), StoreErro
         .map_err(open_error)?;
     let pages = |bytes: i64| i32::try_from(bytes / page.max(512)).unwrap_or(i32::MAX);
     let (wake, woken) = std::sync::mpsc::sync_channel(1);
+    let turn = Turn::default();
     Ok((
         Checkpoints {
             wake,
+            turn: Arc::clone(&turn),
             soft: pages(SOFT_BYTES),
             hard: pages(HARD_BYTES),
             every: pages(WAKE_EVERY_BYTES),
             woken_at: 0,
         },
-        Checkpointer { conn, woken },
+        Checkpointer { conn, woken, turn },
     ))
 }
 
@@ -146,12 +160,14 @@ pub(crate) fn open(path: &Path) -> Result<(Checkpoints, Checkpointer), StoreErro
 pub(crate) struct Checkpointer {
     conn: Connection,
     woken: Receiver<()>,
+    turn: Turn,
 }
 
 impl Checkpointer {
     /// Checkpoints at every wake-up, until the writer is gone.
     pub(crate) fn run(self) {
         while self.woken.recv().is_ok() {
+            let _turn = self.turn.lock().unwrap_or_else(PoisonError::into_inner);
             match checkpoint(&self.conn) {
                 Ok((log, copied)) => debug!(log, copied, "checkpoint"),
                 Err(error) => warn!(%error, "store checkpoint failed"),
