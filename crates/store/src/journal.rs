@@ -26,14 +26,13 @@
 //! folded nickname, the sender, the addressees and the text, each a `u32`
 //! little-endian length and its UTF-8 bytes.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, params};
 use tracing::warn;
 
 use crate::blob::{self, Reader};
-use crate::settling::{self, Bounds, Seen};
+use crate::settling::{self, Blob, Bounds, Held};
 
 /// How long a batch of held copies stays in the journal before it is
 /// settled: what its copies have to be confirmed in for nothing more to be
@@ -76,51 +75,55 @@ impl JournalCopy<'_> {
 /// A batch's copies: the blob of its row, and where each copy starts.
 #[derive(Debug, Default)]
 pub(crate) struct Batch {
-    blob: Vec<u8>,
+    /// Its blob, and its copies still needed (unconfirmed) and needed no
+    /// more (a crash before it is settled delivers them again).
+    blob: Blob,
     starts: Vec<u32>,
-    /// When it is to be settled.
-    due: Option<Instant>,
-    /// Its copies still needed: unconfirmed. At 0 the batch is deleted at
-    /// the next commit.
-    live: u32,
-    /// Its copies needed no more: a crash before it is settled delivers
-    /// them again.
-    released: u32,
+}
+
+impl settling::Batch for Batch {
+    fn blob(&self) -> &Blob {
+        &self.blob
+    }
+
+    fn blob_mut(&mut self) -> &mut Blob {
+        &mut self.blob
+    }
 }
 
 impl Batch {
     /// Appends a copy, answering its index in the batch.
     pub(crate) fn push(&mut self, copy: &JournalCopy<'_>) -> u32 {
         let index = u32::try_from(self.starts.len()).unwrap_or(u32::MAX);
+        let blob = &mut self.blob.bytes;
         self.starts
-            .push(u32::try_from(self.blob.len()).unwrap_or(u32::MAX));
-        self.live += 1;
+            .push(u32::try_from(blob.len()).unwrap_or(u32::MAX));
+        self.blob.live += 1;
         for number in [copy.id, copy.ts_ms, copy.number] {
-            self.blob.extend_from_slice(&number.to_le_bytes());
+            blob.extend_from_slice(&number.to_le_bytes());
         }
-        self.blob.push(u8::from(copy.receipt));
+        blob.push(u8::from(copy.receipt));
         for text in [copy.recipient, copy.sender, copy.to_names, copy.text] {
-            blob::put_str(&mut self.blob, text);
+            blob::put_str(blob, text);
         }
         index
     }
 
     /// The batch a row's blob holds (`None`: it does not read as one).
-    pub(crate) fn from_blob(blob: Vec<u8>) -> Option<Self> {
+    pub(crate) fn from_blob(bytes: Vec<u8>) -> Option<Self> {
         let mut starts = Vec::new();
         let mut at = 0;
-        while at < blob.len() {
+        while at < bytes.len() {
             starts.push(u32::try_from(at).ok()?);
-            at = decode(&blob, at)?.1;
+            at = decode(&bytes, at)?.1;
         }
         let live = u32::try_from(starts.len()).ok()?;
-        Some(Self {
-            blob,
-            starts,
-            due: None,
+        let blob = Blob {
+            bytes,
             live,
-            released: 0,
-        })
+            ..Blob::default()
+        };
+        Some(Self { blob, starts })
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -129,23 +132,23 @@ impl Batch {
 
     /// Whether none of its copies is needed any more.
     pub(crate) fn is_spent(&self) -> bool {
-        self.live == 0
+        self.blob.is_spent()
     }
 
     pub(crate) fn blob(&self) -> &[u8] {
-        &self.blob
+        &self.blob.bytes
     }
 
     /// Copy `index`.
     pub(crate) fn copy(&self, index: u32) -> Option<JournalCopy<'_>> {
         let start = *self.starts.get(usize::try_from(index).ok()?)?;
-        decode(&self.blob, usize::try_from(start).ok()?).map(|(copy, _)| copy)
+        decode(&self.blob.bytes, usize::try_from(start).ok()?).map(|(copy, _)| copy)
     }
 
     /// Every copy with its index, in the order added.
     pub(crate) fn copies(&self) -> impl Iterator<Item = (u32, JournalCopy<'_>)> {
         (0..).zip(&self.starts).filter_map(|(index, &start)| {
-            let copy = decode(&self.blob, usize::try_from(start).ok()?)?.0;
+            let copy = decode(&self.blob.bytes, usize::try_from(start).ok()?)?.0;
             Some((index, copy))
         })
     }
@@ -176,28 +179,31 @@ fn decode(blob: &[u8], at: usize) -> Option<(JournalCopy<'_>, usize)> {
 }
 
 /// The journal's batches in the writer's memory, by row, oldest first.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Journal {
-    batches: BTreeMap<i64, Batch>,
-    /// Their blobs' bytes.
-    bytes: usize,
-    /// Their copies needed no more ([`MAX_EXPOSED`]).
-    exposed: u64,
-    /// Batches that were spent when last looked at, to delete (a hint:
-    /// each is looked at again).
-    spent: Vec<i64>,
+    held: Held<Batch>,
     /// The row the next batch is written to (rows are given here, so that
     /// a batch's copies are indexed as they are checked, before it is
     /// written).
     next_row: i64,
 }
 
+impl Default for Journal {
+    fn default() -> Self {
+        Self::after(0)
+    }
+}
+
 impl Journal {
     /// An empty journal whose rows start after `last_row`.
     pub(crate) fn after(last_row: i64) -> Self {
+        let bounds = Bounds {
+            bytes: MAX_JOURNAL_BYTES,
+            released: MAX_EXPOSED,
+        };
         Self {
+            held: Held::new(bounds),
             next_row: last_row.saturating_add(1),
-            ..Self::default()
         }
     }
 
@@ -208,73 +214,35 @@ impl Journal {
 
     /// Holds `batch`, written to row `row`, until it is settled.
     pub(crate) fn add(&mut self, row: i64, mut batch: Batch, now: Instant) {
-        batch.due.get_or_insert(now + JOURNAL_GRACE);
-        self.bytes += batch.blob.len();
-        self.exposed += u64::from(batch.released);
+        batch.blob.due.get_or_insert(now + JOURNAL_GRACE);
         self.next_row = self.next_row.max(row.saturating_add(1));
-        if batch.is_spent() {
-            self.spent.push(row);
-        }
-        if let Some(old) = self.batches.insert(row, batch) {
-            self.bytes -= old.blob.len();
-            self.exposed -= u64::from(old.released);
-        }
+        self.held.insert(row, batch);
     }
 
     /// Takes out batch `row`.
     pub(crate) fn take(&mut self, row: i64) -> Option<Batch> {
-        let batch = self.batches.remove(&row)?;
-        self.bytes -= batch.blob.len();
-        self.exposed -= u64::from(batch.released);
-        Some(batch)
+        self.held.take(row)
     }
 
     /// One of batch `row`'s copies is needed no more (`undo`: it is again).
     pub(crate) fn release(&mut self, row: i64, undo: bool) {
-        if let Some(batch) = self.batches.get_mut(&row) {
-            if undo {
-                batch.live += 1;
-                batch.released = batch.released.saturating_sub(1);
-                self.exposed = self.exposed.saturating_sub(1);
-            } else {
-                batch.live = batch.live.saturating_sub(1);
-                batch.released += 1;
-                self.exposed += 1;
-                if batch.is_spent() {
-                    self.spent.push(row);
-                }
-            }
-        }
+        self.held.release(row, undo);
     }
 
     pub(crate) fn get(&self, row: i64) -> Option<&Batch> {
-        self.batches.get(&row)
+        self.held.get(row)
     }
 
     /// The rows to settle now, in order: `all`, every one; otherwise those
     /// spent, those due, and the oldest while the journal is past
     /// [`MAX_JOURNAL_BYTES`] or [`MAX_EXPOSED`].
     pub(crate) fn due(&mut self, all: bool, now: Instant) -> Vec<i64> {
-        let bounds = Bounds {
-            bytes: MAX_JOURNAL_BYTES,
-            released: MAX_EXPOSED,
-        };
-        let spent =
-            (self.spent.drain(..)).filter(|row| self.batches.get(row).is_some_and(Batch::is_spent));
-        let held = self.batches.iter().map(|(&row, batch)| Seen {
-            row,
-            bytes: batch.blob.len(),
-            released: u64::from(batch.released),
-            due: batch.due,
-        });
-        let totals = (self.bytes, self.exposed);
-        settling::due_rows(spent, held, totals, bounds, (all, now))
+        self.held.due(all, now)
     }
 
-    /// When the oldest batch is due, if any is held (a spent one goes with
-    /// the next commit, whenever that is: not worth a commit of its own).
+    /// When the oldest batch is due, if any is held.
     pub(crate) fn next_due(&self) -> Option<Instant> {
-        self.batches.values().next().and_then(|batch| batch.due)
+        self.held.next_due()
     }
 }
 

@@ -33,14 +33,13 @@
 //! nickname and the recipient's name as the receipt shows it, each a `u32`
 //! little-endian length and its UTF-8 bytes.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tracing::warn;
 
 use crate::blob::{self, Reader};
-use crate::settling::{self, Bounds, Seen};
+use crate::settling::{self, Blob, Bounds, Held};
 
 /// How long a batch of receipts stays in memory before the receipts still
 /// owed in it are written to `receipts`.
@@ -67,42 +66,46 @@ pub(crate) struct BatchedReceipt<'a> {
     pub(crate) received_ms: u64,
 }
 
-/// One batch: its blob and the count of its receipts still owed.
+/// One batch: its blob, and its receipts still owed and those confirmed
+/// (a crash before it is deleted sends them again).
 #[derive(Debug, Default)]
 pub(crate) struct ReceiptBatch {
-    blob: Vec<u8>,
-    /// When it is to be settled (set as it is written).
-    due: Option<Instant>,
-    /// Its receipts still owed. At 0 the batch is deleted at the next
-    /// commit.
-    live: u32,
-    /// Its receipts confirmed: a crash before it is deleted sends them
-    /// again.
-    released: u32,
+    blob: Blob,
+}
+
+impl settling::Batch for ReceiptBatch {
+    fn blob(&self) -> &Blob {
+        &self.blob
+    }
+
+    fn blob_mut(&mut self) -> &mut Blob {
+        &mut self.blob
+    }
 }
 
 impl ReceiptBatch {
     /// Appends a receipt, answering where it starts in the blob.
     fn push(&mut self, receipt: &BatchedReceipt<'_>) -> u32 {
-        let at = u32::try_from(self.blob.len()).unwrap_or(u32::MAX);
-        self.live += 1;
+        let blob = &mut self.blob.bytes;
+        let at = u32::try_from(blob.len()).unwrap_or(u32::MAX);
+        self.blob.live += 1;
         for number in [receipt.message_id, receipt.received_ms] {
-            self.blob.extend_from_slice(&number.to_le_bytes());
+            blob.extend_from_slice(&number.to_le_bytes());
         }
-        blob::put_str(&mut self.blob, receipt.owner);
-        blob::put_str(&mut self.blob, receipt.recipient);
+        blob::put_str(blob, receipt.owner);
+        blob::put_str(blob, receipt.recipient);
         at
     }
 
     /// Whether none of its receipts is owed any more.
     pub(crate) fn is_spent(&self) -> bool {
-        self.live == 0
+        self.blob.is_spent()
     }
 
     /// Every receipt with where it starts, in the order kept; a blob cut
     /// short or not UTF-8 ends the list where it stops reading.
     pub(crate) fn receipts(&self) -> impl Iterator<Item = (u32, BatchedReceipt<'_>)> {
-        receipts(&self.blob)
+        receipts(&self.blob.bytes)
     }
 }
 
@@ -129,28 +132,32 @@ fn receipts(blob: &[u8]) -> impl Iterator<Item = (u32, BatchedReceipt<'_>)> {
 
 /// The batches in the writer's memory, by row, oldest first, and the one
 /// the current group commit fills.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct ReceiptLog {
-    batches: BTreeMap<i64, ReceiptBatch>,
-    /// The written batches' blob bytes.
-    bytes: usize,
-    /// Their receipts confirmed ([`MAX_EXPOSED_RECEIPTS`]).
-    exposed: u64,
-    /// Batches that were spent when last looked at, to delete (a hint:
-    /// each is looked at again).
-    spent: Vec<i64>,
-    /// The row of the batch the current group fills, if it kept any.
-    open: Option<i64>,
+    held: Held<ReceiptBatch>,
+    /// The batch the current group fills, and its row, if it kept any.
+    open: Option<(i64, ReceiptBatch)>,
     /// The row the next batch is written to.
     next_row: i64,
+}
+
+impl Default for ReceiptLog {
+    fn default() -> Self {
+        Self::after(0)
+    }
 }
 
 impl ReceiptLog {
     /// An empty log whose rows start after `last_row`.
     pub(crate) fn after(last_row: i64) -> Self {
+        let bounds = Bounds {
+            bytes: MAX_RECEIPT_BYTES,
+            released: MAX_EXPOSED_RECEIPTS,
+        };
         Self {
+            held: Held::new(bounds),
+            open: None,
             next_row: last_row.saturating_add(1),
-            ..Self::default()
         }
     }
 
@@ -158,82 +165,55 @@ impl ReceiptLog {
     /// where it starts, and whether this opened the batch.
     pub(crate) fn keep(&mut self, receipt: &BatchedReceipt<'_>) -> (i64, u32, bool) {
         let opened = self.open.is_none();
-        let row = *self.open.get_or_insert(self.next_row);
-        if opened {
-            self.next_row = self.next_row.saturating_add(1);
-        }
-        let at = self.batches.entry(row).or_default().push(receipt);
-        (row, at, opened)
+        let next_row = &mut self.next_row;
+        let (row, batch) = self.open.get_or_insert_with(|| {
+            let row = *next_row;
+            *next_row = next_row.saturating_add(1);
+            (row, ReceiptBatch::default())
+        });
+        (*row, batch.push(receipt), opened)
     }
 
     /// Ends the current group's batch: answers its row and blob, to write
     /// in the group's transaction, unless it kept nothing or everything in
     /// it is confirmed already (then it is dropped).
     pub(crate) fn close(&mut self, now: Instant) -> Option<(i64, &[u8])> {
-        let row = self.open.take()?;
-        if self.batches.get(&row).is_none_or(ReceiptBatch::is_spent) {
-            self.batches.remove(&row);
+        let (row, mut batch) = self.open.take()?;
+        if batch.is_spent() {
             return None;
         }
-        let batch = self.batches.get_mut(&row)?;
-        batch.due = Some(now + RECEIPT_GRACE);
-        self.bytes += batch.blob.len();
-        self.exposed += u64::from(batch.released);
-        Some((row, &batch.blob))
+        batch.blob.due = Some(now + RECEIPT_GRACE);
+        self.held.insert(row, batch);
+        Some((row, &self.held.get(row)?.blob.bytes))
     }
 
     /// Forgets batch `row` (its group was rolled back): whether open or
     /// written.
     pub(crate) fn drop_batch(&mut self, row: i64) {
-        if self.open == Some(row) {
+        if self.open.as_ref().is_some_and(|(open, _)| *open == row) {
             self.open = None;
-            self.batches.remove(&row);
         } else {
-            self.take(row);
+            self.held.take(row);
         }
     }
 
     /// Takes out batch `row` to settle it.
     pub(crate) fn take(&mut self, row: i64) -> Option<ReceiptBatch> {
-        let batch = self.batches.remove(&row)?;
-        if self.open != Some(row) {
-            self.bytes -= batch.blob.len();
-            self.exposed -= u64::from(batch.released);
-        }
-        Some(batch)
+        self.held.take(row)
     }
 
     /// Puts back batch `row`, taken out by a group that was rolled back.
     pub(crate) fn put_back(&mut self, row: i64, batch: ReceiptBatch) {
-        self.bytes += batch.blob.len();
-        self.exposed += u64::from(batch.released);
-        if let Some(old) = self.batches.insert(row, batch) {
-            self.bytes -= old.blob.len();
-            self.exposed -= u64::from(old.released);
-        }
+        self.held.insert(row, batch);
     }
 
     /// One of batch `row`'s receipts is owed no more (`undo`: it is again).
+    /// One in the batch being filled is not on disk yet: a crash repeats
+    /// nothing for it.
     pub(crate) fn release(&mut self, row: i64, undo: bool) {
-        let written = self.open != Some(row);
-        let Some(batch) = self.batches.get_mut(&row) else {
-            return;
-        };
-        if undo {
-            batch.live += 1;
-            batch.released = batch.released.saturating_sub(1);
-            if written {
-                self.exposed = self.exposed.saturating_sub(1);
-            }
-        } else {
-            batch.live = batch.live.saturating_sub(1);
-            batch.released += 1;
-            if written {
-                self.exposed += 1;
-                if batch.is_spent() {
-                    self.spent.push(row);
-                }
-            }
+        match &mut self.open {
+            Some((open, batch)) if *open == row => batch.blob.release(undo),
+            _ => self.held.release(row, undo),
         }
     }
 
@@ -241,29 +221,12 @@ impl ReceiptLog {
     /// otherwise those spent, those due, and the oldest while the log is
     /// past [`MAX_RECEIPT_BYTES`] or [`MAX_EXPOSED_RECEIPTS`].
     pub(crate) fn due(&mut self, all: bool, now: Instant) -> Vec<i64> {
-        let bounds = Bounds {
-            bytes: MAX_RECEIPT_BYTES,
-            released: MAX_EXPOSED_RECEIPTS,
-        };
-        let spent = (self.spent.drain(..))
-            .filter(|row| self.batches.get(row).is_some_and(ReceiptBatch::is_spent));
-        // The batch being filled is not written yet.
-        let open = self.open;
-        let held = (self.batches.iter())
-            .filter(|(row, _)| Some(**row) != open)
-            .map(|(&row, batch)| Seen {
-                row,
-                bytes: batch.blob.len(),
-                released: u64::from(batch.released),
-                due: batch.due,
-            });
-        let totals = (self.bytes, self.exposed);
-        settling::due_rows(spent, held, totals, bounds, (all, now))
+        self.held.due(all, now)
     }
 
     /// When the oldest written batch is due, if any is held.
     pub(crate) fn next_due(&self) -> Option<Instant> {
-        self.batches.values().find_map(|batch| batch.due)
+        self.held.next_due()
     }
 }
 

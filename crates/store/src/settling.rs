@@ -1,53 +1,154 @@
 //! What the journal (`journal.rs`) and the receipt log (`receipt_log.rs`)
-//! share: batches held in the writer's memory, each one row on disk, and
-//! which of them to settle at a commit.
+//! share: batches held in the writer's memory, each one row on disk, with
+//! a count of their items still needed, and which of them to settle at a
+//! commit.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
-/// A batch held, as the choice of which to settle sees it.
-pub(crate) struct Seen {
-    pub(crate) row: i64,
-    /// Its blob's bytes.
-    pub(crate) bytes: usize,
-    /// Its items needed no more (a crash before it is settled repeats
-    /// them).
-    pub(crate) released: u64,
-    /// When it comes due, once written.
+/// A batch's blob (its row's, item after item) and its counts.
+#[derive(Debug, Default)]
+pub(crate) struct Blob {
+    pub(crate) bytes: Vec<u8>,
+    /// When it is to be settled (set as it is held).
     pub(crate) due: Option<Instant>,
+    /// Its items still needed. At 0 the batch is deleted at the next
+    /// commit.
+    pub(crate) live: u32,
+    /// Its items needed no more: a crash before it is settled repeats
+    /// them.
+    pub(crate) released: u32,
+}
+
+impl Blob {
+    /// Whether none of its items is needed any more.
+    pub(crate) fn is_spent(&self) -> bool {
+        self.live == 0
+    }
+
+    /// One of its items is needed no more (`undo`: it is again).
+    pub(crate) fn release(&mut self, undo: bool) {
+        if undo {
+            self.live += 1;
+            self.released = self.released.saturating_sub(1);
+        } else {
+            self.live = self.live.saturating_sub(1);
+            self.released += 1;
+        }
+    }
+}
+
+/// A batch of either kind.
+pub(crate) trait Batch {
+    fn blob(&self) -> &Blob;
+    fn blob_mut(&mut self) -> &mut Blob;
 }
 
 /// What the batches held may come to at most before the oldest are
 /// settled, however young: their blobs' bytes, and their items released.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Bounds {
     pub(crate) bytes: usize,
     pub(crate) released: u64,
 }
 
-/// The rows to settle now, in order: `spent` (those needed no more), and
-/// of `held` (oldest first; their bytes and items released in all are
-/// `totals`) every one if `all`, otherwise those due, and the oldest while
-/// the totals are past `bounds`.
-pub(crate) fn due_rows(
-    spent: impl Iterator<Item = i64>,
-    held: impl Iterator<Item = Seen>,
-    totals: (usize, u64),
+/// The batches held, by row, oldest first, and their totals.
+#[derive(Debug)]
+pub(crate) struct Held<B> {
+    batches: BTreeMap<i64, B>,
+    /// Their blobs' bytes.
+    bytes: usize,
+    /// Their items released.
+    exposed: u64,
+    /// Batches that were spent when last looked at, to delete (a hint:
+    /// each is looked at again).
+    spent: Vec<i64>,
     bounds: Bounds,
-    (all, now): (bool, Instant),
-) -> Vec<i64> {
-    let mut rows: Vec<i64> = spent.collect();
-    let mut over = totals.0.saturating_sub(bounds.bytes);
-    let mut exposed = totals.1.saturating_sub(bounds.released);
-    for batch in held {
-        let late = batch.due.is_some_and(|due| due <= now);
-        if !(all || late || over > 0 || exposed > 0) {
-            break;
+}
+
+impl<B: Batch> Held<B> {
+    pub(crate) fn new(bounds: Bounds) -> Self {
+        Self {
+            batches: BTreeMap::new(),
+            bytes: 0,
+            exposed: 0,
+            spent: Vec::new(),
+            bounds,
         }
-        over = over.saturating_sub(batch.bytes);
-        exposed = exposed.saturating_sub(batch.released);
-        rows.push(batch.row);
     }
-    rows.sort_unstable();
-    rows.dedup();
-    rows
+
+    /// Holds `batch`, written to row `row`, until it is settled.
+    pub(crate) fn insert(&mut self, row: i64, batch: B) {
+        let blob = batch.blob();
+        self.bytes += blob.bytes.len();
+        self.exposed += u64::from(blob.released);
+        if blob.is_spent() {
+            self.spent.push(row);
+        }
+        if let Some(old) = self.batches.insert(row, batch) {
+            self.bytes -= old.blob().bytes.len();
+            self.exposed -= u64::from(old.blob().released);
+        }
+    }
+
+    /// Takes out batch `row`.
+    pub(crate) fn take(&mut self, row: i64) -> Option<B> {
+        let batch = self.batches.remove(&row)?;
+        self.bytes -= batch.blob().bytes.len();
+        self.exposed -= u64::from(batch.blob().released);
+        Some(batch)
+    }
+
+    pub(crate) fn get(&self, row: i64) -> Option<&B> {
+        self.batches.get(&row)
+    }
+
+    /// One of batch `row`'s items is needed no more (`undo`: it is again).
+    pub(crate) fn release(&mut self, row: i64, undo: bool) {
+        let Some(blob) = self.batches.get_mut(&row).map(B::blob_mut) else {
+            return;
+        };
+        blob.release(undo);
+        if undo {
+            self.exposed = self.exposed.saturating_sub(1);
+        } else {
+            self.exposed += 1;
+            if blob.is_spent() {
+                self.spent.push(row);
+            }
+        }
+    }
+
+    /// The rows to settle now, in order: `all`, every one; otherwise those
+    /// spent, those due, and the oldest while the batches held are past
+    /// their bounds.
+    pub(crate) fn due(&mut self, all: bool, now: Instant) -> Vec<i64> {
+        let mut rows: Vec<i64> = (self.spent.drain(..))
+            .filter(|row| (self.batches.get(row)).is_some_and(|batch| batch.blob().is_spent()))
+            .collect();
+        let mut over = self.bytes.saturating_sub(self.bounds.bytes);
+        let mut exposed = self.exposed.saturating_sub(self.bounds.released);
+        for (&row, batch) in &self.batches {
+            let blob = batch.blob();
+            let late = blob.due.is_some_and(|due| due <= now);
+            if !(all || late || over > 0 || exposed > 0) {
+                break;
+            }
+            over = over.saturating_sub(blob.bytes.len());
+            exposed = exposed.saturating_sub(u64::from(blob.released));
+            rows.push(row);
+        }
+        rows.sort_unstable();
+        rows.dedup();
+        rows
+    }
+
+    /// When the oldest batch is due, if any is held (a spent one goes with
+    /// the next commit, whenever that is: not worth a commit of its own).
+    pub(crate) fn next_due(&self) -> Option<Instant> {
+        self.batches
+            .values()
+            .next()
+            .and_then(|batch| batch.blob().due)
+    }
 }
