@@ -384,16 +384,13 @@ pub(crate) fn confirm(
             if !receipt {
                 continue;
             }
-            let owner = fold(&sender);
-            let keepable = (tx.index.get(&owner))
-                .is_some_and(|entries| entries.receipt_count() < MAX_KEPT_RECEIPTS);
-            if keepable {
-                tx.index.keep_batched(&BatchedReceipt {
-                    owner: &owner,
-                    message_id: id,
-                    recipient: shown,
-                    received_ms,
-                });
+            let kept = tx.index.keep_batched(&BatchedReceipt {
+                owner: &fold(&sender),
+                message_id: id,
+                recipient: shown,
+                received_ms,
+            });
+            if kept {
                 confirmed.kept.push((id, sender));
             } else {
                 // Not kept (no account, or full): told to the sender if it
@@ -585,7 +582,7 @@ fn read_receipts(
             ReceiptRow::Batch { received_ms, .. } => Some(KeptReceipt {
                 owner: owner.to_owned(),
                 message_id: kept.message_id,
-                recipient: kept.recipient.into(),
+                recipient: kept.recipient.to_string(),
                 received_ms,
             }),
         };
@@ -645,7 +642,7 @@ pub(crate) fn forget_receipts(
 ) -> rusqlite::Result<()> {
     let folded = fold(owner);
     for (message_id, recipient) in receipts {
-        for row in tx.index.forget_receipt(&folded, *message_id, recipient) {
+        while let Some(row) = tx.index.forget_receipt(&folded, *message_id, recipient) {
             delete_receipt(tx, row)?;
         }
     }
