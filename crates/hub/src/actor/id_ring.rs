@@ -28,12 +28,35 @@ impl<T> Default for IdRing<T> {
 }
 
 impl<T> IdRing<T> {
-    /// Where `id`'s slot is (or would be, in order).
+    /// Where `id`'s slot is (or would be, in order). The ids only grow,
+    /// so `id` is at most `id - first` slots from the front, and exactly
+    /// there while they are dense (a reliable session's messages, routed
+    /// one after the other): looked at first, then searched below it. A
+    /// binary search of the whole ring was a cache miss a step, two
+    /// fifths of the actor's own time acting on the store's answers.
     fn at(&self, id: u64) -> usize {
-        match self.ring.front() {
-            Some((first, _)) if *first == id => 0,
-            _ => self.ring.partition_point(|(held, _)| *held < id),
+        let Some(&(first, _)) = self.ring.front() else {
+            return 0;
+        };
+        let Some(past) = id.checked_sub(first) else {
+            return 0;
+        };
+        let end = usize::try_from(past).map_or(self.ring.len(), |past| past.min(self.ring.len()));
+        if self.ring.get(end).is_some_and(|(held, _)| *held == id) {
+            return end;
         }
+        // The first slot in `..end` whose id is not below `id` (`end` if
+        // none is).
+        let (mut low, mut high) = (0, end);
+        while low < high {
+            let mid = low + (high - low) / 2;
+            if self.ring[mid].0 < id {
+                low = mid + 1;
+            } else {
+                high = mid;
+            }
+        }
+        low
     }
 
     /// Sets `id`'s value, answering the one it replaces.
@@ -130,5 +153,32 @@ mod tests {
         assert_eq!(ring.ring.len(), 1);
         assert_eq!(ring.pop_oldest(), Some((9, 90)));
         assert!(ring.is_empty() && ring.pop_oldest().is_none());
+    }
+
+    #[test]
+    fn dense_and_sparse_ids_are_found_where_they_are() {
+        let mut ring = IdRing::default();
+        // Dense from 100, then gaps, then dense again.
+        let ids: Vec<u64> = (100..200)
+            .chain((300..400).step_by(7))
+            .chain(1000..1050)
+            .collect();
+        for &id in &ids {
+            ring.insert(id, id);
+        }
+        for &id in &ids {
+            assert_eq!(ring.get(id), Some(&id), "{id}");
+        }
+        for missing in [0, 99, 200, 301, 999, 1050, u64::MAX] {
+            assert_eq!(ring.get(missing), None, "{missing}");
+        }
+        // Inserted between others, out of order: still in order.
+        assert_eq!(ring.insert(250, 250), None);
+        assert_eq!(ring.insert(99, 99), None);
+        assert_eq!(ring.get(250), Some(&250));
+        assert_eq!(ring.pop_oldest(), Some((99, 99)));
+        assert_eq!(ring.remove(150), Some(150));
+        assert_eq!(ring.get(151), Some(&151));
+        assert_eq!(ring.get(150), None);
     }
 }
