@@ -46,6 +46,7 @@ use std::time::Instant;
 use rusqlite::Connection;
 use tracing::warn;
 
+use crate::id_map::IdMap;
 use crate::journal::{Batch, Journal, JournalCopy};
 use crate::receipt_log::{BatchedReceipt, ReceiptBatch, ReceiptLog};
 use crate::sent_log;
@@ -113,7 +114,7 @@ pub(crate) struct Slot {
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Entries {
     /// Its messages by hub id, so in the order they are delivered.
-    pub(crate) by_id: BTreeMap<u64, Slot>,
+    pub(crate) by_id: IdMap<Slot>,
     /// The sum of their bytes.
     pub(crate) bytes: u64,
     /// The highest id it ever held: an id above it is not there without
@@ -132,7 +133,7 @@ pub(crate) struct Entries {
 impl Entries {
     /// Whether it holds message `id`.
     pub(crate) fn holds(&self, id: u64) -> bool {
-        id <= self.max_id && self.by_id.contains_key(&id)
+        id <= self.max_id && self.by_id.contains_key(id)
     }
 
     /// How many messages it holds.
@@ -360,7 +361,10 @@ impl MailIndex {
             let id = row.get(2)?;
             entries.bytes += slot.bytes;
             entries.max_id = entries.max_id.max(id);
-            entries.by_id.insert(id, slot);
+            entries.by_id.push_unsorted(id, slot);
+        }
+        for entries in accounts.values_mut() {
+            entries.by_id.sort();
         }
         let mut rows = conn.prepare("SELECT seq, owner, message_id, recipient FROM receipts")?;
         let mut rows = rows.query([])?;
@@ -524,7 +528,7 @@ impl MailIndex {
         let Some((account, entries)) = self.entries_mut(account) else {
             return;
         };
-        if let Some(slot) = entries.by_id.get_mut(&id) {
+        if let Some(slot) = entries.by_id.get_mut(id) {
             let from = std::mem::replace(&mut slot.place, to);
             self.undo.push(Undo::Moved { account, id, from });
         }
@@ -556,7 +560,7 @@ impl MailIndex {
     /// Forgets a stored message, answering where it was.
     pub(crate) fn remove(&mut self, account: &str, id: u64) -> Option<Slot> {
         let (account, entries) = self.entries_mut(account)?;
-        let slot = entries.by_id.remove(&id)?;
+        let slot = entries.by_id.remove(id)?;
         entries.bytes -= slot.bytes;
         self.undo.push(Undo::Removed { account, id, slot });
         Some(slot)
@@ -827,7 +831,7 @@ impl MailIndex {
         match undo {
             Undo::Added { account, id } => {
                 if let Some(entries) = self.slot_mut(account)
-                    && let Some(slot) = entries.by_id.remove(&id)
+                    && let Some(slot) = entries.by_id.remove(id)
                 {
                     entries.bytes -= slot.bytes;
                 }
@@ -890,7 +894,7 @@ impl MailIndex {
                 }
             }
             Undo::Moved { account, id, from } => {
-                if let Some(slot) = (self.slot_mut(account)).and_then(|e| e.by_id.get_mut(&id)) {
+                if let Some(slot) = (self.slot_mut(account)).and_then(|e| e.by_id.get_mut(id)) {
                     slot.place = from;
                 }
             }
@@ -947,7 +951,7 @@ mod tests {
         index.roll_back();
 
         let bob = index.get("bob").unwrap();
-        assert_eq!(bob.by_id.keys().copied().collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(bob.by_id.keys().collect::<Vec<_>>(), [1, 2]);
         assert_eq!(bob.bytes, 30);
         assert!(index.get("carol").is_none());
     }
@@ -965,7 +969,7 @@ mod tests {
         assert_eq!(index.get("bob").map(Entries::count), Some(1));
         index.roll_back();
         let bob = index.get("bob").unwrap();
-        assert_eq!(bob.by_id.keys().copied().collect::<Vec<_>>(), [1]);
+        assert_eq!(bob.by_id.keys().collect::<Vec<_>>(), [1]);
         assert_eq!((bob.bytes, index.slots.len()), (10, 1));
         // And committed, the new one is there alone.
         assert!(index.remove_account("bob").is_some());

@@ -94,6 +94,7 @@ mod blob;
 mod checkpoint;
 mod config;
 mod error;
+mod id_map;
 mod index;
 mod jobs;
 mod journal;

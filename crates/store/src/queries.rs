@@ -531,7 +531,7 @@ fn settle_batch(tx: &mut Txn<'_>, row: i64, batch: &Batch) -> rusqlite::Result<(
                 copy: copy_index,
             };
             let unconfirmed = (tx.index.get(copy.recipient))
-                .and_then(|entries| entries.by_id.get(&copy.id))
+                .and_then(|entries| entries.by_id.get(copy.id))
                 .is_some_and(|slot| slot.place == place);
             if unconfirmed {
                 insert_copy(&mut insert, &copy)?;
