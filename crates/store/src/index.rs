@@ -795,12 +795,19 @@ impl MailIndex {
         self.undo.clear();
     }
 
+    /// Whether the undo records hold more room than is kept between
+    /// bursts ([`trim_undo`](Self::trim_undo) would give some back).
+    pub(crate) fn undo_to_trim(&self) -> bool {
+        self.undo.capacity() > UNDO_KEPT
+    }
+
     /// Gives back what a burst's groups grew the undo records to: a group
     /// of hundreds of thousands of changes leaves tens of megabytes behind
     /// (80 MB after `bench direct --reliable`), which an ordinary group
-    /// never needs again. Called by the writer when it has nothing queued: trimmed
-    /// after every commit instead, each group of a burst grew it again
-    /// (about a tenth slower).
+    /// never needs again. Called by the writer once it has had nothing to
+    /// do for a while (`writer.rs`): trimmed after every commit, or
+    /// whenever the queue ran empty, each group of a steady load grew it
+    /// again, into fresh pages.
     pub(crate) fn trim_undo(&mut self) {
         if self.undo.capacity() > UNDO_KEPT {
             self.undo.shrink_to(UNDO_KEPT);
