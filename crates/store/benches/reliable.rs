@@ -131,7 +131,7 @@ impl Cycle {
             for (id, sender) in &confirmed.kept {
                 // A message's sender is its recipient's partner.
                 let owner = self.index[recipient] ^ 1;
-                assert_eq!(sender, &self.names[owner]);
+                assert_eq!(&**sender, self.names[owner].as_str());
                 receipts[owner].push((*id, recipient.clone()));
                 kept += 1;
             }

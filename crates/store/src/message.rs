@@ -1,6 +1,7 @@
 //! What a mailbox holds, and what storing a message can come to.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use crate::StoreError;
 
@@ -102,16 +103,17 @@ pub struct Confirmed {
     /// How many left the mailbox.
     pub removed: u64,
     /// Of those, the ones whose sender asked for a receipt and has no
-    /// account (a guest): each message's id and its sender, in the order
+    /// account (a guest): each message's id and its sender's nickname,
+    /// case folded (one `Arc` shared by a sender's), in the order
     /// confirmed. Not kept: the hub tells the sender if it is online.
-    pub receipts: Vec<(u64, String)>,
+    pub receipts: Vec<(u64, Arc<str>)>,
     /// The ones whose sender asked for a receipt and has an account: their
     /// receipts are kept (at most
     /// [`MAX_KEPT_RECEIPTS`](crate::MAX_KEPT_RECEIPTS) an account), so a
     /// crash after the answer loses none (before the confirmation is on
     /// disk, the message is; it comes again, and so does its receipt);
-    /// each message's id and its sender.
-    pub kept: Vec<(u64, String)>,
+    /// each message's id and its sender's nickname, case folded.
+    pub kept: Vec<(u64, Arc<str>)>,
 }
 
 /// A receipt kept for a sender who was offline when the recipient's client

@@ -7,6 +7,7 @@
 //! The reads run on the reader's connection.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -363,29 +364,36 @@ pub(crate) fn confirm(
         .prepare_cached("SELECT sender, receipt, number FROM mailbox WHERE seq = ?1")?;
     let mut confirmed = Confirmed::default();
     let mut highest = 0;
+    let mut senders = Senders::default();
     for &id in ids {
         if let Some(slot) = tx.index.remove(&recipient, id) {
             // A held copy is read from the journal's memory; a row, from
-            // the disk.
-            let (sender, receipt, number): (String, bool, u64) = match slot.place {
+            // the disk. The sender is only wanted if a receipt is owed.
+            let (sender, receipt, number) = match slot.place {
                 Place::Row(seq) => {
-                    read.query_row([seq], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+                    let (sender, receipt, number): (String, bool, u64) =
+                        read.query_row([seq], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+                    (receipt.then(|| senders.folded(&sender)), receipt, number)
                 }
                 Place::Journal { .. } => match tx.index.held_copy(slot.place) {
-                    Some(copy) => (copy.sender.to_owned(), copy.receipt, copy.number),
+                    Some(copy) => (
+                        copy.receipt.then(|| senders.folded(copy.sender)),
+                        copy.receipt,
+                        copy.number,
+                    ),
                     // Its batch is not held (it cannot be): nothing is
                     // owed.
-                    None => (String::new(), false, 0),
+                    None => (None, false, 0),
                 },
             };
             confirmed.removed += 1;
             highest = highest.max(number);
             delete_copy(tx, slot.place)?;
-            if !receipt {
+            let Some(sender) = sender.filter(|_| receipt) else {
                 continue;
-            }
+            };
             let kept = tx.index.keep_batched(&BatchedReceipt {
-                owner: &fold(&sender),
+                owner: &sender,
                 message_id: id,
                 recipient: shown,
                 received_ms,
@@ -401,6 +409,32 @@ pub(crate) fn confirm(
     }
     raise_last_number(tx.conn, &recipient, highest)?;
     Ok(confirmed)
+}
+
+/// The senders one confirmation names, folded, each name shared by its
+/// receipts: a recipient confirms messages from a few senders, many each.
+/// A name a receipt each was an allocation in the writer and two more in
+/// the hub (which folded it into an `Arc<str>` of its own).
+#[derive(Default)]
+struct Senders(Vec<Arc<str>>);
+
+impl Senders {
+    /// Remembered at most: a confirmation naming more senders than this
+    /// in turn shares less.
+    const MAX: usize = 8;
+
+    fn folded(&mut self, sender: &str) -> Arc<str> {
+        let folded = fold(sender);
+        if let Some(name) = self.0.iter().rev().find(|name| ***name == *folded) {
+            return Arc::clone(name);
+        }
+        let name: Arc<str> = Arc::from(&*folded);
+        if self.0.len() == Self::MAX {
+            self.0.remove(0);
+        }
+        self.0.push(Arc::clone(&name));
+        name
+    }
 }
 
 /// What became of a receipt handed to [`keep`].

@@ -161,7 +161,7 @@ fn a_receipt_for_a_held_copy_is_kept_apart_and_written_when_settled() {
             .unwrap()
             .wait()
             .unwrap();
-        assert_eq!(confirmed.kept, [(1, "Amy".to_owned())]);
+        assert_eq!(confirmed.kept, [(1, "amy".into())]);
         assert_eq!(tables(dir.path()), (1, 0, 0, 1));
         // The next commit deletes the spent journal batch.
         store.set_last_seen("bob", T0).unwrap().wait().unwrap();

@@ -127,20 +127,19 @@ impl Receipts {
     }
 
     /// Stored messages `nick` confirmed at `received_ms` whose senders
-    /// asked for a receipt: each message's id and its sender (as the store
-    /// has the name), those the store kept apart.
+    /// asked for a receipt: each message's id and its sender (folded, as
+    /// the store has the name), those the store kept apart.
     pub(super) fn stored_confirmed(
         &mut self,
         nick: &str,
         confirmed: chinwag_store::Confirmed,
         received_ms: u64,
     ) {
+        // Folded by the store, as the registry keys nicknames.
         for (id, sender) in confirmed.receipts {
-            let sender: Arc<str> = Arc::from(sender.to_ascii_lowercase());
             push_due(&mut self.due, sender, id, nick, received_ms);
         }
         for (id, sender) in confirmed.kept {
-            let sender: Arc<str> = Arc::from(sender.to_ascii_lowercase());
             push_due(&mut self.due_kept, sender, id, nick, received_ms);
         }
     }

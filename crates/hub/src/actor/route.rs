@@ -336,7 +336,7 @@ impl StoredCopy {
             .iter()
             .map(|named| {
                 let status = named.offline.is_none().then_some(named.status);
-                (named.name.to_string(), status)
+                (String::from(named.name), status)
             })
             .collect();
         // The last copy takes the strings, the others a clone: a message
@@ -415,7 +415,7 @@ fn remembered(
     let statuses = (named.iter().copied().flatten())
         .map(|named| (named.name, named.status))
         .chain(failures.iter().copied())
-        .map(|(name, status)| (name.to_string(), Some(status)))
+        .map(|(name, status)| (String::from(name), Some(status)))
         .collect();
     ForStore {
         client_id,
