@@ -368,28 +368,27 @@ pub(crate) fn confirm(
     for &id in ids {
         if let Some(slot) = tx.index.remove(&recipient, id) {
             // A held copy is read from the journal's memory; a row, from
-            // the disk. The sender is only wanted if a receipt is owed.
-            let (sender, receipt, number) = match slot.place {
+            // the disk. Its sender, if it is owed a receipt.
+            let (owed, number) = match slot.place {
                 Place::Row(seq) => {
                     let (sender, receipt, number): (String, bool, u64) =
                         read.query_row([seq], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
-                    (receipt.then(|| senders.folded(&sender)), receipt, number)
+                    (receipt.then(|| senders.folded(&sender)), number)
                 }
                 Place::Journal { .. } => match tx.index.held_copy(slot.place) {
                     Some(copy) => (
                         copy.receipt.then(|| senders.folded(copy.sender)),
-                        copy.receipt,
                         copy.number,
                     ),
                     // Its batch is not held (it cannot be): nothing is
                     // owed.
-                    None => (None, false, 0),
+                    None => (None, 0),
                 },
             };
             confirmed.removed += 1;
             highest = highest.max(number);
             delete_copy(tx, slot.place)?;
-            let Some(sender) = sender.filter(|_| receipt) else {
+            let Some(sender) = owed else {
                 continue;
             };
             let kept = tx.index.keep_batched(&BatchedReceipt {
