@@ -65,6 +65,32 @@ type AccountId = usize;
 /// keeps share it.
 pub(crate) type Name = Arc<str>;
 
+/// The names seen last, each handed out again while it is among them:
+/// the receipts that name the same sender or recipient share one `Name`
+/// rather than each holding a copy (a recipient confirms messages from a
+/// few senders, many each).
+#[derive(Debug, Default)]
+pub(crate) struct RecentNames(Vec<Name>);
+
+impl RecentNames {
+    /// Remembered at most: names coming in turn from more than this share
+    /// less.
+    const MAX: usize = 8;
+
+    /// `name`, shared with the last time it was seen if it is recent.
+    pub(crate) fn share(&mut self, name: &str) -> Name {
+        if let Some(recent) = self.0.iter().rev().find(|recent| ***recent == *name) {
+            return Arc::clone(recent);
+        }
+        let shared: Name = name.into();
+        if self.0.len() == Self::MAX {
+            self.0.remove(0);
+        }
+        self.0.push(Arc::clone(&shared));
+        shared
+    }
+}
+
 /// Where a kept receipt is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum ReceiptRow {
@@ -311,9 +337,8 @@ pub(crate) struct MailIndex {
     /// Each account's mailbox, by slot; a deleted account's slot is left
     /// empty (never given again, so an undo record always finds its own).
     slots: Vec<Option<Entries>>,
-    /// The recipient named by the receipt kept last, shared with the next
-    /// if it is the same one.
-    last_name: Option<Name>,
+    /// The recipients named by the receipts kept last.
+    recipients: RecentNames,
     undo: Vec<Undo>,
     /// The receipt log's batches (`receipt_log.rs`), which
     /// `ReceiptRow::Batch` receipts point into.
@@ -344,7 +369,7 @@ impl MailIndex {
         let mut accounts: HashMap<String, Entries> = (created.keys())
             .map(|folded| (folded.clone(), Entries::default()))
             .collect();
-        let mut names: HashMap<String, Name> = HashMap::new();
+        let mut names = RecentNames::default();
         let mut orphans = 0_u64;
         let mut rows = conn.prepare("SELECT seq, recipient, id, bytes FROM mailbox")?;
         let mut rows = rows.query([])?;
@@ -375,14 +400,7 @@ impl MailIndex {
                 continue;
             };
             let recipient: &str = row.get_ref(3)?.as_str()?;
-            // Each recipient's name is kept once.
-            let recipient = if let Some(name) = names.get(recipient) {
-                name.clone()
-            } else {
-                let name: Name = recipient.into();
-                names.insert(recipient.to_owned(), name.clone());
-                name
-            };
+            let recipient = names.share(recipient);
             entries.add_receipt(row.get(2)?, recipient, ReceiptRow::Kept(row.get(0)?));
         }
         // A record older than its sender's account is a deleted account's
@@ -433,7 +451,7 @@ impl MailIndex {
         Ok(Self {
             ids,
             slots,
-            last_name: None,
+            recipients: RecentNames::default(),
             undo: Vec::new(),
             receipt_log: ReceiptLog::after(receipt_row),
             journal: Journal::after(journal_row),
@@ -508,19 +526,6 @@ impl MailIndex {
     /// The mailbox in slot `id`, if its account is there.
     fn slot_mut(&mut self, id: AccountId) -> Option<&mut Entries> {
         self.slots.get_mut(id)?.as_mut()
-    }
-
-    /// `recipient` as a receipt keeps it: the last one kept's, if the
-    /// same.
-    fn name(&mut self, recipient: &str) -> Name {
-        match &self.last_name {
-            Some(name) if **name == *recipient => name.clone(),
-            _ => {
-                let name: Name = recipient.into();
-                self.last_name = Some(name.clone());
-                name
-            }
-        }
     }
 
     /// Records that `account`'s message `id` is now at `to`.
@@ -598,7 +603,7 @@ impl MailIndex {
         recipient: &str,
         seq: ReceiptRow,
     ) {
-        let recipient = self.name(recipient);
+        let recipient = self.recipients.share(recipient);
         if let Some((owner, entries)) = self.entries_mut(owner) {
             entries.add_receipt(message_id, recipient, seq);
             self.undo.push(Undo::ReceiptKept {

@@ -7,12 +7,11 @@
 //! The reads run on the reader's connection.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::index::{Entries, KeptRow, MailIndex, Place, ReceiptRow, SentPlace, Slot};
+use crate::index::{Entries, KeptRow, MailIndex, Place, ReceiptRow, RecentNames, SentPlace, Slot};
 use crate::jobs::Txn;
 use crate::journal::{Batch, INSERT_COPY, JournalCopy, insert_copy};
 use crate::message::fold;
@@ -364,7 +363,10 @@ pub(crate) fn confirm(
         .prepare_cached("SELECT sender, receipt, number FROM mailbox WHERE seq = ?1")?;
     let mut confirmed = Confirmed::default();
     let mut highest = 0;
-    let mut senders = Senders::default();
+    // Folded, each name shared by its receipts: a name a receipt each was
+    // an allocation in the writer and two more in the hub (which folded
+    // it into an `Arc<str>` of its own).
+    let mut senders = RecentNames::default();
     for &id in ids {
         if let Some(slot) = tx.index.remove(&recipient, id) {
             // A held copy is read from the journal's memory; a row, from
@@ -373,11 +375,11 @@ pub(crate) fn confirm(
                 Place::Row(seq) => {
                     let (sender, receipt, number): (String, bool, u64) =
                         read.query_row([seq], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
-                    (receipt.then(|| senders.folded(&sender)), number)
+                    (receipt.then(|| senders.share(&fold(&sender))), number)
                 }
                 Place::Journal { .. } => match tx.index.held_copy(slot.place) {
                     Some(copy) => (
-                        copy.receipt.then(|| senders.folded(copy.sender)),
+                        copy.receipt.then(|| senders.share(&fold(copy.sender))),
                         copy.number,
                     ),
                     // Its batch is not held (it cannot be): nothing is
@@ -408,32 +410,6 @@ pub(crate) fn confirm(
     }
     raise_last_number(tx.conn, &recipient, highest)?;
     Ok(confirmed)
-}
-
-/// The senders one confirmation names, folded, each name shared by its
-/// receipts: a recipient confirms messages from a few senders, many each.
-/// A name a receipt each was an allocation in the writer and two more in
-/// the hub (which folded it into an `Arc<str>` of its own).
-#[derive(Default)]
-struct Senders(Vec<Arc<str>>);
-
-impl Senders {
-    /// Remembered at most: a confirmation naming more senders than this
-    /// in turn shares less.
-    const MAX: usize = 8;
-
-    fn folded(&mut self, sender: &str) -> Arc<str> {
-        let folded = fold(sender);
-        if let Some(name) = self.0.iter().rev().find(|name| ***name == *folded) {
-            return Arc::clone(name);
-        }
-        let name: Arc<str> = Arc::from(&*folded);
-        if self.0.len() == Self::MAX {
-            self.0.remove(0);
-        }
-        self.0.push(Arc::clone(&name));
-        name
-    }
 }
 
 /// What became of a receipt handed to [`keep`].
