@@ -49,6 +49,7 @@ use tracing::warn;
 use crate::id_map::IdMap;
 use crate::journal::{Batch, Journal, JournalCopy};
 use crate::receipt_log::{BatchedReceipt, ReceiptBatch, ReceiptLog};
+use crate::release_log::{Closed, Kind, ReleaseLog};
 use crate::sent_log;
 
 /// The undo records' room kept between groups (2 MiB, at 128 bytes a
@@ -327,6 +328,14 @@ enum Undo {
     ReceiptReleased {
         row: i64,
     },
+    /// The release log's row `row` was written.
+    ReleasesWritten {
+        row: i64,
+    },
+    /// A batch the release log's row `row` names went.
+    ReleasesUnnamed {
+        row: i64,
+    },
 }
 
 /// Every account's mailbox, keyed by folded nickname.
@@ -346,6 +355,9 @@ pub(crate) struct MailIndex {
     /// The journal's batches (`journal.rs`), which `Place::Journal` slots
     /// point into.
     journal: Journal,
+    /// Which items of those batches are needed no more, as written with
+    /// each commit (`release_log.rs`).
+    releases: ReleaseLog,
     /// The next row of `sent_batches`.
     next_sent_row: i64,
 }
@@ -455,6 +467,7 @@ impl MailIndex {
             undo: Vec::new(),
             receipt_log: ReceiptLog::after(receipt_row),
             journal: Journal::after(journal_row),
+            releases: ReleaseLog::default(),
             next_sent_row: sent_row + 1,
         })
     }
@@ -503,10 +516,54 @@ impl MailIndex {
         self.journal.due(all, now)
     }
 
-    /// A copy of the journal's batch `row` is needed no more: confirmed.
-    pub(crate) fn release_held(&mut self, row: i64) {
+    /// Copy `copy` of the journal's batch `row` is needed no more:
+    /// confirmed (the release log says so with the group's commit).
+    pub(crate) fn release_held(&mut self, row: i64, copy: u32) {
         self.journal.release(row, false);
+        self.releases.release(Kind::Copy, row, copy);
         self.undo.push(Undo::HeldReleased { row });
+    }
+
+    /// Ends the group's releases: the release log's row and blob to write
+    /// in the group's transaction, if it released any item of a batch on
+    /// disk. Each batch it names still held is told its row.
+    pub(crate) fn close_releases(&mut self) -> Option<(i64, Vec<u8>)> {
+        let Closed { row, named, blob } = self.releases.close()?;
+        let mut held = 0;
+        for (kind, batch) in named {
+            let blob = match kind {
+                Kind::Copy => self.journal.blob_mut(batch),
+                Kind::Receipt => self.receipt_log.blob_mut(batch),
+            };
+            if let Some(blob) = blob {
+                blob.releases.push(row);
+                held += 1;
+            }
+        }
+        // None held: every batch it names went in this group (an
+        // account's deletion settles them all), and so does the need.
+        if held == 0 {
+            return None;
+        }
+        self.releases.named(row, held);
+        self.undo.push(Undo::ReleasesWritten { row });
+        Some((row, blob))
+    }
+
+    /// A batch that the release log's rows `rows` name goes: answers
+    /// those of them needed no more, to delete.
+    pub(crate) fn unname(&mut self, rows: &[i64]) -> Vec<i64> {
+        let mut gone = Vec::new();
+        for &row in rows {
+            let Some(last) = self.releases.unname(row) else {
+                continue;
+            };
+            if last {
+                gone.push(row);
+            }
+            self.undo.push(Undo::ReleasesUnnamed { row });
+        }
+        gone
     }
 
     /// The held copy at `place`, if it is in the journal.
@@ -654,9 +711,13 @@ impl MailIndex {
         rows
     }
 
-    /// A receipt of the receipt log's batch `row` is owed no more.
-    pub(crate) fn release_receipt(&mut self, row: i64) {
-        self.receipt_log.release(row, false);
+    /// The receipt at byte `at` of the receipt log's batch `row` is owed
+    /// no more (if the batch is on disk, the release log says so with the
+    /// group's commit).
+    pub(crate) fn release_receipt(&mut self, row: i64, at: u32) {
+        if self.receipt_log.release(row, false) {
+            self.releases.release(Kind::Receipt, row, at);
+        }
         self.undo.push(Undo::ReceiptReleased { row });
     }
 
@@ -822,6 +883,7 @@ impl MailIndex {
     /// The group's transaction was rolled back: undoes its changes, last
     /// first.
     pub(crate) fn roll_back(&mut self) {
+        self.releases.drop_pending();
         while let Some(undo) = self.undo.pop() {
             self.undo_one(undo);
         }
@@ -931,7 +993,11 @@ impl MailIndex {
             }
             Undo::ReceiptBatchAdded { row } => self.receipt_log.drop_batch(row),
             Undo::ReceiptBatchTaken { row, batch } => self.receipt_log.put_back(row, *batch),
-            Undo::ReceiptReleased { row } => self.receipt_log.release(row, true),
+            Undo::ReceiptReleased { row } => {
+                self.receipt_log.release(row, true);
+            }
+            Undo::ReleasesWritten { row } => self.releases.unwrite(row),
+            Undo::ReleasesUnnamed { row } => self.releases.rename(row),
         }
     }
 }
@@ -945,6 +1011,46 @@ mod tests {
             place: Place::Row(seq),
             bytes,
         }
+    }
+
+    #[test]
+    fn the_release_log_names_its_rows_in_batches_and_a_rollback_undoes_both() {
+        let mut index = MailIndex::default();
+        let mut batch = Batch::default();
+        let copy = JournalCopy {
+            recipient: "bob",
+            id: 1,
+            sender: "amy",
+            to_names: "bob",
+            ts_ms: 1,
+            text: "hi",
+            receipt: false,
+            number: 1,
+        };
+        batch.push(&copy);
+        batch.push(&JournalCopy { id: 2, ..copy });
+        index.add_batch(1, batch);
+        index.commit();
+        // A group that released a copy and was rolled back wrote nothing.
+        index.release_held(1, 0);
+        assert!(index.close_releases().is_some());
+        index.roll_back();
+        assert_eq!(index.releases.rows(), 0);
+        index.release_held(1, 0);
+        index.roll_back();
+        assert!(index.close_releases().is_none(), "dropped with its group");
+        // Committed, the row is named in the batch and goes with it.
+        index.release_held(1, 1);
+        let (row, _) = index.close_releases().unwrap();
+        index.commit();
+        let taken = index.take_batch(1).unwrap();
+        assert!(taken.releases().contains(&row));
+        assert_eq!(index.unname(taken.releases()), [row]);
+        index.batch_taken(1, taken);
+        // Rolled back, the batch is back and the row needed again.
+        index.roll_back();
+        let taken = index.take_batch(1).unwrap();
+        assert_eq!(index.unname(taken.releases()), [row]);
     }
 
     #[test]
@@ -1107,10 +1213,13 @@ mod tests {
         assert!(index.due_receipt_batches(false, now).is_empty());
         for id in [1, 2] {
             if let Some(seq) = index.forget_receipt("amy", id, "Bob") {
-                let ReceiptRow::Batch { row: at_row, .. } = seq else {
+                let ReceiptRow::Batch {
+                    row: at_row, at, ..
+                } = seq
+                else {
                     panic!("{seq:?} is not batched");
                 };
-                index.release_receipt(at_row);
+                index.release_receipt(at_row, at);
             }
         }
         // Spent: deleted by the next commit, however young.

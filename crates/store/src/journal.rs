@@ -13,13 +13,15 @@
 //! memory is past [`MAX_JOURNAL_BYTES`], or the store closes or sweeps, or
 //! an account is deleted), in one commit: each copy still unconfirmed is
 //! written to `mailbox` as a row of its own, as if it had been stored
-//! there; then the batch's row is deleted. Until then a batch is on disk
-//! whole, confirmed copies too: a crash before it is settled delivers those
-//! again at the next login (bounded by [`MAX_EXPOSED`]), and the client
-//! library, which remembers the messages it has shown, hides them. A
-//! confirmed copy's receipt is kept apart (`receipt_log.rs`). A store that opens with
-//! rows in the journal (it crashed) writes every copy in them to `mailbox`
-//! ([`recover`]) before it builds its index.
+//! there; then the batch's row is deleted. A batch whose copies are all
+//! confirmed goes at the next commit, with nothing written but its
+//! deletion. Until then a batch is on disk whole, confirmed copies too;
+//! which of them were confirmed is in the release log
+//! (`release_log.rs`), written in the commit of their confirmation. A
+//! confirmed copy's receipt is kept apart (`receipt_log.rs`). A store that
+//! opens with rows in the journal (it crashed) writes every copy in them
+//! that the release log does not name to `mailbox` ([`recover`]) before it
+//! builds its index.
 //!
 //! The blob is the copies one after another, each: `id`, `ts_ms`, `number`
 //! (`u64` little-endian each), `receipt` (one byte), then the recipient's
@@ -32,7 +34,8 @@ use rusqlite::{Connection, params};
 use tracing::warn;
 
 use crate::blob::{self, Reader};
-use crate::settling::{self, Blob, Bounds, Held};
+use crate::release_log::{Kind, Released};
+use crate::settling::{self, Blob, Held};
 
 /// How long a batch of held copies stays in the journal before it is
 /// settled: what its copies have to be confirmed in for nothing more to be
@@ -42,13 +45,6 @@ pub(crate) const JOURNAL_GRACE: Duration = Duration::from_secs(1);
 /// The journal's blobs in memory at most: past it, the oldest batches are
 /// settled at the next commit, however young.
 pub(crate) const MAX_JOURNAL_BYTES: usize = 32 << 20;
-
-/// Copies needed no more (confirmed) in batches not yet settled, at most,
-/// over every account: what a crash would deliver again. Past it,
-/// the oldest batches are settled at the next commit. Well under the
-/// mailbox's quota (10,000 messages) and the ids the client library
-/// remembers to hide a message it has shown (16,384).
-pub(crate) const MAX_EXPOSED: u64 = 4_096;
 
 /// One held copy, as the journal has it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +135,11 @@ impl Batch {
         &self.blob.bytes
     }
 
+    /// The release log's rows that name its copies confirmed.
+    pub(crate) fn releases(&self) -> &[i64] {
+        &self.blob.releases
+    }
+
     /// Copy `index`.
     pub(crate) fn copy(&self, index: u32) -> Option<JournalCopy<'_>> {
         let start = *self.starts.get(usize::try_from(index).ok()?)?;
@@ -197,12 +198,8 @@ impl Default for Journal {
 impl Journal {
     /// An empty journal whose rows start after `last_row`.
     pub(crate) fn after(last_row: i64) -> Self {
-        let bounds = Bounds {
-            bytes: MAX_JOURNAL_BYTES,
-            released: MAX_EXPOSED,
-        };
         Self {
-            held: Held::new(bounds),
+            held: Held::new(MAX_JOURNAL_BYTES),
             next_row: last_row.saturating_add(1),
         }
     }
@@ -233,9 +230,14 @@ impl Journal {
         self.held.get(row)
     }
 
+    /// Batch `row`'s blob and counts, if it is held.
+    pub(crate) fn blob_mut(&mut self, row: i64) -> Option<&mut Blob> {
+        self.held.get_mut(row).map(|batch| &mut batch.blob)
+    }
+
     /// The rows to settle now, in order: `all`, every one; otherwise those
     /// spent, those due, and the oldest while the journal is past
-    /// [`MAX_JOURNAL_BYTES`] or [`MAX_EXPOSED`].
+    /// [`MAX_JOURNAL_BYTES`].
     pub(crate) fn due(&mut self, all: bool, now: Instant) -> Vec<i64> {
         self.held.due(all, now)
     }
@@ -248,29 +250,33 @@ impl Journal {
 
 /// Writes every copy in the journal to `mailbox` and empties the journal,
 /// in one transaction: the store crashed with batches not yet settled. A
-/// copy confirmed before the crash is written too (the journal does not
-/// know), and so delivered again; one whose recipient's account is gone
-/// is left out (none should be: deleting an account settles the journal
-/// first, in its transaction). Answers the journal's last row, which new batches follow.
-pub(crate) fn recover(conn: &Connection) -> rusqlite::Result<i64> {
+/// copy `released` names (confirmed before the crash) is left out, and so
+/// is one whose recipient's account is gone (none should be: deleting an
+/// account settles the journal first, in its transaction). Answers the
+/// journal's last row, which new batches follow.
+pub(crate) fn recover(conn: &Connection, released: &Released) -> rusqlite::Result<i64> {
     let tx = conn.unchecked_transaction()?;
     let last_row: i64 = tx.query_row("SELECT coalesce(max(seq), 0) FROM journal", [], |row| {
         row.get(0)
     })?;
     let mut recovered = 0_u64;
+    let mut confirmed = 0_u64;
     let mut unreadable = 0_u64;
     {
-        let mut rows = tx.prepare("SELECT copies FROM journal ORDER BY seq")?;
+        let mut rows = tx.prepare("SELECT seq, copies FROM journal ORDER BY seq")?;
         let mut account = tx.prepare_cached("SELECT 1 FROM accounts WHERE nick_folded = ?1")?;
         let mut insert = tx.prepare_cached(INSERT_COPY)?;
         let mut rows = rows.query([])?;
         while let Some(row) = rows.next()? {
-            let Some(batch) = Batch::from_blob(row.get(0)?) else {
+            let seq: i64 = row.get(0)?;
+            let Some(batch) = Batch::from_blob(row.get(1)?) else {
                 unreadable += 1;
                 continue;
             };
-            for (_, copy) in batch.copies() {
-                if account.exists([copy.recipient])? {
+            for (index, copy) in batch.copies() {
+                if released.has(Kind::Copy, seq, index) {
+                    confirmed += 1;
+                } else if account.exists([copy.recipient])? {
                     insert_copy(&mut insert, &copy)?;
                     recovered += 1;
                 }
@@ -282,7 +288,10 @@ pub(crate) fn recover(conn: &Connection) -> rusqlite::Result<i64> {
     if recovered > 0 || unreadable > 0 {
         warn!(
             recovered,
-            unreadable, "held copies not settled when the store last stopped were put in mailboxes"
+            confirmed,
+            unreadable,
+            "held copies not settled when the store last stopped were put in mailboxes \
+             (those confirmed left out)"
         );
     }
     Ok(last_row)
@@ -383,7 +392,7 @@ mod tests {
     }
 
     #[test]
-    fn a_spent_batch_is_due_at_once_and_too_many_released_copies_settle_the_oldest() {
+    fn a_spent_batch_is_due_at_once_and_one_needed_again_is_not() {
         let now = Instant::now();
         let mut journal = Journal::after(0);
         for row in 1..=3 {
@@ -403,28 +412,8 @@ mod tests {
         journal.release(3, false);
         journal.release(3, true);
         assert!(journal.due(false, now).is_empty());
-        // Past the bound on released copies, the oldest batches go until
-        // what is left is under it.
-        let mut large = Batch::default();
-        for id in 0..=MAX_EXPOSED {
-            large.push(&copy(id, "c"));
-        }
-        journal.add(4, large, now);
-        // Batch 2 has 2 released, batch 3 one: 3 so far.
-        for _ in 3..MAX_EXPOSED {
-            journal.release(4, false);
-        }
-        assert!(journal.due(false, now).is_empty(), "at the bound, not past");
-        journal.release(1, false);
-        assert_eq!(journal.due(false, now), [1]);
-        assert!(journal.take(1).is_some());
-        assert!(journal.due(false, now).is_empty());
-        journal.release(4, false);
-        assert_eq!(journal.due(false, now), [2]);
-        assert!(journal.take(2).is_some());
-        for _ in 0..3 {
-            journal.release(4, false);
-        }
-        assert_eq!(journal.due(false, now), [3, 4]);
+        // However many copies are confirmed, a batch with one still needed
+        // waits for its grace (the release log says which were).
+        assert_eq!(journal.due(false, now + JOURNAL_GRACE), [1, 2, 3]);
     }
 }

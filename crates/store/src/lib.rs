@@ -103,6 +103,7 @@ mod message;
 mod pending;
 mod queries;
 mod receipt_log;
+mod release_log;
 mod routed;
 mod schema;
 mod sent_log;

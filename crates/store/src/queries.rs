@@ -16,6 +16,7 @@ use crate::jobs::Txn;
 use crate::journal::{Batch, INSERT_COPY, JournalCopy, insert_copy};
 use crate::message::fold;
 use crate::receipt_log::{BatchedReceipt, ReceiptBatch};
+use crate::release_log;
 use crate::routed::{CopyView, SentView};
 use crate::sent_log;
 use crate::{
@@ -334,7 +335,7 @@ fn delete_copy(tx: &mut Txn<'_>, place: Place) -> rusqlite::Result<()> {
                 .prepare_cached("DELETE FROM mailbox WHERE seq = ?1")?
                 .execute([seq])?;
         }
-        Place::Journal { row, .. } => tx.index.release_held(row),
+        Place::Journal { row, copy } => tx.index.release_held(row, copy),
     }
     Ok(())
 }
@@ -472,6 +473,18 @@ pub(crate) fn finish(tx: &mut Txn<'_>) -> rusqlite::Result<()> {
             .prepare_cached("INSERT INTO receipt_batches (seq, receipts) VALUES (?1, ?2)")?
             .execute(params![row, blob])?;
     }
+    if let Some((row, blob)) = tx.index.close_releases() {
+        release_log::write(tx.conn, row, &blob)?;
+    }
+    Ok(())
+}
+
+/// Batch `releases` named by the release log went: deletes the log's rows
+/// that named nothing else still held.
+fn unname(tx: &mut Txn<'_>, releases: &[i64]) -> rusqlite::Result<()> {
+    for row in tx.index.unname(releases) {
+        release_log::delete(tx.conn, row)?;
+    }
     Ok(())
 }
 
@@ -484,7 +497,8 @@ fn settle_receipts(tx: &mut Txn<'_>, all: bool) -> rusqlite::Result<()> {
         let Some(batch) = tx.index.take_receipt_batch(row) else {
             continue;
         };
-        let settled = settle_receipt_batch(tx, row, &batch);
+        let settled =
+            settle_receipt_batch(tx, row, &batch).and_then(|()| unname(tx, batch.releases()));
         tx.index.receipt_batch_taken(row, batch);
         settled?;
     }
@@ -523,7 +537,7 @@ fn settle_journal(tx: &mut Txn<'_>, all: bool) -> rusqlite::Result<()> {
         let Some(batch) = tx.index.take_batch(row) else {
             continue;
         };
-        let settled = settle_batch(tx, row, &batch);
+        let settled = settle_batch(tx, row, &batch).and_then(|()| unname(tx, batch.releases()));
         tx.index.batch_taken(row, batch);
         settled?;
     }
@@ -608,7 +622,7 @@ fn delete_receipt(tx: &mut Txn<'_>, row: ReceiptRow) -> rusqlite::Result<()> {
                 .prepare_cached("DELETE FROM receipts WHERE seq = ?1")?
                 .execute([seq])?;
         }
-        ReceiptRow::Batch { row, .. } => tx.index.release_receipt(row),
+        ReceiptRow::Batch { row, at, .. } => tx.index.release_receipt(row, at),
     }
     Ok(())
 }
@@ -616,15 +630,15 @@ fn delete_receipt(tx: &mut Txn<'_>, row: ReceiptRow) -> rusqlite::Result<()> {
 /// Reads and deletes the receipts kept for `owner`, oldest message first.
 pub(crate) fn take_receipts(tx: &mut Txn<'_>, owner: &str) -> rusqlite::Result<Vec<KeptReceipt>> {
     let rows = tx.index.take_receipts(&fold(owner));
-    let batched: Vec<i64> = (rows.iter())
+    let batched: Vec<(i64, u32)> = (rows.iter())
         .filter_map(|kept| match kept.row {
-            ReceiptRow::Batch { row, .. } => Some(row),
+            ReceiptRow::Batch { row, at, .. } => Some((row, at)),
             ReceiptRow::Kept(_) => None,
         })
         .collect();
     let taken = read_receipts(tx.conn, owner, rows, true)?;
-    for row in batched {
-        tx.index.release_receipt(row);
+    for (row, at) in batched {
+        tx.index.release_receipt(row, at);
     }
     Ok(taken)
 }

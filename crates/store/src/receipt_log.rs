@@ -19,14 +19,16 @@
 //! confirmation writes nothing, and a batch none of whose receipts is owed
 //! any more is deleted by the next commit. A batch still owed receipts
 //! after [`RECEIPT_GRACE`] (or while the batches in memory are past
-//! [`MAX_RECEIPT_BYTES`], or past [`MAX_EXPOSED_RECEIPTS`] confirmed
-//! receipts not yet deleted, or as the store closes, sweeps or deletes an
+//! [`MAX_RECEIPT_BYTES`], or as the store closes, sweeps or deletes an
 //! account) is settled in one commit: each receipt still owed becomes a row
-//! of `receipts`, and the batch's row is deleted. A store that opens with
-//! rows here (it crashed) writes every receipt in them to `receipts`
-//! ([`recover`]) before it builds its index; one confirmed before the crash
-//! is sent again, and the client library, which remembers the receipts it
-//! handed over, does not hand it over twice.
+//! of `receipts`, and the batch's row is deleted. Which receipts of a
+//! batch on disk were confirmed is in the release log (`release_log.rs`),
+//! written in the commit of their confirmation. A store that opens with
+//! rows here (it crashed) writes every receipt in them that the release
+//! log does not name to `receipts` ([`recover`]) before it builds its
+//! index. (One whose confirmation was not committed yet is sent again, and
+//! the client library, which remembers the receipts it handed over, does
+//! not hand it over twice.)
 //!
 //! The blob is the receipts one after another, each: `message_id` and
 //! `received_ms` (`u64` little-endian each), then the owner's folded
@@ -39,7 +41,8 @@ use rusqlite::Connection;
 use tracing::warn;
 
 use crate::blob::{self, Reader};
-use crate::settling::{self, Blob, Bounds, Held};
+use crate::release_log::{Kind, Released};
+use crate::settling::{self, Blob, Held};
 
 /// How long a batch of receipts stays in memory before the receipts still
 /// owed in it are written to `receipts`.
@@ -48,12 +51,6 @@ pub(crate) const RECEIPT_GRACE: Duration = Duration::from_secs(2);
 /// The batches' blobs in memory at most: past it, the oldest are settled at
 /// the next commit, however young.
 pub(crate) const MAX_RECEIPT_BYTES: usize = 16 << 20;
-
-/// Receipts confirmed by their owners in batches not yet deleted, at most,
-/// over every account: what a crash would send again. Past it, the oldest
-/// batches are settled at the next commit. A quarter of the receipts the
-/// client library remembers to hide one it has handed over (65,536).
-pub(crate) const MAX_EXPOSED_RECEIPTS: u64 = 16_384;
 
 /// One receipt, as a batch has it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +97,11 @@ impl ReceiptBatch {
     /// Whether none of its receipts is owed any more.
     pub(crate) fn is_spent(&self) -> bool {
         self.blob.is_spent()
+    }
+
+    /// The release log's rows that name its receipts confirmed.
+    pub(crate) fn releases(&self) -> &[i64] {
+        &self.blob.releases
     }
 
     /// Every receipt with where it starts, in the order kept; a blob cut
@@ -150,12 +152,8 @@ impl Default for ReceiptLog {
 impl ReceiptLog {
     /// An empty log whose rows start after `last_row`.
     pub(crate) fn after(last_row: i64) -> Self {
-        let bounds = Bounds {
-            bytes: MAX_RECEIPT_BYTES,
-            released: MAX_EXPOSED_RECEIPTS,
-        };
         Self {
-            held: Held::new(bounds),
+            held: Held::new(MAX_RECEIPT_BYTES),
             open: None,
             next_row: last_row.saturating_add(1),
         }
@@ -208,18 +206,30 @@ impl ReceiptLog {
     }
 
     /// One of batch `row`'s receipts is owed no more (`undo`: it is again).
-    /// One in the batch being filled is not on disk yet: a crash repeats
+    /// Answers whether the batch is on disk (written by an earlier group):
+    /// one in the batch being filled is not yet, and a crash repeats
     /// nothing for it.
-    pub(crate) fn release(&mut self, row: i64, undo: bool) {
+    pub(crate) fn release(&mut self, row: i64, undo: bool) -> bool {
         match &mut self.open {
-            Some((open, batch)) if *open == row => batch.blob.release(undo),
-            _ => self.held.release(row, undo),
+            Some((open, batch)) if *open == row => {
+                batch.blob.release(undo);
+                false
+            }
+            _ => {
+                self.held.release(row, undo);
+                true
+            }
         }
+    }
+
+    /// Written batch `row`'s blob and counts, if it is held.
+    pub(crate) fn blob_mut(&mut self, row: i64) -> Option<&mut Blob> {
+        self.held.get_mut(row).map(|batch| &mut batch.blob)
     }
 
     /// The written rows to settle now, in order: `all`, every one;
     /// otherwise those spent, those due, and the oldest while the log is
-    /// past [`MAX_RECEIPT_BYTES`] or [`MAX_EXPOSED_RECEIPTS`].
+    /// past [`MAX_RECEIPT_BYTES`].
     pub(crate) fn due(&mut self, all: bool, now: Instant) -> Vec<i64> {
         self.held.due(all, now)
     }
@@ -232,10 +242,10 @@ impl ReceiptLog {
 
 /// Writes every receipt in `receipt_batches` to `receipts` and empties the
 /// table, in one transaction: the store crashed with batches not yet
-/// settled. A receipt confirmed before the crash is written too (the
-/// batch does not know), and so sent again; one whose owner's account is
-/// gone is left out. Answers the last row, which new batches follow.
-pub(crate) fn recover(conn: &Connection) -> rusqlite::Result<i64> {
+/// settled. A receipt `released` names (confirmed before the crash) is
+/// left out, and so is one whose owner's account is gone. Answers the last
+/// row, which new batches follow.
+pub(crate) fn recover(conn: &Connection, released: &Released) -> rusqlite::Result<i64> {
     let tx = conn.unchecked_transaction()?;
     let last_row: i64 = tx.query_row(
         "SELECT coalesce(max(seq), 0) FROM receipt_batches",
@@ -243,14 +253,18 @@ pub(crate) fn recover(conn: &Connection) -> rusqlite::Result<i64> {
         |row| row.get(0),
     )?;
     let mut recovered = 0_u64;
+    let mut confirmed = 0_u64;
     {
-        let mut rows = tx.prepare("SELECT receipts FROM receipt_batches ORDER BY seq")?;
+        let mut rows = tx.prepare("SELECT seq, receipts FROM receipt_batches ORDER BY seq")?;
         let mut account = tx.prepare_cached("SELECT 1 FROM accounts WHERE nick_folded = ?1")?;
         let mut insert = tx.prepare_cached(crate::queries::INSERT_RECEIPT)?;
         let mut rows = rows.query([])?;
         while let Some(row) = rows.next()? {
-            for (_, receipt) in receipts(row.get_ref(0)?.as_blob()?) {
-                if account.exists([receipt.owner])? {
+            let seq: i64 = row.get(0)?;
+            for (at, receipt) in receipts(row.get_ref(1)?.as_blob()?) {
+                if released.has(Kind::Receipt, seq, at) {
+                    confirmed += 1;
+                } else if account.exists([receipt.owner])? {
                     insert.execute(rusqlite::params![
                         receipt.owner,
                         receipt.message_id,
@@ -267,7 +281,8 @@ pub(crate) fn recover(conn: &Connection) -> rusqlite::Result<i64> {
     if recovered > 0 {
         warn!(
             recovered,
-            "receipts not settled when the store last stopped were kept as rows"
+            confirmed,
+            "receipts not settled when the store last stopped were kept as rows (those confirmed left out)"
         );
     }
     Ok(last_row)
@@ -326,23 +341,20 @@ mod tests {
         assert_eq!(log.due(false, now), vec![second]);
         assert_eq!(log.due(false, now + RECEIPT_GRACE), vec![first, second]);
         assert_eq!(log.due(true, now), vec![first, second]);
-        // Confirmed receipts past the bound settle the oldest batches.
+        // However many receipts are confirmed, a batch with one still
+        // owed waits for its grace (the release log says which were).
         let mut log = ReceiptLog::after(0);
         let (row, _, _) = log.keep(&receipt(1));
-        for id in 0..=MAX_EXPOSED_RECEIPTS {
-            log.keep(&receipt(id + 2));
-        }
+        log.keep(&receipt(2));
+        assert!(!log.release(row, false), "in the open batch: not on disk");
         log.close(now).unwrap();
         let (young, _, _) = log.keep(&receipt(0));
         log.close(now).unwrap();
-        for _ in 0..=MAX_EXPOSED_RECEIPTS {
-            log.release(row, false);
-        }
-        assert_eq!(log.due(false, now), vec![row]);
+        assert!(log.due(false, now).is_empty());
         let taken = log.take(row).unwrap();
         assert!(!taken.is_spent());
-        assert!(log.due(false, now).is_empty());
         log.put_back(row, taken);
+        assert!(log.release(row, false), "written: on disk");
         assert_eq!(log.due(false, now), vec![row]);
         log.drop_batch(young);
         assert_eq!(log.next_due(), Some(now + RECEIPT_GRACE));

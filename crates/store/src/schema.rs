@@ -302,6 +302,19 @@ CREATE TABLE receipt_batches (
 ) STRICT;
 ";
 
+/// Version 15: which items of the journal's and the receipt log's batches
+/// are needed no more, one row per group commit that released some
+/// (`release_log.rs`): `items`, a blob of them (see `release_log.rs` for
+/// its layout). A row lives while a batch it names is held. A store that
+/// opens with rows here (it crashed) leaves their items out of what it
+/// recovers from the batches, then deletes them.
+const V15: &str = "
+CREATE TABLE releases (
+    seq   INTEGER PRIMARY KEY,
+    items BLOB NOT NULL
+) STRICT;
+";
+
 /// Every migration, oldest first.
 pub(crate) fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -319,6 +332,7 @@ pub(crate) fn migrations() -> Migrations<'static> {
         M::up(V12),
         M::up(V13),
         M::up(V14),
+        M::up(V15),
     ])
 }
 
@@ -388,7 +402,7 @@ mod tests {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .unwrap();
-        assert_eq!(version, 14);
+        assert_eq!(version, 15);
         let tables: Vec<String> = conn
             .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
             .unwrap()
@@ -406,6 +420,7 @@ mod tests {
                 "mailbox",
                 "receipt_batches",
                 "receipts",
+                "releases",
                 "sent",
                 "sent_batches"
             ]

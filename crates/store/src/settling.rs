@@ -15,9 +15,9 @@ pub(crate) struct Blob {
     /// Its items still needed. At 0 the batch is deleted at the next
     /// commit.
     pub(crate) live: u32,
-    /// Its items needed no more: a crash before it is settled repeats
-    /// them.
-    pub(crate) released: u32,
+    /// The rows of the release log (`release_log.rs`) that name its items
+    /// needed no more: each is told when the batch goes.
+    pub(crate) releases: Vec<i64>,
 }
 
 impl Blob {
@@ -30,10 +30,8 @@ impl Blob {
     pub(crate) fn release(&mut self, undo: bool) {
         if undo {
             self.live += 1;
-            self.released = self.released.saturating_sub(1);
         } else {
             self.live = self.live.saturating_sub(1);
-            self.released += 1;
         }
     }
 }
@@ -44,36 +42,27 @@ pub(crate) trait Batch {
     fn blob_mut(&mut self) -> &mut Blob;
 }
 
-/// What the batches held may come to at most before the oldest are
-/// settled, however young: their blobs' bytes, and their items released.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Bounds {
-    pub(crate) bytes: usize,
-    pub(crate) released: u64,
-}
-
 /// The batches held, by row, oldest first, and their totals.
 #[derive(Debug)]
 pub(crate) struct Held<B> {
     batches: BTreeMap<i64, B>,
     /// Their blobs' bytes.
     bytes: usize,
-    /// Their items released.
-    exposed: u64,
     /// Batches that were spent when last looked at, to delete (a hint:
     /// each is looked at again).
     spent: Vec<i64>,
-    bounds: Bounds,
+    /// What their blobs may come to at most before the oldest are
+    /// settled, however young.
+    max_bytes: usize,
 }
 
 impl<B: Batch> Held<B> {
-    pub(crate) fn new(bounds: Bounds) -> Self {
+    pub(crate) fn new(max_bytes: usize) -> Self {
         Self {
             batches: BTreeMap::new(),
             bytes: 0,
-            exposed: 0,
             spent: Vec::new(),
-            bounds,
+            max_bytes,
         }
     }
 
@@ -81,13 +70,11 @@ impl<B: Batch> Held<B> {
     pub(crate) fn insert(&mut self, row: i64, batch: B) {
         let blob = batch.blob();
         self.bytes += blob.bytes.len();
-        self.exposed += u64::from(blob.released);
         if blob.is_spent() {
             self.spent.push(row);
         }
         if let Some(old) = self.batches.insert(row, batch) {
             self.bytes -= old.blob().bytes.len();
-            self.exposed -= u64::from(old.blob().released);
         }
     }
 
@@ -95,7 +82,6 @@ impl<B: Batch> Held<B> {
     pub(crate) fn take(&mut self, row: i64) -> Option<B> {
         let batch = self.batches.remove(&row)?;
         self.bytes -= batch.blob().bytes.len();
-        self.exposed -= u64::from(batch.blob().released);
         Some(batch)
     }
 
@@ -109,33 +95,30 @@ impl<B: Batch> Held<B> {
             return;
         };
         blob.release(undo);
-        if undo {
-            self.exposed = self.exposed.saturating_sub(1);
-        } else {
-            self.exposed += 1;
-            if blob.is_spent() {
-                self.spent.push(row);
-            }
+        if !undo && blob.is_spent() {
+            self.spent.push(row);
         }
     }
 
+    pub(crate) fn get_mut(&mut self, row: i64) -> Option<&mut B> {
+        self.batches.get_mut(&row)
+    }
+
     /// The rows to settle now, in order: `all`, every one; otherwise those
-    /// spent, those due, and the oldest while the batches held are past
-    /// their bounds.
+    /// spent, those due, and the oldest while their blobs are past
+    /// `max_bytes`.
     pub(crate) fn due(&mut self, all: bool, now: Instant) -> Vec<i64> {
         let mut rows: Vec<i64> = (self.spent.drain(..))
             .filter(|row| (self.batches.get(row)).is_some_and(|batch| batch.blob().is_spent()))
             .collect();
-        let mut over = self.bytes.saturating_sub(self.bounds.bytes);
-        let mut exposed = self.exposed.saturating_sub(self.bounds.released);
+        let mut over = self.bytes.saturating_sub(self.max_bytes);
         for (&row, batch) in &self.batches {
             let blob = batch.blob();
             let late = blob.due.is_some_and(|due| due <= now);
-            if !(all || late || over > 0 || exposed > 0) {
+            if !(all || late || over > 0) {
                 break;
             }
             over = over.saturating_sub(blob.bytes.len());
-            exposed = exposed.saturating_sub(u64::from(blob.released));
             rows.push(row);
         }
         rows.sort_unstable();

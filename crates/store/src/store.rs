@@ -19,6 +19,7 @@ use crate::lock::DirLock;
 use crate::message::check_i64;
 use crate::queries::{self, Quota};
 use crate::receipt_log;
+use crate::release_log;
 use crate::schema;
 use crate::writer::{Writer, read_loop};
 use crate::{
@@ -106,16 +107,18 @@ impl Store {
                 source,
             })?;
         }
-        // Copies a crash left in the journal go to their mailboxes first.
-        let journal_row = journal::recover(&conn).map_err(|source| StoreError::Open {
+        let open_error = |source| StoreError::Open {
             path: path.clone(),
             source,
-        })?;
-        // And receipts a crash left in the receipt log, to `receipts`.
-        let receipt_row = receipt_log::recover(&conn).map_err(|source| StoreError::Open {
-            path: path.clone(),
-            source,
-        })?;
+        };
+        // Copies a crash left in the journal go to their mailboxes first,
+        // and receipts it left in the receipt log to `receipts`: those the
+        // release log names as confirmed are left out. Then the release
+        // log is emptied (until then, a crash here recovers the same).
+        let released = release_log::Released::read(&conn).map_err(open_error)?;
+        let journal_row = journal::recover(&conn, &released).map_err(open_error)?;
+        let receipt_row = receipt_log::recover(&conn, &released).map_err(open_error)?;
+        release_log::clear(&conn).map_err(open_error)?;
         let rows = (journal_row, receipt_row);
         let index = MailIndex::load(&conn, rows).map_err(|source| StoreError::Open {
             path: path.clone(),
