@@ -17,6 +17,15 @@
 //! stay small, checks the database's integrity, and starts the next round
 //! on the same directory: every round recovers what the last one left.
 //!
+//! One more thread is a reliable session's traffic: copies held in the
+//! journal for `eve` from `ann`, who is owed receipts. Eve confirms two of
+//! every three, and Ann confirms every other receipt kept for her, each
+//! printed (`HELD`, `CONFIRMED`, `KEPT`, `FORGOT`) once its commit has
+//! returned. After the kill, every held copy not to be confirmed must be in
+//! Eve's mailbox and none whose confirmation committed; every receipt kept
+//! and not to be confirmed must be kept for Ann, and none whose
+//! confirmation committed (`release_log.rs`).
+//!
 //! 20 rounds in the normal run; `crash_500_rounds` (ignored) runs 500:
 //! `cargo test -p chinwag-store --test crash -- --ignored crash_500_rounds`.
 
@@ -29,7 +38,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use chinwag_store::{MailStore, StoreConfig, StoreError, StoreOutcome, StoredMessage};
+use chinwag_store::{MailStore, Routed, StoreConfig, StoreError, StoreOutcome, StoredMessage};
 
 /// Set in the writer's environment: the data directory to write to.
 const DIR_VAR: &str = "CHINWAG_STORE_CRASH_DIR";
@@ -40,6 +49,11 @@ const SEED_VAR: &str = "CHINWAG_CRASH_SEED";
 const RECIPIENTS: [&str; 4] = ["ann", "bea", "cid", "dot"];
 /// Threads storing at once, each its own share of the ids.
 const SENDERS: u64 = 4;
+/// The reliable session's recipient and sender, and what a thread's ids
+/// step by (the senders', then the reliable session's).
+const HELD_TO: &str = "eve";
+const HELD_FROM: &str = "ann";
+const STRIDE: usize = SENDERS as usize + 1;
 /// Messages the batching sender hands over per request.
 const BATCH: u64 = 5;
 /// The longest the parent lets a writer run before killing it. Opening the
@@ -85,7 +99,7 @@ fn crash_writer() {
         std::process::exit(101);
     }));
     let store = support::open(&config(Path::new(&dir)));
-    for nick in RECIPIENTS {
+    for nick in RECIPIENTS.into_iter().chain([HELD_TO]) {
         match support::accounts_result(&store, nick) {
             Ok(()) | Err(StoreError::AccountExists) => {}
             Err(error) => panic!("account {nick}: {error}"),
@@ -95,7 +109,7 @@ fn crash_writer() {
     for sender in 0..SENDERS {
         let store = store.clone();
         thread::spawn(move || {
-            let mut ids = (first + sender..).step_by(SENDERS as usize);
+            let mut ids = (first + sender..).step_by(STRIDE);
             loop {
                 // The last sender hands its messages over in batches:
                 // store_messages' path, answered together.
@@ -121,9 +135,72 @@ fn crash_writer() {
             }
         });
     }
+    thread::spawn(move || {
+        reliable_session(&store, (first + SENDERS..).step_by(STRIDE));
+    });
     // Until killed.
     loop {
         thread::park();
+    }
+}
+
+/// Copy `id` held for the reliable session: from Ann, owed a receipt,
+/// numbered by its id.
+fn held_copy(id: u64) -> StoredMessage {
+    StoredMessage {
+        sender: HELD_FROM.to_owned(),
+        receipt: true,
+        number: id,
+        ..support::message(HELD_TO, id)
+    }
+}
+
+/// Whether Eve confirms copy `id`, and Ann its receipt.
+fn eve_confirms(id: u64) -> bool {
+    !id.is_multiple_of(3)
+}
+
+fn ann_confirms(id: u64) -> bool {
+    id.is_multiple_of(2)
+}
+
+/// The reliable session's traffic, in batches: held copies stored, Eve's
+/// confirmations, Ann's.
+fn reliable_session(store: &chinwag_store::Store, mut ids: impl Iterator<Item = u64>) {
+    loop {
+        let batch: Vec<u64> = ids.by_ref().take(BATCH as usize).collect();
+        let mut routed = Routed::new();
+        for &id in &batch {
+            routed.copy_held(&held_copy(id));
+        }
+        let outcomes = store.store_routed(routed).unwrap().wait().unwrap();
+        for (id, outcome) in batch.iter().zip(outcomes) {
+            assert_eq!(outcome, StoreOutcome::Stored);
+            println!("HELD {id}");
+        }
+        let confirm: Vec<u64> = batch.into_iter().filter(|&id| eve_confirms(id)).collect();
+        let confirmed = store
+            .confirm(HELD_TO, confirm.clone(), support::T0)
+            .unwrap()
+            .wait()
+            .unwrap();
+        for id in confirm {
+            println!("CONFIRMED {id}");
+        }
+        let kept: Vec<u64> = confirmed.kept.iter().map(|(id, _)| *id).collect();
+        for id in &kept {
+            println!("KEPT {id}");
+        }
+        let forget: Vec<(u64, String)> = (kept.into_iter())
+            .filter(|&id| ann_confirms(id))
+            .map(|id| (id, HELD_TO.to_owned()))
+            .collect();
+        let receipt_ids: Vec<u64> = forget.iter().map(|(id, _)| *id).collect();
+        let forget = vec![(HELD_FROM.to_owned(), forget)];
+        store.forget_receipts(forget).unwrap().wait().unwrap();
+        for id in receipt_ids {
+            println!("FORGOT {id}");
+        }
     }
 }
 
@@ -156,28 +233,71 @@ fn crash_rounds(rounds: u32) {
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
     let (mut acked_total, mut extra_total, mut rounds_with_acks) = (0, 0, 0);
+    let (mut held_total, mut confirmed_total, mut forgot_total, mut held_found) = (0, 0, 0, 0);
     for round in 0..rounds {
         let run_for = Duration::from_millis(rng.below(MAX_RUN.as_millis() as u64));
-        let acked = run_writer_and_kill(dir.path(), run_for);
-        let found = check_acked(dir.path(), &acked)
+        let printed = run_writer_and_kill(dir.path(), run_for);
+        let acked = &printed.acked;
+        let (found, held) = check_acked(dir.path(), &printed)
             .unwrap_or_else(|problem| panic!("round {round} (seed {seed}): {problem}"));
         acked_total += acked.len();
         extra_total += found - acked.len();
         rounds_with_acks += usize::from(!acked.is_empty());
+        held_total += printed.held.len();
+        confirmed_total += printed.confirmed.len();
+        forgot_total += printed.forgot.len();
+        held_found += held;
         check_integrity(dir.path());
     }
     eprintln!(
         "crash test: {rounds} rounds in {:.1?}: {acked_total} acknowledged messages all found \
          intact after kill -9, {extra_total} more committed before their ACK was printed; \
-         {rounds_with_acks} rounds were killed while writing, the rest while starting",
+         {rounds_with_acks} rounds were killed while writing, the rest while starting; \
+         {held_total} copies held for a reliable session, {confirmed_total} of them confirmed \
+         and never delivered again, {held_found} unconfirmed found after the kills, \
+         {forgot_total} receipts confirmed and never sent again",
         started.elapsed()
     );
     assert!(acked_total > 0, "no writer got as far as storing a message");
+    assert!(
+        confirmed_total > 0,
+        "no held copy was confirmed before a kill"
+    );
+}
+
+/// What a writer printed before its kill: the ids of each kind of line.
+#[derive(Debug, Default)]
+struct Printed {
+    acked: BTreeSet<u64>,
+    held: BTreeSet<u64>,
+    confirmed: BTreeSet<u64>,
+    kept: BTreeSet<u64>,
+    forgot: BTreeSet<u64>,
+}
+
+impl Printed {
+    fn line(&mut self, line: &str) {
+        let Some((kind, id)) = line.split_once(' ') else {
+            return;
+        };
+        let Ok(id) = id.parse() else {
+            return;
+        };
+        let set = match kind {
+            "ACK" => &mut self.acked,
+            "HELD" => &mut self.held,
+            "CONFIRMED" => &mut self.confirmed,
+            "KEPT" => &mut self.kept,
+            "FORGOT" => &mut self.forgot,
+            _ => return,
+        };
+        set.insert(id);
+    }
 }
 
 /// Starts a writer on `dir`, kills it with SIGKILL after `run_for`, and
-/// returns the ids it acknowledged.
-fn run_writer_and_kill(dir: &Path, run_for: Duration) -> BTreeSet<u64> {
+/// returns what it printed.
+fn run_writer_and_kill(dir: &Path, run_for: Duration) -> Printed {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -193,11 +313,11 @@ fn run_writer_and_kill(dir: &Path, run_for: Duration) -> BTreeSet<u64> {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let reader = thread::spawn(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .filter_map(|line| line.strip_prefix("ACK ")?.parse::<u64>().ok())
-            .collect::<BTreeSet<u64>>()
+        let mut printed = Printed::default();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            printed.line(&line);
+        }
+        printed
     });
     thread::sleep(run_for);
     if let Some(status) = child.try_wait().unwrap() {
@@ -212,13 +332,16 @@ fn run_writer_and_kill(dir: &Path, run_for: Duration) -> BTreeSet<u64> {
 }
 
 /// Reopens the store on `dir` and checks every acknowledged message is there
-/// and intact; confirms everything found, so the next round starts small.
-/// Returns how many messages were found.
-fn check_acked(dir: &Path, acked: &BTreeSet<u64>) -> Result<usize, String> {
+/// and intact, and the reliable session's copies and receipts
+/// ([`check_held`]); confirms everything found, so the next round starts
+/// small. Returns how many messages were found, and held copies.
+fn check_acked(dir: &Path, printed: &Printed) -> Result<(usize, usize), String> {
+    let acked = &printed.acked;
     let store = match chinwag_store::Store::open(&config(dir)) {
         Ok(store) => store,
         Err(error) => return Err(format!("reopening after kill -9: {error}")),
     };
+    let held = check_held(&store, printed)?;
     let mut found = BTreeMap::new();
     for nick in RECIPIENTS {
         let messages = match store.mailbox(nick).unwrap().wait() {
@@ -255,7 +378,65 @@ fn check_acked(dir: &Path, acked: &BTreeSet<u64>) -> Result<usize, String> {
     {
         return Err(format!("last_message_id {last} is below a stored id"));
     }
-    Ok(found.len())
+    Ok((found.len(), held))
+}
+
+/// Checks Eve's mailbox and Ann's receipts after a kill: every copy held and
+/// not to be confirmed is there, intact, and none whose confirmation
+/// committed; every receipt kept and not to be confirmed is kept, and none
+/// whose confirmation committed. Then empties both. Returns how many copies
+/// Eve's mailbox held.
+fn check_held(store: &chinwag_store::Store, printed: &Printed) -> Result<usize, String> {
+    let messages = match store.mailbox(HELD_TO).unwrap().wait() {
+        Ok(mailbox) => mailbox.messages,
+        Err(StoreError::NoSuchAccount) => Vec::new(),
+        Err(error) => return Err(format!("mailbox {HELD_TO}: {error}")),
+    };
+    let mut ids = BTreeSet::new();
+    for message in &messages {
+        if *message != held_copy(message.id) {
+            return Err(format!("held copy damaged: {message:?}"));
+        }
+        if printed.confirmed.contains(&message.id) {
+            return Err(format!(
+                "held copy {} came back after its confirmation committed",
+                message.id
+            ));
+        }
+        ids.insert(message.id);
+    }
+    let owed = (printed.held.iter()).find(|&&id| !eve_confirms(id) && !ids.contains(&id));
+    if let Some(id) = owed {
+        return Err(format!(
+            "held copy {id} was stored, never confirmed, and is gone"
+        ));
+    }
+    let receipts = match store.kept_receipts(HELD_FROM).unwrap().wait() {
+        Ok(receipts) => receipts,
+        Err(StoreError::NoSuchAccount) => Vec::new(),
+        Err(error) => return Err(format!("receipts of {HELD_FROM}: {error}")),
+    };
+    let receipts: BTreeSet<u64> = receipts.iter().map(|kept| kept.message_id).collect();
+    if let Some(id) = receipts.iter().find(|id| printed.forgot.contains(id)) {
+        return Err(format!(
+            "receipt {id} came back after its confirmation committed"
+        ));
+    }
+    let owed = (printed.kept.iter()).find(|&&id| !ann_confirms(id) && !receipts.contains(&id));
+    if let Some(id) = owed {
+        return Err(format!(
+            "receipt {id} was kept, never confirmed, and is gone"
+        ));
+    }
+    store
+        .confirm(HELD_TO, ids.into_iter().collect(), 1)
+        .unwrap()
+        .wait()
+        .unwrap();
+    if let Ok(pending) = store.take_receipts(HELD_FROM) {
+        pending.wait().unwrap();
+    }
+    Ok(messages.len())
 }
 
 fn check_integrity(dir: &Path) {
