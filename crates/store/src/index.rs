@@ -712,12 +712,11 @@ impl MailIndex {
     }
 
     /// The receipt at byte `at` of the receipt log's batch `row` is owed
-    /// no more (if the batch is on disk, the release log says so with the
-    /// group's commit).
+    /// no more: the release log says so with the group's commit (which
+    /// also writes the batch, if it is the one being filled and not spent).
     pub(crate) fn release_receipt(&mut self, row: i64, at: u32) {
-        if self.receipt_log.release(row, false) {
-            self.releases.release(Kind::Receipt, row, at);
-        }
+        self.receipt_log.release(row, false);
+        self.releases.release(Kind::Receipt, row, at);
         self.undo.push(Undo::ReceiptReleased { row });
     }
 
@@ -993,9 +992,7 @@ impl MailIndex {
             }
             Undo::ReceiptBatchAdded { row } => self.receipt_log.drop_batch(row),
             Undo::ReceiptBatchTaken { row, batch } => self.receipt_log.put_back(row, *batch),
-            Undo::ReceiptReleased { row } => {
-                self.receipt_log.release(row, true);
-            }
+            Undo::ReceiptReleased { row } => self.receipt_log.release(row, true),
             Undo::ReleasesWritten { row } => self.releases.unwrite(row),
             Undo::ReleasesUnnamed { row } => self.releases.rename(row),
         }

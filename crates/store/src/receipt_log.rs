@@ -205,20 +205,12 @@ impl ReceiptLog {
         self.held.insert(row, batch);
     }
 
-    /// One of batch `row`'s receipts is owed no more (`undo`: it is again).
-    /// Answers whether the batch is on disk (written by an earlier group):
-    /// one in the batch being filled is not yet, and a crash repeats
-    /// nothing for it.
-    pub(crate) fn release(&mut self, row: i64, undo: bool) -> bool {
+    /// One of batch `row`'s receipts is owed no more (`undo`: it is again),
+    /// whether in the batch being filled or one written before.
+    pub(crate) fn release(&mut self, row: i64, undo: bool) {
         match &mut self.open {
-            Some((open, batch)) if *open == row => {
-                batch.blob.release(undo);
-                false
-            }
-            _ => {
-                self.held.release(row, undo);
-                true
-            }
+            Some((open, batch)) if *open == row => batch.blob.release(undo),
+            _ => self.held.release(row, undo),
         }
     }
 
@@ -346,7 +338,7 @@ mod tests {
         let mut log = ReceiptLog::after(0);
         let (row, _, _) = log.keep(&receipt(1));
         log.keep(&receipt(2));
-        assert!(!log.release(row, false), "in the open batch: not on disk");
+        log.release(row, false);
         log.close(now).unwrap();
         let (young, _, _) = log.keep(&receipt(0));
         log.close(now).unwrap();
@@ -354,7 +346,7 @@ mod tests {
         let taken = log.take(row).unwrap();
         assert!(!taken.is_spent());
         log.put_back(row, taken);
-        assert!(log.release(row, false), "written: on disk");
+        log.release(row, false);
         assert_eq!(log.due(false, now), vec![row]);
         log.drop_batch(young);
         assert_eq!(log.next_due(), Some(now + RECEIPT_GRACE));
