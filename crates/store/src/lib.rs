@@ -98,6 +98,7 @@ mod id_map;
 mod index;
 mod jobs;
 mod journal;
+mod kept_receipts;
 mod lock;
 mod message;
 mod pending;
