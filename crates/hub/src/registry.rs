@@ -51,13 +51,6 @@ pub(crate) type IdMap<V> = HashMap<ConnId, V, BuildHasherDefault<IdHasher>>;
 /// A set of connections.
 pub(crate) type IdSet = HashSet<ConnId, BuildHasherDefault<IdHasher>>;
 
-/// A set of hub message ids. The hub hands these out in sequence too, and
-/// a peer never chooses one that is inserted (a `CONFIRM` names ids, but
-/// only looks them up), so [`IdHasher`] serves as it does for
-/// [`ConnId`]s; `SipHash` was 8% of handling a store's answer for reliable
-/// sessions' messages.
-pub(crate) type MessageSet = HashSet<u64, BuildHasherDefault<IdHasher>>;
-
 /// An online user.
 #[derive(Debug)]
 pub(crate) struct Member {

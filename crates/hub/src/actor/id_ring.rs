@@ -1,6 +1,7 @@
 //! A map keyed by hub message id, for entries made in id order and taken
-//! out in about the same order: what waits for the store, and what a
-//! confirming connection owes receipts for.
+//! out in about the same order: what waits for the store, what a
+//! confirming connection owes receipts for, and the stored messages a
+//! reliable session was given and has not confirmed.
 //!
 //! The hub's ids grow, so adding is a push at the back and taking the
 //! oldest a pop at the front; one taken out of order is found by binary
@@ -121,6 +122,51 @@ impl<T> IdRing<T> {
         }
     }
 
+    /// Adds the ids of `ids` it does not hold, each with `value()`, and
+    /// answers those it added, in id order. Many ids older than those held
+    /// (a mailbox read at a login, after live messages) are merged in one
+    /// pass: added one at a time, each would shift all the ones before it.
+    pub(super) fn add_missing(
+        &mut self,
+        ids: impl IntoIterator<Item = u64>,
+        value: impl Fn() -> T,
+    ) -> Vec<u64> {
+        let mut added: Vec<u64> = ids
+            .into_iter()
+            .filter(|id| self.get(*id).is_none())
+            .collect();
+        added.sort_unstable();
+        added.dedup();
+        if added
+            .first()
+            .is_some_and(|first| self.ring.back().is_none_or(|(last, _)| last < first))
+        {
+            self.ring
+                .extend(added.iter().map(|id| (*id, Some(value()))));
+        } else {
+            let old = std::mem::take(&mut self.ring);
+            let mut old = old.into_iter().peekable();
+            let mut new = added.iter().peekable();
+            let mut ring = VecDeque::with_capacity(old.len() + new.len());
+            loop {
+                let take_old = match (old.peek(), new.peek()) {
+                    (Some((held, _)), Some(id)) => held < *id,
+                    (Some(_), None) => true,
+                    (None, Some(_)) => false,
+                    (None, None) => break,
+                };
+                if take_old {
+                    ring.extend(old.next());
+                } else {
+                    ring.extend(new.next().map(|id| (*id, Some(value()))));
+                }
+            }
+            self.ring = ring;
+        }
+        self.live += added.len();
+        added
+    }
+
     pub(super) fn len(&self) -> usize {
         self.live
     }
@@ -153,6 +199,38 @@ mod tests {
         assert_eq!(ring.ring.len(), 1);
         assert_eq!(ring.pop_oldest(), Some((9, 90)));
         assert!(ring.is_empty() && ring.pop_oldest().is_none());
+    }
+
+    #[test]
+    fn ids_added_together_are_merged_in_order_and_only_once() {
+        let mut ring = IdRing::default();
+        for id in [10, 20, 30] {
+            ring.insert(id, 'l');
+        }
+        ring.remove(20);
+        // Older, newer, between, held already, and repeated.
+        let added = ring.add_missing([25, 5, 40, 10, 5, 1], || 'm');
+        assert_eq!(added, [1, 5, 25, 40]);
+        assert_eq!(ring.len(), 6);
+        let held: Vec<(u64, char)> = std::iter::from_fn(|| ring.pop_oldest()).collect();
+        assert_eq!(
+            held,
+            [
+                (1, 'm'),
+                (5, 'm'),
+                (10, 'l'),
+                (25, 'm'),
+                (30, 'l'),
+                (40, 'm')
+            ]
+        );
+        // All after the last: appended.
+        assert_eq!(ring.add_missing([7, 3], || 'n'), [3, 7]);
+        assert_eq!(ring.add_missing([9, 8], || 'n'), [8, 9]);
+        assert_eq!(
+            (ring.get(3), ring.get(9), ring.len()),
+            (Some(&'n'), Some(&'n'), 4)
+        );
     }
 
     #[test]

@@ -321,10 +321,10 @@ impl Actor {
             return false;
         };
         let id = session;
-        if (self.stored_out.get(&id)).is_some_and(|out| out.contains(&copy.id)) {
+        if (self.stored_out.get(&id)).is_some_and(|out| out.get(copy.id).is_some()) {
             return false;
         }
-        self.stored_out.entry(id).or_default().insert(copy.id);
+        self.stored_out.entry(id).or_default().insert(copy.id, ());
         let Some(copy) = self.backlogs.hold(id, copy) else {
             self.send_backlog(id);
             return true;
@@ -463,8 +463,15 @@ impl Actor {
         // A reliable session may have had some already: delivered once
         // stored, after this read was asked for.
         let out = self.stored_out.entry(id).or_default();
+        let added = out.add_missing(mailbox.messages.iter().map(|stored| stored.id), || ());
+        // In the order the store read them, each once.
+        let mut taken = vec![false; added.len()];
         let messages: Vec<StoredMessage> = (mailbox.messages.into_iter())
-            .filter(|stored| out.insert(stored.id))
+            .filter(|stored| {
+                let at = added.binary_search(&stored.id).ok();
+                let taken = at.and_then(|at| taken.get_mut(at));
+                taken.is_some_and(|taken| !std::mem::replace(taken, true))
+            })
             .collect();
         if out.is_empty() {
             self.stored_out.remove(&id);
@@ -540,7 +547,9 @@ impl Actor {
         let Some(out) = self.stored_out.get_mut(&id) else {
             return;
         };
-        let stored: Vec<u64> = ids.into_iter().filter(|id| out.remove(id)).collect();
+        let stored: Vec<u64> = (ids.into_iter())
+            .filter(|id| out.remove(*id).is_some())
+            .collect();
         if out.is_empty() {
             self.stored_out.remove(&id);
         }
