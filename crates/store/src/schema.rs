@@ -336,6 +336,16 @@ pub(crate) fn migrations() -> Migrations<'static> {
     ])
 }
 
+/// The writer's page cache spills dirty pages into the log in the middle
+/// of a transaction only once it holds more than this many (32 MiB of 16
+/// KiB pages). SQLite's default spills as soon as the cache is full (2,000
+/// KiB): most group commits of a burst filled it, and their pages were
+/// written to the log twice, once spilled and again at `COMMIT` (3% of the
+/// daemon's samples under `bench direct --reliable`, `pagerStress`). Past
+/// the threshold a transaction spills as before, so a large one (a sweep,
+/// an account's deletion) does not hold all its pages in memory.
+const SPILL_PAGES: u32 = 2048;
+
 /// Opens the writer's connection: creates the file if missing, sets the
 /// durability settings, and brings the schema up to date.
 ///
@@ -347,6 +357,7 @@ pub(crate) fn migrations() -> Migrations<'static> {
 ///   loss could take back commits that were answered.)
 /// - foreign keys are left unenforced (SQLite's default): the store's code
 ///   keeps the mailbox and its account consistent (schema version 2).
+/// - `cache_spill` past [`SPILL_PAGES`] only.
 pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     let open_error = |source| StoreError::Open {
         path: path.to_path_buf(),
@@ -367,8 +378,10 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(open_error(rusqlite::Error::InvalidQuery));
     }
-    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF;")
-        .map_err(open_error)?;
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF; PRAGMA cache_spill = {SPILL_PAGES};"
+    ))
+    .map_err(open_error)?;
     migrations().to_latest(&mut conn)?;
     Ok(conn)
 }
