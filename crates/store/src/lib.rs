@@ -92,6 +92,7 @@ mod account;
 mod backend;
 mod blob;
 mod checkpoint;
+mod chunked_stack;
 mod config;
 mod error;
 mod id_map;
