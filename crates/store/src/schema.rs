@@ -346,6 +346,18 @@ pub(crate) fn migrations() -> Migrations<'static> {
 /// an account's deletion) does not hold all its pages in memory.
 const SPILL_PAGES: u32 = 2048;
 
+/// How much of the database file the writer reads through a memory map
+/// rather than with `pread`: the pages it reads that are not in its cache
+/// (a spent journal batch's overflow pages, read to free them, and B-tree
+/// pages) cost a system call and a copy each. Under `bench direct
+/// --reliable` the writer's `pread`s fell from 14,399 to 4,285 a run (the
+/// rest are pages whose newest version is in the log, which SQLite reads
+/// with `pread` still). SQLite writes with `pwrite` as before; the map is
+/// only read. The price, SQLite's own caveat: an I/O error while reading
+/// the file through the map (a failing disk) is a `SIGBUS` that ends the
+/// process, where `pread` would have failed the one transaction.
+const MMAP_BYTES: u64 = 256 << 20;
+
 /// Opens the writer's connection: creates the file if missing, sets the
 /// durability settings, and brings the schema up to date.
 ///
@@ -358,6 +370,7 @@ const SPILL_PAGES: u32 = 2048;
 /// - foreign keys are left unenforced (SQLite's default): the store's code
 ///   keeps the mailbox and its account consistent (schema version 2).
 /// - `cache_spill` past [`SPILL_PAGES`] only.
+/// - the database file read through a memory map ([`MMAP_BYTES`]).
 pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     let open_error = |source| StoreError::Open {
         path: path.to_path_buf(),
@@ -379,7 +392,8 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
         return Err(open_error(rusqlite::Error::InvalidQuery));
     }
     conn.execute_batch(&format!(
-        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF; PRAGMA cache_spill = {SPILL_PAGES};"
+        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF; \
+         PRAGMA cache_spill = {SPILL_PAGES}; PRAGMA mmap_size = {MMAP_BYTES};"
     ))
     .map_err(open_error)?;
     migrations().to_latest(&mut conn)?;
