@@ -18,6 +18,7 @@ use chinwag_protocol::{
 use chinwag_store::{
     LostNumbers, Mailbox, Pending, Routed, StoreError, StoreOutcome, StoredMessage, Then,
 };
+use smallvec::SmallVec;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::warn;
 
@@ -42,6 +43,13 @@ pub(super) struct ForStore {
     /// connections: delivered to them once stored.
     pub(super) held: Vec<(usize, ConnId)>,
 }
+
+/// A message's copies for reliable sessions online, each with its index
+/// in the `ACK` and its session, held until the store has them. Inline in
+/// the ring of messages waiting for the store (a message has one nearly
+/// always): in a `Vec` of its own each was a cache miss when the store's
+/// answer came, a fifth of `stored_batch`'s own time.
+pub(super) type HeldCopies = SmallVec<[(usize, NumberedCopy, ConnId); 1]>;
 
 /// A stored copy as a reliable session is given it: its number, its id
 /// and its `SEQUENCED` frame, written from the copy as it is numbered
@@ -194,7 +202,7 @@ impl Actor {
             copies,
             held,
         } = message;
-        let held_copies: Vec<(usize, NumberedCopy, ConnId)> = (copies.iter())
+        let held_copies: HeldCopies = (copies.iter())
             .filter_map(|(index, copy)| {
                 let (_, session) = held.iter().find(|(held, _)| held == index)?;
                 Some((*index, NumberedCopy::of(copy), *session))

@@ -53,7 +53,7 @@ use self::acks::PendingAcks;
 use self::backlog::Backlogs;
 use self::gather::Gathered;
 use self::id_ring::IdRing;
-use self::mailbox::{NumberedCopy, ToStore};
+use self::mailbox::{HeldCopies, ToStore};
 use self::message_id::MessageIds;
 use self::presence::PendingPresence;
 use self::receipts::Receipts;
@@ -108,7 +108,7 @@ pub(crate) struct Actor {
     unrecorded: Vec<(String, chinwag_store::LostNumbers)>,
     /// Copies for reliable sessions online, by message id, with their
     /// index in the `ACK`: delivered once the store has them.
-    held: IdRing<Vec<(usize, NumberedCopy, ConnId)>>,
+    held: IdRing<HeldCopies>,
     /// Acknowledgements completed while acting on a store's answer, for
     /// one sender, queued together (`route.rs`, `gather_acks`).
     acks_out: (Option<ConnId>, BytesMut),
