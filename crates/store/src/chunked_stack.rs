@@ -33,22 +33,21 @@ impl<T> Default for ChunkedStack<T> {
 
 impl<T> ChunkedStack<T> {
     pub(crate) fn push(&mut self, value: T) {
-        let full = (self.used.checked_sub(1))
-            .and_then(|last| self.chunks.get(last))
-            .is_none_or(|last| last.len() == CHUNK);
-        if full {
-            if self.used == self.chunks.len() {
-                self.chunks.push(Vec::with_capacity(CHUNK));
-            }
-            self.used += 1;
+        let last = self.used.checked_sub(1);
+        let room = last.and_then(|last| self.chunks.get_mut(last));
+        if let Some(chunk) = room.filter(|chunk| chunk.len() < CHUNK) {
+            chunk.push(value);
+            return;
         }
-        if let Some(last) = self
-            .used
-            .checked_sub(1)
-            .and_then(|last| self.chunks.get_mut(last))
-        {
-            last.push(value);
+        // The last chunk in use is full (or none is): the next one, kept
+        // from an earlier group or new.
+        if self.used == self.chunks.len() {
+            self.chunks.push(Vec::with_capacity(CHUNK));
         }
+        if let Some(chunk) = self.chunks.get_mut(self.used) {
+            chunk.push(value);
+        }
+        self.used += 1;
     }
 
     pub(crate) fn pop(&mut self) -> Option<T> {
