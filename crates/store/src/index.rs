@@ -48,7 +48,7 @@ use tracing::warn;
 
 use crate::chunked_stack::ChunkedStack;
 use crate::id_map::IdMap;
-use crate::journal::{Batch, Journal, JournalCopy};
+use crate::journal::{Batch, Journal, JournalCopy, Owed};
 use crate::kept_receipts::KeptReceipts;
 use crate::receipt_log::{BatchedReceipt, ReceiptBatch, ReceiptLog};
 use crate::release_log::{Closed, Kind, ReleaseLog};
@@ -568,6 +568,15 @@ impl MailIndex {
         match place {
             Place::Row(_) => None,
             Place::Journal { row, copy } => self.journal.get(row)?.copy(copy),
+        }
+    }
+
+    /// What the confirmation of the held copy at `place` needs of it, if it
+    /// is in the journal ([`Batch::owed`](crate::journal::Batch::owed)).
+    pub(crate) fn held_owed(&self, place: Place) -> Option<Owed<'_>> {
+        match place {
+            Place::Row(_) => None,
+            Place::Journal { row, copy } => self.journal.get(row)?.owed(copy),
         }
     }
 

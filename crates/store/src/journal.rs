@@ -68,6 +68,15 @@ impl JournalCopy<'_> {
     }
 }
 
+/// What a held copy's confirmation needs of it ([`Batch::owed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Owed<'a> {
+    pub(crate) number: u64,
+    /// Its sender asked for a receipt.
+    pub(crate) receipt: bool,
+    pub(crate) sender: &'a str,
+}
+
 /// A batch's copies: the blob of its row, and where each copy starts.
 #[derive(Debug, Default)]
 pub(crate) struct Batch {
@@ -144,6 +153,28 @@ impl Batch {
     pub(crate) fn copy(&self, index: u32) -> Option<JournalCopy<'_>> {
         let start = *self.starts.get(usize::try_from(index).ok()?)?;
         decode(&self.blob.bytes, usize::try_from(start).ok()?).map(|(copy, _)| copy)
+    }
+
+    /// Of copy `index`, what its confirmation needs: its number, whether
+    /// its sender asked for a receipt, and its sender. Only the sender's
+    /// bytes are checked as UTF-8 (those of the text and the names, a
+    /// confirmation's every copy, were 1.4% of the daemon's samples under
+    /// `bench direct --reliable`; they were checked as they were written).
+    pub(crate) fn owed(&self, index: u32) -> Option<Owed<'_>> {
+        let start = *self.starts.get(usize::try_from(index).ok()?)?;
+        let mut reader = Reader::at(&self.blob.bytes, usize::try_from(start).ok()?);
+        let _id = reader.u64()?;
+        let _ts_ms = reader.u64()?;
+        let number = reader.u64()?;
+        let receipt = *reader.take(1)?.first()? != 0;
+        let recipient_len = reader.u32()?;
+        reader.take(usize::try_from(recipient_len).ok()?)?;
+        let sender = reader.str()?;
+        Some(Owed {
+            number,
+            receipt,
+            sender,
+        })
     }
 
     /// Every copy with its index, in the order added.
@@ -351,6 +382,25 @@ mod tests {
         let copies: Vec<_> = read.copies().map(|(_, copy)| copy).collect();
         let expected: Vec<_> = (1..).zip(texts).map(|(id, text)| copy(id, text)).collect();
         assert_eq!(copies, expected);
+    }
+
+    #[test]
+    fn what_a_confirmation_needs_reads_as_the_whole_copy_has_it() {
+        let mut batch = Batch::default();
+        let texts = ["hi", "", "ünïcödé and spaces"];
+        for (id, text) in (1..).zip(texts) {
+            batch.push(&copy(id, text));
+        }
+        for index in 0..3 {
+            let whole = batch.copy(index).expect("pushed");
+            let owed = Owed {
+                number: whole.number,
+                receipt: whole.receipt,
+                sender: whole.sender,
+            };
+            assert_eq!(batch.owed(index), Some(owed));
+        }
+        assert_eq!(batch.owed(3), None);
     }
 
     #[test]

@@ -378,7 +378,7 @@ pub(crate) fn confirm(
                         read.query_row([seq], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
                     (receipt.then(|| senders.share(&fold(&sender))), number)
                 }
-                Place::Journal { .. } => match tx.index.held_copy(slot.place) {
+                Place::Journal { .. } => match tx.index.held_owed(slot.place) {
                     Some(copy) => (
                         copy.receipt.then(|| senders.share(&fold(copy.sender))),
                         copy.number,
