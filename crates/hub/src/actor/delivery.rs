@@ -45,12 +45,13 @@ impl InFlight {
     }
 
     /// The permit, shared: whoever holds a clone keeps it taken (the store,
-    /// until the commit holding these messages returns).
-    pub(super) fn share(&mut self) -> Option<Arc<OwnedSemaphorePermit>> {
+    /// until the commit holding these messages returns). Lent, so that a
+    /// holder who has it already takes no clone.
+    pub(super) fn share(&mut self) -> Option<&Arc<OwnedSemaphorePermit>> {
         if let Some(permit) = self.whole.take() {
             self.shared = Some(Arc::new(permit));
         }
-        self.shared.clone()
+        self.shared.as_ref()
     }
 
     /// Leaves the permit with a congested recipient, until it drains.

@@ -212,7 +212,12 @@ impl Resends {
     ) {
         let (client_id, message_id) = (message.client_id, message.message_id);
         let (delivered, statuses) = (message.delivered, &message.statuses);
-        let window = self.windows.entry(key.clone()).or_default();
+        // Looked up before it is made: the key, cloned for an entry, was
+        // an atomic increment and decrement a message.
+        let window = match self.windows.get_mut(key) {
+            Some(window) => window,
+            None => self.windows.entry(key.clone()).or_default(),
+        };
         window.last_ms = now_ms;
         let position = window.push(
             client_id,
