@@ -65,10 +65,12 @@
 //! every one (warm-up messages too, so that nothing stays held; their
 //! receipts are expected, and not counted). `SEND` ids count up from a
 //! random start per run (bits 32 to 61), since the hub takes an id it
-//! remembers for the account as the same message sent again; warm-up ids
-//! are marked with bit 62 rather than 63 (the hub takes a reliable
-//! session's ids only below 2^63). After the run, the connections closed, the bench deletes
-//! the accounts: nothing of the run stays in the store.
+//! remembers for the account as the same message sent again: the warm-ups
+//! first, then the data messages from 2^24 above the start (the hub takes
+//! a reliable session's ids only below 2^63, so warm-ups are told apart
+//! by where their ids are, not by a marking bit as without `--reliable`).
+//! After the run, the connections closed, the bench deletes the accounts:
+//! nothing of the run stays in the store.
 //!
 //! Each sender keeps at most `--window` data messages (1,024 by default)
 //! sent and not yet acked ([`Unacked`]), as the client library's reliable
@@ -657,8 +659,8 @@ impl Receipted {
 
 /// Where a run's `SEND` ids start with `--reliable`: a random point of bits
 /// 32 to 61 (the bundled client's, section 8.11 of `docs/protocol.md`, take
-/// bits 32 to 62), below
-/// [`RELIABLE_WARMUP_ID`](crate::payload::RELIABLE_WARMUP_ID) with room for
+/// bits 32 to 62), below 2^62 with room for the warm-ups
+/// ([`RELIABLE_WARMUP_ROOM`](crate::payload::RELIABLE_WARMUP_ROOM)) and
 /// 2^32 messages above it. The ids of a reliable session
 /// must be unique for the account, and the hub remembers them for a day.
 fn random_id_base() -> u64 {

@@ -33,7 +33,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use crate::clock::Clock;
 use crate::codec::{BenchCodec, Inbound, ReceiptBatch};
-use crate::payload::{self, Header, Kind, RELIABLE_WARMUP_ID, WARMUP_ID};
+use crate::payload::{self, Header, Kind, RELIABLE_WARMUP_ROOM, WARMUP_ID};
 use crate::receipts::{CONFIRM_QUIET, ReceiptTally, Receipts, Wrong};
 use crate::shared_write::SharedWrite;
 use crate::stuck::STUCK_PREFIX;
@@ -413,7 +413,8 @@ fn confirm(receipts: Option<&mut Receipts>, id: u64, header: Header) {
 }
 
 /// The ack of the message sent with `client_id` (a reliable session's ids
-/// start at a random point, taken off here: a data message's is then its
+/// start at a random point, its data messages [`RELIABLE_WARMUP_ROOM`]
+/// after its warm-ups, both taken off here: a data message's is then its
 /// sequence number plus one; its warm-ups are marked as the others'), as the hub's `message_id`: checked
 /// ([`on_ack`]), and with receipts, a data message's receipt is awaited
 /// (in a reliable session a warm-up's too).
@@ -428,8 +429,9 @@ fn acked(
 ) {
     let client_id = match &receipts {
         Some(receipts) if receipts.reliable() => {
-            if client_id & RELIABLE_WARMUP_ID == 0 {
-                client_id.wrapping_sub(receipts.id_base())
+            let past_base = client_id.wrapping_sub(receipts.id_base());
+            if past_base > RELIABLE_WARMUP_ROOM {
+                past_base - RELIABLE_WARMUP_ROOM
             } else {
                 WARMUP_ID | client_id
             }

@@ -16,7 +16,7 @@ use tokio::io::AsyncWriteExt;
 use crate::clock::Clock;
 use crate::conn::Peer;
 use crate::error::SetupError;
-use crate::payload::{self, Header, Kind, RELIABLE_WARMUP_ID, WARMUP_ID};
+use crate::payload::{self, Header, Kind, RELIABLE_WARMUP_ROOM, WARMUP_ID};
 use crate::receipts::SendTimes;
 use crate::shared_write::SharedWrite;
 use crate::unacked::Unacked;
@@ -100,10 +100,10 @@ impl Sender {
     }
 
     /// The same sender for a reliable session: `SEND` ids counted from
-    /// `id_base` (data message `seq` is `id_base + seq + 1`, warm-up `n` is
-    /// `RELIABLE_WARMUP_ID | (id_base + n)`, all below 2^63 as the hub
-    /// requires), keeping the send times of sampled data messages in
-    /// `times`.
+    /// `id_base` (warm-up `n` is `id_base + n`, data message `seq` is
+    /// `id_base + RELIABLE_WARMUP_ROOM + seq + 1`: growing, and below 2^63
+    /// as the hub requires), keeping the send times of sampled data
+    /// messages in `times`.
     pub(crate) fn reliable(
         mut self,
         id_base: u64,
@@ -172,16 +172,17 @@ impl Sender {
     fn push_at(&mut self, kind: Kind, seq: u64, sent_ns: Option<u64>) -> Result<(), ProtocolError> {
         if let ClientFrame::Send(send) = &mut self.frame {
             send.id = match kind {
+                // A reliable session's ids grow (`RELIABLE_WARMUP_ROOM`);
+                // its acks are mapped back by the receiver.
+                Kind::Data if self.times.is_some() => self.id_base + RELIABLE_WARMUP_ROOM + seq + 1,
                 Kind::Data => self.id_base + seq + 1,
                 Kind::Warmup => {
                     self.warmups += 1;
-                    // A reliable session's: the receiver maps it back.
-                    let marker = if self.times.is_some() {
-                        RELIABLE_WARMUP_ID
+                    if self.times.is_some() {
+                        self.id_base + self.warmups.min(RELIABLE_WARMUP_ROOM - 1)
                     } else {
-                        WARMUP_ID
-                    };
-                    marker | (self.id_base + self.warmups)
+                        WARMUP_ID | (self.id_base + self.warmups)
+                    }
                 }
             };
         }
