@@ -26,8 +26,8 @@ pub(crate) const WARMUP_ID: u64 = 1 << 63;
 
 /// In a reliable session, whose ids the hub takes only below 2^63 (it keeps
 /// them in the store), warm-ups are not marked: warm-up `n` is the run's
-/// base plus `n`, and data message `seq` the base plus this room plus `seq
-/// + 1`, so that a sender's ids only grow, as a real client's do. (Marked
+/// base plus `n`, and data message `seq` the base plus this room plus
+/// `seq + 1`, so that a sender's ids only grow, as a real client's do. (Marked
 /// with a high bit, the warm-ups went before data messages with lower ids,
 /// and the hub, which finds a message sent again in the sender's window by
 /// binary search while its ids grow, scanned the window for each of the
