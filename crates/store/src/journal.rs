@@ -163,10 +163,9 @@ impl Batch {
     pub(crate) fn owed(&self, index: u32) -> Option<Owed<'_>> {
         let start = *self.starts.get(usize::try_from(index).ok()?)?;
         let mut reader = Reader::at(&self.blob.bytes, usize::try_from(start).ok()?);
-        let _id = reader.u64()?;
-        let _ts_ms = reader.u64()?;
-        let number = reader.u64()?;
-        let receipt = *reader.take(1)?.first()? != 0;
+        let Numbers {
+            number, receipt, ..
+        } = numbers(&mut reader)?;
         let recipient_len = reader.u32()?;
         reader.take(usize::try_from(recipient_len).ok()?)?;
         let sender = reader.str()?;
@@ -186,13 +185,33 @@ impl Batch {
     }
 }
 
+/// What a copy begins with, before its strings.
+struct Numbers {
+    id: u64,
+    ts_ms: u64,
+    number: u64,
+    receipt: bool,
+}
+
+/// Reads what a copy begins with.
+fn numbers(reader: &mut Reader<'_>) -> Option<Numbers> {
+    Some(Numbers {
+        id: reader.u64()?,
+        ts_ms: reader.u64()?,
+        number: reader.u64()?,
+        receipt: *reader.take(1)?.first()? != 0,
+    })
+}
+
 /// The copy that starts at `at`, and where the next one starts.
 fn decode(blob: &[u8], at: usize) -> Option<(JournalCopy<'_>, usize)> {
     let mut reader = Reader::at(blob, at);
-    let id = reader.u64()?;
-    let ts_ms = reader.u64()?;
-    let number = reader.u64()?;
-    let receipt = *reader.take(1)?.first()? != 0;
+    let Numbers {
+        id,
+        ts_ms,
+        number,
+        receipt,
+    } = numbers(&mut reader)?;
     let recipient = reader.str()?;
     let sender = reader.str()?;
     let to_names = reader.str()?;
