@@ -497,3 +497,34 @@ async fn an_id_the_store_cannot_keep_is_refused_alone() {
     assert_eq!(alice.expect_ack(2).await.statuses[0].status, Code::STORED);
     hub.hub.shutdown().await;
 }
+
+/// A message to a reliable session online is routed as if to someone
+/// offline (no `MESSAGE` is made for it: the session gets `SEQUENCED` once
+/// it is stored), and is held to the same limit all the same: refused if
+/// its `MESSAGE` would exceed `max_frame`, as for a recipient online.
+#[tokio::test]
+async fn a_message_to_a_reliable_session_has_the_size_limit_of_any_other() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let store = TestHub::open_store(StoreConfig::new(dir.path())).await;
+    let mut config = HubConfig::default();
+    config.max_frame = 4096;
+    let hub = TestHub::with_store(config, store).await;
+    create(&hub, "bob").await;
+    let (mut bob, _, _) = reliable_login(&hub, "bob").await;
+    let mut alice = hub.register("alice").await;
+    // A `MESSAGE` is its text and 36 bytes here: the opcode, id, time,
+    // sender ("alice"), the one recipient ("bob") and the lengths.
+    let over = "y".repeat(4096 - 36 + 1);
+    alice.send(send(1, &["bob"], over)).await;
+    let error = alice.expect_next_error().await;
+    assert_eq!((error.code, error.reference), (Code::BAD_REQUEST, 1));
+    let within = "y".repeat(4000);
+    alice.send(send(2, &["bob"], within.clone())).await;
+    assert_eq!(
+        alice.expect_ack(2).await.statuses[0].status,
+        Code::DELIVERED
+    );
+    let got = next_sequenced(&mut bob).await;
+    assert_eq!((got.seq, got.message.text), (1, within));
+    hub.hub.shutdown().await;
+}

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+use chinwag_protocol::{Encode, ProtocolError, encode_into};
 
 use crate::outbox::{Outbox, Pressure, PushError};
 use crate::registry::ConnId;
@@ -77,6 +78,28 @@ impl Gathered {
             ahead: 0,
         });
         &mut self.chunks[at]
+    }
+
+    /// Writes `frame` into the buffer of `id`'s messages and reserves its
+    /// room in `id`'s queue, answering what the queue said (the frame taken
+    /// out again if it had no room), or the error if the frame cannot be
+    /// encoded within `max_frame` (nothing written then).
+    pub(super) fn push<F: Encode + ?Sized>(
+        &mut self,
+        (id, outbox): (ConnId, &Arc<Outbox>),
+        wakes: &mut Vec<Arc<Outbox>>,
+        frame: &F,
+        max_frame: usize,
+    ) -> Result<Result<Pressure, PushError>, ProtocolError> {
+        let room = self.room;
+        let chunk = self.chunk(id, outbox, wakes);
+        let start = chunk.frames.len();
+        encode_into(frame, max_frame, &mut chunk.frames)?;
+        let reserved = chunk.reserve(chunk.frames.len() - start, room);
+        if reserved.is_err() {
+            chunk.frames.truncate(start);
+        }
+        Ok(reserved)
     }
 
     /// Queues everything gathered, and gives back the room set aside and
