@@ -16,9 +16,7 @@
 use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
-use chinwag_protocol::{
-    Ack, AckRun, AckView, Code, Encode, RecipientStatus, ServerFrame, encode_into,
-};
+use chinwag_protocol::{AckRun, AckView, Code, Encode, ServerFrame, Utf8, encode_into};
 use tracing::warn;
 
 use super::id_ring::IdRing;
@@ -131,24 +129,20 @@ impl PendingAck {
         self.statuses.iter().all(|(_, status)| status.is_some())
     }
 
-    fn encode(self, out: &mut BytesMut) {
-        encode_reply(&self.into_frame(), out);
-    }
-
-    /// The `ACK`, a status still missing written as `UNABLE_TO_DELIVER`.
-    pub(super) fn into_frame(self) -> ServerFrame {
-        let ack = Ack {
+    /// Appends the `ACK`, a status still missing written as
+    /// `UNABLE_TO_DELIVER`, straight from the statuses: made into an `Ack`
+    /// first (before), each cost a `Vec` made and dropped.
+    fn encode(&self, out: &mut BytesMut) {
+        let ack = AckView {
             client_id: self.client_id,
             message_id: self.message_id,
             delivered: self.delivered,
-            statuses: (self.statuses.into_iter())
-                .map(|(nick, status)| RecipientStatus {
-                    nick,
-                    status: status.unwrap_or(Code::UNABLE_TO_DELIVER),
-                })
-                .collect(),
+            statuses: (self.statuses.iter()).map(|(nick, status)| {
+                let status = status.unwrap_or(Code::UNABLE_TO_DELIVER);
+                (Utf8::from(nick.as_str()), status)
+            }),
         };
-        ServerFrame::Ack(ack)
+        encode_reply(&ack, out);
     }
 }
 
@@ -274,7 +268,7 @@ impl PendingAcks {
 
 #[cfg(test)]
 mod tests {
-    use chinwag_protocol::{PREFIX_LEN, WireFrame};
+    use chinwag_protocol::{Ack, PREFIX_LEN, RecipientStatus, WireFrame};
 
     use super::*;
 
@@ -309,6 +303,42 @@ mod tests {
         let mut out = BytesMut::new();
         acks.drain_into(sender, &mut out);
         Some((sender, out))
+    }
+
+    #[test]
+    fn an_ack_written_from_its_statuses_is_the_frame_it_would_make() {
+        let statuses = vec![
+            ("bob".to_owned(), Some(Code::DELIVERED)),
+            ("carol".to_owned(), None),
+            ("dave".to_owned(), Some(Code::STORED)),
+        ];
+        let mut written = BytesMut::new();
+        PendingAck::new(7, 99, 1, statuses).encode(&mut written);
+        let status = |nick: &str, status| RecipientStatus {
+            nick: nick.to_owned(),
+            status,
+        };
+        let ack = ServerFrame::Ack(Ack {
+            client_id: 7,
+            message_id: 99,
+            delivered: 1,
+            statuses: vec![
+                status("bob", Code::DELIVERED),
+                status("carol", Code::UNABLE_TO_DELIVER),
+                status("dave", Code::STORED),
+            ],
+        });
+        let mut made = BytesMut::new();
+        encode_reply(&ack, &mut made);
+        assert_eq!(written, made);
+        let [ServerFrame::Ack(ack)] = &decoded(written.freeze())[..] else {
+            panic!("one ACK");
+        };
+        let codes: Vec<Code> = ack.statuses.iter().map(|s| s.status).collect();
+        assert_eq!(
+            codes,
+            [Code::DELIVERED, Code::UNABLE_TO_DELIVER, Code::STORED]
+        );
     }
 
     fn waiting(client_id: u64, names: &[&str]) -> PendingAck {
