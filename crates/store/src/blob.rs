@@ -41,8 +41,13 @@ impl<'a> Reader<'a> {
         Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
     }
 
-    pub(crate) fn str(&mut self) -> Option<&'a str> {
+    /// A field written with [`put_str`], as bytes (not checked as UTF-8).
+    pub(crate) fn bytes(&mut self) -> Option<&'a [u8]> {
         let len = self.u32()?;
-        std::str::from_utf8(self.take(usize::try_from(len).ok()?)?).ok()
+        self.take(usize::try_from(len).ok()?)
+    }
+
+    pub(crate) fn str(&mut self) -> Option<&'a str> {
+        std::str::from_utf8(self.bytes()?).ok()
     }
 }

@@ -166,8 +166,7 @@ impl Batch {
         let Numbers {
             number, receipt, ..
         } = numbers(&mut reader)?;
-        let recipient_len = reader.u32()?;
-        reader.take(usize::try_from(recipient_len).ok()?)?;
+        let _recipient = reader.bytes()?;
         let sender = reader.str()?;
         Some(Owed {
             number,
