@@ -10,7 +10,7 @@
 //! nothing copied, and the chunks emptied at a commit are kept for the next
 //! group until [`trim`](ChunkedStack::trim) gives them back.
 
-/// Records in a chunk: 288 KiB of 72-byte undo records.
+/// Records in a chunk: 256 KiB of 64-byte undo records.
 const CHUNK: usize = 4096;
 
 #[derive(Debug)]
@@ -59,6 +59,7 @@ impl<T> ChunkedStack<T> {
         value
     }
 
+    #[cfg(test)]
     pub(crate) fn last(&self) -> Option<&T> {
         self.chunks.get(self.used.checked_sub(1)?)?.last()
     }
