@@ -12,7 +12,6 @@
 //! text.
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
 use std::ops::Range;
 
 use crate::message::check_i64;
@@ -224,8 +223,8 @@ impl Routed {
                 self.strings.push(' ');
             }
             self.strings.push_str(nick);
-            // Writing into a `String` cannot fail.
-            let _ = write!(self.strings, " {code}");
+            self.strings.push(' ');
+            self.strings.push_str(itoa::Buffer::new().format(code));
         }
         self.sent.push(Sent {
             sender,
