@@ -45,6 +45,15 @@ impl<T> Default for IdMap<T> {
 impl<T> IdMap<T> {
     /// Where `id`'s slot is (`Ok`), or would go in order (`Err`).
     fn find(&self, id: u64) -> Result<usize, usize> {
+        // An id before the first is not held, at a glance. An owner's
+        // receipts are forgotten oldest first, each looked up again once
+        // taken out (one may be kept twice): that second look was a
+        // binary search of the whole ring, ending before its first slot,
+        // for every receipt (1.2% of the daemon's samples under `bench
+        // direct --reliable`).
+        if self.ring.front().is_none_or(|(first, _)| id < *first) {
+            return Err(0);
+        }
         let last = self.last.get();
         let is_at = |at: usize| self.ring.get(at).is_some_and(|(held, _)| *held == id);
         let found = if is_at(0) {
@@ -195,6 +204,9 @@ mod tests {
         assert!(!map.contains_key(5) && map.contains_key(9));
         assert_eq!(map.len(), 3);
         assert_eq!(map.remove(3), Some(30));
+        // Before the first: not held, looked up or taken out again.
+        assert_eq!((map.get(3), map.get(1)), (None, None));
+        assert_eq!(map.remove(3), None);
         // Put back before the first, as a rolled-back group does.
         assert_eq!(map.insert(3, 33), None);
         if let Some(value) = map.get_mut(9) {
