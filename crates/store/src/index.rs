@@ -885,7 +885,7 @@ impl MailIndex {
     /// Whether the undo records hold more room than is kept between
     /// bursts ([`trim_undo`](Self::trim_undo) would give some back).
     pub(crate) fn undo_to_trim(&self) -> bool {
-        self.undo.capacity() > UNDO_KEPT
+        self.undo.capacity() > UNDO_KEPT || self.owned.capacity() > UNDO_KEPT
     }
 
     /// Gives back what a burst's groups grew the undo records to: a group
@@ -897,6 +897,7 @@ impl MailIndex {
     /// again, into fresh pages.
     pub(crate) fn trim_undo(&mut self) {
         self.undo.trim(UNDO_KEPT);
+        self.owned.shrink_to(UNDO_KEPT);
     }
 
     /// The group's transaction was rolled back: undoes its changes, last
@@ -1151,6 +1152,28 @@ mod tests {
             "{}",
             std::mem::size_of::<Undo>()
         );
+    }
+
+    #[test]
+    fn what_a_large_group_of_undo_records_owned_is_given_back_once_trimmed() {
+        let mut index = MailIndex::default();
+        index.add_account("bob");
+        let many = UNDO_KEPT as u64 * 2;
+        for id in 1..=many {
+            index.keep_receipt("bob", id, "amy", ReceiptRow::Kept(id.cast_signed()));
+        }
+        index.commit();
+        // Each receipt forgotten keeps its recipient's name beside its
+        // record, for a roll-back.
+        for id in 1..=many {
+            assert!(index.forget_receipt("bob", id, "amy").is_some());
+        }
+        assert!(index.owned.capacity() > UNDO_KEPT);
+        index.roll_back();
+        assert_eq!(index.get("bob").map(Entries::receipt_count), Some(many));
+        assert!(index.undo_to_trim());
+        index.trim_undo();
+        assert!(index.owned.capacity() <= UNDO_KEPT && !index.undo_to_trim());
     }
 
     #[test]
