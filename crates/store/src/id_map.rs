@@ -45,14 +45,22 @@ impl<T> Default for IdMap<T> {
 impl<T> IdMap<T> {
     /// Where `id`'s slot is (`Ok`), or would go in order (`Err`).
     fn find(&self, id: u64) -> Result<usize, usize> {
-        // An id before the first is not held, at a glance. An owner's
+        // An id outside the ring's is not held, at a glance. An owner's
         // receipts are forgotten oldest first, each looked up again once
         // taken out (one may be kept twice): that second look was a
         // binary search of the whole ring, ending before its first slot,
         // for every receipt (1.2% of the daemon's samples under `bench
-        // direct --reliable`).
-        if self.ring.front().is_none_or(|(first, _)| id < *first) {
+        // direct --reliable`). And a receipt is kept, nearly always, for a
+        // message after every other, whose look missed the slots tried
+        // and was searched for in vain (1.8%).
+        let (Some((first, _)), Some((newest, _))) = (self.ring.front(), self.ring.back()) else {
             return Err(0);
+        };
+        if id < *first {
+            return Err(0);
+        }
+        if id > *newest {
+            return Err(self.ring.len());
         }
         let last = self.last.get();
         let is_at = |at: usize| self.ring.get(at).is_some_and(|(held, _)| *held == id);

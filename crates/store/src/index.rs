@@ -912,11 +912,6 @@ impl MailIndex {
         self.owned.clear();
     }
 
-    /// What the record being undone owns: the last kept.
-    fn take_owned(&mut self) -> Option<Owned> {
-        self.owned.pop()
-    }
-
     /// Undoes the adding of `account`, in slot `id`.
     fn unadd_account(&mut self, account: &str, id: AccountId) {
         self.ids.remove(account);
@@ -1011,12 +1006,12 @@ impl MailIndex {
     fn undo_owning(&mut self, undo: Undo) {
         match undo {
             Undo::AccountAdded { id } => {
-                if let Some(Owned::Account(account)) = self.take_owned() {
+                if let Some(Owned::Account(account)) = self.owned.pop() {
                     self.unadd_account(&account, id);
                 }
             }
             Undo::AccountRemoved { id } => {
-                if let Some(Owned::Removed(account, entries)) = self.take_owned()
+                if let Some(Owned::Removed(account, entries)) = self.owned.pop()
                     && let Some(slot) = self.slots.get_mut(id)
                 {
                     *slot = Some(*entries);
@@ -1028,19 +1023,19 @@ impl MailIndex {
                 message_id,
                 seq,
             } => {
-                if let Some(Owned::Name(recipient)) = self.take_owned()
+                if let Some(Owned::Name(recipient)) = self.owned.pop()
                     && let Some(entries) = self.slot_mut(owner)
                 {
                     entries.add_receipt(message_id, recipient, seq);
                 }
             }
             Undo::BatchTaken { row } => {
-                if let Some(Owned::Batch(batch)) = self.take_owned() {
+                if let Some(Owned::Batch(batch)) = self.owned.pop() {
                     self.journal.add(row, *batch, Instant::now());
                 }
             }
             Undo::ReceiptBatchTaken { row } => {
-                if let Some(Owned::ReceiptBatch(batch)) = self.take_owned() {
+                if let Some(Owned::ReceiptBatch(batch)) = self.owned.pop() {
                     self.receipt_log.put_back(row, *batch);
                 }
             }

@@ -172,13 +172,13 @@ impl Resends {
     fn window(&mut self, key: &[u8]) -> (usize, &mut Window) {
         let found = self.places.get(key).copied();
         let slot = found.unwrap_or_else(|| {
-            let slot = self.free.pop().unwrap_or(self.slots.len());
+            let slot = self.free.pop().unwrap_or_else(|| {
+                self.slots.push(Window::default());
+                self.slots.len() - 1
+            });
             self.places.insert(key.into(), slot);
             slot
         });
-        if slot >= self.slots.len() {
-            self.slots.resize_with(slot + 1, Window::default);
-        }
         (slot, &mut self.slots[slot])
     }
 
