@@ -55,6 +55,9 @@ pub(crate) type IdSet = HashSet<ConnId, BuildHasherDefault<IdHasher>>;
 #[derive(Debug)]
 pub(crate) struct Member {
     pub(crate) nick: Nick,
+    /// Its nickname case folded (the registry's key), shared: what routing
+    /// and receipts name it by, one allocation for the session.
+    pub(crate) folded: Arc<str>,
     pub(crate) outbox: Arc<Outbox>,
     /// The `HELLO` options granted (`options::*` bits; 0 when it asked
     /// for none).
@@ -71,6 +74,7 @@ pub(crate) struct Member {
 impl Member {
     pub(crate) fn new(nick: Nick, outbox: Arc<Outbox>, options: u32, account: bool) -> Self {
         Self {
+            folded: Arc::from(nick.folded()),
             nick,
             outbox,
             options,

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use chinwag_hub::HubConfig;
 use chinwag_hub::protocol::{
-    AccountAction, ClientFrame, Code, Receipt, Recipients, ServerFrame, options,
+    AccountAction, ClientFrame, Code, Receipt, ReceiptKey, Recipients, ServerFrame, options,
 };
 use chinwag_hub::store::StoreConfig;
 use chinwag_testkit::{RawClient, TestHub, account, login, send, send_frame};
@@ -327,6 +327,149 @@ async fn a_confirmation_just_before_shutdown_keeps_its_receipt() {
 
     let hub = hub_in(&dir).await;
     let mut alice = logged_in(&hub, "alice", SENDER).await;
+    let got = receipts(&mut alice, 1).await;
+    assert_eq!(
+        pairs(&got),
+        BTreeSet::from([(message_id, "bob".to_owned())])
+    );
+    hub.shutdown().await;
+}
+
+/// Both ends in reliable sessions: the sender asks for receipts, the
+/// recipient confirms.
+const RELIABLE_SENDER: u32 = options::RELIABLE | options::RECEIPTS | options::NO_PRESENCE;
+const RELIABLE_CONFIRMING: u32 = options::RELIABLE | options::CONFIRMS | options::NO_PRESENCE;
+
+/// A reliable login to `nick`, past its (empty) mailbox.
+async fn reliable_in(hub: &TestHub, nick: &str, options: u32) -> RawClient<TcpStream> {
+    let mut client = logged_in(hub, nick, options).await;
+    let header = client
+        .recv_until(|frame| match frame {
+            ServerFrame::Mailbox(header) => Some(header),
+            _ => None,
+        })
+        .await;
+    assert_eq!(header.count, 0, "{nick}'s mailbox is empty");
+    client
+}
+
+/// `alice` sends `bob` one message, which `bob` confirms: answers its id,
+/// once `alice` has its receipt.
+async fn sent_and_confirmed(
+    alice: &mut RawClient<TcpStream>,
+    bob: &mut RawClient<TcpStream>,
+    client_id: u64,
+) -> u64 {
+    alice.send(send(client_id, &["bob"], "hello")).await;
+    let message_id = alice.expect_ack(client_id).await.message_id;
+    let sequenced = bob
+        .recv_until(|frame| match frame {
+            ServerFrame::Sequenced(sequenced) => Some(sequenced),
+            _ => None,
+        })
+        .await;
+    assert_eq!(sequenced.message.id, message_id);
+    bob.send(ClientFrame::Confirm(vec![message_id])).await;
+    let got = receipts(alice, 1).await;
+    assert_eq!(
+        pairs(&got),
+        BTreeSet::from([(message_id, "bob".to_owned())])
+    );
+    message_id
+}
+
+/// What the store holds for `alice` (receipts kept) and `bob` (messages).
+async fn kept_in(dir: &TempDir) -> (usize, usize) {
+    use chinwag_hub::store::MailStore;
+    let store = TestHub::open_store(StoreConfig::new(dir.path())).await;
+    let kept = (store.kept_receipts("alice").expect("a read"))
+        .await
+        .expect("the receipts kept");
+    let mailbox = (store.mailbox("bob").expect("a read"))
+        .await
+        .expect("the mailbox");
+    (kept.len(), mailbox.messages.len())
+}
+
+/// The hub tells a reliable sender its receipt as the recipient confirms,
+/// and holds the confirmation until the sender confirms the receipt: then
+/// the copy leaves the mailbox and nothing of the receipt is kept.
+#[tokio::test]
+async fn a_receipt_a_reliable_sender_confirms_leaves_nothing_in_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = hub_in(&dir).await;
+    create(&hub, &["alice", "bob"]).await;
+    let mut alice = reliable_in(&hub, "alice", RELIABLE_SENDER).await;
+    let mut bob = reliable_in(&hub, "bob", RELIABLE_CONFIRMING).await;
+    let message_id = sent_and_confirmed(&mut alice, &mut bob, 1).await;
+    alice
+        .send(ClientFrame::ConfirmReceipts(vec![ReceiptKey {
+            message_id,
+            recipient: "bob".to_owned(),
+        }]))
+        .await;
+    alice.who().await;
+    hub.shutdown().await;
+    assert_eq!(kept_in(&dir).await, (0, 0), "no receipt kept, no copy left");
+}
+
+/// A receipt told to a reliable sender that leaves before confirming it
+/// comes again at its next login, and the copy it owed is not delivered
+/// again; confirmed then, it is kept no more.
+#[tokio::test]
+async fn a_receipt_told_and_not_confirmed_comes_again_at_the_senders_next_login() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = hub_in(&dir).await;
+    create(&hub, &["alice", "bob"]).await;
+    let mut alice = reliable_in(&hub, "alice", RELIABLE_SENDER).await;
+    let mut bob = reliable_in(&hub, "bob", RELIABLE_CONFIRMING).await;
+    let message_id = sent_and_confirmed(&mut alice, &mut bob, 1).await;
+    alice.send(ClientFrame::Quit).await;
+    alice.expect_closed().await;
+
+    let mut alice = logged_in(&hub, "alice", RELIABLE_SENDER).await;
+    let got = receipts(&mut alice, 1).await;
+    assert_eq!(
+        pairs(&got),
+        BTreeSet::from([(message_id, "bob".to_owned())])
+    );
+    bob.send(ClientFrame::Quit).await;
+    bob.expect_closed().await;
+    let _bob = reliable_in(&hub, "bob", RELIABLE_CONFIRMING).await;
+    alice
+        .send(ClientFrame::ConfirmReceipts(vec![ReceiptKey {
+            message_id,
+            recipient: "bob".to_owned(),
+        }]))
+        .await;
+    alice.who().await;
+    hub.shutdown().await;
+    assert_eq!(
+        kept_in(&dir).await,
+        (0, 0),
+        "confirmed at last, and released"
+    );
+}
+
+/// A confirmation held for its receipt when the hub shuts down: the copy
+/// leaves the mailbox and the receipt is kept for the sender's next login.
+#[tokio::test]
+async fn a_confirmation_held_at_shutdown_releases_its_copy_and_keeps_its_receipt() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = hub_in(&dir).await;
+    create(&hub, &["alice", "bob"]).await;
+    let mut alice = reliable_in(&hub, "alice", RELIABLE_SENDER).await;
+    let mut bob = reliable_in(&hub, "bob", RELIABLE_CONFIRMING).await;
+    let message_id = sent_and_confirmed(&mut alice, &mut bob, 1).await;
+    hub.shutdown().await;
+    assert_eq!(
+        kept_in(&dir).await,
+        (1, 0),
+        "the receipt kept, no copy left"
+    );
+
+    let hub = hub_in(&dir).await;
+    let mut alice = logged_in(&hub, "alice", RELIABLE_SENDER).await;
     let got = receipts(&mut alice, 1).await;
     assert_eq!(
         pairs(&got),

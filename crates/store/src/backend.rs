@@ -109,6 +109,19 @@ pub trait MailStore: fmt::Debug + Send + Sync {
         received_ms: u64,
     ) -> Result<Pending<Vec<Confirmed>>, StoreError>;
 
+    /// Removes confirmed messages from their mailboxes, as
+    /// [`confirm_all`](Self::confirm_all) does, but keeps and answers no
+    /// receipt for them: the hub told their senders itself. `receipts` are
+    /// kept first, in the same commit (each for its owner, while it has an
+    /// account, until [`forget_receipts`](Self::forget_receipts) or a
+    /// login takes it): those told to a sender who had not confirmed them
+    /// in time.
+    fn release_all(
+        &self,
+        releases: Vec<(String, Vec<u64>)>,
+        receipts: Vec<KeptReceipt>,
+    ) -> Result<Pending<()>, StoreError>;
+
     /// Deletes every stored message older than `max_age` at `now_ms`, and
     /// answers how many each mailbox lost. Each count is also kept with the
     /// account until [`clear_expired`](Self::clear_expired), so an owner

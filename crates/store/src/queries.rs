@@ -352,6 +352,49 @@ pub(crate) fn confirm(
     ids: &[u64],
     received_ms: u64,
 ) -> rusqlite::Result<Confirmed> {
+    take_out(tx, recipient, ids, Some(received_ms))
+}
+
+/// Removes the named messages from a mailbox, as [`confirm`] does, and
+/// keeps and answers no receipt: the hub told each sender owed one already,
+/// and its client confirmed it (or the hub keeps it itself, in the same
+/// request: [`release_all`]).
+pub(crate) fn release(tx: &mut Txn<'_>, recipient: &str, ids: &[u64]) -> rusqlite::Result<()> {
+    take_out(tx, recipient, ids, None).map(drop)
+}
+
+/// Receipts the hub told their senders, and the copies confirmed that owed
+/// them: the receipts are kept first (those with an account, until they
+/// are confirmed), then the copies taken out of their mailboxes, in one
+/// commit.
+pub(crate) fn release_all(
+    tx: &mut Txn<'_>,
+    releases: &[(String, Vec<u64>)],
+    receipts: &[KeptReceipt],
+) -> rusqlite::Result<()> {
+    for receipt in receipts {
+        let owner = fold(&receipt.owner);
+        tx.index.keep_batched(&BatchedReceipt {
+            owner: &owner,
+            message_id: receipt.message_id,
+            recipient: &receipt.recipient,
+            received_ms: receipt.received_ms,
+        });
+    }
+    for (recipient, ids) in releases {
+        release(tx, recipient, ids)?;
+    }
+    Ok(())
+}
+
+/// [`confirm`] (with the time received, `Some`) or [`release`] (`None`:
+/// no receipt is looked at).
+fn take_out(
+    tx: &mut Txn<'_>,
+    recipient: &str,
+    ids: &[u64],
+    received_ms: Option<u64>,
+) -> rusqlite::Result<Confirmed> {
     let shown = recipient;
     let recipient = fold(recipient);
     // Read, then deleted: one `DELETE ... RETURNING` a row cost the writer
@@ -368,6 +411,7 @@ pub(crate) fn confirm(
     // an allocation in the writer and two more in the hub (which folded
     // it into an `Arc<str>` of its own).
     let mut senders = RecentNames::default();
+    let receipts = received_ms.is_some();
     for &id in ids {
         if let Some(slot) = tx.index.remove(&recipient, id) {
             // A held copy is read from the journal's memory; a row, from
@@ -376,11 +420,14 @@ pub(crate) fn confirm(
                 Place::Row(seq) => {
                     let (sender, receipt, number): (String, bool, u64) =
                         read.query_row([seq], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
-                    (receipt.then(|| senders.share(&fold(&sender))), number)
+                    (
+                        (receipt && receipts).then(|| senders.share(&fold(&sender))),
+                        number,
+                    )
                 }
                 Place::Journal { .. } => match tx.index.held_owed(slot.place) {
                     Some(copy) => (
-                        copy.receipt.then(|| senders.share(&fold(copy.sender))),
+                        (copy.receipt && receipts).then(|| senders.share(&fold(copy.sender))),
                         copy.number,
                     ),
                     // Its batch is not held (it cannot be): nothing is
@@ -391,7 +438,7 @@ pub(crate) fn confirm(
             confirmed.removed += 1;
             highest = highest.max(number);
             delete_copy(tx, slot.place)?;
-            let Some(sender) = owed else {
+            let (Some(sender), Some(received_ms)) = (owed, received_ms) else {
                 continue;
             };
             let kept = tx.index.keep_batched(&BatchedReceipt {

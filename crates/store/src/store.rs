@@ -355,6 +355,18 @@ impl MailStore for Store {
         })
     }
 
+    fn release_all(
+        &self,
+        releases: Vec<(String, Vec<u64>)>,
+        receipts: Vec<KeptReceipt>,
+    ) -> Result<Pending<()>, StoreError> {
+        for receipt in &receipts {
+            check_i64(receipt.message_id, "message id")?;
+            check_i64(receipt.received_ms, "receipt time")?;
+        }
+        self.write(move |tx| queries::release_all(tx, &releases, &receipts).map(Ok))
+    }
+
     fn expire(&self, now_ms: u64, max_age: Duration) -> Result<Pending<Vec<Expired>>, StoreError> {
         self.write(move |tx| queries::expire(tx, now_ms, max_age).map(Ok))
     }

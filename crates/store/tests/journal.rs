@@ -8,7 +8,7 @@ mod support;
 use std::path::Path;
 
 use chinwag_store::{
-    AccountStore, MailStore, Routed, Store, StoreConfig, StoreOutcome, StoredMessage,
+    AccountStore, KeptReceipt, MailStore, Routed, Store, StoreConfig, StoreOutcome, StoredMessage,
 };
 use support::{T0, message, open, open_with};
 
@@ -181,6 +181,51 @@ fn a_receipt_for_a_held_copy_is_kept_apart_and_written_when_settled() {
         .map(|r| (r.message_id, r.recipient.as_str(), r.received_ms))
         .collect();
     assert_eq!(kept, [(1, "bob", T0 + 5)]);
+}
+
+/// Held copies released (`release_all`), their senders told by the hub:
+/// nothing of the receipts is kept, but for those named to keep (told and
+/// not confirmed in time), kept in the same commit as the releases; the
+/// journal batch, spent, goes at the next commit.
+#[test]
+fn held_copies_released_keep_only_the_receipts_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig::new(dir.path());
+    {
+        let store = open_with(&config, &["amy", "bob"]);
+        let mut routed = Routed::new();
+        for id in 1..=3 {
+            routed.copy_held(&StoredMessage {
+                sender: "Amy".to_owned(),
+                receipt: true,
+                ..numbered("bob", id, id)
+            });
+        }
+        store_routed(&store, routed);
+        let late = KeptReceipt {
+            owner: "amy".to_owned(),
+            message_id: 3,
+            recipient: "bob".to_owned(),
+            received_ms: T0 + 7,
+        };
+        store
+            .release_all(vec![("Bob".to_owned(), vec![1, 2, 3, 99])], vec![late])
+            .unwrap()
+            .wait()
+            .unwrap();
+        assert!(mailbox(&store, "bob").is_empty(), "every copy released");
+        let kept = store.kept_receipts("amy").unwrap().wait().unwrap();
+        let kept: Vec<_> = (kept.iter())
+            .map(|r| (r.message_id, r.recipient.as_str(), r.received_ms))
+            .collect();
+        assert_eq!(kept, [(3, "bob", T0 + 7)], "only the one named");
+        store.set_last_seen("bob", T0).unwrap().wait().unwrap();
+        assert_eq!(rows(dir.path(), "journal"), 0, "the spent batch is gone");
+    }
+    // And so after a reopen: the release is on disk.
+    let store = open(&config);
+    assert!(mailbox(&store, "bob").is_empty());
+    assert_eq!(store.kept_receipts("amy").unwrap().wait().unwrap().len(), 1);
 }
 
 /// The receipt log's row is on disk from its commit: a crash (a copy of

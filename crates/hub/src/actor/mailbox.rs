@@ -16,7 +16,8 @@ use chinwag_protocol::{
     Code, Gap, MailboxHeader, Message, MessageView, Recipients, SequencedView, ServerFrame,
 };
 use chinwag_store::{
-    LostNumbers, Mailbox, Pending, Routed, StoreError, StoreOutcome, StoredMessage, Then,
+    KeptReceipt, LostNumbers, Mailbox, Pending, Routed, StoreError, StoreOutcome, StoredMessage,
+    Then,
 };
 use smallvec::SmallVec;
 use tokio::sync::OwnedSemaphorePermit;
@@ -62,6 +63,10 @@ pub(super) struct NumberedCopy {
     /// `None` if it could not be encoded (logged): never delivered live,
     /// it stays in the mailbox.
     pub(super) frame: Option<Bytes>,
+    /// Its sender's folded nickname, if it asked for a receipt and was
+    /// routing when this copy was (a copy read from a mailbox has `None`:
+    /// the store finds the sender owed one, if any, at its confirmation).
+    pub(super) owes: Option<Arc<str>>,
 }
 
 impl NumberedCopy {
@@ -81,6 +86,7 @@ impl NumberedCopy {
             number: stored.number,
             id: stored.id,
             frame: encode(&frame),
+            owes: None,
         }
     }
 }
@@ -172,6 +178,24 @@ pub(super) struct ToStore {
     confirms: Vec<(String, Vec<u64>)>,
     /// The batch's receipts no longer to keep: each owner and the receipts.
     pub(super) forgets: Vec<(String, Vec<(u64, String)>)>,
+    /// The batch's confirmations whose receipts need no keeping (told to a
+    /// sender that confirmed them, or wanted none): each mailbox's owner
+    /// and the ids (`held_confirms.rs`).
+    pub(super) releases: Vec<(String, Vec<u64>)>,
+    /// Receipts told and not confirmed in time, kept in the same request as
+    /// the releases of the copies that owed them.
+    pub(super) keeps: Vec<KeptReceipt>,
+}
+
+impl ToStore {
+    /// Copy `message_id` of `recipient`'s mailbox is to be released: after
+    /// the last one if it is the same mailbox's.
+    pub(super) fn release(&mut self, recipient: &str, message_id: u64) {
+        match self.releases.last_mut() {
+            Some((last, ids)) if last == recipient => ids.push(message_id),
+            _ => self.releases.push((recipient.to_owned(), vec![message_id])),
+        }
+    }
 }
 
 impl ToStore {
@@ -207,7 +231,9 @@ impl Actor {
         let held_copies: HeldCopies = (copies.iter())
             .filter_map(|(index, copy)| {
                 let (_, session) = held.iter().find(|(held, _)| held == index)?;
-                Some((*index, NumberedCopy::of(copy), *session))
+                let mut numbered = NumberedCopy::of(copy);
+                numbered.owes = copy.receipt.then(|| self.receipt_sender.clone()).flatten();
+                Some((*index, numbered, *session))
             })
             .collect();
         if !held_copies.is_empty() {
@@ -326,7 +352,7 @@ impl Actor {
     /// would show it twice, or after later ones. A session whose mailbox is
     /// still being read or sent has the copy join its backlog, so that it
     /// comes in number order (`backlog.rs`).
-    fn deliver_held(&mut self, copy: NumberedCopy, session: ConnId) -> bool {
+    fn deliver_held(&mut self, mut copy: NumberedCopy, session: ConnId) -> bool {
         let Some(member) = self.registry.member(session) else {
             return false;
         };
@@ -334,7 +360,7 @@ impl Actor {
         if (self.stored_out.get(&id)).is_some_and(|out| out.get(copy.id).is_some()) {
             return false;
         }
-        self.stored_out.entry(id).or_default().insert(copy.id, ());
+        (self.stored_out.entry(id).or_default()).insert(copy.id, copy.owes.take());
         let Some(copy) = self.backlogs.hold(id, copy) else {
             self.send_backlog(id);
             return true;
@@ -415,12 +441,17 @@ impl Actor {
     /// A login to an account: its outbox holds live traffic back (after
     /// the `WELCOME` already queued) while the mailbox is read.
     pub(super) fn read_mailbox(&mut self, id: ConnId) {
+        if self.registry.member(id).is_none() || self.accounts.storage.is_none() {
+            return;
+        }
+        // Confirmations held for receipts go to the store ahead of this
+        // login's reads (its mailbox, its receipts kept): the copies they
+        // confirmed are not read again, and the receipts they owe are.
+        self.flush_held_confirms(true);
+        self.flush_releases();
         let Some(member) = self.registry.member(id) else {
             return;
         };
-        if self.accounts.storage.is_none() {
-            return;
-        }
         member.outbox.park();
         if member.reliable() {
             self.backlogs.start(id);
@@ -473,7 +504,7 @@ impl Actor {
         // A reliable session may have had some already: delivered once
         // stored, after this read was asked for.
         let out = self.stored_out.entry(id).or_default();
-        let added = out.add_missing(mailbox.messages.iter().map(|stored| stored.id), || ());
+        let added = out.add_missing(mailbox.messages.iter().map(|stored| stored.id), || None);
         // In the order the store read them, each once.
         let mut taken = vec![false; added.len()];
         let messages: Vec<StoredMessage> = (mailbox.messages.into_iter())
@@ -553,24 +584,55 @@ impl Actor {
             self.receipts
                 .confirmed(id, member.nick.as_str(), &ids, self.now_ms);
         }
-        // Of these, the stored messages this login delivered.
+        // Of these, the stored messages this login delivered: those whose
+        // sender the actor knows owed a receipt apart.
         let Some(out) = self.stored_out.get_mut(&id) else {
             return;
         };
-        let stored: Vec<u64> = (ids.into_iter())
-            .filter(|id| out.remove(*id).is_some())
-            .collect();
+        let mut stored = Vec::new();
+        let mut owed = Vec::new();
+        for message_id in ids {
+            match out.remove(message_id) {
+                Some(Some(sender)) => owed.push((message_id, sender)),
+                Some(None) => stored.push(message_id),
+                None => {}
+            }
+        }
         if out.is_empty() {
             self.stored_out.remove(&id);
         }
-        if stored.is_empty() {
+        if stored.is_empty() && owed.is_empty() {
             return;
         }
         let nick = member.nick.to_string();
-        self.backlogs.confirmed(id, stored.len());
+        self.backlogs.confirmed(id, stored.len() + owed.len());
         self.send_backlog(id);
-        if self.accounts.storage.is_some() {
+        if self.accounts.storage.is_none() {
+            return;
+        }
+        let released = self.tell_receipts(&nick, owed, &mut stored);
+        if !released.is_empty() {
+            self.to_store.releases.push((nick.clone(), released));
+        }
+        if !stored.is_empty() {
             self.to_store.confirms.push((nick, stored));
+        }
+    }
+
+    /// Hands the store the copies to release without keeping their
+    /// receipts, and the receipts told and not confirmed in time
+    /// (`held_confirms.rs`), in one request.
+    pub(super) fn flush_releases(&mut self) {
+        let Some(storage) = &self.accounts.storage else {
+            return;
+        };
+        let releases = std::mem::take(&mut self.to_store.releases);
+        let keeps = std::mem::take(&mut self.to_store.keeps);
+        if !releases.is_empty() || !keeps.is_empty() {
+            in_background(
+                "could not remove confirmed messages from mailboxes",
+                storage.mail.release_all(releases, keeps),
+            );
         }
     }
 
@@ -579,6 +641,10 @@ impl Actor {
     /// a burst of them cannot fill the store's queue. The store answers
     /// whose senders are owed a receipt, per mailbox.
     pub(super) fn flush_confirms(&mut self) {
+        // Kept before any forgetting, so that a receipt confirmed late
+        // (once its confirmation went to the store) is forgotten after it
+        // was kept.
+        self.flush_releases();
         let Some(storage) = &self.accounts.storage else {
             return;
         };

@@ -18,13 +18,15 @@
 //! - `mailbox.rs`: messages stored for offline users, and delivered at login;
 //! - `backlog.rs`: a reliable session's mailbox, sent a window at a time;
 //! - `lost.rs`: numbers lost to a failed commit, recorded to be told;
-//! - `receipts.rs`: receipts owed by confirming clients, and due to senders.
+//! - `receipts.rs`: receipts owed by confirming clients, and due to senders;
+//! - `held_confirms.rs`: confirmations held until their receipts are confirmed.
 
 mod accounts;
 mod acks;
 mod backlog;
 mod delivery;
 mod gather;
+mod held_confirms;
 mod id_ring;
 mod lost;
 mod mailbox;
@@ -52,6 +54,7 @@ use self::accounts::Accounts;
 use self::acks::PendingAcks;
 use self::backlog::Backlogs;
 use self::gather::Gathered;
+use self::held_confirms::HeldConfirms;
 use self::id_ring::IdRing;
 use self::mailbox::{HeldCopies, ToStore};
 use self::message_id::MessageIds;
@@ -100,7 +103,12 @@ pub(crate) struct Actor {
     /// session is given them, and confirms them, in about that order (in a
     /// hash set each was a cache miss, a sixth of the actor's handling of
     /// the store's answers under `bench direct --reliable`).
-    stored_out: IdMap<IdRing<()>>,
+    /// Each holds the sender owed a receipt, when the actor knows it
+    /// (`held_confirms.rs`).
+    stored_out: IdMap<IdRing<Option<Arc<str>>>>,
+    /// Reliable sessions' confirmations held until the receipts they owe
+    /// are confirmed (`held_confirms.rs`).
+    held_confirms: HeldConfirms,
     /// Reliable sessions' mailboxes not all sent yet (`backlog.rs`).
     backlogs: Backlogs,
     /// Numbers lost to failed commits, not recorded by the store yet
@@ -164,6 +172,7 @@ impl Actor {
             accounts: Accounts::new(storage, accounts, config.accounts.clone(), answers),
             to_store: ToStore::default(),
             stored_out: IdMap::default(),
+            held_confirms: HeldConfirms::default(),
             backlogs: Backlogs::default(),
             unrecorded: Vec::new(),
             receipts: Receipts::default(),
@@ -216,6 +225,7 @@ impl Actor {
                     }
                     self.flush_store();
                     self.flush_receipts();
+                    self.flush_held_confirms(false);
                     self.flush_confirms();
                     self.flush_presence();
                     self.wake_all();
@@ -226,6 +236,8 @@ impl Actor {
                     self.now_ms = now_ms();
                     self.sweep();
                     self.record_lost();
+                    self.flush_held_confirms(false);
+                    self.flush_releases();
                     self.flush_presence();
                     self.wake_all();
                 }
@@ -248,6 +260,7 @@ impl Actor {
         }
         self.flush_store();
         self.flush_receipts();
+        self.flush_held_confirms(true);
         self.flush_confirms();
         self.flush_presence();
         self.wake_all();

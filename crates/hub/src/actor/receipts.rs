@@ -23,6 +23,7 @@ use chinwag_store::KeptReceipt;
 use tracing::warn;
 
 use super::accounts::send_answer;
+use super::held_confirms::Held;
 use super::id_ring::IdRing;
 use super::mailbox::in_background;
 use super::{Actor, encode};
@@ -44,6 +45,12 @@ pub(super) struct Receipts {
     /// The current batch's receipts that the store kept already (stored
     /// messages confirmed, their senders with accounts).
     due_kept: Due,
+    /// The current batch's receipts for stored copies confirmed, told by
+    /// the actor itself to senders online that asked for receipts
+    /// ([`Actor::tell_receipts`]): those of reliable sessions, whose
+    /// confirmations are held until they confirm them (`held`); the others.
+    told_held: Due,
+    told: Due,
     /// Per reliable session: receipts kept for it and read at its login,
     /// not sent yet; sent [`KEPT_WINDOW`] at a time.
     unsent: IdMap<VecDeque<Receipt>>,
@@ -65,15 +72,22 @@ struct Due {
 }
 
 impl Due {
-    fn push(&mut self, sender: Arc<str>, receipt: Receipt) {
+    /// A receipt due to `sender`, whose name is cloned only for a group
+    /// of its own.
+    fn push(&mut self, sender: &Arc<str>, receipt: Receipt) {
         let last = self.groups.len().checked_sub(1);
         let group = match last {
-            Some(last) if *self.groups[last].0 == *sender => last,
+            Some(last)
+                if Arc::ptr_eq(&self.groups[last].0, sender)
+                    || *self.groups[last].0 == **sender =>
+            {
+                last
+            }
             _ => {
                 let next = self.groups.len();
-                let group = *self.by_sender.entry(sender.clone()).or_insert(next);
+                let group = *self.by_sender.entry(Arc::clone(sender)).or_insert(next);
                 if group == next {
-                    self.groups.push((sender, Vec::new()));
+                    self.groups.push((Arc::clone(sender), Vec::new()));
                 }
                 group
             }
@@ -118,7 +132,7 @@ impl Receipts {
         };
         for id in ids {
             if let Some(sender) = owed.remove(*id) {
-                push_due(&mut self.due, sender, *id, nick, now_ms);
+                push_due(&mut self.due, &sender, *id, nick, now_ms);
             }
         }
         if owed.is_empty() {
@@ -137,10 +151,10 @@ impl Receipts {
     ) {
         // Folded by the store, as the registry keys nicknames.
         for (id, sender) in confirmed.receipts {
-            push_due(&mut self.due, sender, id, nick, received_ms);
+            push_due(&mut self.due, &sender, id, nick, received_ms);
         }
         for (id, sender) in confirmed.kept {
-            push_due(&mut self.due_kept, sender, id, nick, received_ms);
+            push_due(&mut self.due_kept, &sender, id, nick, received_ms);
         }
     }
 
@@ -180,11 +194,14 @@ impl Receipts {
 
     /// Whether any receipt waits to be queued.
     pub(super) fn any_due(&self) -> bool {
-        !self.due.is_empty() || !self.due_kept.is_empty()
+        !self.due.is_empty()
+            || !self.due_kept.is_empty()
+            || !self.told.is_empty()
+            || !self.told_held.is_empty()
     }
 }
 
-fn push_due(due: &mut Due, sender: Arc<str>, message_id: u64, recipient: &str, now_ms: u64) {
+fn push_due(due: &mut Due, sender: &Arc<str>, message_id: u64, recipient: &str, now_ms: u64) {
     due.push(
         sender,
         Receipt {
@@ -239,6 +256,7 @@ impl Actor {
             };
             self.queue_receipts(id, receipts);
         }
+        self.flush_told(&mut keep);
         if !keep.is_empty()
             && let Some(storage) = &self.accounts.storage
         {
@@ -248,6 +266,137 @@ impl Actor {
             );
         }
         self.flush_kept_receipts();
+    }
+
+    /// Receipts the actor told for stored copies confirmed: to whoever
+    /// holds the sender's nickname now, if it asked for receipts. One whose
+    /// sender left meanwhile is kept for its next login (into `keep`) if
+    /// nothing else keeps it: a reliable session's is kept with its held
+    /// confirmation.
+    fn flush_told(&mut self, keep: &mut Vec<KeptReceipt>) {
+        for (sender, receipts) in self.receipts.told_held.take() {
+            if let Lookup::Online(id, member) = self.registry.lookup(sender.as_bytes())
+                && member.receipts()
+            {
+                self.queue_receipts(id, receipts);
+            }
+        }
+        for (sender, receipts) in self.receipts.told.take() {
+            match self.registry.lookup(sender.as_bytes()) {
+                Lookup::Online(id, member) if member.receipts() => {
+                    self.queue_receipts(id, receipts);
+                }
+                Lookup::Online(..) => {}
+                Lookup::Unknown => {
+                    if self.accounts.known.contains_key(sender.as_bytes()) {
+                        keep.extend(receipts.into_iter().map(|receipt| KeptReceipt {
+                            owner: sender.to_string(),
+                            message_id: receipt.message_id,
+                            recipient: receipt.recipient,
+                            received_ms: receipt.received_ms,
+                        }));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stored copies that `nick` confirmed, whose senders the actor knows
+    /// are owed a receipt (`owed`: each message's id and its sender,
+    /// folded). A sender online that asked for receipts is told now; a
+    /// reliable session's confirmation is then held until it confirms the
+    /// receipt (`held_confirms.rs`), any other's needs no receipt kept.
+    /// Answers the copies to release without keeping their receipts (to
+    /// senders told, or that asked for none); those of senders offline are
+    /// added to `stored`, confirmed as any stored message is (the store
+    /// keeps the receipt of a sender with an account).
+    pub(super) fn tell_receipts(
+        &mut self,
+        nick: &str,
+        owed: Vec<(u64, Arc<str>)>,
+        stored: &mut Vec<u64>,
+    ) -> Vec<u64> {
+        let mut released = Vec::new();
+        let Some((_, first)) = owed.first() else {
+            return released;
+        };
+        let recipient: Arc<str> = Arc::from(nick);
+        let mut past = Vec::new();
+        // Each sender's state, looked up once per run of its receipts.
+        let mut last = (Arc::clone(first), self.sender_state(first));
+        for (message_id, sender) in owed {
+            if !Arc::ptr_eq(&last.0, &sender) && *last.0 != *sender {
+                last = (Arc::clone(&sender), self.sender_state(&sender));
+            }
+            let receipt = || Receipt {
+                message_id,
+                received_ms: self.now_ms,
+                recipient: nick.to_owned(),
+            };
+            match last.1 {
+                SenderState::Offline => stored.push(message_id),
+                SenderState::NoReceipts => released.push(message_id),
+                SenderState::Receipts => {
+                    self.receipts.told.push(&sender, receipt());
+                    released.push(message_id);
+                }
+                SenderState::Reliable(session) => {
+                    self.receipts.told_held.push(&sender, receipt());
+                    let held = Held {
+                        message_id,
+                        recipient: Arc::clone(&recipient),
+                        sender,
+                        received_ms: self.now_ms,
+                    };
+                    self.held_confirms.hold(session, held, &mut past);
+                }
+            }
+        }
+        self.keep_held(past);
+        released
+    }
+
+    /// What a sender owed a receipt is now, by its folded nickname.
+    fn sender_state(&self, sender: &str) -> SenderState {
+        match self.registry.lookup(sender.as_bytes()) {
+            Lookup::Online(id, member) if member.receipts() && member.reliable() => {
+                SenderState::Reliable(id)
+            }
+            Lookup::Online(_, member) if member.receipts() => SenderState::Receipts,
+            Lookup::Online(..) => SenderState::NoReceipts,
+            Lookup::Unknown => SenderState::Offline,
+        }
+    }
+
+    /// The confirmations held for longer than their grace (`all`: every
+    /// one, at a login to any account, so that its reads find the receipts
+    /// kept and not the copies confirmed) go to the store with the batch's
+    /// other confirmations, their receipts kept.
+    pub(super) fn flush_held_confirms(&mut self, all: bool) {
+        if self.held_confirms.is_empty() {
+            return;
+        }
+        let mut due = Vec::new();
+        if all {
+            self.held_confirms.all(&mut due);
+        } else {
+            self.held_confirms.due(self.now_ms, &mut due);
+        }
+        self.keep_held(due);
+    }
+
+    /// Confirmations held no longer, their receipts not confirmed: to the
+    /// store, their receipts kept.
+    fn keep_held(&mut self, held: Vec<Held>) {
+        for held in held {
+            self.to_store.release(&held.recipient, held.message_id);
+            self.to_store.keeps.push(KeptReceipt {
+                owner: held.sender.to_string(),
+                message_id: held.message_id,
+                recipient: held.recipient.to_string(),
+                received_ms: held.received_ms,
+            });
+        }
     }
 
     /// Receipts the store kept already: sent to a sender online that asked
@@ -340,11 +489,21 @@ impl Actor {
             return;
         }
         let confirmed = keys.len();
-        let keys = keys
-            .into_iter()
-            .map(|key| (key.message_id, key.recipient))
-            .collect();
-        self.to_store.forgets.push((member.nick.to_string(), keys));
+        // Those whose confirmations are held release their copies, and
+        // nothing was kept for them; the others were kept, and are
+        // forgotten.
+        let mut forgets = Vec::new();
+        for key in keys {
+            match self.held_confirms.take(id, key.message_id, &key.recipient) {
+                Some(held) => self.to_store.release(&held.recipient, key.message_id),
+                None => forgets.push((key.message_id, key.recipient)),
+            }
+        }
+        if !forgets.is_empty() {
+            self.to_store
+                .forgets
+                .push((member.nick.to_string(), forgets));
+        }
         // As many of those kept as were confirmed take their place.
         let next = self.receipts.next_unsent(id, confirmed);
         if !next.is_empty() {
@@ -377,6 +536,20 @@ impl Actor {
         }
         self.queue_receipts_by(id, receipts, KEPT_PER_FRAME);
     }
+}
+
+/// What a sender owed a receipt for a stored copy confirmed is now.
+#[derive(Debug, Clone, Copy)]
+enum SenderState {
+    /// A reliable session that asked for receipts: told, its confirmation
+    /// held.
+    Reliable(ConnId),
+    /// Online, asked for receipts: told.
+    Receipts,
+    /// Online, asked for none.
+    NoReceipts,
+    /// Offline: the store keeps it for an account.
+    Offline,
 }
 
 /// Receipts in one `RECEIPT` frame of those kept, at a login: about 350
@@ -485,7 +658,7 @@ mod tests {
         let mut due = Due::default();
         let (alice, bob): (Arc<str>, Arc<str>) = (Arc::from("alice"), Arc::from("bob"));
         for (sender, id) in [(&alice, 1), (&alice, 2), (&bob, 3), (&alice, 4)] {
-            due.push(sender.clone(), receipt(id));
+            due.push(sender, receipt(id));
         }
         let groups: Vec<(String, Vec<u64>)> = due
             .take()

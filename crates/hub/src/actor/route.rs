@@ -48,7 +48,7 @@ impl Actor {
         let ack_runs = sender.is_some_and(Member::ack_runs);
         self.receipt_sender = sender
             .filter(|sender| sender.receipts())
-            .map(|sender| Arc::from(sender.nick.folded()));
+            .map(|sender| Arc::clone(&sender.folded));
         // A reliable session's account (`resend.rs`), once per run.
         let reliable = sender.filter(|sender| sender.reliable()).map(|sender| {
             let key: AccountKey = sender.nick.folded().into_bytes().into();
