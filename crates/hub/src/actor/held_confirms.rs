@@ -17,7 +17,9 @@
 //! that does not confirm its receipts, or confirms them late), or at any
 //! login to an account, it goes to the store as before, the receipt kept
 //! for its sender, so that a login reads it and the copy is not delivered
-//! again.
+//! again. One recipient's session has at most [`MAX_PER_RECIPIENT`] held:
+//! a crash delivers those copies again, and its client hides only so many
+//! it has handed out already (the library, the newest 16,384).
 //!
 //! They are queued per sender's session in the order its receipts were
 //! told, which is the order its client confirms them in: taking one is a
@@ -40,6 +42,11 @@ pub(super) const GRACE_MS: u64 = 500;
 /// oldest go to the store at once.
 pub(super) const MAX_PER_SESSION: usize = 8_192;
 
+/// Confirmations held for one recipient's session at most: past this its
+/// further ones go to the store at once (a quarter of the ids the client
+/// library remembers to hide a message delivered again).
+pub(super) const MAX_PER_RECIPIENT: usize = 4_096;
+
 /// Confirmations held in all at most (each costs about 50 bytes here):
 /// past this, the oldest of the session being told go to the store at once.
 pub(super) const MAX_HELD: usize = 1 << 18;
@@ -56,6 +63,8 @@ pub(super) struct Held {
     pub(super) recipient: Arc<str>,
     /// The sender's folded nickname: the receipt's owner.
     pub(super) sender: Arc<str>,
+    /// The recipient's session that confirmed it.
+    pub(super) confirmed_by: ConnId,
     pub(super) received_ms: u64,
 }
 
@@ -63,21 +72,43 @@ pub(super) struct Held {
 #[derive(Debug, Default)]
 pub(super) struct HeldConfirms {
     by_session: IdMap<VecDeque<Held>>,
+    /// How many each recipient's session has held.
+    per_recipient: IdMap<usize>,
     len: usize,
     /// When the last sweep for those past their grace was.
     swept_ms: u64,
 }
 
 impl HeldConfirms {
+    /// Whether recipient session `recipient` may have one more held.
+    pub(super) fn has_room(&self, recipient: ConnId) -> bool {
+        self.per_recipient.get(&recipient).copied().unwrap_or(0) < MAX_PER_RECIPIENT
+    }
+
     /// Holds a confirmation whose receipt was told to session `session`;
     /// those it pushes past a limit go into `out`.
     pub(super) fn hold(&mut self, session: ConnId, held: Held, out: &mut Vec<Held>) {
+        *self.per_recipient.entry(held.confirmed_by).or_default() += 1;
         let queue = self.by_session.entry(session).or_default();
         queue.push_back(held);
         self.len += 1;
         if queue.len() > MAX_PER_SESSION || self.len > MAX_HELD {
-            out.extend(queue.pop_front());
+            let oldest = queue.pop_front();
+            self.gone(oldest.iter());
+            out.extend(oldest);
+        }
+    }
+
+    /// `held` are held no longer.
+    fn gone<'a>(&mut self, held: impl Iterator<Item = &'a Held>) {
+        for held in held {
             self.len -= 1;
+            if let Some(count) = self.per_recipient.get_mut(&held.confirmed_by) {
+                *count -= 1;
+                if *count == 0 {
+                    self.per_recipient.remove(&held.confirmed_by);
+                }
+            }
         }
     }
 
@@ -102,7 +133,7 @@ impl HeldConfirms {
         if queue.is_empty() {
             self.by_session.remove(&session);
         }
-        self.len -= 1;
+        self.gone(taken.iter());
         taken
     }
 
@@ -128,7 +159,7 @@ impl HeldConfirms {
             }
             !queue.is_empty()
         });
-        self.len -= out.len() - before;
+        self.gone(out[before..].iter());
     }
 
     /// Every one held, into `out`.
@@ -136,6 +167,7 @@ impl HeldConfirms {
         for (_, queue) in self.by_session.drain() {
             out.extend(queue);
         }
+        self.per_recipient.clear();
         self.len = 0;
     }
 }
@@ -149,6 +181,7 @@ mod tests {
             message_id,
             recipient: Arc::from(recipient),
             sender: Arc::from("alice"),
+            confirmed_by: ConnId(100),
             received_ms: at_ms,
         }
     }
@@ -181,7 +214,7 @@ mod tests {
         assert!(!confirms.is_empty());
         assert_eq!(confirms.take(alice, 11, "bob"), Some(held(11, "bob", 102)));
         assert!(confirms.is_empty());
-        assert!(confirms.by_session.is_empty());
+        assert!(confirms.by_session.is_empty() && confirms.per_recipient.is_empty());
         confirms.all(&mut out);
         assert!(out.is_empty(), "nothing taken is given again");
     }
@@ -208,6 +241,7 @@ mod tests {
         confirms.due(1_200 + GRACE_MS + SWEEP_EVERY_MS, &mut out);
         assert_eq!(ids(&out), [(3, "bob")]);
         assert!(confirms.is_empty() && confirms.by_session.is_empty());
+        assert!(confirms.per_recipient.is_empty());
     }
 
     #[test]
@@ -219,9 +253,32 @@ mod tests {
         }
         assert_eq!(ids(&out), [(0, "bob")]);
         assert_eq!(confirms.len, MAX_PER_SESSION);
+        assert_eq!(
+            confirms.per_recipient.get(&ConnId(100)),
+            Some(&MAX_PER_SESSION)
+        );
         out.clear();
         confirms.all(&mut out);
         assert_eq!(out.len(), MAX_PER_SESSION);
         assert!(confirms.is_empty());
+    }
+
+    #[test]
+    fn a_recipient_s_session_has_at_most_so_many_held() {
+        let mut confirms = HeldConfirms::default();
+        let mut out = Vec::new();
+        let bob = ConnId(100);
+        for id in 0..MAX_PER_RECIPIENT as u64 {
+            assert!(confirms.has_room(bob));
+            // Told to two senders' sessions.
+            confirms.hold(ConnId(1 + id % 2), held(id, "bob", 5), &mut out);
+        }
+        assert!(!confirms.has_room(bob), "full");
+        assert!(confirms.has_room(ConnId(101)), "another recipient is not");
+        confirms.take(ConnId(1), 0, "bob");
+        assert!(confirms.has_room(bob), "room again once one is taken");
+        confirms.due(5 + GRACE_MS, &mut out);
+        assert_eq!(out.len(), MAX_PER_RECIPIENT - 1);
+        assert!(confirms.per_recipient.is_empty());
     }
 }

@@ -610,7 +610,7 @@ impl Actor {
         if self.accounts.storage.is_none() {
             return;
         }
-        let released = self.tell_receipts(&nick, owed, &mut stored);
+        let released = self.tell_receipts(id, &nick, owed, &mut stored);
         if !released.is_empty() {
             self.to_store.releases.push((nick.clone(), released));
         }

@@ -312,6 +312,7 @@ impl Actor {
     /// keeps the receipt of a sender with an account).
     pub(super) fn tell_receipts(
         &mut self,
+        confirmed_by: ConnId,
         nick: &str,
         owed: Vec<(u64, Arc<str>)>,
         stored: &mut Vec<u64>,
@@ -340,12 +341,17 @@ impl Actor {
                     self.receipts.told.push(&sender, receipt());
                     released.push(message_id);
                 }
+                // Past the recipient's bound, as for a sender offline.
+                SenderState::Reliable(_) if !self.held_confirms.has_room(confirmed_by) => {
+                    stored.push(message_id);
+                }
                 SenderState::Reliable(session) => {
                     self.receipts.told_held.push(&sender, receipt());
                     let held = Held {
                         message_id,
                         recipient: Arc::clone(&recipient),
                         sender,
+                        confirmed_by,
                         received_ms: self.now_ms,
                     };
                     self.held_confirms.hold(session, held, &mut past);
