@@ -124,6 +124,6 @@ pub use message::{
 };
 pub use pending::Pending;
 pub use queries::{MAX_KEPT_RECEIPTS, SENT_MAX_AGE, SENT_WINDOW};
-pub use routed::Routed;
+pub use routed::{CopyParts, Routed};
 pub use stats::{LATENCY_BOUNDS_US, Latencies, StoreStats};
 pub use store::Store;

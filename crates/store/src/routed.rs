@@ -31,6 +31,29 @@ pub struct Routed {
     out_of_range: Option<&'static str>,
 }
 
+/// A copy to store, from borrowed parts ([`Routed::copy_parts`]): the
+/// fields of a [`StoredMessage`], its addressees as its `to_names` column
+/// (the names separated by single spaces).
+#[derive(Debug, Clone, Copy)]
+pub struct CopyParts<'a> {
+    /// As [`StoredMessage::recipient`].
+    pub recipient: &'a str,
+    /// As [`StoredMessage::id`].
+    pub id: u64,
+    /// As [`StoredMessage::ts_ms`].
+    pub ts_ms: u64,
+    /// As [`StoredMessage::sender`].
+    pub sender: &'a str,
+    /// [`StoredMessage::to`], the names separated by single spaces.
+    pub to_names: &'a str,
+    /// As [`StoredMessage::text`].
+    pub text: &'a str,
+    /// As [`StoredMessage::receipt`].
+    pub receipt: bool,
+    /// As [`StoredMessage::number`].
+    pub number: u64,
+}
+
 /// One copy, its strings as ranges of the batch's.
 #[derive(Debug, Clone)]
 struct Copy {
@@ -154,14 +177,32 @@ impl Routed {
     }
 
     fn add_copy(&mut self, message: &StoredMessage, held: bool) {
-        self.note(message.check());
-        let recipient = self.push(&message.recipient);
         let names = message.to_names();
+        let copy = CopyParts {
+            recipient: &message.recipient,
+            id: message.id,
+            ts_ms: message.ts_ms,
+            sender: &message.sender,
+            to_names: &names,
+            text: &message.text,
+            receipt: message.receipt,
+            number: message.number,
+        };
+        self.copy_parts(&copy, held);
+    }
+
+    /// As [`copy`](Self::copy) (`held` false) or
+    /// [`copy_held`](Self::copy_held), from borrowed parts: the hub writes
+    /// a routed message's copies straight from the frame it routed.
+    pub fn copy_parts(&mut self, copy: &CopyParts<'_>, held: bool) {
+        self.note(check_i64(copy.id, "message id"));
+        self.note(check_i64(copy.ts_ms, "timestamp"));
+        let recipient = self.push(copy.recipient);
         let shared = self.copies.last().filter(|last| {
-            last.id == message.id
-                && self.strings.get(last.sender.clone()) == Some(message.sender.as_str())
-                && self.strings.get(last.text.clone()) == Some(message.text.as_str())
-                && self.strings.get(last.to_names.clone()) == Some(&*names)
+            last.id == copy.id
+                && self.strings.get(last.sender.clone()) == Some(copy.sender)
+                && self.strings.get(last.text.clone()) == Some(copy.text)
+                && self.strings.get(last.to_names.clone()) == Some(copy.to_names)
         });
         let (sender, to_names, text) = match shared {
             Some(last) => (
@@ -170,9 +211,9 @@ impl Routed {
                 last.text.clone(),
             ),
             None => (
-                self.push(&message.sender),
-                self.push(&names),
-                self.push(&message.text),
+                self.push(copy.sender),
+                self.push(copy.to_names),
+                self.push(copy.text),
             ),
         };
         self.copies.push(Copy {
@@ -180,10 +221,10 @@ impl Routed {
             sender,
             to_names,
             text,
-            id: message.id,
-            ts_ms: message.ts_ms,
-            receipt: message.receipt,
-            number: message.number,
+            id: copy.id,
+            ts_ms: copy.ts_ms,
+            receipt: copy.receipt,
+            number: copy.number,
             held,
         });
     }

@@ -8,6 +8,7 @@
 //! most [`HASHING`] at once; writes go to the store, and both answer the
 //! actor with a [`Command::Answer`]. Nothing here waits.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -41,8 +42,29 @@ pub(super) struct Known {
     hash: Arc<str>,
     last_seen_ms: Option<u64>,
     /// The last number a stored message for it was given (reliable
-    /// sessions' `SEQUENCED`): the next is one more.
-    last_number: u64,
+    /// sessions' `SEQUENCED`): the next is one more. A `Cell`, so that a
+    /// message's copies are numbered while its recipients, found in the
+    /// same map, are still borrowed.
+    last_number: Cell<u64>,
+}
+
+/// The next number for a message stored for `nick` among `known` (0 if it
+/// has no account). Numbers are given in routing order; the store keeps
+/// the last one given with the message, so a restarted hub goes on above
+/// every number a client may have seen (messages reach a reliable session
+/// only once stored).
+pub(super) fn next_number(known: &HashMap<Vec<u8>, Known>, nick: &str) -> u64 {
+    // Folded on the stack: this runs for every stored copy.
+    let mut folded = [0u8; MAX_NICK_LEN];
+    let Some(folded) = folded.get_mut(..nick.len()) else {
+        return 0;
+    };
+    folded.copy_from_slice(nick.as_bytes());
+    folded.make_ascii_lowercase();
+    known.get(&folded[..]).map_or(0, |known| {
+        known.last_number.set(known.last_number.get() + 1);
+        known.last_number.get()
+    })
 }
 
 /// The accounts, the store they are kept in, and the throttle on wrong
@@ -76,7 +98,7 @@ impl Accounts {
                     nick: account.nick,
                     hash: account.password_hash.into(),
                     last_seen_ms: account.last_seen_ms,
-                    last_number: account.last_number,
+                    last_number: Cell::new(account.last_number),
                 };
                 (key, known)
             })
@@ -91,29 +113,6 @@ impl Accounts {
             answers,
         }
     }
-
-    /// The next number for a message stored for `nick` (0 if it has no
-    /// account). Numbers are given in routing order; the store keeps the
-    /// last one given with the message, so a restarted hub goes on above
-    /// every number a client may have seen (messages reach a reliable
-    /// session only once stored).
-    pub(super) fn next_number(&mut self, nick: &str) -> u64 {
-        // Folded on the stack: this runs for every stored copy.
-        let mut folded = [0u8; MAX_NICK_LEN];
-        let Some(folded) = folded.get_mut(..nick.len()) else {
-            return 0;
-        };
-        folded.copy_from_slice(nick.as_bytes());
-        folded.make_ascii_lowercase();
-        match self.known.get_mut(&folded[..]) {
-            Some(known) => {
-                known.last_number += 1;
-                known.last_number
-            }
-            None => 0,
-        }
-    }
-
     /// Runs `work` on a blocking thread, once a hashing place is free, and
     /// hands its answer to the actor.
     fn off_actor(&self, work: impl FnOnce() -> Answer + Send + 'static) {
@@ -549,7 +548,7 @@ impl Actor {
                     nick: nick.clone(),
                     hash: hash.into(),
                     last_seen_ms: None,
-                    last_number: 0,
+                    last_number: Cell::new(0),
                 };
                 self.accounts.known.insert(key, known);
                 let row = UserEntry {

@@ -9,6 +9,7 @@
 //! reply the sender is owed after it; the other recipients had their
 //! message at once.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -16,33 +17,35 @@ use chinwag_protocol::{
     Code, Gap, MailboxHeader, Message, MessageView, Recipients, SequencedView, ServerFrame,
 };
 use chinwag_store::{
-    KeptReceipt, LostNumbers, Mailbox, Pending, Routed, StoreError, StoreOutcome, StoredMessage,
-    Then,
+    CopyParts, KeptReceipt, LostNumbers, Mailbox, Pending, Routed, StoreError, StoreOutcome,
+    StoredMessage, Then,
 };
 use smallvec::SmallVec;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::warn;
 
-use super::accounts::{answer_from_any_thread, return_answer, send_answer};
+use super::accounts::{Known, answer_from_any_thread, next_number, return_answer, send_answer};
 use super::acks::{PendingAck, Replies};
+use super::delivery::Named;
 use super::{Actor, encode};
 use crate::command::{Answer, Settled};
 use crate::outbox::Pressure;
 use crate::registry::{ConnId, Lookup};
 
-/// One message to hand to the store: who sent it, its ids, and for each
-/// of its offline registered recipients the index of its status in the
-/// `ACK` and its stored copy.
+/// One message handed to the store: its ids, its `ACK` so far, and how
+/// many copies of it the batch holds (written by
+/// [`ToStore::add_copies`]), those for reliable sessions online among
+/// them.
 pub(super) struct ForStore {
     pub(super) client_id: u64,
     pub(super) message_id: u64,
     pub(super) delivered: u32,
     /// The `ACK`'s statuses; `None` for the recipients being stored.
     pub(super) statuses: Vec<(String, Option<Code>)>,
-    pub(super) copies: Vec<(usize, StoredMessage)>,
-    /// The indices of the copies for reliable sessions online, and their
-    /// connections: delivered to them once stored.
-    pub(super) held: Vec<(usize, ConnId)>,
+    pub(super) copies: usize,
+    /// The copies for reliable sessions online, delivered to them once
+    /// stored.
+    pub(super) held: HeldCopies,
 }
 
 /// A message's copies for reliable sessions online, each with its index
@@ -70,6 +73,24 @@ pub(super) struct NumberedCopy {
 }
 
 impl NumberedCopy {
+    /// Message `message`'s copy numbered `number`, whose sender `owes` a
+    /// receipt if it asked for one.
+    fn numbered<'a, To>(message: &MessageView<'a, To>, number: u64, owes: Option<&Arc<str>>) -> Self
+    where
+        To: Iterator<Item = &'a str> + Clone,
+    {
+        let frame = SequencedView {
+            seq: number,
+            message: message.clone(),
+        };
+        Self {
+            number,
+            id: message.id,
+            frame: encode(&frame),
+            owes: owes.cloned(),
+        }
+    }
+
     pub(super) fn of(stored: &StoredMessage) -> Self {
         let to = (!stored.to.is_empty()).then(|| stored.to.iter().map(String::as_str));
         let frame = SequencedView {
@@ -188,6 +209,71 @@ pub(super) struct ToStore {
 }
 
 impl ToStore {
+    /// Writes `message`'s copies for its recipients offline (and online in
+    /// reliable sessions) among `named` into the batch, each numbered for
+    /// its account among `known`, straight from the frame routed: nothing
+    /// of it is copied into strings of its own on the way (a message's
+    /// copies were a `StoredMessage` each, its sender, addressees and text
+    /// each a `String`, made and dropped on the actor's thread). Answers
+    /// the copies for reliable sessions online, as their `SEQUENCED`
+    /// frames, `owes` naming the sender owed a receipt if it asked.
+    pub(super) fn add_copies<'a, To>(
+        &mut self,
+        message: &MessageView<'a, To>,
+        named: &[Named<'_, '_>],
+        known: &HashMap<Vec<u8>, Known>,
+        owes: Option<&Arc<str>>,
+    ) -> HeldCopies
+    where
+        To: Iterator<Item = &'a str> + Clone,
+    {
+        // The addressees' column, once for every copy: a message to one
+        // user borrows its name.
+        let mut to = message.to.clone().into_iter().flatten();
+        let joined: String;
+        let to_names = match (to.next(), to.next()) {
+            (Some(one), None) => one,
+            (None, _) => "",
+            (Some(_), Some(_)) => {
+                let all: Vec<&str> = message.to.clone().into_iter().flatten().collect();
+                joined = all.join(" ");
+                &joined
+            }
+        };
+        // Always UTF-8 (checked again: the hub has no `unsafe`).
+        let text = String::from_utf8_lossy(message.text.as_bytes());
+        let mut held = HeldCopies::new();
+        for (index, named) in named.iter().enumerate() {
+            let Some(recipient) = named.offline else {
+                continue;
+            };
+            let number = next_number(known, recipient);
+            let copy = CopyParts {
+                recipient,
+                id: message.id,
+                ts_ms: message.ts_ms,
+                sender: message.from,
+                to_names,
+                text: &text,
+                receipt: owes.is_some(),
+                number,
+            };
+            // A copy for a reliable session online now is likely confirmed
+            // within moments: the store holds it in its journal.
+            self.routed.copy_parts(&copy, named.held.is_some());
+            match named.held {
+                Some(session) => {
+                    let numbered = NumberedCopy::numbered(message, number, owes);
+                    held.push((index, numbered, session));
+                }
+                None if number > 0 => self.numbered.push((recipient.to_owned(), number)),
+                None => {}
+            }
+            self.indices.push(index);
+        }
+        held
+    }
+
     /// Copy `message_id` of `recipient`'s mailbox is to be released: after
     /// the last one if it is the same mailbox's.
     pub(super) fn release(&mut self, recipient: &str, message_id: u64) {
@@ -211,9 +297,10 @@ impl ToStore {
 }
 
 impl Actor {
-    /// Sets a message's copies for offline registered users aside for the
-    /// store. Its `ACK` waits for the commit, behind the sender's earlier
-    /// replies (in `replies`, queued now) and ahead of its later ones.
+    /// Sets a message aside for the store, its copies written into the
+    /// batch already. Its `ACK` waits for the commit, behind the sender's
+    /// earlier replies (in `replies`, queued now) and ahead of its later
+    /// ones.
     pub(super) fn store_for_offline(
         &mut self,
         from: ConnId,
@@ -228,16 +315,8 @@ impl Actor {
             copies,
             held,
         } = message;
-        let held_copies: HeldCopies = (copies.iter())
-            .filter_map(|(index, copy)| {
-                let (_, session) = held.iter().find(|(held, _)| held == index)?;
-                let mut numbered = NumberedCopy::of(copy);
-                numbered.owes = copy.receipt.then(|| self.receipt_sender.clone()).flatten();
-                Some((*index, numbered, *session))
-            })
-            .collect();
-        if !held_copies.is_empty() {
-            self.held.insert(message_id, held_copies);
+        if !held.is_empty() {
+            self.held.insert(message_id, held);
         }
         let earlier = replies.take();
         self.reply(from, earlier);
@@ -245,22 +324,7 @@ impl Actor {
             from,
             PendingAck::new(client_id, message_id, delivered, statuses),
         );
-        let is_held = |index: &usize| held.iter().any(|(held, _)| held == index);
-        let numbered = (copies.iter())
-            .filter(|(index, copy)| copy.number > 0 && !is_held(index))
-            .map(|(_, copy)| (copy.recipient.clone(), copy.number));
-        self.to_store.numbered.extend(numbered);
-        for (index, copy) in &copies {
-            // A copy for a reliable session online now is likely confirmed
-            // within moments: the store holds it in its journal.
-            if is_held(index) {
-                self.to_store.routed.copy_held(copy);
-            } else {
-                self.to_store.routed.copy(copy);
-            }
-            self.to_store.indices.push(*index);
-        }
-        self.to_store.messages.push((message_id, copies.len()));
+        self.to_store.messages.push((message_id, copies));
     }
 
     /// Hands the batch's copies to the store in one request; its answer
@@ -333,14 +397,6 @@ impl Actor {
             }
         }
         self.flush_acks();
-    }
-
-    /// Numbers each stored copy of a message for its recipient, in routing
-    /// order (`SEQUENCED`).
-    pub(super) fn number(&mut self, message: &mut ForStore) {
-        for (_, copy) in &mut message.copies {
-            copy.number = self.accounts.next_number(&copy.recipient);
-        }
     }
 
     /// Delivers a stored copy to the reliable session it was routed to,

@@ -338,11 +338,10 @@ impl Actor {
     pub(super) fn hold_for_store(
         &mut self,
         from: ConnId,
-        mut for_store: ForStore,
+        for_store: ForStore,
         reliable: Option<&(AccountKey, String)>,
         replies: &mut Replies,
     ) {
-        self.number(&mut for_store);
         if let Some(reliable) = reliable {
             let batch = &mut self.to_store.routed;
             (self.resends).routed(reliable, &for_store, self.now_ms, batch);
@@ -379,6 +378,7 @@ impl Actor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::actor::mailbox::HeldCopies;
 
     fn outcome(message_id: u64) -> Outcome {
         Outcome {
@@ -447,8 +447,8 @@ mod tests {
             message_id,
             delivered: 0,
             statuses: vec![("carol".to_owned(), None)],
-            copies: Vec::new(),
-            held: Vec::new(),
+            copies: 1,
+            held: HeldCopies::new(),
         }
     }
 

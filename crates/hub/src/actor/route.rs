@@ -12,13 +12,11 @@ use chinwag_protocol::{
 };
 use tokio::sync::OwnedSemaphorePermit;
 
-use chinwag_store::StoredMessage;
-
 use super::Actor;
 use super::accounts::Known;
 use super::acks::Replies;
 use super::delivery::{Delivery, InFlight, Named};
-use super::mailbox::ForStore;
+use super::mailbox::{ForStore, HeldCopies, ToStore};
 use super::receipts::Receipts;
 use super::resend::AccountKey;
 use crate::metrics::Tally;
@@ -143,17 +141,11 @@ impl Actor {
             id: message_id,
             ts_ms: self.now_ms,
             from: sender.nick.as_str(),
-            to: named.as_deref().map(|named| {
-                named.iter().filter_map(|named| {
-                    (named.found.map(|(_, member)| member.nick.as_str())).or(named.offline)
-                })
-            }),
+            to: named.as_deref().map(|named| named.iter().filter_map(shown)),
             text: send.text_utf8(),
         };
         // Registered recipients who are offline get a stored copy.
-        let offline = (named.iter().flatten())
-            .any(|named| named.offline.is_some())
-            .then(|| StoredCopy::of(&message));
+        let offline = (named.iter().flatten()).any(|named| named.offline.is_some());
         let mut delivery = Delivery::new(permit, &mut self.congested, &mut self.wakes);
         // A message for one user is written into the buffer of that user's
         // messages in this command, queued when the command is done.
@@ -202,10 +194,17 @@ impl Actor {
             owe_receipts(&mut self.receipts, sender, message_id, named);
         }
         let ids = (send.id(), message_id);
-        if offline.is_some() || reliable.is_some() {
+        if offline || reliable.is_some() {
             // Its `ACK` waits for the store.
-            let receipt = self.receipt_sender.is_some();
-            let for_store = for_store(offline, ids, &delivery, named.as_deref(), receipt);
+            let parts = Parts {
+                ids,
+                ts_ms: self.now_ms,
+                from: sender.nick.as_str(),
+                text: send.text_utf8(),
+            };
+            let owes = self.receipt_sender.as_ref();
+            let (to_store, known) = (&mut self.to_store, &self.accounts.known);
+            let for_store = for_store(to_store, known, owes, &parts, &delivery, named.as_deref());
             // The sender's in-flight budget stays taken until the commit
             // returns: a store that falls behind slows its senders down,
             // rather than its queue filling and refusing work.
@@ -311,106 +310,77 @@ fn owe_receipts(
     }
 }
 
-/// A message as its offline registered recipients will have it.
-struct StoredCopy {
-    id: u64,
-    ts_ms: u64,
-    /// Its sender asked for a receipt.
-    receipt: bool,
-    from: String,
-    to: Vec<String>,
-    text: String,
+/// A recipient as a message shows it: as registered (never the sender's
+/// typos or guesses); `None` for a name nobody has.
+fn shown<'r>(named: &Named<'_, 'r>) -> Option<&'r str> {
+    (named.found.map(|(_, member)| member.nick.as_str())).or(named.offline)
 }
 
-impl StoredCopy {
-    fn of<'a, To>(message: &MessageView<'a, To>) -> Self
-    where
-        To: Iterator<Item = &'a str> + Clone,
-    {
-        Self {
-            id: message.id,
-            ts_ms: message.ts_ms,
-            from: message.from.to_owned(),
-            to: (message.to.clone().into_iter().flatten())
-                .map(str::to_owned)
-                .collect(),
-            text: String::from(message.text),
-            receipt: false,
-        }
-    }
-
-    /// What the store needs: the `ACK` so far (the offline recipients'
-    /// statuses left open), and a copy for each of them.
-    fn for_store(mut self, client_id: u64, delivered: u32, named: &[Named<'_, '_>]) -> ForStore {
-        let statuses = named
-            .iter()
-            .map(|named| {
-                let status = named.offline.is_none().then_some(named.status);
-                (String::from(named.name), status)
-            })
-            .collect();
-        // The last copy takes the strings, the others a clone: a message
-        // to one user copies none of them.
-        let mut left = named.iter().filter(|named| named.offline.is_some()).count();
-        let mut copies: Vec<(usize, StoredMessage)> = Vec::with_capacity(left);
-        for (index, named) in named.iter().enumerate() {
-            let Some(recipient) = named.offline else {
-                continue;
-            };
-            left -= 1;
-            let (sender, to, text) = if left == 0 {
-                let Self { from, to, text, .. } = &mut self;
-                (
-                    std::mem::take(from),
-                    std::mem::take(to),
-                    std::mem::take(text),
-                )
-            } else {
-                (self.from.clone(), self.to.clone(), self.text.clone())
-            };
-            let copy = StoredMessage {
-                recipient: recipient.to_owned(),
-                id: self.id,
-                sender,
-                to,
-                ts_ms: self.ts_ms,
-                text,
-                receipt: self.receipt,
-                number: 0,
-            };
-            copies.push((index, copy));
-        }
-        let held = (copies.iter())
-            .filter_map(|(index, _)| Some((*index, named.get(*index)?.held?)))
-            .collect();
-        ForStore {
-            client_id,
-            message_id: self.id,
-            delivered,
-            statuses,
-            copies,
-            held,
-        }
-    }
+/// A routed message's parts its stored copies are written from: the
+/// client's id and the hub's, and its time, sender and text.
+struct Parts<'a> {
+    ids: (u64, u64),
+    ts_ms: u64,
+    from: &'a str,
+    text: Utf8<'a>,
 }
 
 /// What the store needs of a routed message: its copies for offline and
-/// reliable recipients, with the `ACK` so far; or, for a reliable session's
-/// message with no copy to store, its `ACK`, complete, to remember
-/// (`resend.rs`). `receipt`: its sender asked for receipts.
+/// reliable recipients among `named`, written into `to_store`'s batch
+/// straight from its parts and numbered for their accounts among `known`
+/// (`owes`: its sender, if it asked for receipts), with its `ACK` so far;
+/// or, for a reliable session's message with no copy to store, its `ACK`,
+/// complete, to remember.
 fn for_store(
-    offline: Option<StoredCopy>,
-    ids: (u64, u64),
+    to_store: &mut ToStore,
+    known: &HashMap<Vec<u8>, Known>,
+    owes: Option<&Arc<str>>,
+    parts: &Parts<'_>,
     delivery: &Delivery<'_, '_>,
     named: Option<&[Named<'_, '_>]>,
-    receipt: bool,
 ) -> ForStore {
-    match offline {
-        Some(mut copy) => {
-            copy.receipt = receipt;
-            copy.for_store(ids.0, delivery.delivered, named.unwrap_or_default())
+    let delivered = delivery.delivered;
+    match named {
+        Some(named) if named.iter().any(|named| named.offline.is_some()) => {
+            // The message as routed: the delivery set only the recipients'
+            // statuses since.
+            let routed = MessageView {
+                id: parts.ids.1,
+                ts_ms: parts.ts_ms,
+                from: parts.from,
+                to: Some(named.iter().filter_map(shown)),
+                text: parts.text,
+            };
+            let held = to_store.add_copies(&routed, named, known, owes);
+            stored_copies(parts.ids, delivered, named, held)
         }
-        None => remembered(ids, delivery.delivered, named, &delivery.failures),
+        _ => remembered(parts.ids, delivered, named, &delivery.failures),
+    }
+}
+
+/// A message with copies to store (written into the store's batch
+/// already): its `ACK` so far, the offline recipients' statuses left open,
+/// and its copies for reliable sessions online.
+fn stored_copies(
+    (client_id, message_id): (u64, u64),
+    delivered: u32,
+    named: &[Named<'_, '_>],
+    held: HeldCopies,
+) -> ForStore {
+    let statuses = named
+        .iter()
+        .map(|named| {
+            let status = named.offline.is_none().then_some(named.status);
+            (String::from(named.name), status)
+        })
+        .collect();
+    ForStore {
+        client_id,
+        message_id,
+        delivered,
+        statuses,
+        copies: named.iter().filter(|named| named.offline.is_some()).count(),
+        held,
     }
 }
 
@@ -432,8 +402,8 @@ fn remembered(
         message_id,
         delivered,
         statuses,
-        copies: Vec::new(),
-        held: Vec::new(),
+        copies: 0,
+        held: HeldCopies::new(),
     }
 }
 
