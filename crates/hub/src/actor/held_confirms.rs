@@ -51,6 +51,9 @@ pub(super) const MAX_PER_RECIPIENT: usize = 4_096;
 /// past this, the oldest of the session being told go to the store at once.
 pub(super) const MAX_HELD: usize = 1 << 18;
 
+/// How far into a sender's queue a confirmed receipt is looked for.
+const SCAN: usize = 64;
+
 /// How often, at most, the confirmations held past their grace are looked
 /// for (every session's oldest).
 const SWEEP_EVERY_MS: u64 = 50;
@@ -123,11 +126,17 @@ impl HeldConfirms {
         let queue = self.by_session.get_mut(&session)?;
         let is = |held: &Held| held.message_id == message_id && *held.recipient == *recipient;
         // Nearly always the oldest: a client confirms receipts in the order
-        // it was sent them.
+        // it was sent them. One not among the oldest few is taken as not
+        // held (a receipt the store kept, or one confirmed far out of
+        // order): a search of the whole queue for each would let a client
+        // make the actor scan thousands of entries per receipt. One held
+        // further on is then kept by the store when its time comes, and
+        // given again at the sender's next login, where its client
+        // confirms it again.
         let taken = if queue.front().is_some_and(is) {
             queue.pop_front()
         } else {
-            let at = queue.iter().position(is)?;
+            let at = queue.iter().take(SCAN).position(is)?;
             queue.remove(at)
         };
         if queue.is_empty() {
@@ -280,5 +289,30 @@ mod tests {
         confirms.due(5 + GRACE_MS, &mut out);
         assert_eq!(out.len(), MAX_PER_RECIPIENT - 1);
         assert!(confirms.per_recipient.is_empty());
+    }
+
+    #[test]
+    fn a_receipt_confirmed_far_out_of_order_is_taken_as_not_held() {
+        let mut confirms = HeldConfirms::default();
+        let mut out = Vec::new();
+        let alice = ConnId(1);
+        for id in 0..=SCAN as u64 {
+            confirms.hold(alice, held(id, "bob", 5), &mut out);
+        }
+        assert_eq!(
+            confirms.take(alice, SCAN as u64, "bob"),
+            None,
+            "past the scan"
+        );
+        assert_eq!(
+            confirms.take(alice, SCAN as u64 - 1, "bob"),
+            Some(held(SCAN as u64 - 1, "bob", 5))
+        );
+        // Nearer the front once those before it go.
+        assert!(confirms.take(alice, 0, "bob").is_some());
+        assert_eq!(
+            confirms.take(alice, SCAN as u64, "bob"),
+            Some(held(SCAN as u64, "bob", 5))
+        );
     }
 }
