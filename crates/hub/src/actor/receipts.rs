@@ -243,14 +243,7 @@ impl Actor {
                 }
                 Lookup::Online(..) => continue,
                 Lookup::Unknown => {
-                    if self.accounts.known.contains_key(sender.as_bytes()) {
-                        keep.extend(receipts.into_iter().map(|receipt| KeptReceipt {
-                            owner: sender.to_string(),
-                            message_id: receipt.message_id,
-                            recipient: receipt.recipient,
-                            received_ms: receipt.received_ms,
-                        }));
-                    }
+                    self.keep_for_account(&sender, receipts, &mut keep);
                     continue;
                 }
             };
@@ -287,17 +280,21 @@ impl Actor {
                     self.queue_receipts(id, receipts);
                 }
                 Lookup::Online(..) => {}
-                Lookup::Unknown => {
-                    if self.accounts.known.contains_key(sender.as_bytes()) {
-                        keep.extend(receipts.into_iter().map(|receipt| KeptReceipt {
-                            owner: sender.to_string(),
-                            message_id: receipt.message_id,
-                            recipient: receipt.recipient,
-                            received_ms: receipt.received_ms,
-                        }));
-                    }
-                }
+                Lookup::Unknown => self.keep_for_account(&sender, receipts, keep),
             }
+        }
+    }
+
+    /// `receipts` for `sender`, offline: into `keep` for its next login if
+    /// it has an account (a guest offline gets none).
+    fn keep_for_account(&self, sender: &str, receipts: Vec<Receipt>, keep: &mut Vec<KeptReceipt>) {
+        if self.accounts.known.contains_key(sender.as_bytes()) {
+            keep.extend(receipts.into_iter().map(|receipt| KeptReceipt {
+                owner: sender.to_owned(),
+                message_id: receipt.message_id,
+                recipient: receipt.recipient,
+                received_ms: receipt.received_ms,
+            }));
         }
     }
 
