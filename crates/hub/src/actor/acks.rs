@@ -164,7 +164,20 @@ pub(super) struct PendingAcks {
     owed: IdMap<VecDeque<Owed>>,
     /// Whose each waiting message is.
     senders: IdRing<ConnId>,
+    /// Queues emptied, kept for the next sender to wait: a reliable
+    /// session's queue empties at each commit and fills again with up to
+    /// its window of `ACK`s, and made anew each time it was grown again by
+    /// doubling, a copy of the whole at each step (1.4% of the daemon's
+    /// samples under `bench direct --reliable`).
+    spare: Vec<VecDeque<Owed>>,
 }
+
+/// Emptied queues kept for reuse, at most.
+const SPARE_QUEUES: usize = 64;
+
+/// The largest capacity of a queue kept for reuse (a reliable session's
+/// window, 1,024, and room to spare).
+const SPARE_CAPACITY: usize = 2_048;
 
 impl PendingAcks {
     /// Replies for `sender`: given back to be queued now if nothing of the
@@ -186,9 +199,10 @@ impl PendingAcks {
     /// come after it wait behind it.
     pub(super) fn wait(&mut self, sender: ConnId, ack: PendingAck) {
         self.senders.insert(ack.message_id, sender);
+        let spare = &mut self.spare;
         self.owed
             .entry(sender)
-            .or_default()
+            .or_insert_with(|| spare.pop().unwrap_or_default())
             .push_back(Owed::Waiting(ack));
     }
 
@@ -249,8 +263,12 @@ impl PendingAcks {
                 None => break,
             }
         }
-        if owed.is_empty() {
-            self.owed.remove(&sender);
+        if owed.is_empty()
+            && let Some(emptied) = self.owed.remove(&sender)
+            && self.spare.len() < SPARE_QUEUES
+            && emptied.capacity() <= SPARE_CAPACITY
+        {
+            self.spare.push(emptied);
         }
     }
 
@@ -418,5 +436,35 @@ mod tests {
         acks.forget(ConnId(1));
         assert!(acks.settle(101, 0, Code::DELIVERED).is_none());
         assert!(acks.pass(ConnId(1), error_about(3)).is_some());
+    }
+
+    #[test]
+    fn a_queue_emptied_is_kept_for_the_next_to_wait_and_replies_pass_as_before() {
+        let mut acks = PendingAcks::default();
+        let alice = ConnId(1);
+        // Client ids 0..100: message ids 100..200.
+        for id in 0..100 {
+            acks.wait(alice, waiting(id, &["bob"]));
+        }
+        let mut sent = 0;
+        for id in 0..100 {
+            let (who, out) = settle(&mut acks, 100 + id, 0, Code::STORED).expect("waiting");
+            assert_eq!(who, alice);
+            sent += decoded(out.freeze()).len();
+        }
+        assert_eq!(sent, 100);
+        assert!(acks.owed.is_empty());
+        assert_eq!(acks.spare.len(), 1, "the emptied queue is kept");
+        let capacity = acks.spare[0].capacity();
+        assert!(capacity >= 100);
+        // Nothing waits: replies pass at once, and the next wait takes it.
+        assert!(acks.pass(alice, error_about(5)).is_some());
+        acks.wait(ConnId(2), waiting(7, &["carol"]));
+        assert!(acks.spare.is_empty());
+        assert!(acks.owed[&ConnId(2)].capacity() >= capacity);
+        assert!(
+            acks.pass(ConnId(2), error_about(6)).is_none(),
+            "held behind the ACK"
+        );
     }
 }

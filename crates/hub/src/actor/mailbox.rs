@@ -9,6 +9,7 @@
 //! reply the sender is owed after it; the other recipients had their
 //! message at once.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -240,8 +241,12 @@ impl ToStore {
                 &joined
             }
         };
-        // Always UTF-8 (checked again: the hub has no `unsafe`).
-        let text = String::from_utf8_lossy(message.text.as_bytes());
+        // Always UTF-8 (checked again: the hub has no `unsafe`), so it is
+        // borrowed, never copied.
+        let text = match std::str::from_utf8(message.text.as_bytes()) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => Cow::Owned(String::from(message.text)),
+        };
         let mut held = HeldCopies::new();
         for (index, named) in named.iter().enumerate() {
             let Some(recipient) = named.offline else {
