@@ -121,6 +121,7 @@ pub use error::StoreError;
 pub use jobs::Then;
 pub use message::{
     Confirmed, Expired, KeptReceipt, LostNumbers, Mailbox, SentRecord, StoreOutcome, StoredMessage,
+    to_names,
 };
 pub use pending::Pending;
 pub use queries::{MAX_KEPT_RECEIPTS, SENT_MAX_AGE, SENT_WINDOW};

@@ -39,6 +39,18 @@ pub struct StoredMessage {
     pub number: u64,
 }
 
+/// Addressees as a stored copy keeps them in one column
+/// ([`CopyParts::to_names`](crate::CopyParts::to_names)): separated by
+/// single spaces (nicknames hold none), borrowed when there is one name.
+pub fn to_names<'a>(names: impl Iterator<Item = &'a str> + Clone) -> Cow<'a, str> {
+    let mut first_two = names.clone();
+    match (first_two.next(), first_two.next()) {
+        (Some(one), None) => Cow::Borrowed(one),
+        (None, _) => Cow::Borrowed(""),
+        (Some(_), Some(_)) => Cow::Owned(names.collect::<Vec<_>>().join(" ")),
+    }
+}
+
 impl StoredMessage {
     /// What the message counts against its mailbox's byte quota: its text,
     /// its sender's name and its addressees' names.
@@ -49,10 +61,7 @@ impl StoredMessage {
 
     /// The addressees as one column (borrowed when there is one name).
     pub(crate) fn to_names(&self) -> Cow<'_, str> {
-        match self.to.as_slice() {
-            [one] => Cow::Borrowed(one),
-            names => Cow::Owned(names.join(" ")),
-        }
+        to_names(self.to.iter().map(String::as_str))
     }
 
     /// The addressees from their column.
@@ -239,5 +248,18 @@ mod tests {
             check_i64(i64::MAX as u64 + 1, "id"),
             Err(StoreError::OutOfRange("id"))
         ));
+    }
+
+    #[test]
+    fn addressees_are_one_column_borrowed_for_one_name() {
+        assert!(matches!(
+            to_names(["bob"].into_iter()),
+            Cow::Borrowed("bob")
+        ));
+        assert_eq!(to_names(std::iter::empty()), "");
+        assert_eq!(
+            to_names(["bob", "Carol", "dave"].into_iter()),
+            "bob Carol dave"
+        );
     }
 }

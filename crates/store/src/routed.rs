@@ -44,7 +44,8 @@ pub struct CopyParts<'a> {
     pub ts_ms: u64,
     /// As [`StoredMessage::sender`].
     pub sender: &'a str,
-    /// [`StoredMessage::to`], the names separated by single spaces.
+    /// [`StoredMessage::to`], the names separated by single spaces
+    /// ([`to_names`](crate::to_names) makes it).
     pub to_names: &'a str,
     /// As [`StoredMessage::text`].
     pub text: &'a str,

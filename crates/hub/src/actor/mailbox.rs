@@ -19,7 +19,7 @@ use chinwag_protocol::{
 };
 use chinwag_store::{
     CopyParts, KeptReceipt, LostNumbers, Mailbox, Pending, Routed, StoreError, StoreOutcome,
-    StoredMessage, Then,
+    StoredMessage, Then, to_names,
 };
 use smallvec::SmallVec;
 use tokio::sync::OwnedSemaphorePermit;
@@ -230,17 +230,7 @@ impl ToStore {
     {
         // The addressees' column, once for every copy: a message to one
         // user borrows its name.
-        let mut to = message.to.clone().into_iter().flatten();
-        let joined: String;
-        let to_names = match (to.next(), to.next()) {
-            (Some(one), None) => one,
-            (None, _) => "",
-            (Some(_), Some(_)) => {
-                let all: Vec<&str> = message.to.clone().into_iter().flatten().collect();
-                joined = all.join(" ");
-                &joined
-            }
-        };
+        let to_names = to_names(message.to.clone().into_iter().flatten());
         // Always UTF-8 (checked again: the hub has no `unsafe`), so it is
         // borrowed, never copied.
         let text = match std::str::from_utf8(message.text.as_bytes()) {
@@ -258,7 +248,7 @@ impl ToStore {
                 id: message.id,
                 ts_ms: message.ts_ms,
                 sender: message.from,
-                to_names,
+                to_names: &to_names,
                 text: &text,
                 receipt: owes.is_some(),
                 number,
