@@ -14,9 +14,11 @@
 //! through: the table is then one empty-map check per run of messages.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use chinwag_protocol::{AckRun, AckView, Code, Encode, ServerFrame, Utf8, encode_into};
+use smallvec::SmallVec;
 use tracing::warn;
 
 use super::id_ring::IdRing;
@@ -96,6 +98,15 @@ impl Replies {
     }
 }
 
+/// An `ACK`'s statuses as they arrive: every named recipient (or a
+/// broadcast's failures), in the order of the `ACK`, as its sender named
+/// it, with its status once known (`None` until then). One recipient,
+/// nearly always: held inline. A name is an `Arc`, so the copy a reliable
+/// session's message keeps in its resend window (`resend.rs`) shares it.
+/// (A `Vec` of `String`s before, cloned for the window: four allocations a
+/// message of a reliable session, for one recipient.)
+pub(super) type Statuses = SmallVec<[(Arc<str>, Option<Code>); 1]>;
+
 /// An acknowledgement waiting for some of its recipients' statuses.
 #[derive(Debug)]
 pub(super) struct PendingAck {
@@ -105,18 +116,13 @@ pub(super) struct PendingAck {
     delivered: u32,
     /// Every named recipient (or a broadcast's failures), in the order of
     /// the `ACK`; `None` where the status has not arrived.
-    statuses: Vec<(String, Option<Code>)>,
+    statuses: Statuses,
 }
 
 impl PendingAck {
     /// An acknowledgement of `message_id` (the sender's `client_id`) that
     /// waits for the statuses left `None` in `statuses`.
-    pub(super) fn new(
-        client_id: u64,
-        message_id: u64,
-        delivered: u32,
-        statuses: Vec<(String, Option<Code>)>,
-    ) -> Self {
+    pub(super) fn new(client_id: u64, message_id: u64, delivered: u32, statuses: Statuses) -> Self {
         Self {
             client_id,
             message_id,
@@ -139,7 +145,7 @@ impl PendingAck {
             delivered: self.delivered,
             statuses: (self.statuses.iter()).map(|(nick, status)| {
                 let status = status.unwrap_or(Code::UNABLE_TO_DELIVER);
-                (Utf8::from(nick.as_str()), status)
+                (Utf8::from(&**nick), status)
             }),
         };
         encode_reply(&ack, out);
@@ -325,11 +331,11 @@ mod tests {
 
     #[test]
     fn an_ack_written_from_its_statuses_is_the_frame_it_would_make() {
-        let statuses = vec![
-            ("bob".to_owned(), Some(Code::DELIVERED)),
-            ("carol".to_owned(), None),
-            ("dave".to_owned(), Some(Code::STORED)),
-        ];
+        let statuses = Statuses::from_iter([
+            ("bob".into(), Some(Code::DELIVERED)),
+            ("carol".into(), None),
+            ("dave".into(), Some(Code::STORED)),
+        ]);
         let mut written = BytesMut::new();
         PendingAck::new(7, 99, 1, statuses).encode(&mut written);
         let status = |nick: &str, status| RecipientStatus {
@@ -360,10 +366,7 @@ mod tests {
     }
 
     fn waiting(client_id: u64, names: &[&str]) -> PendingAck {
-        let statuses = names
-            .iter()
-            .map(|name| ((*name).to_owned(), None))
-            .collect();
+        let statuses = names.iter().map(|name| ((*name).into(), None)).collect();
         PendingAck::new(client_id, 100 + client_id, 0, statuses)
     }
 

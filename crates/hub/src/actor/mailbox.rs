@@ -26,7 +26,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tracing::warn;
 
 use super::accounts::{Known, answer_from_any_thread, next_number, return_answer, send_answer};
-use super::acks::{PendingAck, Replies};
+use super::acks::{PendingAck, Replies, Statuses};
 use super::delivery::Named;
 use super::{Actor, encode};
 use crate::command::{Answer, Settled};
@@ -42,7 +42,7 @@ pub(super) struct ForStore {
     pub(super) message_id: u64,
     pub(super) delivered: u32,
     /// The `ACK`'s statuses; `None` for the recipients being stored.
-    pub(super) statuses: Vec<(String, Option<Code>)>,
+    pub(super) statuses: Statuses,
     pub(super) copies: usize,
     /// The copies for reliable sessions online, delivered to them once
     /// stored.

@@ -22,7 +22,7 @@ use chinwag_protocol::{Ack, Code, RecipientStatus, ServerFrame};
 use chinwag_store::{Routed, SENT_WINDOW, SentRecord};
 use tracing::warn;
 
-use super::acks::Replies;
+use super::acks::{Replies, Statuses};
 use super::id_ring::IdRing;
 use super::mailbox::ForStore;
 use super::{Actor, encode};
@@ -47,7 +47,8 @@ struct Outcome {
     message_id: u64,
     delivered: u32,
     /// The `ACK`'s statuses; `None` while the store has not answered.
-    statuses: Vec<(String, Option<Code>)>,
+    /// Its names are the pending `ACK`'s, shared.
+    statuses: Statuses,
     /// Connections that sent it again meanwhile, each owed its `ACK`.
     waiters: Vec<ConnId>,
 }
@@ -64,7 +65,7 @@ impl Outcome {
             delivered: self.delivered,
             statuses: (self.statuses.iter())
                 .map(|(nick, status)| RecipientStatus {
-                    nick: nick.clone(),
+                    nick: nick.to_string(),
                     status: status.unwrap_or(Code::UNABLE_TO_DELIVER),
                 })
                 .collect(),
@@ -193,7 +194,7 @@ impl Resends {
         window.last_ms = now_ms;
         for record in records {
             let statuses = (record.statuses.into_iter())
-                .map(|(nick, code)| (nick, Some(Code(code))))
+                .map(|(nick, code)| (nick.into(), Some(Code(code))))
                 .collect();
             let outcome = Outcome {
                 message_id: record.message_id,
@@ -249,8 +250,8 @@ impl Resends {
         self.waiting.insert(message_id, (slot, position));
         // As the store answers them: a copy stored is `STORED` even if its
         // reliable session then had it at once.
-        let statuses = (statuses.iter())
-            .map(|(nick, status)| (nick.as_str(), status.unwrap_or(Code::STORED).0));
+        let statuses =
+            (statuses.iter()).map(|(nick, status)| (&**nick, status.unwrap_or(Code::STORED).0));
         batch.sent_from(sender, (client_id, message_id), now_ms, delivered, statuses);
     }
 
@@ -384,7 +385,7 @@ mod tests {
         Outcome {
             message_id,
             delivered: 1,
-            statuses: Vec::new(),
+            statuses: Statuses::new(),
             waiters: Vec::new(),
         }
     }
@@ -446,7 +447,7 @@ mod tests {
             client_id,
             message_id,
             delivered: 0,
-            statuses: vec![("carol".to_owned(), None)],
+            statuses: Statuses::from_iter([("carol".into(), None)]),
             copies: 1,
             held: HeldCopies::new(),
         }

@@ -10,6 +10,7 @@ use chinwag_protocol::{
     AckView, Code, Encode, ErrorFrame, MAX_NICK_LEN, MessageView, SendPayload, ServerFrame, Utf8,
     encode_frame,
 };
+use smallvec::SmallVec;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::Actor;
@@ -63,11 +64,8 @@ impl Actor {
             // the store's whole batch (everyone's messages in it).
             if reliable.is_some() && i64::try_from(send.id()).is_err() {
                 self.tally.refuse(Code::BAD_REQUEST);
-                replies.frame(&ServerFrame::Error(ErrorFrame {
-                    code: Code::BAD_REQUEST,
-                    reference: send.id(),
-                    message: "a reliable session's message id must be below 2^63".to_owned(),
-                }));
+                let message = "a reliable session's message id must be below 2^63";
+                replies.frame(&refusal(Code::BAD_REQUEST, send.id(), message));
                 continue;
             }
             self.route(id, send, reliable.as_ref(), &mut permit, &mut replies);
@@ -109,12 +107,7 @@ impl Actor {
         };
         let mut reply_error = |code: Code, message: &str| {
             self.tally.refuse(code);
-            let error = ServerFrame::Error(ErrorFrame {
-                code,
-                reference: send.id(),
-                message: message.to_owned(),
-            });
-            replies.frame(&error);
+            replies.frame(&refusal(code, send.id(), message));
         };
 
         let mut named = match send.recipients() {
@@ -205,6 +198,7 @@ impl Actor {
             let owes = self.receipt_sender.as_ref();
             let (to_store, known) = (&mut self.to_store, &self.accounts.known);
             let for_store = for_store(to_store, known, owes, &parts, &delivery, named.as_deref());
+            drop(named); // It borrows the registry (see `Resolved`).
             // The sender's in-flight budget stays taken until the commit
             // returns: a store that falls behind slows its senders down,
             // rather than its queue filling and refusing work.
@@ -215,6 +209,7 @@ impl Actor {
         } else {
             let failures = &delivery.failures;
             acknowledge(replies, ids, delivery.delivered, named.as_deref(), failures);
+            drop(named);
         }
         // Whoever this message cut is gone for everyone at once.
         for id in cut {
@@ -263,6 +258,16 @@ impl Actor {
             self.queue_for(sender, frames);
         }
     }
+}
+
+/// The error refusing message `reference`.
+fn refusal(code: Code, reference: u64, message: &str) -> ServerFrame {
+    let message = message.to_owned();
+    ServerFrame::Error(ErrorFrame {
+        code,
+        reference,
+        message,
+    })
 }
 
 /// The one recipient found, if the message reaches exactly one.
@@ -371,7 +376,7 @@ fn stored_copies(
         .iter()
         .map(|named| {
             let status = named.offline.is_none().then_some(named.status);
-            (String::from(named.name), status)
+            (shared(named.name), status)
         })
         .collect();
     ForStore {
@@ -395,7 +400,7 @@ fn remembered(
     let statuses = (named.iter().copied().flatten())
         .map(|named| (named.name, named.status))
         .chain(failures.iter().copied())
-        .map(|(name, status)| (String::from(name), Some(status)))
+        .map(|(name, status)| (shared(name), Some(status)))
         .collect();
     ForStore {
         client_id,
@@ -404,6 +409,17 @@ fn remembered(
         statuses,
         copies: 0,
         held: HeldCopies::new(),
+    }
+}
+
+/// A recipient's name as its sender gave it, for an `ACK` that waits:
+/// shared by the pending `ACK` and a reliable session's resend window.
+fn shared(name: Utf8<'_>) -> Arc<str> {
+    // Always UTF-8 (checked again: the hub has no `unsafe`), so it is
+    // copied once, straight into the `Arc`.
+    match std::str::from_utf8(name.as_bytes()) {
+        Ok(name) => Arc::from(name),
+        Err(_) => Arc::from(String::from(name)),
     }
 }
 
@@ -437,6 +453,14 @@ fn reached_all(named: Option<&[Named<'_, '_>]>, delivered: u32) -> bool {
     })
 }
 
+/// A message's recipients as resolved: inline for one or two (nearly
+/// every message), so resolving one allocates nothing (a `Vec` each
+/// before, made and dropped per message). Dropped as soon as it is read
+/// no more: a `SmallVec`'s drop is not known to leave the borrowed
+/// registry alone, as a `Vec`'s is, so it must not come at the end of the
+/// scope, where the actor goes on.
+type Resolved<'a, 'r> = SmallVec<[Named<'a, 'r>; 2]>;
+
 /// Resolves named recipients once, case-insensitively, in the order first
 /// named; a name repeated in any case counts once. Allocates nothing per
 /// name beyond the copy the ack needs: names are folded on the stack,
@@ -448,8 +472,8 @@ fn resolve<'a, 'r>(
     last_found: &mut LastFound,
     names: impl Iterator<Item = Utf8<'a>>,
     count: usize,
-) -> Vec<Named<'a, 'r>> {
-    let mut resolved: Vec<Named<'_, '_>> = Vec::with_capacity(count);
+) -> Resolved<'a, 'r> {
+    let mut resolved = Resolved::with_capacity(count);
     // Only for long lists; creating a hash set costs even when unused.
     let mut seen = (count > 16).then(HashSet::new);
     for name in names {
