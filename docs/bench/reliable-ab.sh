@@ -11,7 +11,8 @@
 # which side sets the pace.
 set -u
 ROUNDS=${ROUNDS:-4}
-MESSAGES=${MESSAGES:-5000}
+# As plain direct and docs/bench/reliable.sh (5,000 before 2026-12-06).
+MESSAGES=${MESSAGES:-20000}
 ADDR=127.0.0.1:24472
 run() { # label, bin
   local label=$1 bin=$2 data out threads
