@@ -10,7 +10,6 @@ use chinwag_protocol::{
     AckView, Code, Encode, ErrorFrame, MAX_NICK_LEN, MessageView, SendPayload, ServerFrame, Utf8,
     encode_frame,
 };
-use smallvec::SmallVec;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::Actor;
@@ -198,7 +197,6 @@ impl Actor {
             let owes = self.receipt_sender.as_ref();
             let (to_store, known) = (&mut self.to_store, &self.accounts.known);
             let for_store = for_store(to_store, known, owes, &parts, &delivery, named.as_deref());
-            drop(named); // It borrows the registry (see `Resolved`).
             // The sender's in-flight budget stays taken until the commit
             // returns: a store that falls behind slows its senders down,
             // rather than its queue filling and refusing work.
@@ -209,7 +207,6 @@ impl Actor {
         } else {
             let failures = &delivery.failures;
             acknowledge(replies, ids, delivery.delivered, named.as_deref(), failures);
-            drop(named);
         }
         // Whoever this message cut is gone for everyone at once.
         for id in cut {
@@ -453,14 +450,6 @@ fn reached_all(named: Option<&[Named<'_, '_>]>, delivered: u32) -> bool {
     })
 }
 
-/// A message's recipients as resolved: inline for one or two (nearly
-/// every message), so resolving one allocates nothing (a `Vec` each
-/// before, made and dropped per message). Dropped as soon as it is read
-/// no more: a `SmallVec`'s drop is not known to leave the borrowed
-/// registry alone, as a `Vec`'s is, so it must not come at the end of the
-/// scope, where the actor goes on.
-type Resolved<'a, 'r> = SmallVec<[Named<'a, 'r>; 2]>;
-
 /// Resolves named recipients once, case-insensitively, in the order first
 /// named; a name repeated in any case counts once. Allocates nothing per
 /// name beyond the copy the ack needs: names are folded on the stack,
@@ -472,8 +461,8 @@ fn resolve<'a, 'r>(
     last_found: &mut LastFound,
     names: impl Iterator<Item = Utf8<'a>>,
     count: usize,
-) -> Resolved<'a, 'r> {
-    let mut resolved = Resolved::with_capacity(count);
+) -> Vec<Named<'a, 'r>> {
+    let mut resolved: Vec<Named<'_, '_>> = Vec::with_capacity(count);
     // Only for long lists; creating a hash set costs even when unused.
     let mut seen = (count > 16).then(HashSet::new);
     for name in names {
