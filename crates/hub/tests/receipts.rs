@@ -175,8 +175,7 @@ async fn a_receipt_goes_to_the_senders_current_connection_and_a_gone_recipient_o
     received(&mut carol, 1).await;
 
     // Alice reconnects before anyone confirms: her new connection gets it.
-    alice.send(ClientFrame::Quit).await;
-    alice.expect_closed().await;
+    alice.quit().await;
     let mut alice = client(&hub, "alice", SENDER).await;
     bob.send(ClientFrame::Confirm(vec![message_id])).await;
     let got = receipts(&mut alice, 1).await;
@@ -187,8 +186,7 @@ async fn a_receipt_goes_to_the_senders_current_connection_and_a_gone_recipient_o
 
     // Carol leaves without confirming; back under a new connection, her
     // late confirmation is for a message that connection never had.
-    carol.send(ClientFrame::Quit).await;
-    carol.expect_closed().await;
+    carol.quit().await;
     let mut carol = client(&hub, "carol", CONFIRMING).await;
     carol.send(ClientFrame::Confirm(vec![message_id])).await;
     assert!(!has_receipt(&frames_after(&mut alice, &mut carol).await));
@@ -270,8 +268,7 @@ async fn receipts_for_a_sender_who_went_offline_wait_for_its_next_login() {
     assert_eq!(received(&mut bob, 1).await, [message_id]);
 
     // Alice leaves; bob confirms while she is away, then the hub restarts.
-    alice.send(ClientFrame::Quit).await;
-    alice.expect_closed().await;
+    alice.quit().await;
     bob.send(ClientFrame::Confirm(vec![message_id])).await;
     bob.who().await;
     hub.shutdown().await;
@@ -283,8 +280,7 @@ async fn receipts_for_a_sender_who_went_offline_wait_for_its_next_login() {
         .send(login("alice", PASSWORD, options::NO_PRESENCE))
         .await;
     alice.expect_welcome().await;
-    alice.send(ClientFrame::Quit).await;
-    alice.expect_closed().await;
+    alice.quit().await;
     // ...for the next that does, which gets them once.
     let mut alice = logged_in(&hub, "alice", SENDER).await;
     let got = receipts(&mut alice, 1).await;
@@ -292,8 +288,7 @@ async fn receipts_for_a_sender_who_went_offline_wait_for_its_next_login() {
         pairs(&got),
         BTreeSet::from([(message_id, "bob".to_owned())])
     );
-    alice.send(ClientFrame::Quit).await;
-    alice.expect_closed().await;
+    alice.quit().await;
     let mut alice = logged_in(&hub, "alice", SENDER).await;
     let mut other = client(&hub, "other", options::NO_PRESENCE).await;
     assert!(!has_receipt(&frames_after(&mut alice, &mut other).await));
@@ -311,8 +306,7 @@ async fn a_confirmation_just_before_shutdown_keeps_its_receipt() {
     let mut alice = logged_in(&hub, "alice", SENDER).await;
     alice.send(send(1, &["bob"], "stored")).await;
     let message_id = alice.expect_ack(1).await.message_id;
-    alice.send(ClientFrame::Quit).await;
-    alice.expect_closed().await;
+    alice.quit().await;
 
     let mut bob = logged_in(&hub, "bob", CONFIRMING).await;
     let id = bob
@@ -424,8 +418,7 @@ async fn a_receipt_told_and_not_confirmed_comes_again_at_the_senders_next_login(
     let mut alice = reliable_in(&hub, "alice", RELIABLE_SENDER).await;
     let mut bob = reliable_in(&hub, "bob", RELIABLE_CONFIRMING).await;
     let message_id = sent_and_confirmed(&mut alice, &mut bob, 1).await;
-    alice.send(ClientFrame::Quit).await;
-    alice.expect_closed().await;
+    alice.quit().await;
 
     let mut alice = logged_in(&hub, "alice", RELIABLE_SENDER).await;
     let got = receipts(&mut alice, 1).await;
@@ -433,8 +426,7 @@ async fn a_receipt_told_and_not_confirmed_comes_again_at_the_senders_next_login(
         pairs(&got),
         BTreeSet::from([(message_id, "bob".to_owned())])
     );
-    bob.send(ClientFrame::Quit).await;
-    bob.expect_closed().await;
+    bob.quit().await;
     let _bob = reliable_in(&hub, "bob", RELIABLE_CONFIRMING).await;
     alice
         .send(ClientFrame::ConfirmReceipts(vec![ReceiptKey {

@@ -333,6 +333,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RawClient<S> {
         .await
     }
 
+    /// Says `QUIT` and waits for the hub to close the connection.
+    pub async fn quit(&mut self) {
+        self.send(ClientFrame::Quit).await;
+        self.expect_closed().await;
+    }
+
     /// Asserts the hub closes the connection (after any frames still
     /// queued, which are skipped).
     pub async fn expect_closed(&mut self) {
