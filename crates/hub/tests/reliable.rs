@@ -528,3 +528,67 @@ async fn a_message_to_a_reliable_session_has_the_size_limit_of_any_other() {
     assert_eq!((got.seq, got.message.text), (1, within));
     hub.hub.shutdown().await;
 }
+
+/// A reliable session that asked for `ACK_RUNS` has its messages that
+/// reached everyone they named, acknowledged after their commit,
+/// acknowledged by runs, as a guest's are at once; a message with a copy
+/// stored for someone offline keeps its own `ACK` (`STORED`), in order.
+/// (A reliable session without the option gets an `ACK` each: the tests
+/// above.)
+#[tokio::test]
+async fn a_reliable_sender_that_asked_for_runs_is_acknowledged_by_runs_after_the_commit() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let store = TestHub::open_store(StoreConfig::new(dir.path())).await;
+    let hub = TestHub::with_store(HubConfig::default(), store).await;
+    for nick in ["alice", "bob", "carol"] {
+        create(&hub, nick).await;
+    }
+    let (mut bob, _, _) = reliable_login(&hub, "bob").await;
+    let mut alice = hub.connect().await;
+    let asked = options::RELIABLE | options::ACK_RUNS | options::NO_PRESENCE;
+    alice.send(login("alice", PASSWORD, asked)).await;
+    let granted = alice.expect_welcome().await.options.unwrap_or(0);
+    assert_eq!(granted & asked, asked, "granted {granted:#x}");
+    alice
+        .recv_until(|frame| matches!(frame, ServerFrame::Mailbox(_)).then_some(()))
+        .await;
+
+    // In one write: 1-5 to bob (online, reliable), 6 to carol (offline:
+    // stored), 7-9 to bob.
+    let sends: Vec<ClientFrame> = (1..=9)
+        .map(|id| {
+            send(
+                id,
+                &[if id == 6 { "carol" } else { "bob" }],
+                format!("m{id}"),
+            )
+        })
+        .collect();
+    alice
+        .send_raw(&chinwag_testkit::encode_frames(&sends))
+        .await;
+    let (mut acknowledged, mut runs) = (Vec::new(), 0);
+    while acknowledged.len() < 9 {
+        match alice.recv().await.expect("the replies come") {
+            ServerFrame::AckRun(run) => {
+                runs += 1;
+                acknowledged.extend(run.ids().map(|(client_id, _)| (client_id, None)));
+            }
+            ServerFrame::Ack(ack) => acknowledged.push((ack.client_id, Some(statuses(&ack)))),
+            other => panic!("expected a reply, got {other:?}"),
+        }
+    }
+    let stored = Some(vec![("carol".to_owned(), Code::STORED)]);
+    let expected: Vec<_> = (1..=9)
+        .map(|id| (id, if id == 6 { stored.clone() } else { None }))
+        .collect();
+    assert_eq!(acknowledged, expected, "in order, 6 alone");
+    assert!(runs >= 2, "the run breaks at 6: {runs}");
+    // Bob has the eight, numbered.
+    let mut got = Vec::new();
+    for _ in 0..8 {
+        got.push(next_sequenced(&mut bob).await);
+    }
+    assert_eq!(numbers(&got), (1..=8).collect::<Vec<u64>>());
+    hub.hub.shutdown().await;
+}

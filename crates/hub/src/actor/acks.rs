@@ -53,6 +53,30 @@ impl Replies {
         }
     }
 
+    /// For replies gathered from acknowledgements that waited
+    /// ([`PendingAcks::drain_into`]): empty, for a sender that asked for
+    /// runs or not (set with [`runs`](Self::runs) as senders change).
+    pub(super) fn gathering() -> Self {
+        Self {
+            frames: BytesMut::new(),
+            ack_runs: false,
+            open: None,
+        }
+    }
+
+    /// Whether the sender of the replies to come asked for runs; the run
+    /// gathered so far is written first.
+    pub(super) fn runs(&mut self, ack_runs: bool) {
+        self.close();
+        self.ack_runs = ack_runs;
+    }
+
+    /// Appends replies encoded already, after the run gathered so far.
+    fn encoded(&mut self, frames: &[u8]) {
+        self.close();
+        self.frames.extend_from_slice(frames);
+    }
+
     /// Appends a reply, after the run gathered so far.
     pub(super) fn frame<F: Encode + ?Sized>(&mut self, frame: &F) {
         self.close();
@@ -135,10 +159,22 @@ impl PendingAck {
         self.statuses.iter().all(|(_, status)| status.is_some())
     }
 
+    /// Whether the message reached every user it named, so that a run may
+    /// acknowledge it. Never a broadcast: its statuses are only its
+    /// failures (none, or none `DELIVERED`).
+    fn reached_all(&self) -> bool {
+        !self.statuses.is_empty()
+            && (self.statuses.iter()).all(|(_, status)| *status == Some(Code::DELIVERED))
+            && u32::try_from(self.statuses.len()) == Ok(self.delivered)
+    }
+
     /// Appends the `ACK`, a status still missing written as
     /// `UNABLE_TO_DELIVER`, straight from the statuses: made into an `Ack`
-    /// first (before), each cost a `Vec` made and dropped.
-    fn encode(&self, out: &mut BytesMut) {
+    /// first (before), each cost a `Vec` made and dropped. For a sender
+    /// that asked for runs, a message that reached everyone it named joins
+    /// the run instead: a reliable session's messages, acknowledged after
+    /// their commit, come a run at a time as a guest's do.
+    fn reply(&self, out: &mut Replies) {
         let ack = AckView {
             client_id: self.client_id,
             message_id: self.message_id,
@@ -148,7 +184,7 @@ impl PendingAck {
                 (Utf8::from(&**nick), status)
             }),
         };
-        encode_reply(&ack, out);
+        out.ack(&ack, self.reached_all());
     }
 }
 
@@ -248,9 +284,8 @@ impl PendingAcks {
     }
 
     /// Takes the complete replies at the head of what `sender` is owed,
-    /// encoded in order, onto the end of `out` (nothing if the head still
-    /// waits).
-    pub(super) fn drain_into(&mut self, sender: ConnId, out: &mut BytesMut) {
+    /// in order, onto the end of `out` (nothing if the head still waits).
+    pub(super) fn drain_into(&mut self, sender: ConnId, out: &mut Replies) {
         let Some(owed) = self.owed.get_mut(&sender) else {
             return;
         };
@@ -261,10 +296,10 @@ impl PendingAcks {
                 break;
             }
             match owed.pop_front() {
-                Some(Owed::Ready(frames)) => out.extend_from_slice(&frames),
+                Some(Owed::Ready(frames)) => out.encoded(&frames),
                 Some(Owed::Waiting(ack)) => {
                     self.senders.remove(ack.message_id);
-                    ack.encode(out);
+                    ack.reply(out);
                 }
                 None => break,
             }
@@ -324,9 +359,9 @@ mod tests {
         status: Code,
     ) -> Option<(ConnId, BytesMut)> {
         let sender = acks.settle(message_id, recipient, status)?;
-        let mut out = BytesMut::new();
+        let mut out = Replies::gathering();
         acks.drain_into(sender, &mut out);
-        Some((sender, out))
+        Some((sender, out.take()))
     }
 
     #[test]
@@ -336,8 +371,9 @@ mod tests {
             ("carol".into(), None),
             ("dave".into(), Some(Code::STORED)),
         ]);
-        let mut written = BytesMut::new();
-        PendingAck::new(7, 99, 1, statuses).encode(&mut written);
+        let mut replies = Replies::gathering();
+        PendingAck::new(7, 99, 1, statuses).reply(&mut replies);
+        let written = replies.take();
         let status = |nick: &str, status| RecipientStatus {
             nick: nick.to_owned(),
             status,

@@ -39,7 +39,7 @@ mod route;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use chinwag_protocol::{
     Code, Encode, PROTOCOL_VERSION, ServerFrame, Welcome, encode_frame, options,
 };
@@ -51,7 +51,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use self::accounts::Accounts;
-use self::acks::PendingAcks;
+use self::acks::{PendingAcks, Replies};
 use self::backlog::Backlogs;
 use self::gather::Gathered;
 use self::held_confirms::HeldConfirms;
@@ -119,7 +119,7 @@ pub(crate) struct Actor {
     held: IdRing<HeldCopies>,
     /// Acknowledgements completed while acting on a store's answer, for
     /// one sender, queued together (`route.rs`, `gather_acks`).
-    acks_out: (Option<ConnId>, BytesMut),
+    acks_out: (Option<ConnId>, Replies),
     /// Receipts owed by confirming connections, and the batch's due.
     receipts: Receipts,
     /// What became of reliable sessions' newest messages, so that one sent
@@ -178,7 +178,7 @@ impl Actor {
             receipts: Receipts::default(),
             resends: Resends::default(),
             held: IdRing::default(),
-            acks_out: (None, BytesMut::new()),
+            acks_out: (None, Replies::gathering()),
             tally: Tally::default(),
             receipt_sender: None,
             tasks,

@@ -241,6 +241,8 @@ impl Actor {
         if self.acks_out.0 != Some(sender) {
             self.flush_acks();
             self.acks_out.0 = Some(sender);
+            let ack_runs = self.registry.member(sender).is_some_and(Member::ack_runs);
+            self.acks_out.1.runs(ack_runs);
         }
         self.acks.drain_into(sender, &mut self.acks_out.1);
     }
@@ -250,9 +252,9 @@ impl Actor {
         let Some(sender) = self.acks_out.0.take() else {
             return;
         };
-        if !self.acks_out.1.is_empty() {
-            let frames = self.acks_out.1.split().freeze();
-            self.queue_for(sender, frames);
+        let frames = self.acks_out.1.take();
+        if !frames.is_empty() {
+            self.queue_for(sender, frames.freeze());
         }
     }
 }
