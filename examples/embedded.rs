@@ -82,6 +82,7 @@ fn show(who: &str, frame: &ServerFrame) {
         // sessions, which this example does not ask for.
         ServerFrame::Ping(_)
         | ServerFrame::Receipts(_)
+        | ServerFrame::ReceiptRuns(_)
         | ServerFrame::Pong(_)
         | ServerFrame::AccountDone(_)
         | ServerFrame::Mailbox(_)

@@ -134,10 +134,12 @@ impl Decoder for BenchCodec {
                 delivered,
             }));
         }
-        if is_receipts(payload) {
+        let runs = is_receipt_runs(payload);
+        if runs || is_receipts(payload) {
             let frame = src.split_to(frame_len).freeze();
             return Ok(Some(Inbound::Receipts(ReceiptBatch {
                 receipts: frame.slice(PREFIX_LEN + RECEIPTS_AT..),
+                runs,
             })));
         }
         let payload = src.split_to(frame_len).freeze().slice(PREFIX_LEN..);
@@ -272,26 +274,89 @@ fn is_receipts(payload: &[u8]) -> bool {
     rest.is_empty()
 }
 
-/// The receipts of a `RECEIPT` the codec has checked, read where they lie.
+/// The fewest bytes a run of receipts takes: a `u64`, a `u32`, a `u64`
+/// and a nickname's length.
+const RECEIPT_RUN_MIN_LEN: usize = 8 + 4 + 8 + 1;
+
+/// Whether `payload` is a well-formed `RECEIPT_RUNS` (section 5.2 of
+/// `docs/protocol.md`): the opcode, a count no larger than the frame can
+/// hold, and that many runs (`first_message_id`, a `count` of at least 1
+/// that does not pass the last id, `received_ms`, a UTF-8 `recipient`)
+/// with nothing after them.
+fn is_receipt_runs(payload: &[u8]) -> bool {
+    let Some((&op, rest)) = payload.split_first() else {
+        return false;
+    };
+    let Some((count, mut rest)) = rest.split_first_chunk::<4>() else {
+        return false;
+    };
+    let count = u32::from_be_bytes(*count) as usize;
+    if op != opcode::RECEIPT_RUNS || count > rest.len() / RECEIPT_RUN_MIN_LEN {
+        return false;
+    }
+    for _ in 0..count {
+        let Some((first, after)) = rest.split_first_chunk::<8>() else {
+            return false;
+        };
+        let Some((run, after)) = after.split_first_chunk::<4>() else {
+            return false;
+        };
+        let run = u64::from(u32::from_be_bytes(*run));
+        if run == 0 || u64::from_be_bytes(*first).checked_add(run - 1).is_none() {
+            return false;
+        }
+        let Some(after) = after.get(8..) else {
+            return false;
+        };
+        rest = after;
+        if nick(&mut rest).is_none() {
+            return false;
+        }
+    }
+    rest.is_empty()
+}
+
+/// The receipts of a `RECEIPT` or a `RECEIPT_RUNS` the codec has checked,
+/// read where they lie.
 #[derive(Debug)]
 pub(crate) struct ReceiptBatch {
-    /// The frame's receipts, after its count; well formed.
+    /// The frame's receipts (or runs), after its count; well formed.
     receipts: Bytes,
+    /// A `RECEIPT_RUNS`: each entry a run.
+    runs: bool,
 }
 
 impl ReceiptBatch {
     /// Each receipt's `message_id` and `recipient` (the hub's time of the
     /// confirmation is not the bench's business: it times receipts by its
-    /// own clock).
+    /// own clock); a run's, one after another.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, &[u8])> {
         let mut rest: &[u8] = &self.receipts;
+        let runs = self.runs;
+        // The run being gone through: its next id, how many are left, its
+        // recipient.
+        let mut run: (u64, u64, &[u8]) = (0, 0, &[]);
         std::iter::from_fn(move || {
+            if run.1 > 0 {
+                let id = run.0;
+                run = (id.wrapping_add(1), run.1 - 1, run.2);
+                return Some((id, run.2));
+            }
             let (id, after) = rest.split_first_chunk::<8>()?;
-            // received_ms (u64), then the nickname's length and bytes.
+            let id = u64::from_be_bytes(*id);
+            // A run's count (u32), then received_ms (u64), then the
+            // nickname's length and bytes.
+            let (count, after) = if runs {
+                let (count, after) = after.split_first_chunk::<4>()?;
+                (u64::from(u32::from_be_bytes(*count)), after)
+            } else {
+                (1, after)
+            };
             let (&len, after) = after.get(8..)?.split_first()?;
             let recipient = after.get(..usize::from(len))?;
             rest = &after[usize::from(len)..];
-            Some((u64::from_be_bytes(*id), recipient))
+            run = (id.wrapping_add(1), count.saturating_sub(1), recipient);
+            Some((id, recipient))
         })
     }
 }
@@ -308,8 +373,8 @@ fn nick(rest: &mut &[u8]) -> Option<()> {
 #[cfg(test)]
 mod tests {
     use chinwag_protocol::{
-        Ack, DEFAULT_MAX_FRAME, Message, Presence, Receipt, RecipientStatus, Recipients, Sequenced,
-        encode_frame,
+        Ack, DEFAULT_MAX_FRAME, Message, Presence, Receipt, ReceiptRun, RecipientStatus,
+        Recipients, Sequenced, encode_frame,
     };
 
     use super::*;
@@ -501,6 +566,47 @@ mod tests {
         let len = u32::try_from(trailing.len() - PREFIX_LEN).unwrap();
         trailing[..PREFIX_LEN].copy_from_slice(&len.to_be_bytes());
         for mut bad in [more, not_utf8, trailing] {
+            assert!(codec.decode(&mut bad).is_err());
+        }
+    }
+
+    #[test]
+    fn receipt_runs_are_read_in_place_one_receipt_each_and_bad_runs_refused() {
+        let mut codec = BenchCodec::new(64, DEFAULT_MAX_FRAME, 1024);
+        let run = |first_message_id, count, recipient: &str| ReceiptRun {
+            first_message_id,
+            count,
+            received_ms: 1_700_000_000_000,
+            recipient: recipient.to_owned(),
+        };
+        let frame = |runs| {
+            let frame = ServerFrame::ReceiptRuns(runs);
+            BytesMut::from(&encode_frame(&frame, DEFAULT_MAX_FRAME).unwrap()[..])
+        };
+        let mut buf = frame(vec![run(7, 3, "b0"), run(20, 1, "é"), run(u64::MAX, 1, "")]);
+        let Some(Inbound::Receipts(batch)) = codec.decode(&mut buf).unwrap() else {
+            panic!("not read in place");
+        };
+        let read: Vec<(u64, &[u8])> = batch.iter().collect();
+        assert_eq!(
+            read,
+            [
+                (7, &b"b0"[..]),
+                (8, &b"b0"[..]),
+                (9, &b"b0"[..]),
+                (20, "é".as_bytes()),
+                (u64::MAX, &b""[..])
+            ]
+        );
+        assert!(buf.is_empty());
+        // A run of none, and one passing the last id, go to the full
+        // decoder, which refuses them.
+        let count_at = PREFIX_LEN + 1 + 4 + 8;
+        let mut empty = frame(vec![run(7, 1, "b0")]);
+        empty[count_at + 3] = 0;
+        let mut past = frame(vec![run(u64::MAX, 1, "b0")]);
+        past[count_at + 3] = 2;
+        for mut bad in [empty, past] {
             assert!(codec.decode(&mut bad).is_err());
         }
     }

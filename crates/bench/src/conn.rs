@@ -162,11 +162,11 @@ pub(crate) async fn connect(ctx: &Ctx, spec: Spec) -> Result<Peer, SetupError> {
         presence,
         receipts,
     } = spec;
+    // Receipts as runs, as the client library asks for them.
+    let receipt_options = options::CONFIRMS | options::RECEIPTS | options::RECEIPT_RUNS;
     let options = match &receipts {
-        Some(spec) if spec.reliable.is_some() => {
-            options::CONFIRMS | options::RECEIPTS | options::RELIABLE
-        }
-        Some(_) => options::CONFIRMS | options::RECEIPTS,
+        Some(spec) if spec.reliable.is_some() => receipt_options | options::RELIABLE,
+        Some(_) => receipt_options,
         None => 0,
     };
     // A reliable session is an account's login.

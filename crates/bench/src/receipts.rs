@@ -218,10 +218,24 @@ pub(crate) struct Receipts {
     /// awaiting their receipt (a few, early in the run).
     warmups: Vec<u64>,
     /// With `reliable`: the receipts to confirm, encoded as
-    /// `CONFIRM_RECEIPTS` names them (message id, recipient), and how many.
+    /// `CONFIRM_RECEIPT_RUNS` names them (runs of message ids, each with its
+    /// recipient), how many runs, and how many receipts they hold.
     receipt_keys: BytesMut,
+    receipt_runs: u32,
     receipt_count: u32,
+    /// The last run in `receipt_keys`, while another may join it.
+    last_run: Option<LastRun>,
     pub(crate) tally: ReceiptTally,
+}
+
+/// The last run of receipts to confirm: where its count is in the buffer,
+/// its recipient's bytes, and the id that would join it.
+#[derive(Debug)]
+struct LastRun {
+    next: u64,
+    count: u32,
+    count_at: usize,
+    recipient: std::ops::Range<usize>,
 }
 
 impl Receipts {
@@ -240,6 +254,8 @@ impl Receipts {
             ack_latencies: Vec::new(),
             warmups: Vec::new(),
             receipt_keys: BytesMut::new(),
+            receipt_runs: 0,
+            last_run: None,
             receipt_count: 0,
             tally: ReceiptTally::default(),
         }
@@ -368,15 +384,44 @@ impl Receipts {
 
     /// A reliable session's receipt, checked: to be confirmed, so that the
     /// hub stops keeping it (every one, good or not: the hub ignores those
-    /// it does not keep). Written as `CONFIRM_RECEIPTS` names it, into a
+    /// it does not keep). It joins the last run when it follows it (the
+    /// next id, the same recipient), or starts the next, written as
+    /// `CONFIRM_RECEIPT_RUNS` names it (first id, count, recipient), into a
     /// buffer that keeps its capacity: nothing allocated per receipt.
     fn handled(&mut self, message_id: u64, recipient: &[u8]) {
-        // A nickname is at most 32 bytes (the codec checked its length
-        // byte).
-        self.receipt_keys.put_u64(message_id);
-        self.receipt_keys.put_u8(recipient.len() as u8);
-        self.receipt_keys.put_slice(recipient);
         self.receipt_count += 1;
+        let keys = &mut self.receipt_keys;
+        let joined = self.last_run.as_mut().is_some_and(|run| {
+            let follows = run.next == message_id
+                && keys.get(run.recipient.clone()) == Some(recipient)
+                && run.count < u32::MAX;
+            if follows {
+                run.count += 1;
+                run.next = message_id.wrapping_add(1);
+                if let Some(count) = keys.get_mut(run.count_at..run.count_at + 4) {
+                    count.copy_from_slice(&run.count.to_be_bytes());
+                }
+            }
+            follows
+        });
+        if !joined {
+            keys.put_u64(message_id);
+            let count_at = keys.len();
+            keys.put_u32(1);
+            // A nickname is at most 32 bytes (the codec checked its
+            // length byte).
+            keys.put_u8(recipient.len() as u8);
+            let start = keys.len();
+            keys.put_slice(recipient);
+            self.receipt_runs += 1;
+            // A run never passes the last id (the hub's ids stop there).
+            self.last_run = message_id.checked_add(1).map(|next| LastRun {
+                next,
+                count: 1,
+                count_at,
+                recipient: start..keys.len(),
+            });
+        }
         if self.receipt_count as usize >= CONFIRM_BATCH {
             self.confirm_receipts();
         }
@@ -389,16 +434,18 @@ impl Receipts {
             return;
         }
         let mut frames = self.outgoing.lock();
-        // At most 64 × 41 bytes: within any frame limit.
+        // At most 64 runs of 45 bytes: within any frame limit.
         let len = 1 + 4 + self.receipt_keys.len();
         frames.put_u32(len as u32);
-        frames.put_u8(opcode::CONFIRM_RECEIPTS);
-        frames.put_u32(self.receipt_count);
+        frames.put_u8(opcode::CONFIRM_RECEIPT_RUNS);
+        frames.put_u32(self.receipt_runs);
         frames.put_slice(&self.receipt_keys);
         drop(frames);
         self.tally.receipts_confirmed += u64::from(self.receipt_count);
         self.receipt_keys.clear();
         self.receipt_count = 0;
+        self.receipt_runs = 0;
+        self.last_run = None;
         self.outgoing.wake.notify_one();
     }
 
@@ -615,23 +662,24 @@ mod tests {
         assert_eq!((tally.receipts, tally.receipts_confirmed), (70, 71));
         let mut batches = Vec::new();
         while let Some(frame) = frames.next().await {
-            let Ok(ClientFrame::ConfirmReceipts(keys)) = frame else {
-                panic!("not a CONFIRM_RECEIPTS: {frame:?}");
+            let Ok(ClientFrame::ConfirmReceiptRuns(runs)) = frame else {
+                panic!("not a CONFIRM_RECEIPT_RUNS: {frame:?}");
             };
-            batches.push(keys);
+            batches.push(runs);
         }
-        let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
-        assert_eq!(sizes, [64, 7]);
-        let keys = batches.concat();
+        // 64 receipts a batch, as runs: 100-163, then 164-169 and the
+        // wrong one, a run of its own.
+        let runs: Vec<Vec<(u64, u32, &str)>> = (batches.iter())
+            .map(|runs| {
+                (runs.iter())
+                    .map(|run| (run.first_message_id, run.count, run.recipient.as_str()))
+                    .collect()
+            })
+            .collect();
         assert_eq!(
-            (keys[0].message_id, keys[0].recipient.as_str()),
-            (100, "b0")
+            runs,
+            [vec![(100, 64, "b0")], vec![(164, 6, "b0"), (5, 1, "é")]]
         );
-        assert_eq!(
-            (keys[69].message_id, keys[69].recipient.as_str()),
-            (169, "b0")
-        );
-        assert_eq!((keys[70].message_id, keys[70].recipient.as_str()), (5, "é"));
     }
 
     #[test]

@@ -66,15 +66,25 @@ pub(crate) struct Confirms {
     receipts: Vec<ReceiptKey>,
     /// When they must go at the latest.
     receipts_due: Option<Instant>,
+    /// The hub granted `RECEIPT_RUNS`: receipts are confirmed by runs.
+    runs: bool,
 }
 
 impl Confirms {
-    /// The confirmations of a connection; `reliable`: a reliable session's.
-    pub(crate) fn new(reliable: bool) -> Self {
+    /// The confirmations of a connection; `reliable`: a reliable
+    /// session's; `runs`: receipts are confirmed by runs
+    /// (`CONFIRM_RECEIPT_RUNS`).
+    pub(crate) fn new(reliable: bool, runs: bool) -> Self {
         Self {
             at_once: reliable,
+            runs,
             ..Self::default()
         }
+    }
+
+    /// Whether receipts are confirmed by runs.
+    pub(crate) fn by_runs(&self) -> bool {
+        self.runs
     }
 
     /// A stored message was handed over at `now` (or recognised as handed
@@ -224,7 +234,7 @@ mod tests {
     #[test]
     fn a_reliable_sessions_stored_ids_go_at_once_and_its_live_ones_wait() {
         let start = Instant::now();
-        let mut confirms = Confirms::new(true);
+        let mut confirms = Confirms::new(true, false);
         confirms.live(1, start);
         confirms.stored(7, start + Duration::from_millis(1));
         // Not read yet, and well before the live one's deadline.

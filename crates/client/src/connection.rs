@@ -23,8 +23,8 @@ use bytes::BytesMut;
 use chinwag_protocol::{
     AccountAction, AccountDone, AccountRequest, AckRun, ClientCodec, ClientFrame, Code,
     DEFAULT_MAX_FRAME, Hello, MAX_FRAME_UNREGISTERED, PROTOCOL_VERSION, ProtocolError, Receipt,
-    ReceiptKey, RecipientStatus, Recipients, SendFrame, Sequenced, ServerFrame, Welcome,
-    encode_into, options,
+    ReceiptKey, ReceiptKeyRun, ReceiptRun, RecipientStatus, Recipients, SendFrame, Sequenced,
+    ServerFrame, Welcome, encode_into, options,
 };
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -107,6 +107,8 @@ pub(crate) struct Link {
     /// The hub granted `RELIABLE`: messages come as `SEQUENCED`, each
     /// handed out once however many times it comes, and confirmed.
     reliable: bool,
+    /// The options the hub granted.
+    granted: u32,
 }
 
 /// An unregistered connection: what [`handshake`] and the account requests
@@ -225,6 +227,7 @@ async fn handshake(
         // sending it keeps such a client's traffic as it always was.
         confirms: granted & asked & options::CONFIRMS != 0,
         reliable: granted & asked & options::RELIABLE != 0,
+        granted,
     };
     Ok((link, welcome))
 }
@@ -404,6 +407,21 @@ fn on_ack_run(run: AckRun, conn: &mut Conn) {
     }
 }
 
+/// Receipt keys as runs (consecutive message ids of one recipient), in
+/// their order: what `CONFIRM_RECEIPT_RUNS` carries.
+fn key_runs(keys: Vec<ReceiptKey>) -> Vec<ReceiptKeyRun> {
+    let mut runs: Vec<ReceiptKeyRun> = Vec::new();
+    for key in keys {
+        if let Some(run) = runs.last_mut()
+            && run.extend(key.message_id, &key.recipient)
+        {
+            continue;
+        }
+        runs.push(ReceiptKeyRun::of(key));
+    }
+    runs
+}
+
 /// How one connection ended.
 enum Ended {
     /// We quit; answer the quitter (none when every handle was dropped).
@@ -547,7 +565,12 @@ impl Conn {
         if self.quit_sent {
             return;
         }
-        if let Err(error) = self.queue(&ClientFrame::ConfirmReceipts(keys)) {
+        let frame = if self.confirms.by_runs() {
+            ClientFrame::ConfirmReceiptRuns(key_runs(keys))
+        } else {
+            ClientFrame::ConfirmReceipts(keys)
+        };
+        if let Err(error) = self.queue(&frame) {
             // 64 receipts always fit a frame; left unconfirmed, they only
             // come again at the next login.
             debug!(%error, "cannot encode a CONFIRM_RECEIPTS");
@@ -734,7 +757,7 @@ impl Task {
             whos: VecDeque::new(),
             table_due: link.users,
             accounts: VecDeque::new(),
-            confirms: Confirms::new(link.reliable),
+            confirms: Confirms::new(link.reliable, link.granted & options::RECEIPT_RUNS != 0),
             quit_sent: false,
             reliable: link.reliable,
         };
@@ -1106,6 +1129,10 @@ impl Task {
                 self.outlet.push(Event::User(user));
             }
             ServerFrame::Receipts(receipts) => self.on_receipts(receipts, conn),
+            ServerFrame::ReceiptRuns(runs) => {
+                let receipts = runs.iter().flat_map(ReceiptRun::receipts).collect();
+                self.on_receipts(receipts, conn);
+            }
             ServerFrame::AccountDone(done) => match conn.take_account(done.action) {
                 Some(reply) => {
                     if let Err(Ok(done)) = reply.send(Ok(done)) {

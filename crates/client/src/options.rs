@@ -291,8 +291,9 @@ impl ClientOptions {
     }
 
     /// The options this client asks for in `HELLO`. Pipelined messages are
-    /// acknowledged a run at a time (`ACK_RUNS`); the connection task gives
-    /// each its own `Ack` again.
+    /// acknowledged a run at a time (`ACK_RUNS`), and receipts come as runs
+    /// (`RECEIPT_RUNS`, with receipts); the connection task gives each
+    /// its own `Ack` or `Receipt` again.
     pub(crate) fn hello_options(&self) -> u32 {
         let presence = if self.presence {
             0
@@ -306,7 +307,11 @@ impl ClientOptions {
             0
         };
         let confirms = if self.confirms { options::CONFIRMS } else { 0 };
-        let receipts = if self.receipts { options::RECEIPTS } else { 0 };
+        let receipts = if self.receipts {
+            options::RECEIPTS | options::RECEIPT_RUNS
+        } else {
+            0
+        };
         let reliable = if self.reliable { options::RELIABLE } else { 0 };
         options::ACK_RUNS | presence | quiet | users | confirms | receipts | reliable
     }

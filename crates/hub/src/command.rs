@@ -161,10 +161,11 @@ pub(crate) enum Command {
     Account(AccountJob),
     /// Connection `id` has handled these stored messages.
     Confirm { id: ConnId, ids: Vec<u64> },
-    /// Connection `id` (a reliable session) has handled these receipts.
+    /// Connection `id` (a reliable session) has handled these receipts,
+    /// in runs (a `CONFIRM_RECEIPTS` key is a run of one).
     ConfirmReceipts {
         id: ConnId,
-        keys: Vec<chinwag_protocol::ReceiptKey>,
+        runs: Vec<chinwag_protocol::ReceiptKeyRun>,
     },
     /// Work done elsewhere, answered.
     Answer(Box<Answer>),

@@ -14,8 +14,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chinwag_protocol::{
-    AccountRequest, ClientFrameOf, Code, ErrorFrame, Hello, Nick, PROTOCOL_VERSION, SendPayload,
-    ServerFrame, encode_frame,
+    AccountRequest, ClientFrameOf, Code, ErrorFrame, Hello, Nick, PROTOCOL_VERSION, ReceiptKeyRun,
+    SendPayload, ServerFrame, encode_frame,
 };
 use futures::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
@@ -425,18 +425,23 @@ impl Connection {
                 }
             }
             Request::ConfirmReceipts(keys) => {
-                if self.registration.is_registered()
-                    && !keys.is_empty()
-                    && Box::pin(
-                        self.hub
-                            .command(Command::ConfirmReceipts { id: self.id, keys }),
-                    )
-                    .await
-                    .is_err()
-                {
-                    return Some(Outcome::Shutdown);
-                }
+                let runs = keys.into_iter().map(ReceiptKeyRun::of).collect();
+                return self.confirm_receipts(runs).await;
             }
+            Request::ConfirmReceiptRuns(runs) => return self.confirm_receipts(runs).await,
+        }
+        None
+    }
+
+    /// Hands receipts a registered client confirmed (runs of them) to the
+    /// actor; `Some` ends the connection (the hub is shutting down).
+    async fn confirm_receipts(&mut self, runs: Vec<ReceiptKeyRun>) -> Option<Outcome> {
+        if !self.registration.is_registered() || runs.is_empty() {
+            return None;
+        }
+        let command = Command::ConfirmReceipts { id: self.id, runs };
+        if Box::pin(self.hub.command(command)).await.is_err() {
+            return Some(Outcome::Shutdown);
         }
         None
     }

@@ -129,6 +129,11 @@ impl Member {
     pub(crate) fn reliable(&self) -> bool {
         self.options & options::RELIABLE != 0
     }
+
+    /// Asked for `RECEIPT_RUNS`: its receipts come as runs.
+    pub(crate) fn receipt_runs(&self) -> bool {
+        self.options & options::RECEIPT_RUNS != 0
+    }
 }
 
 /// What a recipient name resolves to.

@@ -88,6 +88,7 @@ async fn the_hub_grants_the_options_it_knows_and_only_when_asked() {
                 | options::USERS
                 | options::CONFIRMS
                 | options::RECEIPTS
+                | options::RECEIPT_RUNS
         ),
         "unknown bits are not granted"
     );

@@ -8,7 +8,8 @@ use std::collections::BTreeSet;
 
 use chinwag_hub::HubConfig;
 use chinwag_hub::protocol::{
-    AccountAction, ClientFrame, Code, Receipt, ReceiptKey, Recipients, ServerFrame, options,
+    AccountAction, ClientFrame, Code, Receipt, ReceiptKey, ReceiptKeyRun, Recipients, ServerFrame,
+    options,
 };
 use chinwag_hub::store::StoreConfig;
 use chinwag_testkit::{RawClient, TestHub, account, login, send, send_frame};
@@ -468,4 +469,59 @@ async fn a_confirmation_held_at_shutdown_releases_its_copy_and_keeps_its_receipt
         BTreeSet::from([(message_id, "bob".to_owned())])
     );
     hub.shutdown().await;
+}
+
+/// A reliable sender that asked for `RECEIPT_RUNS` is told the receipts of
+/// a run of its messages, confirmed together, as one run of a
+/// `RECEIPT_RUNS` frame, and its `CONFIRM_RECEIPT_RUNS` of them releases
+/// every copy with nothing kept, as `CONFIRM_RECEIPTS` naming each does.
+#[tokio::test]
+async fn receipts_come_and_are_confirmed_by_runs_for_a_sender_that_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = hub_in(&dir).await;
+    create(&hub, &["alice", "bob"]).await;
+    let runs = RELIABLE_SENDER | options::ACK_RUNS | options::RECEIPT_RUNS;
+    let mut alice = reliable_in(&hub, "alice", runs).await;
+    let mut bob = reliable_in(&hub, "bob", RELIABLE_CONFIRMING).await;
+    let sends: Vec<ClientFrame> = (1..=5).map(|id| send(id, &["bob"], "hi")).collect();
+    alice
+        .send_raw(&chinwag_testkit::encode_frames(&sends))
+        .await;
+    let mut ids = Vec::new();
+    while ids.len() < 5 {
+        let sequenced = bob
+            .recv_until(|frame| match frame {
+                ServerFrame::Sequenced(sequenced) => Some(sequenced),
+                _ => None,
+            })
+            .await;
+        ids.push(sequenced.message.id);
+    }
+    assert!(ids.windows(2).all(|pair| pair[1] == pair[0] + 1), "{ids:?}");
+    bob.send(ClientFrame::Confirm(ids.clone())).await;
+    let told = alice
+        .recv_until(|frame| match frame {
+            ServerFrame::ReceiptRuns(runs) => Some(runs),
+            ServerFrame::Receipts(receipts) => panic!("not as runs: {receipts:?}"),
+            _ => None,
+        })
+        .await;
+    let [run] = told.as_slice() else {
+        panic!("one run: {told:?}");
+    };
+    assert_eq!(
+        (run.first_message_id, run.count, run.recipient.as_str()),
+        (ids[0], 5, "bob")
+    );
+    let keys = ReceiptKeyRun {
+        first_message_id: run.first_message_id,
+        count: run.count,
+        recipient: run.recipient.clone(),
+    };
+    alice
+        .send(ClientFrame::ConfirmReceiptRuns(vec![keys]))
+        .await;
+    alice.who().await;
+    hub.shutdown().await;
+    assert_eq!(kept_in(&dir).await, (0, 0), "no receipt kept, no copy left");
 }

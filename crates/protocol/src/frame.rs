@@ -6,7 +6,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::account::{AccountDone, AccountRequest, MailboxHeader, UserEntry};
-use crate::receipt::{Receipt, ReceiptKey};
+use crate::receipt::{Receipt, ReceiptKey, ReceiptKeyRun, ReceiptRun};
 use crate::wire::{Reader, put_count, put_nick, put_nicks, put_text};
 use crate::{AccountAction, Code, ProtocolError};
 
@@ -35,6 +35,10 @@ pub mod opcode {
     /// Client (a reliable session): these receipts are handled; the hub
     /// stops keeping them.
     pub const CONFIRM_RECEIPTS: u8 = 0x09;
+    /// Client (a reliable session that asked for `RECEIPT_RUNS`): these
+    /// runs of receipts are handled, as `CONFIRM_RECEIPTS` would name them
+    /// one by one.
+    pub const CONFIRM_RECEIPT_RUNS: u8 = 0x0a;
     /// Hub: registration accepted.
     pub const WELCOME: u8 = 0x81;
     /// Hub: a message for you.
@@ -65,6 +69,9 @@ pub mod opcode {
     pub const SEQUENCED: u8 = 0x8e;
     /// Hub: numbers a reliable session will never be given, and why.
     pub const GAP: u8 = 0x8f;
+    /// Hub: runs of messages you sent, each confirmed by one recipient at
+    /// one time (if asked for).
+    pub const RECEIPT_RUNS: u8 = 0x90;
 }
 
 /// Options a client may ask for in `HELLO`, as bits of its `options` field;
@@ -107,8 +114,14 @@ pub mod options {
     /// message not confirmed before the connection drops comes again at
     /// the next login. The client confirms as with `CONFIRMS`.
     pub const RELIABLE: u32 = 1 << 6;
+    /// Receipts may come as runs: consecutive messages confirmed by one
+    /// recipient at one time are told by one entry of a `RECEIPT_RUNS`
+    /// frame rather than a `RECEIPT` entry each; and a reliable session may
+    /// confirm its receipts by runs, with `CONFIRM_RECEIPT_RUNS`.
+    pub const RECEIPT_RUNS: u32 = 1 << 7;
     /// Every option this crate knows.
-    pub const KNOWN: u32 = ACK_RUNS | NO_PRESENCE | QUIET | USERS | CONFIRMS | RECEIPTS | RELIABLE;
+    pub const KNOWN: u32 =
+        ACK_RUNS | NO_PRESENCE | QUIET | USERS | CONFIRMS | RECEIPTS | RELIABLE | RECEIPT_RUNS;
 }
 
 /// Target kinds inside a `recipients` field.
@@ -420,6 +433,9 @@ pub enum ClientFrameOf<S> {
     /// Receipts handled (a reliable session's: the hub keeps each until it
     /// is confirmed).
     ConfirmReceipts(Vec<ReceiptKey>),
+    /// Runs of receipts handled, as [`ConfirmReceipts`](Self::ConfirmReceipts)
+    /// would name them one by one (only with [`options::RECEIPT_RUNS`]).
+    ConfirmReceiptRuns(Vec<ReceiptKeyRun>),
 }
 
 /// A frame the hub sends to a client.
@@ -464,6 +480,10 @@ pub enum ServerFrame {
     /// Messages this client sent, confirmed by their recipients (only with
     /// [`options::RECEIPTS`]).
     Receipts(Vec<Receipt>),
+    /// Runs of messages this client sent, each run confirmed by one
+    /// recipient at one time (only with [`options::RECEIPTS`] and
+    /// [`options::RECEIPT_RUNS`]).
+    ReceiptRuns(Vec<ReceiptRun>),
 }
 
 /// Anything that can be written as one frame's payload: the frames
@@ -635,6 +655,13 @@ impl<S: SendBody> Encode for ClientFrameOf<S> {
                     key.encode(dst)?;
                 }
             }
+            Self::ConfirmReceiptRuns(runs) => {
+                dst.put_u8(opcode::CONFIRM_RECEIPT_RUNS);
+                put_count(dst, runs.len())?;
+                for run in runs {
+                    run.encode(dst)?;
+                }
+            }
         }
         Ok(())
     }
@@ -675,6 +702,11 @@ impl<S: SendBody> WireFrame for ClientFrameOf<S> {
             opcode::CONFIRM_RECEIPTS => {
                 Self::ConfirmReceipts(list(&mut r, ReceiptKey::MIN_LEN, ReceiptKey::decode)?)
             }
+            opcode::CONFIRM_RECEIPT_RUNS => Self::ConfirmReceiptRuns(list(
+                &mut r,
+                ReceiptKeyRun::MIN_LEN,
+                ReceiptKeyRun::decode,
+            )?),
             opcode::WHO => Self::Who,
             opcode::QUIT => Self::Quit,
             opcode::PING => Self::Ping(r.u64("truncated ping token")?),
@@ -702,6 +734,9 @@ impl<S: SendBody> ClientFrameOf<S> {
             Self::Confirm(ids) => 4 + 8 * ids.len(),
             Self::ConfirmReceipts(keys) => {
                 4 + keys.iter().map(ReceiptKey::encoded_len).sum::<usize>()
+            }
+            Self::ConfirmReceiptRuns(runs) => {
+                4 + runs.iter().map(ReceiptKeyRun::encoded_len).sum::<usize>()
             }
             // The body counts its opcode itself.
             Self::Send(send) => return send.payload_len(),
@@ -740,6 +775,7 @@ impl ServerFrame {
             Self::Receipts(receipts) => {
                 4 + receipts.iter().map(Receipt::encoded_len).sum::<usize>()
             }
+            Self::ReceiptRuns(runs) => 4 + runs.iter().map(ReceiptRun::encoded_len).sum::<usize>(),
         }
     }
 }
@@ -836,6 +872,13 @@ impl Encode for ServerFrame {
                     receipt.encode(dst)?;
                 }
             }
+            Self::ReceiptRuns(runs) => {
+                dst.put_u8(opcode::RECEIPT_RUNS);
+                put_count(dst, runs.len())?;
+                for run in runs {
+                    run.encode(dst)?;
+                }
+            }
         }
         Ok(())
     }
@@ -875,6 +918,9 @@ impl WireFrame for ServerFrame {
             opcode::USERS => Self::Users(list(&mut r, 10, UserEntry::decode)?),
             opcode::USER => Self::User(UserEntry::decode(&mut r)?),
             opcode::RECEIPT => Self::Receipts(list(&mut r, Receipt::MIN_LEN, Receipt::decode)?),
+            opcode::RECEIPT_RUNS => {
+                Self::ReceiptRuns(list(&mut r, ReceiptRun::MIN_LEN, ReceiptRun::decode)?)
+            }
             opcode::ACK => {
                 let client_id = r.u64("truncated client id")?;
                 let message_id = r.u64("truncated message id")?;

@@ -40,6 +40,6 @@ pub use frame::{
     ServerFrame, Welcome, WireFrame, opcode, options,
 };
 pub use nick::{MAX_NICK_LEN, Nick, NickError, RESERVED_NICKS};
-pub use receipt::{Receipt, ReceiptKey};
+pub use receipt::{Receipt, ReceiptKey, ReceiptKeyRun, ReceiptRun};
 pub use send::{Names, SendPayload};
 pub use view::{AckView, MessageView, SequencedView, Utf8};

@@ -566,13 +566,13 @@ fn assert_malformed<T: std::fmt::Debug>(result: Result<Option<T>, ProtocolError>
 
 #[test]
 fn unknown_opcodes_are_refused_in_each_direction() {
-    for op in [0x00, 0x0a, 0x7f, 0x80, 0x81, 0x86, 0xff] {
+    for op in [0x00, 0x0b, 0x7f, 0x80, 0x81, 0x86, 0xff] {
         match decode_client_payload(&[op]) {
             Err(ProtocolError::UnknownOpcode(got)) => assert_eq!(got, op),
             other => panic!("client opcode {op:#04x}: {other:?}"),
         }
     }
-    for op in [0x00, 0x01, 0x02, 0x03, 0x04, 0x80, 0x90, 0xff] {
+    for op in [0x00, 0x01, 0x02, 0x03, 0x04, 0x80, 0x91, 0xff] {
         match decode_server_payload(&[op]) {
             Err(e @ ProtocolError::UnknownOpcode(got)) => {
                 assert_eq!(got, op);

@@ -14,8 +14,9 @@ use bytes::{Bytes, BytesMut};
 use chinwag_protocol::{
     AccountAction, AccountDone, AccountRequest, Ack, AckRun, ClientCodec, ClientFrame, Code,
     DEFAULT_MAX_FRAME, ErrorFrame, Hello, HubCodec, MailboxHeader, Message, Nick, NickError,
-    PROTOCOL_VERSION, Presence, RESERVED_NICKS, Receipt, ReceiptKey, RecipientStatus, Recipients,
-    SendFrame, Sequenced, ServerFrame, UserEntry, Welcome, opcode, options, user_flags,
+    PROTOCOL_VERSION, Presence, RESERVED_NICKS, Receipt, ReceiptKey, ReceiptKeyRun, ReceiptRun,
+    RecipientStatus, Recipients, SendFrame, Sequenced, ServerFrame, UserEntry, Welcome, opcode,
+    options, user_flags,
 };
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -369,7 +370,38 @@ fn expected() -> BTreeMap<&'static str, Expected> {
     .chain(account_vectors())
     .chain(conversation_vectors())
     .chain(login_vectors())
+    .chain(receipt_run_vectors())
     .collect()
+}
+
+/// The vectors of receipts by runs (`RECEIPT_RUNS`).
+fn receipt_run_vectors() -> [(&'static str, Expected); 2] {
+    [
+        (
+            "confirm-receipt-runs",
+            Expected::Client(ClientFrame::ConfirmReceiptRuns(vec![
+                ReceiptKeyRun {
+                    first_message_id: 12,
+                    count: 3,
+                    recipient: "bob".to_owned(),
+                },
+                ReceiptKeyRun {
+                    first_message_id: 20,
+                    count: 1,
+                    recipient: "carol".to_owned(),
+                },
+            ])),
+        ),
+        (
+            "receipt-runs",
+            Expected::Server(ServerFrame::ReceiptRuns(vec![ReceiptRun {
+                first_message_id: 12,
+                count: 3,
+                received_ms: TS,
+                recipient: "bob".to_owned(),
+            }])),
+        ),
+    ]
 }
 
 /// The first conversation of section 10: two guests, a message.
@@ -625,6 +657,8 @@ fn every_vector_in_the_document_decodes_and_reencodes_exactly() {
         opcode::PONG,
         opcode::ACCOUNT,
         opcode::CONFIRM,
+        opcode::CONFIRM_RECEIPTS,
+        opcode::CONFIRM_RECEIPT_RUNS,
     ];
     let server = [
         opcode::WELCOME,
@@ -642,6 +676,8 @@ fn every_vector_in_the_document_decodes_and_reencodes_exactly() {
         opcode::SEQUENCED,
         opcode::USERS,
         opcode::USER,
+        opcode::RECEIPT,
+        opcode::RECEIPT_RUNS,
     ];
     for op in client {
         assert!(

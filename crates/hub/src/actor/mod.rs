@@ -326,7 +326,7 @@ impl Actor {
             }
             Command::Account(job) => self.account(job),
             Command::Confirm { id, ids } => self.confirm(id, ids),
-            Command::ConfirmReceipts { id, keys } => self.confirm_receipts(id, keys),
+            Command::ConfirmReceipts { id, runs } => self.confirm_receipts(id, &runs),
             Command::Answer(answer) => match *answer {
                 Answer::Login { join, ok, sent } => self.logged_in(join, ok, sent),
                 Answer::Checked { job, ok, hash } => self.account_checked(job, ok, hash),

@@ -18,7 +18,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use chinwag_protocol::{Receipt, ReceiptKey, ServerFrame};
+use chinwag_protocol::{Receipt, ReceiptKeyRun, ReceiptRun, ServerFrame};
 use chinwag_store::KeptReceipt;
 use tracing::warn;
 
@@ -428,18 +428,36 @@ impl Actor {
 
     /// Queues `receipts` for member `id`, split to the frame limit.
     pub(super) fn queue_receipts(&mut self, id: ConnId, receipts: Vec<Receipt>) {
-        self.queue_receipts_by(id, receipts, usize::MAX);
+        if !self.registry.member(id).is_some_and(Member::receipt_runs) {
+            return self.queue_receipts_by(id, receipts, usize::MAX);
+        }
+        // Runs: a sender's receipts from one confirmation are mostly of
+        // consecutive messages (a run of its `SEND`s, routed one after
+        // another), each a few bytes of a run instead of a `RECEIPT` entry.
+        self.count_unconfirmed(id, receipts.len());
+        for frame in run_frames(&receipts, self.max_frame) {
+            if let Some(frame) = encode(&frame) {
+                self.queue_for(id, frame);
+            }
+        }
     }
 
-    /// Queues `receipts` for member `id`, at most `per_frame` a frame.
+    /// Queues `receipts` for member `id`, at most `per_frame` a frame, as
+    /// `RECEIPT` frames.
     fn queue_receipts_by(&mut self, id: ConnId, receipts: Vec<Receipt>, per_frame: usize) {
-        if self.registry.member(id).is_some_and(Member::reliable) {
-            *self.receipts.unconfirmed.entry(id).or_default() += receipts.len();
-        }
+        self.count_unconfirmed(id, receipts.len());
         for frame in frames(receipts, self.max_frame, per_frame) {
             if let Some(frame) = encode(&frame) {
                 self.queue_for(id, frame);
             }
+        }
+    }
+
+    /// `count` receipts sent to member `id`: a reliable session's count
+    /// until it confirms them.
+    fn count_unconfirmed(&mut self, id: ConnId, count: usize) {
+        if self.registry.member(id).is_some_and(Member::reliable) {
+            *self.receipts.unconfirmed.entry(id).or_default() += count;
         }
     }
 
@@ -479,27 +497,32 @@ impl Actor {
     /// Member `id`, a reliable session, has handled these receipts: they
     /// are kept no longer. From any other session, ignored (nothing of its
     /// is kept once handed over).
-    pub(super) fn confirm_receipts(&mut self, id: ConnId, keys: Vec<ReceiptKey>) {
+    pub(super) fn confirm_receipts(&mut self, id: ConnId, runs: &[ReceiptKeyRun]) {
         let (Some(member), Some(_)) = (self.registry.member(id), &self.accounts.storage) else {
             return;
         };
         if !member.reliable() {
             return;
         }
-        let mut keys = keys;
-        keys.truncate(self.receipts.confirmable(id, keys.len()));
-        if keys.is_empty() {
+        // At most as many as it was sent and has not confirmed: a run may
+        // name up to 2^32 receipts, and is walked no further than that.
+        let named = (runs.iter()).fold(0usize, |named, run| {
+            named.saturating_add(run.count as usize)
+        });
+        let confirmed = self.receipts.confirmable(id, named);
+        if confirmed == 0 {
             return;
         }
-        let confirmed = keys.len();
         // Those whose confirmations are held release their copies, and
         // nothing was kept for them; the others were kept, and are
         // forgotten.
         let mut forgets = Vec::new();
-        for key in keys {
-            match self.held_confirms.take(id, key.message_id, &key.recipient) {
-                Some(held) => self.to_store.release(&held.recipient, key.message_id),
-                None => forgets.push((key.message_id, key.recipient)),
+        let keys =
+            (runs.iter()).flat_map(|run| run.message_ids().map(move |id| (id, &run.recipient)));
+        for (message_id, recipient) in keys.take(confirmed) {
+            match self.held_confirms.take(id, message_id, recipient) {
+                Some(held) => self.to_store.release(&held.recipient, message_id),
+                None => forgets.push((message_id, recipient.clone())),
             }
         }
         if !forgets.is_empty() {
@@ -582,6 +605,36 @@ fn frames(receipts: Vec<Receipt>, max_frame: usize, per_frame: usize) -> Vec<Ser
     }
     if !batch.is_empty() {
         frames.push(ServerFrame::Receipts(batch));
+    }
+    frames
+}
+
+/// `receipts` as runs (consecutive messages, one recipient, one time) in
+/// `RECEIPT_RUNS` frames, each within `max_frame` bytes (length prefix
+/// included).
+fn run_frames(receipts: &[Receipt], max_frame: usize) -> Vec<ServerFrame> {
+    // The length prefix, the opcode and the count.
+    const OVERHEAD: usize = 4 + 1 + 4;
+    let mut runs: Vec<ReceiptRun> = Vec::new();
+    for receipt in receipts {
+        if !runs.last_mut().is_some_and(|run| run.extend(receipt)) {
+            runs.push(ReceiptRun::of(receipt));
+        }
+    }
+    let mut frames = Vec::new();
+    let mut batch = Vec::new();
+    let mut size = OVERHEAD;
+    for run in runs {
+        let len = run.encoded_len();
+        if !batch.is_empty() && size + len > max_frame {
+            frames.push(ServerFrame::ReceiptRuns(std::mem::take(&mut batch)));
+            size = OVERHEAD;
+        }
+        size += len;
+        batch.push(run);
+    }
+    if !batch.is_empty() {
+        frames.push(ServerFrame::ReceiptRuns(batch));
     }
     frames
 }

@@ -245,6 +245,7 @@ fn render(frame: &Bytes, out: &mut String) {
         // for no receipts.
         ServerFrame::AckRun(_)
         | ServerFrame::Receipts(_)
+        | ServerFrame::ReceiptRuns(_)
         | ServerFrame::Ping(_)
         | ServerFrame::Pong(_)
         | ServerFrame::AccountDone(_)
