@@ -103,7 +103,8 @@ pub struct ClientOptions {
     /// Ask for receipts (`RECEIPTS`): an [`Event::Receipt`](crate::Event::Receipt)
     /// for each message this client sends to named users, from each
     /// recipient whose client confirms it (see [`confirms`](Self::confirms)).
-    /// Off by default.
+    /// The client asks for them by runs too (`RECEIPT_RUNS`), and hands
+    /// out each receipt of a run as its own event. Off by default.
     pub receipts: bool,
     /// Ask for a reliable session (`RELIABLE`, `docs/protocol.md` section
     /// 8.11; granted to an account's login, with a
