@@ -122,17 +122,13 @@ impl ReceiptRun {
     /// Adds `receipt` if it follows the run: the next message id, the same
     /// recipient and time, and the run not full.
     pub fn extend(&mut self, receipt: &Receipt) -> bool {
-        let follows = self.first_message_id.checked_add(u64::from(self.count))
-            == Some(receipt.message_id)
-            && self.received_ms == receipt.received_ms
-            && self.recipient == receipt.recipient;
-        match self.count.checked_add(1) {
-            Some(count) if follows => {
-                self.count = count;
-                true
-            }
-            _ => false,
-        }
+        let same = self.received_ms == receipt.received_ms && self.recipient == receipt.recipient;
+        grow(
+            self.first_message_id,
+            &mut self.count,
+            receipt.message_id,
+            same,
+        )
     }
 
     /// The receipts it stands for, in id order.
@@ -200,15 +196,8 @@ impl ReceiptKeyRun {
     /// Adds the receipt of `message_id` by `recipient` if it follows the
     /// run: the next message id, the same recipient, and the run not full.
     pub fn extend(&mut self, message_id: u64, recipient: &str) -> bool {
-        let follows = self.first_message_id.checked_add(u64::from(self.count)) == Some(message_id)
-            && self.recipient == recipient;
-        match self.count.checked_add(1) {
-            Some(count) if follows => {
-                self.count = count;
-                true
-            }
-            _ => false,
-        }
+        let same = self.recipient == recipient;
+        grow(self.first_message_id, &mut self.count, message_id, same)
     }
 
     /// The message ids it names, in order.
@@ -244,6 +233,19 @@ impl ReceiptKeyRun {
     }
 }
 
+/// Counts `message_id` into the run from `first` of `count`, if it is the
+/// next id, `same` says the rest matches, and the run is not full.
+fn grow(first: u64, count: &mut u32, message_id: u64, same: bool) -> bool {
+    let follows = same && first.checked_add(u64::from(*count)) == Some(message_id);
+    match count.checked_add(1) {
+        Some(next) if follows => {
+            *count = next;
+            true
+        }
+        _ => false,
+    }
+}
+
 /// A run's count, checked: at least 1, and the ids it names within a
 /// `u64`.
 fn run_count(first: u64, count: u32) -> Result<u32, ProtocolError> {
@@ -260,4 +262,49 @@ fn run_count(first: u64, count: u32) -> Result<u32, ProtocolError> {
 /// checked not to pass it).
 fn message_ids(first: u64, count: u32) -> impl Iterator<Item = u64> {
     (0..u64::from(count)).map_while(move |i| first.checked_add(i))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn receipt(message_id: u64, received_ms: u64, recipient: &str) -> Receipt {
+        Receipt {
+            message_id,
+            received_ms,
+            recipient: recipient.to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_run_takes_only_the_next_id_of_the_same_recipient_and_time() {
+        let mut run = ReceiptRun::of(&receipt(7, 1, "bob"));
+        assert!(run.extend(&receipt(8, 1, "bob")));
+        assert!(!run.extend(&receipt(10, 1, "bob")), "a gap");
+        assert!(!run.extend(&receipt(9, 2, "bob")), "another time");
+        assert!(!run.extend(&receipt(9, 1, "carol")), "another recipient");
+        assert!(run.extend(&receipt(9, 1, "bob")));
+        let ids: Vec<u64> = run.receipts().map(|r| r.message_id).collect();
+        assert_eq!(ids, [7, 8, 9]);
+
+        let mut last = ReceiptRun::of(&receipt(u64::MAX, 1, "bob"));
+        assert!(!last.extend(&receipt(0, 1, "bob")), "past the last id");
+        assert_eq!(last.receipts().count(), 1);
+    }
+
+    #[test]
+    fn a_run_of_keys_names_what_its_keys_would() {
+        let mut run = ReceiptKeyRun::of(ReceiptKey {
+            message_id: 12,
+            recipient: "bob".to_owned(),
+        });
+        assert!(run.extend(13, "bob"));
+        assert!(!run.extend(14, "carol"));
+        assert!(!run.extend(15, "bob"));
+        let keys: Vec<(u64, String)> = run.keys().map(|k| (k.message_id, k.recipient)).collect();
+        assert_eq!(keys, [(12, "bob".to_owned()), (13, "bob".to_owned())]);
+        assert!(run_count(u64::MAX, 1).is_ok());
+        assert!(run_count(u64::MAX, 2).is_err());
+        assert!(run_count(0, 0).is_err());
+    }
 }

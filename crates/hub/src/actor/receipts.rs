@@ -589,52 +589,59 @@ const KEPT_WINDOW: usize = 32;
 /// `receipts` as `RECEIPT` frames, each within `max_frame` bytes (length
 /// prefix included) and of at most `per_frame` receipts.
 fn frames(receipts: Vec<Receipt>, max_frame: usize, per_frame: usize) -> Vec<ServerFrame> {
-    // The length prefix, the opcode and the count.
-    const OVERHEAD: usize = 4 + 1 + 4;
-    let mut frames = Vec::new();
-    let mut batch = Vec::new();
-    let mut size = OVERHEAD;
-    for receipt in receipts {
-        let len = receipt.encoded_len();
-        if !batch.is_empty() && (size + len > max_frame || batch.len() >= per_frame) {
-            frames.push(ServerFrame::Receipts(std::mem::take(&mut batch)));
-            size = OVERHEAD;
-        }
-        size += len;
-        batch.push(receipt);
-    }
-    if !batch.is_empty() {
-        frames.push(ServerFrame::Receipts(batch));
-    }
-    frames
+    let limits = (max_frame, per_frame);
+    batched(
+        receipts,
+        Receipt::encoded_len,
+        limits,
+        ServerFrame::Receipts,
+    )
 }
 
 /// `receipts` as runs (consecutive messages, one recipient, one time) in
 /// `RECEIPT_RUNS` frames, each within `max_frame` bytes (length prefix
 /// included).
 fn run_frames(receipts: &[Receipt], max_frame: usize) -> Vec<ServerFrame> {
-    // The length prefix, the opcode and the count.
-    const OVERHEAD: usize = 4 + 1 + 4;
     let mut runs: Vec<ReceiptRun> = Vec::new();
     for receipt in receipts {
         if !runs.last_mut().is_some_and(|run| run.extend(receipt)) {
             runs.push(ReceiptRun::of(receipt));
         }
     }
+    let limits = (max_frame, usize::MAX);
+    batched(
+        runs,
+        ReceiptRun::encoded_len,
+        limits,
+        ServerFrame::ReceiptRuns,
+    )
+}
+
+/// `entries` in frames made by `frame`, in order, each within `max_frame`
+/// bytes (length prefix included, an entry taking `len` of them) and of at
+/// most `per_frame` entries.
+fn batched<T>(
+    entries: Vec<T>,
+    len: fn(&T) -> usize,
+    (max_frame, per_frame): (usize, usize),
+    frame: fn(Vec<T>) -> ServerFrame,
+) -> Vec<ServerFrame> {
+    // The length prefix, the opcode and the count.
+    const OVERHEAD: usize = 4 + 1 + 4;
     let mut frames = Vec::new();
     let mut batch = Vec::new();
     let mut size = OVERHEAD;
-    for run in runs {
-        let len = run.encoded_len();
-        if !batch.is_empty() && size + len > max_frame {
-            frames.push(ServerFrame::ReceiptRuns(std::mem::take(&mut batch)));
+    for entry in entries {
+        let entry_len = len(&entry);
+        if !batch.is_empty() && (size + entry_len > max_frame || batch.len() >= per_frame) {
+            frames.push(frame(std::mem::take(&mut batch)));
             size = OVERHEAD;
         }
-        size += len;
-        batch.push(run);
+        size += entry_len;
+        batch.push(entry);
     }
     if !batch.is_empty() {
-        frames.push(ServerFrame::ReceiptRuns(batch));
+        frames.push(frame(batch));
     }
     frames
 }
