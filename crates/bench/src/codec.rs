@@ -252,26 +252,10 @@ const RECEIPT_MIN_LEN: usize = 8 + 8 + 1;
 /// hold, and that many receipts (`message_id`, `received_ms`, a UTF-8
 /// `recipient`) with nothing after them.
 fn is_receipts(payload: &[u8]) -> bool {
-    let Some((&op, rest)) = payload.split_first() else {
-        return false;
-    };
-    let Some((count, mut rest)) = rest.split_first_chunk::<4>() else {
-        return false;
-    };
-    let count = u32::from_be_bytes(*count) as usize;
-    if op != opcode::RECEIPT || count > rest.len() / RECEIPT_MIN_LEN {
-        return false;
-    }
-    for _ in 0..count {
-        let Some(after) = rest.get(16..) else {
-            return false;
-        };
-        rest = after;
-        if nick(&mut rest).is_none() {
-            return false;
-        }
-    }
-    rest.is_empty()
+    is_list(payload, opcode::RECEIPT, RECEIPT_MIN_LEN, |rest| {
+        *rest = rest.get(16..)?;
+        nick(rest)
+    })
 }
 
 /// The fewest bytes a run of receipts takes: a `u64`, a `u32`, a `u64`
@@ -284,36 +268,36 @@ const RECEIPT_RUN_MIN_LEN: usize = 8 + 4 + 8 + 1;
 /// that does not pass the last id, `received_ms`, a UTF-8 `recipient`)
 /// with nothing after them.
 fn is_receipt_runs(payload: &[u8]) -> bool {
-    let Some((&op, rest)) = payload.split_first() else {
+    is_list(payload, opcode::RECEIPT_RUNS, RECEIPT_RUN_MIN_LEN, |rest| {
+        let (first, after) = rest.split_first_chunk::<8>()?;
+        let (run, after) = after.split_first_chunk::<4>()?;
+        let run = u64::from(u32::from_be_bytes(*run));
+        u64::from_be_bytes(*first).checked_add(run.checked_sub(1)?)?;
+        *rest = after.get(8..)?;
+        nick(rest)
+    })
+}
+
+/// Whether `payload` is opcode `op`, a count no larger than the frame can
+/// hold at `min_len` bytes an entry, and that many entries (each read off
+/// the front by `entry`, `None` if malformed) with nothing after them.
+fn is_list(
+    payload: &[u8],
+    op: u8,
+    min_len: usize,
+    entry: impl Fn(&mut &[u8]) -> Option<()>,
+) -> bool {
+    let Some((&first, rest)) = payload.split_first() else {
         return false;
     };
     let Some((count, mut rest)) = rest.split_first_chunk::<4>() else {
         return false;
     };
     let count = u32::from_be_bytes(*count) as usize;
-    if op != opcode::RECEIPT_RUNS || count > rest.len() / RECEIPT_RUN_MIN_LEN {
+    if first != op || count > rest.len() / min_len {
         return false;
     }
-    for _ in 0..count {
-        let Some((first, after)) = rest.split_first_chunk::<8>() else {
-            return false;
-        };
-        let Some((run, after)) = after.split_first_chunk::<4>() else {
-            return false;
-        };
-        let run = u64::from(u32::from_be_bytes(*run));
-        if run == 0 || u64::from_be_bytes(*first).checked_add(run - 1).is_none() {
-            return false;
-        }
-        let Some(after) = after.get(8..) else {
-            return false;
-        };
-        rest = after;
-        if nick(&mut rest).is_none() {
-            return false;
-        }
-    }
-    rest.is_empty()
+    (0..count).all(|_| entry(&mut rest).is_some()) && rest.is_empty()
 }
 
 /// The receipts of a `RECEIPT` or a `RECEIPT_RUNS` the codec has checked,
