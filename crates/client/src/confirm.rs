@@ -37,7 +37,7 @@
 
 use std::time::Duration;
 
-use chinwag_protocol::ReceiptKey;
+use chinwag_protocol::{ClientFrame, ReceiptKey, ReceiptKeyRun};
 use tokio::time::Instant;
 
 /// Ids confirmed in one `CONFIRM` at most, so that a large mailbox is
@@ -82,9 +82,23 @@ impl Confirms {
         }
     }
 
-    /// Whether receipts are confirmed by runs.
-    pub(crate) fn by_runs(&self) -> bool {
-        self.runs
+    /// The frame confirming `keys`: by runs (consecutive message ids of
+    /// one recipient, in their order) if the hub granted them, otherwise
+    /// one by one.
+    pub(crate) fn receipts_frame(&self, keys: Vec<ReceiptKey>) -> ClientFrame {
+        if !self.runs {
+            return ClientFrame::ConfirmReceipts(keys);
+        }
+        let mut runs: Vec<ReceiptKeyRun> = Vec::new();
+        for key in keys {
+            if let Some(run) = runs.last_mut()
+                && run.extend(key.message_id, &key.recipient)
+            {
+                continue;
+            }
+            runs.push(ReceiptKeyRun::of(key));
+        }
+        ClientFrame::ConfirmReceiptRuns(runs)
     }
 
     /// A stored message was handed over at `now` (or recognised as handed

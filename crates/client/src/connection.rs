@@ -23,8 +23,8 @@ use bytes::BytesMut;
 use chinwag_protocol::{
     AccountAction, AccountDone, AccountRequest, AckRun, ClientCodec, ClientFrame, Code,
     DEFAULT_MAX_FRAME, Hello, MAX_FRAME_UNREGISTERED, PROTOCOL_VERSION, ProtocolError, Receipt,
-    ReceiptKey, ReceiptKeyRun, ReceiptRun, RecipientStatus, Recipients, SendFrame, Sequenced,
-    ServerFrame, Welcome, encode_into, options,
+    ReceiptKey, ReceiptRun, RecipientStatus, Recipients, SendFrame, Sequenced, ServerFrame,
+    Welcome, encode_into, options,
 };
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -407,21 +407,6 @@ fn on_ack_run(run: AckRun, conn: &mut Conn) {
     }
 }
 
-/// Receipt keys as runs (consecutive message ids of one recipient), in
-/// their order: what `CONFIRM_RECEIPT_RUNS` carries.
-fn key_runs(keys: Vec<ReceiptKey>) -> Vec<ReceiptKeyRun> {
-    let mut runs: Vec<ReceiptKeyRun> = Vec::new();
-    for key in keys {
-        if let Some(run) = runs.last_mut()
-            && run.extend(key.message_id, &key.recipient)
-        {
-            continue;
-        }
-        runs.push(ReceiptKeyRun::of(key));
-    }
-    runs
-}
-
 /// How one connection ended.
 enum Ended {
     /// We quit; answer the quitter (none when every handle was dropped).
@@ -565,11 +550,7 @@ impl Conn {
         if self.quit_sent {
             return;
         }
-        let frame = if self.confirms.by_runs() {
-            ClientFrame::ConfirmReceiptRuns(key_runs(keys))
-        } else {
-            ClientFrame::ConfirmReceipts(keys)
-        };
+        let frame = self.confirms.receipts_frame(keys);
         if let Err(error) = self.queue(&frame) {
             // 64 receipts always fit a frame; left unconfirmed, they only
             // come again at the next login.

@@ -53,17 +53,6 @@ impl Replies {
         }
     }
 
-    /// For replies gathered from acknowledgements that waited
-    /// ([`PendingAcks::drain_into`]): empty, for a sender that asked for
-    /// runs or not (set with [`runs`](Self::runs) as senders change).
-    pub(super) fn gathering() -> Self {
-        Self {
-            frames: BytesMut::new(),
-            ack_runs: false,
-            open: None,
-        }
-    }
-
     /// Whether the sender of the replies to come asked for runs; the run
     /// gathered so far is written first.
     pub(super) fn runs(&mut self, ack_runs: bool) {
@@ -359,7 +348,7 @@ mod tests {
         status: Code,
     ) -> Option<(ConnId, BytesMut)> {
         let sender = acks.settle(message_id, recipient, status)?;
-        let mut out = Replies::gathering();
+        let mut out = Replies::new(false, 0);
         acks.drain_into(sender, &mut out);
         Some((sender, out.take()))
     }
@@ -371,7 +360,7 @@ mod tests {
             ("carol".into(), None),
             ("dave".into(), Some(Code::STORED)),
         ]);
-        let mut replies = Replies::gathering();
+        let mut replies = Replies::new(false, 0);
         PendingAck::new(7, 99, 1, statuses).reply(&mut replies);
         let written = replies.take();
         let status = |nick: &str, status| RecipientStatus {

@@ -178,7 +178,7 @@ impl Actor {
             receipts: Receipts::default(),
             resends: Resends::default(),
             held: IdRing::default(),
-            acks_out: (None, Replies::gathering()),
+            acks_out: (None, Replies::new(false, 0)),
             tally: Tally::default(),
             receipt_sender: None,
             tasks,

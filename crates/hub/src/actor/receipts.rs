@@ -428,36 +428,37 @@ impl Actor {
 
     /// Queues `receipts` for member `id`, split to the frame limit.
     pub(super) fn queue_receipts(&mut self, id: ConnId, receipts: Vec<Receipt>) {
-        if !self.registry.member(id).is_some_and(Member::receipt_runs) {
-            return self.queue_receipts_by(id, receipts, usize::MAX);
-        }
-        // Runs: a sender's receipts from one confirmation are mostly of
-        // consecutive messages (a run of its `SEND`s, routed one after
-        // another), each a few bytes of a run instead of a `RECEIPT` entry.
-        self.count_unconfirmed(id, receipts.len());
-        for frame in run_frames(&receipts, self.max_frame) {
-            if let Some(frame) = encode(&frame) {
-                self.queue_for(id, frame);
-            }
-        }
+        // Runs, for a member that asked: a sender's receipts from one
+        // confirmation are mostly of consecutive messages (a run of its
+        // `SEND`s, routed one after another), each a few bytes of a run
+        // instead of a `RECEIPT` entry.
+        let count = receipts.len();
+        let frames = if self.registry.member(id).is_some_and(Member::receipt_runs) {
+            run_frames(&receipts, self.max_frame)
+        } else {
+            frames(receipts, self.max_frame, usize::MAX)
+        };
+        self.queue_receipt_frames(id, count, frames);
     }
 
     /// Queues `receipts` for member `id`, at most `per_frame` a frame, as
     /// `RECEIPT` frames.
     fn queue_receipts_by(&mut self, id: ConnId, receipts: Vec<Receipt>, per_frame: usize) {
-        self.count_unconfirmed(id, receipts.len());
-        for frame in frames(receipts, self.max_frame, per_frame) {
+        let count = receipts.len();
+        let frames = frames(receipts, self.max_frame, per_frame);
+        self.queue_receipt_frames(id, count, frames);
+    }
+
+    /// Queues `frames`, which hold `count` receipts, for member `id`: a
+    /// reliable session counts them until it confirms them.
+    fn queue_receipt_frames(&mut self, id: ConnId, count: usize, frames: Vec<ServerFrame>) {
+        if self.registry.member(id).is_some_and(Member::reliable) {
+            *self.receipts.unconfirmed.entry(id).or_default() += count;
+        }
+        for frame in frames {
             if let Some(frame) = encode(&frame) {
                 self.queue_for(id, frame);
             }
-        }
-    }
-
-    /// `count` receipts sent to member `id`: a reliable session's count
-    /// until it confirms them.
-    fn count_unconfirmed(&mut self, id: ConnId, count: usize) {
-        if self.registry.member(id).is_some_and(Member::reliable) {
-            *self.receipts.unconfirmed.entry(id).or_default() += count;
         }
     }
 
