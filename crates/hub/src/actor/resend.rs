@@ -47,7 +47,7 @@ struct Outcome {
     message_id: u64,
     delivered: u32,
     /// The `ACK`'s statuses; `None` while the store has not answered.
-    /// Its names are the pending `ACK`'s, shared.
+    /// Copies of the pending `ACK`'s names.
     statuses: Statuses,
     /// Connections that sent it again meanwhile, each owed its `ACK`.
     waiters: Vec<ConnId>,

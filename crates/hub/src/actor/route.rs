@@ -10,6 +10,7 @@ use chinwag_protocol::{
     AckView, Code, Encode, ErrorFrame, MAX_NICK_LEN, MessageView, SendPayload, ServerFrame, Utf8,
     encode_frame,
 };
+use compact_str::CompactString;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::Actor;
@@ -411,14 +412,14 @@ fn remembered(
     }
 }
 
-/// A recipient's name as its sender gave it, for an `ACK` that waits:
-/// shared by the pending `ACK` and a reliable session's resend window.
-fn shared(name: Utf8<'_>) -> Arc<str> {
+/// A recipient's name as its sender gave it, for an `ACK` that waits: the
+/// pending `ACK` and a reliable session's resend window each hold a copy.
+fn shared(name: Utf8<'_>) -> CompactString {
     // Always UTF-8 (checked again: the hub has no `unsafe`), so it is
-    // copied once, straight into the `Arc`.
+    // copied once, straight into place.
     match std::str::from_utf8(name.as_bytes()) {
-        Ok(name) => Arc::from(name),
-        Err(_) => Arc::from(String::from(name)),
+        Ok(name) => CompactString::from(name),
+        Err(_) => CompactString::from(String::from(name)),
     }
 }
 
