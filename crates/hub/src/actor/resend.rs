@@ -49,8 +49,6 @@ struct Outcome {
     /// The `ACK`'s statuses; `None` while the store has not answered.
     /// Copies of the pending `ACK`'s names.
     statuses: Statuses,
-    /// Connections that sent it again meanwhile, each owed its `ACK`.
-    waiters: Vec<ConnId>,
 }
 
 impl Outcome {
@@ -159,6 +157,19 @@ pub(super) struct Resends {
     /// Slots whose window was forgotten, to be given again.
     free: Vec<usize>,
     waiting: IdRing<(usize, u64)>,
+    /// For a message sent again while its first sending waits for the
+    /// store, by hub id: the connections that did, each owed its `ACK`.
+    /// Nearly always empty: kept apart from the window's entries, which
+    /// are written for every message.
+    waiters: HashMap<u64, Vec<ConnId>>,
+}
+
+/// A reliable session's account as a run of its messages is routed: its
+/// window, found once for the run rather than for each message, and its
+/// nickname.
+pub(super) struct Sending {
+    slot: usize,
+    nick: String,
 }
 
 impl Resends {
@@ -166,6 +177,13 @@ impl Resends {
     /// the store only when it is not).
     pub(super) fn has(&self, key: &[u8]) -> bool {
         self.places.contains_key(key)
+    }
+
+    /// Account `key` (its folded nickname's bytes) as it routes a run of
+    /// messages: its window (an empty one if it has none) and `nick`.
+    pub(super) fn sending(&mut self, key: &[u8], nick: String) -> Sending {
+        let (slot, _) = self.window(key);
+        Sending { slot, nick }
     }
 
     /// Account `key`'s window and its slot: an empty one (in a slot
@@ -200,16 +218,15 @@ impl Resends {
                 message_id: record.message_id,
                 delivered: record.delivered,
                 statuses,
-                waiters: Vec::new(),
             };
             window.push(record.client_id, outcome);
         }
     }
 
-    /// Looks `client_id` up in account `key`'s window; a connection that
+    /// Looks `client_id` up in the window in `slot`; a connection that
     /// sent it again while it waits is answered when it settles.
-    fn seen(&mut self, key: &[u8], client_id: u64, from: ConnId) -> Seen {
-        let Some(window) = (self.places.get(key)).and_then(|slot| self.slots.get_mut(*slot)) else {
+    fn seen(&mut self, slot: usize, client_id: u64, from: ConnId) -> Seen {
+        let Some(window) = self.slots.get_mut(slot) else {
             return Seen::New;
         };
         let Some(outcome) = (window.find(client_id)).and_then(|at| window.outcomes.get_mut(at))
@@ -219,7 +236,10 @@ impl Resends {
         if outcome.settled() {
             Seen::Answered(outcome.ack(client_id))
         } else {
-            outcome.waiters.push(from);
+            self.waiters
+                .entry(outcome.message_id)
+                .or_default()
+                .push(from);
             Seen::Waiting
         }
     }
@@ -229,14 +249,16 @@ impl Resends {
     /// `batch`.
     pub(super) fn routed(
         &mut self,
-        (key, sender): &(AccountKey, String),
+        Sending { slot, nick }: &Sending,
         message: &ForStore,
         now_ms: u64,
         batch: &mut Routed,
     ) {
         let (client_id, message_id) = (message.client_id, message.message_id);
         let (delivered, statuses) = (message.delivered, &message.statuses);
-        let (slot, window) = self.window(key);
+        let Some(window) = self.slots.get_mut(*slot) else {
+            return;
+        };
         window.last_ms = now_ms;
         let position = window.push(
             client_id,
@@ -244,15 +266,14 @@ impl Resends {
                 message_id,
                 delivered,
                 statuses: statuses.clone(),
-                waiters: Vec::new(),
             },
         );
-        self.waiting.insert(message_id, (slot, position));
+        self.waiting.insert(message_id, (*slot, position));
         // As the store answers them: a copy stored is `STORED` even if its
         // reliable session then had it at once.
         let statuses =
             (statuses.iter()).map(|(nick, status)| (&**nick, status.unwrap_or(Code::STORED).0));
-        batch.sent_from(sender, (client_id, message_id), now_ms, delivered, statuses);
+        batch.sent_from(nick, (client_id, message_id), now_ms, delivered, statuses);
     }
 
     /// The store's answer for message `message_id`: its statuses by index.
@@ -264,6 +285,13 @@ impl Resends {
         statuses: &[(usize, Code)],
     ) -> Option<(Vec<ConnId>, ServerFrame)> {
         let (slot, position) = self.waiting.remove(message_id)?;
+        // Taken first, so that none is left behind by a message the window
+        // no longer holds.
+        let waiters = if self.waiters.is_empty() {
+            None
+        } else {
+            self.waiters.remove(&message_id)
+        };
         let (client_id, outcome) = self.slots.get_mut(slot)?.at(position)?;
         for (index, status) in statuses {
             if let Some((_, slot)) = outcome.statuses.get_mut(*index) {
@@ -277,13 +305,9 @@ impl Resends {
         for (_, slot) in &mut outcome.statuses {
             slot.get_or_insert(Code::STORE_FAILED);
         }
-        let waiters = std::mem::take(&mut outcome.waiters);
         // The `ACK` is built only for connections that sent it again and
         // wait for it: nearly always there are none.
-        if waiters.is_empty() {
-            return None;
-        }
-        Some((waiters, outcome.ack(client_id)))
+        Some((waiters?, outcome.ack(client_id)))
     }
 
     /// Forgets the windows of accounts nobody is logged in to (`online`
@@ -315,12 +339,12 @@ impl Resends {
     /// it did, or the message is new and is to be routed.
     pub(super) fn answer(
         &mut self,
-        key: &[u8],
+        sending: &Sending,
         client_id: u64,
         from: ConnId,
         replies: &mut Replies,
     ) -> bool {
-        match self.seen(key, client_id, from) {
+        match self.seen(sending.slot, client_id, from) {
             Seen::New => false,
             Seen::Answered(ack) => {
                 replies.frame(&ack);
@@ -340,7 +364,7 @@ impl Actor {
         &mut self,
         from: ConnId,
         for_store: ForStore,
-        reliable: Option<&(AccountKey, String)>,
+        reliable: Option<&Sending>,
         replies: &mut Replies,
     ) {
         if let Some(reliable) = reliable {
@@ -386,7 +410,6 @@ mod tests {
             message_id,
             delivered: 1,
             statuses: Statuses::new(),
-            waiters: Vec::new(),
         }
     }
 
@@ -453,15 +476,21 @@ mod tests {
         }
     }
 
-    fn key(name: &str) -> (AccountKey, String) {
-        (name.as_bytes().into(), name.to_owned())
+    /// What account `name`'s window makes of `client_id` sent again by
+    /// `from` (new for an account with no window).
+    fn seen_by(resends: &mut Resends, name: &str, client_id: u64, from: ConnId) -> Seen {
+        match resends.places.get(name.as_bytes()).copied() {
+            Some(slot) => resends.seen(slot, client_id, from),
+            None => Seen::New,
+        }
     }
 
     #[test]
     fn a_forgotten_window_gives_its_slot_to_the_next_account_and_the_waiting_find_their_own() {
         let mut resends = Resends::default();
         let mut batch = Routed::default();
-        let (alice, bob, dave) = (key("alice"), key("bob"), key("dave"));
+        let alice = resends.sending(b"alice", "alice".into());
+        let bob = resends.sending(b"bob", "bob".into());
         resends.routed(&alice, &sent(1, 100), 0, &mut batch);
         resends.routed(&bob, &sent(1, 101), 0, &mut batch);
         assert!(resends.stored(100, &[(0, Code::STORED)]).is_none());
@@ -470,19 +499,28 @@ mod tests {
         // along with bob's.
         resends.prune(IDLE_MS, |key| key != b"alice");
         assert!(!resends.has(b"alice"));
+        let dave = resends.sending(b"dave", "dave".into());
         resends.routed(&dave, &sent(1, 102), IDLE_MS, &mut batch);
         assert_eq!(resends.slots.len(), 2, "alice's slot given again");
-        assert!(matches!(resends.seen(b"alice", 1, ConnId(9)), Seen::New));
-        assert!(matches!(resends.seen(b"dave", 1, ConnId(9)), Seen::Waiting));
+        assert!(matches!(
+            seen_by(&mut resends, "alice", 1, ConnId(9)),
+            Seen::New
+        ));
+        assert!(matches!(
+            seen_by(&mut resends, "dave", 1, ConnId(9)),
+            Seen::Waiting
+        ));
         let (waiters, _) = (resends.stored(102, &[(0, Code::DELIVERED)]))
             .expect("dave's message, sent again meanwhile");
         assert_eq!(waiters, vec![ConnId(9)]);
-        let Seen::Answered(ServerFrame::Ack(ack)) = resends.seen(b"dave", 1, ConnId(9)) else {
+        let Seen::Answered(ServerFrame::Ack(ack)) = seen_by(&mut resends, "dave", 1, ConnId(9))
+        else {
             panic!("dave's message is answered");
         };
         assert_eq!(ack.message_id, 102);
         assert!(resends.stored(101, &[(0, Code::STORED)]).is_none());
-        let Seen::Answered(ServerFrame::Ack(ack)) = resends.seen(b"bob", 1, ConnId(9)) else {
+        let Seen::Answered(ServerFrame::Ack(ack)) = seen_by(&mut resends, "bob", 1, ConnId(9))
+        else {
             panic!("bob's message is answered");
         };
         assert_eq!(ack.message_id, 101);

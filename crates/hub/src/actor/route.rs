@@ -19,7 +19,7 @@ use super::acks::Replies;
 use super::delivery::{Delivery, InFlight, Named};
 use super::mailbox::{ForStore, HeldCopies, ToStore};
 use super::receipts::Receipts;
-use super::resend::AccountKey;
+use super::resend::Sending;
 use crate::metrics::Tally;
 use crate::outbox::Pressure;
 use crate::registry::{ConnId, Lookup, Member, Registry};
@@ -50,8 +50,8 @@ impl Actor {
             .map(|sender| Arc::clone(&sender.folded));
         // A reliable session's account (`resend.rs`), once per run.
         let reliable = sender.filter(|sender| sender.reliable()).map(|sender| {
-            let key: AccountKey = sender.nick.folded().into_bytes().into();
-            (key, sender.nick.to_string())
+            let key = sender.nick.folded();
+            (self.resends).sending(key.as_bytes(), sender.nick.to_string())
         });
         let mut replies = Replies::new(ack_runs, sends.len());
         // Room for the whole run in one recipient's buffer (a `MESSAGE` is a
@@ -92,13 +92,13 @@ impl Actor {
         &mut self,
         from: ConnId,
         send: &SendPayload,
-        reliable: Option<&(AccountKey, String)>,
+        reliable: Option<&Sending>,
         permit: &mut InFlight,
         replies: &mut Replies,
     ) {
         // A reliable session's message sent before is answered, not routed.
-        if let Some((key, _)) = reliable
-            && self.resends.answer(key, send.id(), from, replies)
+        if let Some(sending) = reliable
+            && self.resends.answer(sending, send.id(), from, replies)
         {
             return;
         }
