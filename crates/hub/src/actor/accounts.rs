@@ -48,12 +48,18 @@ pub(super) struct Known {
     last_number: Cell<u64>,
 }
 
+/// Every account, by case-folded nickname. Looked up for every stored
+/// copy (its number): hashed with `foldhash`, hashbrown's own default,
+/// seeded at random per map as `SipHash` is and several times faster on
+/// these short keys (the resend windows' map, `resend.rs`, has it too).
+pub(super) type KnownAccounts = HashMap<Vec<u8>, Known, foldhash::fast::RandomState>;
+
 /// The next number for a message stored for `nick` among `known` (0 if it
 /// has no account). Numbers are given in routing order; the store keeps
 /// the last one given with the message, so a restarted hub goes on above
 /// every number a client may have seen (messages reach a reliable session
 /// only once stored).
-pub(super) fn next_number(known: &HashMap<Vec<u8>, Known>, nick: &str) -> u64 {
+pub(super) fn next_number(known: &KnownAccounts, nick: &str) -> u64 {
     // Folded on the stack: this runs for every stored copy.
     let mut folded = [0u8; MAX_NICK_LEN];
     let Some(folded) = folded.get_mut(..nick.len()) else {
@@ -72,7 +78,7 @@ pub(super) fn next_number(known: &HashMap<Vec<u8>, Known>, nick: &str) -> u64 {
 pub(super) struct Accounts {
     pub(super) storage: Option<Storage>,
     /// Every account, by case-folded nickname.
-    pub(super) known: HashMap<Vec<u8>, Known>,
+    pub(super) known: KnownAccounts,
     /// Nicknames whose account is being created (hashed or written).
     creating: HashSet<Vec<u8>>,
     throttle: Throttle,

@@ -10,7 +10,6 @@
 //! message at once.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -25,7 +24,7 @@ use smallvec::SmallVec;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::warn;
 
-use super::accounts::{Known, answer_from_any_thread, next_number, return_answer, send_answer};
+use super::accounts::{KnownAccounts, answer_from_any_thread, next_number, return_answer, send_answer};
 use super::acks::{PendingAck, Replies, Statuses};
 use super::delivery::Named;
 use super::{Actor, encode};
@@ -222,7 +221,7 @@ impl ToStore {
         &mut self,
         message: &MessageView<'a, To>,
         named: &[Named<'_, '_>],
-        known: &HashMap<Vec<u8>, Known>,
+        known: &KnownAccounts,
         owes: Option<&Arc<str>>,
     ) -> HeldCopies
     where

@@ -2,7 +2,7 @@
 //! the names it gives, its `MESSAGE` encoded once and handed to the
 //! delivery, and the sender's replies written in the run's order.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -14,7 +14,7 @@ use compact_str::CompactString;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::Actor;
-use super::accounts::Known;
+use super::accounts::KnownAccounts;
 use super::acks::Replies;
 use super::delivery::{Delivery, InFlight, Named};
 use super::mailbox::{ForStore, HeldCopies, ToStore};
@@ -338,7 +338,7 @@ struct Parts<'a> {
 /// complete, to remember.
 fn for_store(
     to_store: &mut ToStore,
-    known: &HashMap<Vec<u8>, Known>,
+    known: &KnownAccounts,
     owes: Option<&Arc<str>>,
     parts: &Parts<'_>,
     delivery: &Delivery<'_, '_>,
@@ -460,7 +460,7 @@ fn reached_all(named: Option<&[Named<'_, '_>]>, delivered: u32) -> bool {
 /// recipients is short; long ones fall back to a hash set).
 fn resolve<'a, 'r>(
     registry: &'r Registry,
-    known: &'r HashMap<Vec<u8>, Known>,
+    known: &'r KnownAccounts,
     last_found: &mut LastFound,
     names: impl Iterator<Item = Utf8<'a>>,
     count: usize,
@@ -498,7 +498,7 @@ fn resolve<'a, 'r>(
 /// any, so the online paths pay nothing for them.
 fn lookup<'r>(
     registry: &'r Registry,
-    known: &'r HashMap<Vec<u8>, Known>,
+    known: &'r KnownAccounts,
     last_found: &mut LastFound,
     name: &[u8],
 ) -> (Option<(ConnId, &'r Member)>, Option<&'r str>) {
