@@ -98,6 +98,11 @@ impl Replies {
         }
     }
 
+    /// Whether there are no replies so far (nor a run being gathered).
+    pub(super) fn is_empty(&self) -> bool {
+        self.frames.is_empty() && self.open.is_none()
+    }
+
     /// The replies so far, encoded one after another; more may follow.
     pub(super) fn take(&mut self) -> BytesMut {
         self.close();
