@@ -15,8 +15,9 @@
 //!
 //! The same, with receipts (`docs/protocol.md`, section 8.10): every
 //! connection also asks for `CONFIRMS` and `RECEIPTS`, confirms the hub's
-//! id of every data message it receives (one `CONFIRM` per 64 ids, and
-//! what is pending once its socket has been quiet for 5 ms or the run
+//! id of every data message it receives (one `CONFIRM` per 256 ids, as the
+//! client library does, and what is pending once its socket has been quiet
+//! for 5 ms or the run
 //! ends), and gets a receipt for each message it sent once its partner has
 //! confirmed it. Every receipt is checked (`receipts.rs`): it must name the
 //! partner and a message the hub acked to the sender, awaiting its receipt.

@@ -64,7 +64,7 @@ use crate::unacked::Unacked;
 
 /// Ids confirmed by one `CONFIRM`, unless the socket goes quiet first (the
 /// bundled client's batch, `docs/protocol.md` section 8.10).
-pub(crate) const CONFIRM_BATCH: usize = 64;
+pub(crate) const CONFIRM_BATCH: usize = 256;
 
 /// Confirmations pending when the socket has been quiet this long go out.
 pub(crate) const CONFIRM_QUIET: Duration = Duration::from_millis(5);

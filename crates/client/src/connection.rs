@@ -539,7 +539,7 @@ impl Conn {
             return;
         }
         if let Err(error) = self.queue(&ClientFrame::Confirm(ids)) {
-            // 64 ids always fit a frame; left unconfirmed, stored messages
+            // 256 ids always fit a frame; left unconfirmed, stored messages
             // would only come again at the next login, and live ones give
             // no receipt.
             debug!(%error, "cannot encode a CONFIRM");

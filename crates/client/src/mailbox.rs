@@ -207,14 +207,14 @@ mod tests {
     }
 
     #[test]
-    fn confirms_a_large_mailbox_every_64_messages() {
+    fn confirms_a_large_mailbox_every_256_messages() {
         let mut reading = Reading::default();
-        reading.mailbox.announced(150);
-        let confirms = reading.deliver(1..=150);
+        reading.mailbox.announced(600);
+        let confirms = reading.deliver(1..=600);
         let sizes: Vec<usize> = confirms.iter().map(Vec::len).collect();
-        assert_eq!(sizes, [64, 64, 22]);
+        assert_eq!(sizes, [256, 256, 88]);
         let all: Vec<u64> = confirms.concat();
-        assert_eq!(all, (1..=150).collect::<Vec<_>>());
+        assert_eq!(all, (1..=600).collect::<Vec<_>>());
     }
 
     #[test]

@@ -94,7 +94,7 @@ pub struct ClientOptions {
     /// that a sender who asked for [`receipts`](Self::receipts) learns that
     /// this client received it. A message counts as received once it is in
     /// the [`Events`](crate::Events) queue, as a stored message does; the
-    /// client confirms in batches, at most 50 ms or 64 messages after one
+    /// client confirms in batches, at most 50 ms or 256 messages after one
     /// was handed over, and what is left when it quits. Off by default: a
     /// program that reads messages without giving them to anyone should not
     /// say they were received. Stored messages are confirmed either way

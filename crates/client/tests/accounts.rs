@@ -82,7 +82,7 @@ async fn logs_in_with_the_password_and_confirms_the_mailbox_once_handed_over() {
 }
 
 #[tokio::test]
-async fn a_large_mailbox_is_confirmed_every_64_messages() {
+async fn a_large_mailbox_is_confirmed_every_256_messages() {
     let scripted = ScriptedHub::start().await;
     let options = ClientOptions::default().password("correct horse");
     let (connected, mut conn) = tokio::join!(
@@ -90,13 +90,13 @@ async fn a_large_mailbox_is_confirmed_every_64_messages() {
         scripted.accept_granting(options::KNOWN)
     );
     let (_alice, mut events) = connected.unwrap();
-    send_all(&mut conn, [mailbox(100, 0)]).await;
-    send_all(&mut conn, (1..=100).map(|id| stored(id, "m"))).await;
-    assert_eq!(stored_texts(&mut events, 100).await.len(), 100);
+    send_all(&mut conn, [mailbox(300, 0)]).await;
+    send_all(&mut conn, (1..=300).map(|id| stored(id, "m"))).await;
+    assert_eq!(stored_texts(&mut events, 300).await.len(), 300);
     let first = next_request(&mut conn).await;
     let second = next_request(&mut conn).await;
-    assert_eq!(first, ClientFrame::Confirm((1..=64).collect()));
-    assert_eq!(second, ClientFrame::Confirm((65..=100).collect()));
+    assert_eq!(first, ClientFrame::Confirm((1..=256).collect()));
+    assert_eq!(second, ClientFrame::Confirm((257..=300).collect()));
 }
 
 /// A connection lost before the mailbox was confirmed: the hub hands the

@@ -290,38 +290,38 @@ async fn connect(
     (client, events, conn, hello.options.unwrap_or(0))
 }
 
-/// Live messages are confirmed 64 at a time, and what is left after
+/// Live messages are confirmed 256 at a time, and what is left after
 /// 50 ms (the test cannot tell 50 ms from longer, only that they come
 /// without more traffic).
 #[tokio::test]
-async fn live_messages_are_confirmed_in_batches_of_64_or_when_due() {
+async fn live_messages_are_confirmed_in_batches_of_256_or_when_due() {
     let scripted = ScriptedHub::start().await;
     let (_alice, mut events, mut conn, asked) =
         connect(&scripted, confirming(), options::KNOWN).await;
     assert_eq!(asked & options::CONFIRMS, options::CONFIRMS);
     assert_eq!(asked & options::RECEIPTS, 0);
 
-    send_all(&mut conn, (1..=70).map(message)).await;
+    send_all(&mut conn, (1..=270).map(message)).await;
     assert_eq!(
         next_request(&mut conn).await,
-        ClientFrame::Confirm((1..=64).collect())
+        ClientFrame::Confirm((1..=256).collect())
     );
     assert_eq!(
         next_request(&mut conn).await,
-        ClientFrame::Confirm((65..=70).collect())
+        ClientFrame::Confirm((257..=270).collect())
     );
     // The application got them all, in order.
-    for id in 1..=70 {
+    for id in 1..=270 {
         match next_event(&mut events).await {
             Event::Message(message) => assert_eq!(message.id, id),
             other => panic!("expected message {id}, got {other:?}"),
         }
     }
     // One alone goes too.
-    send_all(&mut conn, [message(71)]).await;
+    send_all(&mut conn, [message(271)]).await;
     assert_eq!(
         next_request(&mut conn).await,
-        ClientFrame::Confirm(vec![71])
+        ClientFrame::Confirm(vec![271])
     );
 }
 

@@ -24,7 +24,9 @@ use smallvec::SmallVec;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::warn;
 
-use super::accounts::{KnownAccounts, answer_from_any_thread, next_number, return_answer, send_answer};
+use super::accounts::{
+    KnownAccounts, answer_from_any_thread, next_number, return_answer, send_answer,
+};
 use super::acks::{PendingAck, Replies, Statuses};
 use super::delivery::Named;
 use super::{Actor, encode};
