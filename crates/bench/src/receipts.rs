@@ -588,12 +588,13 @@ mod tests {
     #[tokio::test]
     async fn confirms_go_out_in_batches_and_the_rest_at_the_end() {
         let (mut receipts, mut frames) = connected("b0").await;
-        for id in 0..130 {
+        let batch = CONFIRM_BATCH as u64;
+        for id in 0..2 * batch + 2 {
             receipts.delivered(100 + id, data(id));
         }
         assert!(receipts.pending());
         let tally = receipts.finish();
-        assert_eq!(tally.confirmed, 130);
+        assert_eq!(tally.confirmed, 2 * batch + 2);
         let mut batches = Vec::new();
         while let Some(frame) = frames.next().await {
             let Ok(ClientFrame::Confirm(ids)) = frame else {
@@ -603,9 +604,9 @@ mod tests {
         }
         // The writer task ended, and the connection with it.
         let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
-        assert_eq!(sizes, [64, 64, 2]);
+        assert_eq!(sizes, [CONFIRM_BATCH, CONFIRM_BATCH, 2]);
         let ids: Vec<u64> = batches.concat();
-        assert_eq!(ids, (100..230).collect::<Vec<u64>>());
+        assert_eq!(ids, (100..102 + 2 * batch).collect::<Vec<u64>>());
     }
 
     #[tokio::test]
@@ -649,17 +650,21 @@ mod tests {
             id_base: 0,
             ack_latencies: Arc::new(Mutex::new(Histogram::new(3).unwrap())),
         });
-        for seq in 0..70 {
+        let batch = CONFIRM_BATCH as u64;
+        for seq in 0..batch + 6 {
             receipts.acked(seq, 100 + seq, || 0);
         }
-        for seq in 0..70 {
+        for seq in 0..batch + 6 {
             assert_eq!(receipts.receipt(100 + seq, b"b0", 1_000), Ok(()));
         }
         // A wrong one is confirmed too: the hub ignores what it does not keep.
         assert!(receipts.receipt(5, "é".as_bytes(), 1_001).is_err());
         assert!(receipts.pending());
         let tally = receipts.finish();
-        assert_eq!((tally.receipts, tally.receipts_confirmed), (70, 71));
+        assert_eq!(
+            (tally.receipts, tally.receipts_confirmed),
+            (batch + 6, batch + 7)
+        );
         let mut batches = Vec::new();
         while let Some(frame) = frames.next().await {
             let Ok(ClientFrame::ConfirmReceiptRuns(runs)) = frame else {
@@ -667,7 +672,7 @@ mod tests {
             };
             batches.push(runs);
         }
-        // 64 receipts a batch, as runs: 100-163, then 164-169 and the
+        // A batch of receipts, as runs: 100 on, then the next 6 and the
         // wrong one, a run of its own.
         let runs: Vec<Vec<(u64, u32, &str)>> = (batches.iter())
             .map(|runs| {
@@ -678,7 +683,10 @@ mod tests {
             .collect();
         assert_eq!(
             runs,
-            [vec![(100, 64, "b0")], vec![(164, 6, "b0"), (5, 1, "é")]]
+            [
+                vec![(100, CONFIRM_BATCH as u32, "b0")],
+                vec![(100 + batch, 6, "b0"), (5, 1, "é")]
+            ]
         );
     }
 
