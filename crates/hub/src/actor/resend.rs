@@ -256,19 +256,20 @@ impl Resends {
     ) {
         let (client_id, message_id) = (message.client_id, message.message_id);
         let (delivered, statuses) = (message.delivered, &message.statuses);
-        let Some(window) = self.slots.get_mut(*slot) else {
-            return;
-        };
-        window.last_ms = now_ms;
-        let position = window.push(
-            client_id,
-            Outcome {
-                message_id,
-                delivered,
-                statuses: statuses.clone(),
-            },
-        );
-        self.waiting.insert(message_id, (*slot, position));
+        // The slot is the run's (`sending`): always there. Were it not,
+        // the message is still recorded in the store, only not in memory.
+        if let Some(window) = self.slots.get_mut(*slot) {
+            window.last_ms = now_ms;
+            let position = window.push(
+                client_id,
+                Outcome {
+                    message_id,
+                    delivered,
+                    statuses: statuses.clone(),
+                },
+            );
+            self.waiting.insert(message_id, (*slot, position));
+        }
         // As the store answers them: a copy stored is `STORED` even if its
         // reliable session then had it at once.
         let statuses =
