@@ -314,14 +314,8 @@ impl Actor {
         if !held.is_empty() {
             self.held.insert(message_id, held);
         }
-        // Nearly always none for a reliable session's run, whose every
-        // `ACK` waits: then nothing is split off the buffer (a split of
-        // nothing still shares the buffer, an atomic increment and
-        // decrement for each message).
-        if !replies.is_empty() {
-            let earlier = replies.take();
-            self.reply(from, earlier);
-        }
+        let earlier = replies.take();
+        self.reply(from, earlier);
         self.acks.wait(
             from,
             PendingAck::new(client_id, message_id, delivered, statuses),
