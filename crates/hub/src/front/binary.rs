@@ -29,8 +29,26 @@ use tokio::time::Instant;
 
 use crate::Hub;
 
-/// The most `SEND`s one command carries to the actor.
-const MAX_GATHER: usize = 64;
+/// How much one command carries to the actor, in `SEND`s to named users:
+/// 256 of them, or 64 to everyone (each counts [`BROADCAST_WEIGHT`]).
+/// A message to named users is a step of the actor's; a broadcast is a
+/// write to every queue, so a burst of them is bounded as before (64)
+/// and holds the actor no longer. 256 named `SEND`s a command rather than
+/// 64 (the bound for every `SEND` before): fewer commands, wakes and
+/// permits for each message, measured side by side in `docs/performance.md`.
+const MAX_GATHER: usize = 256;
+
+/// What a `SEND` to everyone counts against [`MAX_GATHER`].
+const BROADCAST_WEIGHT: usize = 4;
+
+/// What `send` counts against [`MAX_GATHER`].
+fn weight(send: &SendPayload) -> usize {
+    if send.recipients().is_some() {
+        1
+    } else {
+        BROADCAST_WEIGHT
+    }
+}
 
 /// Serves one accepted connection until it ends. `slot` is its place under
 /// the hub's limit of unregistered connections.
@@ -153,8 +171,9 @@ async fn read_frames<R: AsyncRead + Unpin>(
 /// slot of the actor's queue rather than one per message, and one
 /// permit. Gathering stops at the first frame that is not a `SEND` (or
 /// does not decode), which is left in `held`, at one that the in-flight
-/// budget has no room for, which waits in `held` as usual, and at
-/// [`MAX_GATHER`]. Nothing is read from the socket for it.
+/// budget has no room for, which waits in `held` as usual, and at one
+/// past [`MAX_GATHER`], which waits in `held` for the next command.
+/// Nothing is read from the socket for it.
 async fn send_buffered<R: AsyncRead + Unpin>(
     connection: &mut Connection,
     first: SendPayload,
@@ -165,6 +184,7 @@ async fn send_buffered<R: AsyncRead + Unpin>(
         Ok(permit) => permit,
         Err(outcome) => return outcome,
     };
+    let mut load = weight(&first);
     // `first` alone, until a second comes.
     let mut first = Some(first);
     let mut sends = Vec::new();
@@ -173,7 +193,7 @@ async fn send_buffered<R: AsyncRead + Unpin>(
     // are counted against it and taken in one go, not one by one.
     let mut room = connection.permits.available_permits();
     let mut cost = 0;
-    while sends.len() < MAX_GATHER {
+    while load < MAX_GATHER {
         let next = match buffered(reader) {
             Ok(Some(Request::Send(send))) => send,
             Ok(Some(other)) => {
@@ -186,6 +206,11 @@ async fn send_buffered<R: AsyncRead + Unpin>(
                 break;
             }
         };
+        let heavier = load + weight(&next);
+        if heavier > MAX_GATHER {
+            *held = Some(Ok(Request::Send(next)));
+            break;
+        }
         let more = connection.budget.cost(&next) as usize;
         if cost + more > room {
             room = connection.permits.available_permits();
@@ -195,8 +220,11 @@ async fn send_buffered<R: AsyncRead + Unpin>(
             }
         }
         cost += more;
+        load = heavier;
         if let Some(first) = first.take() {
-            sends.reserve_exact(MAX_GATHER);
+            // Room for a run like its first: a run of broadcasts is
+            // bounded at a quarter as many.
+            sends.reserve_exact(MAX_GATHER / weight(&first));
             sends.push(first);
         }
         sends.push(next);
