@@ -376,7 +376,7 @@ fn stored_copies(
         .iter()
         .map(|named| {
             let status = named.offline.is_none().then_some(named.status);
-            (shared(named.name), status)
+            (given_name(named.name), status)
         })
         .collect();
     ForStore {
@@ -400,7 +400,7 @@ fn remembered(
     let statuses = (named.iter().copied().flatten())
         .map(|named| (named.name, named.status))
         .chain(failures.iter().copied())
-        .map(|(name, status)| (shared(name), Some(status)))
+        .map(|(name, status)| (given_name(name), Some(status)))
         .collect();
     ForStore {
         client_id,
@@ -414,7 +414,7 @@ fn remembered(
 
 /// A recipient's name as its sender gave it, for an `ACK` that waits: the
 /// pending `ACK` and a reliable session's resend window each hold a copy.
-fn shared(name: Utf8<'_>) -> CompactString {
+fn given_name(name: Utf8<'_>) -> CompactString {
     // Always UTF-8 (checked again: the hub has no `unsafe`), so it is
     // copied once, straight into place.
     match std::str::from_utf8(name.as_bytes()) {
