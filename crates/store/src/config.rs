@@ -48,6 +48,16 @@ pub struct StoreConfig {
     /// raised while running ([`Store::set_max_db_bytes`](crate::Store::set_max_db_bytes)).
     /// The tests use it to fill a "disk" quickly.
     pub max_db_bytes: Option<u64>,
+    /// Whether the reliable path's batches (held copies, kept receipts,
+    /// releases) go to the batch log, a log of the store's own in
+    /// `batch-log/` (default off while it is being finished: the sent
+    /// records are still rows of SQLite). Off, they are rows of SQLite, as
+    /// before. A batch log left by a crash is handed over to the tables at
+    /// open either way (`docs/durability.md`).
+    pub batch_log: bool,
+    /// The batch log's segment files, in bytes (default 16 MiB): each is
+    /// written over once nothing in it is needed.
+    pub batch_log_segment_bytes: u64,
 }
 
 /// The default data directory, relative to the daemon's working directory.
@@ -65,6 +75,8 @@ impl StoreConfig {
             read_queue: 256,
             group_max: 1_024,
             max_db_bytes: None,
+            batch_log: true,
+            batch_log_segment_bytes: 16 << 20,
         }
     }
 

@@ -53,6 +53,7 @@ use crate::kept_receipts::KeptReceipts;
 use crate::receipt_log::{BatchedReceipt, ReceiptBatch, ReceiptLog};
 use crate::release_log::{Closed, Kind, ReleaseLog};
 use crate::sent_log;
+use crate::settling;
 
 /// The undo records' room kept between groups once the writer has been
 /// idle a while (four chunks: 1 MiB at 64 bytes a record).
@@ -378,6 +379,9 @@ pub(crate) struct MailIndex {
     releases: ReleaseLog,
     /// The next row of `sent_batches`.
     next_sent_row: i64,
+    /// The batches the current group added, to be told the batch log's
+    /// segment its frame went to ([`place`](Self::place)).
+    placed: Vec<(Kind, i64)>,
 }
 
 impl MailIndex {
@@ -491,6 +495,7 @@ impl MailIndex {
             journal: Journal::after(journal_row),
             releases: ReleaseLog::default(),
             next_sent_row: sent_row + 1,
+            placed: Vec::new(),
         })
     }
 
@@ -515,6 +520,7 @@ impl MailIndex {
     pub(crate) fn add_batch(&mut self, row: i64, batch: Batch) {
         self.journal.add(row, batch, Instant::now());
         self.undo.push(Undo::BatchAdded { row });
+        self.placed.push((Kind::Copy, row));
     }
 
     /// Takes out the journal's batch `row` to settle it. The caller hands
@@ -751,7 +757,25 @@ impl MailIndex {
     /// Ends the current group's batch of receipts: its row and blob, to
     /// write in the group's transaction, if it is to be written.
     pub(crate) fn close_receipts(&mut self) -> Option<(i64, &[u8])> {
-        self.receipt_log.close(Instant::now())
+        let closed = self.receipt_log.close(Instant::now());
+        if let Some((row, _)) = closed {
+            self.placed.push((Kind::Receipt, row));
+        }
+        closed
+    }
+
+    /// The group's frame went to segment `segment` of the batch log: the
+    /// batches it added are held there.
+    pub(crate) fn place(&mut self, segment: u64) {
+        for (kind, row) in self.placed.drain(..) {
+            let blob = match kind {
+                Kind::Copy => self.journal.blob_mut(row),
+                Kind::Receipt => self.receipt_log.blob_mut(row),
+            };
+            if let Some(blob) = blob {
+                blob.segment = segment;
+            }
+        }
     }
 
     /// The receipt log's rows to settle now (`all`: every one).
@@ -876,10 +900,18 @@ impl MailIndex {
         }
     }
 
-    /// The group's transaction committed: its changes stand.
-    pub(crate) fn commit(&mut self) {
+    /// The group's transaction committed: its changes stand. Answers the
+    /// batch log's segments that held the batches it settled or deleted,
+    /// one for each (each to be released).
+    pub(crate) fn commit(&mut self) -> Vec<u64> {
         self.undo.clear();
-        self.owned.clear();
+        self.placed.clear();
+        let gone = self.owned.drain(..).filter_map(|owned| match owned {
+            Owned::Batch(batch) => Some(settling::Batch::blob(&*batch).segment),
+            Owned::ReceiptBatch(batch) => Some(settling::Batch::blob(&*batch).segment),
+            _ => None,
+        });
+        gone.filter(|segment| *segment != 0).collect()
     }
 
     /// Whether the undo records hold more room than is kept between
@@ -904,6 +936,7 @@ impl MailIndex {
     /// first.
     pub(crate) fn roll_back(&mut self) {
         self.releases.drop_pending();
+        self.placed.clear();
         while let Some(undo) = self.undo.pop() {
             self.undo_one(undo);
         }

@@ -8,12 +8,16 @@ use tokio::sync::oneshot;
 
 use crate::StoreError;
 use crate::index::MailIndex;
+use crate::logged::Logged;
 
 /// What a write works on: the group's transaction, and the mailboxes'
 /// index, whose changes are undone if the transaction is rolled back.
 pub(crate) struct Txn<'a> {
     pub(crate) conn: &'a Connection,
     pub(crate) index: &'a mut MailIndex,
+    /// The batch log, when the reliable path's batches go there
+    /// (`logged.rs`).
+    pub(crate) logged: Option<&'a mut Logged>,
 }
 
 /// What the writer's queue carries.

@@ -15,6 +15,9 @@
 //!   replays committed frames and ignores a torn tail.
 //! - Answers sent only after `COMMIT` has returned (`writer.rs`): group commit
 //!   shares one fsync among many writes but answers none of them early.
+//! - The reliable path's batches in the batch log (`logged.rs`): a group's
+//!   frame is fsync'd before its `COMMIT`, and recovery takes it only if
+//!   that `COMMIT` happened.
 //! - One process per data directory (`lock.rs`).
 //!
 //! The crash test (`tests/crash.rs`) kills a writing process with `kill -9`
@@ -47,6 +50,8 @@
 //! | `store.rs` | the [`Store`] handle: opening, handing requests over, the traits' SQLite implementation |
 //! | `backend.rs` | the [`MailStore`] and [`AccountStore`] traits and the contract every backend keeps |
 //! | `writer.rs` | the writer thread's group commit, and the reader thread |
+//! | `batch_log/` | a log of the store's own: checksummed frames in segment files that are reused |
+//! | `logged.rs` | the reliable path's batches in the batch log, and their hand-over to the tables at open |
 //! | `jobs.rs` | requests as the threads see them: work on a connection and the oneshot to answer on |
 //! | `queries.rs` | every SQL statement, one function each |
 //! | `schema.rs` | the migrations and the connections' durability settings |
@@ -90,6 +95,7 @@
 
 mod account;
 mod backend;
+mod batch_log;
 mod blob;
 mod checkpoint;
 mod chunked_stack;
@@ -101,6 +107,7 @@ mod jobs;
 mod journal;
 mod kept_receipts;
 mod lock;
+mod logged;
 mod message;
 mod pending;
 mod queries;

@@ -14,6 +14,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use crate::index::{Entries, KeptRow, MailIndex, Place, ReceiptRow, RecentNames, SentPlace, Slot};
 use crate::jobs::Txn;
 use crate::journal::{Batch, INSERT_COPY, JournalCopy, insert_copy};
+use crate::logged;
 use crate::message::fold;
 use crate::receipt_log::{BatchedReceipt, ReceiptBatch};
 use crate::release_log;
@@ -284,13 +285,24 @@ pub(crate) fn store<'a>(
         };
         outcomes.push(outcome);
     }
-    if !held.is_empty() {
+    let logged_held = !held.is_empty() && tx.logged.is_some();
+    if let Some(logged) = tx.logged.as_deref_mut() {
+        if let Some(last) = last {
+            logged.note_id(last);
+        }
+        if !held.is_empty() {
+            logged.stage(logged::JOURNAL, journal_row, held.blob());
+        }
+    } else if !held.is_empty() {
         tx.conn
             .prepare_cached("INSERT INTO journal (seq, ts_ms, copies) VALUES (?1, ?2, ?3)")?
             .execute(params![journal_row, held_newest, held.blob()])?;
+    }
+    if !held.is_empty() {
         tx.index.add_batch(journal_row, held);
     }
-    if let Some(last) = last {
+    // The batch log's frame carries the last id (`logged.rs`).
+    if let Some(last) = last.filter(|_| !logged_held) {
         tx.conn
             .prepare_cached(
                 "UPDATE hub_state SET value = max(value, ?1) WHERE key = 'last_message_id'",
@@ -516,12 +528,20 @@ pub(crate) fn settle(tx: &mut Txn<'_>, all: bool) -> rusqlite::Result<()> {
 /// has one to write: run last in every group commit.
 pub(crate) fn finish(tx: &mut Txn<'_>) -> rusqlite::Result<()> {
     if let Some((row, blob)) = tx.index.close_receipts() {
-        tx.conn
-            .prepare_cached("INSERT INTO receipt_batches (seq, receipts) VALUES (?1, ?2)")?
-            .execute(params![row, blob])?;
+        if let Some(logged) = tx.logged.as_deref_mut() {
+            logged.stage(logged::RECEIPTS, row, blob);
+        } else {
+            tx.conn
+                .prepare_cached("INSERT INTO receipt_batches (seq, receipts) VALUES (?1, ?2)")?
+                .execute(params![row, blob])?;
+        }
     }
     if let Some((row, blob)) = tx.index.close_releases() {
-        release_log::write(tx.conn, row, &blob)?;
+        if let Some(logged) = tx.logged.as_deref_mut() {
+            logged.stage(logged::RELEASES, row, &blob);
+        } else {
+            release_log::write(tx.conn, row, &blob)?;
+        }
     }
     Ok(())
 }
@@ -530,7 +550,11 @@ pub(crate) fn finish(tx: &mut Txn<'_>) -> rusqlite::Result<()> {
 /// that named nothing else still held.
 fn unname(tx: &mut Txn<'_>, releases: &[i64]) -> rusqlite::Result<()> {
     for row in tx.index.unname(releases) {
-        release_log::delete(tx.conn, row)?;
+        // A release log's entry in the batch log needs no deleting: it
+        // goes with its segment.
+        if tx.logged.is_none() {
+            release_log::delete(tx.conn, row)?;
+        }
     }
     Ok(())
 }
@@ -569,8 +593,12 @@ fn settle_receipt_batch(tx: &mut Txn<'_>, row: i64, batch: &ReceiptBatch) -> rus
             }
         }
     }
-    conn.prepare_cached("DELETE FROM receipt_batches WHERE seq = ?1")?
-        .execute([row])?;
+    if tx.logged.is_none() {
+        conn.prepare_cached("DELETE FROM receipt_batches WHERE seq = ?1")?
+            .execute([row])?;
+    } else if !batch.is_spent() {
+        logged::settled(conn, "batch_log_receipts", row)?;
+    }
     Ok(())
 }
 
@@ -610,8 +638,12 @@ fn settle_batch(tx: &mut Txn<'_>, row: i64, batch: &Batch) -> rusqlite::Result<(
             }
         }
     }
-    conn.prepare_cached("DELETE FROM journal WHERE seq = ?1")?
-        .execute([row])?;
+    if tx.logged.is_none() {
+        conn.prepare_cached("DELETE FROM journal WHERE seq = ?1")?
+            .execute([row])?;
+    } else if !batch.is_spent() {
+        logged::settled(conn, "batch_log_journal", row)?;
+    }
     Ok(())
 }
 

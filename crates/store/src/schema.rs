@@ -315,6 +315,21 @@ CREATE TABLE releases (
 ) STRICT;
 ";
 
+/// Version 16: what the batch log (`batch_log/`, `logged.rs`) has handed
+/// over to the tables: `batch_log_lsn`, the last of its groups written into
+/// them when the store opened; `batch_log_journal` and
+/// `batch_log_receipts`, the newest batch of the journal and of the
+/// receipt log settled from it (settled oldest first, so every batch up to
+/// it is settled or needed no more); `batch_log_sql`, the last group with
+/// writes to the tables as well whose transaction committed.
+const V16: &str = "
+INSERT INTO hub_state (key, value) VALUES
+    ('batch_log_lsn', 0),
+    ('batch_log_journal', 0),
+    ('batch_log_receipts', 0),
+    ('batch_log_sql', 0);
+";
+
 /// Every migration, oldest first.
 pub(crate) fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -333,6 +348,7 @@ pub(crate) fn migrations() -> Migrations<'static> {
         M::up(V13),
         M::up(V14),
         M::up(V15),
+        M::up(V16),
     ])
 }
 
@@ -429,7 +445,7 @@ mod tests {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .unwrap();
-        assert_eq!(version, 15);
+        assert_eq!(version, 16);
         let tables: Vec<String> = conn
             .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
             .unwrap()

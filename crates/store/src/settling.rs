@@ -18,6 +18,9 @@ pub(crate) struct Blob {
     /// The rows of the release log (`release_log.rs`) that name its items
     /// needed no more: each is told when the batch goes.
     pub(crate) releases: Vec<i64>,
+    /// The batch log's segment that holds it (`batch_log/`), once its
+    /// group has committed there (0: it is a row of SQLite).
+    pub(crate) segment: u64,
 }
 
 impl Blob {

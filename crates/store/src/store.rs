@@ -16,6 +16,7 @@ use crate::index::{Entries, MailIndex};
 use crate::jobs::{IndexedRead, Read, Request, Then, Txn, Write, WriteJob};
 use crate::journal;
 use crate::lock::DirLock;
+use crate::logged;
 use crate::message::check_i64;
 use crate::queries::{self, Quota};
 use crate::receipt_log;
@@ -115,11 +116,27 @@ impl Store {
         // and receipts it left in the receipt log to `receipts`: those the
         // release log names as confirmed are left out. Then the release
         // log is emptied (until then, a crash here recovers the same).
+        // What a crash left in the batch log is handed to those tables
+        // before anything else (`logged.rs`).
+        let (logged, marks) = logged::recover(
+            &config.data_dir,
+            config.batch_log_segment_bytes,
+            &conn,
+            config.batch_log,
+        )
+        .map_err(|source| StoreError::DataDir {
+            dir: config.data_dir.join(logged::DIR),
+            source,
+        })?;
         let released = release_log::Released::read(&conn).map_err(open_error)?;
         let journal_row = journal::recover(&conn, &released).map_err(open_error)?;
         let receipt_row = receipt_log::recover(&conn, &released).map_err(open_error)?;
         release_log::clear(&conn).map_err(open_error)?;
-        let rows = (journal_row, receipt_row);
+        // Batches settled from the batch log are never numbered again.
+        let rows = (
+            journal_row.max(marks.journal_row),
+            receipt_row.max(marks.receipt_row),
+        );
         let index = MailIndex::load(&conn, rows).map_err(|source| StoreError::Open {
             path: path.clone(),
             source,
@@ -142,6 +159,8 @@ impl Store {
             group_max: config.group_max.max(1),
             checkpoints,
             stats: stats.clone(),
+            logged,
+            frames: 0,
         };
         let writer = spawn("chinwag-store-writer", move || writer.run())?;
         let reader = spawn("chinwag-store-reader", move || {

@@ -45,6 +45,7 @@ use tracing::{debug, error, warn};
 use crate::checkpoint::Checkpoints;
 use crate::index::MailIndex;
 use crate::jobs::{ReadJob, Request, Txn, WriteJob};
+use crate::logged::{self, Logged};
 use crate::queries;
 use crate::{StoreError, StoreStats};
 
@@ -71,6 +72,12 @@ pub(crate) struct Writer {
     /// Commit latencies and failures, for the handles' `stats` (locked once
     /// per group commit).
     pub(crate) stats: Arc<Mutex<StoreStats>>,
+    /// The batch log, when the reliable path's batches go there
+    /// (`logged.rs`).
+    pub(crate) logged: Option<Logged>,
+    /// Frames written to the batch log (for whether a group wrote
+    /// anything).
+    pub(crate) frames: u64,
 }
 
 impl Writer {
@@ -100,6 +107,12 @@ impl Writer {
         // sends their confirmed receipts again.
         if let Err(error) = self.commit(&mut [], true) {
             warn!(%error, "could not settle the journal and the receipts at close");
+        } else if let Some(logged) = &self.logged {
+            // Nothing in the batch log is needed now: the next open reads
+            // none of it.
+            if let Err(error) = logged::closed(&self.conn, logged.last_lsn()) {
+                warn!(%error, "could not mark the batch log read at close");
+            }
         }
     }
 
@@ -168,6 +181,7 @@ impl Writer {
         }
         if !writes.is_empty() {
             let changes_before = self.conn.total_changes();
+            let frames_before = self.frames;
             let started = Instant::now();
             let committed = self.commit(&mut writes, false).map_err(|error| {
                 error!(%error, writes = writes.len(), "store commit failed; rolled back");
@@ -182,7 +196,9 @@ impl Writer {
                 stats.commits.record(took);
                 // A commit that changed no row (an hourly sweep with nothing
                 // to sweep) says nothing about whether the disk takes data.
-                if committed.is_err() || self.conn.total_changes() > changes_before {
+                let wrote =
+                    self.conn.total_changes() > changes_before || self.frames > frames_before;
+                if committed.is_err() || wrote {
                     stats.writable = committed.is_ok();
                 }
                 stats.failed_commits += u64::from(committed.is_err());
@@ -217,20 +233,55 @@ impl Writer {
         settle_all: bool,
     ) -> rusqlite::Result<()> {
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let changes_before = self.conn.total_changes();
         let mut tx = Txn {
             conn: &self.conn,
             index: &mut self.index,
+            logged: self.logged.as_mut(),
         };
         // Receipts that waited long enough for their owners' confirmation
         // are written first (`index.rs`).
-        let result = queries::settle(&mut tx, settle_all)
+        let mut result = queries::settle(&mut tx, settle_all)
             .and_then(|()| writes.iter_mut().try_for_each(|job| job.run(&mut tx)))
-            .and_then(|()| queries::finish(&mut tx))
-            .and_then(|()| self.conn.execute_batch("COMMIT"));
+            .and_then(|()| queries::finish(&mut tx));
+        // The batch log's frame first, then SQLite's commit: a group is
+        // answered once both are on disk, and if SQLite's fails, the frame
+        // is taken back (`logged.rs`).
+        let mut framed = None;
+        if let (Ok(()), Some(logged)) = (&result, self.logged.as_mut())
+            && logged.has_frame()
+            && self.conn.total_changes() > changes_before
+        {
+            result = logged.with_tables(&self.conn);
+        }
+        if let (Ok(()), Some(logged)) = (&result, self.logged.as_mut()) {
+            match logged.commit() {
+                Ok(frame) => framed = frame,
+                Err(error) => result = Err(logged::failure(&error)),
+            }
+        }
         if result.is_ok() {
-            self.index.commit();
+            result = self.conn.execute_batch("COMMIT");
+            if let (Err(_), Some(logged), Some(frame)) = (&result, self.logged.as_mut(), framed) {
+                logged.revoke(frame);
+            }
+        }
+        if result.is_ok() {
+            if let Some(frame) = framed {
+                self.index.place(frame.segment);
+                self.frames += 1;
+            }
+            let gone = self.index.commit();
+            if let Some(logged) = self.logged.as_mut() {
+                for segment in gone {
+                    logged.release(segment);
+                }
+            }
         } else {
             self.index.roll_back();
+            if let Some(logged) = self.logged.as_mut() {
+                logged.discard();
+            }
         }
         // SQLite rolls some failures back by itself (a full disk can); roll
         // back whatever it left open.

@@ -61,11 +61,18 @@ const BATCH: u64 = 5;
 /// or the migration, and most during the writes.
 const MAX_RUN: Duration = Duration::from_millis(400);
 
-fn config(dir: &Path) -> StoreConfig {
+/// Set in the writer's environment when the batches are to be rows of
+/// SQLite rather than in the batch log.
+const TABLES_VAR: &str = "CHINWAG_STORE_CRASH_TABLES";
+
+/// `tables`: the reliable path's batches as rows of SQLite
+/// (`StoreConfig::batch_log` off).
+fn config(dir: &Path, tables: bool) -> StoreConfig {
     StoreConfig {
         // The writer is killed long before it could fill these.
         mailbox_max_messages: 10_000_000,
         mailbox_max_bytes: 1 << 40,
+        batch_log: !tables,
         ..StoreConfig::new(dir)
     }
 }
@@ -76,13 +83,25 @@ fn recipient(id: u64) -> &'static str {
 
 #[test]
 fn crash_20_rounds() {
-    crash_rounds(20);
+    crash_rounds(20, false);
+}
+
+/// The same with the batches as rows of SQLite.
+#[test]
+fn crash_20_rounds_tables() {
+    crash_rounds(20, true);
 }
 
 #[test]
 #[ignore = "500 kill -9 rounds, a few minutes: run by hand or in a soak job"]
 fn crash_500_rounds() {
-    crash_rounds(500);
+    crash_rounds(500, false);
+}
+
+#[test]
+#[ignore = "500 kill -9 rounds, a few minutes: run by hand or in a soak job"]
+fn crash_500_rounds_tables() {
+    crash_rounds(500, true);
 }
 
 /// The writer's role, when re-executed by [`crash_rounds`].
@@ -98,7 +117,8 @@ fn crash_writer() {
         eprintln!("crash writer: {info}");
         std::process::exit(101);
     }));
-    let store = support::open(&config(Path::new(&dir)));
+    let tables = std::env::var_os(TABLES_VAR).is_some();
+    let store = support::open(&config(Path::new(&dir), tables));
     for nick in RECIPIENTS.into_iter().chain([HELD_TO]) {
         match support::accounts_result(&store, nick) {
             Ok(()) | Err(StoreError::AccountExists) => {}
@@ -217,7 +237,7 @@ impl Rng {
     }
 }
 
-fn crash_rounds(rounds: u32) {
+fn crash_rounds(rounds: u32, tables: bool) {
     let seed = std::env::var(SEED_VAR)
         .ok()
         .and_then(|seed| seed.parse().ok())
@@ -236,9 +256,9 @@ fn crash_rounds(rounds: u32) {
     let (mut held_total, mut confirmed_total, mut forgot_total, mut held_found) = (0, 0, 0, 0);
     for round in 0..rounds {
         let run_for = Duration::from_millis(rng.below(MAX_RUN.as_millis() as u64));
-        let printed = run_writer_and_kill(dir.path(), run_for);
+        let printed = run_writer_and_kill(dir.path(), run_for, tables);
         let acked = &printed.acked;
-        let (found, held) = check_acked(dir.path(), &printed)
+        let (found, held) = check_acked(dir.path(), &printed, tables)
             .unwrap_or_else(|problem| panic!("round {round} (seed {seed}): {problem}"));
         acked_total += acked.len();
         extra_total += found - acked.len();
@@ -297,7 +317,7 @@ impl Printed {
 
 /// Starts a writer on `dir`, kills it with SIGKILL after `run_for`, and
 /// returns what it printed.
-fn run_writer_and_kill(dir: &Path, run_for: Duration) -> Printed {
+fn run_writer_and_kill(dir: &Path, run_for: Duration, tables: bool) -> Printed {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -307,6 +327,7 @@ fn run_writer_and_kill(dir: &Path, run_for: Duration) -> Printed {
         ])
         .args(["--test-threads", "1"])
         .env(DIR_VAR, dir)
+        .envs(tables.then_some((TABLES_VAR, "1")))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -335,9 +356,9 @@ fn run_writer_and_kill(dir: &Path, run_for: Duration) -> Printed {
 /// and intact, and the reliable session's copies and receipts
 /// ([`check_held`]); confirms everything found, so the next round starts
 /// small. Returns how many messages were found, and held copies.
-fn check_acked(dir: &Path, printed: &Printed) -> Result<(usize, usize), String> {
+fn check_acked(dir: &Path, printed: &Printed, tables: bool) -> Result<(usize, usize), String> {
     let acked = &printed.acked;
-    let store = match chinwag_store::Store::open(&config(dir)) {
+    let store = match chinwag_store::Store::open(&config(dir, tables)) {
         Ok(store) => store,
         Err(error) => return Err(format!("reopening after kill -9: {error}")),
     };

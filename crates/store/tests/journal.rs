@@ -2,6 +2,9 @@
 //! are online, one row per batch, on real database files. What reaches
 //! `mailbox` as rows of their own is only what was not confirmed in time;
 //! a crash with batches unsettled delivers their unconfirmed copies again.
+//!
+//! These are the batches as rows of SQLite (`StoreConfig::batch_log` off),
+//! whose rows the tests count; `batch_log.rs` has them in the batch log.
 
 mod support;
 
@@ -11,6 +14,14 @@ use chinwag_store::{
     AccountStore, KeptReceipt, MailStore, Routed, Store, StoreConfig, StoreOutcome, StoredMessage,
 };
 use support::{T0, message, open, open_with};
+
+/// The store's defaults in `dir`, with the batches as rows of SQLite.
+fn tables(dir: &Path) -> StoreConfig {
+    StoreConfig {
+        batch_log: false,
+        ..StoreConfig::new(dir)
+    }
+}
 
 /// Rows in `table` of the database in `dir`.
 fn rows(dir: &Path, table: &str) -> i64 {
@@ -41,7 +52,7 @@ fn store_routed(store: &Store, routed: Routed) -> Vec<StoreOutcome> {
 #[test]
 fn held_copies_are_one_row_and_only_the_unconfirmed_become_mailbox_rows() {
     let dir = tempfile::tempdir().unwrap();
-    let config = StoreConfig::new(dir.path());
+    let config = tables(dir.path());
     let bob: Vec<_> = (1..=4).map(|id| numbered("Bob", id, id)).collect();
     {
         let store = open_with(&config, &["Bob", "carol"]);
@@ -104,7 +115,7 @@ fn held_copies_are_one_row_and_only_the_unconfirmed_become_mailbox_rows() {
 fn a_crash_with_a_batch_unsettled_delivers_its_unconfirmed_copies_again() {
     let dir = tempfile::tempdir().unwrap();
     let crashed = tempfile::tempdir().unwrap();
-    let config = StoreConfig::new(dir.path());
+    let config = tables(dir.path());
     let bob: Vec<_> = (1..=3).map(|id| numbered("bob", id, id)).collect();
     {
         let store = open_with(&config, &["bob"]);
@@ -125,7 +136,7 @@ fn a_crash_with_a_batch_unsettled_delivers_its_unconfirmed_copies_again() {
         ),
         (1, 1)
     );
-    let store = open(&StoreConfig::new(crashed.path()));
+    let store = open(&tables(crashed.path()));
     assert_eq!(mailbox(&store, "bob"), bob[1..]);
     drop(store);
     assert_eq!(
@@ -145,7 +156,7 @@ fn a_crash_with_a_batch_unsettled_delivers_its_unconfirmed_copies_again() {
 #[test]
 fn a_receipt_for_a_held_copy_is_kept_apart_and_written_when_settled() {
     let dir = tempfile::tempdir().unwrap();
-    let config = StoreConfig::new(dir.path());
+    let config = tables(dir.path());
     let tables = |dir: &Path| {
         (
             rows(dir, "journal"),
@@ -190,7 +201,7 @@ fn a_receipt_for_a_held_copy_is_kept_apart_and_written_when_settled() {
 #[test]
 fn held_copies_released_keep_only_the_receipts_named() {
     let dir = tempfile::tempdir().unwrap();
-    let config = StoreConfig::new(dir.path());
+    let config = tables(dir.path());
     {
         let store = open_with(&config, &["amy", "bob"]);
         let mut routed = Routed::new();
@@ -234,7 +245,7 @@ fn held_copies_released_keep_only_the_receipts_named() {
 fn a_crash_with_receipts_in_their_batch_keeps_every_one() {
     let dir = tempfile::tempdir().unwrap();
     let crashed = tempfile::tempdir().unwrap();
-    let config = StoreConfig::new(dir.path());
+    let config = tables(dir.path());
     {
         let store = open_with(&config, &["amy", "bob"]);
         let mut routed = Routed::new();
@@ -259,7 +270,7 @@ fn a_crash_with_receipts_in_their_batch_keeps_every_one() {
         }
     }
     assert_eq!(rows(crashed.path(), "receipt_batches"), 1);
-    let store = open(&StoreConfig::new(crashed.path()));
+    let store = open(&tables(crashed.path()));
     // The journal's batch was not settled: its unconfirmed copy is
     // delivered again (`a_crash_with_a_batch_unsettled_...` above).
     let ids: Vec<u64> = mailbox(&store, "bob").iter().map(|m| m.id).collect();
@@ -278,7 +289,7 @@ fn a_crash_with_receipts_in_their_batch_keeps_every_one() {
 #[test]
 fn deleting_an_account_takes_its_held_copies_and_keeps_the_others() {
     let dir = tempfile::tempdir().unwrap();
-    let config = StoreConfig::new(dir.path());
+    let config = tables(dir.path());
     let store = open_with(&config, &["bob", "carol"]);
     let mut routed = Routed::new();
     routed.copy_held(&numbered("bob", 1, 1));
@@ -299,7 +310,7 @@ fn deleting_an_account_takes_its_held_copies_and_keeps_the_others() {
 #[test]
 fn a_batch_confirmed_whole_goes_with_the_next_commit() {
     let dir = tempfile::tempdir().unwrap();
-    let config = StoreConfig::new(dir.path());
+    let config = tables(dir.path());
     let store = open_with(&config, &["bob"]);
     let mut routed = Routed::new();
     routed.copy_held(&numbered("bob", 1, 1));
@@ -339,7 +350,7 @@ fn held_copies_on_a_full_disk_fail_whole_and_settle_once_there_is_room() {
     let dir = tempfile::tempdir().unwrap();
     let config = StoreConfig {
         max_db_bytes: Some(64 * 1024),
-        ..StoreConfig::new(dir.path())
+        ..tables(dir.path())
     };
     let text = "h".repeat(3_000);
     let held = |id: u64| StoredMessage {
@@ -385,7 +396,7 @@ fn held_copies_on_a_full_disk_fail_whole_and_settle_once_there_is_room() {
         );
     }
     assert_eq!(rows(dir.path(), "journal"), 0);
-    let store = open(&StoreConfig::new(dir.path()));
+    let store = open(&tables(dir.path()));
     let read: BTreeSet<u64> = mailbox(&store, "bob").iter().map(|m| m.id).collect();
     assert_eq!(read, stored);
     assert!(read.is_disjoint(&failed));
@@ -402,7 +413,7 @@ fn a_confirmation_whose_receipts_cannot_be_written_fails_whole() {
     let dir = tempfile::tempdir().unwrap();
     let config = StoreConfig {
         max_db_bytes: Some(1024 * 1024),
-        ..StoreConfig::new(dir.path())
+        ..tables(dir.path())
     };
     let store = open_with(&config, &["amy", "bob"]);
     let held = |id: u64| StoredMessage {
