@@ -49,9 +49,9 @@ pub struct StoreConfig {
     /// The tests use it to fill a "disk" quickly.
     pub max_db_bytes: Option<u64>,
     /// Whether the reliable path's batches (held copies, kept receipts,
-    /// releases) go to the batch log, a log of the store's own in
-    /// `batch-log/` (default on: `bench direct --reliable` runs 1.19×
-    /// faster). Off, they are rows of SQLite, as before. A batch log left
+    /// sent records, releases) go to the batch log, a log of the store's
+    /// own in `batch-log/` (default on: `bench direct --reliable` runs
+    /// about 1.2× faster). Off, they are rows of SQLite, as before. A batch log left
     /// by a crash is handed over to the tables at open either way
     /// (`docs/durability.md`, "The batch log").
     pub batch_log: bool,

@@ -52,7 +52,7 @@ use crate::journal::{Batch, Journal, JournalCopy, Owed};
 use crate::kept_receipts::KeptReceipts;
 use crate::receipt_log::{BatchedReceipt, ReceiptBatch, ReceiptLog};
 use crate::release_log::{Closed, Kind, ReleaseLog};
-use crate::sent_log;
+use crate::sent_log::{self, SentBatch, SentBatches};
 use crate::settling;
 
 /// The undo records' room kept between groups once the writer has been
@@ -321,6 +321,18 @@ enum Undo {
     ReceiptBatchTaken {
         row: i64,
     },
+    /// The batch of sent records `row` was held (`sent_log.rs`).
+    SentBatchAdded {
+        row: i64,
+    },
+    /// The batch is [`Owned::SentBatch`].
+    SentBatchTaken {
+        row: i64,
+    },
+    /// A record of the held batch of sent records `row` left its window.
+    SentReleased {
+        row: i64,
+    },
     /// A receipt of the receipt log's batch `row` is owed no more.
     ReceiptReleased {
         row: i64,
@@ -351,6 +363,7 @@ enum Owned {
     Name(Name),
     Batch(Box<Batch>),
     ReceiptBatch(Box<ReceiptBatch>),
+    SentBatch(Box<SentBatch>),
 }
 
 /// Every account's mailbox, keyed by folded nickname.
@@ -379,9 +392,23 @@ pub(crate) struct MailIndex {
     releases: ReleaseLog,
     /// The next row of `sent_batches`.
     next_sent_row: i64,
+    /// Batches of sent records held in memory while they are only in the
+    /// batch log (`sent_log.rs`), which `SentPlace::Batch` records point
+    /// into until they are settled as rows.
+    sent_batches: SentBatches,
+    /// Records of the batch being made that left their window already.
+    sent_evicted: u32,
     /// The batches the current group added, to be told the batch log's
     /// segment its frame went to ([`place`](Self::place)).
-    placed: Vec<(Kind, i64)>,
+    placed: Vec<(Placed, i64)>,
+}
+
+/// Which batches a group added.
+#[derive(Debug, Clone, Copy)]
+enum Placed {
+    Journal,
+    Receipts,
+    Sent,
 }
 
 impl MailIndex {
@@ -394,7 +421,7 @@ impl MailIndex {
     /// [`receipt_log::recover`](crate::receipt_log::recover) found it).
     pub(crate) fn load(
         conn: &Connection,
-        (journal_row, receipt_row): (i64, i64),
+        (journal_row, receipt_row, sent_mark): (i64, i64, i64),
     ) -> rusqlite::Result<Self> {
         let created: HashMap<String, u64> = conn
             .prepare("SELECT nick_folded, created_ms FROM accounts")?
@@ -494,7 +521,9 @@ impl MailIndex {
             receipt_log: ReceiptLog::after(receipt_row),
             journal: Journal::after(journal_row),
             releases: ReleaseLog::default(),
-            next_sent_row: sent_row + 1,
+            next_sent_row: sent_row.max(sent_mark) + 1,
+            sent_batches: SentBatches::default(),
+            sent_evicted: 0,
             placed: Vec::new(),
         })
     }
@@ -520,7 +549,7 @@ impl MailIndex {
     pub(crate) fn add_batch(&mut self, row: i64, batch: Batch) {
         self.journal.add(row, batch, Instant::now());
         self.undo.push(Undo::BatchAdded { row });
-        self.placed.push((Kind::Copy, row));
+        self.placed.push((Placed::Journal, row));
     }
 
     /// Takes out the journal's batch `row` to settle it. The caller hands
@@ -759,7 +788,7 @@ impl MailIndex {
     pub(crate) fn close_receipts(&mut self) -> Option<(i64, &[u8])> {
         let closed = self.receipt_log.close(Instant::now());
         if let Some((row, _)) = closed {
-            self.placed.push((Kind::Receipt, row));
+            self.placed.push((Placed::Receipts, row));
         }
         closed
     }
@@ -769,8 +798,9 @@ impl MailIndex {
     pub(crate) fn place(&mut self, segment: u64) {
         for (kind, row) in self.placed.drain(..) {
             let blob = match kind {
-                Kind::Copy => self.journal.blob_mut(row),
-                Kind::Receipt => self.receipt_log.blob_mut(row),
+                Placed::Journal => self.journal.blob_mut(row),
+                Placed::Receipts => self.receipt_log.blob_mut(row),
+                Placed::Sent => self.sent_batches.blob_mut(row),
             };
             if let Some(blob) = blob {
                 blob.segment = segment;
@@ -814,7 +844,8 @@ impl MailIndex {
     pub(crate) fn next_due(&self) -> Option<Instant> {
         let receipts = self.receipt_log.next_due();
         let batch = self.journal.next_due();
-        receipts.into_iter().chain(batch).min()
+        let sent = self.sent_batches.next_due();
+        receipts.into_iter().chain(batch).chain(sent).min()
     }
 
     /// The receipt kept for `owner` of `message_id` at `from` was written
@@ -849,7 +880,57 @@ impl MailIndex {
             seq,
             evicted,
         });
+        // A record that left its window releases its batch, if the batch
+        // is held in memory (or is the one being made).
+        if let Some((_, SentPlace::Batch { row, .. })) = evicted {
+            if row == self.next_sent_row {
+                self.sent_evicted += 1;
+            } else if self.sent_batches.get(row).is_some() {
+                self.sent_batches.release(row, false);
+                self.undo.push(Undo::SentReleased { row });
+            }
+        }
         true
+    }
+
+    /// Holds the batch of sent records being made (row
+    /// [`sent_row`](Self::sent_row)), `added` of whose records were
+    /// recorded in windows, while it is only in the batch log.
+    pub(crate) fn hold_sent(&mut self, row: i64, bytes: Vec<u8>, added: u32, newest: u64) {
+        let live = added.saturating_sub(std::mem::take(&mut self.sent_evicted));
+        let batch = SentBatch::new(bytes, live, newest);
+        self.sent_batches.add(row, batch, Instant::now());
+        self.undo.push(Undo::SentBatchAdded { row });
+        self.placed.push((Placed::Sent, row));
+    }
+
+    /// Forgets the evictions counted for a batch of sent records that is
+    /// not held (written as a row, or empty).
+    pub(crate) fn sent_made(&mut self) {
+        self.sent_evicted = 0;
+    }
+
+    /// The held batches of sent records to settle now (`all`: every one).
+    pub(crate) fn due_sent_batches(&mut self, all: bool, now: Instant) -> Vec<i64> {
+        self.sent_batches.due(all, now)
+    }
+
+    /// Takes out the held batch of sent records `row` to settle it;
+    /// handed back with [`sent_batch_taken`](Self::sent_batch_taken).
+    pub(crate) fn take_sent_batch(&mut self, row: i64) -> Option<SentBatch> {
+        self.sent_batches.take(row)
+    }
+
+    /// The held batch of sent records `row` is settled (if the group
+    /// commits).
+    pub(crate) fn sent_batch_taken(&mut self, row: i64, batch: SentBatch) {
+        self.undo.push(Undo::SentBatchTaken { row });
+        self.owned.push(Owned::SentBatch(Box::new(batch)));
+    }
+
+    /// The blob of the held batch of sent records `row`, if it is held.
+    pub(crate) fn held_sent(&self, row: i64) -> Option<&[u8]> {
+        self.sent_batches.get(row).map(SentBatch::bytes)
     }
 
     /// Whether `sender` holds a record of message `message_id` in its
@@ -909,6 +990,7 @@ impl MailIndex {
         let gone = self.owned.drain(..).filter_map(|owned| match owned {
             Owned::Batch(batch) => Some(settling::Batch::blob(&*batch).segment),
             Owned::ReceiptBatch(batch) => Some(settling::Batch::blob(&*batch).segment),
+            Owned::SentBatch(batch) => Some(settling::Batch::blob(&*batch).segment),
             _ => None,
         });
         gone.filter(|segment| *segment != 0).collect()
@@ -937,6 +1019,7 @@ impl MailIndex {
     pub(crate) fn roll_back(&mut self) {
         self.releases.drop_pending();
         self.placed.clear();
+        self.sent_evicted = 0;
         while let Some(undo) = self.undo.pop() {
             self.undo_one(undo);
         }
@@ -1027,11 +1110,16 @@ impl MailIndex {
             Undo::ReceiptReleased { row } => self.receipt_log.release(row, true),
             Undo::ReleasesWritten { row } => self.releases.unwrite(row),
             Undo::ReleasesUnnamed { row } => self.releases.rename(row),
+            Undo::SentBatchAdded { row } => {
+                self.sent_batches.take(row);
+            }
+            Undo::SentReleased { row } => self.sent_batches.release(row, true),
             Undo::AccountAdded { .. }
             | Undo::AccountRemoved { .. }
             | Undo::ReceiptForgotten { .. }
             | Undo::BatchTaken { .. }
-            | Undo::ReceiptBatchTaken { .. } => self.undo_owning(undo),
+            | Undo::ReceiptBatchTaken { .. }
+            | Undo::SentBatchTaken { .. } => self.undo_owning(undo),
         }
     }
 
@@ -1070,6 +1158,11 @@ impl MailIndex {
             Undo::ReceiptBatchTaken { row } => {
                 if let Some(Owned::ReceiptBatch(batch)) = self.owned.pop() {
                     self.receipt_log.put_back(row, *batch);
+                }
+            }
+            Undo::SentBatchTaken { row } => {
+                if let Some(Owned::SentBatch(batch)) = self.owned.pop() {
+                    self.sent_batches.add(row, *batch, Instant::now());
                 }
             }
             _ => {}

@@ -3,18 +3,21 @@
 //!
 //! With [`StoreConfig::batch_log`](crate::StoreConfig::batch_log) on, a
 //! group commit writes its journal batch (held copies), its receipt log
-//! batch and its release log row to the batch log as entries, instead of
-//! as rows of `journal`, `receipt_batches` and `releases`: the same blobs,
+//! batch, its sent records and its release log row to the batch log as
+//! entries, instead of as rows of `journal`, `receipt_batches`,
+//! `sent_batches` and `releases`: the same blobs,
 //! keyed by the same rows, one frame and one `fdatasync` for the group,
 //! before SQLite's `COMMIT` (which, for a group that wrote nothing else,
 //! writes nothing). Every frame also carries the highest message id the
 //! writer has stored, so that the log's newest frame always has it.
 //!
 //! A batch holds its segment of the log until it is settled (its copies
-//! or receipts still needed written as rows, in a commit that also raises
-//! `batch_log_journal` or `batch_log_receipts` in `hub_state` to its row)
-//! or needed no more (each of its items released, which the release
-//! log's entries say). Batches are settled oldest first, so those two
+//! or receipts still needed written as rows, or its sent records still in
+//! their senders' windows as the row of `sent_batches`, in a commit that
+//! also raises `batch_log_journal`, `batch_log_receipts` or
+//! `batch_log_sent` in `hub_state` to its row) or needed no more (each of
+//! its items released, which the release log's entries say, or each of
+//! its sent records out of its window). Batches are settled oldest first, so those two
 //! marks say which batches of the log recovery must leave alone.
 //!
 //! A store that opens reads the log's groups after `batch_log_lsn`, and
@@ -33,6 +36,7 @@ use tracing::warn;
 
 use crate::batch_log::{BatchLog, Committed, Group};
 use crate::journal::Batch;
+use crate::sent_log;
 
 /// A batch of the journal (`journal.rs`), keyed by its row.
 pub(crate) const JOURNAL: u8 = 1;
@@ -42,6 +46,8 @@ pub(crate) const RECEIPTS: u8 = 2;
 pub(crate) const RELEASES: u8 = 3;
 /// The highest message id stored so far, as the key (no bytes).
 pub(crate) const LAST_ID: u8 = 4;
+/// A batch of sent records (`sent_log.rs`), keyed by its row.
+pub(crate) const SENT: u8 = 6;
 /// The group wrote to the tables too (no key, no bytes): it counts only if
 /// its transaction committed, which `batch_log_sql` says.
 pub(crate) const WITH_TABLES: u8 = 5;
@@ -57,16 +63,17 @@ pub(crate) struct Logged {
     last_id: u64,
 }
 
-/// What [`recover`] handed over: the rows the journal's and the receipt
-/// log's batches must start after.
+/// What [`recover`] handed over: the rows the journal's batches, the
+/// receipt log's and the sent records' must start after.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Recovered {
-    pub(crate) journal_row: i64,
-    pub(crate) receipt_row: i64,
+    pub(crate) journal: i64,
+    pub(crate) receipts: i64,
+    pub(crate) sent: i64,
 }
 
 impl Logged {
-    /// Stages a batch's blob (`kind` [`JOURNAL`], [`RECEIPTS`] or
+    /// Stages a batch's blob (`kind` [`JOURNAL`], [`RECEIPTS`], [`SENT`] or
     /// [`RELEASES`]) in the group's frame. Batches hold their segment; the
     /// release log's rows do not (they are needed only while the batches
     /// they name are, which come before them).
@@ -163,6 +170,7 @@ fn hand_over(conn: &Connection, groups: &[Group], last_lsn: u64) -> rusqlite::Re
     let handed = mark("batch_log_lsn")?;
     let journal = mark("batch_log_journal")?;
     let receipts = mark("batch_log_receipts")?;
+    let sent = mark("batch_log_sent")?;
     let with_tables = mark("batch_log_sql")?;
     let mut last_id = mark("last_message_id")?;
     let (mut batches, mut releases) = (0_u64, 0_u64);
@@ -206,6 +214,17 @@ fn hand_over(conn: &Connection, groups: &[Group], last_lsn: u64) -> rusqlite::Re
                     .execute(params![*key, bytes])?;
                     releases += 1;
                 }
+                SENT if *key > sent => {
+                    let newest = sent_log::records(bytes)
+                        .map(|(_, record)| record.ts_ms)
+                        .max()
+                        .unwrap_or(0);
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO sent_batches (seq, ts_ms, records) VALUES (?1, ?2, ?3)",
+                    )?
+                    .execute(params![*key, newest, bytes])?;
+                    batches += 1;
+                }
                 LAST_ID => last_id = last_id.max(*key),
                 _ => {}
             }
@@ -233,8 +252,9 @@ fn marks(conn: &Connection) -> rusqlite::Result<Recovered> {
         })
     };
     Ok(Recovered {
-        journal_row: mark("batch_log_journal")?,
-        receipt_row: mark("batch_log_receipts")?,
+        journal: mark("batch_log_journal")?,
+        receipts: mark("batch_log_receipts")?,
+        sent: mark("batch_log_sent")?,
     })
 }
 

@@ -51,6 +51,7 @@ pub(crate) fn remember_sent<'a>(
     let row = tx.index.sent_row();
     let mut records = Vec::new();
     let mut newest = 0;
+    let mut added = 0_u32;
     for record in sent {
         let sender = fold(record.sender);
         if tx.index.get(&sender).is_none() || tx.index.has_sent(&sender, record.message_id) {
@@ -58,15 +59,24 @@ pub(crate) fn remember_sent<'a>(
         }
         let at = sent_log::push(&mut records, &sender, &record);
         newest = newest.max(record.ts_ms);
-        tx.index
-            .add_sent(&sender, record.message_id, SentPlace::Batch { row, at });
+        let place = SentPlace::Batch { row, at };
+        added += u32::from(tx.index.add_sent(&sender, record.message_id, place));
     }
-    if !records.is_empty() {
+    if records.is_empty() {
+        tx.index.sent_made();
+        return Ok(());
+    }
+    if let Some(logged) = tx.logged.as_deref_mut() {
+        // In the batch log, and held in memory until settled (`sent_log.rs`).
+        logged.stage(logged::SENT, row, &records);
+        tx.index.hold_sent(row, records, added, newest);
+    } else {
         tx.conn
             .prepare_cached("INSERT INTO sent_batches (seq, ts_ms, records) VALUES (?1, ?2, ?3)")?
             .execute(params![row, newest, records])?;
-        tx.index.sent_row_used(row);
+        tx.index.sent_made();
     }
+    tx.index.sent_row_used(row);
     Ok(())
 }
 
@@ -127,12 +137,44 @@ pub(crate) fn indexed<T: Default>(index: &MailIndex, nick: &str, take: fn(&Entri
     index.get(&fold(nick)).map(take).unwrap_or_default()
 }
 
+/// Where one of a sender's records is read from: a row, or (held in the
+/// writer's memory while only in the batch log) the record itself, read
+/// there.
+#[derive(Debug)]
+pub(crate) enum SentSource {
+    Place(SentPlace),
+    Record(SentRecord),
+}
+
+/// A sender's window of records, oldest first, as the writer's thread
+/// finds them (`MailStore::sent`): those held in memory read there.
+pub(crate) fn sent_sources(index: &MailIndex, sender: &str) -> Vec<SentSource> {
+    let places = indexed(index, sender, Entries::sent_rows);
+    let held = |place: SentPlace| {
+        let SentPlace::Batch { row, at } = place else {
+            return None;
+        };
+        let blob = index.held_sent(row)?;
+        let (record, _) = sent_log::read(blob, usize::try_from(at).ok()?)?;
+        Some(SentRecord {
+            sender: sender.to_owned(),
+            message_id: record.message_id,
+            client_id: record.client_id,
+            ts_ms: record.ts_ms,
+            delivered: record.delivered,
+            statuses: SentRecord::split_statuses(record.statuses),
+        })
+    };
+    let source = |place| held(place).map_or(SentSource::Place(place), SentSource::Record);
+    places.into_iter().map(source).collect()
+}
+
 /// A sender's newest [`SENT_WINDOW`] records, oldest first: `rows`, as of
 /// the writes before this read (one swept since is left out).
 pub(crate) fn sent(
     conn: &Connection,
     sender: &str,
-    rows: Vec<SentPlace>,
+    rows: Vec<SentSource>,
 ) -> rusqlite::Result<Vec<SentRecord>> {
     let tx = conn.unchecked_transaction()?;
     let mut read = tx.prepare_cached(
@@ -143,7 +185,14 @@ pub(crate) fn sent(
     // read once.
     let mut batch: Option<(i64, Option<Vec<u8>>)> = None;
     let mut records = Vec::with_capacity(rows.len().min(SENT_WINDOW));
-    for place in rows {
+    for source in rows {
+        let place = match source {
+            SentSource::Place(place) => place,
+            SentSource::Record(record) => {
+                records.push(record);
+                continue;
+            }
+        };
         let seq = match place {
             SentPlace::Row(seq) => seq,
             SentPlace::Batch { row, at } => {
@@ -521,7 +570,34 @@ pub(crate) fn keep_receipts(tx: &mut Txn<'_>, receipts: &[KeptReceipt]) -> rusql
 /// deletion, the store's close).
 pub(crate) fn settle(tx: &mut Txn<'_>, all: bool) -> rusqlite::Result<()> {
     settle_receipts(tx, all)?;
-    settle_journal(tx, all)
+    settle_journal(tx, all)?;
+    settle_sent(tx, all)
+}
+
+/// Settles the held batches of sent records that are due
+/// (`sent_log.rs`): one with records still in their senders' windows is
+/// written as the row of `sent_batches` it stands for (where its records'
+/// places point already); one with none is dropped.
+fn settle_sent(tx: &mut Txn<'_>, all: bool) -> rusqlite::Result<()> {
+    let due = tx.index.due_sent_batches(all, std::time::Instant::now());
+    for row in due {
+        let Some(batch) = tx.index.take_sent_batch(row) else {
+            continue;
+        };
+        let settled = if batch.is_spent() {
+            Ok(())
+        } else {
+            (tx.conn)
+                .prepare_cached(
+                    "INSERT INTO sent_batches (seq, ts_ms, records) VALUES (?1, ?2, ?3)",
+                )
+                .and_then(|mut insert| insert.execute(params![row, batch.newest, batch.bytes()]))
+                .and_then(|_| logged::settled(tx.conn, "batch_log_sent", row))
+        };
+        tx.index.sent_batch_taken(row, batch);
+        settled?;
+    }
+    Ok(())
 }
 
 /// Writes the group's batch of receipts kept (`receipt_log.rs`), if it

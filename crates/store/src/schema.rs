@@ -318,15 +318,17 @@ CREATE TABLE releases (
 /// Version 16: what the batch log (`batch_log/`, `logged.rs`) has handed
 /// over to the tables: `batch_log_lsn`, the last of its groups written into
 /// them when the store opened; `batch_log_journal` and
-/// `batch_log_receipts`, the newest batch of the journal and of the
-/// receipt log settled from it (settled oldest first, so every batch up to
-/// it is settled or needed no more); `batch_log_sql`, the last group with
-/// writes to the tables as well whose transaction committed.
+/// `batch_log_receipts` and `batch_log_sent`, the newest batch of the
+/// journal, of the receipt log and of sent records settled from it
+/// (settled oldest first, so every batch up to it is settled or needed no
+/// more); `batch_log_sql`, the last group with writes to the tables as
+/// well whose transaction committed.
 const V16: &str = "
 INSERT INTO hub_state (key, value) VALUES
     ('batch_log_lsn', 0),
     ('batch_log_journal', 0),
     ('batch_log_receipts', 0),
+    ('batch_log_sent', 0),
     ('batch_log_sql', 0);
 ";
 
@@ -503,7 +505,7 @@ mod tests {
         );
         // Read by the index of the latest version, beside the batches.
         migrations().to_latest(&mut conn).unwrap();
-        let index = crate::index::MailIndex::load(&conn, (0, 0)).unwrap();
+        let index = crate::index::MailIndex::load(&conn, (0, 0, 0)).unwrap();
         assert_eq!(
             index.get("amy").unwrap().sent_rows(),
             [

@@ -17,8 +17,112 @@
 //! statuses column (as `sent` has it), each a `u32` length and its UTF-8
 //! bytes.
 
+use std::time::{Duration, Instant};
+
 use crate::blob::{self, Reader};
 use crate::routed::SentView;
+use crate::settling::{self, Blob, Held};
+
+/// How long a batch of sent records stays in the batch log (`logged.rs`)
+/// before it is settled as a row of `sent_batches`, if any of its records
+/// is still in its sender's window then. Under load a sender's window
+/// turns over in well under this, and the batch goes with nothing
+/// written.
+pub(crate) const SENT_GRACE: Duration = Duration::from_secs(2);
+
+/// The blobs of sent records held in memory at most: past it, the oldest
+/// are settled at the next commit, however young.
+pub(crate) const MAX_SENT_BYTES: usize = 16 << 20;
+
+/// A batch of sent records held in the writer's memory while it is only
+/// in the batch log: its blob, and how many of its records are still in
+/// their senders' windows.
+#[derive(Debug, Default)]
+pub(crate) struct SentBatch {
+    blob: Blob,
+    /// Its newest record's time (`sent_batches.ts_ms`, for the sweep).
+    pub(crate) newest: u64,
+}
+
+impl settling::Batch for SentBatch {
+    fn blob(&self) -> &Blob {
+        &self.blob
+    }
+
+    fn blob_mut(&mut self) -> &mut Blob {
+        &mut self.blob
+    }
+}
+
+impl SentBatch {
+    /// The batch of `bytes`, with `live` records in windows.
+    pub(crate) fn new(bytes: Vec<u8>, live: u32, newest: u64) -> Self {
+        Self {
+            blob: Blob {
+                bytes,
+                live,
+                ..Blob::default()
+            },
+            newest,
+        }
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.blob.bytes
+    }
+
+    pub(crate) fn is_spent(&self) -> bool {
+        self.blob.is_spent()
+    }
+}
+
+/// The batches of sent records held in memory, by row.
+#[derive(Debug)]
+pub(crate) struct SentBatches {
+    held: Held<SentBatch>,
+}
+
+impl Default for SentBatches {
+    fn default() -> Self {
+        Self {
+            held: Held::new(MAX_SENT_BYTES),
+        }
+    }
+}
+
+impl SentBatches {
+    /// Holds `batch`, of row `row`, until it is settled.
+    pub(crate) fn add(&mut self, row: i64, mut batch: SentBatch, now: Instant) {
+        batch.blob.due.get_or_insert(now + SENT_GRACE);
+        self.held.insert(row, batch);
+    }
+
+    pub(crate) fn take(&mut self, row: i64) -> Option<SentBatch> {
+        self.held.take(row)
+    }
+
+    pub(crate) fn get(&self, row: i64) -> Option<&SentBatch> {
+        self.held.get(row)
+    }
+
+    pub(crate) fn blob_mut(&mut self, row: i64) -> Option<&mut Blob> {
+        self.held.get_mut(row).map(|batch| &mut batch.blob)
+    }
+
+    /// One of batch `row`'s records left its window (`undo`: it is back).
+    pub(crate) fn release(&mut self, row: i64, undo: bool) {
+        self.held.release(row, undo);
+    }
+
+    /// The rows to settle now (`all`: every one).
+    pub(crate) fn due(&mut self, all: bool, now: Instant) -> Vec<i64> {
+        self.held.due(all, now)
+    }
+
+    pub(crate) fn next_due(&self) -> Option<Instant> {
+        self.held.next_due()
+    }
+}
 
 /// Appends `record`, sent by `sender` (folded), answering where it starts.
 pub(crate) fn push(blob: &mut Vec<u8>, sender: &str, record: &SentView<'_>) -> u32 {

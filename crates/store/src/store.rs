@@ -134,8 +134,9 @@ impl Store {
         release_log::clear(&conn).map_err(open_error)?;
         // Batches settled from the batch log are never numbered again.
         let rows = (
-            journal_row.max(marks.journal_row),
-            receipt_row.max(marks.receipt_row),
+            journal_row.max(marks.journal),
+            receipt_row.max(marks.receipts),
+            marks.sent,
         );
         let index = MailIndex::load(&conn, rows).map_err(|source| StoreError::Open {
             path: path.clone(),
@@ -334,7 +335,7 @@ impl MailStore for Store {
         let sender = sender.to_owned();
         let key = sender.clone();
         self.indexed_read(
-            move |index| queries::indexed(index, &key, Entries::sent_rows),
+            move |index| queries::sent_sources(index, &key),
             move |conn, rows| queries::sent(conn, &sender, rows).map(Ok),
         )
     }
