@@ -89,6 +89,12 @@ pub(crate) fn read(bytes: &[u8]) -> Option<Found> {
     })
 }
 
+/// The payload's length a frame's header gives (a header that is not one
+/// gives a length its frame then fails to check with).
+pub(crate) fn payload_len(header: &[u8; HEADER]) -> u64 {
+    u64::from(u32_at(header, 0))
+}
+
 /// The entries of a frame's payload (`None` for the rest: the payload does
 /// not read as entries, which a checksum that holds makes a bug).
 pub(crate) fn entries(payload: &[u8]) -> impl Iterator<Item = Option<Entry<'_>>> {

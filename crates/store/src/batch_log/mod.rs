@@ -151,7 +151,7 @@ impl BatchLog {
                 continue;
             };
             next_file = next_file.max(name + 1);
-            scanned.push(Scanned::read(path)?);
+            scanned.push(Scanned::first(path)?);
         }
         let mut log = Self {
             dir: dir.to_owned(),
@@ -170,6 +170,15 @@ impl BatchLog {
         frame::start(&mut log.staged);
         // Numbers go on past every one seen, even in files not needed.
         log.next_segment = 1 + scanned.iter().map(|s| s.number).max().unwrap_or(0);
+        // The last frame is in the newest segment; only it and the
+        // segments its tail names are read through, not the spare files.
+        let newest = scanned
+            .iter_mut()
+            .filter(|s| s.number > 0)
+            .max_by_key(|s| s.number);
+        if let Some(newest) = newest {
+            newest.scan()?;
+        }
         let last = scanned
             .iter()
             .filter_map(|s| s.frames.last().map(|f| (f.lsn, f.segment, f.tail)))
@@ -181,6 +190,11 @@ impl BatchLog {
         };
         log.next_lsn = last_lsn + 1;
         log.tail_on_disk = tail;
+        for segment in &mut scanned {
+            if segment.number >= tail && segment.number < last_segment {
+                segment.scan()?;
+            }
+        }
         let (mut needed, spare): (Vec<_>, Vec<_>) = scanned
             .into_iter()
             .partition(|s| s.number >= tail && s.number <= last_segment && !s.frames.is_empty());
@@ -435,10 +449,37 @@ struct Scanned {
 }
 
 impl Scanned {
-    fn read(path: PathBuf) -> io::Result<Self> {
+    /// The file at `path`, its segment's number read from its first frame
+    /// (its frames not read yet: [`scan`](Self::scan)).
+    fn first(path: PathBuf) -> io::Result<Self> {
         let file = OpenOptions::new().read(true).write(true).open(&path)?;
+        let size = file.metadata()?.len();
+        let mut header = [0; frame::HEADER];
+        let mut number = 0;
+        if file.read_exact_at(&mut header, 0).is_ok() {
+            // A length past the file's end is no frame (nor a reason to
+            // allocate it).
+            let len = frame::HEADER as u64 + frame::payload_len(&header);
+            if len <= size {
+                let mut first = vec![0; len as usize];
+                file.read_exact_at(&mut first, 0)?;
+                number = frame::read(&first).map_or(0, |found| found.segment);
+            }
+        }
+        Ok(Self {
+            path,
+            file,
+            bytes: Vec::new(),
+            number,
+            frames: Vec::new(),
+            end: 0,
+        })
+    }
+
+    /// Reads the file through, and its frames.
+    fn scan(&mut self) -> io::Result<()> {
         let mut bytes = Vec::new();
-        io::Read::read_to_end(&mut &file, &mut bytes)?;
+        io::Read::read_to_end(&mut &self.file, &mut bytes)?;
         let mut frames = Vec::new();
         let mut at = 0;
         while let Some(found) = bytes.get(at..).and_then(frame::read) {
@@ -451,14 +492,11 @@ impl Scanned {
             frames.push(found);
             at += found.len;
         }
-        Ok(Self {
-            path,
-            file,
-            number: frames.first().map_or(0, |f| f.segment),
-            frames,
-            end: at as u64,
-            bytes,
-        })
+        self.number = frames.first().map_or(0, |f| f.segment);
+        self.frames = frames;
+        self.end = at as u64;
+        self.bytes = bytes;
+        Ok(())
     }
 
     fn groups(&self) -> impl Iterator<Item = Group> + '_ {

@@ -220,6 +220,21 @@ fn a_missing_needed_segment_is_damage_and_does_not_open() {
 }
 
 #[test]
+fn a_segment_file_of_garbage_is_spare_however_long_it_claims_to_be() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (mut log, _) = open(dir.path());
+    log.stage(1, 1, b"one", true);
+    log.commit().expect("commit");
+    drop(log);
+    // A header claiming a 4 GiB frame, in a file of 64 bytes.
+    fs::write(dir.path().join("00000099.seg"), [0xff; 64]).expect("written");
+    let (mut log, groups) = open(dir.path());
+    assert_eq!(lsns(&groups), vec![1]);
+    log.stage(1, 2, b"two", true);
+    assert_eq!(log.commit().expect("commit").expect("a frame").lsn, 2);
+}
+
+#[test]
 fn other_files_in_the_directory_are_left_alone() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     fs::write(dir.path().join("notes.txt"), b"mine").expect("written");
