@@ -156,17 +156,22 @@ pub(crate) fn sent_sources(index: &MailIndex, sender: &str) -> Vec<SentSource> {
         };
         let blob = index.held_sent(row)?;
         let (record, _) = sent_log::read(blob, usize::try_from(at).ok()?)?;
-        Some(SentRecord {
-            sender: sender.to_owned(),
-            message_id: record.message_id,
-            client_id: record.client_id,
-            ts_ms: record.ts_ms,
-            delivered: record.delivered,
-            statuses: SentRecord::split_statuses(record.statuses),
-        })
+        Some(sent_record(sender, &record))
     };
     let source = |place| held(place).map_or(SentSource::Place(place), SentSource::Record);
     places.into_iter().map(source).collect()
+}
+
+/// `sender`'s record as a batch of them has it.
+fn sent_record(sender: &str, record: &SentView<'_>) -> SentRecord {
+    SentRecord {
+        sender: sender.to_owned(),
+        message_id: record.message_id,
+        client_id: record.client_id,
+        ts_ms: record.ts_ms,
+        delivered: record.delivered,
+        statuses: SentRecord::split_statuses(record.statuses),
+    }
 }
 
 /// A sender's newest [`SENT_WINDOW`] records, oldest first: `rows`, as of
@@ -205,14 +210,7 @@ pub(crate) fn sent(
                 let logged = (batch.as_ref())
                     .and_then(|(_, blob)| blob.as_deref())
                     .and_then(|blob| sent_log::read(blob, usize::try_from(at).ok()?));
-                records.extend(logged.map(|(record, _)| SentRecord {
-                    sender: sender.to_owned(),
-                    message_id: record.message_id,
-                    client_id: record.client_id,
-                    ts_ms: record.ts_ms,
-                    delivered: record.delivered,
-                    statuses: SentRecord::split_statuses(record.statuses),
-                }));
+                records.extend(logged.map(|(record, _)| sent_record(sender, &record)));
                 continue;
             }
         };

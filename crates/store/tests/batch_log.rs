@@ -9,32 +9,11 @@ mod support;
 use std::path::Path;
 
 use chinwag_store::{MailStore, Routed, Store, StoreConfig, StoreOutcome, StoredMessage};
-use support::{T0, message, open, open_with};
-
-/// Rows in `table` of the database in `dir`.
-fn rows(dir: &Path, table: &str) -> i64 {
-    rusqlite::Connection::open(dir.join("chinwag.db"))
-        .unwrap()
-        .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
-            row.get(0)
-        })
-        .unwrap()
-}
+use support::{T0, mailbox, numbered, open, open_with, rows};
 
 /// The batch log's segment files in `dir`.
 fn segments(dir: &Path) -> usize {
     std::fs::read_dir(dir.join("batch-log")).map_or(0, Iterator::count)
-}
-
-fn numbered(recipient: &str, id: u64, number: u64) -> StoredMessage {
-    StoredMessage {
-        number,
-        ..message(recipient, id)
-    }
-}
-
-fn mailbox(store: &Store, recipient: &str) -> Vec<StoredMessage> {
-    store.mailbox(recipient).unwrap().wait().unwrap().messages
 }
 
 fn hold(store: &Store, copies: &[StoredMessage]) {

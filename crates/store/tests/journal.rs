@@ -13,7 +13,7 @@ use std::path::Path;
 use chinwag_store::{
     AccountStore, KeptReceipt, MailStore, Routed, Store, StoreConfig, StoreOutcome, StoredMessage,
 };
-use support::{T0, message, open, open_with};
+use support::{T0, mailbox, numbered, open, open_with, rows};
 
 /// The store's defaults in `dir`, with the batches as rows of SQLite.
 fn tables(dir: &Path) -> StoreConfig {
@@ -21,28 +21,6 @@ fn tables(dir: &Path) -> StoreConfig {
         batch_log: false,
         ..StoreConfig::new(dir)
     }
-}
-
-/// Rows in `table` of the database in `dir`.
-fn rows(dir: &Path, table: &str) -> i64 {
-    rusqlite::Connection::open(dir.join("chinwag.db"))
-        .unwrap()
-        .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
-            row.get(0)
-        })
-        .unwrap()
-}
-
-/// Message `id` to `recipient`, numbered `number` for it.
-fn numbered(recipient: &str, id: u64, number: u64) -> StoredMessage {
-    StoredMessage {
-        number,
-        ..message(recipient, id)
-    }
-}
-
-fn mailbox(store: &Store, recipient: &str) -> Vec<StoredMessage> {
-    store.mailbox(recipient).unwrap().wait().unwrap().messages
 }
 
 fn store_routed(store: &Store, routed: Routed) -> Vec<StoreOutcome> {

@@ -3,7 +3,11 @@
 
 #![allow(dead_code, unreachable_pub)] // each suite uses its own part of this
 
-use chinwag_store::{AccountStore, NewAccount, Store, StoreConfig, StoreError, StoredMessage};
+use std::path::Path;
+
+use chinwag_store::{
+    AccountStore, MailStore, NewAccount, Store, StoreConfig, StoreError, StoredMessage,
+};
 
 /// A password hash of the right shape; the store does not look inside.
 pub const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
@@ -64,4 +68,27 @@ pub fn message_with(recipient: &str, id: u64, text: &str) -> StoredMessage {
         text: text.to_owned(),
         ..message(recipient, id)
     }
+}
+
+/// Message `id` to `recipient`, numbered `number` for it.
+pub fn numbered(recipient: &str, id: u64, number: u64) -> StoredMessage {
+    StoredMessage {
+        number,
+        ..message(recipient, id)
+    }
+}
+
+/// `recipient`'s mailbox, as a login reads it.
+pub fn mailbox(store: &Store, recipient: &str) -> Vec<StoredMessage> {
+    store.mailbox(recipient).unwrap().wait().unwrap().messages
+}
+
+/// Rows in `table` of the database in `dir`.
+pub fn rows(dir: &Path, table: &str) -> i64 {
+    rusqlite::Connection::open(dir.join("chinwag.db"))
+        .unwrap()
+        .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
+            row.get(0)
+        })
+        .unwrap()
 }
