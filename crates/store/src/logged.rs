@@ -152,27 +152,30 @@ pub(crate) fn recover(
         return Ok((None, marks(conn).map_err(io::Error::other)?));
     }
     let (log, groups) = BatchLog::open(&dir, segment_bytes)?;
-    let last_id = hand_over(conn, &groups, log.last_lsn()).map_err(io::Error::other)?;
-    let recovered = marks(conn).map_err(io::Error::other)?;
+    let (last_id, recovered) =
+        hand_over(conn, &groups, log.last_lsn()).map_err(io::Error::other)?;
     let logged = writing.then_some(Logged { log, last_id });
     Ok((logged, recovered))
 }
 
 /// Writes the entries of `groups` past `batch_log_lsn` into the tables, and
-/// raises it to `last_lsn`: the highest message id among them.
-fn hand_over(conn: &Connection, groups: &[Group], last_lsn: u64) -> rusqlite::Result<u64> {
+/// raises it to `last_lsn`: the highest message id stored, and the marks
+/// the batches must be numbered after. With no group past it, writes
+/// nothing.
+fn hand_over(
+    conn: &Connection,
+    groups: &[Group],
+    last_lsn: u64,
+) -> rusqlite::Result<(u64, Recovered)> {
+    let recovered = marks(conn)?;
+    let handed: u64 = mark(conn, "batch_log_lsn")?;
+    let mut last_id: u64 = mark(conn, "last_message_id")?;
+    if groups.iter().all(|group| group.lsn <= handed) {
+        return Ok((last_id, recovered));
+    }
     let tx = conn.unchecked_transaction()?;
-    let mark = |key: &str| -> rusqlite::Result<u64> {
-        tx.query_row("SELECT value FROM hub_state WHERE key = ?1", [key], |row| {
-            row.get(0)
-        })
-    };
-    let handed = mark("batch_log_lsn")?;
-    let journal = mark("batch_log_journal")?;
-    let receipts = mark("batch_log_receipts")?;
-    let sent = mark("batch_log_sent")?;
-    let with_tables = mark("batch_log_sql")?;
-    let mut last_id = mark("last_message_id")?;
+    let (journal, receipts, sent) = (recovered.journal, recovered.receipts, recovered.sent);
+    let with_tables: u64 = mark(&tx, "batch_log_sql")?;
     let (mut batches, mut releases) = (0_u64, 0_u64);
     // A group whose writes to the tables did not commit did not commit at
     // all: it was answered as failed, or not answered.
@@ -190,7 +193,7 @@ fn hand_over(conn: &Connection, groups: &[Group], last_lsn: u64) -> rusqlite::Re
     {
         for (kind, key, bytes) in &group.entries {
             match *kind {
-                JOURNAL if *key > journal => {
+                JOURNAL if key_row(*key) > journal => {
                     let newest = Batch::from_blob(bytes.clone())
                         .and_then(|batch| batch.copies().map(|(_, copy)| copy.ts_ms).max())
                         .unwrap_or(0);
@@ -200,7 +203,7 @@ fn hand_over(conn: &Connection, groups: &[Group], last_lsn: u64) -> rusqlite::Re
                     .execute(params![*key, newest, bytes])?;
                     batches += 1;
                 }
-                RECEIPTS if *key > receipts => {
+                RECEIPTS if key_row(*key) > receipts => {
                     tx.prepare_cached(
                         "INSERT OR REPLACE INTO receipt_batches (seq, receipts) VALUES (?1, ?2)",
                     )?
@@ -214,7 +217,7 @@ fn hand_over(conn: &Connection, groups: &[Group], last_lsn: u64) -> rusqlite::Re
                     .execute(params![*key, bytes])?;
                     releases += 1;
                 }
-                SENT if *key > sent => {
+                SENT if key_row(*key) > sent => {
                     let newest = sent_log::records(bytes)
                         .map(|(_, record)| record.ts_ms)
                         .max()
@@ -230,9 +233,8 @@ fn hand_over(conn: &Connection, groups: &[Group], last_lsn: u64) -> rusqlite::Re
             }
         }
     }
-    let raise = "UPDATE hub_state SET value = max(value, ?2) WHERE key = ?1";
-    tx.execute(raise, params!["batch_log_lsn", last_lsn])?;
-    tx.execute(raise, params!["last_message_id", last_id])?;
+    raise(&tx, "batch_log_lsn", last_lsn)?;
+    raise(&tx, "last_message_id", last_id)?;
     tx.commit()?;
     if batches > 0 {
         warn!(
@@ -240,42 +242,48 @@ fn hand_over(conn: &Connection, groups: &[Group], last_lsn: u64) -> rusqlite::Re
             releases, "batches a crash left in the batch log were handed to the tables"
         );
     }
-    Ok(last_id)
+    Ok((last_id, recovered))
 }
 
 /// The rows the journal's and the receipt log's batches must start after:
 /// past every one settled from the log.
 fn marks(conn: &Connection) -> rusqlite::Result<Recovered> {
-    let mark = |key: &str| -> rusqlite::Result<i64> {
-        conn.query_row("SELECT value FROM hub_state WHERE key = ?1", [key], |row| {
-            row.get(0)
-        })
-    };
     Ok(Recovered {
-        journal: mark("batch_log_journal")?,
-        receipts: mark("batch_log_receipts")?,
-        sent: mark("batch_log_sent")?,
+        journal: mark(conn, "batch_log_journal")?,
+        receipts: mark(conn, "batch_log_receipts")?,
+        sent: mark(conn, "batch_log_sent")?,
     })
 }
 
-/// Raises mark `key` (`batch_log_journal`, `batch_log_receipts`) to
-/// `row`: the batch `row` is settled, in this transaction.
+/// Raises mark `key` (`batch_log_journal`, `batch_log_receipts`,
+/// `batch_log_sent`) to `row`: the batch `row` is settled, in this
+/// transaction.
 pub(crate) fn settled(conn: &Connection, key: &str, row: i64) -> rusqlite::Result<()> {
-    conn.prepare_cached("UPDATE hub_state SET value = max(value, ?2) WHERE key = ?1")?
-        .execute(params![key, row])?;
-    Ok(())
+    raise(conn, key, row)
 }
 
 /// Leaves the mark of a clean close: every group of the log is in the
 /// tables or needed no more, so the next open reads none.
 pub(crate) fn closed(conn: &Connection, last_lsn: u64) -> rusqlite::Result<()> {
-    settled_lsn(conn, last_lsn)
+    raise(conn, "batch_log_lsn", last_lsn)
 }
 
-fn settled_lsn(conn: &Connection, last_lsn: u64) -> rusqlite::Result<()> {
+/// The value of `hub_state`'s `key`.
+fn mark<T: rusqlite::types::FromSql>(conn: &Connection, key: &str) -> rusqlite::Result<T> {
+    conn.prepare_cached("SELECT value FROM hub_state WHERE key = ?1")?
+        .query_row([key], |row| row.get(0))
+}
+
+/// Raises `hub_state`'s `key` to at least `value`.
+fn raise(conn: &Connection, key: &str, value: impl rusqlite::ToSql) -> rusqlite::Result<()> {
     conn.prepare_cached("UPDATE hub_state SET value = max(value, ?2) WHERE key = ?1")?
-        .execute(params!["batch_log_lsn", last_lsn])?;
+        .execute(params![key, value])?;
     Ok(())
+}
+
+/// A log entry's key as the row it stands for.
+fn key_row(key: u64) -> i64 {
+    i64::try_from(key).unwrap_or(i64::MAX)
 }
 
 /// The batch log's failure, as the store reports a failed write: SQLite's

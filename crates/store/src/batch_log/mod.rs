@@ -308,10 +308,7 @@ impl BatchLog {
         self.next_lsn = committed.lsn;
         self.offset = committed.offset;
         self.tail_on_disk = committed.tail_before;
-        current
-            .file
-            .write_all_at(&[0; frame::HEADER], committed.offset)?;
-        current.file.sync_data()
+        unmake(&current.file, committed.offset)
     }
 
     /// The segments on disk, needed or kept for reuse, and their bytes.
@@ -349,11 +346,7 @@ impl BatchLog {
             .and_then(|()| current.file.sync_data());
         if let Err(error) = done {
             // Whatever of the frame reached the file must not be read.
-            let unmade = current
-                .file
-                .write_all_at(&[0; frame::HEADER], offset)
-                .and_then(|()| current.file.sync_data());
-            if let Err(unmade) = unmade {
+            if let Err(unmade) = unmake(&current.file, offset) {
                 warn!(%unmade, "could not unmake a failed frame of the batch log");
             }
             return Err(error);
@@ -433,6 +426,13 @@ impl BatchLog {
             }
         }
     }
+}
+
+/// Makes the frame at `offset` of `file` unreadable on disk: its header
+/// zeroed, and fsync'd.
+fn unmake(file: &File, offset: u64) -> io::Result<()> {
+    file.write_all_at(&[0; frame::HEADER], offset)?;
+    file.sync_data()
 }
 
 /// A segment file as found at open.
